@@ -1,0 +1,273 @@
+// Package activities holds everything fleetflow's workflows do to the
+// outside world: robot I/O over MQTT (VDA 5050), the fleet registry in
+// PostgreSQL (subpackage store), site maps, and cloud APIs such as the WMS
+// webhook. Activities are idempotent: Temporal may run them twice.
+//
+// Each method's name is the activity name the workflows use
+// (workflows.Activity*); a test in package workers checks they match.
+package activities
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"time"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/fleetflow/fleetflow/activities/store"
+	"github.com/fleetflow/fleetflow/internal/site"
+	"github.com/fleetflow/fleetflow/internal/vda5050"
+	"github.com/fleetflow/fleetflow/schemas"
+)
+
+// Error types activities fail with (non-retryable).
+const (
+	ErrInvalidMission = "InvalidMission"
+	ErrUnknownRobot   = "UnknownRobot"
+)
+
+// signalRobotAvailable is workflows.SignalRobotAvailable; activities do not
+// import workflows (dependencies point one way), a test keeps them equal.
+const signalRobotAvailable = "robot-available"
+
+// Activities holds the dependencies of every activity.
+type Activities struct {
+	Store    *store.Store
+	Link     *RobotLink
+	Sites    map[string]*site.Map
+	Temporal client.Client // signals queued missions when a robot is released
+	HTTP     *http.Client
+	// WMSWebhookURL receives a JSON POST when a mission ends; "" = none.
+	WMSWebhookURL string
+}
+
+func invalid(format string, a ...any) error {
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, a...), ErrInvalidMission, nil)
+}
+
+func (a *Activities) siteMap(name string) (*site.Map, error) {
+	m, ok := a.Sites[name]
+	if !ok {
+		known := make([]string, 0, len(a.Sites))
+		for k := range a.Sites {
+			known = append(known, k)
+		}
+		return nil, invalid("unknown site %q (known: %v)", name, known)
+	}
+	return m, nil
+}
+
+func steps(spec schemas.MissionSpec) []site.Step {
+	out := make([]site.Step, len(spec.Steps))
+	for i, s := range spec.Steps {
+		out[i] = site.Step{Station: s.Station, Action: s.Action}
+	}
+	return out
+}
+
+// PlanMission checks a mission against its site map (stations exist, allow
+// the action, some robot has the capabilities) and returns where it starts.
+// Errors: InvalidMission (non-retryable) naming every problem.
+func (a *Activities) PlanMission(ctx context.Context, in schemas.PlanMissionInput) (schemas.PlanMissionResult, error) {
+	m, err := a.siteMap(in.Spec.Site)
+	if err != nil {
+		return schemas.PlanMissionResult{}, err
+	}
+	if err := m.CheckMission(steps(in.Spec), in.Spec.RequiredCapabilities); err != nil {
+		return schemas.PlanMissionResult{}, invalid("mission %s: %v", in.Spec.MissionID, err)
+	}
+	st, _ := m.Station(in.Spec.Steps[0].Station)
+	n, _ := m.Node(st.Node)
+	return schemas.PlanMissionResult{FirstStationNode: n.ID, X: n.X, Y: n.Y}, nil
+}
+
+// ReserveRobot atomically reserves the nearest eligible idle robot, or puts
+// the mission in the site's queue (priority first, then FIFO).
+func (a *Activities) ReserveRobot(ctx context.Context, in schemas.ReserveRobotInput) (schemas.ReserveRobotResult, error) {
+	r, err := a.Store.Reserve(ctx, store.ReserveRequest{
+		MissionID: in.MissionID, WorkflowID: in.WorkflowID, Site: in.Site, Priority: in.Priority,
+		RequiredCapabilities: in.RequiredCapabilities, MinBattery: in.MinBattery, X: in.X, Y: in.Y,
+	})
+	if err != nil {
+		return schemas.ReserveRobotResult{}, err
+	}
+	a.wake(ctx, r.Wake)
+	return schemas.ReserveRobotResult{RobotID: r.RobotID, Queued: r.Queued, QueuePosition: r.QueuePosition}, nil
+}
+
+// CancelQueued removes a mission from the reservation queue (idempotent).
+func (a *Activities) CancelQueued(ctx context.Context, in schemas.CancelQueuedInput) error {
+	return a.Store.CancelQueued(ctx, in.MissionID)
+}
+
+// startNode is where the robot stands: its lastNodeId when it is within
+// 0.5 m of that node, else the nearest map node to its position.
+func startNode(m *site.Map, st store.RobotState) string {
+	if n, ok := m.Node(st.LastNodeID); ok && math.Hypot(n.X-st.X, n.Y-st.Y) <= 0.5 {
+		return n.ID
+	}
+	n, _ := m.NearestNode(st.X, st.Y)
+	return n.ID
+}
+
+// BuildOrder builds the VDA 5050 order that takes the robot from where it
+// stands through the mission's stations (see site.Map.BuildOrder).
+func (a *Activities) BuildOrder(ctx context.Context, in schemas.BuildOrderInput) (schemas.BuildOrderResult, error) {
+	m, err := a.siteMap(in.Spec.Site)
+	if err != nil {
+		return schemas.BuildOrderResult{}, err
+	}
+	st, err := a.Store.RobotState(ctx, in.RobotID)
+	if errors.Is(err, store.ErrNotFound) {
+		return schemas.BuildOrderResult{}, temporal.NewNonRetryableApplicationError("robot "+in.RobotID+" has no state in the registry", ErrUnknownRobot, err)
+	}
+	if err != nil {
+		return schemas.BuildOrderResult{}, err
+	}
+	req := site.OrderRequest{OrderID: in.OrderID, OrderUpdateID: in.OrderUpdateID, StartNode: startNode(m, st), Steps: steps(in.Spec)}
+	if in.Spec.Load != nil {
+		req.LoadID, req.LoadType = in.Spec.Load.LoadID, in.Spec.Load.LoadType
+	}
+	order, err := m.BuildOrder(req)
+	if err != nil {
+		return schemas.BuildOrderResult{}, invalid("build order for %s: %v", in.Spec.MissionID, err)
+	}
+	res := schemas.BuildOrderResult{Order: order}
+	for _, n := range order.Nodes {
+		res.NodeIDs = append(res.NodeIDs, n.NodeID)
+		for _, act := range n.Actions {
+			res.ActionIDs = append(res.ActionIDs, act.ActionID)
+		}
+	}
+	for _, e := range order.Edges {
+		if e.Length != nil {
+			res.Distance += *e.Length
+		}
+	}
+	return res, nil
+}
+
+func robotKey(id string) (vda5050.RobotKey, error) {
+	k, err := vda5050.ParseRobotID(id)
+	if err != nil {
+		return k, temporal.NewNonRetryableApplicationError(err.Error(), ErrUnknownRobot, nil)
+	}
+	return k, nil
+}
+
+// SendOrder publishes the order to the robot (QoS 0). Sending the same
+// orderId and orderUpdateId twice is harmless: the robot ignores the second
+// (VDA 5050 §6.6.4).
+func (a *Activities) SendOrder(ctx context.Context, in schemas.SendOrderInput) error {
+	k, err := robotKey(in.RobotID)
+	if err != nil {
+		return err
+	}
+	return a.Link.SendOrder(ctx, k, in.Order)
+}
+
+// SendInstantActions publishes instant actions to the robot (QoS 0).
+func (a *Activities) SendInstantActions(ctx context.Context, in schemas.SendInstantActionsInput) error {
+	k, err := robotKey(in.RobotID)
+	if err != nil {
+		return err
+	}
+	return a.Link.SendInstantActions(ctx, k, in.Actions)
+}
+
+// RobotSnapshot reads the robot's latest stored state (written by the
+// bridge) as a RobotEvent, for reconciliation.
+func (a *Activities) RobotSnapshot(ctx context.Context, in schemas.RobotSnapshotInput) (schemas.RobotEvent, error) {
+	st, err := a.Store.RobotState(ctx, in.RobotID)
+	if err != nil {
+		return schemas.RobotEvent{}, err
+	}
+	return EventFromStored(st), nil
+}
+
+// EventFromStored converts a stored robot state into a RobotEvent.
+func EventFromStored(st store.RobotState) schemas.RobotEvent {
+	ev := schemas.RobotEvent{
+		RobotID: st.RobotID, Connection: st.ConnectionState, OrderID: st.OrderID, OrderUpdateID: uint32(st.OrderUpdateID),
+		LastNodeID: st.LastNodeID, LastNodeSequenceID: st.LastNodeSequenceID, NodesRemaining: st.NodeStatesRemaining,
+		EdgesRemaining: max(st.NodeStatesRemaining-1, 0), Driving: st.Driving, Paused: st.Paused, BatteryCharge: st.BatteryCharge,
+	}
+	if !st.Timestamp.IsZero() {
+		ev.StateTimestamp = vda5050.Timestamp(st.Timestamp)
+	}
+	if len(st.ActionStates) > 0 {
+		_ = json.Unmarshal(st.ActionStates, &ev.ActionStates)
+	}
+	if len(st.Errors) > 0 {
+		_ = json.Unmarshal(st.Errors, &ev.Errors)
+	}
+	return ev
+}
+
+// ReleaseRobot ends the mission's reservation (no-op when it holds none)
+// and signals the site's queued missions that a robot may be free.
+func (a *Activities) ReleaseRobot(ctx context.Context, in schemas.ReleaseRobotInput) error {
+	next, err := a.Store.Release(ctx, in.RobotID, in.MissionID)
+	if err != nil {
+		return err
+	}
+	a.wake(ctx, next)
+	return nil
+}
+
+// wake signals queued missions that a robot waits for them. A lost wake-up
+// only delays a mission: queued missions retry on their own.
+func (a *Activities) wake(ctx context.Context, workflowIDs []string) {
+	for _, wfID := range workflowIDs {
+		err := a.Temporal.SignalWorkflow(ctx, wfID, "", signalRobotAvailable, nil)
+		var nf *serviceerror.NotFound
+		if err != nil && !errors.As(err, &nf) {
+			activity.GetLogger(ctx).Warn("wake queued mission failed", "workflowId", wfID, "error", err)
+		}
+	}
+}
+
+// Audit writes one row to the audit log.
+func (a *Activities) Audit(ctx context.Context, in schemas.AuditInput) error {
+	return a.Store.Audit(ctx, in.Actor, in.Kind, in.Subject, in.Details)
+}
+
+// NotifyWMS POSTs the mission's end to the WMS webhook as JSON
+// ({"missionId","state","robotId","reason"}). 4xx answers are final
+// (non-retryable "WMSRejected"); 5xx and network errors are retried.
+func (a *Activities) NotifyWMS(ctx context.Context, in schemas.NotifyWMSInput) error {
+	if a.WMSWebhookURL == "" {
+		return nil
+	}
+	body, _ := json.Marshal(in)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.WMSWebhookURL, bytes.NewReader(body))
+	if err != nil {
+		return temporal.NewNonRetryableApplicationError(err.Error(), "WMSRejected", nil)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", in.MissionID+"/"+in.State)
+	hc := a.HTTP
+	if hc == nil {
+		hc = &http.Client{Timeout: 5 * time.Second}
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("notify WMS: %w", err)
+	}
+	resp.Body.Close()
+	switch {
+	case resp.StatusCode >= 500:
+		return fmt.Errorf("notify WMS: %s", resp.Status)
+	case resp.StatusCode >= 400:
+		return temporal.NewNonRetryableApplicationError("notify WMS: "+resp.Status, "WMSRejected", nil)
+	}
+	return nil
+}

@@ -1,0 +1,217 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/jackc/pgx/v5"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/fleetflow/fleetflow/activities/store"
+	"github.com/fleetflow/fleetflow/internal/site"
+	"github.com/fleetflow/fleetflow/internal/vda5050"
+	"github.com/fleetflow/fleetflow/schemas"
+)
+
+// Activities against the real things: PostgreSQL (a fresh database), the
+// MQTT broker (Mosquitto on 127.0.0.1:1883 or MQTT_URL) and an httptest WMS.
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func freshStore(t *testing.T) *store.Store {
+	admin := envOr("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatalf("PostgreSQL is required (%s): %v", admin, err)
+	}
+	name := fmt.Sprintf("ff_act_%d", rand.Uint32())
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), admin)
+		if err == nil {
+			c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			c.Close(context.Background())
+		}
+	})
+	cfg, _ := pgx.ParseConfig(admin)
+	url := fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name)
+	if err := store.Migrate(ctx, url); err != nil {
+		t.Fatal(err)
+	}
+	s, err := store.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func mqttClient(t *testing.T, id string) mqtt.Client {
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(envOr("MQTT_URL", "tcp://127.0.0.1:1883")).
+		SetClientID(fmt.Sprintf("%s-%d", id, rand.Uint32())).SetOrderMatters(false))
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("MQTT broker is required: %v", tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(100) })
+	return c
+}
+
+func warehouse(t *testing.T) *site.Map {
+	m, err := site.Load("../testdata/sites/warehouse-a.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func spec() schemas.MissionSpec {
+	return schemas.MissionSpec{MissionID: "m-1", Site: "warehouse-a", Load: &schemas.Load{LoadID: "PAL-9", LoadType: "EPAL"},
+		Steps: []schemas.MissionStep{{Station: "inbound-1", Action: "pick"}, {Station: "rack-1", Action: "drop"}}}
+}
+
+func TestPlanMissionRejectsUnknownStation(t *testing.T) {
+	a := &Activities{Sites: map[string]*site.Map{"warehouse-a": warehouse(t)}}
+	res, err := a.PlanMission(context.Background(), schemas.PlanMissionInput{Spec: spec()})
+	in1, _ := a.Sites["warehouse-a"].Station("inbound-1")
+	if err != nil || res.FirstStationNode != in1.Node {
+		t.Fatalf("%+v %v", res, err)
+	}
+	bad := spec()
+	bad.Steps[1].Station = "nowhere"
+	_, err = a.PlanMission(context.Background(), schemas.PlanMissionInput{Spec: bad})
+	var ae *temporal.ApplicationError
+	if !asApp(err, &ae) || ae.Type() != ErrInvalidMission || !ae.NonRetryable() {
+		t.Fatalf("want non-retryable InvalidMission, got %v", err)
+	}
+	bad.Site = "mars"
+	if _, err := a.PlanMission(context.Background(), schemas.PlanMissionInput{Spec: bad}); err == nil {
+		t.Fatal("unknown site accepted")
+	}
+}
+
+func asApp(err error, target **temporal.ApplicationError) bool {
+	ae, ok := err.(*temporal.ApplicationError)
+	if ok {
+		*target = ae
+	}
+	return ok
+}
+
+// BuildOrder starts where the stored state says the robot stands, and
+// SendOrder puts a schema-valid order on the robot's order topic.
+func TestBuildAndSendOrder(t *testing.T) {
+	st := freshStore(t)
+	m := warehouse(t)
+	ctx := context.Background()
+	serial := fmt.Sprintf("T%d", rand.Uint32())
+	robotID := "acme/" + serial
+	if err := st.RegisterRobots(ctx, []store.Robot{{ID: robotID, Manufacturer: "acme", SerialNumber: serial, Site: "warehouse-a", HomeNode: m.Nodes[0].ID}}); err != nil {
+		t.Fatal(err)
+	}
+	// The robot reported standing at some node of the map.
+	at := m.Nodes[len(m.Nodes)/2]
+	if err := st.UpsertStates(ctx, []store.RobotState{{RobotID: robotID, LastNodeID: at.ID, X: at.X, Y: at.Y, BatteryCharge: 80, Timestamp: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	sub := mqttClient(t, "test-sub")
+	got := make(chan []byte, 1)
+	key := vda5050.RobotKey{Manufacturer: "acme", SerialNumber: serial}
+	if tok := sub.Subscribe(vda5050.TopicFor(key, vda5050.TopicOrder), 0, func(_ mqtt.Client, msg mqtt.Message) { got <- msg.Payload() }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	a := &Activities{Store: st, Sites: map[string]*site.Map{"warehouse-a": m}, Link: NewRobotLink(mqttClient(t, "test-pub"), time.Second)}
+	built, err := a.BuildOrder(ctx, schemas.BuildOrderInput{Spec: spec(), RobotID: robotID, OrderID: "mission-m-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if built.NodeIDs[0] != at.ID || len(built.ActionIDs) != 2 || built.Distance <= 0 {
+		t.Fatalf("order must start at the robot's node %s: %+v", at.ID, built.NodeIDs)
+	}
+	if err := a.SendOrder(ctx, schemas.SendOrderInput{RobotID: robotID, Order: built.Order}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case raw := <-got:
+		var o vda5050.Order
+		if err := vda5050.Decode(vda5050.TopicOrder, raw, &o); err != nil {
+			t.Fatalf("sent order is not schema-valid: %v", err)
+		}
+		if o.OrderID != "mission-m-1" || o.SerialNumber != serial || o.Timestamp == "" {
+			t.Fatalf("header not filled: %+v", o.Header)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("order never reached the robot's topic")
+	}
+	// A robot ID that cannot be a topic is a non-retryable error.
+	if err := a.SendOrder(ctx, schemas.SendOrderInput{RobotID: "no-slash", Order: built.Order}); err == nil {
+		t.Fatal("bad robot id accepted")
+	}
+}
+
+func TestRobotSnapshotFromStore(t *testing.T) {
+	st := freshStore(t)
+	ctx := context.Background()
+	st.RegisterRobots(ctx, []store.Robot{{ID: "acme/S1", Manufacturer: "acme", SerialNumber: "S1", Site: "s", HomeNode: "A"}})
+	acts, _ := json.Marshal([]vda5050.ActionState{{ActionID: "mission-m-1-a0-pick", ActionStatus: vda5050.ActionFinished}})
+	errs, _ := json.Marshal([]vda5050.Error{{ErrorType: "x", ErrorLevel: vda5050.ErrorFatal}})
+	st.UpsertStates(ctx, []store.RobotState{{RobotID: "acme/S1", OrderID: "mission-m-1", LastNodeID: "C", LastNodeSequenceID: 4, ActionStates: acts, Errors: errs, Timestamp: time.Now()}})
+	st.UpsertConnections(ctx, []store.ConnectionUpdate{{RobotID: "acme/S1", State: "ONLINE", At: time.Now()}})
+	a := &Activities{Store: st}
+	ev, err := a.RobotSnapshot(ctx, schemas.RobotSnapshotInput{RobotID: "acme/S1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.OrderID != "mission-m-1" || ev.LastNodeSequenceID != 4 || ev.Connection != "ONLINE" || len(ev.ActionStates) != 1 || ev.Errors[0].ErrorLevel != vda5050.ErrorFatal {
+		t.Fatalf("%+v", ev)
+	}
+}
+
+func TestNotifyWMS(t *testing.T) {
+	var calls atomic.Int32
+	var body schemas.NotifyWMSInput
+	status := http.StatusOK
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		json.NewDecoder(r.Body).Decode(&body)
+		if r.Header.Get("Idempotency-Key") == "" {
+			t.Error("no Idempotency-Key")
+		}
+		w.WriteHeader(status)
+	}))
+	defer srv.Close()
+	a := &Activities{WMSWebhookURL: srv.URL}
+	in := schemas.NotifyWMSInput{MissionID: "m-1", State: "COMPLETED", RobotID: "acme/1"}
+	if err := a.NotifyWMS(context.Background(), in); err != nil || body != in {
+		t.Fatalf("%v %+v", err, body)
+	}
+	status = http.StatusBadRequest
+	var ae *temporal.ApplicationError
+	if err := a.NotifyWMS(context.Background(), in); !asApp(err, &ae) || !ae.NonRetryable() {
+		t.Fatalf("4xx must be final: %v", err)
+	}
+	status = http.StatusServiceUnavailable
+	if err := a.NotifyWMS(context.Background(), in); err == nil || asApp(err, &ae) {
+		t.Fatalf("5xx must be retried: %v", err)
+	}
+	if err := (&Activities{}).NotifyWMS(context.Background(), in); err != nil {
+		t.Fatal("no webhook configured is not an error")
+	}
+}

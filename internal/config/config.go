@@ -1,0 +1,319 @@
+// Package config loads fleetflow's one configuration file, temporal.yaml,
+// applies environment overrides and validates the result once at start.
+// Secrets (database URL, MQTT password, TLS keys' passphrases) come only from
+// the environment, never from the file. It holds no I/O beyond reading that
+// file.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// TLS configures a client TLS connection; paths are PEM files.
+type TLS struct {
+	Enabled    bool   `yaml:"enabled" env:"ENABLED"`
+	CAFile     string `yaml:"caFile" env:"CA_FILE"`
+	CertFile   string `yaml:"certFile" env:"CERT_FILE"`
+	KeyFile    string `yaml:"keyFile" env:"KEY_FILE"`
+	ServerName string `yaml:"serverName" env:"SERVER_NAME"`
+}
+
+// Temporal is where workflows run.
+type Temporal struct {
+	HostPort  string `yaml:"hostPort" env:"HOSTPORT"`
+	Namespace string `yaml:"namespace" env:"NAMESPACE"`
+	// UIURL is printed next to results so people can open the Web UI.
+	UIURL string `yaml:"uiURL" env:"UI_URL"`
+	// APIKey comes from the environment only (FLEETFLOW_TEMPORAL_API_KEY).
+	APIKey string `yaml:"-" env:"API_KEY"`
+	TLS    TLS    `yaml:"tls" env:"TLS"`
+	// Dev server settings used by `starter dev` and `make demo`.
+	DevServerPort int `yaml:"devServerPort" env:"DEV_SERVER_PORT"`
+	DevUIPort     int `yaml:"devUIPort" env:"DEV_UI_PORT"`
+}
+
+// TaskQueues names the queues workers poll (workflows.TaskQueue* by default).
+type TaskQueues struct {
+	Missions    string `yaml:"missions" env:"MISSIONS"`
+	RobotIO     string `yaml:"robotIO" env:"ROBOT_IO"`
+	OTA         string `yaml:"ota" env:"OTA"`
+	Maintenance string `yaml:"maintenance" env:"MAINTENANCE"`
+}
+
+// MQTT is the broker robots and the bridge talk through.
+type MQTT struct {
+	// URL of the broker, tcp://host:port, ssl://host:port or ws://…; empty
+	// means the local stack's embedded broker.
+	URL          string `yaml:"url" env:"URL"`
+	EmbeddedPort int    `yaml:"embeddedPort" env:"EMBEDDED_PORT"`
+	ClientID     string `yaml:"clientId" env:"CLIENT_ID"`
+	Username     string `yaml:"username" env:"USERNAME"`
+	Password     string `yaml:"-" env:"PASSWORD"` // environment only
+	TLS          TLS    `yaml:"tls" env:"TLS"`
+	// SharedGroup, when set, makes the bridge subscribe with
+	// $share/<group>/… so several bridges split the fleet's traffic.
+	SharedGroup string `yaml:"sharedGroup" env:"SHARED_GROUP"`
+}
+
+// Postgres is the fleet registry.
+type Postgres struct {
+	// URL comes from DATABASE_URL only (it may hold a password); empty means
+	// the local stack's throwaway cluster.
+	URL      string `yaml:"-" env:"-"`
+	MaxConns int    `yaml:"maxConns" env:"MAX_CONNS"`
+	// DevPort is the throwaway cluster's port (0 = any free port).
+	DevPort int `yaml:"devPort" env:"DEV_PORT"`
+}
+
+// Site says which site map the local stack registers and where maps live.
+type Site struct {
+	Name    string `yaml:"name" env:"NAME"`
+	MapsDir string `yaml:"mapsDir" env:"MAPS_DIR"`
+}
+
+// Worker configures the workers binary.
+type Worker struct {
+	HTTPAddr string `yaml:"httpAddr" env:"HTTP_ADDR"` // /healthz, /readyz, /metrics
+	Bridge   bool   `yaml:"bridge" env:"BRIDGE"`
+	// BridgeFlushInterval bounds how long a state waits before its batched
+	// upsert (signals are sent at once, not batched).
+	BridgeFlushInterval time.Duration `yaml:"bridgeFlushInterval" env:"BRIDGE_FLUSH_INTERVAL"`
+	BridgeBatchSize     int           `yaml:"bridgeBatchSize" env:"BRIDGE_BATCH_SIZE"`
+}
+
+// Sim configures the virtual fleet.
+type Sim struct {
+	Speed          float64       `yaml:"speed" env:"SPEED"` // metres/second, 0 = instant
+	ActionDuration time.Duration `yaml:"actionDuration" env:"ACTION_DURATION"`
+}
+
+// WMS is the warehouse management system that hears about finished missions.
+type WMS struct {
+	WebhookURL string        `yaml:"webhookURL" env:"WEBHOOK_URL"` // empty = no webhook
+	Timeout    time.Duration `yaml:"timeout" env:"TIMEOUT"`
+}
+
+// Config is fleetflow's whole configuration.
+type Config struct {
+	Temporal   Temporal   `yaml:"temporal" env:"TEMPORAL"`
+	TaskQueues TaskQueues `yaml:"taskQueues" env:"TASK_QUEUES"`
+	MQTT       MQTT       `yaml:"mqtt" env:"MQTT"`
+	Postgres   Postgres   `yaml:"postgres" env:"POSTGRES"`
+	Site       Site       `yaml:"site" env:"SITE"`
+	Worker     Worker     `yaml:"worker" env:"WORKER"`
+	Sim        Sim        `yaml:"sim" env:"SIM"`
+	WMS        WMS        `yaml:"wms" env:"WMS"`
+
+	// Source is the file the configuration came from ("" = defaults only).
+	Source string `yaml:"-" env:"-"`
+}
+
+// EnvPrefix starts every override: FLEETFLOW_<SECTION>_<FIELD>, e.g.
+// FLEETFLOW_TEMPORAL_HOSTPORT, FLEETFLOW_MQTT_URL, FLEETFLOW_SIM_SPEED.
+const EnvPrefix = "FLEETFLOW"
+
+// Default returns the configuration of the embedded local stack.
+func Default() Config {
+	return Config{
+		Temporal:   Temporal{HostPort: "127.0.0.1:7233", Namespace: "default", UIURL: "http://127.0.0.1:8233", DevServerPort: 7233, DevUIPort: 8233},
+		TaskQueues: TaskQueues{Missions: "missions", RobotIO: "robot-io", OTA: "ota", Maintenance: "maintenance"},
+		MQTT:       MQTT{EmbeddedPort: 1884, ClientID: "fleetflow"},
+		Postgres:   Postgres{MaxConns: 10},
+		Site:       Site{Name: "warehouse-a", MapsDir: "testdata/sites"},
+		Worker:     Worker{HTTPAddr: "127.0.0.1:9090", Bridge: true, BridgeFlushInterval: 50 * time.Millisecond, BridgeBatchSize: 500},
+		Sim:        Sim{Speed: 2, ActionDuration: time.Second},
+		WMS:        WMS{Timeout: 5 * time.Second},
+	}
+}
+
+// Load reads path (if it exists; "" = defaults only), applies environment
+// overrides from env (os.Environ form, nil = the process environment) and
+// validates. Errors name the file and the field.
+func Load(path string, env []string) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		switch {
+		case err == nil:
+			dec := yaml.NewDecoder(strings.NewReader(string(raw)))
+			dec.KnownFields(true)
+			if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+				return cfg, fmt.Errorf("%s: %w", path, err)
+			}
+			cfg.Source = path
+		case errors.Is(err, os.ErrNotExist):
+		default:
+			return cfg, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	if env == nil {
+		env = os.Environ()
+	}
+	vars := map[string]string{}
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			vars[k] = v
+		}
+	}
+	if err := applyEnv(reflect.ValueOf(&cfg).Elem(), EnvPrefix, vars); err != nil {
+		return cfg, err
+	}
+	if v, ok := vars["DATABASE_URL"]; ok {
+		cfg.Postgres.URL = v
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+func applyEnv(v reflect.Value, prefix string, vars map[string]string) error {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := f.Tag.Get("env")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		name := prefix + "_" + tag
+		fv := v.Field(i)
+		if fv.Kind() == reflect.Struct {
+			if err := applyEnv(fv, name, vars); err != nil {
+				return err
+			}
+			continue
+		}
+		s, ok := vars[name]
+		if !ok {
+			continue
+		}
+		if err := setValue(fv, s); err != nil {
+			return fmt.Errorf("environment %s=%q: %w", name, s, err)
+		}
+	}
+	return nil
+}
+
+func setValue(fv reflect.Value, s string) error {
+	switch fv.Interface().(type) {
+	case time.Duration:
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		fv.SetInt(int64(d))
+		return nil
+	}
+	switch fv.Kind() {
+	case reflect.String:
+		fv.SetString(s)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		fv.SetBool(b)
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return err
+		}
+		fv.SetInt(n)
+	case reflect.Float64:
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return err
+		}
+		fv.SetFloat(f)
+	default:
+		return fmt.Errorf("unsupported type %s", fv.Kind())
+	}
+	return nil
+}
+
+// Validate checks every field once and reports all problems, each naming
+// the field as written in temporal.yaml and the file.
+func (c Config) Validate() error {
+	var p []string
+	add := func(field, format string, a ...any) { p = append(p, field+": "+fmt.Sprintf(format, a...)) }
+	if _, _, err := net.SplitHostPort(c.Temporal.HostPort); err != nil {
+		add("temporal.hostPort", "%q is not host:port", c.Temporal.HostPort)
+	}
+	if c.Temporal.Namespace == "" {
+		add("temporal.namespace", "must not be empty")
+	}
+	checkTLS := func(field string, t TLS) {
+		if (t.CertFile == "") != (t.KeyFile == "") {
+			add(field, "certFile and keyFile go together")
+		}
+		for _, f := range []string{t.CAFile, t.CertFile, t.KeyFile} {
+			if f != "" {
+				if _, err := os.Stat(f); err != nil {
+					add(field, "%v", err)
+				}
+			}
+		}
+	}
+	checkTLS("temporal.tls", c.Temporal.TLS)
+	checkTLS("mqtt.tls", c.MQTT.TLS)
+	for field, port := range map[string]int{"temporal.devServerPort": c.Temporal.DevServerPort, "temporal.devUIPort": c.Temporal.DevUIPort, "mqtt.embeddedPort": c.MQTT.EmbeddedPort, "postgres.devPort": c.Postgres.DevPort} {
+		if port < 0 || port > 65535 {
+			add(field, "%d is not a port", port)
+		}
+	}
+	for field, q := range map[string]string{"taskQueues.missions": c.TaskQueues.Missions, "taskQueues.robotIO": c.TaskQueues.RobotIO, "taskQueues.ota": c.TaskQueues.OTA, "taskQueues.maintenance": c.TaskQueues.Maintenance} {
+		if q == "" {
+			add(field, "must not be empty")
+		}
+	}
+	if c.MQTT.URL != "" {
+		u, err := url.Parse(c.MQTT.URL)
+		if err != nil || u.Host == "" || !map[string]bool{"tcp": true, "mqtt": true, "ssl": true, "tls": true, "mqtts": true, "ws": true, "wss": true}[u.Scheme] {
+			add("mqtt.url", "%q is not a broker URL like tcp://127.0.0.1:1883", c.MQTT.URL)
+		}
+	}
+	if c.Postgres.URL != "" {
+		if u, err := url.Parse(c.Postgres.URL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			add("DATABASE_URL", "is not a postgres:// URL")
+		}
+	}
+	if c.Postgres.MaxConns < 1 {
+		add("postgres.maxConns", "must be at least 1")
+	}
+	if c.Site.Name == "" {
+		add("site.name", "must not be empty")
+	}
+	if c.Sim.Speed < 0 {
+		add("sim.speed", "%v m/s must not be negative", c.Sim.Speed)
+	}
+	if c.Worker.BridgeBatchSize < 1 {
+		add("worker.bridgeBatchSize", "must be at least 1")
+	}
+	if c.Worker.BridgeFlushInterval <= 0 {
+		add("worker.bridgeFlushInterval", "must be positive")
+	}
+	if c.WMS.WebhookURL != "" {
+		if u, err := url.Parse(c.WMS.WebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+			add("wms.webhookURL", "%q is not an http(s) URL", c.WMS.WebhookURL)
+		}
+	}
+	if len(p) == 0 {
+		return nil
+	}
+	src := c.Source
+	if src == "" {
+		src = "configuration"
+	}
+	return fmt.Errorf("%s is invalid:\n  %s", src, strings.Join(p, "\n  "))
+}

@@ -1,0 +1,245 @@
+package sim
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/fleetflow/fleetflow/internal/vda5050"
+)
+
+// inboxSize is how many inbound messages may wait for the robot's goroutine.
+const inboxSize = 16
+
+// Robot is one virtual vehicle. A single goroutine (started by Fleet.Start)
+// owns its state and handles inbound messages, timers and the fault
+// injection calls in order; Snapshot reads the same state under a mutex.
+type Robot struct {
+	cfg          RobotConfig
+	opts         *Options
+	key          vda5050.RobotKey
+	log          *slog.Logger
+	headers      vda5050.HeaderCounter
+	orderTopic   string
+	instantTopic string
+	stateTopic   string
+
+	inbox chan inbound
+	cmds  chan command
+	kick  chan struct{} // "publish state now", e.g. after a (re)connect
+
+	lifeMu sync.Mutex
+	quit   chan struct{} // closed to stop the loop
+	done   chan struct{} // closed when the loop has stopped
+
+	linkMu sync.Mutex
+	link   *link
+
+	mu sync.Mutex // guards everything below
+	vehicle
+}
+
+type inbound struct {
+	topic   vda5050.Topic
+	payload []byte
+}
+
+type command struct {
+	fn   func(now time.Time)
+	done chan struct{}
+}
+
+func newRobot(opts *Options, cfg RobotConfig) *Robot {
+	if cfg.Battery == 0 {
+		cfg.Battery = DefaultBattery
+	}
+	if cfg.SoftwareVersion == "" {
+		cfg.SoftwareVersion = DefaultSoftwareVersion
+	}
+	k := vda5050.RobotKey{Manufacturer: cfg.Manufacturer, SerialNumber: cfg.SerialNumber}
+	stopped := make(chan struct{})
+	close(stopped)
+	r := &Robot{
+		cfg:          cfg,
+		opts:         opts,
+		key:          k,
+		log:          opts.Logger,
+		orderTopic:   vda5050.TopicFor(k, vda5050.TopicOrder),
+		instantTopic: vda5050.TopicFor(k, vda5050.TopicInstantActions),
+		stateTopic:   vda5050.TopicFor(k, vda5050.TopicState),
+		inbox:        make(chan inbound, inboxSize),
+		cmds:         make(chan command),
+		kick:         make(chan struct{}, 1),
+		done:         stopped,
+	}
+	r.vehicle = newVehicle(opts, cfg)
+	r.flushHook = r.flush
+	return r
+}
+
+// Key returns the robot's manufacturer and serial number.
+func (r *Robot) Key() vda5050.RobotKey { return r.key }
+
+// startLoop starts the robot's goroutine unless it runs already.
+func (r *Robot) startLoop() {
+	r.lifeMu.Lock()
+	defer r.lifeMu.Unlock()
+	select {
+	case <-r.done:
+	default:
+		return // running
+	}
+	r.quit = make(chan struct{})
+	r.done = make(chan struct{})
+	go r.run(r.quit, r.done)
+}
+
+// stop ends the loop, then publishes OFFLINE and disconnects.
+func (r *Robot) stop() {
+	r.lifeMu.Lock()
+	quit, done := r.quit, r.done
+	select {
+	case <-done:
+	default:
+		close(quit)
+	}
+	r.lifeMu.Unlock()
+	<-done
+	r.disconnect()
+}
+
+func (r *Robot) loopDone() <-chan struct{} {
+	r.lifeMu.Lock()
+	defer r.lifeMu.Unlock()
+	return r.done
+}
+
+func (r *Robot) run(quit, done chan struct{}) {
+	defer close(done)
+	next := r.withState(func(time.Time) { r.dirty = true })
+	timer := time.NewTimer(time.Until(next))
+	defer timer.Stop()
+	for {
+		select {
+		case <-quit:
+			return
+		case in := <-r.inbox:
+			next = r.withState(func(now time.Time) { r.handleInbound(in, now) })
+		case c := <-r.cmds:
+			next = r.withState(c.fn)
+			close(c.done)
+		case <-r.kick:
+			next = r.withState(func(time.Time) { r.dirty = true })
+		case <-timer.C:
+			next = r.withState(func(now time.Time) {
+				if now.Sub(r.lastPublish) >= r.opts.StateInterval-time.Millisecond {
+					r.dirty = true // periodic state, VDA 5050 §6.10
+				}
+			})
+		}
+		timer.Reset(time.Until(next))
+	}
+}
+
+// withState runs fn under the state lock, lets the vehicle make whatever
+// progress is due, encodes the resulting messages and sends them after
+// unlocking. It returns when the vehicle next needs to wake up.
+func (r *Robot) withState(fn func(now time.Time)) time.Time {
+	now := time.Now()
+	r.mu.Lock()
+	fn(now)
+	r.advance(now)
+	if r.dirty {
+		r.flush(now)
+	}
+	out := r.outbox
+	r.outbox = nil
+	drop := r.dropRequested
+	r.dropRequested = false
+	next := r.nextWake()
+	r.mu.Unlock()
+
+	var last mqtt.Token
+	for _, m := range out {
+		if tok := r.publish(m.topic, m.raw); tok != nil {
+			last = tok
+		}
+	}
+	if drop {
+		// simDropConnection: let the state that reports the action FINISHED
+		// reach the broker before the socket goes.
+		if last != nil {
+			last.WaitTimeout(writeTimeout)
+		}
+		r.DropConnection()
+	}
+	return next
+}
+
+// do runs fn on the robot's goroutine and waits for it; when the robot is
+// not running (before Start, after Stop) fn runs on the caller's goroutine.
+func (r *Robot) do(fn func(now time.Time)) {
+	c := command{fn: fn, done: make(chan struct{})}
+	select {
+	case r.cmds <- c:
+		<-c.done
+	case <-r.loopDone():
+		r.withState(fn)
+	}
+}
+
+// RaiseFatal adds a FATAL error (errorType, errorDescription) to the state,
+// stops driving and action progress until ClearErrors, and publishes the
+// state (VDA 5050 §6.10.7: FATAL means the vehicle is not in running
+// condition).
+func (r *Robot) RaiseFatal(errorType, description string) {
+	r.do(func(now time.Time) { r.raiseFatal(errorType, description, now) })
+}
+
+// ClearErrors removes every error from the state, lets a robot stopped by a
+// FATAL error go on, and publishes the state.
+func (r *Robot) ClearErrors() {
+	r.do(func(now time.Time) { r.clearErrors(now) })
+}
+
+// Stall stops (on=true) or restores the robot's progress without telling
+// anyone: no node is reached and no action finishes, yet the state is still
+// published periodically and still says driving — a vehicle stuck in place.
+func (r *Robot) Stall(on bool) {
+	r.do(func(now time.Time) { r.setStalled(on, now) })
+}
+
+// Snapshot returns a deep copy of the robot's current state, with the
+// position interpolated to now. Its header carries no headerId.
+func (r *Robot) Snapshot() vda5050.State {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.state(now)
+	s.Header = vda5050.Header{
+		Timestamp:    vda5050.Timestamp(now),
+		Version:      vda5050.Version,
+		Manufacturer: r.key.Manufacturer,
+		SerialNumber: r.key.SerialNumber,
+	}
+	return s
+}
+
+// flush encodes the current state into the outbox (VDA 5050 §6.10: state on
+// every change).
+func (r *Robot) flush(now time.Time) {
+	s := r.state(now)
+	s.Header = r.headers.Next(r.stateTopic, r.key, now)
+	raw, err := vda5050.Encode(vda5050.TopicState, s)
+	if err != nil {
+		// A state the schema refuses is a bug here; say so loudly, send nothing.
+		r.log.Error("sim robot built an invalid state", "robot", r.key.String(), "err", err)
+	} else {
+		r.outbox = append(r.outbox, outMsg{topic: r.stateTopic, raw: raw})
+	}
+	r.dirty = false
+	r.arrivedUnflushed = false
+	r.lastPublish = now
+}

@@ -1,0 +1,132 @@
+package schemas
+
+import "github.com/fleetflow/fleetflow/internal/vda5050"
+
+// RobotEvent is what the bridge tells the workflow owning a robot's order
+// (signal workflows.SignalRobotEvent), and what a workflow reads back when it
+// reconciles from the latest stored state. It is a hint that wakes a workflow;
+// the robot's latest state is the truth.
+type RobotEvent struct {
+	RobotID string `json:"robotId"` // "manufacturer/serialNumber"
+	// Connection is ONLINE, OFFLINE or CONNECTIONBROKEN (VDA 5050 §6.14);
+	// "" when the event came from a state message only.
+	Connection string `json:"connection,omitempty"`
+	// OrderID and OrderUpdateID as the robot last reported them.
+	OrderID       string `json:"orderId"`
+	OrderUpdateID uint32 `json:"orderUpdateId"`
+	LastNodeID    string `json:"lastNodeId"`
+	// LastNodeSequenceID counts nodes and edges (0, 2, 4 … for nodes).
+	LastNodeSequenceID int  `json:"lastNodeSequenceId"`
+	NodesRemaining     int  `json:"nodesRemaining"` // len(state.nodeStates)
+	EdgesRemaining     int  `json:"edgesRemaining"` // len(state.edgeStates)
+	Driving            bool `json:"driving"`
+	Paused             bool `json:"paused"`
+	// ActionStates of the order's node actions and of instant actions.
+	ActionStates []vda5050.ActionState `json:"actionStates,omitempty"`
+	// Errors the robot reports; FATAL ones end a mission.
+	Errors        []vda5050.Error `json:"errors,omitempty"`
+	BatteryCharge float64         `json:"batteryCharge"` // percent
+	// StateTimestamp is the robot's ISO 8601 header timestamp of the state
+	// this event was derived from.
+	StateTimestamp string `json:"stateTimestamp,omitempty"`
+	// Reconciled is true when the workflow read this from the store rather
+	// than receiving it from the bridge.
+	Reconciled bool `json:"reconciled,omitempty"`
+}
+
+// ReserveRobotInput asks the fleet registry for a robot (activity ReserveRobot).
+type ReserveRobotInput struct {
+	MissionID            string   `json:"missionId"`
+	WorkflowID           string   `json:"workflowId"`
+	Site                 string   `json:"site"`
+	Priority             int      `json:"priority"`
+	RequiredCapabilities []string `json:"requiredCapabilities,omitempty"`
+	MinBattery           float64  `json:"minBattery"` // percent
+	// X, Y: position of the mission's first station in metres; the nearest
+	// eligible robot is chosen.
+	X float64 `json:"x"`
+	Y float64 `json:"y"`
+}
+
+// ReserveRobotResult is either a reservation or a place in the queue.
+type ReserveRobotResult struct {
+	RobotID       string `json:"robotId,omitempty"`
+	Queued        bool   `json:"queued"`
+	QueuePosition int    `json:"queuePosition,omitempty"` // 1 = next
+}
+
+// PlanMissionInput checks a mission against its site map (activity PlanMission).
+type PlanMissionInput struct {
+	Spec MissionSpec `json:"spec"`
+}
+
+// PlanMissionResult gives where the mission starts.
+type PlanMissionResult struct {
+	FirstStationNode string  `json:"firstStationNode"`
+	X                float64 `json:"x"` // metres
+	Y                float64 `json:"y"` // metres
+}
+
+// BuildOrderInput asks for the VDA 5050 order that drives RobotID from where
+// it stands through the mission's steps (activity BuildOrder).
+type BuildOrderInput struct {
+	Spec          MissionSpec `json:"spec"`
+	RobotID       string      `json:"robotId"`
+	OrderID       string      `json:"orderId"`
+	OrderUpdateID uint32      `json:"orderUpdateId"`
+}
+
+// BuildOrderResult carries the order and a summary for status.
+type BuildOrderResult struct {
+	Order     vda5050.Order `json:"order"`
+	NodeIDs   []string      `json:"nodeIds"`
+	ActionIDs []string      `json:"actionIds"` // node actions, in order
+	Distance  float64       `json:"distance"`  // metres along the route
+}
+
+// SendOrderInput publishes an order to a robot (activity SendOrder).
+type SendOrderInput struct {
+	RobotID string        `json:"robotId"`
+	Order   vda5050.Order `json:"order"`
+}
+
+// SendInstantActionsInput publishes instant actions (activity SendInstantActions).
+type SendInstantActionsInput struct {
+	RobotID string           `json:"robotId"`
+	Actions []vda5050.Action `json:"actions"`
+}
+
+// RobotSnapshotInput reads the latest stored state (activity RobotSnapshot).
+type RobotSnapshotInput struct {
+	RobotID string `json:"robotId"`
+}
+
+// ReleaseRobotInput ends a reservation (activity ReleaseRobot); it is a
+// no-op when MissionID does not hold RobotID. Queued missions of the site
+// are signalled that a robot may be free.
+type ReleaseRobotInput struct {
+	RobotID   string `json:"robotId"`
+	MissionID string `json:"missionId"`
+	Site      string `json:"site"`
+}
+
+// CancelQueuedInput removes a mission from the reservation queue.
+type CancelQueuedInput struct {
+	MissionID string `json:"missionId"`
+}
+
+// AuditInput writes one audit row (activity Audit).
+type AuditInput struct {
+	Actor   string         `json:"actor"`
+	Kind    string         `json:"kind"`
+	Subject string         `json:"subject"`
+	Details map[string]any `json:"details,omitempty"`
+}
+
+// NotifyWMSInput reports a mission's end to the WMS webhook (activity NotifyWMS).
+type NotifyWMSInput struct {
+	MissionID string `json:"missionId"`
+	State     string `json:"state"`
+	RobotID   string `json:"robotId,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+}

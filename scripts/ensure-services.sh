@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# ensure-services.sh — make sure the services the tests talk to are up:
+# PostgreSQL on 127.0.0.1:5432 (trust auth) and an MQTT broker (Mosquitto) on
+# 127.0.0.1:1883. Installs them from Debian packages when missing (needs
+# root and apt), starts them when stopped, and says clearly what is missing
+# when it cannot. DATABASE_URL / MQTT_URL pointing elsewhere skip the check.
+set -uo pipefail
+
+say() { echo "ensure-services: $*" >&2; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+can_install() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; }
+apt_updated=
+apt_install() {
+  can_install || return 1
+  if [ -z "$apt_updated" ]; then DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1
+}
+
+ok=1
+
+# --- PostgreSQL -------------------------------------------------------------
+if [ -n "${DATABASE_URL:-}" ]; then
+  say "DATABASE_URL is set; not managing PostgreSQL"
+elif port_open 5432; then
+  :
+else
+  if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+    say "PostgreSQL not installed; installing the Debian package postgresql"
+    apt_install postgresql || say "could not install postgresql (need root and apt)"
+  fi
+  if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+    ver=$(ls /etc/postgresql | sort -V | tail -1)
+    pg_ctlcluster --skip-systemctl-redirect "$ver" main start >/dev/null 2>&1 || true
+    conf=/etc/postgresql/$ver/main/pg_hba.conf
+    # The tests connect as postgres over TCP without a password (trust).
+    if [ -f "$conf" ] && ! grep -q '^host all all 127.0.0.1/32 trust' "$conf"; then
+      sed -i '1i host all all 127.0.0.1/32 trust' "$conf"
+      pg_ctlcluster --skip-systemctl-redirect "$ver" main reload >/dev/null 2>&1 || true
+    fi
+  fi
+  for _ in $(seq 1 30); do port_open 5432 && break; sleep 0.5; done
+  if ! port_open 5432; then
+    say "PostgreSQL is not reachable on 127.0.0.1:5432. Install it (apt-get install postgresql) and start it (pg_ctlcluster <version> main start), or set DATABASE_URL."
+    ok=0
+  fi
+fi
+
+# --- MQTT broker ------------------------------------------------------------
+if [ -n "${MQTT_URL:-}" ]; then
+  say "MQTT_URL is set; not managing Mosquitto"
+elif port_open 1883; then
+  :
+else
+  if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
+    say "Mosquitto not installed; installing the Debian package mosquitto"
+    apt_install mosquitto || say "could not install mosquitto (need root and apt)"
+  fi
+  mbin=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+  if [ -x "$mbin" ]; then
+    conf=$(mktemp /tmp/fleetflow-mosquitto.XXXXXX.conf)
+    # set_tcp_nodelay: without it each QoS 1 round trip costs ~44 ms.
+    printf 'listener 1883 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n' > "$conf"
+    "$mbin" -d -c "$conf" >/dev/null 2>&1 || true
+  fi
+  for _ in $(seq 1 20); do port_open 1883 && break; sleep 0.25; done
+  if ! port_open 1883; then
+    say "no MQTT broker on 127.0.0.1:1883. Install Mosquitto (apt-get install mosquitto) and start it, or set MQTT_URL."
+    ok=0
+  fi
+fi
+
+[ "$ok" = 1 ] || exit 1
+say "PostgreSQL and MQTT are up"

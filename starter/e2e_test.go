@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+
+	"github.com/fleetflow/fleetflow/internal/config"
+	"github.com/fleetflow/fleetflow/schemas"
+	"github.com/fleetflow/fleetflow/workflows"
+)
+
+// End to end on the real stack: the pinned Temporal dev server, the real
+// MQTT broker (Mosquitto on 127.0.0.1:1883, or MQTT_URL), real PostgreSQL (a
+// fresh database on 127.0.0.1:5432, or on DATABASE_URL's server), the
+// workers, the bridge and virtual robots — what `make demo` runs.
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// freshDatabase creates an empty database and drops it after the test.
+func freshDatabase(t *testing.T) string {
+	admin := envOr("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatalf("PostgreSQL is required for the end-to-end test (%s): %v — run scripts/ensure-services.sh", admin, err)
+	}
+	name := fmt.Sprintf("ff_e2e_%d", rand.Uint32())
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+name)
+	require.NoError(t, err)
+	conn.Close(ctx)
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), admin)
+		if err == nil {
+			c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			c.Close(context.Background())
+		}
+	})
+	cfg, err := pgx.ParseConfig(admin)
+	require.NoError(t, err)
+	return fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name)
+}
+
+func TestEndToEndMissions(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test skipped with -short")
+	}
+	cfg := config.Default()
+	cfg.Temporal.DevServerPort = freePort(t)
+	cfg.Temporal.DevUIPort = freePort(t)
+	cfg.MQTT.URL = envOr("MQTT_URL", "tcp://127.0.0.1:1883")
+	cfg.Postgres.URL = freshDatabase(t)
+	cfg.Site.MapsDir = "../testdata/sites"
+	cfg.Worker.HTTPAddr = "127.0.0.1:0"
+	cfg.Sim.Speed = 4
+	cfg.Sim.ActionDuration = 300 * time.Millisecond
+
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: "../bin/temporal", headless: true}, io.Discard)
+	require.NoError(t, err)
+	defer ls.Stop()
+	c := ls.worker.Client
+
+	specs, err := loadMissionDir("../testdata/missions")
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(specs), 3)
+
+	// Several missions race for the fleet; all complete.
+	runs := map[string]client.WorkflowRun{}
+	for _, s := range specs {
+		run, err := startMission(ctx, c, ls.cfg, s, "e2e")
+		require.NoError(t, err)
+		runs[s.MissionID] = run
+	}
+	// Starting the same mission again starts nothing.
+	_, err = startMission(ctx, c, ls.cfg, specs[0], "e2e")
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "already exists")
+
+	robotsUsed := map[string]bool{}
+	for id, run := range runs {
+		var res workflows.MissionResult
+		require.NoError(t, run.Get(ctx, &res), "mission %s", id)
+		require.Equal(t, workflows.MissionCompleted, res.State, "mission %s", id)
+		require.Equal(t, res.NodesTotal, res.NodesDone, "mission %s", id)
+		robotsUsed[res.RobotID] = true
+	}
+	require.NotEmpty(t, robotsUsed)
+
+	// The robots report their last node at the missions' last stations and
+	// every reservation is released.
+	views, err := ls.worker.Store.ListRobots(ctx, ls.site.Site)
+	require.NoError(t, err)
+	for _, v := range views {
+		require.Empty(t, v.ReservedBy, "robot %s still reserved", v.ID)
+		require.Equal(t, "ONLINE", v.State.ConnectionState, "robot %s", v.ID)
+	}
+
+	// One mission is cancelled mid-route; its robot stops and is free again.
+	long := specs[0]
+	long.MissionID = "e2e-cancel"
+	long.Steps = farthestSteps(t, ls)
+	run, err := startMission(ctx, c, ls.cfg, long, "e2e")
+	require.NoError(t, err)
+	var st workflows.MissionStatus
+	require.Eventually(t, func() bool {
+		st, err = queryStatus(ctx, c, long.MissionID)
+		return err == nil && st.State == workflows.MissionDriving && st.NodesDone >= 2
+	}, time.Minute, 50*time.Millisecond, "mission never got going: %+v %v", st, err)
+	require.Less(t, st.NodesDone, st.NodesTotal)
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: run.GetID(), UpdateName: workflows.UpdateCancel, Args: []any{workflows.CancelRequest{Reason: "e2e", By: "test"}},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	require.NoError(t, err)
+	require.NoError(t, h.Get(ctx, &st))
+	require.Equal(t, workflows.MissionCancelled, st.State)
+	var res workflows.MissionResult
+	require.NoError(t, run.Get(ctx, &res))
+	require.Equal(t, workflows.MissionCancelled, res.State)
+	require.Less(t, res.NodesDone, res.NodesTotal, "cancelled before the end of the route")
+
+	_, held, err := ls.worker.Store.ReservationOf(ctx, long.MissionID)
+	require.NoError(t, err)
+	require.False(t, held, "the cancelled mission's robot is released")
+	robot := ls.fleet.Robot(strings.SplitN(res.RobotID, "/", 2)[1])
+	require.NotNil(t, robot)
+	snap := robot.Snapshot()
+	require.Empty(t, snap.NodeStates, "the robot dropped the rest of the order")
+	require.False(t, snap.Driving)
+
+	// The freed robot takes new work.
+	again := specs[0]
+	again.MissionID = "e2e-after-cancel"
+	run, err = startMission(ctx, c, ls.cfg, again, "e2e")
+	require.NoError(t, err)
+	require.NoError(t, run.Get(ctx, &res))
+	require.Equal(t, workflows.MissionCompleted, res.State)
+}
+
+// farthestSteps builds a pick/drop pair whose stations are far apart, so
+// the robot is still driving when the test cancels.
+func farthestSteps(t *testing.T, ls *localStack) []schemas.MissionStep {
+	var pick, drop string
+	best := -1.0
+	for _, p := range ls.site.Stations {
+		if p.Type != "pick" {
+			continue
+		}
+		pn, _ := ls.site.Node(p.Node)
+		for _, d := range ls.site.Stations {
+			if d.Type != "drop" {
+				continue
+			}
+			dn, _ := ls.site.Node(d.Node)
+			if dist := (pn.X-dn.X)*(pn.X-dn.X) + (pn.Y-dn.Y)*(pn.Y-dn.Y); dist > best {
+				best, pick, drop = dist, p.ID, d.ID
+			}
+		}
+	}
+	require.NotEmpty(t, pick)
+	return []schemas.MissionStep{{Station: pick, Action: "pick"}, {Station: drop, Action: "drop"}}
+}

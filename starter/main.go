@@ -1,0 +1,74 @@
+// Command starter is fleetflow's CLI: launch, watch, pause, resume and cancel
+// missions, list the fleet, run the virtual fleet, and bring up the local
+// stack (`starter dev`, `starter demo`).
+//
+// Exit codes: 0 success, 1 failure, 2 bad usage or bad input.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// usageError marks bad usage or bad input: exit code 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func badInput(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+type globalFlags struct {
+	config string
+	output string
+}
+
+func main() {
+	g := &globalFlags{}
+	root := &cobra.Command{
+		Use:   "starter",
+		Short: "fleetflow CLI: missions on a fleet of VDA 5050 robots, run as durable Temporal workflows",
+		Long: `starter launches and controls fleetflow missions and runs the local stack.
+
+Quick start (no Docker needed):
+  starter demo                      # local stack + virtual fleet, runs testdata/missions, exits
+  starter dev                       # same stack, stays up for the commands below and the Web UI
+  starter mission start -f testdata/missions/m-0001.json --wait
+  starter mission list
+  starter fleet list`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&g.config, "config", "temporal.yaml", "configuration file (environment FLEETFLOW_* overrides it)")
+	root.PersistentFlags().StringVarP(&g.output, "output", "o", "table", "output format: table or json")
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		if g.output != "table" && g.output != "json" {
+			return badInput("--output %q: want table or json", g.output)
+		}
+		return nil
+	}
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(missionCmd(g), fleetCmd(g), devCmd(g, false), devCmd(g, true), simCmd(g))
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		var ue usageError
+		if errors.As(err, &ue) || isCobraUsage(err) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "accepts ", "requires at least", "required flag"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}

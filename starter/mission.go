@@ -1,0 +1,376 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/fleetflow/fleetflow/internal/config"
+	"github.com/fleetflow/fleetflow/schemas"
+	"github.com/fleetflow/fleetflow/workflows"
+)
+
+func loadConfig(g *globalFlags) (config.Config, error) {
+	cfg, err := config.Load(g.config, nil)
+	if err != nil {
+		return cfg, usageError{err}
+	}
+	return cfg, nil
+}
+
+func dialTemporal(g *globalFlags) (client.Client, config.Config, error) {
+	cfg, err := loadConfig(g)
+	if err != nil {
+		return nil, cfg, err
+	}
+	c, err := client.Dial(client.Options{HostPort: cfg.Temporal.HostPort, Namespace: cfg.Temporal.Namespace, Logger: quietLogger()})
+	if err != nil {
+		return nil, cfg, fmt.Errorf("cannot reach Temporal at %s: %w (is `starter dev` running?)", cfg.Temporal.HostPort, err)
+	}
+	return c, cfg, nil
+}
+
+func missionCmd(g *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "mission", Short: "Start, watch and control transport missions"}
+	cmd.AddCommand(missionStartCmd(g), missionStatusCmd(g), missionControlCmd(g, workflows.UpdateCancel),
+		missionControlCmd(g, workflows.UpdatePause), missionControlCmd(g, workflows.UpdateResume), missionListCmd(g))
+	return cmd
+}
+
+// MissionStartOptions builds the StartWorkflowOptions for a mission:
+// workflow ID mission-<id>, duplicates rejected, search attributes and a
+// Web UI summary set.
+func missionStartOptions(cfg config.Config, spec schemas.MissionSpec) client.StartWorkflowOptions {
+	steps := make([]string, len(spec.Steps))
+	for i, s := range spec.Steps {
+		steps[i] = s.Action + "@" + s.Station
+	}
+	summary := fmt.Sprintf("Mission %s · %s · %s · priority %d", spec.MissionID, spec.Site, strings.Join(steps, " → "), spec.Priority)
+	if spec.Load != nil && spec.Load.LoadID != "" {
+		summary += " · load " + spec.Load.LoadID
+	}
+	return client.StartWorkflowOptions{
+		ID:                       workflows.MissionWorkflowID(spec.MissionID),
+		TaskQueue:                cfg.TaskQueues.Missions,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		StaticSummary:            summary,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrSite).ValueSet(spec.Site),
+			temporal.NewSearchAttributeKeyInt64(workflows.SearchAttrPriority).ValueSet(int64(spec.Priority)),
+			temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrMissionState).ValueSet(workflows.MissionValidating),
+		),
+	}
+}
+
+// startMission starts one mission; a second start of the same ID returns an
+// error saying it exists and starts nothing.
+func startMission(ctx context.Context, c client.Client, cfg config.Config, spec schemas.MissionSpec, by string) (client.WorkflowRun, error) {
+	run, err := c.ExecuteWorkflow(ctx, missionStartOptions(cfg, spec), workflows.MissionWorkflowType, workflows.MissionInput{Spec: spec, RequestedBy: by})
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		return nil, badInput("mission %s already exists (workflow %s); a mission ID starts at most one workflow", spec.MissionID, workflows.MissionWorkflowID(spec.MissionID))
+	}
+	return run, err
+}
+
+func currentUser() string {
+	if u := os.Getenv("USER"); u != "" {
+		return "cli:" + u
+	}
+	return "cli"
+}
+
+func missionStartCmd(g *globalFlags) *cobra.Command {
+	var file string
+	var wait bool
+	cmd := &cobra.Command{
+		Use:   "start -f FILE",
+		Short: "Start a mission from a spec file (JSON or YAML, schemas/mission.schema.json)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return badInput("-f FILE is required")
+			}
+			spec, err := schemas.LoadMission(file)
+			if err != nil {
+				return usageError{err}
+			}
+			c, cfg, err := dialTemporal(g)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx := cmd.Context()
+			run, err := startMission(ctx, c, cfg, spec, currentUser())
+			if err != nil {
+				return err
+			}
+			link := webLink(cfg, run.GetID())
+			if !wait {
+				return emit(cmd.OutOrStdout(), g, map[string]any{"missionId": spec.MissionID, "workflowId": run.GetID(), "runId": run.GetRunID(), "webUI": link},
+					func(w io.Writer) {
+						fmt.Fprintf(w, "started mission %s (workflow %s)\n%s\n", spec.MissionID, run.GetID(), link)
+					})
+			}
+			var res workflows.MissionResult
+			err = run.Get(ctx, &res)
+			out := map[string]any{"missionId": spec.MissionID, "workflowId": run.GetID(), "webUI": link, "result": res}
+			if err != nil {
+				out["error"] = rootCause(err)
+			}
+			if eerr := emit(cmd.OutOrStdout(), g, out, func(w io.Writer) {
+				if err != nil {
+					fmt.Fprintf(w, "mission %s FAILED: %s\n%s\n", spec.MissionID, rootCause(err), link)
+					return
+				}
+				fmt.Fprintf(w, "mission %s %s on %s (%d/%d nodes)\n%s\n", spec.MissionID, res.State, res.RobotID, res.NodesDone, res.NodesTotal, link)
+			}); eerr != nil {
+				return eerr
+			}
+			if err != nil {
+				return silentExit(1)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "mission spec file")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the mission to end and print its result")
+	return cmd
+}
+
+// silentExit ends with an exit code after output was already printed.
+type silentExit int
+
+func (e silentExit) Error() string { return fmt.Sprintf("exit %d", int(e)) }
+
+func rootCause(err error) string {
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) {
+		return ae.Error()
+	}
+	var ce *temporal.CanceledError
+	if errors.As(err, &ce) {
+		return "cancelled"
+	}
+	return err.Error()
+}
+
+func webLink(cfg config.Config, wfID string) string {
+	return fmt.Sprintf("%s/namespaces/%s/workflows/%s", strings.TrimRight(cfg.Temporal.UIURL, "/"), cfg.Temporal.Namespace, wfID)
+}
+
+func missionID(arg string) string { return strings.TrimPrefix(arg, "mission-") }
+
+func queryStatus(ctx context.Context, c client.Client, id string) (workflows.MissionStatus, error) {
+	var st workflows.MissionStatus
+	v, err := c.QueryWorkflow(ctx, workflows.MissionWorkflowID(id), "", workflows.QueryStatus)
+	if err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return st, badInput("no mission %s (workflow %s not found)", id, workflows.MissionWorkflowID(id))
+		}
+		return st, err
+	}
+	return st, v.Get(&st)
+}
+
+func missionStatusCmd(g *globalFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status MISSION_ID",
+		Short: "Show a mission's state, robot and progress (query status)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, cfg, err := dialTemporal(g)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			st, err := queryStatus(cmd.Context(), c, missionID(args[0]))
+			if err != nil {
+				return err
+			}
+			return emit(cmd.OutOrStdout(), g, st, func(w io.Writer) { printStatus(w, st, webLink(cfg, workflows.MissionWorkflowID(st.MissionID))) })
+		},
+	}
+}
+
+func printStatus(w io.Writer, st workflows.MissionStatus, link string) {
+	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
+	fmt.Fprintf(tw, "mission\t%s\n", st.MissionID)
+	fmt.Fprintf(tw, "state\t%s\n", st.State)
+	fmt.Fprintf(tw, "site\t%s\n", st.Site)
+	fmt.Fprintf(tw, "priority\t%d\n", st.Priority)
+	fmt.Fprintf(tw, "robot\t%s\n", dash(st.RobotID))
+	if st.QueuePosition > 0 {
+		fmt.Fprintf(tw, "queue position\t%d\n", st.QueuePosition)
+	}
+	fmt.Fprintf(tw, "progress\t%d/%d nodes\n", st.NodesDone, st.NodesTotal)
+	fmt.Fprintf(tw, "current node\t%s\n", dash(st.CurrentNode))
+	if st.LastError != "" {
+		fmt.Fprintf(tw, "last error\t%s\n", st.LastError)
+	}
+	fmt.Fprintf(tw, "web UI\t%s\n", link)
+	tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func missionControlCmd(g *globalFlags, update string) *cobra.Command {
+	var reason string
+	short := map[string]string{
+		workflows.UpdateCancel: "Cancel a mission: the robot gets cancelOrder, confirms, and is released",
+		workflows.UpdatePause:  "Pause a driving mission (startPause) and wait for the robot to confirm",
+		workflows.UpdateResume: "Resume a paused mission (stopPause) and wait for the robot to confirm",
+	}[update]
+	cmd := &cobra.Command{
+		Use:   update + " MISSION_ID",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, _, err := dialTemporal(g)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			id := missionID(args[0])
+			var uargs []any
+			if update == workflows.UpdateCancel {
+				uargs = []any{workflows.CancelRequest{Reason: reason, By: currentUser()}}
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
+			defer cancel()
+			h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+				WorkflowID: workflows.MissionWorkflowID(id), UpdateName: update, Args: uargs,
+				WaitForStage: client.WorkflowUpdateStageCompleted,
+			})
+			if err != nil {
+				return updateError(id, update, err)
+			}
+			var st workflows.MissionStatus
+			if err := h.Get(ctx, &st); err != nil {
+				return updateError(id, update, err)
+			}
+			return emit(cmd.OutOrStdout(), g, st, func(w io.Writer) {
+				fmt.Fprintf(w, "mission %s: %s done, state %s\n", id, update, st.State)
+			})
+		},
+	}
+	if update == workflows.UpdateCancel {
+		cmd.Flags().StringVar(&reason, "reason", "", "why (audited)")
+	}
+	return cmd
+}
+
+// updateError turns a rejected update (validator) into a bad-input error.
+func updateError(id, update string, err error) error {
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return badInput("no running mission %s", id)
+	}
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) {
+		return badInput("%s refused: %s", update, ae.Error())
+	}
+	return fmt.Errorf("%s mission %s: %w", update, id, err)
+}
+
+func missionListCmd(g *globalFlags) *cobra.Command {
+	var state, robot, site string
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List missions (visibility query on MissionState, RobotId, Site)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			q := []string{fmt.Sprintf("WorkflowType = '%s'", workflows.MissionWorkflowType)}
+			for field, v := range map[string]string{workflows.SearchAttrMissionState: strings.ToUpper(state), workflows.SearchAttrRobotID: robot, workflows.SearchAttrSite: site} {
+				if v != "" {
+					if strings.ContainsAny(v, "'\\") {
+						return badInput("--%s %q: quotes are not allowed", strings.ToLower(field), v)
+					}
+					q = append(q, fmt.Sprintf("%s = '%s'", field, v))
+				}
+			}
+			c, _, err := dialTemporal(g)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			type row struct {
+				MissionID string    `json:"missionId"`
+				State     string    `json:"state"`
+				Robot     string    `json:"robotId"`
+				Site      string    `json:"site"`
+				Priority  int64     `json:"priority"`
+				Status    string    `json:"workflowStatus"`
+				Started   time.Time `json:"startedAt"`
+			}
+			var rows []row
+			var token []byte
+			for len(rows) < limit {
+				resp, err := c.ListWorkflow(cmd.Context(), &workflowservice.ListWorkflowExecutionsRequest{Query: strings.Join(q, " AND "), PageSize: int32(min(limit, 1000)), NextPageToken: token})
+				if err != nil {
+					return fmt.Errorf("list missions: %w", err)
+				}
+				for _, e := range resp.Executions {
+					r := row{MissionID: missionID(e.Execution.WorkflowId), Status: strings.TrimPrefix(e.Status.String(), "WORKFLOW_EXECUTION_STATUS_"), Started: e.StartTime.AsTime()}
+					sa, _ := searchAttrs(e.SearchAttributes)
+					r.State, _ = sa[workflows.SearchAttrMissionState].(string)
+					r.Robot, _ = sa[workflows.SearchAttrRobotID].(string)
+					r.Site, _ = sa[workflows.SearchAttrSite].(string)
+					if p, ok := sa[workflows.SearchAttrPriority].(int64); ok {
+						r.Priority = p
+					}
+					rows = append(rows, r)
+				}
+				token = resp.NextPageToken
+				if len(token) == 0 {
+					break
+				}
+			}
+			return emit(cmd.OutOrStdout(), g, rows, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
+				fmt.Fprintln(tw, "MISSION\tSTATE\tROBOT\tSITE\tPRIORITY\tWORKFLOW\tSTARTED")
+				for _, r := range rows {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.MissionID, dash(r.State), dash(r.Robot), dash(r.Site), r.Priority, r.Status, r.Started.Local().Format(time.DateTime))
+				}
+				tw.Flush()
+			})
+		},
+	}
+	cmd.Flags().StringVar(&state, "state", "", "only missions in this state (QUEUED, DRIVING, COMPLETED, …)")
+	cmd.Flags().StringVar(&robot, "robot", "", "only missions of this robot (manufacturer/serialNumber)")
+	cmd.Flags().StringVar(&site, "site", "", "only missions at this site")
+	cmd.Flags().IntVar(&limit, "limit", 100, "at most this many")
+	return cmd
+}
+
+// emit writes v as JSON with -o json, else calls table.
+func emit(w io.Writer, g *globalFlags, v any, table func(io.Writer)) error {
+	if g.output == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	table(w)
+	return nil
+}

@@ -1,0 +1,509 @@
+// Package bridge is the telemetry bridge that runs in the workers binary: it
+// subscribes to every robot's VDA 5050 state and connection topics, stores
+// the latest state in PostgreSQL in batches, and signals the workflow that
+// owns a robot's order — only on meaningful changes (node reached, action
+// status change, order finished, error raised or cleared, connection
+// change), never on a mere position update.
+//
+// It never blocks the MQTT client's callbacks: messages go to a bounded
+// queue; signals to one workflow are sent in order by one sender goroutine
+// (robots are sharded over senders).
+package bridge
+
+import (
+	"context"
+	"errors"
+	"hash/fnv"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fleetflow/fleetflow/activities/store"
+	"github.com/fleetflow/fleetflow/internal/vda5050"
+	"github.com/fleetflow/fleetflow/schemas"
+)
+
+// Signaler delivers a RobotEvent to a workflow (a Temporal client's
+// SignalWorkflow in production).
+type Signaler interface {
+	Signal(ctx context.Context, workflowID string, ev schemas.RobotEvent) error
+}
+
+// Sink stores robot states and connection changes (store.Store in production).
+type Sink interface {
+	UpsertStates(ctx context.Context, states []store.RobotState) error
+	UpsertConnections(ctx context.Context, conns []store.ConnectionUpdate) error
+}
+
+// Options configures a Bridge.
+type Options struct {
+	FlushInterval time.Duration // upper bound on how long a state waits to be stored (default 50 ms)
+	BatchSize     int           // flush when this many robots have unsaved state (default 500)
+	QueueSize     int           // inbound message queue (default 65536); full = drop and count
+	Senders       int           // signal sender goroutines (default 16)
+	// OwnerPrefixes: only orderIds/actionIds with one of these prefixes name a
+	// fleetflow workflow (default "mission-", "rollout-", "maintenance-").
+	OwnerPrefixes []string
+	Logger        *slog.Logger
+	Registerer    prometheus.Registerer // nil = no metrics registered
+}
+
+type message struct {
+	topic   string
+	payload []byte
+}
+
+// summary is what the bridge remembers per robot to decide whether a new
+// state is a meaningful change.
+type summary struct {
+	connection   string
+	orderID      string
+	orderUpdate  uint32
+	lastNode     string
+	lastSeq      int
+	nodes, edges int
+	driving      bool
+	paused       bool
+	actions      map[string]vda5050.ActionStatus
+	errorsKey    string
+}
+
+// pendingState is a robot's latest state waiting for the batched upsert.
+type pendingState struct {
+	state   store.RobotState
+	errors  []vda5050.Error
+	actions []vda5050.ActionState
+}
+
+type signalJob struct {
+	workflowID string
+	ev         schemas.RobotEvent
+}
+
+// Bridge routes robot telemetry. Create with New, feed with Handle (or
+// Subscribe to a broker), Run its loops.
+type Bridge struct {
+	opts     Options
+	sink     Sink
+	signaler Signaler
+	log      *slog.Logger
+
+	in      chan message
+	senders []chan signalJob
+
+	mu      sync.Mutex
+	robots  map[string]*summary
+	pending map[string]pendingState
+	conns   []store.ConnectionUpdate
+
+	m metrics
+}
+
+type metrics struct {
+	received   *prometheus.CounterVec
+	rejected   *prometheus.CounterVec
+	dropped    prometheus.Counter
+	signals    *prometheus.CounterVec
+	flushes    prometheus.Counter
+	flushError prometheus.Counter
+	flushSecs  prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) metrics {
+	m := metrics{
+		received:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleetflow_bridge_messages_total", Help: "VDA 5050 messages received by topic."}, []string{"topic"}),
+		rejected:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleetflow_bridge_rejected_messages_total", Help: "Malformed VDA 5050 messages rejected, by topic."}, []string{"topic"}),
+		dropped:    prometheus.NewCounter(prometheus.CounterOpts{Name: "fleetflow_bridge_dropped_messages_total", Help: "Messages dropped because the bridge queue was full."}),
+		signals:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleetflow_bridge_signals_total", Help: "Robot-event signals sent to workflows, by result."}, []string{"result"}),
+		flushes:    prometheus.NewCounter(prometheus.CounterOpts{Name: "fleetflow_bridge_flushes_total", Help: "Batched robot-state upserts."}),
+		flushError: prometheus.NewCounter(prometheus.CounterOpts{Name: "fleetflow_bridge_flush_errors_total", Help: "Failed batched upserts."}),
+		flushSecs:  prometheus.NewHistogram(prometheus.HistogramOpts{Name: "fleetflow_bridge_flush_seconds", Help: "Duration of a batched upsert.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.received, m.rejected, m.dropped, m.signals, m.flushes, m.flushError, m.flushSecs} {
+			_ = reg.Register(c)
+		}
+	}
+	return m
+}
+
+// New creates a bridge.
+func New(sink Sink, signaler Signaler, opts Options) *Bridge {
+	if opts.FlushInterval <= 0 {
+		opts.FlushInterval = 50 * time.Millisecond
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 500
+	}
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 1 << 16
+	}
+	if opts.Senders <= 0 {
+		opts.Senders = 16
+	}
+	if opts.OwnerPrefixes == nil {
+		opts.OwnerPrefixes = []string{"mission-", "rollout-", "maintenance-"}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	b := &Bridge{
+		opts: opts, sink: sink, signaler: signaler, log: opts.Logger,
+		in:      make(chan message, opts.QueueSize),
+		robots:  map[string]*summary{},
+		pending: map[string]pendingState{},
+		m:       newMetrics(opts.Registerer),
+	}
+	for i := 0; i < opts.Senders; i++ {
+		b.senders = append(b.senders, make(chan signalJob, 1024))
+	}
+	return b
+}
+
+// Subscribe subscribes c to state and connection of all robots (QoS 0 and
+// 1). Call it from the client's OnConnect handler so subscriptions come back
+// after a reconnect. sharedGroup != "" uses $share/<group>/… so several
+// bridges split the fleet.
+func (b *Bridge) Subscribe(c mqtt.Client, sharedGroup string) error {
+	filters := map[string]byte{
+		vda5050.Subscription(vda5050.TopicState):      0,
+		vda5050.Subscription(vda5050.TopicConnection): 1,
+	}
+	if sharedGroup != "" {
+		shared := map[string]byte{}
+		for f, q := range filters {
+			shared["$share/"+sharedGroup+"/"+f] = q
+		}
+		filters = shared
+	}
+	tok := c.SubscribeMultiple(filters, func(_ mqtt.Client, msg mqtt.Message) {
+		b.Enqueue(msg.Topic(), msg.Payload())
+	})
+	if !tok.WaitTimeout(10 * time.Second) {
+		return errors.New("bridge: subscribe timed out")
+	}
+	return tok.Error()
+}
+
+// Enqueue hands a message to the bridge without blocking; when the queue is
+// full the message is dropped and counted (the robot republishes its state
+// at least every 30 s, and workflows reconcile).
+func (b *Bridge) Enqueue(topic string, payload []byte) {
+	select {
+	case b.in <- message{topic, payload}:
+	default:
+		b.m.dropped.Inc()
+	}
+}
+
+// Run processes messages, flushes batches and sends signals until ctx ends;
+// then it flushes what is pending.
+func (b *Bridge) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, ch := range b.senders {
+		wg.Add(1)
+		go func(ch chan signalJob) {
+			defer wg.Done()
+			b.sendLoop(ctx, ch)
+		}(ch)
+	}
+	tick := time.NewTicker(b.opts.FlushInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			b.Flush(fctx)
+			cancel()
+			wg.Wait()
+			return
+		case msg := <-b.in:
+			b.Handle(ctx, msg.topic, msg.payload)
+			if b.pendingCount() >= b.opts.BatchSize {
+				b.Flush(ctx)
+			}
+		case <-tick.C:
+			b.Flush(ctx)
+		}
+	}
+}
+
+func (b *Bridge) pendingCount() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.pending) + len(b.conns)
+}
+
+func (b *Bridge) sendLoop(ctx context.Context, ch chan signalJob) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-ch:
+			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := b.signaler.Signal(sctx, j.workflowID, j.ev)
+			cancel()
+			switch {
+			case err == nil:
+				b.m.signals.WithLabelValues("ok").Inc()
+			case errors.Is(err, ErrNoWorkflow):
+				b.m.signals.WithLabelValues("no_workflow").Inc()
+			default:
+				b.m.signals.WithLabelValues("error").Inc()
+				b.log.Warn("bridge: signal failed", "workflowId", j.workflowID, "error", err)
+			}
+		}
+	}
+}
+
+// ErrNoWorkflow is returned by a Signaler when the workflow no longer runs.
+var ErrNoWorkflow = errors.New("workflow not running")
+
+// Handle decodes one message and routes it: it is the hot path measured by
+// BenchmarkDecodeAndRoute. A malformed message is logged and counted, never
+// a crash.
+func (b *Bridge) Handle(ctx context.Context, topic string, payload []byte) {
+	k, t, err := vda5050.ParseTopic(topic)
+	if err != nil {
+		b.m.rejected.WithLabelValues("unknown").Inc()
+		b.log.Warn("bridge: message on unexpected topic", "topic", topic, "error", err)
+		return
+	}
+	b.m.received.WithLabelValues(string(t)).Inc()
+	switch t {
+	case vda5050.TopicState:
+		var st vda5050.State
+		if err := vda5050.Decode(t, payload, &st); err != nil {
+			b.reject(t, topic, err)
+			return
+		}
+		if st.Manufacturer != k.Manufacturer || st.SerialNumber != k.SerialNumber {
+			b.reject(t, topic, errors.New("header manufacturer/serialNumber do not match the topic"))
+			return
+		}
+		b.onState(k, &st)
+	case vda5050.TopicConnection:
+		if len(payload) == 0 {
+			return // a cleared retained message
+		}
+		var c vda5050.Connection
+		if err := vda5050.Decode(t, payload, &c); err != nil {
+			b.reject(t, topic, err)
+			return
+		}
+		b.onConnection(k, &c)
+	}
+}
+
+func (b *Bridge) reject(t vda5050.Topic, topic string, err error) {
+	b.m.rejected.WithLabelValues(string(t)).Inc()
+	b.log.Warn("bridge: rejected malformed message", "topic", topic, "reason", err.Error())
+}
+
+func (b *Bridge) onState(k vda5050.RobotKey, st *vda5050.State) {
+	id := k.String()
+	ts, _ := time.Parse(time.RFC3339Nano, st.Timestamp)
+	rs := store.RobotState{
+		RobotID: id, OrderID: st.OrderID, OrderUpdateID: int64(st.OrderUpdateID),
+		LastNodeID: st.LastNodeID, LastNodeSequenceID: st.LastNodeSequenceID, Driving: st.Driving,
+		Paused: st.Paused != nil && *st.Paused, BatteryCharge: st.BatteryState.BatteryCharge,
+		NodeStatesRemaining: len(st.NodeStates), HeaderID: int64(st.HeaderID), Timestamp: ts,
+	}
+	if p := st.AGVPosition; p != nil {
+		rs.X, rs.Y, rs.Theta, rs.MapID = p.X, p.Y, p.Theta, p.MapID
+	}
+	if f := st.FatalError(); f != nil {
+		rs.FatalError = f.ErrorType + ": " + f.ErrorDescription
+	}
+	b.mu.Lock()
+	// Errors and actionStates are turned into JSON at flush time: most
+	// states are superseded by a newer one before they are stored.
+	b.pending[id] = pendingState{rs, st.Errors, st.ActionStates}
+	prev := b.robots[id]
+	next := &summary{
+		orderID: st.OrderID, orderUpdate: st.OrderUpdateID, lastNode: st.LastNodeID, lastSeq: st.LastNodeSequenceID,
+		nodes: len(st.NodeStates), edges: len(st.EdgeStates), driving: st.Driving, paused: rs.Paused,
+		actions: make(map[string]vda5050.ActionStatus, len(st.ActionStates)), errorsKey: errorsKey(st.Errors),
+	}
+	if prev != nil {
+		next.connection = prev.connection
+	}
+	for _, a := range st.ActionStates {
+		next.actions[a.ActionID] = a.ActionStatus
+	}
+	b.robots[id] = next
+	b.mu.Unlock()
+
+	if prev != nil && !meaningful(prev, next) {
+		return
+	}
+	ev := schemas.RobotEvent{
+		RobotID: id, OrderID: st.OrderID, OrderUpdateID: st.OrderUpdateID, LastNodeID: st.LastNodeID,
+		LastNodeSequenceID: st.LastNodeSequenceID, NodesRemaining: len(st.NodeStates), EdgesRemaining: len(st.EdgeStates),
+		Driving: st.Driving, Paused: rs.Paused, ActionStates: st.ActionStates, Errors: st.Errors,
+		BatteryCharge: st.BatteryState.BatteryCharge, StateTimestamp: st.Timestamp,
+	}
+	for _, owner := range b.owners(st) {
+		b.route(id, owner, ev)
+	}
+}
+
+// owners returns the workflows named by the state's orderId and by the
+// actionIds of instant actions ("<workflowID>#…"), each once.
+func (b *Bridge) owners(st *vda5050.State) []string {
+	var out []string
+	add := func(id string) {
+		if !b.isOwner(id) {
+			return
+		}
+		for _, o := range out {
+			if o == id {
+				return
+			}
+		}
+		out = append(out, id)
+	}
+	add(st.OrderID)
+	for _, a := range st.ActionStates {
+		if wf, _, ok := strings.Cut(a.ActionID, "#"); ok {
+			add(wf)
+		}
+	}
+	for _, e := range st.Errors {
+		for _, r := range e.ErrorReferences {
+			if r.ReferenceKey == "orderId" {
+				add(r.ReferenceValue)
+			}
+		}
+	}
+	return out
+}
+
+func (b *Bridge) isOwner(id string) bool {
+	for _, p := range b.opts.OwnerPrefixes {
+		if strings.HasPrefix(id, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *Bridge) onConnection(k vda5050.RobotKey, c *vda5050.Connection) {
+	id := k.String()
+	ts, err := time.Parse(time.RFC3339Nano, c.Timestamp)
+	if err != nil {
+		ts = time.Now()
+	}
+	b.mu.Lock()
+	b.conns = append(b.conns, store.ConnectionUpdate{RobotID: id, State: string(c.ConnectionState), At: ts})
+	prev := b.robots[id]
+	changed := prev == nil || prev.connection != string(c.ConnectionState)
+	var orderID string
+	if prev == nil {
+		prev = &summary{actions: map[string]vda5050.ActionStatus{}}
+		b.robots[id] = prev
+	}
+	prev.connection = string(c.ConnectionState)
+	orderID = prev.orderID
+	b.mu.Unlock()
+	if !changed || !b.isOwner(orderID) {
+		return
+	}
+	b.route(id, orderID, schemas.RobotEvent{RobotID: id, Connection: string(c.ConnectionState), OrderID: orderID, StateTimestamp: c.Timestamp})
+}
+
+func (b *Bridge) route(robotID, workflowID string, ev schemas.RobotEvent) {
+	ch := b.senders[b.shard(robotID)]
+	select {
+	case ch <- signalJob{workflowID, ev}:
+	default:
+		// A sender is stuck (Temporal unreachable): drop rather than block
+		// the pipeline; the workflow reconciles from the stored state.
+		b.m.signals.WithLabelValues("dropped").Inc()
+	}
+}
+
+// shard picks the sender of robotID: one robot's signals go out in order.
+func (b *Bridge) shard(robotID string) int {
+	h := fnv.New32a()
+	h.Write([]byte(robotID))
+	return int(h.Sum32() % uint32(len(b.senders)))
+}
+
+// meaningful reports whether next differs from prev in anything a workflow
+// acts on. Position and battery alone are not meaningful.
+func meaningful(prev, next *summary) bool {
+	if prev.orderID != next.orderID || prev.orderUpdate != next.orderUpdate || prev.lastNode != next.lastNode ||
+		prev.lastSeq != next.lastSeq || prev.nodes != next.nodes || prev.edges != next.edges ||
+		prev.driving != next.driving || prev.paused != next.paused || prev.errorsKey != next.errorsKey ||
+		len(prev.actions) != len(next.actions) {
+		return true
+	}
+	for id, s := range next.actions {
+		if prev.actions[id] != s {
+			return true
+		}
+	}
+	return false
+}
+
+func errorsKey(errs []vda5050.Error) string {
+	if len(errs) == 0 {
+		return ""
+	}
+	var sb strings.Builder
+	for _, e := range errs {
+		sb.WriteString(e.ErrorType)
+		sb.WriteByte('|')
+		sb.WriteString(string(e.ErrorLevel))
+		sb.WriteByte('|')
+		sb.WriteString(e.ErrorDescription)
+		sb.WriteByte(';')
+	}
+	return sb.String()
+}
+
+// Flush writes pending states and connection changes in one batch each.
+func (b *Bridge) Flush(ctx context.Context) {
+	b.mu.Lock()
+	if len(b.pending) == 0 && len(b.conns) == 0 {
+		b.mu.Unlock()
+		return
+	}
+	states := make([]store.RobotState, 0, len(b.pending))
+	for _, p := range b.pending {
+		p.state.Errors, p.state.ActionStates = mustJSON(p.errors), mustJSON(p.actions)
+		states = append(states, p.state)
+	}
+	conns := b.conns
+	b.pending = map[string]pendingState{}
+	b.conns = nil
+	b.mu.Unlock()
+
+	start := time.Now()
+	var err error
+	if len(states) > 0 {
+		err = b.sink.UpsertStates(ctx, states)
+	}
+	if err == nil && len(conns) > 0 {
+		err = b.sink.UpsertConnections(ctx, conns)
+	}
+	b.m.flushes.Inc()
+	b.m.flushSecs.Observe(time.Since(start).Seconds())
+	if err != nil {
+		b.m.flushError.Inc()
+		b.log.Warn("bridge: batched upsert failed; will retry with the next batch", "states", len(states), "error", err)
+		b.mu.Lock()
+		for _, s := range states {
+			if _, newer := b.pending[s.RobotID]; !newer {
+				b.pending[s.RobotID] = pendingState{state: s}
+			}
+		}
+		b.conns = append(conns, b.conns...)
+		b.mu.Unlock()
+	}
+}

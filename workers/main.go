@@ -1,0 +1,63 @@
+// Command workers runs fleetflow's Temporal workers, the telemetry bridge
+// and the health and metrics endpoints. It stops gracefully on SIGTERM or
+// SIGINT: polling stops, running activities finish, the bridge flushes.
+//
+//	workers [--config temporal.yaml] [--task-queues missions,robot-io] [--bridge=true] [--http 127.0.0.1:9090]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/fleetflow/fleetflow/internal/config"
+	"github.com/fleetflow/fleetflow/workers/worker"
+)
+
+func main() {
+	cfgPath := flag.String("config", "temporal.yaml", "configuration file")
+	queues := flag.String("task-queues", "", "comma-separated task queues to poll (default: missions,robot-io)")
+	bridgeFlag := flag.String("bridge", "", "run the telemetry bridge (true/false; default from worker.bridge)")
+	httpAddr := flag.String("http", "", "address for /healthz, /readyz, /metrics (default from worker.httpAddr)")
+	flag.Parse()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	cfg, err := config.Load(*cfgPath, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "workers:", err)
+		os.Exit(2)
+	}
+	opts := worker.Options{Config: cfg, Bridge: cfg.Worker.Bridge, HTTPAddr: cfg.Worker.HTTPAddr, Logger: log}
+	if *queues != "" {
+		opts.TaskQueues = strings.Split(*queues, ",")
+	}
+	switch *bridgeFlag {
+	case "":
+	case "true":
+		opts.Bridge = true
+	case "false":
+		opts.Bridge = false
+	default:
+		fmt.Fprintln(os.Stderr, "workers: --bridge must be true or false")
+		os.Exit(2)
+	}
+	if *httpAddr != "" {
+		opts.HTTPAddr = *httpAddr
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	w, err := worker.Start(ctx, opts)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "workers:", err)
+		os.Exit(1)
+	}
+	log.Info("workers running; SIGTERM to stop", "http", w.HTTPAddr)
+	<-ctx.Done()
+	log.Info("shutting down")
+	w.Stop()
+}

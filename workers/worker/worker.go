@@ -1,0 +1,330 @@
+// Package worker assembles fleetflow's worker process: Temporal workers for
+// the task queues it is told to poll, the telemetry bridge, and the HTTP
+// endpoints /healthz, /readyz and /metrics (Prometheus, the Temporal SDK's
+// metrics included). The workers binary and `starter dev` both run it.
+package worker
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/fleetflow/fleetflow/activities"
+	"github.com/fleetflow/fleetflow/activities/store"
+	"github.com/fleetflow/fleetflow/internal/config"
+	"github.com/fleetflow/fleetflow/internal/site"
+	"github.com/fleetflow/fleetflow/schemas"
+	"github.com/fleetflow/fleetflow/workers/bridge"
+	"github.com/fleetflow/fleetflow/workflows"
+)
+
+// Options says what this worker process does.
+type Options struct {
+	Config config.Config
+	// TaskQueues to poll (names from config.TaskQueues); nil = every queue
+	// that has work registered (missions, robot-io).
+	TaskQueues []string
+	// Bridge runs the telemetry bridge in this process.
+	Bridge bool
+	// HTTPAddr serves /healthz, /readyz, /metrics; "" = none.
+	HTTPAddr string
+	Logger   *slog.Logger
+}
+
+// Worker is a running worker process.
+type Worker struct {
+	Client   client.Client
+	Store    *store.Store
+	MQTT     mqtt.Client
+	Bridge   *bridge.Bridge
+	Registry *prometheus.Registry
+	HTTPAddr string // actual address when Options.HTTPAddr had port 0
+
+	log     *slog.Logger
+	workers []worker.Worker
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	http    *http.Server
+	once    sync.Once
+}
+
+// NewTemporalClient dials Temporal as configured (TLS, API key), with the
+// SDK's metrics going to reg (nil = none).
+func NewTemporalClient(cfg config.Config, logger *slog.Logger, reg prometheus.Registerer) (client.Client, error) {
+	opts := client.Options{
+		HostPort:  cfg.Temporal.HostPort,
+		Namespace: cfg.Temporal.Namespace,
+		Logger:    tlog.NewStructuredLogger(logger),
+	}
+	if reg != nil {
+		exp, err := otelprom.New(otelprom.WithRegisterer(reg))
+		if err != nil {
+			return nil, fmt.Errorf("metrics exporter: %w", err)
+		}
+		meter := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp)).Meter("temporal-sdk-go")
+		opts.MetricsHandler = temporalotel.NewMetricsHandler(temporalotel.MetricsHandlerOptions{
+			Meter:   meter,
+			OnError: func(err error) { logger.Warn("temporal metrics", "error", err) },
+		})
+	}
+	if t := cfg.Temporal.TLS; t.Enabled {
+		tc, err := tlsConfig(t)
+		if err != nil {
+			return nil, fmt.Errorf("temporal.tls: %w", err)
+		}
+		opts.ConnectionOptions.TLS = tc
+	}
+	if cfg.Temporal.APIKey != "" {
+		opts.Credentials = client.NewAPIKeyStaticCredentials(cfg.Temporal.APIKey)
+	}
+	c, err := client.Dial(opts)
+	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s): %w", cfg.Temporal.HostPort, cfg.Temporal.Namespace, err)
+	}
+	return c, nil
+}
+
+func tlsConfig(t config.TLS) (*tls.Config, error) {
+	tc := &tls.Config{ServerName: t.ServerName, MinVersion: tls.VersionTLS12}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s: no PEM certificates", t.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, err
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// NewMQTTClient connects a paho client as configured. onConnect runs on
+// every (re)connect — subscribe there, subscriptions do not survive a
+// reconnect with a clean session.
+func NewMQTTClient(cfg config.Config, clientID string, onConnect func(mqtt.Client)) (mqtt.Client, error) {
+	o := mqtt.NewClientOptions().AddBroker(cfg.MQTT.URL).SetClientID(clientID).
+		SetCleanSession(true).SetOrderMatters(false).SetAutoReconnect(true).
+		SetConnectRetry(false).SetMaxReconnectInterval(5 * time.Second).
+		SetConnectTimeout(5 * time.Second).SetKeepAlive(30 * time.Second)
+	if cfg.MQTT.Username != "" {
+		o.SetUsername(cfg.MQTT.Username).SetPassword(cfg.MQTT.Password)
+	}
+	if t := cfg.MQTT.TLS; t.Enabled {
+		tc, err := tlsConfig(t)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt.tls: %w", err)
+		}
+		o.SetTLSConfig(tc)
+	}
+	if onConnect != nil {
+		o.SetOnConnectHandler(onConnect)
+	}
+	c := mqtt.NewClient(o)
+	tok := c.Connect()
+	if !tok.WaitTimeout(10 * time.Second) {
+		return nil, fmt.Errorf("connect to MQTT broker %s: timed out", cfg.MQTT.URL)
+	}
+	if err := tok.Error(); err != nil {
+		return nil, fmt.Errorf("connect to MQTT broker %s: %w", cfg.MQTT.URL, err)
+	}
+	return c, nil
+}
+
+// UniqueClientID makes an MQTT client ID no other process uses: two clients
+// with one ID kick each other off the broker.
+func UniqueClientID(prefix, role string) string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%s-%s-%d-%d", prefix, role, host, os.Getpid(), time.Now().UnixNano()%100000)
+}
+
+type temporalSignaler struct{ c client.Client }
+
+func (s temporalSignaler) Signal(ctx context.Context, wfID string, ev schemas.RobotEvent) error {
+	err := s.c.SignalWorkflow(ctx, wfID, "", workflows.SignalRobotEvent, ev)
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return bridge.ErrNoWorkflow
+	}
+	return err
+}
+
+// Start brings the worker up and returns once it polls; Stop ends it.
+func Start(ctx context.Context, opts Options) (*Worker, error) {
+	cfg := opts.Config
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.Postgres.URL == "" {
+		return nil, errors.New("no database: set DATABASE_URL (or use `starter dev`, which starts one)")
+	}
+	if cfg.MQTT.URL == "" {
+		return nil, errors.New("no MQTT broker: set mqtt.url / FLEETFLOW_MQTT_URL (or use `starter dev`, which starts one)")
+	}
+	w := &Worker{log: log, Registry: prometheus.NewRegistry()}
+	w.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	fail := func(err error) (*Worker, error) { w.Stop(); return nil, err }
+
+	maps, err := site.LoadDir(cfg.Site.MapsDir)
+	if err != nil {
+		return nil, fmt.Errorf("site maps (site.mapsDir %s): %w", cfg.Site.MapsDir, err)
+	}
+	if err := store.Migrate(ctx, cfg.Postgres.URL); err != nil {
+		return nil, fmt.Errorf("migrate fleet registry: %w", err)
+	}
+	if w.Store, err = store.Open(ctx, cfg.Postgres.URL); err != nil {
+		return nil, fmt.Errorf("open fleet registry: %w", err)
+	}
+	if w.Client, err = NewTemporalClient(cfg, log, w.Registry); err != nil {
+		return fail(err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	w.cancel = cancel
+	if opts.Bridge {
+		w.Bridge = bridge.New(w.Store, temporalSignaler{w.Client}, bridge.Options{
+			FlushInterval: cfg.Worker.BridgeFlushInterval, BatchSize: cfg.Worker.BridgeBatchSize,
+			Logger: log, Registerer: w.Registry,
+		})
+		w.wg.Add(1)
+		go func() { defer w.wg.Done(); w.Bridge.Run(runCtx) }()
+	}
+	b := w.Bridge
+	w.MQTT, err = NewMQTTClient(cfg, UniqueClientID(cfg.MQTT.ClientID, "worker"), func(c mqtt.Client) {
+		if b == nil {
+			return
+		}
+		if err := b.Subscribe(c, cfg.MQTT.SharedGroup); err != nil {
+			log.Error("bridge: subscribe failed", "error", err)
+		} else {
+			log.Info("bridge: subscribed to robot state and connection", "broker", cfg.MQTT.URL)
+		}
+	})
+	if err != nil {
+		return fail(err)
+	}
+	acts := &activities.Activities{
+		Store: w.Store, Link: activities.NewRobotLink(w.MQTT, 5*time.Second), Sites: maps,
+		Temporal: w.Client, HTTP: &http.Client{Timeout: cfg.WMS.Timeout}, WMSWebhookURL: cfg.WMS.WebhookURL,
+	}
+	queues := opts.TaskQueues
+	if queues == nil {
+		queues = []string{cfg.TaskQueues.Missions, cfg.TaskQueues.RobotIO}
+	}
+	for _, q := range queues {
+		wk := worker.New(w.Client, q, worker.Options{})
+		switch q {
+		case cfg.TaskQueues.Missions:
+			wk.RegisterWorkflowWithOptions(workflows.Mission, workflow.RegisterOptions{Name: workflows.MissionWorkflowType})
+			wk.RegisterActivity(acts) // run as local activities by Mission
+		case cfg.TaskQueues.RobotIO:
+			wk.RegisterActivity(acts)
+		default:
+			return fail(fmt.Errorf("task queue %q: nothing is registered for it yet (known: %s, %s)", q, cfg.TaskQueues.Missions, cfg.TaskQueues.RobotIO))
+		}
+		if err := wk.Start(); err != nil {
+			return fail(fmt.Errorf("start worker on task queue %s: %w", q, err))
+		}
+		w.workers = append(w.workers, wk)
+		log.Info("worker polling", "taskQueue", q)
+	}
+	if opts.HTTPAddr != "" {
+		if err := w.serveHTTP(opts.HTTPAddr); err != nil {
+			return fail(err)
+		}
+	}
+	return w, nil
+}
+
+func (w *Worker) serveHTTP(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("worker.httpAddr %s: %w", addr, err)
+	}
+	w.HTTPAddr = ln.Addr().String()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) { rw.Write([]byte("ok\n")) })
+	mux.HandleFunc("/readyz", func(rw http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		var problems []string
+		if _, err := w.Client.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+			problems = append(problems, "temporal: "+err.Error())
+		}
+		if err := w.Store.Pool().Ping(ctx); err != nil {
+			problems = append(problems, "postgres: "+err.Error())
+		}
+		if !w.MQTT.IsConnectionOpen() {
+			problems = append(problems, "mqtt: not connected")
+		}
+		if len(problems) > 0 {
+			rw.WriteHeader(http.StatusServiceUnavailable)
+			rw.Write([]byte(strings.Join(problems, "\n") + "\n"))
+			return
+		}
+		rw.Write([]byte("ready\n"))
+	})
+	mux.Handle("/metrics", promhttp.HandlerFor(w.Registry, promhttp.HandlerOpts{}))
+	w.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go w.http.Serve(ln)
+	return nil
+}
+
+// Stop shuts down gracefully: stop polling (running activities finish),
+// flush the bridge, disconnect from MQTT, close the registry. Idempotent.
+func (w *Worker) Stop() {
+	w.once.Do(func() {
+		for _, wk := range slices.Backward(w.workers) {
+			wk.Stop()
+		}
+		if w.http != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = w.http.Shutdown(ctx)
+			cancel()
+		}
+		if w.MQTT != nil {
+			w.MQTT.Disconnect(250)
+		}
+		if w.cancel != nil {
+			w.cancel()
+		}
+		w.wg.Wait()
+		if w.Client != nil {
+			w.Client.Close()
+		}
+		if w.Store != nil {
+			w.Store.Close()
+		}
+	})
+}

@@ -1,0 +1,434 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/fleetflow/fleetflow/internal/vda5050"
+	"github.com/fleetflow/fleetflow/schemas"
+)
+
+// fakeActivities stands in for activities.Activities in unit tests: it
+// records what the workflow asked of the outside world.
+type fakeActivities struct {
+	mu        sync.Mutex
+	queued    int // ReserveRobot answers "queued" this many times first
+	reserves  []schemas.ReserveRobotInput
+	orders    []schemas.SendOrderInput
+	instant   []vda5050.Action
+	releases  []schemas.ReleaseRobotInput
+	cancelled []string
+	audits    []schemas.AuditInput
+	notified  []schemas.NotifyWMSInput
+	snapshot  *schemas.RobotEvent
+}
+
+func (f *fakeActivities) PlanMission(ctx context.Context, in schemas.PlanMissionInput) (schemas.PlanMissionResult, error) {
+	if in.Spec.Steps[0].Station == "nowhere" {
+		return schemas.PlanMissionResult{}, temporal.NewNonRetryableApplicationError("unknown station nowhere", ErrInvalidMission, nil)
+	}
+	return schemas.PlanMissionResult{FirstStationNode: "B1", X: 4, Y: 2}, nil
+}
+
+func (f *fakeActivities) ReserveRobot(ctx context.Context, in schemas.ReserveRobotInput) (schemas.ReserveRobotResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reserves = append(f.reserves, in)
+	if f.queued > 0 {
+		f.queued--
+		return schemas.ReserveRobotResult{Queued: true, QueuePosition: 2}, nil
+	}
+	return schemas.ReserveRobotResult{RobotID: "acme/AMR-001"}, nil
+}
+
+func (f *fakeActivities) CancelQueued(ctx context.Context, in schemas.CancelQueuedInput) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cancelled = append(f.cancelled, in.MissionID)
+	return nil
+}
+
+func (f *fakeActivities) BuildOrder(ctx context.Context, in schemas.BuildOrderInput) (schemas.BuildOrderResult, error) {
+	return schemas.BuildOrderResult{
+		Order:     vda5050.Order{OrderID: in.OrderID},
+		NodeIDs:   []string{"A1", "B1", "C1"},
+		ActionIDs: []string{in.OrderID + "-a0-pick", in.OrderID + "-a1-drop"},
+	}, nil
+}
+
+func (f *fakeActivities) SendOrder(ctx context.Context, in schemas.SendOrderInput) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.orders = append(f.orders, in)
+	return nil
+}
+
+func (f *fakeActivities) SendInstantActions(ctx context.Context, in schemas.SendInstantActionsInput) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.instant = append(f.instant, in.Actions...)
+	return nil
+}
+
+func (f *fakeActivities) RobotSnapshot(ctx context.Context, in schemas.RobotSnapshotInput) (schemas.RobotEvent, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.snapshot == nil {
+		return schemas.RobotEvent{}, errors.New("no state")
+	}
+	return *f.snapshot, nil
+}
+
+func (f *fakeActivities) ReleaseRobot(ctx context.Context, in schemas.ReleaseRobotInput) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.releases = append(f.releases, in)
+	return nil
+}
+
+func (f *fakeActivities) Audit(ctx context.Context, in schemas.AuditInput) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.audits = append(f.audits, in)
+	return nil
+}
+
+func (f *fakeActivities) NotifyWMS(ctx context.Context, in schemas.NotifyWMSInput) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.notified = append(f.notified, in)
+	return nil
+}
+
+const wfID = "mission-m-1"
+
+func spec() schemas.MissionSpec {
+	return schemas.MissionSpec{
+		MissionID: "m-1", Site: "warehouse-a", Priority: 5, MinBattery: 20,
+		Steps: []schemas.MissionStep{{Station: "inbound-1", Action: "pick"}, {Station: "rack-1", Action: "drop"}},
+	}
+}
+
+type suite struct {
+	testsuite.WorkflowTestSuite
+	env  *testsuite.TestWorkflowEnvironment
+	acts *fakeActivities
+}
+
+func newEnv(t *testing.T) *suite {
+	s := &suite{acts: &fakeActivities{}}
+	s.SetLogger(nil)
+	s.env = s.NewTestWorkflowEnvironment()
+	s.env.SetStartWorkflowOptions(clientOptions(wfID))
+	s.env.RegisterWorkflow(Mission)
+	s.env.RegisterActivity(s.acts)
+	return s
+}
+
+// robot events as the bridge would send them.
+func driving(node string, seq, remaining int) schemas.RobotEvent {
+	return schemas.RobotEvent{RobotID: "acme/AMR-001", OrderID: wfID, LastNodeID: node, LastNodeSequenceID: seq,
+		NodesRemaining: remaining, EdgesRemaining: remaining, Driving: true,
+		ActionStates: []vda5050.ActionState{{ActionID: wfID + "-a0-pick", ActionStatus: vda5050.ActionWaiting}, {ActionID: wfID + "-a1-drop", ActionStatus: vda5050.ActionWaiting}}}
+}
+
+func finished() schemas.RobotEvent {
+	return schemas.RobotEvent{RobotID: "acme/AMR-001", OrderID: wfID, LastNodeID: "C1", LastNodeSequenceID: 4,
+		ActionStates: []vda5050.ActionState{{ActionID: wfID + "-a0-pick", ActionStatus: vda5050.ActionFinished}, {ActionID: wfID + "-a1-drop", ActionStatus: vda5050.ActionFinished}}}
+}
+
+func (s *suite) at(d time.Duration, fn func()) { s.env.RegisterDelayedCallback(fn, d) }
+
+func (s *suite) signal(d time.Duration, ev schemas.RobotEvent) {
+	s.at(d, func() { s.env.SignalWorkflow(SignalRobotEvent, ev) })
+}
+
+func (s *suite) status(t *testing.T) MissionStatus {
+	v, err := s.env.QueryWorkflow(QueryStatus)
+	require.NoError(t, err)
+	var st MissionStatus
+	require.NoError(t, v.Get(&st))
+	return st
+}
+
+func (s *suite) result(t *testing.T) (MissionResult, error) {
+	require.True(t, s.env.IsWorkflowCompleted())
+	var r MissionResult
+	err := s.env.GetWorkflowError()
+	if err == nil {
+		require.NoError(t, s.env.GetWorkflowResult(&r))
+	}
+	return r, err
+}
+
+func appErrType(err error) string {
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) {
+		return ae.Type()
+	}
+	return ""
+}
+
+func TestMissionHappyPath(t *testing.T) {
+	s := newEnv(t)
+	var mid MissionStatus
+	s.signal(time.Second, driving("A1", 0, 2))
+	s.signal(2*time.Second, driving("B1", 2, 1))
+	s.at(2500*time.Millisecond, func() { mid = s.status(t) })
+	s.signal(3*time.Second, finished())
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec(), RequestedBy: "test"})
+	r, err := s.result(t)
+	require.NoError(t, err)
+	require.Equal(t, MissionCompleted, r.State)
+	require.Equal(t, "acme/AMR-001", r.RobotID)
+	require.Equal(t, 3, r.NodesDone)
+	require.Equal(t, MissionDriving, mid.State)
+	require.Equal(t, 2, mid.NodesDone)
+	require.Equal(t, "B1", mid.CurrentNode)
+	require.Len(t, s.acts.orders, 1)
+	require.Equal(t, wfID, s.acts.orders[0].Order.OrderID, "the orderId names the owning workflow")
+	require.Equal(t, []schemas.ReleaseRobotInput{{RobotID: "acme/AMR-001", MissionID: "m-1", Site: "warehouse-a"}}, s.acts.releases)
+	require.Equal(t, "mission.completed", s.acts.audits[0].Kind)
+	require.Equal(t, MissionCompleted, s.acts.notified[0].State)
+	require.Equal(t, 4.0, s.acts.reserves[0].X, "reservation asks for the robot nearest the first station")
+}
+
+func TestMissionNotDoneUntilActionsFinished(t *testing.T) {
+	s := newEnv(t)
+	ev := finished()
+	ev.ActionStates[1].ActionStatus = vda5050.ActionRunning // at the last node, drop still running
+	s.signal(time.Second, ev)
+	var mid MissionStatus
+	s.at(1500*time.Millisecond, func() { mid = s.status(t) })
+	s.signal(2*time.Second, finished())
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	r, err := s.result(t)
+	require.NoError(t, err)
+	require.Equal(t, MissionDriving, mid.State)
+	require.Equal(t, MissionCompleted, r.State)
+}
+
+func TestMissionQueuedUntilRobotFree(t *testing.T) {
+	s := newEnv(t)
+	s.acts.queued = 1
+	var queued MissionStatus
+	s.at(time.Second, func() { queued = s.status(t) })
+	s.at(2*time.Second, func() { s.env.SignalWorkflow(SignalRobotAvailable, nil) })
+	s.signal(3*time.Second, finished())
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	r, err := s.result(t)
+	require.NoError(t, err)
+	require.Equal(t, MissionCompleted, r.State)
+	require.Equal(t, MissionQueued, queued.State)
+	require.Equal(t, 2, queued.QueuePosition)
+	require.Len(t, s.acts.reserves, 2, "a robot-available signal retries the reservation")
+	require.Equal(t, 5, s.acts.reserves[0].Priority)
+}
+
+func TestMissionQueuedRetriesWithoutSignal(t *testing.T) {
+	s := newEnv(t)
+	s.acts.queued = 2
+	s.signal(Timings.RequeueAfter*2+time.Second, finished())
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	r, err := s.result(t)
+	require.NoError(t, err)
+	require.Equal(t, MissionCompleted, r.State)
+	require.Len(t, s.acts.reserves, 3, "a queued mission retries even if a wake-up signal was lost")
+}
+
+func TestMissionCancelWhileQueued(t *testing.T) {
+	s := newEnv(t)
+	s.acts.queued = 100
+	var upd MissionStatus
+	var updErr error
+	s.at(time.Second, func() {
+		s.env.UpdateWorkflow(UpdateCancel, "u1", &updateCallbacks{t: t, onComplete: func(v any, err error) { updErr = err; upd = v.(MissionStatus) }}, CancelRequest{Reason: "wms withdrew", By: "wms"})
+	})
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	r, err := s.result(t)
+	require.NoError(t, err)
+	require.NoError(t, updErr)
+	require.Equal(t, MissionCancelled, r.State)
+	require.Equal(t, MissionCancelled, upd.State)
+	require.Equal(t, []string{"m-1"}, s.acts.cancelled, "leaves the reservation queue")
+	require.Empty(t, s.acts.orders, "no order was sent")
+	require.Empty(t, s.acts.releases)
+}
+
+func TestMissionCancelWhileDriving(t *testing.T) {
+	s := newEnv(t)
+	var upd MissionStatus
+	var updErr error
+	s.signal(time.Second, driving("B1", 2, 1))
+	s.at(2*time.Second, func() {
+		s.env.UpdateWorkflow(UpdateCancel, "u1", &updateCallbacks{t: t, onComplete: func(v any, err error) { updErr = err; upd = v.(MissionStatus) }}, CancelRequest{Reason: "blocked aisle", By: "operator"})
+	})
+	var cancelling MissionStatus
+	s.at(3*time.Second, func() { cancelling = s.status(t) })
+	// The robot stops at B1 and confirms cancelOrder.
+	s.signal(4*time.Second, schemas.RobotEvent{RobotID: "acme/AMR-001", OrderID: wfID, LastNodeID: "B1", LastNodeSequenceID: 2,
+		ActionStates: []vda5050.ActionState{{ActionID: wfID + "#cancel", ActionType: vda5050.ActionCancelOrder, ActionStatus: vda5050.ActionFinished}}})
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	r, err := s.result(t)
+	require.NoError(t, err)
+	require.NoError(t, updErr)
+	require.Equal(t, MissionCancelling, cancelling.State)
+	require.Equal(t, MissionCancelled, r.State)
+	require.Equal(t, MissionCancelled, upd.State)
+	require.Len(t, s.acts.instant, 1)
+	require.Equal(t, vda5050.ActionCancelOrder, s.acts.instant[0].ActionType)
+	require.Len(t, s.acts.releases, 1, "the robot is released after the robot confirmed")
+	require.Equal(t, "mission.cancelled", s.acts.audits[0].Kind)
+	require.Equal(t, "operator", s.acts.audits[0].Actor)
+}
+
+func TestMissionCancelRefusedAfterEnd(t *testing.T) {
+	s := newEnv(t)
+	s.signal(time.Second, finished())
+	var rejected error
+	s.at(2*time.Second, func() {
+		s.env.UpdateWorkflow(UpdateCancel, "u1", &updateCallbacks{t: t, onReject: func(err error) { rejected = err }}, CancelRequest{})
+	})
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	_, err := s.result(t)
+	require.NoError(t, err)
+	_ = rejected // the workflow may have completed before the update arrives; either way no second release
+	require.Len(t, s.acts.releases, 1)
+}
+
+func TestMissionPauseResume(t *testing.T) {
+	s := newEnv(t)
+	var paused, resumed MissionStatus
+	s.signal(time.Second, driving("A1", 0, 2))
+	s.at(2*time.Second, func() {
+		s.env.UpdateWorkflow(UpdatePause, "p1", &updateCallbacks{t: t, onComplete: func(v any, err error) { require.NoError(t, err); paused = v.(MissionStatus) }})
+	})
+	ev := driving("A1", 0, 2)
+	ev.Driving, ev.Paused = false, true
+	s.signal(3*time.Second, ev)
+	var rejectedPause error
+	s.at(4*time.Second, func() {
+		s.env.UpdateWorkflow(UpdatePause, "p2", &updateCallbacks{t: t, onReject: func(err error) { rejectedPause = err }})
+	})
+	s.at(5*time.Second, func() {
+		s.env.UpdateWorkflow(UpdateResume, "r1", &updateCallbacks{t: t, onComplete: func(v any, err error) { require.NoError(t, err); resumed = v.(MissionStatus) }})
+	})
+	s.signal(6*time.Second, driving("A1", 0, 2))
+	s.signal(7*time.Second, finished())
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	r, err := s.result(t)
+	require.NoError(t, err)
+	require.Equal(t, MissionCompleted, r.State)
+	require.Equal(t, MissionPaused, paused.State)
+	require.True(t, paused.Paused)
+	require.Error(t, rejectedPause, "pausing a paused mission is refused by the validator")
+	require.Equal(t, MissionDriving, resumed.State)
+	require.Len(t, s.acts.instant, 2)
+	require.Equal(t, vda5050.ActionStartPause, s.acts.instant[0].ActionType)
+	require.Equal(t, vda5050.ActionStopPause, s.acts.instant[1].ActionType)
+}
+
+func TestMissionRobotFatalError(t *testing.T) {
+	s := newEnv(t)
+	ev := driving("B1", 2, 1)
+	ev.Driving = false
+	ev.Errors = []vda5050.Error{{ErrorType: "laserScannerFault", ErrorLevel: vda5050.ErrorFatal, ErrorDescription: "front scanner dirty"}}
+	s.signal(time.Second, ev)
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	_, err := s.result(t)
+	require.Error(t, err)
+	require.Equal(t, ErrRobotFatal, appErrType(err))
+	require.Contains(t, err.Error(), "front scanner dirty")
+	require.Len(t, s.acts.releases, 1, "the robot is released however the mission ends")
+	require.Equal(t, "mission.failed", s.acts.audits[0].Kind)
+}
+
+func TestMissionLostConnection(t *testing.T) {
+	s := newEnv(t)
+	s.signal(time.Second, driving("A1", 0, 2))
+	s.signal(2*time.Second, schemas.RobotEvent{RobotID: "acme/AMR-001", Connection: "CONNECTIONBROKEN", OrderID: wfID})
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	_, err := s.result(t)
+	require.Equal(t, ErrRobotDisconnected, appErrType(err))
+	require.Contains(t, err.Error(), "CONNECTIONBROKEN")
+	require.Len(t, s.acts.releases, 1)
+}
+
+func TestMissionRobotRejectsOrder(t *testing.T) {
+	s := newEnv(t)
+	s.signal(time.Second, schemas.RobotEvent{RobotID: "acme/AMR-001", OrderID: "", Errors: []vda5050.Error{{
+		ErrorType: "noRouteError", ErrorLevel: vda5050.ErrorWarning, ErrorDescription: "first node too far",
+		ErrorReferences: []vda5050.Reference{{ReferenceKey: "orderId", ReferenceValue: wfID}}}}})
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	_, err := s.result(t)
+	require.Equal(t, ErrRobotRejectedOrder, appErrType(err))
+	require.Contains(t, err.Error(), "noRouteError")
+	require.Len(t, s.acts.releases, 1)
+}
+
+func TestMissionReconcilesFromStoredState(t *testing.T) {
+	s := newEnv(t)
+	ev := finished()
+	s.acts.snapshot = &ev // no signal ever arrives: the bridge lost it
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	r, err := s.result(t)
+	require.NoError(t, err)
+	require.Equal(t, MissionCompleted, r.State)
+}
+
+func TestMissionBadSpecStartsNothing(t *testing.T) {
+	for name, sp := range map[string]schemas.MissionSpec{
+		"no steps":     {MissionID: "m-1", Site: "warehouse-a"},
+		"bad action":   {MissionID: "m-1", Site: "warehouse-a", Steps: []schemas.MissionStep{{Station: "s", Action: "juggle"}}},
+		"unknown stop": {MissionID: "m-1", Site: "warehouse-a", Steps: []schemas.MissionStep{{Station: "nowhere", Action: "pick"}}},
+		"bad id":       {MissionID: "m 1", Site: "warehouse-a", Steps: []schemas.MissionStep{{Station: "s", Action: "pick"}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := newEnv(t)
+			s.env.ExecuteWorkflow(Mission, MissionInput{Spec: sp})
+			_, err := s.result(t)
+			require.Equal(t, ErrInvalidMission, appErrType(err))
+			require.Empty(t, s.acts.reserves, "a rejected mission reserves nothing")
+			require.Empty(t, s.acts.orders)
+		})
+	}
+}
+
+func TestMissionTimeout(t *testing.T) {
+	s := newEnv(t)
+	sp := spec()
+	sp.TimeoutSeconds = 60
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: sp})
+	_, err := s.result(t)
+	require.Equal(t, ErrMissionTimeout, appErrType(err))
+	require.Len(t, s.acts.releases, 1)
+	require.Equal(t, vda5050.ActionCancelOrder, s.acts.instant[0].ActionType, "a timed-out mission stops the robot")
+}
+
+// updateCallbacks adapts the test environment's update callbacks.
+type updateCallbacks struct {
+	t          *testing.T
+	onReject   func(error)
+	onComplete func(any, error)
+}
+
+func (u *updateCallbacks) Accept() {}
+func (u *updateCallbacks) Reject(err error) {
+	if u.onReject != nil {
+		u.onReject(err)
+		return
+	}
+	u.t.Errorf("update rejected: %v", err)
+}
+func (u *updateCallbacks) Complete(success any, err error) {
+	if u.onComplete != nil {
+		u.onComplete(success, err)
+	}
+}

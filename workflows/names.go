@@ -1,0 +1,84 @@
+// Package workflows holds fleetflow's deterministic workflow code — missions
+// today, rollouts and maintenance later — and every name that crosses a
+// process boundary: workflow IDs, task queues, signal, update, query and
+// activity names. It never imports an I/O package: no MQTT, no database, no
+// HTTP, no clock or randomness outside the workflow API.
+package workflows
+
+// Task queues, one per kind of work, each scalable on its own backlog.
+const (
+	TaskQueueMissions    = "missions"
+	TaskQueueRobotIO     = "robot-io"
+	TaskQueueOTA         = "ota"
+	TaskQueueMaintenance = "maintenance"
+)
+
+// Workflow type names.
+const (
+	MissionWorkflowType = "Mission"
+)
+
+// Signal, update and query names.
+const (
+	// SignalRobotEvent carries a schemas.RobotEvent from the bridge.
+	SignalRobotEvent = "robot-event"
+	// SignalRobotAvailable wakes a queued mission: a robot at its site may be free.
+	SignalRobotAvailable = "robot-available"
+
+	UpdateCancel = "cancel"
+	UpdatePause  = "pause"
+	UpdateResume = "resume"
+
+	QueryStatus = "status"
+)
+
+// Activity names. The activities.Activities struct has one method per name
+// (checked by a test in workers).
+const (
+	ActivityPlanMission        = "PlanMission"
+	ActivityReserveRobot       = "ReserveRobot"
+	ActivityCancelQueued       = "CancelQueued"
+	ActivityBuildOrder         = "BuildOrder"
+	ActivitySendOrder          = "SendOrder"
+	ActivitySendInstantActions = "SendInstantActions"
+	ActivityRobotSnapshot      = "RobotSnapshot"
+	ActivityReleaseRobot       = "ReleaseRobot"
+	ActivityAudit              = "Audit"
+	ActivityNotifyWMS          = "NotifyWMS"
+)
+
+// ActivityNames lists every activity a worker must register.
+var ActivityNames = []string{
+	ActivityPlanMission, ActivityReserveRobot, ActivityCancelQueued, ActivityBuildOrder,
+	ActivitySendOrder, ActivitySendInstantActions, ActivityRobotSnapshot, ActivityReleaseRobot,
+	ActivityAudit, ActivityNotifyWMS,
+}
+
+// Search attributes set by fleetflow's workflows (registered on the server
+// by the local stack; see deploy/ for production).
+const (
+	SearchAttrRobotID      = "RobotId"
+	SearchAttrSite         = "Site"
+	SearchAttrMissionState = "MissionState"
+	SearchAttrRolloutID    = "RolloutId"
+	SearchAttrPriority     = "Priority"
+)
+
+// SearchAttributeTypes maps each custom search attribute to its type, for
+// registration (dev server --search-attribute NAME=TYPE).
+var SearchAttributeTypes = map[string]string{
+	SearchAttrRobotID:      "Keyword",
+	SearchAttrSite:         "Keyword",
+	SearchAttrMissionState: "Keyword",
+	SearchAttrRolloutID:    "Keyword",
+	SearchAttrPriority:     "Int",
+}
+
+// MissionWorkflowID is the workflow ID of mission id: "mission-<id>". It is
+// also the VDA 5050 orderId sent to the robot, so the bridge can signal the
+// owner of an order without a lookup.
+func MissionWorkflowID(missionID string) string { return "mission-" + missionID }
+
+// InstantActionSeparator splits an instant action's actionId into the owning
+// workflow ID and a local part: "<workflowID>#<local>".
+const InstantActionSeparator = "#"
