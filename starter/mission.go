@@ -67,7 +67,10 @@ func missionStartOptions(cfg config.Config, spec schemas.MissionSpec) client.Sta
 		TaskQueue:                cfg.TaskQueues.Missions,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		StaticSummary:            summary,
+		// Without this the SDK hands back the running workflow as if it had
+		// started it: a second start must be an error.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		StaticSummary:                            summary,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrSite).ValueSet(spec.Site),
 			temporal.NewSearchAttributeKeyInt64(workflows.SearchAttrPriority).ValueSet(int64(spec.Priority)),

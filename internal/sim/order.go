@@ -216,8 +216,8 @@ func (r *Robot) newOrder(o *vda5050.Order, now time.Time) *problem {
 // on a stitching node already reached are run at once.
 func (r *Robot) updateOrder(o *vda5050.Order) *problem {
 	cur := r.order
-	if cur.cancelled {
-		return &problem{ErrOrderUpdate, fmt.Sprintf("order %s was cancelled; it cannot be updated, send a new orderId", cur.id)}
+	if cur.cancelled || r.cancel != nil {
+		return &problem{ErrOrderUpdate, fmt.Sprintf("order %s is cancelled; it cannot be updated, send a new orderId", cur.id)}
 	}
 	baseID, baseSeq, idx := r.lastNodeID, r.lastNodeSeq, -1
 	for i, n := range cur.nodes {

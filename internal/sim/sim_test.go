@@ -27,7 +27,8 @@ import (
 )
 
 // brokerURL is the broker every test talks to: $MQTT_URL, else the local
-// Mosquitto on 127.0.0.1:1883, else an embedded mochi broker.
+// Mosquitto on 127.0.0.1:1883, else an embedded mochi broker
+// (MQTT_URL=embedded forces the embedded one).
 var brokerURL string
 
 func TestMain(m *testing.M) {
@@ -43,12 +44,15 @@ func TestMain(m *testing.M) {
 }
 
 func testBroker() (string, func(), error) {
-	if u := os.Getenv("MQTT_URL"); u != "" {
+	u := os.Getenv("MQTT_URL")
+	if u != "" && u != "embedded" {
 		return u, func() {}, nil
 	}
-	if c, err := net.DialTimeout("tcp", "127.0.0.1:1883", 500*time.Millisecond); err == nil {
-		c.Close()
-		return "tcp://127.0.0.1:1883", func() {}, nil
+	if u == "" {
+		if c, err := net.DialTimeout("tcp", "127.0.0.1:1883", 500*time.Millisecond); err == nil {
+			c.Close()
+			return "tcp://127.0.0.1:1883", func() {}, nil
+		}
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -765,6 +769,37 @@ func validateFactsheetStrictly(raw []byte) error {
 		return err
 	}
 	return sch.Validate(inst)
+}
+
+func TestPeriodicState(t *testing.T) {
+	rg := start(t, Options{StateInterval: 200 * time.Millisecond})
+	from := rg.obs.mark()
+	time.Sleep(700 * time.Millisecond)
+	if n := len(rg.obs.states(from)); n < 2 || n > 5 {
+		t.Errorf("%d states in 700 ms with a 200 ms interval and nothing happening", n)
+	}
+}
+
+func TestStartFailsWithoutBroker(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	f := NewFleet(Options{BrokerURL: "tcp://" + addr, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
+		[]RobotConfig{{Manufacturer: testManufacturer, SerialNumber: "nobroker-" + suffix(), StartNode: "A", MapID: testMap}})
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	if err := f.Start(ctx); err == nil {
+		t.Fatal("Start succeeded without a broker")
+	}
+	f.Stop()
+
+	bad := NewFleet(Options{BrokerURL: brokerURL}, []RobotConfig{{Manufacturer: "acme", SerialNumber: "has/slash"}})
+	if err := bad.Start(ctx); err == nil {
+		t.Fatal("Start accepted a serial number with '/' (VDA 5050 §6.1)")
+	}
 }
 
 func TestCheckOrder(t *testing.T) {

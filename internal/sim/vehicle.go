@@ -193,7 +193,7 @@ func (v *vehicle) step(now time.Time) bool {
 
 func (v *vehicle) moveStep(now time.Time) bool {
 	if v.moving {
-		if v.progress(now, false) >= v.segLen-1e-9 {
+		if v.progress(now, false) >= v.segLen-1e-6 { // within a micrometre: timer rounding
 			v.arrive(now, true)
 			return true
 		}
