@@ -1,12 +1,14 @@
-// Package schemas holds the JSON Schemas of fleetflow's specs (missions),
-// the SQL migrations of the fleet registry, and the Go types that load and
-// validate them, plus the messages fleetflow's processes exchange (activity
-// inputs and results, robot events). No I/O beyond reading a spec file.
+// Package schemas holds the JSON Schemas of specs, SQL migrations and the Go
+// types that load them.
 package schemas
 
 import "embed"
 
-// Migrations are the fleet registry's goose migrations (migrations/*.sql).
+// Migrations holds the goose SQL migrations of the fleet database
+// (migrations/NNNNN_name.sql, each with "-- +goose Up" and "-- +goose Down"
+// sections). Apply them with activities/store.Migrate; use
+// fs.Sub(Migrations, "migrations") to get a file system rooted at the
+// migration files.
 //
 //go:embed migrations/*.sql
 var Migrations embed.FS

@@ -44,6 +44,7 @@ type devFlags struct {
 	headless    bool
 	stateDir    string
 	timeout     time.Duration
+	siteMap     *site.Map // overrides site.name from site.mapsDir (bench)
 }
 
 func devCmd(g *globalFlags, demo bool) *cobra.Command {
@@ -140,13 +141,18 @@ func startLocalStack(ctx context.Context, cfg config.Config, f *devFlags, logOut
 			ls.Stop()
 		}
 	}()
-	maps, err := site.LoadDir(cfg.Site.MapsDir)
-	if err != nil {
-		return nil, usageError{fmt.Errorf("site maps in %s: %w", cfg.Site.MapsDir, err)}
-	}
-	m, ok := maps[cfg.Site.Name]
-	if !ok {
-		return nil, usageError{fmt.Errorf("site.name %q: no such map in %s", cfg.Site.Name, cfg.Site.MapsDir)}
+	var maps map[string]*site.Map
+	m := f.siteMap
+	if m == nil {
+		if maps, err = site.LoadDir(cfg.Site.MapsDir); err != nil {
+			return nil, usageError{fmt.Errorf("site maps in %s: %w", cfg.Site.MapsDir, err)}
+		}
+		var ok bool
+		if m, ok = maps[cfg.Site.Name]; !ok {
+			return nil, usageError{fmt.Errorf("site.name %q: no such map in %s", cfg.Site.Name, cfg.Site.MapsDir)}
+		}
+	} else {
+		maps = map[string]*site.Map{m.Site: m}
 	}
 	ls.site = m
 	ls.stack, err = stack.Start(ctx, stack.Options{
@@ -171,7 +177,7 @@ func startLocalStack(ctx context.Context, cfg config.Config, f *devFlags, logOut
 	if err := registerFleet(ctx, ls.cfg.Postgres.URL, m); err != nil {
 		return nil, err
 	}
-	ls.worker, err = worker.Start(ctx, worker.Options{Config: ls.cfg, Bridge: true, HTTPAddr: ls.cfg.Worker.HTTPAddr, Logger: log})
+	ls.worker, err = worker.Start(ctx, worker.Options{Config: ls.cfg, Bridge: true, HTTPAddr: ls.cfg.Worker.HTTPAddr, Logger: log, Sites: maps})
 	if err != nil {
 		return nil, err
 	}

@@ -58,6 +58,7 @@ func fleetCmd(g *globalFlags) *cobra.Command {
 func simCmd(g *globalFlags) *cobra.Command {
 	var mapFile string
 	var speed float64
+	var grid int
 	cmd := &cobra.Command{
 		Use:   "sim",
 		Short: "Run a virtual fleet of VDA 5050 robots from a site map against an MQTT broker",
@@ -77,8 +78,10 @@ The broker is mqtt.url (FLEETFLOW_MQTT_URL).`,
 			if mapFile == "" {
 				mapFile = cfg.Site.MapsDir + "/" + cfg.Site.Name + ".yaml"
 			}
-			m, err := site.Load(mapFile)
-			if err != nil {
+			var m *site.Map
+			if grid > 0 {
+				m = site.Grid("sim-grid", 32, 32, 2, grid, []string{"gridsim"})
+			} else if m, err = site.Load(mapFile); err != nil {
 				return usageError{err}
 			}
 			if !cmd.Flags().Changed("speed") {
@@ -98,5 +101,6 @@ The broker is mqtt.url (FLEETFLOW_MQTT_URL).`,
 	}
 	cmd.Flags().StringVar(&mapFile, "map", "", "site map (default site.mapsDir/site.name.yaml)")
 	cmd.Flags().Float64Var(&speed, "speed", 0, "metres/second, 0 = instant (default sim.speed)")
+	cmd.Flags().IntVar(&grid, "grid", 0, "instead of a site map, this many robots on a generated 32×32 grid (benchmarks)")
 	return cmd
 }

@@ -165,7 +165,10 @@ func Mission(ctx workflow.Context, in MissionInput) (MissionResult, error) {
 		MissionID: in.Spec.MissionID, Site: in.Spec.Site, Priority: in.Spec.Priority,
 		State: MissionValidating, StartedAt: m.startedAt, UpdatedAt: m.startedAt,
 	}
-	m.orderID = workflow.GetInfo(ctx).WorkflowExecution.ID
+	// The orderId names the owning workflow (DESIGN: the bridge signals it
+	// without a lookup); derived from the spec, not from GetInfo, so it is
+	// the same in every replay.
+	m.orderID = MissionWorkflowID(in.Spec.MissionID)
 	if err := m.registerHandlers(ctx); err != nil {
 		return MissionResult{}, err
 	}
@@ -366,6 +369,10 @@ func (m *mission) run(ctx workflow.Context) (MissionResult, error) {
 	if m.cancelRequested {
 		return m.end(ctx, MissionCancelled, "", m.cancelReason())
 	}
+	// Count the order as sent before publishing it: a fast robot can finish
+	// it before the local activity returns, and its events (which carry our
+	// orderId) must not be thrown away meanwhile.
+	m.orderSent = true
 	if err := workflow.ExecuteLocalActivity(localCtx(ctx, "send order to "+m.status.RobotID), ActivitySendOrder, schemas.SendOrderInput{
 		RobotID: m.status.RobotID, Order: built.Order,
 	}).Get(ctx, nil); err != nil {
@@ -374,7 +381,6 @@ func (m *mission) run(ctx workflow.Context) (MissionResult, error) {
 		}
 		return m.fail(ctx, "", "send order: "+err.Error())
 	}
-	m.orderSent = true
 	if m.outcome == "" {
 		m.setState(ctx, MissionDriving)
 	}
@@ -653,21 +659,21 @@ func (m *mission) setState(ctx workflow.Context, state string) {
 func (m *mission) setDetails(ctx workflow.Context) {
 	s := m.status
 	var b strings.Builder
-	fmt.Fprintf(&b, "**%s**", s.State)
+	b.WriteString(fmt.Sprintf("**%s**", s.State))
 	if s.RobotID != "" {
-		fmt.Fprintf(&b, " · robot `%s`", s.RobotID)
+		b.WriteString(fmt.Sprintf(" · robot `%s`", s.RobotID))
 	}
 	if s.State == MissionQueued {
-		fmt.Fprintf(&b, " · waiting for a robot (queue position %d)", s.QueuePosition)
+		b.WriteString(fmt.Sprintf(" · waiting for a robot (queue position %d)", s.QueuePosition))
 	}
 	if s.NodesTotal > 0 {
-		fmt.Fprintf(&b, " · node %d/%d", s.NodesDone, s.NodesTotal)
+		b.WriteString(fmt.Sprintf(" · node %d/%d", s.NodesDone, s.NodesTotal))
 		if s.CurrentNode != "" {
-			fmt.Fprintf(&b, " (at %s)", s.CurrentNode)
+			b.WriteString(fmt.Sprintf(" (at %s)", s.CurrentNode))
 		}
 	}
 	if s.LastError != "" {
-		fmt.Fprintf(&b, " · %s", s.LastError)
+		b.WriteString(fmt.Sprintf(" · %s", s.LastError))
 	}
 	workflow.SetCurrentDetails(ctx, b.String())
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -431,4 +432,19 @@ func (u *updateCallbacks) Complete(success any, err error) {
 	if u.onComplete != nil {
 		u.onComplete(success, err)
 	}
+}
+
+// A robot at speed 0 can finish before SendOrder returns; its events must
+// not be lost while the send is in flight.
+func TestMissionEventsDuringSendAreKept(t *testing.T) {
+	s := newEnv(t)
+	s.env.OnActivity(ActivitySendOrder, mock.Anything, mock.Anything).Return(func(ctx context.Context, in schemas.SendOrderInput) error {
+		s.env.SignalWorkflow(SignalRobotEvent, finished())
+		return nil
+	})
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	r, err := s.result(t)
+	require.NoError(t, err)
+	require.Equal(t, MissionCompleted, r.State)
+	require.Less(t, s.env.Now().Sub(r.StartedAt), Timings.ReconcileAfter, "completed from the signal, not by reconciliation")
 }

@@ -99,12 +99,11 @@ func (r *Robot) startLoop() {
 // stop ends the loop, then publishes OFFLINE and disconnects.
 func (r *Robot) stop() {
 	r.lifeMu.Lock()
-	quit, done := r.quit, r.done
-	select {
-	case <-done:
-	default:
-		close(quit)
+	if r.quit != nil {
+		close(r.quit)
+		r.quit = nil
 	}
+	done := r.done
 	r.lifeMu.Unlock()
 	<-done
 	r.disconnect()

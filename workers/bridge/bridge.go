@@ -70,6 +70,7 @@ type summary struct {
 	paused       bool
 	actions      map[string]vda5050.ActionStatus
 	errorsKey    string
+	last         schemas.RobotEvent // the latest full event, reused for connection changes
 }
 
 // pendingState is a robot's latest state waiting for the batched upsert.
@@ -93,7 +94,7 @@ type Bridge struct {
 	log      *slog.Logger
 
 	in      chan message
-	senders []chan signalJob
+	senders []*sender
 
 	mu      sync.Mutex
 	robots  map[string]*summary
@@ -159,7 +160,7 @@ func New(sink Sink, signaler Signaler, opts Options) *Bridge {
 		m:       newMetrics(opts.Registerer),
 	}
 	for i := 0; i < opts.Senders; i++ {
-		b.senders = append(b.senders, make(chan signalJob, 1024))
+		b.senders = append(b.senders, newSender())
 	}
 	return b
 }
@@ -204,12 +205,12 @@ func (b *Bridge) Enqueue(topic string, payload []byte) {
 // then it flushes what is pending.
 func (b *Bridge) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	for _, ch := range b.senders {
+	for _, sd := range b.senders {
 		wg.Add(1)
-		go func(ch chan signalJob) {
+		go func(sd *sender) {
 			defer wg.Done()
-			b.sendLoop(ctx, ch)
-		}(ch)
+			b.sendLoop(ctx, sd)
+		}(sd)
 	}
 	tick := time.NewTicker(b.opts.FlushInterval)
 	defer tick.Stop()
@@ -222,9 +223,24 @@ func (b *Bridge) Run(ctx context.Context) {
 			wg.Wait()
 			return
 		case msg := <-b.in:
-			b.Handle(ctx, msg.topic, msg.payload)
-			if b.pendingCount() >= b.opts.BatchSize {
+			// Take what has queued up too, store it in one batch, and only
+			// then signal: a workflow that hears "finished" must find that
+			// state in the registry (the next mission plans from it).
+			jobs := b.handle(ctx, msg.topic, msg.payload)
+		drain:
+			for n := 1; n < b.opts.BatchSize; n++ {
+				select {
+				case m := <-b.in:
+					jobs = append(jobs, b.handle(ctx, m.topic, m.payload)...)
+				default:
+					break drain
+				}
+			}
+			if len(jobs) > 0 || b.pendingCount() >= b.opts.BatchSize {
 				b.Flush(ctx)
+			}
+			for _, j := range jobs {
+				b.route(j)
 			}
 		case <-tick.C:
 			b.Flush(ctx)
@@ -238,12 +254,63 @@ func (b *Bridge) pendingCount() int {
 	return len(b.pending) + len(b.conns)
 }
 
-func (b *Bridge) sendLoop(ctx context.Context, ch chan signalJob) {
+// sender delivers one shard's signals. Each RobotEvent is a full snapshot,
+// so while a workflow's signal waits its turn a newer event replaces it
+// (latest wins): under load a mission gets one signal per burst of robot
+// states instead of one per state, and one workflow task fewer each time.
+type sender struct {
+	mu      sync.Mutex
+	pending map[string]schemas.RobotEvent // workflow ID → latest event
+	order   []string                      // workflow IDs in arrival order
+	wake    chan struct{}
+}
+
+func newSender() *sender {
+	return &sender{pending: map[string]schemas.RobotEvent{}, wake: make(chan struct{}, 1)}
+}
+
+// put queues ev for workflowID, replacing an unsent older one.
+func (sd *sender) put(workflowID string, ev schemas.RobotEvent) (coalesced bool) {
+	sd.mu.Lock()
+	_, coalesced = sd.pending[workflowID]
+	if !coalesced {
+		sd.order = append(sd.order, workflowID)
+	}
+	sd.pending[workflowID] = ev
+	sd.mu.Unlock()
+	select {
+	case sd.wake <- struct{}{}:
+	default:
+	}
+	return coalesced
+}
+
+// take removes the oldest queued workflow's latest event.
+func (sd *sender) take() (signalJob, bool) {
+	sd.mu.Lock()
+	defer sd.mu.Unlock()
+	if len(sd.order) == 0 {
+		return signalJob{}, false
+	}
+	wf := sd.order[0]
+	sd.order = sd.order[1:]
+	ev := sd.pending[wf]
+	delete(sd.pending, wf)
+	return signalJob{wf, ev}, true
+}
+
+func (b *Bridge) sendLoop(ctx context.Context, sd *sender) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case j := <-ch:
+		case <-sd.wake:
+		}
+		for {
+			j, ok := sd.take()
+			if !ok {
+				break
+			}
 			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			err := b.signaler.Signal(sctx, j.workflowID, j.ev)
 			cancel()
@@ -263,15 +330,27 @@ func (b *Bridge) sendLoop(ctx context.Context, ch chan signalJob) {
 // ErrNoWorkflow is returned by a Signaler when the workflow no longer runs.
 var ErrNoWorkflow = errors.New("workflow not running")
 
-// Handle decodes one message and routes it: it is the hot path measured by
-// BenchmarkDecodeAndRoute. A malformed message is logged and counted, never
-// a crash.
+// Handle decodes one message and routes its signals at once (Run stores
+// first, then routes). It is the hot path measured by BenchmarkDecodeAndRoute.
+// A malformed message is logged and counted, never a crash.
 func (b *Bridge) Handle(ctx context.Context, topic string, payload []byte) {
+	for _, j := range b.handle(ctx, topic, payload) {
+		b.route(j)
+	}
+}
+
+// routeJob is a signal to send once the state behind it is stored.
+type routeJob struct {
+	robotID, workflowID string
+	ev                  schemas.RobotEvent
+}
+
+func (b *Bridge) handle(ctx context.Context, topic string, payload []byte) []routeJob {
 	k, t, err := vda5050.ParseTopic(topic)
 	if err != nil {
 		b.m.rejected.WithLabelValues("unknown").Inc()
 		b.log.Warn("bridge: message on unexpected topic", "topic", topic, "error", err)
-		return
+		return nil
 	}
 	b.m.received.WithLabelValues(string(t)).Inc()
 	switch t {
@@ -279,24 +358,25 @@ func (b *Bridge) Handle(ctx context.Context, topic string, payload []byte) {
 		var st vda5050.State
 		if err := vda5050.Decode(t, payload, &st); err != nil {
 			b.reject(t, topic, err)
-			return
+			return nil
 		}
 		if st.Manufacturer != k.Manufacturer || st.SerialNumber != k.SerialNumber {
 			b.reject(t, topic, errors.New("header manufacturer/serialNumber do not match the topic"))
-			return
+			return nil
 		}
-		b.onState(k, &st)
+		return b.onState(k, &st)
 	case vda5050.TopicConnection:
 		if len(payload) == 0 {
-			return // a cleared retained message
+			return nil // a cleared retained message
 		}
 		var c vda5050.Connection
 		if err := vda5050.Decode(t, payload, &c); err != nil {
 			b.reject(t, topic, err)
-			return
+			return nil
 		}
-		b.onConnection(k, &c)
+		return b.onConnection(k, &c)
 	}
+	return nil
 }
 
 func (b *Bridge) reject(t vda5050.Topic, topic string, err error) {
@@ -304,7 +384,7 @@ func (b *Bridge) reject(t vda5050.Topic, topic string, err error) {
 	b.log.Warn("bridge: rejected malformed message", "topic", topic, "reason", err.Error())
 }
 
-func (b *Bridge) onState(k vda5050.RobotKey, st *vda5050.State) {
+func (b *Bridge) onState(k vda5050.RobotKey, st *vda5050.State) []routeJob {
 	id := k.String()
 	ts, _ := time.Parse(time.RFC3339Nano, st.Timestamp)
 	rs := store.RobotState{
@@ -335,21 +415,30 @@ func (b *Bridge) onState(k vda5050.RobotKey, st *vda5050.State) {
 	for _, a := range st.ActionStates {
 		next.actions[a.ActionID] = a.ActionStatus
 	}
-	b.robots[id] = next
-	b.mu.Unlock()
-
-	if prev != nil && !meaningful(prev, next) {
-		return
-	}
 	ev := schemas.RobotEvent{
 		RobotID: id, OrderID: st.OrderID, OrderUpdateID: st.OrderUpdateID, LastNodeID: st.LastNodeID,
 		LastNodeSequenceID: st.LastNodeSequenceID, NodesRemaining: len(st.NodeStates), EdgesRemaining: len(st.EdgeStates),
 		Driving: st.Driving, Paused: rs.Paused, ActionStates: st.ActionStates, Errors: st.Errors,
 		BatteryCharge: st.BatteryState.BatteryCharge, StateTimestamp: st.Timestamp,
 	}
-	for _, owner := range b.owners(st) {
-		b.route(id, owner, ev)
+	if next.connection != string(vda5050.ConnectionOnline) {
+		ev.Connection = next.connection // still lost: a state before the connection message
 	}
+	if ev.Connection == "" {
+		ev.Connection = string(vda5050.ConnectionOnline) // it just sent a state
+	}
+	next.last = ev
+	b.robots[id] = next
+	b.mu.Unlock()
+
+	if prev != nil && !meaningful(prev, next) {
+		return nil
+	}
+	var jobs []routeJob
+	for _, owner := range b.owners(st) {
+		jobs = append(jobs, routeJob{id, owner, ev})
+	}
+	return jobs
 }
 
 // owners returns the workflows named by the state's orderId and by the
@@ -392,12 +481,11 @@ func (b *Bridge) isOwner(id string) bool {
 	return false
 }
 
-func (b *Bridge) onConnection(k vda5050.RobotKey, c *vda5050.Connection) {
+func (b *Bridge) onConnection(k vda5050.RobotKey, c *vda5050.Connection) []routeJob {
 	id := k.String()
-	ts, err := time.Parse(time.RFC3339Nano, c.Timestamp)
-	if err != nil {
-		ts = time.Now()
-	}
+	// The time of receipt, not the message's: a last will carries the time
+	// the robot connected, older than the ONLINE it sent right after.
+	ts := time.Now()
 	b.mu.Lock()
 	b.conns = append(b.conns, store.ConnectionUpdate{RobotID: id, State: string(c.ConnectionState), At: ts})
 	prev := b.robots[id]
@@ -409,21 +497,21 @@ func (b *Bridge) onConnection(k vda5050.RobotKey, c *vda5050.Connection) {
 	}
 	prev.connection = string(c.ConnectionState)
 	orderID = prev.orderID
+	// A connection change carries the robot's last known state too, so a
+	// coalesced signal never loses it.
+	ev := prev.last
+	ev.RobotID, ev.Connection, ev.OrderID = id, string(c.ConnectionState), orderID
+	prev.last = ev
 	b.mu.Unlock()
 	if !changed || !b.isOwner(orderID) {
-		return
+		return nil
 	}
-	b.route(id, orderID, schemas.RobotEvent{RobotID: id, Connection: string(c.ConnectionState), OrderID: orderID, StateTimestamp: c.Timestamp})
+	return []routeJob{{id, orderID, ev}}
 }
 
-func (b *Bridge) route(robotID, workflowID string, ev schemas.RobotEvent) {
-	ch := b.senders[b.shard(robotID)]
-	select {
-	case ch <- signalJob{workflowID, ev}:
-	default:
-		// A sender is stuck (Temporal unreachable): drop rather than block
-		// the pipeline; the workflow reconciles from the stored state.
-		b.m.signals.WithLabelValues("dropped").Inc()
+func (b *Bridge) route(j routeJob) {
+	if b.senders[b.shard(j.robotID)].put(j.workflowID, j.ev) {
+		b.m.signals.WithLabelValues("coalesced").Inc()
 	}
 }
 

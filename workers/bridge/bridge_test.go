@@ -89,45 +89,40 @@ func newBridge(reg prometheus.Registerer) (*Bridge, *memSink, *memSignals) {
 }
 
 func TestSignalsOnlyMeaningfulChanges(t *testing.T) {
-	b, sink, sig := newBridge(nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { b.Run(ctx); close(done) }()
-	b.Enqueue(stateTopic, raw(t, state(1, "A", 0)))   // first: signal
-	b.Enqueue(stateTopic, raw(t, state(2, "A", 0.5))) // position only: no signal
-	b.Enqueue(stateTopic, raw(t, state(3, "A", 1.0))) // position only: no signal
-	b.Enqueue(stateTopic, raw(t, state(4, "B", 2.0))) // node reached: signal
-	b.Enqueue(stateTopic, raw(t, state(5, "B", 2.0, vda5050.ActionState{ActionID: "mission-m-1#cancel", ActionStatus: vda5050.ActionRunning})))
-	deadline := time.Now().Add(5 * time.Second)
-	for len(sig.all()) < 3 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	b, sink, _ := newBridge(nil)
+	ctx := context.Background()
+	sd := b.senders[b.shard("acme/AMR-001")]
+	signalled := func() *signalJob {
+		j, ok := sd.take()
+		if !ok {
+			return nil
+		}
+		return &j
 	}
-	time.Sleep(50 * time.Millisecond)
-	cancel()
-	<-done
-	got := sig.all()
-	if len(got) != 3 {
-		t.Fatalf("want 3 signals (first, node reached, action change), got %d: %+v", len(got), got)
+	steps := []struct {
+		st   vda5050.State
+		want bool
+		why  string
+	}{
+		{state(1, "A", 0), true, "first state of the robot"},
+		{state(2, "A", 0.5), false, "position only"},
+		{state(3, "A", 1.0), false, "position only"},
+		{state(4, "B", 2.0), true, "node reached"},
+		{state(5, "B", 2.0, vda5050.ActionState{ActionID: "mission-m-1#cancel", ActionStatus: vda5050.ActionRunning}), true, "action status change"},
 	}
-	for _, j := range got {
-		if j.workflowID != "mission-m-1" {
-			t.Errorf("signalled %s", j.workflowID)
+	for _, s := range steps {
+		b.Handle(ctx, stateTopic, raw(t, s.st))
+		j := signalled()
+		if (j != nil) != s.want {
+			t.Fatalf("header %d (%s): signalled=%v, want %v", s.st.HeaderID, s.why, j != nil, s.want)
+		}
+		if j != nil && (j.workflowID != "mission-m-1" || j.ev.LastNodeID != s.st.LastNodeID) {
+			t.Fatalf("header %d: %+v", s.st.HeaderID, j)
 		}
 	}
-	if got[1].ev.LastNodeID != "B" || got[1].ev.NodesRemaining != 1 {
-		t.Errorf("event %+v", got[1].ev)
-	}
-	// Run flushed on exit: the latest state per robot, once.
-	var last store.RobotState
-	n := 0
-	for _, batch := range sink.states {
-		for _, s := range batch {
-			last = s
-			n++
-		}
-	}
-	if n == 0 || last.LastNodeID != "B" || last.HeaderID != 5 {
-		t.Fatalf("stored %d states, last %+v", n, last)
+	b.Flush(ctx)
+	if len(sink.states) != 1 || len(sink.states[0]) != 1 || sink.states[0][0].HeaderID != 5 || sink.states[0][0].LastNodeID != "B" {
+		t.Fatalf("one batch with the robot's latest state expected, got %+v", sink.states)
 	}
 }
 
@@ -156,20 +151,37 @@ func TestMalformedMessagesAreCountedNotFatal(t *testing.T) {
 	}
 }
 
+func TestSignalsCoalescePerWorkflow(t *testing.T) {
+	sd := newSender()
+	a, b2 := state(1, "A", 0), state(2, "B", 0)
+	sd.put("mission-1", schemas.RobotEvent{LastNodeID: a.LastNodeID})
+	sd.put("mission-2", schemas.RobotEvent{LastNodeID: "X"})
+	if !sd.put("mission-1", schemas.RobotEvent{LastNodeID: b2.LastNodeID}) {
+		t.Fatal("second event for a waiting workflow must coalesce")
+	}
+	j1, _ := sd.take()
+	j2, _ := sd.take()
+	if _, more := sd.take(); more || j1.workflowID != "mission-1" || j1.ev.LastNodeID != "B" || j2.workflowID != "mission-2" {
+		t.Fatalf("want mission-1 (latest B) then mission-2, got %+v %+v", j1, j2)
+	}
+}
+
 func TestConnectionLossSignalsOwner(t *testing.T) {
 	b, _, _ := newBridge(nil)
 	ctx := context.Background()
 	b.Handle(ctx, stateTopic, raw(t, state(1, "A", 0)))
-	<-b.senders[b.shard("acme/AMR-001")] // drain the state's signal
+	sd := b.senders[b.shard("acme/AMR-001")]
+	if _, ok := sd.take(); !ok { // the state's signal
+		t.Fatal("no signal for the first state")
+	}
 	conn := vda5050.Connection{Header: vda5050.Header{Timestamp: vda5050.Timestamp(time.Now()), Version: vda5050.Version, Manufacturer: "acme", SerialNumber: "AMR-001"}, ConnectionState: vda5050.ConnectionBroken}
 	b.Handle(ctx, "uagv/v2/acme/AMR-001/connection", raw(t, conn))
-	select {
-	case j := <-b.senders[b.shard("acme/AMR-001")]:
-		if j.workflowID != "mission-m-1" || j.ev.Connection != "CONNECTIONBROKEN" {
-			t.Fatalf("%+v", j)
-		}
-	default:
+	j, ok := sd.take()
+	if !ok {
 		t.Fatal("no signal for a lost connection")
+	}
+	if j.workflowID != "mission-m-1" || j.ev.Connection != "CONNECTIONBROKEN" || j.ev.LastNodeID != "A" {
+		t.Fatalf("the connection event must carry the last state too: %+v", j)
 	}
 	if b.pendingCount() != 2 {
 		t.Fatalf("pending %d, want the state and the connection", b.pendingCount())
@@ -194,18 +206,20 @@ func BenchmarkDecodeAndRoute(b *testing.B) {
 		topics[i] = fmt.Sprintf("uagv/v2/acme/R%03d/state", i)
 	}
 	ctx := context.Background()
-	// Drain signals so the sender queues never fill.
+	// Drain signals so the sender queues stay small.
 	stop := make(chan struct{})
-	for _, ch := range br.senders {
-		go func(ch chan signalJob) {
+	for _, sd := range br.senders {
+		go func(sd *sender) {
 			for {
 				select {
-				case <-ch:
+				case <-sd.wake:
+					for _, ok := sd.take(); ok; _, ok = sd.take() {
+					}
 				case <-stop:
 					return
 				}
 			}
-		}(ch)
+		}(sd)
 	}
 	defer close(stop)
 	b.ReportAllocs()

@@ -52,6 +52,9 @@ type Options struct {
 	// HTTPAddr serves /healthz, /readyz, /metrics; "" = none.
 	HTTPAddr string
 	Logger   *slog.Logger
+	// Sites overrides the maps loaded from site.mapsDir (benchmarks use a
+	// generated grid).
+	Sites map[string]*site.Map
 }
 
 // Worker is a running worker process.
@@ -197,13 +200,17 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 	w.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	fail := func(err error) (*Worker, error) { w.Stop(); return nil, err }
 
-	maps, err := site.LoadDir(cfg.Site.MapsDir)
-	if err != nil {
-		return nil, fmt.Errorf("site maps (site.mapsDir %s): %w", cfg.Site.MapsDir, err)
+	maps := opts.Sites
+	if maps == nil {
+		var err error
+		if maps, err = site.LoadDir(cfg.Site.MapsDir); err != nil {
+			return nil, fmt.Errorf("site maps (site.mapsDir %s): %w", cfg.Site.MapsDir, err)
+		}
 	}
 	if err := store.Migrate(ctx, cfg.Postgres.URL); err != nil {
 		return nil, fmt.Errorf("migrate fleet registry: %w", err)
 	}
+	var err error
 	if w.Store, err = store.Open(ctx, cfg.Postgres.URL); err != nil {
 		return nil, fmt.Errorf("open fleet registry: %w", err)
 	}

@@ -1,0 +1,439 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// reserveLockClass is the first key of the transaction-level advisory lock
+// pg_advisory_xact_lock(reserveLockClass, hashtext(site)) that serializes the
+// reservation decisions of one site ("ffrs" in ASCII). Sites do not block each
+// other (up to hash collisions, which only cost waiting).
+const reserveLockClass int32 = 0x66667273
+
+// ReserveRequest asks for a robot for a mission.
+type ReserveRequest struct {
+	MissionID  string // required; at most one reservation per mission
+	WorkflowID string // required; returned by Release so the caller can wake it
+	Site       string // required; only robots of this site are considered
+	// Priority: higher goes first; FIFO within a priority.
+	Priority int
+	// RequiredCapabilities must all be among the robot's capabilities.
+	RequiredCapabilities []string
+	// MinBattery is the lowest acceptable battery charge, percent (0–100).
+	MinBattery float64
+	// FirstNode is the ID of the mission's first node (informational, kept in
+	// the queue).
+	FirstNode string
+	// X, Y is the position of the mission's first node, metres: the nearest
+	// eligible robot (Euclidean distance) is chosen.
+	X, Y float64
+}
+
+// Reservation is the outcome of Reserve.
+type Reservation struct {
+	RobotID   string // the reserved robot; "" when Queued
+	MissionID string
+	// Queued is true when no robot could be given now: the request waits in
+	// the queue of its site and the caller should call Reserve again when
+	// woken (see Release) or after a while.
+	Queued bool
+	// QueuePosition is 1 for the first request in line, 0 when not queued.
+	QueuePosition int
+	// Wake lists the workflow IDs of other queued requests of the site that
+	// a free robot now waits for (for example one that came online since
+	// they were queued), in line order: signal them so they call Reserve
+	// again. A missed wake-up only delays a mission that retries on its own.
+	Wake []string
+}
+
+// candidate is a free robot of a site as Reserve sees it.
+type candidate struct {
+	id      string
+	caps    map[string]bool
+	battery float64
+	x, y    float64
+}
+
+// waiter is a queued request.
+type waiter struct {
+	missionID, workflowID string
+	priority              int
+	enqueuedAt            time.Time
+	caps                  []string
+	minBattery            float64
+	x, y                  float64
+	robot                 int // index of the candidate it would get, -1 for none
+}
+
+func (c *candidate) fits(caps []string, minBattery float64) bool {
+	if c.battery < minBattery {
+		return false
+	}
+	for _, cp := range caps {
+		if !c.caps[cp] {
+			return false
+		}
+	}
+	return true
+}
+
+// nearest returns the index of the free candidate nearest to (x, y) that fits
+// the requirements, or -1. Ties go to the lower robot ID (candidates are
+// sorted by ID).
+func nearest(cands []candidate, taken []bool, caps []string, minBattery, x, y float64) int {
+	best, bestD := -1, math.Inf(1)
+	for i := range cands {
+		if taken[i] || !cands[i].fits(caps, minBattery) {
+			continue
+		}
+		if d := math.Hypot(cands[i].x-x, cands[i].y-y); d < bestD {
+			best, bestD = i, d
+		}
+	}
+	return best
+}
+
+// freeRobots returns the robots of site that could be reserved now (ONLINE,
+// no fatal error, not reserved), sorted by ID, and locks their rows. Call it
+// holding the site's advisory lock.
+func freeRobots(ctx context.Context, tx pgx.Tx, site string) ([]candidate, error) {
+	rows, err := tx.Query(ctx, `
+SELECT r.robot_id, r.capabilities, s.battery_charge, s.x, s.y
+FROM robots r
+JOIN robot_state s ON s.robot_id = r.robot_id
+WHERE r.site = $1
+  AND s.connection_state = 'ONLINE'
+  AND s.fatal_error = ''
+  AND NOT EXISTS (SELECT 1 FROM reservations v WHERE v.robot_id = r.robot_id)
+ORDER BY r.robot_id
+FOR NO KEY UPDATE OF r SKIP LOCKED`, site)
+	if err != nil {
+		return nil, fmt.Errorf("free robots of %s: %w", site, err)
+	}
+	cands, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (candidate, error) {
+		var c candidate
+		var cs []string
+		if err := row.Scan(&c.id, &cs, &c.battery, &c.x, &c.y); err != nil {
+			return c, err
+		}
+		c.caps = make(map[string]bool, len(cs))
+		for _, cp := range cs {
+			c.caps[cp] = true
+		}
+		return c, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("free robots of %s: %w", site, err)
+	}
+	return cands, nil
+}
+
+// siteQueue returns the queued requests of site in line order (priority
+// descending, then enqueued_at, then mission ID), except missionID's.
+func siteQueue(ctx context.Context, tx pgx.Tx, site, exceptMission string) ([]waiter, error) {
+	rows, err := tx.Query(ctx, `
+SELECT mission_id, workflow_id, priority, enqueued_at, required_capabilities, min_battery, x, y
+FROM reservation_queue
+WHERE site = $1 AND mission_id <> $2
+ORDER BY priority DESC, enqueued_at, mission_id COLLATE "C"`, site, exceptMission)
+	if err != nil {
+		return nil, fmt.Errorf("queue of %s: %w", site, err)
+	}
+	q, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (waiter, error) {
+		w := waiter{robot: -1}
+		err := row.Scan(&w.missionID, &w.workflowID, &w.priority, &w.enqueuedAt, &w.caps, &w.minBattery, &w.x, &w.y)
+		return w, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue of %s: %w", site, err)
+	}
+	return q, nil
+}
+
+// serve hands the free robots to the waiters in order, each getting the
+// nearest one it can use (greedy), and marks them taken.
+func serve(cands []candidate, taken []bool, waiters []waiter) {
+	for i := range waiters {
+		w := &waiters[i]
+		if w.robot = nearest(cands, taken, w.caps, w.minBattery, w.x, w.y); w.robot >= 0 {
+			taken[w.robot] = true
+		}
+	}
+}
+
+// servedWorkflows returns the workflow IDs of the waiters that a robot waits
+// for, in line order.
+func servedWorkflows(waiters ...[]waiter) []string {
+	var ids []string
+	for _, ws := range waiters {
+		for _, w := range ws {
+			if w.robot >= 0 {
+				ids = append(ids, w.workflowID)
+			}
+		}
+	}
+	return ids
+}
+
+func (r *ReserveRequest) validate() error {
+	switch {
+	case r.MissionID == "":
+		return errors.New("empty mission ID")
+	case r.WorkflowID == "":
+		return errors.New("empty workflow ID")
+	case r.Site == "":
+		return errors.New("empty site")
+	case math.IsNaN(r.MinBattery) || r.MinBattery < 0 || r.MinBattery > 100:
+		return fmt.Errorf("min battery %v%% outside 0–100", r.MinBattery)
+	case math.IsNaN(r.X) || math.IsNaN(r.Y) || math.IsInf(r.X, 0) || math.IsInf(r.Y, 0):
+		return errors.New("position is not finite")
+	}
+	return nil
+}
+
+// Reserve gives the mission a robot, or queues the request when none can be
+// given now. Everything happens in one transaction; calling it again is safe:
+// a mission that holds a robot gets the same reservation back, and a queued
+// mission gets its current queue position (its place in line is kept; its
+// priority and requirements are updated from req).
+//
+// A robot is eligible when it belongs to req.Site, has every required
+// capability, has BatteryCharge ≥ MinBattery, is ONLINE, reports no FATAL
+// error and is not reserved. Waiting requests go first: the queued requests
+// of the site with a higher priority, or the same priority and an earlier
+// place in line, are given free robots first (each, in order, the nearest
+// one it could use), and this request gets the nearest eligible robot to
+// (X, Y) among those left. So a robot that a more urgent waiting mission
+// could use is never taken from it, while robots no waiting mission can use
+// are still handed out.
+//
+// Reservation decisions of one site are serialized by a transaction-level
+// advisory lock; the free robots are locked with SELECT … FOR NO KEY UPDATE
+// SKIP LOCKED (a robot being re-registered at that moment counts as busy),
+// and the primary key of reservations makes double booking impossible.
+//
+// On a grant the request leaves the queue. Reservation.Wake names the other
+// queued requests a free robot now waits for. An audit row (subject: mission ID,
+// kind reservation.granted or reservation.queued) is written in the same
+// transaction. It returns an error wrapping ErrInvalid for a bad request, and
+// wraps database errors otherwise (nothing is written then).
+func (s *Store) Reserve(ctx context.Context, req ReserveRequest) (Reservation, error) {
+	if err := req.validate(); err != nil {
+		return Reservation{}, fmt.Errorf("reserve %s: %w: %v", req.MissionID, ErrInvalid, err)
+	}
+	caps := req.RequiredCapabilities
+	if caps == nil {
+		caps = []string{}
+	}
+	var res Reservation
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		res = Reservation{MissionID: req.MissionID}
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, reserveLockClass, req.Site); err != nil {
+			return fmt.Errorf("lock site %s: %w", req.Site, err)
+		}
+
+		// Idempotency: the mission already holds a robot.
+		err := tx.QueryRow(ctx, `SELECT robot_id FROM reservations WHERE mission_id = $1`, req.MissionID).Scan(&res.RobotID)
+		switch {
+		case err == nil:
+			if _, err := tx.Exec(ctx, `DELETE FROM reservation_queue WHERE mission_id = $1`, req.MissionID); err != nil {
+				return err
+			}
+			return audit(ctx, tx, req.WorkflowID, "reservation.granted", req.MissionID,
+				map[string]any{"robotId": res.RobotID, "again": true})
+		case !errors.Is(err, pgx.ErrNoRows):
+			return err
+		}
+
+		// The request's place in line, when it is already queued.
+		var enqueuedAt *time.Time
+		err = tx.QueryRow(ctx, `SELECT enqueued_at FROM reservation_queue WHERE mission_id = $1`, req.MissionID).Scan(&enqueuedAt)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+
+		cands, err := freeRobots(ctx, tx, req.Site)
+		if err != nil {
+			return err
+		}
+		queue, err := siteQueue(ctx, tx, req.Site, req.MissionID)
+		if err != nil {
+			return err
+		}
+		// Split the line into the requests ahead of this one and behind it.
+		// A request not yet queued goes behind every queued request of its
+		// priority.
+		ahead := 0
+		for ahead < len(queue) {
+			w := queue[ahead]
+			first := w.priority > req.Priority ||
+				(w.priority == req.Priority && (enqueuedAt == nil || w.enqueuedAt.Before(*enqueuedAt) ||
+					(w.enqueuedAt.Equal(*enqueuedAt) && w.missionID < req.MissionID)))
+			if !first {
+				break
+			}
+			ahead++
+		}
+
+		// Hand free robots to the requests ahead, then to this one, then to
+		// the rest of the line.
+		taken := make([]bool, len(cands))
+		serve(cands, taken, queue[:ahead])
+		mine := nearest(cands, taken, caps, req.MinBattery, req.X, req.Y)
+		if mine >= 0 {
+			taken[mine] = true
+		}
+		serve(cands, taken, queue[ahead:])
+		res.Wake = servedWorkflows(queue)
+
+		if mine >= 0 {
+			res.RobotID = cands[mine].id
+			if _, err := tx.Exec(ctx, `
+INSERT INTO reservations (robot_id, mission_id, workflow_id, priority) VALUES ($1, $2, $3, $4)`,
+				res.RobotID, req.MissionID, req.WorkflowID, req.Priority); err != nil {
+				return fmt.Errorf("insert reservation of %s: %w", res.RobotID, err)
+			}
+			if _, err := tx.Exec(ctx, `DELETE FROM reservation_queue WHERE mission_id = $1`, req.MissionID); err != nil {
+				return err
+			}
+			return audit(ctx, tx, req.WorkflowID, "reservation.granted", req.MissionID,
+				map[string]any{"robotId": res.RobotID, "site": req.Site, "priority": req.Priority,
+					"distance": math.Hypot(cands[mine].x-req.X, cands[mine].y-req.Y)})
+		}
+
+		// No robot now: wait in line (keeping the place already held).
+		if _, err := tx.Exec(ctx, `
+INSERT INTO reservation_queue (mission_id, workflow_id, site, priority, required_capabilities, min_battery, first_node, x, y)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (mission_id) DO UPDATE SET
+    workflow_id = EXCLUDED.workflow_id,
+    site = EXCLUDED.site,
+    priority = EXCLUDED.priority,
+    required_capabilities = EXCLUDED.required_capabilities,
+    min_battery = EXCLUDED.min_battery,
+    first_node = EXCLUDED.first_node,
+    x = EXCLUDED.x,
+    y = EXCLUDED.y`,
+			req.MissionID, req.WorkflowID, req.Site, req.Priority, caps, req.MinBattery, req.FirstNode, req.X, req.Y); err != nil {
+			return fmt.Errorf("enqueue: %w", err)
+		}
+		res.Queued, res.QueuePosition = true, ahead+1
+		return audit(ctx, tx, req.WorkflowID, "reservation.queued", req.MissionID,
+			map[string]any{"site": req.Site, "priority": req.Priority, "position": res.QueuePosition,
+				"requiredCapabilities": caps, "minBattery": req.MinBattery})
+	})
+	if err != nil {
+		return Reservation{}, fmt.Errorf("reserve %s: %w", req.MissionID, err)
+	}
+	return res, nil
+}
+
+// Release ends missionID's reservation of robotID. It is idempotent: when the
+// robot is not reserved by missionID (already released, or reserved by
+// another mission) nothing changes. It returns the workflow IDs of the
+// requests queued for the robot's site that a free robot now waits for,
+// highest priority first and FIFO within a priority, so the caller can wake
+// them (they call Reserve again and get that robot). Which robot each gets is
+// decided as Reserve decides it: the line is served in order, each request
+// taking the nearest free robot it can use. Because the list is computed
+// from the current state, a retried Release names the same workflows again.
+// It is empty when the robot is unknown or no queued request can use a free
+// robot. An audit row (subject: mission ID, kind reservation.released or
+// reservation.release_ignored) is written when the robot exists. Database
+// errors are wrapped; nothing is written then.
+func (s *Store) Release(ctx context.Context, robotID, missionID string) ([]string, error) {
+	var wake []string
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		wake = nil
+		var site string
+		err := tx.QueryRow(ctx, `SELECT site FROM robots WHERE robot_id = $1`, robotID).Scan(&site)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, reserveLockClass, site); err != nil {
+			return fmt.Errorf("lock site %s: %w", site, err)
+		}
+		var workflowID, holder string
+		err = tx.QueryRow(ctx, `DELETE FROM reservations WHERE robot_id = $1 AND mission_id = $2 RETURNING workflow_id`,
+			robotID, missionID).Scan(&workflowID)
+		released := err == nil
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		kind := "reservation.released"
+		if !released {
+			kind = "reservation.release_ignored"
+			err = tx.QueryRow(ctx, `SELECT mission_id FROM reservations WHERE robot_id = $1`, robotID).Scan(&holder)
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+		}
+		if err := audit(ctx, tx, workflowID, kind, missionID,
+			map[string]any{"robotId": robotID, "site": site, "heldBy": holder}); err != nil {
+			return err
+		}
+		cands, err := freeRobots(ctx, tx, site)
+		if err != nil {
+			return err
+		}
+		queue, err := siteQueue(ctx, tx, site, "")
+		if err != nil {
+			return err
+		}
+		serve(cands, make([]bool, len(cands)), queue)
+		wake = servedWorkflows(queue)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("release %s by %s: %w", robotID, missionID, err)
+	}
+	return wake, nil
+}
+
+// CancelQueued removes missionID's request from the queue (call it when a
+// waiting mission is cancelled or gives up, or it keeps robots from less
+// urgent missions). It is idempotent: a mission that is not queued is fine.
+// It does not release a reservation the mission holds (see Release). An audit
+// row (kind reservation.queue_cancelled) is written when a request was
+// removed. Database errors are wrapped.
+func (s *Store) CancelQueued(ctx context.Context, missionID string) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var workflowID, site string
+		err := tx.QueryRow(ctx, `DELETE FROM reservation_queue WHERE mission_id = $1 RETURNING workflow_id, site`,
+			missionID).Scan(&workflowID, &site)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return audit(ctx, tx, workflowID, "reservation.queue_cancelled", missionID, map[string]any{"site": site})
+	})
+	if err != nil {
+		return fmt.Errorf("cancel queued %s: %w", missionID, err)
+	}
+	return nil
+}
+
+// ReservationOf returns the robot reserved by missionID; ok is false when the
+// mission holds no reservation (it may be queued). Database errors are
+// wrapped.
+func (s *Store) ReservationOf(ctx context.Context, missionID string) (robotID string, ok bool, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT robot_id FROM reservations WHERE mission_id = $1`, missionID).Scan(&robotID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("reservation of %s: %w", missionID, err)
+	}
+	return robotID, true, nil
+}

@@ -1,0 +1,303 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/fleetflow/fleetflow/internal/config"
+	"github.com/fleetflow/fleetflow/internal/site"
+	"github.com/fleetflow/fleetflow/internal/vda5050"
+	"github.com/fleetflow/fleetflow/schemas"
+	"github.com/fleetflow/fleetflow/workflows"
+)
+
+// noopWorkflow is the baseline: one workflow task, no activity.
+func noopWorkflow(ctx workflow.Context) error { return nil }
+
+const noopQueue = "bench-noop"
+
+type benchFlags struct {
+	robots, missions, concurrency, noops, memRobots int
+	temporalBin                                     string
+}
+
+func benchCmd(g *globalFlags) *cobra.Command {
+	f := &benchFlags{}
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Benchmark missions on the local stack against a no-op workflow baseline (make bench)",
+		Long: `bench starts the local stack (headless, fresh ports) with a generated grid
+site and a virtual fleet at speed 0, measures a no-op workflow's round trip
+and throughput as the baseline, then runs missions at the same concurrency
+and reports dispatch latency (start → order received by the robot), finish
+latency (robot reports the order finished → workflow completed), missions
+per second and the virtual fleet's memory, each against its target.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runBench(cmd.Context(), g, f, cmd.OutOrStdout()) },
+	}
+	cmd.Flags().IntVar(&f.robots, "robots", 200, "virtual robots in the fleet")
+	cmd.Flags().IntVar(&f.missions, "missions", 2000, "missions to run")
+	cmd.Flags().IntVar(&f.concurrency, "concurrency", 50, "missions (and no-op workflows) in flight")
+	cmd.Flags().IntVar(&f.noops, "noops", 1000, "no-op workflows for the baseline")
+	cmd.Flags().IntVar(&f.memRobots, "memory-robots", 1000, "robots in the separate process whose RSS is measured")
+	cmd.Flags().StringVar(&f.temporalBin, "temporal-bin", "bin/temporal", "the pinned Temporal CLI")
+	return cmd
+}
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := int(p * float64(len(s)-1))
+	return s[i]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+
+// runConcurrent runs n jobs with at most c in flight; returns wall time.
+func runConcurrent(n, c int, job func(i int)) time.Duration {
+	start := time.Now()
+	sem := make(chan struct{}, c)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			job(i)
+		}(i)
+	}
+	wg.Wait()
+	return time.Since(start)
+}
+
+func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out io.Writer) error {
+	cfg, err := loadConfig(g)
+	if err != nil {
+		return err
+	}
+	cfg.Temporal.DevServerPort, _ = freePortNumber()
+	cfg.Temporal.DevUIPort, _ = freePortNumber()
+	cfg.MQTT.URL = "" // embedded broker: measures fleetflow, not a shared broker
+	cfg.MQTT.EmbeddedPort, _ = freePortNumber()
+	cfg.Worker.HTTPAddr = "127.0.0.1:0"
+	cfg.Sim.Speed, cfg.Sim.ActionDuration = 0, 0
+	grid := site.Grid("bench", 20, 20, 2, f.robots, []string{"acme", "robotix"})
+	fmt.Fprintf(out, "starting the local stack with %d virtual robots…\n", f.robots)
+	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: f.temporalBin, headless: true, siteMap: grid}, io.Discard)
+	if err != nil {
+		return err
+	}
+	defer ls.Stop()
+	c := ls.worker.Client
+
+	// Baseline: a no-op workflow on the same server, same concurrency.
+	w := worker.New(c, noopQueue, worker.Options{})
+	w.RegisterWorkflowWithOptions(noopWorkflow, workflow.RegisterOptions{Name: "BenchNoop"})
+	if err := w.Start(); err != nil {
+		return err
+	}
+	defer w.Stop()
+	runID := strconv.FormatInt(time.Now().Unix(), 36)
+	noop := make([]time.Duration, f.noops)
+	warm := min(f.noops/10, 100)
+	for i := 0; i < warm; i++ { // warm up connections and caches
+		r, _ := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("noop-warm-%s-%d", runID, i), TaskQueue: noopQueue}, "BenchNoop")
+		r.Get(ctx, nil)
+	}
+	noopWall := runConcurrent(f.noops, f.concurrency, func(i int) {
+		t0 := time.Now()
+		r, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("noop-%s-%d", runID, i), TaskQueue: noopQueue}, "BenchNoop")
+		if err == nil {
+			err = r.Get(ctx, nil)
+		}
+		if err != nil {
+			noop[i] = -1
+			return
+		}
+		noop[i] = time.Since(t0)
+	})
+	noopP50 := percentile(noop, 0.5)
+	noopRate := float64(f.noops) / noopWall.Seconds()
+
+	// Watch the robots' side: when each order arrives, when each finishes.
+	var mu sync.Mutex
+	orderAt := map[string]time.Time{}
+	finishAt := map[string]time.Time{}
+	obs := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(ls.cfg.MQTT.URL).SetClientID("bench-observer").SetOrderMatters(false))
+	if t := obs.Connect(); !t.WaitTimeout(10*time.Second) || t.Error() != nil {
+		return fmt.Errorf("observer: %v", t.Error())
+	}
+	defer obs.Disconnect(100)
+	obs.SubscribeMultiple(map[string]byte{vda5050.Subscription(vda5050.TopicOrder): 0, vda5050.Subscription(vda5050.TopicState): 0}, func(_ mqtt.Client, m mqtt.Message) {
+		now := time.Now()
+		if strings.HasSuffix(m.Topic(), "/order") {
+			var o struct {
+				OrderID string `json:"orderId"`
+			}
+			if json.Unmarshal(m.Payload(), &o) == nil {
+				mu.Lock()
+				if _, seen := orderAt[o.OrderID]; !seen {
+					orderAt[o.OrderID] = now
+				}
+				mu.Unlock()
+			}
+			return
+		}
+		var st vda5050.State
+		if json.Unmarshal(m.Payload(), &st) != nil || st.OrderID == "" || st.Driving || len(st.NodeStates) > 0 || len(st.ActionStates) == 0 {
+			return
+		}
+		for _, a := range st.ActionStates {
+			if a.ActionStatus != vda5050.ActionFinished {
+				return
+			}
+		}
+		mu.Lock()
+		if _, seen := finishAt[st.OrderID]; !seen {
+			finishAt[st.OrderID] = now
+		}
+		mu.Unlock()
+	}).WaitTimeout(10 * time.Second)
+
+	var picks, drops []string
+	for _, s := range grid.Stations {
+		switch s.Type {
+		case site.StationPick:
+			picks = append(picks, s.ID)
+		case site.StationDrop:
+			drops = append(drops, s.ID)
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	specs := make([]schemas.MissionSpec, f.missions)
+	for i := range specs {
+		specs[i] = schemas.MissionSpec{MissionID: fmt.Sprintf("bench-%s-%05d", runID, i), Site: grid.Site, MinBattery: 5,
+			Steps: []schemas.MissionStep{{Station: picks[rng.IntN(len(picks))], Action: "pick"}, {Station: drops[rng.IntN(len(drops))], Action: "drop"}}}
+	}
+	startAt := make([]time.Time, f.missions)
+	doneAt := make([]time.Time, f.missions)
+	failed := 0
+	var fmu sync.Mutex
+	fmt.Fprintf(out, "baseline done; running %d missions, %d in flight…\n", f.missions, f.concurrency)
+	missionWall := runConcurrent(f.missions, f.concurrency, func(i int) {
+		startAt[i] = time.Now()
+		run, err := startMission(ctx, c, ls.cfg, specs[i], "bench")
+		var res workflows.MissionResult
+		if err == nil {
+			err = run.Get(ctx, &res)
+		}
+		doneAt[i] = time.Now()
+		if err != nil || res.State != workflows.MissionCompleted {
+			fmu.Lock()
+			failed++
+			if failed <= 3 {
+				fmt.Fprintf(os.Stderr, "mission %s: %v %s\n", specs[i].MissionID, err, res.State)
+			}
+			fmu.Unlock()
+		}
+	})
+	var dispatch, finish []time.Duration
+	mu.Lock()
+	for i, s := range specs {
+		wf := workflows.MissionWorkflowID(s.MissionID)
+		if t, ok := orderAt[wf]; ok {
+			dispatch = append(dispatch, t.Sub(startAt[i]))
+		}
+		if t, ok := finishAt[wf]; ok && doneAt[i].After(t) {
+			finish = append(finish, doneAt[i].Sub(t))
+		}
+	}
+	mu.Unlock()
+	rate := float64(f.missions-failed) / missionWall.Seconds()
+
+	rss, err := fleetRSS(ctx, ls.cfg, f.memRobots)
+	if err != nil {
+		fmt.Fprintf(out, "memory measurement failed: %v\n", err)
+	}
+	dispP50, finP50 := percentile(dispatch, 0.5), percentile(finish, 0.5)
+	pass := func(ok bool) string {
+		if ok {
+			return "ok"
+		}
+		return "MISSED"
+	}
+	fmt.Fprintf(out, "\nfleetflow benchmark — %d robots at speed 0, %d missions, %d in flight, one run\n", f.robots, f.missions, f.concurrency)
+	fmt.Fprintf(out, "baseline  no-op workflow: p50 %s, p99 %s, %.0f workflows/s\n", ms(noopP50), ms(percentile(noop, 0.99)), noopRate)
+	fmt.Fprintf(out, "dispatch  start → order at robot: p50 %s, p99 %s  = %.2f× no-op p50 (target ≤ 1.5×) %s\n", ms(dispP50), ms(percentile(dispatch, 0.99)),
+		float64(dispP50)/float64(noopP50), pass(float64(dispP50) <= 1.5*float64(noopP50)))
+	fmt.Fprintf(out, "finish    robot finished → workflow completed: p50 %s, p99 %s  = %.2f× no-op p50 (target ≤ 1.0×) %s\n", ms(finP50), ms(percentile(finish, 0.99)),
+		float64(finP50)/float64(noopP50), pass(finP50 <= noopP50))
+	fmt.Fprintf(out, "throughput %.0f missions/s = %.0f%% of no-op throughput (target ≥ 50%%) %s; %d failed\n", rate, 100*rate/noopRate, pass(rate >= noopRate/2), failed)
+	if rss > 0 {
+		fmt.Fprintf(out, "memory    %d virtual robots in one process: %.0f MB RSS (target < 300 MB) %s\n", f.memRobots, float64(rss)/(1<<20), pass(rss < 300<<20))
+	}
+	fmt.Fprintf(out, "samples   %d dispatch, %d finish\n", len(dispatch), len(finish))
+	if failed > 0 {
+		return fmt.Errorf("%d missions failed", failed)
+	}
+	return nil
+}
+
+func freePortNumber() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// fleetRSS starts `starter sim --grid n` as its own process against the
+// stack's broker and reads its resident memory once every robot is online.
+func fleetRSS(ctx context.Context, cfg config.Config, n int) (int64, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return 0, err
+	}
+	cmd := exec.CommandContext(ctx, exe, "sim", "--grid", strconv.Itoa(n), "--speed", "0")
+	cmd.Env = append(os.Environ(), "FLEETFLOW_MQTT_URL="+cfg.MQTT.URL)
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
+	sc := bufio.NewScanner(stdout)
+	if !sc.Scan() || !strings.Contains(sc.Text(), "online") {
+		return 0, fmt.Errorf("sim did not come online: %q", sc.Text())
+	}
+	time.Sleep(2 * time.Second) // let the first states go out
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", cmd.Process.Pid)
+}
