@@ -37,6 +37,7 @@ const noopQueue = "bench-noop"
 type benchFlags struct {
 	robots, missions, concurrency, noops, memRobots int
 	temporalBin                                     string
+	explain                                         bool
 }
 
 func benchCmd(g *globalFlags) *cobra.Command {
@@ -59,6 +60,7 @@ per second and the virtual fleet's memory, each against its target.`,
 	cmd.Flags().IntVar(&f.noops, "noops", 1000, "no-op workflows for the baseline")
 	cmd.Flags().IntVar(&f.memRobots, "memory-robots", 1000, "robots in the separate process whose RSS is measured")
 	cmd.Flags().StringVar(&f.temporalBin, "temporal-bin", "bin/temporal", "the pinned Temporal CLI")
+	cmd.Flags().BoolVar(&f.explain, "explain-slowest", false, "print the event history of the slowest mission")
 	return cmd
 }
 
@@ -218,7 +220,7 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out io.Writer)
 			fmu.Unlock()
 		}
 	})
-	var dispatch, finish []time.Duration
+	var dispatch, finish, execution []time.Duration
 	mu.Lock()
 	for i, s := range specs {
 		wf := workflows.MissionWorkflowID(s.MissionID)
@@ -227,10 +229,22 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out io.Writer)
 		}
 		if t, ok := finishAt[wf]; ok && doneAt[i].After(t) {
 			finish = append(finish, doneAt[i].Sub(t))
+			if o, ok := orderAt[wf]; ok {
+				execution = append(execution, t.Sub(o))
+			}
 		}
 	}
 	mu.Unlock()
 	rate := float64(f.missions-failed) / missionWall.Seconds()
+	if f.explain {
+		slowest := 0
+		for i := range specs {
+			if doneAt[i].Sub(startAt[i]) > doneAt[slowest].Sub(startAt[slowest]) {
+				slowest = i
+			}
+		}
+		explainHistory(ctx, c, workflows.MissionWorkflowID(specs[slowest].MissionID), out)
+	}
 
 	rss, err := fleetRSS(ctx, ls.cfg, f.memRobots)
 	if err != nil {
@@ -249,11 +263,13 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out io.Writer)
 		float64(dispP50)/float64(noopP50), pass(float64(dispP50) <= 1.5*float64(noopP50)))
 	fmt.Fprintf(out, "finish    robot finished → workflow completed: p50 %s, p99 %s  = %.2f× no-op p50 (target ≤ 1.0×) %s\n", ms(finP50), ms(percentile(finish, 0.99)),
 		float64(finP50)/float64(noopP50), pass(finP50 <= noopP50))
+	fmt.Fprintf(out, "robot     order received → finished (virtual robot, speed 0): p50 %s, p99 %s\n", ms(percentile(execution, 0.5)), ms(percentile(execution, 0.99)))
 	fmt.Fprintf(out, "throughput %.0f missions/s = %.0f%% of no-op throughput (target ≥ 50%%) %s; %d failed\n", rate, 100*rate/noopRate, pass(rate >= noopRate/2), failed)
 	if rss > 0 {
 		fmt.Fprintf(out, "memory    %d virtual robots in one process: %.0f MB RSS (target < 300 MB) %s\n", f.memRobots, float64(rss)/(1<<20), pass(rss < 300<<20))
 	}
 	fmt.Fprintf(out, "samples   %d dispatch, %d finish\n", len(dispatch), len(finish))
+	fmt.Fprintf(out, "bridge    %s\n", bridgeCounters(ls))
 	if failed > 0 {
 		return fmt.Errorf("%d missions failed", failed)
 	}
@@ -300,4 +316,60 @@ func fleetRSS(ctx context.Context, cfg config.Config, n int) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", cmd.Process.Pid)
+}
+
+// bridgeCounters summarises the bridge's Prometheus counters.
+func bridgeCounters(ls *localStack) string {
+	mfs, err := ls.worker.Registry.Gather()
+	if err != nil {
+		return err.Error()
+	}
+	var parts []string
+	for _, mf := range mfs {
+		if !strings.HasPrefix(mf.GetName(), "fleetflow_bridge_") {
+			continue
+		}
+		if h := mf.GetMetric()[0].GetHistogram(); h != nil && h.GetSampleCount() > 0 {
+			parts = append(parts, fmt.Sprintf("%s_mean=%.1fms", strings.TrimPrefix(mf.GetName(), "fleetflow_bridge_"), 1000*h.GetSampleSum()/float64(h.GetSampleCount())))
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			label := ""
+			for _, l := range m.GetLabel() {
+				label += "{" + l.GetValue() + "}"
+			}
+			parts = append(parts, fmt.Sprintf("%s%s=%.0f", strings.TrimPrefix(mf.GetName(), "fleetflow_bridge_"), label, m.GetCounter().GetValue()))
+		}
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, " ")
+}
+
+// explainHistory prints a workflow's events with their time offsets.
+func explainHistory(ctx context.Context, c client.Client, wfID string, out io.Writer) {
+	it := c.GetWorkflowHistory(ctx, wfID, "", false, 0)
+	var t0 time.Time
+	fmt.Fprintf(out, "history of %s:\n", wfID)
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			fmt.Fprintln(out, err)
+			return
+		}
+		at := e.GetEventTime().AsTime()
+		if t0.IsZero() {
+			t0 = at
+		}
+		detail := ""
+		if m := e.GetMarkerRecordedEventAttributes(); m != nil {
+			detail = m.GetMarkerName()
+			if p := m.GetDetails()["data"]; p != nil && len(p.Payloads) > 0 {
+				detail = string(p.Payloads[0].Data)
+				if len(detail) > 60 {
+					detail = detail[:60]
+				}
+			}
+		}
+		fmt.Fprintf(out, "  %8.3fs %3d %s %s\n", at.Sub(t0).Seconds(), e.GetEventId(), strings.TrimPrefix(e.GetEventType().String(), "EVENT_TYPE_"), detail)
+	}
 }

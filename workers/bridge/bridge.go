@@ -71,6 +71,8 @@ type summary struct {
 	actions      map[string]vda5050.ActionStatus
 	errorsKey    string
 	last         schemas.RobotEvent // the latest full event, reused for connection changes
+	headerID     uint32             // of the latest accepted state
+	timestamp    time.Time          // of the latest accepted state
 }
 
 // pendingState is a robot's latest state waiting for the batched upsert.
@@ -112,6 +114,7 @@ type metrics struct {
 	flushes    prometheus.Counter
 	flushError prometheus.Counter
 	flushSecs  prometheus.Histogram
+	signalSecs prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) metrics {
@@ -123,9 +126,10 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		flushes:    prometheus.NewCounter(prometheus.CounterOpts{Name: "fleetflow_bridge_flushes_total", Help: "Batched robot-state upserts."}),
 		flushError: prometheus.NewCounter(prometheus.CounterOpts{Name: "fleetflow_bridge_flush_errors_total", Help: "Failed batched upserts."}),
 		flushSecs:  prometheus.NewHistogram(prometheus.HistogramOpts{Name: "fleetflow_bridge_flush_seconds", Help: "Duration of a batched upsert.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+		signalSecs: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "fleetflow_bridge_signal_seconds", Help: "Duration of one SignalWorkflow call.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.received, m.rejected, m.dropped, m.signals, m.flushes, m.flushError, m.flushSecs} {
+		for _, c := range []prometheus.Collector{m.received, m.rejected, m.dropped, m.signals, m.flushes, m.flushError, m.flushSecs, m.signalSecs} {
 			_ = reg.Register(c)
 		}
 	}
@@ -312,7 +316,9 @@ func (b *Bridge) sendLoop(ctx context.Context, sd *sender) {
 				break
 			}
 			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			start := time.Now()
 			err := b.signaler.Signal(sctx, j.workflowID, j.ev)
+			b.m.signalSecs.Observe(time.Since(start).Seconds())
 			cancel()
 			switch {
 			case err == nil:
@@ -400,14 +406,20 @@ func (b *Bridge) onState(k vda5050.RobotKey, st *vda5050.State) []routeJob {
 		rs.FatalError = f.ErrorType + ": " + f.ErrorDescription
 	}
 	b.mu.Lock()
+	prev := b.robots[id]
+	if prev != nil && stale(prev, st.HeaderID, ts) {
+		b.mu.Unlock()
+		b.m.rejected.WithLabelValues("stale").Inc()
+		return nil
+	}
 	// Errors and actionStates are turned into JSON at flush time: most
 	// states are superseded by a newer one before they are stored.
 	b.pending[id] = pendingState{rs, st.Errors, st.ActionStates}
-	prev := b.robots[id]
 	next := &summary{
 		orderID: st.OrderID, orderUpdate: st.OrderUpdateID, lastNode: st.LastNodeID, lastSeq: st.LastNodeSequenceID,
 		nodes: len(st.NodeStates), edges: len(st.EdgeStates), driving: st.Driving, paused: rs.Paused,
 		actions: make(map[string]vda5050.ActionStatus, len(st.ActionStates)), errorsKey: errorsKey(st.Errors),
+		headerID: st.HeaderID, timestamp: ts,
 	}
 	if prev != nil {
 		next.connection = prev.connection
@@ -439,6 +451,18 @@ func (b *Bridge) onState(k vda5050.RobotKey, st *vda5050.State) []routeJob {
 		jobs = append(jobs, routeJob{id, owner, ev})
 	}
 	return jobs
+}
+
+// stale reports whether a state is older than the robot's last accepted
+// one: headerId counts up per topic (VDA 5050 §6.2), so a lower or equal
+// one is a late duplicate — unless its timestamp is newer, which means the
+// robot restarted and began counting again (as openTCS learned: drop what is
+// older than the last accepted message, accept the first after a reconnect).
+func stale(prev *summary, headerID uint32, ts time.Time) bool {
+	if prev.timestamp.IsZero() || headerID > prev.headerID {
+		return false
+	}
+	return !ts.After(prev.timestamp)
 }
 
 // owners returns the workflows named by the state's orderId and by the

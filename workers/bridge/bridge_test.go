@@ -126,6 +126,30 @@ func TestSignalsOnlyMeaningfulChanges(t *testing.T) {
 	}
 }
 
+func TestLateStatesAreDropped(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	b, _, _ := newBridge(reg)
+	ctx := context.Background()
+	done := state(5, "B", 2, vda5050.ActionState{ActionID: "mission-m-1-a1-drop", ActionStatus: vda5050.ActionFinished})
+	late := state(4, "B", 2, vda5050.ActionState{ActionID: "mission-m-1-a1-drop", ActionStatus: vda5050.ActionRunning})
+	late.Timestamp = done.Timestamp // same millisecond: only the headerId tells them apart
+	b.Handle(ctx, stateTopic, raw(t, done))
+	b.Handle(ctx, stateTopic, raw(t, late))
+	if b.pending["acme/AMR-001"].state.HeaderID != 5 {
+		t.Fatalf("a late state replaced the newer one: %+v", b.pending["acme/AMR-001"].state)
+	}
+	if v := testutil.ToFloat64(b.m.rejected.WithLabelValues("stale")); v != 1 {
+		t.Fatalf("stale counter %v", v)
+	}
+	// After a reboot the robot counts from 0 again, with a newer timestamp.
+	reboot := state(9, "B", 2)
+	reboot.HeaderID = 0
+	b.Handle(ctx, stateTopic, raw(t, reboot))
+	if b.pending["acme/AMR-001"].state.HeaderID != 0 {
+		t.Fatal("the first state after a restart must be accepted")
+	}
+}
+
 func TestMalformedMessagesAreCountedNotFatal(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	b, _, sig := newBridge(reg)

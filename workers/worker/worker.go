@@ -138,7 +138,10 @@ func tlsConfig(t config.TLS) (*tls.Config, error) {
 // reconnect with a clean session.
 func NewMQTTClient(cfg config.Config, clientID string, onConnect func(mqtt.Client)) (mqtt.Client, error) {
 	o := mqtt.NewClientOptions().AddBroker(cfg.MQTT.URL).SetClientID(clientID).
-		SetCleanSession(true).SetOrderMatters(false).SetAutoReconnect(true).
+		// OrderMatters(true): a robot's states must reach the bridge in the
+		// order the broker delivered them. Safe because the only handler
+		// (bridge.Enqueue) never blocks, which is what FIELD-NOTES warns about.
+		SetCleanSession(true).SetOrderMatters(true).SetAutoReconnect(true).
 		SetConnectRetry(false).SetMaxReconnectInterval(5 * time.Second).
 		SetConnectTimeout(5 * time.Second).SetKeepAlive(30 * time.Second)
 	if cfg.MQTT.Username != "" {
