@@ -10,8 +10,9 @@ import (
 
 // Recorded Mission histories (temporal workflow show --output json) replay
 // against today's code: a change that would break running missions fails
-// here. Re-record with `make histories` when a change is meant to be
-// incompatible, and guard it with workflow.GetVersion.
+// here. A change that must alter running workflows goes behind
+// workflow.GetVersion; new histories are recorded from `starter dev` with
+// `bin/temporal workflow show -w mission-<id> -o json > testdata/histories/mission-<case>.json`.
 func TestReplayRecordedMissions(t *testing.T) {
 	files, err := filepath.Glob("../testdata/histories/mission-*.json")
 	if err != nil || len(files) == 0 {
