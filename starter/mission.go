@@ -70,6 +70,10 @@ func missionStartOptions(cfg config.Config, spec schemas.MissionSpec) client.Sta
 		// Without this the SDK hands back the running workflow as if it had
 		// started it: a second start must be an error.
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		// When this client also runs the missions worker (starter dev/demo,
+		// bench), the first workflow task goes straight to it, skipping the
+		// task-queue hop; elsewhere the server ignores it.
+		EnableEagerStart: true,
 		StaticSummary:                            summary,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrSite).ValueSet(spec.Site),
