@@ -74,7 +74,7 @@ func missionStartOptions(cfg config.Config, spec schemas.MissionSpec) client.Sta
 		// bench), the first workflow task goes straight to it, skipping the
 		// task-queue hop; elsewhere the server ignores it.
 		EnableEagerStart: true,
-		StaticSummary:                            summary,
+		StaticSummary:    summary,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrSite).ValueSet(spec.Site),
 			temporal.NewSearchAttributeKeyInt64(workflows.SearchAttrPriority).ValueSet(int64(spec.Priority)),
