@@ -140,6 +140,18 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out io.Writer)
 		}
 		noop[i] = time.Since(t0)
 	})
+	// Only successful round trips count; a failed one must not pull the
+	// baseline down and flatter every ratio.
+	okNoop := noop[:0:0]
+	for _, d := range noop {
+		if d > 0 {
+			okNoop = append(okNoop, d)
+		}
+	}
+	if len(okNoop) < f.noops {
+		return fmt.Errorf("baseline: %d of %d no-op workflows failed", f.noops-len(okNoop), f.noops)
+	}
+	noop = okNoop
 	noopP50 := percentile(noop, 0.5)
 	noopRate := float64(f.noops) / noopWall.Seconds()
 
@@ -152,7 +164,7 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out io.Writer)
 		return fmt.Errorf("observer: %v", t.Error())
 	}
 	defer obs.Disconnect(100)
-	obs.SubscribeMultiple(map[string]byte{vda5050.Subscription(vda5050.TopicOrder): 0, vda5050.Subscription(vda5050.TopicState): 0}, func(_ mqtt.Client, m mqtt.Message) {
+	subTok := obs.SubscribeMultiple(map[string]byte{vda5050.Subscription(vda5050.TopicOrder): 0, vda5050.Subscription(vda5050.TopicState): 0}, func(_ mqtt.Client, m mqtt.Message) {
 		now := time.Now()
 		if strings.HasSuffix(m.Topic(), "/order") {
 			var o struct {
@@ -181,7 +193,10 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out io.Writer)
 			finishAt[st.OrderID] = now
 		}
 		mu.Unlock()
-	}).WaitTimeout(10 * time.Second)
+	})
+	if !subTok.WaitTimeout(10*time.Second) || subTok.Error() != nil {
+		return fmt.Errorf("observer: subscribe to orders and states: %v", subTok.Error())
+	}
 
 	var picks, drops []string
 	for _, s := range grid.Stations {
