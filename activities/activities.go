@@ -47,6 +47,8 @@ type Activities struct {
 	HTTP     *http.Client
 	// WMSWebhookURL receives a JSON POST when a mission ends; "" = none.
 	WMSWebhookURL string
+	// Artifacts is the OTA artifact store (ota task queue).
+	Artifacts ArtifactStore
 }
 
 func invalid(format string, a ...any) error {
@@ -94,7 +96,7 @@ func (a *Activities) PlanMission(ctx context.Context, in schemas.PlanMissionInpu
 func (a *Activities) ReserveRobot(ctx context.Context, in schemas.ReserveRobotInput) (schemas.ReserveRobotResult, error) {
 	r, err := a.Store.Reserve(ctx, store.ReserveRequest{
 		MissionID: in.MissionID, WorkflowID: in.WorkflowID, Site: in.Site, Priority: in.Priority,
-		RequiredCapabilities: in.RequiredCapabilities, MinBattery: in.MinBattery, X: in.X, Y: in.Y,
+		RequiredCapabilities: in.RequiredCapabilities, MinBattery: in.MinBattery, X: in.X, Y: in.Y, RobotID: in.RobotID,
 	})
 	if err != nil {
 		return schemas.ReserveRobotResult{}, err
@@ -199,6 +201,7 @@ func EventFromStored(st store.RobotState) schemas.RobotEvent {
 		RobotID: st.RobotID, Connection: st.ConnectionState, OrderID: st.OrderID, OrderUpdateID: uint32(st.OrderUpdateID),
 		LastNodeID: st.LastNodeID, LastNodeSequenceID: st.LastNodeSequenceID, NodesRemaining: st.NodeStatesRemaining,
 		EdgesRemaining: max(st.NodeStatesRemaining-1, 0), Driving: st.Driving, Paused: st.Paused, BatteryCharge: st.BatteryCharge,
+		SoftwareVersion: st.SoftwareVersion,
 	}
 	if !st.Timestamp.IsZero() {
 		ev.StateTimestamp = vda5050.Timestamp(st.Timestamp)

@@ -26,6 +26,9 @@ type RobotEvent struct {
 	// Errors the robot reports; FATAL ones end a mission.
 	Errors        []vda5050.Error `json:"errors,omitempty"`
 	BatteryCharge float64         `json:"batteryCharge"` // percent
+	// SoftwareVersion is what the robot reports in state.information
+	// (infoType "softwareVersion"); "" when it reports none.
+	SoftwareVersion string `json:"softwareVersion,omitempty"`
 	// StateTimestamp is the robot's ISO 8601 header timestamp of the state
 	// this event was derived from.
 	StateTimestamp string `json:"stateTimestamp,omitempty"`
@@ -46,6 +49,10 @@ type ReserveRobotInput struct {
 	// eligible robot is chosen.
 	X float64 `json:"x"`
 	Y float64 `json:"y"`
+	// RobotID, when set, asks for this robot only (an OTA update): the
+	// request waits until it is free, capabilities and battery are not
+	// checked, and no mission can take the robot while it waits first in line.
+	RobotID string `json:"robotId,omitempty"`
 }
 
 // ReserveRobotResult is either a reservation or a place in the queue.

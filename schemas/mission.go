@@ -90,27 +90,23 @@ func (e *SpecError) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-var (
-	missionOnce   sync.Once
-	missionSchema *jsonschema.Schema
-	missionErr    error
-)
+var compiledMissionSchema = sync.OnceValues(func() (*jsonschema.Schema, error) {
+	return compileSchema("mission.schema.json", MissionSchemaID, MissionSchema)
+})
 
-func compiledMissionSchema() (*jsonschema.Schema, error) {
-	missionOnce.Do(func() {
-		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(MissionSchema))
-		if err != nil {
-			missionErr = fmt.Errorf("mission.schema.json: %w", err)
-			return
-		}
-		c := jsonschema.NewCompiler()
-		if err := c.AddResource(MissionSchemaID, doc); err != nil {
-			missionErr = fmt.Errorf("mission.schema.json: %w", err)
-			return
-		}
-		missionSchema, missionErr = c.Compile(MissionSchemaID)
-	})
-	return missionSchema, missionErr
+// compileSchema compiles an embedded JSON Schema whose $id is id; name
+// prefixes its errors. Formats (e.g. date-time) are asserted.
+func compileSchema(name, id string, raw []byte) (*jsonschema.Schema, error) {
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	if err := c.AddResource(id, doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return c.Compile(id)
 }
 
 // ParseMission reads a mission spec in JSON or YAML (YAML is converted to
@@ -149,16 +145,9 @@ func parseMission(source string, raw []byte) (MissionSpec, error) {
 			return fail("/: YAML without a JSON equivalent: " + err.Error())
 		}
 	}
-	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-	if err != nil {
-		return fail("/: " + err.Error())
-	}
-	if err := s.Validate(inst); err != nil {
-		var ve *jsonschema.ValidationError
-		if !errors.As(err, &ve) {
-			return fail("/: " + err.Error())
-		}
-		return fail(violations(ve)...)
+	inst, v := validate(s, raw)
+	if len(v) > 0 {
+		return fail(v...)
 	}
 	obj := inst.(map[string]any) // the schema requires an object
 	for name, prop := range s.Properties {
@@ -237,6 +226,24 @@ func integral(n json.Number) json.Number {
 		return n
 	}
 	return json.Number(strconv.FormatInt(int64(f), 10))
+}
+
+// validate decodes the JSON document raw (numbers as json.Number) and
+// validates it against s. It returns the decoded document (nil when raw is
+// not JSON) and the violations (see violations); none means valid.
+func validate(s *jsonschema.Schema, raw []byte) (any, []string) {
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		return nil, []string{"/: " + err.Error()}
+	}
+	if err := s.Validate(inst); err != nil {
+		var ve *jsonschema.ValidationError
+		if !errors.As(err, &ve) {
+			return inst, []string{"/: " + err.Error()}
+		}
+		return inst, violations(ve)
+	}
+	return inst, nil
 }
 
 // violations lists the leaves of the validation error tree as

@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/fleetflow/fleetflow/activities/store"
+	"github.com/fleetflow/fleetflow/internal/artifact"
 	"github.com/fleetflow/fleetflow/internal/config"
 	"github.com/fleetflow/fleetflow/internal/sim"
 	"github.com/fleetflow/fleetflow/internal/site"
@@ -35,6 +36,7 @@ type localStack struct {
 	worker *worker.Worker
 	fleet  *sim.Fleet
 	site   *site.Map
+	arts   *stack.ArtifactServer
 	log    *slog.Logger
 }
 
@@ -44,7 +46,8 @@ type devFlags struct {
 	headless    bool
 	stateDir    string
 	timeout     time.Duration
-	siteMap     *site.Map // overrides site.name from site.mapsDir (bench)
+	siteMap     *site.Map     // overrides site.name from site.mapsDir (bench)
+	rebootDelay time.Duration // virtual robots' reboot after an update; 0 = the sim's default
 }
 
 func devCmd(g *globalFlags, demo bool) *cobra.Command {
@@ -93,10 +96,11 @@ everything and exits 0 only when every mission completed.`
 		}
 		defer ls.Stop()
 		out := cmd.OutOrStdout()
-		fmt.Fprintf(out, "\nfleetflow local stack is up\n  Temporal   %s (namespace %s)\n  Web UI     %s\n  MQTT       %s\n  PostgreSQL %s\n  Fleet      %d virtual robots at %s\n\n",
-			ls.cfg.Temporal.HostPort, ls.cfg.Temporal.Namespace, ls.cfg.Temporal.UIURL, ls.cfg.MQTT.URL, ls.cfg.Postgres.URL, len(ls.fleet.Robots()), ls.site.Site)
+		fmt.Fprintf(out, "\nfleetflow local stack is up\n  Temporal   %s (namespace %s)\n  Web UI     %s\n  MQTT       %s\n  PostgreSQL %s\n  Artifacts  %s (%s)\n  Fleet      %d virtual robots at %s\n\n",
+			ls.cfg.Temporal.HostPort, ls.cfg.Temporal.Namespace, ls.cfg.Temporal.UIURL, ls.cfg.MQTT.URL, ls.cfg.Postgres.URL,
+			ls.cfg.Artifacts.BaseURL, ls.cfg.Artifacts.Dir, len(ls.fleet.Robots()), ls.site.Site)
 		if !demo {
-			fmt.Fprintf(out, "In another shell:\n  export FLEETFLOW_TEMPORAL_HOSTPORT=%s DATABASE_URL='%s'\n  ./bin/starter mission start -f testdata/missions/m-0001.json --wait\n  ./bin/starter mission list\n  ./bin/starter fleet list\nCtrl-C stops everything.\n",
+			fmt.Fprintf(out, "In another shell:\n  export FLEETFLOW_TEMPORAL_HOSTPORT=%s DATABASE_URL='%s'\n  ./bin/starter mission start -f testdata/missions/m-0001.json --wait\n  ./bin/starter mission list\n  ./bin/starter fleet list\n  ./bin/starter rollout start -f testdata/rollouts/r-fleetos-2.0.0.json --wait\nCtrl-C stops everything.\n",
 				ls.cfg.Temporal.HostPort, ls.cfg.Postgres.URL)
 			<-ctx.Done()
 			fmt.Fprintln(out, "stopping…")
@@ -171,6 +175,17 @@ func startLocalStack(ctx context.Context, cfg config.Config, f *devFlags, logOut
 	ls.cfg.MQTT.URL = ls.stack.MQTTURL
 	ls.cfg.Postgres.URL = ls.stack.DatabaseURL
 
+	if ls.cfg.Artifacts.BaseURL == "" {
+		if ls.arts, err = stack.ServeArtifacts(cfg.Artifacts.Dir, cfg.Artifacts.ServePort); err != nil {
+			return nil, err
+		}
+		ls.cfg.Artifacts.BaseURL = ls.arts.BaseURL
+	}
+	keys, err := artifact.LoadKeyring(cfg.Artifacts.TrustedKeys)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("artifacts.trustedKeys: %w", err)}
+	}
+
 	if err := store.Migrate(ctx, ls.cfg.Postgres.URL); err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
@@ -183,6 +198,7 @@ func startLocalStack(ctx context.Context, cfg config.Config, f *devFlags, logOut
 	}
 	ls.fleet = sim.NewFleet(sim.Options{
 		BrokerURL: ls.cfg.MQTT.URL, Speed: cfg.Sim.Speed, ActionDuration: cfg.Sim.ActionDuration, Logger: log,
+		TrustedKeys: keys, RebootDelay: f.rebootDelay,
 	}, simRobots(m))
 	if err := ls.fleet.Start(ctx); err != nil {
 		return nil, fmt.Errorf("virtual fleet: %w", err)
@@ -262,6 +278,9 @@ func (ls *localStack) Stop() {
 	}
 	if ls.worker != nil {
 		ls.worker.Stop()
+	}
+	if ls.arts != nil {
+		ls.arts.Stop()
 	}
 	if ls.stack != nil {
 		ls.stack.Stop()

@@ -45,13 +45,18 @@ const (
 	ActivityReleaseRobot       = "ReleaseRobot"
 	ActivityAudit              = "Audit"
 	ActivityNotifyWMS          = "NotifyWMS"
+
+	// OTA (task queue ota).
+	ActivityVerifyArtifact = "VerifyArtifact"
+	ActivityResolveTargets = "ResolveTargets"
+	ActivityLocateArtifact = "LocateArtifact"
 )
 
 // ActivityNames lists every activity a worker must register.
 var ActivityNames = []string{
 	ActivityPlanMission, ActivityReserveRobot, ActivityCancelQueued, ActivityBuildOrder,
 	ActivitySendOrder, ActivitySendInstantActions, ActivityRobotSnapshot, ActivityReleaseRobot,
-	ActivityAudit, ActivityNotifyWMS,
+	ActivityAudit, ActivityNotifyWMS, ActivityVerifyArtifact, ActivityResolveTargets, ActivityLocateArtifact,
 }
 
 // Search attributes set by fleetflow's workflows (registered on the server

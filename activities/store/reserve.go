@@ -33,6 +33,10 @@ type ReserveRequest struct {
 	// X, Y is the position of the mission's first node, metres: the nearest
 	// eligible robot (Euclidean distance) is chosen.
 	X, Y float64
+	// RobotID, when set, asks for this robot only (an OTA update): only it
+	// is eligible, RequiredCapabilities and MinBattery are ignored, and the
+	// request waits in line like any other until the robot is free.
+	RobotID string
 }
 
 // Reservation is the outcome of Reserve.
@@ -68,7 +72,8 @@ type waiter struct {
 	caps                  []string
 	minBattery            float64
 	x, y                  float64
-	robot                 int // index of the candidate it would get, -1 for none
+	robotID               string // "" = any robot that fits
+	robot                 int    // index of the candidate it would get, -1 for none
 }
 
 func (c *candidate) fits(caps []string, minBattery float64) bool {
@@ -85,11 +90,21 @@ func (c *candidate) fits(caps []string, minBattery float64) bool {
 
 // nearest returns the index of the free candidate nearest to (x, y) that fits
 // the requirements, or -1. Ties go to the lower robot ID (candidates are
-// sorted by ID).
-func nearest(cands []candidate, taken []bool, caps []string, minBattery, x, y float64) int {
+// sorted by ID). A non-empty robotID admits only that robot, whatever its
+// capabilities and battery.
+func nearest(cands []candidate, taken []bool, caps []string, minBattery, x, y float64, robotID string) int {
 	best, bestD := -1, math.Inf(1)
 	for i := range cands {
-		if taken[i] || !cands[i].fits(caps, minBattery) {
+		if taken[i] {
+			continue
+		}
+		if robotID != "" {
+			if cands[i].id == robotID {
+				return i
+			}
+			continue
+		}
+		if !cands[i].fits(caps, minBattery) {
 			continue
 		}
 		if d := math.Hypot(cands[i].x-x, cands[i].y-y); d < bestD {
@@ -138,7 +153,7 @@ FOR NO KEY UPDATE OF r SKIP LOCKED`, site)
 // descending, then enqueued_at, then mission ID), except missionID's.
 func siteQueue(ctx context.Context, tx pgx.Tx, site, exceptMission string) ([]waiter, error) {
 	rows, err := tx.Query(ctx, `
-SELECT mission_id, workflow_id, priority, enqueued_at, required_capabilities, min_battery, x, y
+SELECT mission_id, workflow_id, priority, enqueued_at, required_capabilities, min_battery, x, y, robot_id
 FROM reservation_queue
 WHERE site = $1 AND mission_id <> $2
 ORDER BY priority DESC, enqueued_at, mission_id COLLATE "C"`, site, exceptMission)
@@ -147,7 +162,7 @@ ORDER BY priority DESC, enqueued_at, mission_id COLLATE "C"`, site, exceptMissio
 	}
 	q, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (waiter, error) {
 		w := waiter{robot: -1}
-		err := row.Scan(&w.missionID, &w.workflowID, &w.priority, &w.enqueuedAt, &w.caps, &w.minBattery, &w.x, &w.y)
+		err := row.Scan(&w.missionID, &w.workflowID, &w.priority, &w.enqueuedAt, &w.caps, &w.minBattery, &w.x, &w.y, &w.robotID)
 		return w, err
 	})
 	if err != nil {
@@ -161,7 +176,7 @@ ORDER BY priority DESC, enqueued_at, mission_id COLLATE "C"`, site, exceptMissio
 func serve(cands []candidate, taken []bool, waiters []waiter) {
 	for i := range waiters {
 		w := &waiters[i]
-		if w.robot = nearest(cands, taken, w.caps, w.minBattery, w.x, w.y); w.robot >= 0 {
+		if w.robot = nearest(cands, taken, w.caps, w.minBattery, w.x, w.y, w.robotID); w.robot >= 0 {
 			taken[w.robot] = true
 		}
 	}
@@ -285,7 +300,7 @@ func (s *Store) Reserve(ctx context.Context, req ReserveRequest) (Reservation, e
 		// the rest of the line.
 		taken := make([]bool, len(cands))
 		serve(cands, taken, queue[:ahead])
-		mine := nearest(cands, taken, caps, req.MinBattery, req.X, req.Y)
+		mine := nearest(cands, taken, caps, req.MinBattery, req.X, req.Y, req.RobotID)
 		if mine >= 0 {
 			taken[mine] = true
 		}
@@ -309,8 +324,8 @@ INSERT INTO reservations (robot_id, mission_id, workflow_id, priority) VALUES ($
 
 		// No robot now: wait in line (keeping the place already held).
 		if _, err := tx.Exec(ctx, `
-INSERT INTO reservation_queue (mission_id, workflow_id, site, priority, required_capabilities, min_battery, first_node, x, y)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+INSERT INTO reservation_queue (mission_id, workflow_id, site, priority, required_capabilities, min_battery, first_node, x, y, robot_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 ON CONFLICT (mission_id) DO UPDATE SET
     workflow_id = EXCLUDED.workflow_id,
     site = EXCLUDED.site,
@@ -319,8 +334,9 @@ ON CONFLICT (mission_id) DO UPDATE SET
     min_battery = EXCLUDED.min_battery,
     first_node = EXCLUDED.first_node,
     x = EXCLUDED.x,
-    y = EXCLUDED.y`,
-			req.MissionID, req.WorkflowID, req.Site, req.Priority, caps, req.MinBattery, req.FirstNode, req.X, req.Y); err != nil {
+    y = EXCLUDED.y,
+    robot_id = EXCLUDED.robot_id`,
+			req.MissionID, req.WorkflowID, req.Site, req.Priority, caps, req.MinBattery, req.FirstNode, req.X, req.Y, req.RobotID); err != nil {
 			return fmt.Errorf("enqueue: %w", err)
 		}
 		res.Queued, res.QueuePosition = true, ahead+1

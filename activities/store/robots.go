@@ -18,12 +18,15 @@ type Robot struct {
 	ID           string
 	Manufacturer string
 	// SerialNumber may hold only A-Z a-z 0-9 _ . : - (VDA 5050 topic level).
-	SerialNumber    string
-	Model           string
-	Site            string   // required; robots are reserved per site
-	Capabilities    []string // e.g. "lift", "tow"; a mission requires a subset
-	SoftwareVersion string   // "" on re-registration keeps the stored version
-	HomeNode        string   // node ID of the robot's home (parking) position
+	SerialNumber string
+	Model        string
+	Site         string   // required; robots are reserved per site
+	Capabilities []string // e.g. "lift", "tow"; a mission requires a subset
+	// SoftwareVersion is the registered version ("" on re-registration keeps
+	// the stored one); ListRobots shows the reported version when the robot
+	// has reported one (RobotState.SoftwareVersion).
+	SoftwareVersion string
+	HomeNode        string // node ID of the robot's home (parking) position
 	// X, Y (metres) and MapID are the home pose, used as the robot's
 	// position until it reports a state.
 	X, Y  float64
@@ -62,6 +65,10 @@ type RobotState struct {
 	Timestamp time.Time
 	// UpdatedAt is when the row last changed (set by the store).
 	UpdatedAt time.Time
+	// SoftwareVersion is the version the robot last reported in
+	// state.information (infoType "softwareVersion"); a state without one
+	// keeps the stored value. "" until the robot reported one.
+	SoftwareVersion string
 }
 
 // ConnectionUpdate is one VDA 5050 connection message.
@@ -177,18 +184,18 @@ const upsertStatesSQL = `
 INSERT INTO robot_state AS s (
     robot_id, order_id, order_update_id, last_node_id, last_node_sequence_id,
     driving, paused, battery_charge, x, y, theta, map_id, fatal_error,
-    errors, action_states, node_states_remaining, state_header_id, state_timestamp, updated_at)
+    errors, action_states, node_states_remaining, state_header_id, state_timestamp, software_version, updated_at)
 SELECT DISTINCT ON (u.robot_id COLLATE "C")
     u.robot_id, u.order_id, u.order_update_id, u.last_node_id, u.last_node_sequence_id,
     u.driving, u.paused, u.battery_charge, u.x, u.y, u.theta, u.map_id, u.fatal_error,
-    u.errors::jsonb, u.action_states::jsonb, u.node_states_remaining, u.header_id, u.ts, now()
+    u.errors::jsonb, u.action_states::jsonb, u.node_states_remaining, u.header_id, u.ts, u.software_version, now()
 FROM unnest(
     $1::text[], $2::text[], $3::bigint[], $4::text[], $5::int[],
     $6::bool[], $7::bool[], $8::float8[], $9::float8[], $10::float8[], $11::float8[], $12::text[], $13::text[],
-    $14::text[], $15::text[], $16::int[], $17::bigint[], $18::timestamptz[])
+    $14::text[], $15::text[], $16::int[], $17::bigint[], $18::timestamptz[], $19::text[])
     AS u(robot_id, order_id, order_update_id, last_node_id, last_node_sequence_id,
          driving, paused, battery_charge, x, y, theta, map_id, fatal_error,
-         errors, action_states, node_states_remaining, header_id, ts)
+         errors, action_states, node_states_remaining, header_id, ts, software_version)
 JOIN robots r ON r.robot_id = u.robot_id
 ORDER BY u.robot_id COLLATE "C", u.ts DESC, u.header_id DESC
 ON CONFLICT (robot_id) DO UPDATE SET
@@ -209,6 +216,7 @@ ON CONFLICT (robot_id) DO UPDATE SET
     node_states_remaining = EXCLUDED.node_states_remaining,
     state_header_id = EXCLUDED.state_header_id,
     state_timestamp = EXCLUDED.state_timestamp,
+    software_version = CASE WHEN EXCLUDED.software_version <> '' THEN EXCLUDED.software_version ELSE s.software_version END,
     updated_at = now()
 WHERE s.state_timestamp IS NULL
    OR EXCLUDED.state_timestamp > s.state_timestamp
@@ -255,6 +263,7 @@ func upsertStatesArgs(states []RobotState) ([]any, error) {
 		driving, paused                                       = make([]bool, n), make([]bool, n)
 		battery, xs, ys, thetas                               = make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
 		ts                                                    = make([]time.Time, n)
+		versions                                              = make([]string, n)
 	)
 	for i, st := range states {
 		if st.RobotID == "" {
@@ -272,14 +281,14 @@ func upsertStatesArgs(states []RobotState) ([]any, error) {
 		seqs[i], remaining[i] = int32(st.LastNodeSequenceID), int32(st.NodeStatesRemaining)
 		driving[i], paused[i] = st.Driving, st.Paused
 		battery[i], xs[i], ys[i], thetas[i] = st.BatteryCharge, st.X, st.Y, st.Theta
-		ts[i] = st.Timestamp
+		ts[i], versions[i] = st.Timestamp, st.SoftwareVersion
 		if ts[i].IsZero() {
 			ts[i] = time.Now()
 		}
 	}
 	return []any{ids, orderIDs, orderUpdates, lastNodes, seqs,
 		driving, paused, battery, xs, ys, thetas, maps, fatals,
-		errs, actions, remaining, headers, ts}, nil
+		errs, actions, remaining, headers, ts, versions}, nil
 }
 
 // UpsertConnections stores a batch of connection updates in one round trip.
@@ -330,7 +339,7 @@ WHERE s.connection_at IS NULL
 const stateColumns = `s.robot_id, s.connection_state, s.connection_at, s.order_id, s.order_update_id,
     s.last_node_id, s.last_node_sequence_id, s.driving, s.paused, s.battery_charge, s.x, s.y, s.theta,
     s.map_id, s.fatal_error, s.errors, s.action_states, s.node_states_remaining, s.state_header_id,
-    s.state_timestamp, s.updated_at`
+    s.state_timestamp, s.updated_at, s.software_version`
 
 // stateScanTargets returns the Scan destinations of stateColumns and a
 // function to call after Scan.
@@ -340,7 +349,7 @@ func stateScanTargets(st *RobotState) ([]any, func()) {
 	dst := []any{&st.RobotID, &st.ConnectionState, &connAt, &st.OrderID, &st.OrderUpdateID,
 		&st.LastNodeID, &seq, &st.Driving, &st.Paused, &st.BatteryCharge, &st.X, &st.Y, &st.Theta,
 		&st.MapID, &st.FatalError, &st.Errors, &st.ActionStates, &remaining, &st.HeaderID,
-		&ts, &st.UpdatedAt}
+		&ts, &st.UpdatedAt, &st.SoftwareVersion}
 	return dst, func() {
 		if connAt != nil {
 			st.ConnectionAt = connAt.UTC()
@@ -376,7 +385,7 @@ func (s *Store) RobotState(ctx context.Context, robotID string) (RobotState, err
 func (s *Store) ListRobots(ctx context.Context, site string) ([]RobotView, error) {
 	rows, err := s.pool.Query(ctx, `
 SELECT r.robot_id, r.manufacturer, r.serial_number, r.model, r.site, r.capabilities,
-    r.software_version, r.home_node, r.home_x, r.home_y, r.home_map_id, COALESCE(v.mission_id, ''), `+stateColumns+`
+    COALESCE(NULLIF(s.software_version, ''), r.software_version), r.home_node, r.home_x, r.home_y, r.home_map_id, COALESCE(v.mission_id, ''), `+stateColumns+`
 FROM robots r
 JOIN robot_state s ON s.robot_id = r.robot_id
 LEFT JOIN reservations v ON v.robot_id = r.robot_id

@@ -104,6 +104,24 @@ type WMS struct {
 	Timeout    time.Duration `yaml:"timeout" env:"TIMEOUT"`
 }
 
+// Artifacts is the OTA artifact store and the keys artifacts are signed with.
+type Artifacts struct {
+	// BaseURL is where robots and the ota worker download artifacts
+	// (<file>, <file>.manifest.json, <file>.manifest.json.sig): an HTTP(S)
+	// URL such as a cloud storage bucket; empty means the local stack
+	// serves Dir on ServePort.
+	BaseURL string `yaml:"baseURL" env:"BASE_URL"`
+	// Dir is the local artifact directory the local stack serves and where
+	// rollbacks look for earlier versions.
+	Dir string `yaml:"dir" env:"DIR"`
+	// ServePort is the local stack's artifact HTTP port.
+	ServePort int `yaml:"servePort" env:"SERVE_PORT"`
+	// TrustedKeys is a PEM public key file or a directory of *.pub files:
+	// the keys release manifests must be signed with (the ota worker and the
+	// virtual robots both verify).
+	TrustedKeys string `yaml:"trustedKeys" env:"TRUSTED_KEYS"`
+}
+
 // Config is fleetflow's whole configuration.
 type Config struct {
 	Temporal   Temporal   `yaml:"temporal" env:"TEMPORAL"`
@@ -114,6 +132,7 @@ type Config struct {
 	Worker     Worker     `yaml:"worker" env:"WORKER"`
 	Sim        Sim        `yaml:"sim" env:"SIM"`
 	WMS        WMS        `yaml:"wms" env:"WMS"`
+	Artifacts  Artifacts  `yaml:"artifacts" env:"ARTIFACTS"`
 
 	// Source is the file the configuration came from ("" = defaults only).
 	Source string `yaml:"-" env:"-"`
@@ -134,6 +153,7 @@ func Default() Config {
 		Worker:     Worker{HTTPAddr: "127.0.0.1:9090", Bridge: true, BridgeFlushInterval: 50 * time.Millisecond, BridgeBatchSize: 500},
 		Sim:        Sim{Speed: 2, ActionDuration: time.Second},
 		WMS:        WMS{Timeout: 5 * time.Second},
+		Artifacts:  Artifacts{Dir: "testdata/artifacts", ServePort: 8089, TrustedKeys: "testdata/keys/trusted"},
 	}
 }
 
@@ -307,6 +327,17 @@ func (c Config) Validate() error {
 		if u, err := url.Parse(c.WMS.WebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
 			add("wms.webhookURL", "%q is not an http(s) URL", c.WMS.WebhookURL)
 		}
+	}
+	if c.Artifacts.BaseURL != "" {
+		if u, err := url.Parse(c.Artifacts.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("artifacts.baseURL", "%q is not an http(s) URL", c.Artifacts.BaseURL)
+		}
+	}
+	if c.Artifacts.BaseURL == "" && (c.Artifacts.ServePort < 0 || c.Artifacts.ServePort > 65535) {
+		add("artifacts.servePort", "%d is not a port", c.Artifacts.ServePort)
+	}
+	if c.Artifacts.TrustedKeys == "" {
+		add("artifacts.trustedKeys", "must name a public key file or directory (rollouts verify every artifact)")
 	}
 	if len(p) == 0 {
 		return nil

@@ -17,6 +17,23 @@ type Factsheet struct {
 	ProtocolFeatures   ProtocolFeatures   `json:"protocolFeatures"`
 	AGVGeometry        struct{}           `json:"agvGeometry"`       // nothing to declare
 	LoadSpecification  struct{}           `json:"loadSpecification"` // nothing to declare
+	// VehicleConfig carries the installed software versions. The 2.0.0
+	// schema does not define it but allows properties it does not name (it
+	// sets no additionalProperties); the shape is 2.1's vehicleConfig, so a
+	// 2.1 reader finds the versions where it looks for them.
+	VehicleConfig *VehicleConfig `json:"vehicleConfig,omitempty"`
+}
+
+// VehicleConfig is VDA 5050 2.1's factsheet vehicleConfig, versions only.
+type VehicleConfig struct {
+	// Versions are key/value pairs, e.g. {"softwareVersion", "2.0.0"}.
+	Versions []VersionEntry `json:"versions"`
+}
+
+// VersionEntry is one item of vehicleConfig.versions (2.1 factsheet).
+type VersionEntry struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
 }
 
 // TypeSpecification: MaxLoadMass in kg.
@@ -86,6 +103,13 @@ type FactsheetActionParam struct {
 
 // Factsheet returns the robot's factsheet with an empty header.
 func (r *Robot) Factsheet() Factsheet {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.factsheet()
+}
+
+// factsheet builds the factsheet; r.mu must be held.
+func (r *Robot) factsheet() Factsheet {
 	speedMax := r.opts.Speed
 	if speedMax == 0 {
 		speedMax = 2 // teleporting: any order speed is fine
@@ -137,15 +161,34 @@ func (r *Robot) Factsheet() Factsheet {
 					{Key: "on", ValueDataType: "BOOL", IsOptional: true},
 				}},
 				{ActionType: ActionSimClearErrors, ActionDescription: "clear every error", ActionScopes: instant},
+				{ActionType: ActionSoftwareUpdate, ActionDescription: "download, verify and install signed software, then reboot", ActionScopes: instant, ActionParameters: []FactsheetActionParam{
+					{Key: "artifactUrl", ValueDataType: "STRING"},
+					{Key: "manifestUrl", ValueDataType: "STRING"},
+					{Key: "signature", ValueDataType: "STRING"},
+					{Key: "sha256", ValueDataType: "STRING"},
+					{Key: "version", ValueDataType: "STRING"},
+					{Key: "rollback", ValueDataType: "BOOL", IsOptional: true},
+				}},
 			},
 		},
+		VehicleConfig: &VehicleConfig{Versions: r.versions()},
 	}
+}
+
+// versions lists the installed software for the factsheet's
+// vehicleConfig.versions: the keys match state.information's infoTypes.
+func (r *Robot) versions() []VersionEntry {
+	vs := []VersionEntry{{Key: InfoSoftwareVersion, Value: r.softwareVersion}}
+	if r.previousVersion != "" {
+		vs = append(vs, VersionEntry{Key: InfoPreviousSoftwareVersion, Value: r.previousVersion})
+	}
+	return vs
 }
 
 // queueFactsheet validates the factsheet and puts it in the outbox.
 func (r *Robot) queueFactsheet(now time.Time) error {
 	topic := vda5050.TopicFor(r.key, vda5050.TopicFactsheet)
-	fs := r.Factsheet()
+	fs := r.factsheet()
 	fs.Header = r.headers.Next(topic, r.key, now)
 	raw, err := vda5050.Encode(vda5050.TopicFactsheet, fs)
 	if err != nil {

@@ -1,9 +1,11 @@
 // Package sim is a virtual fleet of VDA 5050 2.0 robots for the local stack,
 // the demo, end-to-end tests and benchmarks. Each robot is its own MQTT
 // client (paho), drives orders node by node along their nodePositions, runs
-// node actions, answers instant actions, and can be told to misbehave (drop
-// its connection, raise a FATAL error, stall) so the unhappy paths of the
-// workflows can be exercised against a real broker.
+// node actions, answers instant actions, installs signed software over the
+// air (softwareUpdate, verified with internal/artifact), and can be told to
+// misbehave (drop its connection, raise a FATAL error, stall, ship faulty
+// software) so the unhappy paths of the workflows can be exercised against
+// a real broker.
 //
 // What lives here: the robot model and its MQTT link. What must not: workflow
 // code, fleet registry or database access, or protocol types (those are in
@@ -18,9 +20,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
+	"github.com/fleetflow/fleetflow/internal/artifact"
 	"github.com/fleetflow/fleetflow/internal/vda5050"
 )
 
@@ -58,8 +62,12 @@ type RobotConfig struct {
 	// Battery is the initial charge in percent; 0 means DefaultBattery.
 	Battery float64
 	// SoftwareVersion is reported in state.information (infoType
-	// "softwareVersion"); empty means DefaultSoftwareVersion.
+	// "softwareVersion") and the factsheet; empty means DefaultSoftwareVersion.
 	SoftwareVersion string
+	// ReleaseCounter is the Uptane release counter of the installed
+	// software (0 = none known): a softwareUpdate to a lower counter is
+	// refused unless it is an explicit rollback.
+	ReleaseCounter int64
 }
 
 // Options apply to every robot of a fleet.
@@ -79,6 +87,20 @@ type Options struct {
 	BatteryDrainPerMetre float64
 	// Logger receives connection events and rejected messages; nil = slog.Default().
 	Logger *slog.Logger
+
+	// TrustedKeys verify the manifests of softwareUpdate actions; nil
+	// means the robots refuse every update (no trusted keys configured).
+	TrustedKeys *artifact.Keyring
+	// RebootDelay is how long a robot stays offline while it reboots after
+	// a softwareUpdate; 0 means DefaultRebootDelay, a negative value
+	// reboots at once.
+	RebootDelay time.Duration
+	// InstallDuration is how long the "installing" phase of a
+	// softwareUpdate lasts; 0 = instant.
+	InstallDuration time.Duration
+	// HTTPClient downloads softwareUpdate artifacts and manifests; nil
+	// means a client with a DefaultHTTPTimeout (30 s) timeout.
+	HTTPClient *http.Client
 }
 
 // Fleet is a set of virtual robots sharing one broker and one Options.
@@ -105,6 +127,15 @@ func NewFleet(opts Options, robots []RobotConfig) *Fleet {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.RebootDelay == 0 {
+		opts.RebootDelay = DefaultRebootDelay
+	}
+	if opts.InstallDuration < 0 {
+		opts.InstallDuration = 0
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{Timeout: DefaultHTTPTimeout}
 	}
 	f := &Fleet{opts: opts, bySN: make(map[string]*Robot, len(robots))}
 	for _, cfg := range robots {

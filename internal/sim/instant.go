@@ -46,6 +46,11 @@ func (r *Robot) handleInstantActions(raw []byte, now time.Time) {
 }
 
 func (r *Robot) instantAction(a vda5050.Action, now time.Time) {
+	if a.ActionType == ActionSoftwareUpdate && r.update != nil && r.update.rec.state.ActionID == a.ActionID {
+		// The running update sent again (a retransmission): one actionId,
+		// one actionState.
+		return
+	}
 	rec := r.addAction(a, true)
 	finish := func() { rec.state.ActionStatus = vda5050.ActionFinished }
 	fail := func(reason string) {
@@ -107,6 +112,8 @@ func (r *Robot) instantAction(a vda5050.Action, now time.Time) {
 	case ActionSimClearErrors:
 		r.clearErrors(now)
 		finish()
+	case ActionSoftwareUpdate:
+		r.startUpdate(rec, a)
 	default:
 		fail(fmt.Sprintf("instant action %q is not supported by this vehicle", a.ActionType))
 	}

@@ -175,7 +175,7 @@ func (v *vehicle) runningOrder() bool {
 }
 
 // newOrder accepts an order with a new orderId: refused while the current
-// one runs (orderError) or when its first node is not where the robot is
+// one runs or a softwareUpdate is in progress (orderError), or when its first node is not where the robot is
 // (noRouteError). Every action starts WAITING; the first node is reached at
 // once (§6.6.4).
 func (r *Robot) newOrder(o *vda5050.Order, now time.Time) *problem {
@@ -184,6 +184,10 @@ func (r *Robot) newOrder(o *vda5050.Order, now time.Time) *problem {
 	}
 	if r.cancel != nil {
 		return &problem{ErrOrder, fmt.Sprintf("order %s refused: a cancelOrder is still in progress", o.OrderID)}
+	}
+	if u := r.update; u != nil {
+		// softwareUpdate is HARD: no driving beside it (§6.6.2).
+		return &problem{ErrOrder, fmt.Sprintf("order %s refused: softwareUpdate %s is in progress (%s)", o.OrderID, u.rec.state.ActionID, u.phase)}
 	}
 	n0 := o.Nodes[0]
 	x, y := r.pose(now)
@@ -213,11 +217,15 @@ func (r *Robot) newOrder(o *vda5050.Order, now time.Time) *problem {
 // updateOrder accepts a higher orderUpdateId of the current order. The
 // update must start at the last base node (the stitching node, §6.6.4); its
 // horizon replaces the old one and its new actions start WAITING. New actions
-// on a stitching node already reached are run at once.
+// on a stitching node already reached are run at once. It is refused while
+// a softwareUpdate is in progress (HARD, §6.6.2).
 func (r *Robot) updateOrder(o *vda5050.Order) *problem {
 	cur := r.order
 	if cur.cancelled || r.cancel != nil {
 		return &problem{ErrOrderUpdate, fmt.Sprintf("order %s is cancelled; it cannot be updated, send a new orderId", cur.id)}
+	}
+	if u := r.update; u != nil {
+		return &problem{ErrOrderUpdate, fmt.Sprintf("update %d of order %s refused: softwareUpdate %s is in progress (%s)", o.OrderUpdateID, o.OrderID, u.rec.state.ActionID, u.phase)}
 	}
 	baseID, baseSeq, idx := r.lastNodeID, r.lastNodeSeq, -1
 	for i, n := range cur.nodes {

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 	"time"
@@ -33,6 +34,11 @@ type Robot struct {
 	lifeMu sync.Mutex
 	quit   chan struct{} // closed to stop the loop
 	done   chan struct{} // closed when the loop has stopped
+	// life is cancelled by stop; the loop's background work (softwareUpdate
+	// downloads and reboots) runs under it and is counted in bg.
+	life       context.Context
+	lifeCancel context.CancelFunc
+	bg         sync.WaitGroup
 
 	linkMu sync.Mutex
 	link   *link
@@ -93,20 +99,37 @@ func (r *Robot) startLoop() {
 	}
 	r.quit = make(chan struct{})
 	r.done = make(chan struct{})
+	r.life, r.lifeCancel = context.WithCancel(context.Background())
 	go r.run(r.quit, r.done)
 }
 
-// stop ends the loop, then publishes OFFLINE and disconnects.
+// stop ends the loop and the background work it started, then publishes
+// OFFLINE and disconnects. The loop stops first, so no new background work
+// begins while stop waits for the old.
 func (r *Robot) stop() {
 	r.lifeMu.Lock()
 	if r.quit != nil {
 		close(r.quit)
 		r.quit = nil
 	}
-	done := r.done
+	done, cancel := r.done, r.lifeCancel
 	r.lifeMu.Unlock()
 	<-done
+	if cancel != nil {
+		cancel()
+	}
+	r.bg.Wait()
 	r.disconnect()
+}
+
+// lifeContext is cancelled when the robot stops.
+func (r *Robot) lifeContext() context.Context {
+	r.lifeMu.Lock()
+	defer r.lifeMu.Unlock()
+	if r.life == nil {
+		return context.Background()
+	}
+	return r.life
 }
 
 func (r *Robot) loopDone() <-chan struct{} {

@@ -228,9 +228,18 @@ type rig struct {
 
 func start(t *testing.T, opts Options) *rig {
 	t.Helper()
+	return startWith(t, opts, nil)
+}
+
+// startWith starts one robot whose config the test may change first.
+func startWith(t *testing.T, opts Options, configure func(*RobotConfig)) *rig {
+	t.Helper()
 	cfg := RobotConfig{
 		Manufacturer: testManufacturer, SerialNumber: "R-" + suffix(), Model: "sim-test",
 		StartNode: "A", X: 0, Y: 0, MapID: testMap, SoftwareVersion: "1.2.3",
+	}
+	if configure != nil {
+		configure(&cfg)
 	}
 	k := vda5050.RobotKey{Manufacturer: cfg.Manufacturer, SerialNumber: cfg.SerialNumber}
 	opts.BrokerURL = brokerURL

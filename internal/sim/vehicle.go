@@ -16,9 +16,17 @@ const (
 // vehicle is the robot's mutable state, guarded by Robot.mu and changed only
 // on the robot's goroutine (or by Robot.do while the goroutine is stopped).
 type vehicle struct {
-	opts            *Options
-	mapID           string
+	opts  *Options
+	mapID string
+
+	// Installed software: version and Uptane release counter, the version
+	// it replaced ("" before the first update), how often the robot booted
+	// new software, and the softwareUpdate in progress (nil = none).
 	softwareVersion string
+	releaseCounter  int64
+	previousVersion string
+	boots           uint64
+	update          *updateJob
 
 	// Pose at the last node reached or where the robot last stopped: metres, radians.
 	x, y, theta float64
@@ -84,6 +92,7 @@ func newVehicle(opts *Options, cfg RobotConfig) vehicle {
 		opts:            opts,
 		mapID:           cfg.MapID,
 		softwareVersion: cfg.SoftwareVersion,
+		releaseCounter:  cfg.ReleaseCounter,
 		x:               cfg.X,
 		y:               cfg.Y,
 		theta:           cfg.Theta,
@@ -440,11 +449,18 @@ func (v *vehicle) state(now time.Time) vda5050.State {
 		OperatingMode:      "AUTOMATIC",
 		Errors:             make([]vda5050.Error, len(v.errors)),
 		Information: []vda5050.Info{{
-			InfoType:        "softwareVersion",
+			InfoType:        InfoSoftwareVersion,
 			InfoDescription: v.softwareVersion,
 			InfoLevel:       "INFO",
 		}},
 		SafetyState: vda5050.SafetyState{EStop: "NONE", FieldViolation: false},
+	}
+	if v.previousVersion != "" {
+		s.Information = append(s.Information, vda5050.Info{
+			InfoType:        InfoPreviousSoftwareVersion,
+			InfoDescription: v.previousVersion,
+			InfoLevel:       "INFO",
+		})
 	}
 	if o := v.order; o != nil {
 		s.OrderID, s.OrderUpdateID = o.id, o.updateID

@@ -68,11 +68,14 @@ type summary struct {
 	nodes, edges int
 	driving      bool
 	paused       bool
-	actions      map[string]vda5050.ActionStatus
-	errorsKey    string
-	last         schemas.RobotEvent // the latest full event, reused for connection changes
-	headerID     uint32             // of the latest accepted state
-	timestamp    time.Time          // of the latest accepted state
+	// actions holds each action's status and, for progress reporting,
+	// its resultDescription ("RUNNING\x00downloading").
+	actions   map[string]string
+	errorsKey string
+	version   string             // state.information softwareVersion
+	last      schemas.RobotEvent // the latest full event, reused for connection changes
+	headerID  uint32             // of the latest accepted state
+	timestamp time.Time          // of the latest accepted state
 }
 
 // pendingState is a robot's latest state waiting for the batched upsert.
@@ -405,6 +408,7 @@ func (b *Bridge) onState(k vda5050.RobotKey, st *vda5050.State) []routeJob {
 	if f := st.FatalError(); f != nil {
 		rs.FatalError = f.ErrorType + ": " + f.ErrorDescription
 	}
+	rs.SoftwareVersion = softwareVersion(st)
 	b.mu.Lock()
 	prev := b.robots[id]
 	if prev != nil && stale(prev, st.HeaderID, ts) {
@@ -418,20 +422,21 @@ func (b *Bridge) onState(k vda5050.RobotKey, st *vda5050.State) []routeJob {
 	next := &summary{
 		orderID: st.OrderID, orderUpdate: st.OrderUpdateID, lastNode: st.LastNodeID, lastSeq: st.LastNodeSequenceID,
 		nodes: len(st.NodeStates), edges: len(st.EdgeStates), driving: st.Driving, paused: rs.Paused,
-		actions: make(map[string]vda5050.ActionStatus, len(st.ActionStates)), errorsKey: errorsKey(st.Errors),
+		actions: make(map[string]string, len(st.ActionStates)), errorsKey: errorsKey(st.Errors),
+		version:  softwareVersion(st),
 		headerID: st.HeaderID, timestamp: ts,
 	}
 	if prev != nil {
 		next.connection = prev.connection
 	}
 	for _, a := range st.ActionStates {
-		next.actions[a.ActionID] = a.ActionStatus
+		next.actions[a.ActionID] = string(a.ActionStatus) + "\x00" + a.ResultDescription
 	}
 	ev := schemas.RobotEvent{
 		RobotID: id, OrderID: st.OrderID, OrderUpdateID: st.OrderUpdateID, LastNodeID: st.LastNodeID,
 		LastNodeSequenceID: st.LastNodeSequenceID, NodesRemaining: len(st.NodeStates), EdgesRemaining: len(st.EdgeStates),
 		Driving: st.Driving, Paused: rs.Paused, ActionStates: st.ActionStates, Errors: st.Errors,
-		BatteryCharge: st.BatteryState.BatteryCharge, StateTimestamp: st.Timestamp,
+		BatteryCharge: st.BatteryState.BatteryCharge, StateTimestamp: st.Timestamp, SoftwareVersion: rs.SoftwareVersion,
 	}
 	if next.connection != string(vda5050.ConnectionOnline) {
 		ev.Connection = next.connection // still lost: a state before the connection message
@@ -451,6 +456,22 @@ func (b *Bridge) onState(k vda5050.RobotKey, st *vda5050.State) []routeJob {
 		jobs = append(jobs, routeJob{id, owner, ev})
 	}
 	return jobs
+}
+
+// InfoSoftwareVersion is the state.information infoType that carries the
+// robot's installed software version in infoDescription (fleetflow's
+// convention; VDA 5050 2.0 has no dedicated field, 2.1 adds the factsheet's
+// vehicleConfig.versions).
+const InfoSoftwareVersion = "softwareVersion"
+
+// softwareVersion returns the version the state reports, "" when none.
+func softwareVersion(st *vda5050.State) string {
+	for _, in := range st.Information {
+		if in.InfoType == InfoSoftwareVersion {
+			return in.InfoDescription
+		}
+	}
+	return ""
 }
 
 // stale reports whether a state is older than the robot's last accepted
@@ -516,7 +537,7 @@ func (b *Bridge) onConnection(k vda5050.RobotKey, c *vda5050.Connection) []route
 	changed := prev == nil || prev.connection != string(c.ConnectionState)
 	var orderID string
 	if prev == nil {
-		prev = &summary{actions: map[string]vda5050.ActionStatus{}}
+		prev = &summary{actions: map[string]string{}}
 		b.robots[id] = prev
 	}
 	prev.connection = string(c.ConnectionState)
@@ -552,7 +573,7 @@ func meaningful(prev, next *summary) bool {
 	if prev.orderID != next.orderID || prev.orderUpdate != next.orderUpdate || prev.lastNode != next.lastNode ||
 		prev.lastSeq != next.lastSeq || prev.nodes != next.nodes || prev.edges != next.edges ||
 		prev.driving != next.driving || prev.paused != next.paused || prev.errorsKey != next.errorsKey ||
-		len(prev.actions) != len(next.actions) {
+		prev.version != next.version || len(prev.actions) != len(next.actions) {
 		return true
 	}
 	for id, s := range next.actions {

@@ -34,6 +34,7 @@ import (
 
 	"github.com/fleetflow/fleetflow/activities"
 	"github.com/fleetflow/fleetflow/activities/store"
+	"github.com/fleetflow/fleetflow/internal/artifact"
 	"github.com/fleetflow/fleetflow/internal/config"
 	"github.com/fleetflow/fleetflow/internal/site"
 	"github.com/fleetflow/fleetflow/schemas"
@@ -250,7 +251,14 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 	}
 	queues := opts.TaskQueues
 	if queues == nil {
-		queues = []string{cfg.TaskQueues.Missions, cfg.TaskQueues.RobotIO}
+		queues = []string{cfg.TaskQueues.Missions, cfg.TaskQueues.RobotIO, cfg.TaskQueues.OTA}
+	}
+	if slices.Contains(queues, cfg.TaskQueues.OTA) {
+		keys, err := artifact.LoadKeyring(cfg.Artifacts.TrustedKeys)
+		if err != nil {
+			return fail(fmt.Errorf("artifacts.trustedKeys: %w", err))
+		}
+		acts.Artifacts = activities.ArtifactStore{BaseURL: cfg.Artifacts.BaseURL, Dir: cfg.Artifacts.Dir, Keys: keys}
 	}
 	for _, q := range queues {
 		wk := worker.New(w.Client, q, worker.Options{})
@@ -260,8 +268,13 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 			wk.RegisterActivity(acts) // run as local activities by Mission
 		case cfg.TaskQueues.RobotIO:
 			wk.RegisterActivity(acts)
+		case cfg.TaskQueues.OTA:
+			wk.RegisterWorkflowWithOptions(workflows.Rollout, workflow.RegisterOptions{Name: workflows.RolloutWorkflowType})
+			wk.RegisterWorkflowWithOptions(workflows.RobotUpdate, workflow.RegisterOptions{Name: workflows.RobotUpdateWorkflowType})
+			wk.RegisterActivity(acts)
 		default:
-			return fail(fmt.Errorf("task queue %q: nothing is registered for it yet (known: %s, %s)", q, cfg.TaskQueues.Missions, cfg.TaskQueues.RobotIO))
+			return fail(fmt.Errorf("task queue %q: nothing is registered for it yet (known: %s, %s, %s)", q,
+				cfg.TaskQueues.Missions, cfg.TaskQueues.RobotIO, cfg.TaskQueues.OTA))
 		}
 		if err := wk.Start(); err != nil {
 			return fail(fmt.Errorf("start worker on task queue %s: %w", q, err))

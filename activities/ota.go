@@ -1,0 +1,278 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/Masterminds/semver/v3"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/fleetflow/fleetflow/internal/artifact"
+	"github.com/fleetflow/fleetflow/schemas"
+)
+
+// OTA error types (non-retryable), besides the verifier's kinds
+// (artifact.Kind*), which VerifyArtifact and LocateArtifact use as types.
+const (
+	// ErrUnsigned: the artifact has no signature file; unsigned software is
+	// never installed.
+	ErrUnsigned = "Unsigned"
+	// ErrArtifactNotFound: the store has no such artifact or manifest.
+	ErrArtifactNotFound = "ArtifactNotFound"
+	// ErrInvalidRollout: the rollout asks for something impossible (an
+	// unknown robot, no artifact store).
+	ErrInvalidRollout = "InvalidRollout"
+)
+
+// ArtifactStore is where artifacts live and whom they must be signed by.
+type ArtifactStore struct {
+	// BaseURL is the HTTP(S) base robots and VerifyArtifact download from:
+	// <BaseURL>/<file>, <file>.manifest.json, <file>.manifest.json.sig.
+	BaseURL string
+	// Dir is the same store as a local directory ("" = none); LocateArtifact
+	// searches it for earlier versions to roll back to.
+	Dir string
+	// Keys are the trusted release keys.
+	Keys *artifact.Keyring
+}
+
+func refused(kind, format string, a ...any) error {
+	return temporal.NewNonRetryableApplicationError(kind+": "+fmt.Sprintf(format, a...), kind, nil)
+}
+
+func (a *Activities) httpClient() *http.Client {
+	if a.HTTP != nil {
+		return a.HTTP
+	}
+	return &http.Client{Timeout: 5 * time.Minute}
+}
+
+// fetch GETs u. A 404 is final (ErrArtifactNotFound), other failures retry.
+func (a *Activities) fetch(ctx context.Context, u string) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, refused(ErrInvalidRollout, "bad artifact URL %q: %v", u, err)
+	}
+	resp, err := a.httpClient().Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("download %s: %w", u, err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		resp.Body.Close()
+		return nil, refused(ErrArtifactNotFound, "%s: %s", u, resp.Status)
+	case resp.StatusCode >= 400:
+		resp.Body.Close()
+		return nil, fmt.Errorf("download %s: %s", u, resp.Status)
+	}
+	return resp.Body, nil
+}
+
+func (a *Activities) fetchAll(ctx context.Context, u string, limit int64) ([]byte, error) {
+	body, err := a.fetch(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	defer body.Close()
+	b, err := io.ReadAll(io.LimitReader(body, limit))
+	if err != nil {
+		return nil, fmt.Errorf("download %s: %w", u, err)
+	}
+	return b, nil
+}
+
+// artifactURLs is the store layout (artifact.Paths) under base.
+func artifactURLs(base, file string) (fileURL, manifestURL, sigURL string, err error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", "", "", refused(ErrInvalidRollout, "artifact store %q is not an http(s) URL", base)
+	}
+	if file == "" || strings.ContainsAny(file, "/\\") || file == "." || file == ".." {
+		return "", "", "", refused(ErrInvalidRollout, "artifact file name %q must be a plain file name", file)
+	}
+	u.Path = path.Join("/", u.Path, file)
+	fileURL = u.String()
+	return fileURL, fileURL + artifact.ManifestSuffix, fileURL + artifact.SignatureSuffix, nil
+}
+
+func (a *Activities) base(override string) (string, error) {
+	if override != "" {
+		return override, nil
+	}
+	if a.Artifacts.BaseURL == "" {
+		return "", refused(ErrInvalidRollout, "no artifact store configured (artifacts.baseURL)")
+	}
+	return a.Artifacts.BaseURL, nil
+}
+
+// VerifyArtifact downloads an artifact's manifest, signature and file from
+// the store and verifies them once in the cloud, before any robot is
+// touched: signed by a trusted key, not expired, and the file's sha256 and
+// length as the manifest says (Uptane/TUF). Hardware and rollback are
+// checked per robot later (ResolveTargets, and the robot itself). Refusals
+// are non-retryable ApplicationErrors whose type is the verifier's kind
+// (BadSignature, UnknownKey, DigestMismatch, LengthMismatch, Expired,
+// Malformed), Unsigned when the signature file is missing, or
+// ArtifactNotFound; download errors are retried.
+func (a *Activities) VerifyArtifact(ctx context.Context, in schemas.VerifyArtifactInput) (schemas.ArtifactRef, error) {
+	if a.Artifacts.Keys == nil {
+		return schemas.ArtifactRef{}, refused(ErrInvalidRollout, "no trusted keys configured (artifacts.trustedKeys)")
+	}
+	base, err := a.base(in.BaseURL)
+	if err != nil {
+		return schemas.ArtifactRef{}, err
+	}
+	fileURL, manifestURL, sigURL, err := artifactURLs(base, in.File)
+	if err != nil {
+		return schemas.ArtifactRef{}, err
+	}
+	manifestRaw, err := a.fetchAll(ctx, manifestURL, 1<<20)
+	if err != nil {
+		return schemas.ArtifactRef{}, err
+	}
+	sig, err := a.fetchAll(ctx, sigURL, 64<<10)
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) && ae.Type() == ErrArtifactNotFound {
+		return schemas.ArtifactRef{}, refused(ErrUnsigned, "artifact %s has no signature (%s): unsigned software is never installed", in.File, sigURL)
+	}
+	if err != nil {
+		return schemas.ArtifactRef{}, err
+	}
+	m, err := artifact.VerifyManifest(a.Artifacts.Keys, manifestRaw, sig, artifact.Policy{Now: time.Now()})
+	if err != nil {
+		return schemas.ArtifactRef{}, verifyError(err)
+	}
+	if m.File != in.File {
+		return schemas.ArtifactRef{}, refused(artifact.KindMalformed, "manifest %s describes file %q, not %q", manifestURL, m.File, in.File)
+	}
+	body, err := a.fetch(ctx, fileURL)
+	if err != nil {
+		return schemas.ArtifactRef{}, err
+	}
+	defer body.Close()
+	if err := artifact.VerifyContent(m, body); err != nil {
+		return schemas.ArtifactRef{}, verifyError(err)
+	}
+	return refOf(m, fileURL, manifestURL, sig), nil
+}
+
+// verifyError turns a verifier refusal into a non-retryable error typed by
+// its kind; anything else (a read error) is retried.
+func verifyError(err error) error {
+	if kind := artifact.ErrorKind(err); kind != "" {
+		return temporal.NewNonRetryableApplicationError(kind+": "+err.Error(), kind, nil)
+	}
+	return err
+}
+
+func refOf(m schemas.Manifest, fileURL, manifestURL string, sig []byte) schemas.ArtifactRef {
+	return schemas.ArtifactRef{
+		File: m.File, Name: m.Name, Version: m.Version, ReleaseCounter: m.ReleaseCounter, SHA256: m.SHA256,
+		Length: m.Length, Hardware: m.Hardware, KeyID: m.KeyID, ArtifactURL: fileURL, ManifestURL: manifestURL,
+		Signature: strings.TrimSpace(string(sig)),
+	}
+}
+
+// ResolveTargets lists the robots a rollout updates, sorted by ID: those the
+// selector matches, minus robots already on the artifact's version, robots
+// whose hardware the artifact does not support, and (unless in.Rollback)
+// robots on a newer version — each skipped robot with its reason. Robots
+// named in the selector but not registered are an InvalidRollout error.
+func (a *Activities) ResolveTargets(ctx context.Context, in schemas.ResolveTargetsInput) (schemas.ResolveTargetsResult, error) {
+	robots, err := a.Store.ListRobots(ctx, in.Selector.Site)
+	if err != nil {
+		return schemas.ResolveTargetsResult{}, err
+	}
+	var res schemas.ResolveTargetsResult
+	target, _ := semver.NewVersion(in.Artifact.Version)
+	seen := map[string]bool{}
+	for _, r := range robots {
+		seen[r.ID] = true
+		if len(in.Selector.Robots) > 0 && !slices.Contains(in.Selector.Robots, r.ID) {
+			continue
+		}
+		ok, err := in.Selector.Matches(schemas.RobotFacts{ID: r.ID, Site: r.Site, Manufacturer: r.Manufacturer, Model: r.Model, SoftwareVersion: r.SoftwareVersion})
+		if err != nil {
+			return res, refused(ErrInvalidRollout, "target selector: %v", err)
+		}
+		if !ok {
+			continue
+		}
+		hw := schemas.Hardware{Manufacturer: r.Manufacturer, Model: r.Model}
+		skip := ""
+		switch {
+		case r.SoftwareVersion == in.Artifact.Version:
+			skip = "already runs " + r.SoftwareVersion
+		case !slices.Contains(in.Artifact.Hardware, hw):
+			skip = fmt.Sprintf("%s: %s %s is not built for %s", artifact.KindHardwareMismatch, in.Artifact.Name, in.Artifact.Version, hw)
+		case !in.Rollback && target != nil:
+			if cur, err := semver.NewVersion(r.SoftwareVersion); err == nil && cur.GreaterThan(target) {
+				skip = fmt.Sprintf("%s: runs %s, newer than %s (not an explicit rollback)", artifact.KindRollback, r.SoftwareVersion, in.Artifact.Version)
+			}
+		}
+		if skip != "" {
+			res.Skipped = append(res.Skipped, schemas.SkippedRobot{ID: r.ID, Reason: skip})
+			continue
+		}
+		res.Targets = append(res.Targets, schemas.TargetRobot{ID: r.ID, Site: r.Site, Manufacturer: r.Manufacturer, Model: r.Model, Version: r.SoftwareVersion})
+	}
+	var unknown []string
+	for _, id := range in.Selector.Robots {
+		if !seen[id] {
+			unknown = append(unknown, id)
+		}
+	}
+	if len(unknown) > 0 {
+		return res, refused(ErrInvalidRollout, "robots not registered at site %q: %s", in.Selector.Site, strings.Join(unknown, ", "))
+	}
+	return res, nil
+}
+
+// LocateArtifact searches the local artifact directory for a signed
+// artifact of the given name and version built for the hardware, to roll a
+// robot back to what it ran before. Found is false when there is none (or
+// no directory is configured); a candidate that does not verify is ignored.
+func (a *Activities) LocateArtifact(ctx context.Context, in schemas.LocateArtifactInput) (schemas.LocateArtifactResult, error) {
+	if a.Artifacts.Dir == "" || a.Artifacts.Keys == nil {
+		return schemas.LocateArtifactResult{}, nil
+	}
+	base, err := a.base(in.BaseURL)
+	if err != nil {
+		return schemas.LocateArtifactResult{}, nil
+	}
+	manifests, err := filepath.Glob(filepath.Join(a.Artifacts.Dir, "*"+artifact.ManifestSuffix))
+	if err != nil {
+		return schemas.LocateArtifactResult{}, err
+	}
+	slices.Sort(manifests)
+	for _, mp := range manifests {
+		raw, err := os.ReadFile(mp)
+		if err != nil {
+			continue
+		}
+		sig, err := os.ReadFile(strings.TrimSuffix(mp, artifact.ManifestSuffix) + artifact.SignatureSuffix)
+		if err != nil {
+			continue
+		}
+		m, err := artifact.VerifyManifest(a.Artifacts.Keys, raw, sig, artifact.Policy{Now: time.Now(), Hardware: &in.Hardware})
+		if err != nil || m.Name != in.Name || m.Version != in.Version {
+			continue
+		}
+		fileURL, manifestURL, _, err := artifactURLs(base, m.File)
+		if err != nil {
+			return schemas.LocateArtifactResult{}, err
+		}
+		return schemas.LocateArtifactResult{Found: true, Artifact: refOf(m, fileURL, manifestURL, sig)}, nil
+	}
+	return schemas.LocateArtifactResult{}, nil
+}

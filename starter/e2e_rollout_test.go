@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/fleetflow/fleetflow/internal/config"
+	"github.com/fleetflow/fleetflow/internal/site"
+	"github.com/fleetflow/fleetflow/internal/vda5050"
+	"github.com/fleetflow/fleetflow/schemas"
+	"github.com/fleetflow/fleetflow/workflows"
+)
+
+// End to end on the real stack (dev server, broker, PostgreSQL, workers,
+// bridge, 20 virtual robots that download, verify and install artifacts
+// served over HTTP from testdata/artifacts):
+//   - fleetos 2.0.0 reaches all 20 robots in three waves;
+//   - fleetos 2.1.0-bad makes robots FATAL after boot: the rollout aborts
+//     itself after the canary and rolls the canary robots back to 2.0.0;
+//   - an unsigned artifact is refused before any robot is touched.
+func TestEndToEndRollouts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test skipped with -short")
+	}
+	cfg := config.Default()
+	cfg.Temporal.DevServerPort = freePort(t)
+	cfg.Temporal.DevUIPort = freePort(t)
+	cfg.MQTT.URL = envOr("MQTT_URL", "tcp://127.0.0.1:1883")
+	cfg.Postgres.URL = freshDatabase(t)
+	cfg.Worker.HTTPAddr = "127.0.0.1:0"
+	cfg.Artifacts.Dir = "../testdata/artifacts"
+	cfg.Artifacts.TrustedKeys = "../testdata/keys/trusted"
+	cfg.Artifacts.ServePort = 0
+	grid := site.Grid("ota-e2e", 5, 4, 2, 20, []string{"acme", "robotix"})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: "../bin/temporal", headless: true, siteMap: grid, rebootDelay: 200 * time.Millisecond}, io.Discard)
+	require.NoError(t, err)
+	defer ls.Stop()
+	c := ls.worker.Client
+
+	load := func(file string) schemas.RolloutSpec {
+		spec, err := schemas.LoadRollout("../testdata/rollouts/" + file)
+		require.NoError(t, err)
+		spec.Targets = schemas.TargetSelector{Site: grid.Site}
+		spec.SoakTime = schemas.Duration(time.Second)
+		spec.HealthCheck = schemas.Duration(time.Second)
+		spec.RobotTimeout = schemas.Duration(time.Minute)
+		return spec
+	}
+	start := func(spec schemas.RolloutSpec) client.WorkflowRun {
+		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+			ID: workflows.RolloutWorkflowID(spec.RolloutID), TaskQueue: ls.cfg.TaskQueues.OTA,
+			WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE, WorkflowExecutionErrorWhenAlreadyStarted: true,
+		}, workflows.RolloutWorkflowType, workflows.RolloutInput{Spec: spec, RequestedBy: "e2e"})
+		require.NoError(t, err)
+		return run
+	}
+	versions := func() map[string]string {
+		views, err := ls.worker.Store.ListRobots(ctx, grid.Site)
+		require.NoError(t, err)
+		out := map[string]string{}
+		for _, v := range views {
+			require.Empty(t, v.ReservedBy, "robot %s still reserved", v.ID)
+			out[v.ID] = v.SoftwareVersion
+		}
+		return out
+	}
+	for id, v := range versions() {
+		require.Equal(t, "1.4.2", v, id)
+	}
+
+	// 1. A good release in three waves: canary 2, then 50 %, then 100 %.
+	good := load("r-fleetos-2.0.0.json")
+	good.RolloutID = "e2e-good"
+	good.Waves = schemas.WavePlan{Canary: 2, Percentages: []int{50, 100}}
+	good.MaxConcurrent = 5
+	var st workflows.RolloutStatus
+	require.NoError(t, start(good).Get(ctx, &st))
+	require.Equal(t, workflows.RolloutCompleted, st.State)
+	require.Len(t, st.Waves, 3)
+	require.Equal(t, []int{2, 8, 10}, []int{st.Waves[0].Size, st.Waves[1].Size, st.Waves[2].Size})
+	require.Equal(t, 20, st.Counts.Succeeded, "%+v", st.Counts)
+	for id, v := range versions() {
+		require.Equal(t, "2.0.0", v, "registry version of %s", id)
+	}
+	for _, r := range ls.fleet.Robots() {
+		require.Equal(t, "2.0.0", r.SoftwareVersion(), "robot %s", r.Key())
+	}
+
+	// 2. A release that makes robots FATAL after boot aborts itself after
+	// the canary; the canary robots go back to 2.0.0.
+	bad := load("r-fleetos-2.1.0-bad.json")
+	bad.RolloutID = "e2e-bad"
+	bad.Waves = schemas.WavePlan{Canary: 2, Percentages: []int{100}}
+	bad.RollbackOnAbort = true
+	bad.Retries = 0
+	err = start(bad).Get(ctx, &st)
+	require.Error(t, err)
+	var ae *temporal.ApplicationError
+	require.True(t, errors.As(err, &ae), "%v", err)
+	require.Equal(t, "RolloutAborted", ae.Type())
+	require.NoError(t, ae.Details(&st))
+	require.Equal(t, workflows.RolloutAborted, st.State)
+	require.Equal(t, 2, st.Waves[0].Failed, "%+v", st.Waves)
+	require.Equal(t, 0, st.Waves[1].Started, "no robot of wave 2 started")
+	require.Equal(t, 18, st.Counts.Cancelled)
+	require.Equal(t, 2, st.Counts.RolledBack, "%+v", st.Robots[:2])
+	for id, v := range versions() {
+		require.Equal(t, "2.0.0", v, "robot %s after the aborted rollout", id)
+	}
+	for _, r := range ls.fleet.Robots() {
+		snap := r.Snapshot()
+		for _, e := range snap.Errors {
+			require.NotEqual(t, vda5050.ErrorFatal, e.ErrorLevel, "robot %s still FATAL after rollback: %+v", r.Key(), e)
+		}
+	}
+
+	// 3. An unsigned artifact is refused before any robot is touched.
+	unsigned := load("r-fleetos-2.2.0-unsigned.json")
+	unsigned.RolloutID = "e2e-unsigned"
+	err = start(unsigned).Get(ctx, &st)
+	require.Error(t, err)
+	require.True(t, errors.As(err, &ae), "%v", err)
+	require.Equal(t, "Unsigned", ae.Type(), "%v", err)
+	trail, err := ls.worker.Store.AuditTrail(ctx, workflows.RobotUpdateWorkflowID("e2e-unsigned", "acme/R00001"))
+	require.NoError(t, err)
+	require.Empty(t, trail, "no robot was touched")
+	for id, v := range versions() {
+		require.Equal(t, "2.0.0", v, id)
+	}
+}

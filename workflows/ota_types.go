@@ -1,0 +1,201 @@
+package workflows
+
+import (
+	"time"
+
+	"github.com/fleetflow/fleetflow/schemas"
+)
+
+// OTA workflow types, IDs and names (DESIGN: rollout-<id>,
+// rollout-<id>-robot-<robotId>).
+const (
+	RolloutWorkflowType     = "Rollout"
+	RobotUpdateWorkflowType = "RobotUpdate"
+
+	// UpdateAbort stops a rollout (argument AbortRequest).
+	UpdateAbort = "abort"
+	// UpdatePromote ends the current soak time early.
+	UpdatePromote = "promote"
+
+	// ActionSoftwareUpdate is the manufacturer-specific instant action that
+	// carries an update to a robot (DESIGN: OTA travels as an instant action
+	// whose progress comes back in actionStates). Its parameters are the
+	// SoftwareUpdateParam* keys.
+	ActionSoftwareUpdate = "softwareUpdate"
+
+	SoftwareUpdateParamArtifactURL = "artifactUrl"
+	SoftwareUpdateParamManifestURL = "manifestUrl"
+	SoftwareUpdateParamSignature   = "signature"
+	SoftwareUpdateParamSHA256      = "sha256"
+	SoftwareUpdateParamVersion     = "version"
+	SoftwareUpdateParamRollback    = "rollback"
+)
+
+// RolloutWorkflowID is "rollout-<id>".
+func RolloutWorkflowID(rolloutID string) string { return "rollout-" + rolloutID }
+
+// RobotUpdateWorkflowID is "rollout-<id>-robot-<robotId>"; a rollback of the
+// same robot after an abort appends "-rollback".
+func RobotUpdateWorkflowID(rolloutID, robotID string) string {
+	return "rollout-" + rolloutID + "-robot-" + robotID
+}
+
+// Rollout states (status query, MissionState-like details in the Web UI).
+const (
+	RolloutVerifying   = "VERIFYING"
+	RolloutResolving   = "RESOLVING"
+	RolloutRunning     = "RUNNING"
+	RolloutSoaking     = "SOAKING"
+	RolloutWaiting     = "WAITING_FOR_WINDOW"
+	RolloutPaused      = "PAUSED"
+	RolloutRollingBack = "ROLLING_BACK"
+	RolloutCompleted   = "COMPLETED"
+	RolloutAborted     = "ABORTED"
+	RolloutFailed      = "FAILED"
+)
+
+// Per-robot update states.
+const (
+	UpdatePending     = "PENDING"
+	UpdateWaiting     = "WAITING_FOR_ROBOT" // reservation queued: the robot is on a mission
+	UpdateSent        = "SENT"
+	UpdateDownloading = "DOWNLOADING"
+	UpdateVerifying   = "VERIFYING"
+	UpdateInstalling  = "INSTALLING"
+	UpdateRebooting   = "REBOOTING"
+	UpdateHealthCheck = "HEALTH_CHECK"
+	UpdateRollingBack = "ROLLING_BACK"
+	UpdateSucceeded   = "SUCCEEDED"
+	UpdateFailed      = "FAILED"
+	UpdateTimedOut    = "TIMED_OUT"
+	UpdateRolledBack  = "ROLLED_BACK" // updated, then rolled back because the rollout aborted
+	UpdateSkipped     = "SKIPPED"     // already on the version when reserved
+	UpdateCancelled   = "CANCELLED"   // never started: the rollout aborted first
+)
+
+// Error types the OTA workflows fail with.
+const (
+	ErrInvalidRollout  = "InvalidRollout"
+	ErrArtifactRefused = "ArtifactRefused"
+	ErrNoTargets       = "NoTargets"
+)
+
+// RolloutInput starts (or, with Carry, continues) a Rollout workflow.
+type RolloutInput struct {
+	Spec        schemas.RolloutSpec `json:"spec"`
+	RequestedBy string              `json:"requestedBy,omitempty"`
+	// Carry is the state handed to the next run by continue-as-new; nil on
+	// the first run.
+	Carry *RolloutCarry `json:"carry,omitempty"`
+}
+
+// RolloutCarry is what a Rollout run hands to the next one.
+type RolloutCarry struct {
+	Status   RolloutStatus                   `json:"status"`
+	Artifact schemas.ArtifactRef             `json:"artifact"`
+	Targets  []schemas.TargetRobot           `json:"targets"`
+	Previous map[string]*schemas.ArtifactRef `json:"previous,omitempty"` // version → artifact to roll back to
+	Next     int                             `json:"next"`               // index in Targets of the next robot to start
+	Soaked   bool                            `json:"soaked"`             // the current wave's soak is done
+}
+
+// RolloutStatus answers the status query, the updates, and is the result.
+type RolloutStatus struct {
+	RolloutID   string         `json:"rolloutId"`
+	State       string         `json:"state"`
+	Artifact    string         `json:"artifact"`
+	Version     string         `json:"version,omitempty"`
+	Rollback    bool           `json:"rollback,omitempty"`
+	CurrentWave int            `json:"currentWave"` // 0-based
+	Waves       []WaveStatus   `json:"waves"`
+	Robots      []RobotOutcome `json:"robots"`
+	Counts      RolloutCounts  `json:"counts"`
+	// FailureRate is failures (per the abort criteria's failure type) over
+	// executed robots, percent.
+	FailureRate float64                `json:"failureRate"`
+	Paused      bool                   `json:"paused"`
+	SoakUntil   time.Time              `json:"soakUntil,omitempty"`
+	AbortReason string                 `json:"abortReason,omitempty"`
+	LastError   string                 `json:"lastError,omitempty"`
+	Skipped     []schemas.SkippedRobot `json:"skipped,omitempty"`
+	Runs        int                    `json:"runs"` // continue-as-new generations so far
+	StartedAt   time.Time              `json:"startedAt"`
+	UpdatedAt   time.Time              `json:"updatedAt"`
+}
+
+// Terminal reports whether the rollout has ended.
+func (s RolloutStatus) Terminal() bool {
+	return s.State == RolloutCompleted || s.State == RolloutAborted || s.State == RolloutFailed
+}
+
+// RolloutCounts sums the robots' outcomes.
+type RolloutCounts struct {
+	Targets    int `json:"targets"`
+	InFlight   int `json:"inFlight"`
+	Succeeded  int `json:"succeeded"`
+	Failed     int `json:"failed"`
+	TimedOut   int `json:"timedOut"`
+	Skipped    int `json:"skipped"`
+	RolledBack int `json:"rolledBack"`
+	Cancelled  int `json:"cancelled"`
+}
+
+// WaveStatus is one wave's progress.
+type WaveStatus struct {
+	Index     int    `json:"index"`
+	Size      int    `json:"size"`
+	State     string `json:"state"` // PENDING, RUNNING, SOAKING, DONE, CANCELLED
+	Started   int    `json:"started"`
+	Succeeded int    `json:"succeeded"`
+	Failed    int    `json:"failed"`
+	TimedOut  int    `json:"timedOut"`
+}
+
+// RobotOutcome is one target robot's update as the rollout sees it.
+type RobotOutcome struct {
+	RobotID     string `json:"robotId"`
+	Wave        int    `json:"wave"`
+	State       string `json:"state"`
+	FromVersion string `json:"fromVersion,omitempty"`
+	Version     string `json:"version,omitempty"` // what it runs after the update (as last seen)
+	Attempts    int    `json:"attempts,omitempty"`
+	Reason      string `json:"reason,omitempty"`
+}
+
+// AbortRequest is the argument of the abort update.
+type AbortRequest struct {
+	Reason string `json:"reason"`
+	By     string `json:"by,omitempty"`
+}
+
+// RobotUpdateInput starts a RobotUpdate child workflow.
+type RobotUpdateInput struct {
+	RolloutID string              `json:"rolloutId"`
+	Robot     schemas.TargetRobot `json:"robot"`
+	Artifact  schemas.ArtifactRef `json:"artifact"`
+	// Previous is what to roll back to when the update fails after the
+	// robot installed something; nil when the store has no such artifact.
+	Previous *schemas.ArtifactRef `json:"previous,omitempty"`
+	// Rollback marks an explicit rollback (a lower version is allowed).
+	Rollback      bool          `json:"rollback,omitempty"`
+	Timeout       time.Duration `json:"timeout"`     // one attempt: send → installed → healthy
+	Retries       int           `json:"retries"`     // extra attempts after a retryable failure
+	HealthCheck   time.Duration `json:"healthCheck"` // how long the new version must run without FATAL
+	RequestedBy   string        `json:"requestedBy,omitempty"`
+	ChangeRequest string        `json:"changeRequest,omitempty"`
+}
+
+// RobotUpdateResult is how a RobotUpdate ended (it never fails as a
+// workflow: the outcome is data the Rollout counts).
+type RobotUpdateResult struct {
+	RobotID     string `json:"robotId"`
+	State       string `json:"state"` // SUCCEEDED, FAILED, TIMED_OUT, SKIPPED, CANCELLED
+	FromVersion string `json:"fromVersion"`
+	Version     string `json:"version"` // what the robot runs at the end, as last reported
+	Attempts    int    `json:"attempts"`
+	Reason      string `json:"reason,omitempty"`
+	// ErrorKind is the robot's or verifier's refusal kind when known
+	// (e.g. "DigestMismatch"), or "Timeout", "RobotFatal", "Busy".
+	ErrorKind  string `json:"errorKind,omitempty"`
+	RolledBack bool   `json:"rolledBack,omitempty"`
+}

@@ -1,0 +1,458 @@
+package workflows
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/fleetflow/fleetflow/internal/vda5050"
+	"github.com/fleetflow/fleetflow/schemas"
+)
+
+// OTATimings tunes how long the OTA workflows wait; zero values are not
+// allowed. Tests shorten them.
+type OTATimings struct {
+	ReconcileAfter time.Duration // no robot event for this long → read the stored state (default 10 s)
+	RequeueAfter   time.Duration // waiting for the robot: retry the reservation this often (default 30 s)
+	RetryBackoff   time.Duration // pause before a retried attempt (default 5 s)
+	// HistoryLimit: a Rollout run continues as new once its history has
+	// this many events (DESIGN: long-lived workflows continue-as-new; the
+	// issue's bound is 10,000 events).
+	HistoryLimit int
+}
+
+// OTA holds the OTA workflows' timings.
+var OTA = OTATimings{
+	ReconcileAfter: 10 * time.Second,
+	RequeueAfter:   30 * time.Second,
+	RetryBackoff:   5 * time.Second,
+	HistoryLimit:   4000,
+}
+
+// RobotUpdateStatus answers RobotUpdate's status query.
+type RobotUpdateStatus struct {
+	RobotID     string    `json:"robotId"`
+	State       string    `json:"state"`
+	FromVersion string    `json:"fromVersion"`
+	Version     string    `json:"version"` // as last reported by the robot
+	Target      string    `json:"target"`
+	Attempts    int       `json:"attempts"`
+	ActionID    string    `json:"actionId,omitempty"`
+	LastError   string    `json:"lastError,omitempty"`
+	UpdatedAt   time.Time `json:"updatedAt"`
+}
+
+type robotUpdate struct {
+	in     RobotUpdateInput
+	id     string // this workflow's ID: reservation holder and actionId prefix
+	logger log.Logger
+	status RobotUpdateStatus
+
+	events   int
+	last     schemas.RobotEvent
+	haveLast bool
+	wake     bool
+	reserved bool
+}
+
+// attemptOutcome is how one softwareUpdate instant action ended.
+type attemptOutcome struct {
+	ok        bool
+	state     string // UpdateFailed or UpdateTimedOut when !ok
+	kind      string
+	reason    string
+	retryable bool
+	touched   bool // the robot got as far as installing: roll back on failure
+}
+
+// RobotUpdate updates one robot: reserve it exactly like a mission does (it
+// waits while the robot is on a mission, and no mission takes it meanwhile)
+// → skip it when it already runs the version → send the softwareUpdate
+// instant action (URL, sha256, signature, version) → follow its actionState
+// through downloading, verifying, installing and rebooting → health check:
+// the robot reports the new version and no FATAL error for HealthCheck →
+// release. A failed or timed-out attempt is retried (Retries) when the
+// failure may pass (download error, timeout); a refusal by the robot's
+// verifier is final. When the robot installed something but did not come
+// up healthy, it is rolled back to in.Previous. Every step is audited.
+//
+// It never fails as a workflow: the outcome is its result, which the
+// Rollout counts. Cancelling it (the Rollout aborted) before the update is
+// sent leaves the robot untouched (CANCELLED); after, the update runs to its
+// end as if not cancelled.
+func RobotUpdate(ctx workflow.Context, in RobotUpdateInput) (RobotUpdateResult, error) {
+	u := &robotUpdate{in: in, id: workflow.GetInfo(ctx).WorkflowExecution.ID, logger: workflow.GetLogger(ctx)}
+	u.status = RobotUpdateStatus{
+		RobotID: in.Robot.ID, State: UpdatePending, FromVersion: in.Robot.Version, Version: in.Robot.Version,
+		Target: in.Artifact.Version, UpdatedAt: workflow.Now(ctx),
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (RobotUpdateStatus, error) { return u.status, nil }); err != nil {
+		return RobotUpdateResult{}, err
+	}
+	events := workflow.GetSignalChannel(ctx, SignalRobotEvent)
+	avail := workflow.GetSignalChannel(ctx, SignalRobotAvailable)
+	// Signals are drained on a disconnected context so they keep arriving
+	// after a cancellation request.
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	workflow.Go(dctx, func(gctx workflow.Context) {
+		for {
+			var ev schemas.RobotEvent
+			if !events.Receive(gctx, &ev) {
+				return
+			}
+			u.apply(gctx, ev)
+		}
+	})
+	workflow.Go(dctx, func(gctx workflow.Context) {
+		for avail.Receive(gctx, nil) {
+			u.wake = true
+		}
+	})
+	res := u.run(ctx, dctx)
+	return res, nil
+}
+
+func (u *robotUpdate) setState(ctx workflow.Context, s string) {
+	if u.status.State == s {
+		return
+	}
+	u.status.State = s
+	u.status.UpdatedAt = workflow.Now(ctx)
+	detail := fmt.Sprintf("**%s** · robot `%s` · %s → %s", s, u.in.Robot.ID, u.status.FromVersion, u.in.Artifact.Version)
+	if u.status.Attempts > 1 {
+		detail += fmt.Sprintf(" · attempt %d", u.status.Attempts)
+	}
+	if u.status.LastError != "" {
+		detail += " · " + u.status.LastError
+	}
+	workflow.SetCurrentDetails(ctx, detail)
+}
+
+func (u *robotUpdate) audit(ctx workflow.Context, kind string, details map[string]any) {
+	if details == nil {
+		details = map[string]any{}
+	}
+	details["rolloutId"] = u.in.RolloutID
+	details["robotId"] = u.in.Robot.ID
+	details["artifact"] = u.in.Artifact.File
+	details["sha256"] = u.in.Artifact.SHA256
+	details["version"] = u.in.Artifact.Version
+	if u.in.ChangeRequest != "" {
+		details["changeRequest"] = u.in.ChangeRequest
+	}
+	actor := u.in.RequestedBy
+	if actor == "" {
+		actor = "fleetflow"
+	}
+	if err := workflow.ExecuteLocalActivity(localCtx(ctx, "audit "+kind), ActivityAudit, schemas.AuditInput{
+		Actor: actor, Kind: kind, Subject: u.id, Details: details,
+	}).Get(ctx, nil); err != nil {
+		u.logger.Error("audit failed", "kind", kind, "error", err)
+	}
+}
+
+func (u *robotUpdate) result(state, kind, reason string, rolledBack bool) RobotUpdateResult {
+	return RobotUpdateResult{
+		RobotID: u.in.Robot.ID, State: state, FromVersion: u.status.FromVersion, Version: u.status.Version,
+		Attempts: u.status.Attempts, Reason: reason, ErrorKind: kind, RolledBack: rolledBack,
+	}
+}
+
+func (u *robotUpdate) run(ctx, dctx workflow.Context) RobotUpdateResult {
+	u.audit(dctx, "update.started", map[string]any{"fromVersion": u.in.Robot.Version, "rollback": u.in.Rollback})
+	if r, done := u.reserve(ctx, dctx); done {
+		return r
+	}
+	defer u.release(dctx)
+	// From here on the update runs to its end even when cancelled.
+	if snap, ok := u.snapshot(dctx); ok {
+		if snap.SoftwareVersion != "" {
+			u.status.FromVersion, u.status.Version = snap.SoftwareVersion, snap.SoftwareVersion
+		}
+	}
+	if u.status.Version == u.in.Artifact.Version {
+		u.setState(dctx, UpdateSkipped)
+		u.audit(dctx, "update.skipped", map[string]any{"reason": "already runs " + u.status.Version})
+		return u.result(UpdateSkipped, "", "already runs "+u.status.Version, false)
+	}
+	if ctx.Err() != nil {
+		u.setState(dctx, UpdateCancelled)
+		u.audit(dctx, "update.cancelled", map[string]any{"reason": "rollout stopped before the update was sent"})
+		return u.result(UpdateCancelled, "", "rollout stopped before the update was sent", false)
+	}
+
+	var out attemptOutcome
+	for attempt := 1; attempt <= 1+u.in.Retries; attempt++ {
+		u.status.Attempts = attempt
+		if attempt > 1 {
+			_ = workflow.Sleep(dctx, OTA.RetryBackoff)
+		}
+		out = u.attempt(dctx, u.in.Artifact, u.in.Rollback, fmt.Sprintf("update-%d", attempt))
+		if out.ok {
+			out = u.healthCheck(dctx)
+		}
+		if out.ok {
+			u.setState(dctx, UpdateSucceeded)
+			u.audit(dctx, "update.succeeded", map[string]any{"fromVersion": u.status.FromVersion, "attempts": attempt})
+			return u.result(UpdateSucceeded, "", "", false)
+		}
+		u.status.LastError = out.reason
+		u.audit(dctx, "update.attempt_failed", map[string]any{"attempt": attempt, "state": out.state, "errorKind": out.kind, "reason": out.reason})
+		if !out.retryable {
+			break
+		}
+	}
+
+	rolledBack := false
+	if out.touched || u.status.Version != u.status.FromVersion {
+		rolledBack = u.rollback(dctx)
+	}
+	u.setState(dctx, out.state)
+	u.audit(dctx, "update."+strings.ToLower(out.state), map[string]any{"errorKind": out.kind, "reason": out.reason, "rolledBack": rolledBack})
+	return u.result(out.state, out.kind, out.reason, rolledBack)
+}
+
+// reserve holds the robot like a mission: queued while it is busy. done is
+// true when the workflow ends here (cancelled while waiting, or an error).
+func (u *robotUpdate) reserve(ctx, dctx workflow.Context) (RobotUpdateResult, bool) {
+	req := schemas.ReserveRobotInput{MissionID: u.id, WorkflowID: u.id, Site: u.in.Robot.Site, RobotID: u.in.Robot.ID}
+	for {
+		u.wake = false
+		var res schemas.ReserveRobotResult
+		if err := workflow.ExecuteLocalActivity(localCtx(dctx, "reserve "+u.in.Robot.ID), ActivityReserveRobot, req).Get(dctx, &res); err != nil {
+			reason := "reserve robot: " + err.Error()
+			u.status.LastError = reason
+			u.setState(dctx, UpdateFailed)
+			u.audit(dctx, "update.failed", map[string]any{"reason": reason})
+			return u.result(UpdateFailed, "Reservation", reason, false), true
+		}
+		if !res.Queued {
+			u.reserved = true
+			return RobotUpdateResult{}, false
+		}
+		u.setState(dctx, UpdateWaiting)
+		_, _ = workflow.AwaitWithTimeout(ctx, OTA.RequeueAfter, func() bool { return u.wake })
+		if ctx.Err() != nil {
+			if err := workflow.ExecuteLocalActivity(localCtx(dctx, "leave the reservation queue"), ActivityCancelQueued,
+				schemas.CancelQueuedInput{MissionID: u.id}).Get(dctx, nil); err != nil {
+				u.logger.Warn("leave queue failed", "error", err)
+			}
+			// A grant may have raced the cancellation: release is a no-op otherwise.
+			u.reserved = true
+			u.release(dctx)
+			u.setState(dctx, UpdateCancelled)
+			u.audit(dctx, "update.cancelled", map[string]any{"reason": "rollout stopped while waiting for the robot"})
+			return u.result(UpdateCancelled, "", "rollout stopped while waiting for the robot", false), true
+		}
+	}
+}
+
+func (u *robotUpdate) release(ctx workflow.Context) {
+	if !u.reserved {
+		return
+	}
+	if err := workflow.ExecuteLocalActivity(localCtx(ctx, "release "+u.in.Robot.ID), ActivityReleaseRobot, schemas.ReleaseRobotInput{
+		RobotID: u.in.Robot.ID, MissionID: u.id, Site: u.in.Robot.Site,
+	}).Get(ctx, nil); err != nil {
+		u.logger.Error("release robot failed", "robot", u.in.Robot.ID, "error", err)
+		return
+	}
+	u.reserved = false
+}
+
+func (u *robotUpdate) snapshot(ctx workflow.Context) (schemas.RobotEvent, bool) {
+	var ev schemas.RobotEvent
+	if err := workflow.ExecuteLocalActivity(localCtx(ctx, "read stored state of "+u.in.Robot.ID), ActivityRobotSnapshot,
+		schemas.RobotSnapshotInput{RobotID: u.in.Robot.ID}).Get(ctx, &ev); err != nil {
+		u.logger.Warn("robot snapshot failed", "error", err)
+		return ev, false
+	}
+	ev.Reconciled = true
+	u.apply(ctx, ev)
+	return ev, true
+}
+
+// apply records the robot's latest event; the attempt and health-check
+// loops read it.
+func (u *robotUpdate) apply(ctx workflow.Context, ev schemas.RobotEvent) {
+	if ev.RobotID != u.in.Robot.ID {
+		return
+	}
+	u.events++
+	u.last, u.haveLast = ev, true
+	if ev.SoftwareVersion != "" {
+		u.status.Version = ev.SoftwareVersion
+	}
+	u.status.UpdatedAt = workflow.Now(ctx)
+}
+
+// softwareUpdateAction builds the instant action for artifact a.
+func softwareUpdateAction(actionID string, a schemas.ArtifactRef, rollback bool) vda5050.Action {
+	return vda5050.Action{
+		ActionType: ActionSoftwareUpdate, ActionID: actionID, BlockingType: vda5050.BlockingHard,
+		ActionDescription: fmt.Sprintf("install %s %s", a.Name, a.Version),
+		ActionParameters: []vda5050.ActionParameter{
+			{Key: SoftwareUpdateParamArtifactURL, Value: a.ArtifactURL},
+			{Key: SoftwareUpdateParamManifestURL, Value: a.ManifestURL},
+			{Key: SoftwareUpdateParamSignature, Value: a.Signature},
+			{Key: SoftwareUpdateParamSHA256, Value: a.SHA256},
+			{Key: SoftwareUpdateParamVersion, Value: a.Version},
+			{Key: SoftwareUpdateParamRollback, Value: rollback},
+		},
+	}
+}
+
+// phases maps the robot's resultDescription while RUNNING to our states.
+var phases = map[string]string{
+	"downloading": UpdateDownloading,
+	"verifying":   UpdateVerifying,
+	"installing":  UpdateInstalling,
+	"rebooting":   UpdateRebooting,
+}
+
+// attempt sends one softwareUpdate and follows its actionState until
+// FINISHED with the robot reporting the version, FAILED, or the timeout.
+func (u *robotUpdate) attempt(ctx workflow.Context, a schemas.ArtifactRef, rollback bool, local string) attemptOutcome {
+	actionID := u.id + InstantActionSeparator + local
+	u.status.ActionID = actionID
+	u.setState(ctx, UpdateSent)
+	if err := workflow.ExecuteLocalActivity(localCtx(ctx, ActionSoftwareUpdate+" to "+u.in.Robot.ID), ActivitySendInstantActions,
+		schemas.SendInstantActionsInput{RobotID: u.in.Robot.ID, Actions: []vda5050.Action{softwareUpdateAction(actionID, a, rollback)}}).Get(ctx, nil); err != nil {
+		return attemptOutcome{state: UpdateFailed, kind: "SendFailed", reason: "send softwareUpdate: " + err.Error(), retryable: true}
+	}
+	deadline := workflow.Now(ctx).Add(u.in.Timeout)
+	touched := false
+	seen := -1
+	for {
+		if seen != u.events && u.haveLast {
+			seen = u.events
+			for _, as := range u.last.ActionStates {
+				if as.ActionID != actionID {
+					continue
+				}
+				switch as.ActionStatus {
+				case vda5050.ActionFinished:
+					if u.status.Version == a.Version {
+						return attemptOutcome{ok: true, touched: true}
+					}
+					touched = true // finished but not yet reporting the version: wait
+				case vda5050.ActionFailed:
+					kind, retry := refusalKind(as.ResultDescription)
+					return attemptOutcome{state: UpdateFailed, kind: kind, retryable: retry, touched: touched,
+						reason: fmt.Sprintf("robot %s refused %s %s: %s", u.in.Robot.ID, a.Name, a.Version, as.ResultDescription)}
+				default:
+					if p, ok := phases[as.ResultDescription]; ok {
+						if p == UpdateInstalling || p == UpdateRebooting {
+							touched = true
+						}
+						u.setState(ctx, p)
+					}
+				}
+			}
+		}
+		left := deadline.Sub(workflow.Now(ctx))
+		if left <= 0 {
+			return attemptOutcome{state: UpdateTimedOut, kind: "Timeout", retryable: true, touched: true,
+				reason: fmt.Sprintf("robot %s did not finish %s %s within %s (last state %s)", u.in.Robot.ID, a.Name, a.Version, u.in.Timeout, u.status.State)}
+		}
+		cur := u.events
+		ok, _ := workflow.AwaitWithTimeout(ctx, min(left, OTA.ReconcileAfter), func() bool { return u.events != cur })
+		if !ok && workflow.Now(ctx).Before(deadline) {
+			u.snapshot(ctx)
+		}
+	}
+}
+
+// refusalKind reads "<Kind>: reason" from a FAILED resultDescription; a
+// verification refusal is final, anything else (download, busy) may pass.
+func refusalKind(desc string) (kind string, retryable bool) {
+	k, _, ok := strings.Cut(desc, ":")
+	if !ok || strings.ContainsAny(k, " \t") {
+		return "RobotRefused", true
+	}
+	switch k {
+	case "BadSignature", "UnknownKey", "DigestMismatch", "LengthMismatch", "Expired", "HardwareMismatch", "Rollback", "Malformed":
+		return k, false
+	case "busy":
+		return "Busy", true
+	}
+	return k, true
+}
+
+// healthCheck waits HealthCheck with the robot on the new version, failing
+// at the first FATAL error, then confirms from the stored state.
+func (u *robotUpdate) healthCheck(ctx workflow.Context) attemptOutcome {
+	u.setState(ctx, UpdateHealthCheck)
+	fatal := func() string {
+		for _, e := range u.last.Errors {
+			if e.ErrorLevel == vda5050.ErrorFatal {
+				return fmt.Sprintf("FATAL error %s: %s", e.ErrorType, e.ErrorDescription)
+			}
+		}
+		return ""
+	}
+	end := workflow.Now(ctx).Add(u.in.HealthCheck)
+	for {
+		if f := fatal(); f != "" {
+			return attemptOutcome{state: UpdateFailed, kind: "RobotFatal", touched: true,
+				reason: fmt.Sprintf("robot %s on %s: %s", u.in.Robot.ID, u.status.Version, f)}
+		}
+		left := end.Sub(workflow.Now(ctx))
+		if left <= 0 {
+			break
+		}
+		cur := u.events
+		_, _ = workflow.AwaitWithTimeout(ctx, left, func() bool { return u.events != cur })
+	}
+	snap, ok := u.snapshot(ctx)
+	switch {
+	case !ok:
+		return attemptOutcome{state: UpdateFailed, kind: "HealthCheck", touched: true, retryable: true, reason: "health check: cannot read the robot's state"}
+	case fatal() != "":
+		return attemptOutcome{state: UpdateFailed, kind: "RobotFatal", touched: true,
+			reason: fmt.Sprintf("robot %s on %s: %s", u.in.Robot.ID, u.status.Version, fatal())}
+	case snap.Connection != string(vda5050.ConnectionOnline):
+		return attemptOutcome{state: UpdateFailed, kind: "HealthCheck", touched: true, retryable: true,
+			reason: fmt.Sprintf("robot %s is %s after the update", u.in.Robot.ID, snap.Connection)}
+	case snap.SoftwareVersion != u.in.Artifact.Version:
+		return attemptOutcome{state: UpdateFailed, kind: "HealthCheck", touched: true, retryable: true,
+			reason: fmt.Sprintf("robot %s reports version %q after installing %s", u.in.Robot.ID, snap.SoftwareVersion, u.in.Artifact.Version)}
+	}
+	return attemptOutcome{ok: true, touched: true}
+}
+
+// rollback installs in.Previous (rollback allowed) and reports whether the
+// robot came back healthy on it.
+func (u *robotUpdate) rollback(ctx workflow.Context) bool {
+	p := u.in.Previous
+	if p == nil {
+		u.audit(ctx, "update.rollback_impossible", map[string]any{"reason": "no artifact of version " + u.status.FromVersion + " in the store"})
+		return false
+	}
+	u.setState(ctx, UpdateRollingBack)
+	u.audit(ctx, "update.rollback_started", map[string]any{"to": p.Version, "toSha256": p.SHA256})
+	out := u.attempt(ctx, *p, true, "rollback")
+	if out.ok {
+		for _, e := range u.last.Errors {
+			if e.ErrorLevel == vda5050.ErrorFatal {
+				out = attemptOutcome{reason: "FATAL error after rollback: " + e.ErrorType}
+			}
+		}
+	}
+	if !out.ok {
+		u.audit(ctx, "update.rollback_failed", map[string]any{"to": p.Version, "reason": out.reason})
+		u.status.LastError += "; rollback failed: " + out.reason
+		return false
+	}
+	u.audit(ctx, "update.rolled_back", map[string]any{"to": p.Version})
+	return true
+}
+
+// otaError is a non-retryable failure of a Rollout with its type.
+func otaError(errType, msg string, details ...any) error {
+	return temporal.NewNonRetryableApplicationError(msg, errType, nil, details...)
+}
