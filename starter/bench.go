@@ -61,6 +61,7 @@ per second and the virtual fleet's memory, each against its target.`,
 	cmd.Flags().IntVar(&f.memRobots, "memory-robots", 1000, "robots in the separate process whose RSS is measured")
 	cmd.Flags().StringVar(&f.temporalBin, "temporal-bin", "bin/temporal", "the pinned Temporal CLI")
 	cmd.Flags().BoolVar(&f.explain, "explain-slowest", false, "print the event history of the slowest mission")
+	cmd.AddCommand(benchRolloutCmd(g))
 	return cmd
 }
 

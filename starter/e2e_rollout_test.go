@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -85,7 +88,8 @@ func TestEndToEndRollouts(t *testing.T) {
 	good.Waves = schemas.WavePlan{Canary: 2, Percentages: []int{50, 100}}
 	good.MaxConcurrent = 5
 	var st workflows.RolloutStatus
-	require.NoError(t, start(good).Get(ctx, &st))
+	goodRun := start(good)
+	require.NoError(t, goodRun.Get(ctx, &st))
 	require.Equal(t, workflows.RolloutCompleted, st.State)
 	require.Len(t, st.Waves, 3)
 	require.Equal(t, []int{2, 8, 10}, []int{st.Waves[0].Size, st.Waves[1].Size, st.Waves[2].Size})
@@ -104,7 +108,8 @@ func TestEndToEndRollouts(t *testing.T) {
 	bad.Waves = schemas.WavePlan{Canary: 2, Percentages: []int{100}}
 	bad.RollbackOnAbort = true
 	bad.Retries = 0
-	err = start(bad).Get(ctx, &st)
+	badRun := start(bad)
+	err = badRun.Get(ctx, &st)
 	require.Error(t, err)
 	var ae *temporal.ApplicationError
 	require.True(t, errors.As(err, &ae), "%v", err)
@@ -137,5 +142,23 @@ func TestEndToEndRollouts(t *testing.T) {
 	require.Empty(t, trail, "no robot was touched")
 	for id, v := range versions() {
 		require.Equal(t, "2.0.0", v, id)
+	}
+
+	// FLEETFLOW_RECORD_HISTORIES=DIR writes the histories the replay tests
+	// in workflows/ read (the good rollout's first run, which continued as
+	// new; the aborted one; a canary robot's update that was rolled back).
+	if dir := os.Getenv("FLEETFLOW_RECORD_HISTORIES"); dir != "" {
+		record := func(wfID, runID, file string) {
+			args := []string{"workflow", "show", "--address", ls.cfg.Temporal.HostPort, "-w", wfID, "-o", "json"}
+			if runID != "" {
+				args = append(args, "-r", runID)
+			}
+			out, err := exec.CommandContext(ctx, "../bin/temporal", args...).Output()
+			require.NoError(t, err, "temporal workflow show %s", wfID)
+			require.NoError(t, os.WriteFile(filepath.Join(dir, file), out, 0o644))
+		}
+		record(goodRun.GetID(), goodRun.GetRunID(), "rollout-continued-as-new.json")
+		record(badRun.GetID(), "", "rollout-aborted-rolled-back.json")
+		record(workflows.RobotUpdateWorkflowID("e2e-bad", st.Robots[0].RobotID), "", "robotupdate-fatal-rolled-back.json")
 	}
 }

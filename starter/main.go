@@ -31,15 +31,18 @@ func main() {
 	g := &globalFlags{}
 	root := &cobra.Command{
 		Use:   "starter",
-		Short: "fleetflow CLI: missions on a fleet of VDA 5050 robots, run as durable Temporal workflows",
-		Long: `starter launches and controls fleetflow missions and runs the local stack.
+		Short: "fleetflow CLI: missions and OTA rollouts on a fleet of VDA 5050 robots, run as durable Temporal workflows",
+		Long: `starter launches and controls fleetflow missions and software rollouts, signs
+and verifies artifacts, and runs the local stack.
 
 Quick start (no Docker needed):
   starter demo                      # local stack + virtual fleet, runs testdata/missions, exits
   starter dev                       # same stack, stays up for the commands below and the Web UI
   starter mission start -f testdata/missions/m-0001.json --wait
   starter mission list
-  starter fleet list`,
+  starter fleet list
+  starter rollout start -f testdata/rollouts/r-fleetos-2.0.0.json --wait
+  starter artifact verify --keys testdata/keys/trusted --file testdata/artifacts/fleetos-2.0.0.bin`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -54,6 +57,10 @@ Quick start (no Docker needed):
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(missionCmd(g), fleetCmd(g), devCmd(g, false), devCmd(g, true), simCmd(g), benchCmd(g), artifactCmd(g), rolloutCmd(g))
 	if err := root.Execute(); err != nil {
+		var se silentExit
+		if errors.As(err, &se) {
+			os.Exit(int(se)) // the command already said why
+		}
 		fmt.Fprintln(os.Stderr, "error:", err)
 		var ue usageError
 		if errors.As(err, &ue) || isCobraUsage(err) {

@@ -190,13 +190,13 @@ Ctrl-C stops watching, not the rollout.`,
 			st, err := waitRollout(ctx, c, run, waveLabels(spec.Waves, false), progress, rolloutPollEvery)
 			res := map[string]any{"rolloutId": spec.RolloutID, "workflowId": run.GetID(), "webUI": link, "result": st}
 			if err != nil {
-				res["error"] = rootCause(err)
+				res["error"] = rolloutFailure(st, err)
 			}
 			if eerr := emit(out, g, res, func(w io.Writer) {
 				fmt.Fprintln(w)
 				printRolloutStatus(w, st, link)
 				if err != nil {
-					fmt.Fprintf(w, "\nrollout %s FAILED: %s\n", spec.RolloutID, rootCause(err))
+					fmt.Fprintf(w, "\nrollout %s %s: %s\n", spec.RolloutID, st.State, rolloutFailure(st, err))
 				}
 			}); eerr != nil {
 				return eerr
@@ -220,6 +220,20 @@ func rolloutExitCode(st workflows.RolloutStatus, err error) int {
 		return 1
 	}
 	return 0
+}
+
+// rolloutFailure says why a rollout ended with an error: the abort reason
+// of an aborted one, else the workflow's failure message (without the SDK's
+// "(type: …, retryable: …)").
+func rolloutFailure(st workflows.RolloutStatus, err error) string {
+	if st.State == workflows.RolloutAborted && st.AbortReason != "" {
+		return st.AbortReason
+	}
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) {
+		return ae.Message()
+	}
+	return rootCause(err)
 }
 
 // waitRollout follows run to its end: it queries the status every `every`
@@ -251,31 +265,40 @@ func waitRollout(ctx context.Context, c client.Client, run client.WorkflowRun, l
 	for {
 		select {
 		case err := <-done:
-			if err == nil {
-				if line := rolloutProgress(res, labels); line != lastLine {
-					fmt.Fprintf(progress, "%s  %s\n", time.Now().Format(time.TimeOnly), line)
+			st := res
+			if err != nil {
+				var ok bool
+				if st, ok = statusOfFailure(err); !ok {
+					poll()
+					st = last
+					if !st.Terminal() {
+						// The last answer may predate the failure.
+						st.State = workflows.RolloutFailed
+					}
 				}
-				return res, nil
 			}
-			// A failed rollout has no result: take its status from the
-			// error's details if it carries one, else ask once more.
-			var ae *temporal.ApplicationError
-			var st workflows.RolloutStatus
-			if errors.As(err, &ae) && ae.HasDetails() && ae.Details(&st) == nil && st.State != "" {
-				return st, err
+			if line := rolloutProgress(st, labels); line != lastLine {
+				fmt.Fprintf(progress, "%s  %s\n", time.Now().Format(time.TimeOnly), line)
 			}
-			poll()
-			if !last.Terminal() {
-				// The last answer may predate the failure.
-				last.State = workflows.RolloutFailed
-			}
-			return last, err
+			return st, err
 		case <-tick.C:
 			poll()
 		case <-ctx.Done():
 			return last, ctx.Err()
 		}
 	}
+}
+
+// statusOfFailure is the final status an aborted or failed rollout carries
+// in its error's details (workflows.Rollout fails that way); false when the
+// error has none.
+func statusOfFailure(err error) (workflows.RolloutStatus, bool) {
+	var st workflows.RolloutStatus
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) && ae.HasDetails() && ae.Details(&st) == nil && st.State != "" {
+		return st, true
+	}
+	return workflows.RolloutStatus{}, false
 }
 
 // rolloutProgress is one line about a rollout's progress, e.g.
@@ -287,14 +310,16 @@ func rolloutProgress(st workflows.RolloutStatus, labels []string) string {
 	if st.Paused && st.State != workflows.RolloutPaused {
 		parts[0] += " (paused)"
 	}
-	if n := len(st.Waves); n > 0 && st.CurrentWave >= 0 && st.CurrentWave < n {
-		w := st.Waves[st.CurrentWave]
+	if n := len(st.Waves); n > 0 {
+		// CurrentWave may be one past the last wave once all are done.
+		i := min(max(st.CurrentWave, 0), n-1)
+		w := st.Waves[i]
 		name := ""
 		if len(labels) == n {
-			name = " (" + labels[st.CurrentWave] + ")"
+			name = " (" + labels[i] + ")"
 		}
-		s := fmt.Sprintf("wave %d/%d%s: %d/%d done, %d failed, %d timed out", st.CurrentWave+1, n, name, waveDone(st, st.CurrentWave), w.Size, w.Failed, w.TimedOut)
-		if sk := waveSkipped(st, st.CurrentWave); sk > 0 {
+		s := fmt.Sprintf("wave %d/%d%s: %d/%d done, %d failed, %d timed out", i+1, n, name, waveDone(st, i), w.Size, w.Failed, w.TimedOut)
+		if sk := waveSkipped(st, i); sk > 0 {
 			s += fmt.Sprintf(", %d skipped", sk)
 		}
 		parts = append(parts, s)
@@ -437,7 +462,7 @@ func printRolloutStatus(w io.Writer, st workflows.RolloutStatus, link string) {
 	}
 	fmt.Fprintf(tw, "state\t%s\n", state)
 	if n := len(st.Waves); n > 0 {
-		fmt.Fprintf(tw, "wave\t%d/%d\n", st.CurrentWave+1, n)
+		fmt.Fprintf(tw, "wave\t%d/%d\n", min(max(st.CurrentWave, 0), n-1)+1, n)
 	}
 	c := st.Counts
 	fmt.Fprintf(tw, "robots\t%d targets: %d succeeded, %d failed, %d timed out, %d in flight, %d skipped, %d rolled back, %d cancelled\n",
@@ -516,7 +541,7 @@ with the next wave. Refused (exit 2) when the rollout is not soaking.`,
 			`Abort a rollout: no further robot starts an update. If the spec set
 rollbackOnAbort, robots this rollout updated get their previous version back.
 The reason is required and goes to the audit log with your user name.
-Refused (exit 2) when the rollout has already ended.`,
+Refused (exit 2) when the rollout has already ended or is aborting.`,
 			`  starter rollout abort r-fleetos-2.0.0 --reason "canary reboots in a loop, INC-311"`,
 		},
 	}[update]
@@ -583,7 +608,9 @@ func updateRollout(ctx context.Context, c client.Client, arg, update string, uar
 	}
 	var ae *temporal.ApplicationError
 	if errors.As(err, &ae) {
-		return st, badInput("%s refused: %s", update, ae.Error())
+		// Message, not Error: a validator's plain error arrives typed
+		// "errorString", which means nothing to the person who asked.
+		return st, badInput("%s refused: %s", update, ae.Message())
 	}
 	return st, fmt.Errorf("%s rollout %s: %w", update, id, err)
 }
@@ -626,8 +653,8 @@ func rolloutListCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List rollouts and their workflow status (visibility query on WorkflowType and ExecutionStatus)",
-		Long: `List rollouts with their workflow status and start and close times.
---state filters on the workflow's status, not the rollout's state: an
+		Long: `List rollouts with their workflow status and start and close times: running
+ones first, then the most recently closed. --state filters on the workflow's status, not the rollout's state: an
 ABORTED rollout may have Completed as a workflow; ` + "`rollout status`" + ` tells.`,
 		Example: `  starter rollout list
   starter rollout list --state running

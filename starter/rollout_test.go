@@ -329,6 +329,11 @@ func TestRolloutProgressLine(t *testing.T) {
 		!strings.HasSuffix(got, " · soaking until "+st.SoakUntil.Local().Format(time.TimeOnly)) {
 		t.Errorf("soaking progress = %q", got)
 	}
+	// Once every wave is done the workflow may point one past the last.
+	st.CurrentWave = 3
+	if got := rolloutProgress(st, labels); !strings.Contains(got, " · wave 3/3 (100%): 0/4 done, ") {
+		t.Errorf("progress past the last wave = %q", got)
+	}
 	if got := rolloutProgress(workflows.RolloutStatus{State: workflows.RolloutVerifying}, nil); got != "VERIFYING · overall 0 succeeded, 0 failed, 0 timed out of 0" {
 		t.Errorf("progress before the waves = %q", got)
 	}
@@ -533,7 +538,10 @@ func TestRolloutStartWaitFollowsProgressAndMapsOutcome(t *testing.T) {
 		Waves:  []workflows.WaveStatus{{Index: 0, Size: 1, Succeeded: 1, State: "DONE"}, {Index: 1, Size: 1, Succeeded: 1, State: "DONE"}, {Index: 2, Size: 2, Succeeded: 2, State: "DONE"}},
 		Counts: workflows.RolloutCounts{Targets: 4, Succeeded: 4}}
 	aborted := waitStatuses()[2]
-	aborted.State, aborted.AbortReason = workflows.RolloutAborted, "1 of 1 robot FAILED (100%) >= 50%"
+	aborted.State, aborted.AbortReason = workflows.RolloutAborted, "abort criteria met in wave 1: 1 of 1 robot FAILED (100%) >= 50%"
+	// As workflows.Rollout ends an aborted rollout: an error whose details
+	// are the final status.
+	abortedErr := temporal.NewNonRetryableApplicationError("rollout r-test aborted: "+aborted.AbortReason, "RolloutAborted", nil, aborted)
 
 	for _, tc := range []struct {
 		name      string
@@ -542,11 +550,14 @@ func TestRolloutStartWaitFollowsProgressAndMapsOutcome(t *testing.T) {
 		code      int
 		last      string // the final progress line has this
 		tail      string // and the output has this
+		failure   string // and ends with this line
 	}{
-		{"completed", completed, nil, 0, "COMPLETED · wave 3/3 (100%): 2/2 done, 0 failed, 0 timed out · overall 4 succeeded, 0 failed, 0 timed out of 4", "\nstate         COMPLETED\n"},
-		{"aborted", aborted, nil, 1, "ABORTED · wave 1/3 (canary): 1/1 done", "\nstate         ABORTED\n"},
-		{"failed", workflows.RolloutStatus{}, temporal.NewApplicationError("signature does not verify", workflows.ErrArtifactRefused), 1, "RUNNING · wave 3/3 (100%): 1/2 done",
-			"\nstate         FAILED\n"},
+		{"completed", completed, nil, 0, "COMPLETED · wave 3/3 (100%): 2/2 done, 0 failed, 0 timed out · overall 4 succeeded, 0 failed, 0 timed out of 4", "\nstate         COMPLETED\n", ""},
+		{"aborted", workflows.RolloutStatus{}, abortedErr, 1, "ABORTED · wave 1/3 (canary): 1/1 done, 0 failed, 0 timed out · overall 1 succeeded, 0 failed, 0 timed out of 4 · abort: abort criteria met", "\nabort reason  " + aborted.AbortReason + "\n",
+			"rollout r-test ABORTED: " + aborted.AbortReason},
+		{"aborted without details", aborted, nil, 1, "ABORTED · wave 1/3 (canary): 1/1 done", "\nstate         ABORTED\n", ""},
+		{"failed", workflows.RolloutStatus{}, temporal.NewApplicationError("signature does not verify", workflows.ErrArtifactRefused), 1, "FAILED · wave 3/3 (100%): 1/2 done",
+			"\nstate         FAILED\n", "rollout r-test FAILED: signature does not verify"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake()
@@ -562,13 +573,9 @@ func TestRolloutStartWaitFollowsProgressAndMapsOutcome(t *testing.T) {
 				}
 			}
 			// Six polls, four distinct lines (repeats are not printed), then
-			// the result's line when the run completed with one.
-			wantN := 4
-			if tc.resultErr == nil {
-				wantN = 5
-			}
-			if len(progress) != wantN {
-				t.Fatalf("%d progress lines, want %d:\n%s", len(progress), wantN, r.stdout)
+			// the final status's.
+			if wantN := 5; len(progress) != wantN {
+				t.Fatalf("%d progress lines, want 5:\n%s", len(progress), r.stdout)
 			}
 			if !strings.HasPrefix(progress[0], "RUNNING · wave 1/3 (canary): 0/1 done, 0 failed, 0 timed out · overall 0 succeeded") ||
 				!strings.HasPrefix(progress[1], "RUNNING · wave 1/3 (canary): 1/1 done") ||
@@ -581,11 +588,8 @@ func TestRolloutStartWaitFollowsProgressAndMapsOutcome(t *testing.T) {
 			if !strings.Contains(r.stdout, "WAVE  SIZE") || !strings.Contains(r.stdout, tc.tail) {
 				t.Errorf("no final table with %q:\n%s", tc.tail, r.stdout)
 			}
-			if tc.result.AbortReason != "" && !strings.Contains(r.stdout, "\nabort reason  "+tc.result.AbortReason+"\n") {
-				t.Errorf("no abort reason in:\n%s", r.stdout)
-			}
-			if tc.resultErr != nil && !strings.HasSuffix(r.stdout, "\nrollout r-test FAILED: signature does not verify\n") {
-				t.Errorf("the failure is not the last line:\n%s", r.stdout)
+			if tc.failure != "" && !strings.HasSuffix(r.stdout, "\n"+tc.failure+"\n") {
+				t.Errorf("the last line is not %q:\n%s", tc.failure, r.stdout)
 			}
 		})
 	}
@@ -677,9 +681,9 @@ func TestRolloutControlUpdates(t *testing.T) {
 	}
 
 	f = newFake("rollout-r-test")
-	f.updateErr = temporal.NewApplicationError("rollout is COMPLETED: nothing to promote", "")
+	f.updateErr = temporal.NewApplicationError("rollout is COMPLETED: nothing to promote", "errorString")
 	r = runRollout(t, f, "promote", "r-test")
-	if r.code != 2 || !strings.Contains(r.err.Error(), "promote refused: rollout is COMPLETED: nothing to promote") {
+	if r.code != 2 || r.err.Error() != "promote refused: rollout is COMPLETED: nothing to promote" {
 		t.Errorf("rejected promote: exit %d, %v", r.code, r.err)
 	}
 	r = runRollout(t, newFake(), "pause", "r-gone")
@@ -710,8 +714,8 @@ func TestRolloutList(t *testing.T) {
 	}
 	rows := tableRows(t, r.stdout+"\n", "ID")
 	want := [][]string{
-		append([]string{"r-2", "RUNNING"}, append(strings.Fields(start.Add(time.Hour).Local().Format(time.DateTime)), "-")...),
-		append(append([]string{"r-1", "FAILED"}, strings.Fields(start.Local().Format(time.DateTime))...), strings.Fields(start.Add(10*time.Minute).Local().Format(time.DateTime))...),
+		append([]string{"r-2", "Running"}, append(strings.Fields(start.Add(time.Hour).Local().Format(time.DateTime)), "-")...),
+		append(append([]string{"r-1", "Failed"}, strings.Fields(start.Local().Format(time.DateTime))...), strings.Fields(start.Add(10*time.Minute).Local().Format(time.DateTime))...),
 	}
 	if !equalRows(rows, want) {
 		t.Errorf("rows %q, want %q", rows, want)

@@ -178,7 +178,7 @@ type RobotUpdateInput struct {
 	Previous *schemas.ArtifactRef `json:"previous,omitempty"`
 	// Rollback marks an explicit rollback (a lower version is allowed).
 	Rollback      bool          `json:"rollback,omitempty"`
-	Timeout       time.Duration `json:"timeout"`     // one attempt: send → installed → healthy
+	Timeout       time.Duration `json:"timeout"`     // one attempt: send → installed and reporting the version (the health check follows)
 	Retries       int           `json:"retries"`     // extra attempts after a retryable failure
 	HealthCheck   time.Duration `json:"healthCheck"` // how long the new version must run without FATAL
 	RequestedBy   string        `json:"requestedBy,omitempty"`

@@ -1,9 +1,11 @@
 package workflows
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 )
@@ -27,4 +29,47 @@ func TestReplayRecordedMissions(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Recorded Rollout and RobotUpdate histories, written by the end-to-end test
+// with FLEETFLOW_RECORD_HISTORIES=DIR (see starter/e2e_rollout_test.go): a
+// rollout's first run that continued as new, a rollout that aborted itself
+// after the canary and rolled it back, and a canary robot's update that hit
+// a FATAL error after boot and was rolled back.
+func TestReplayRecordedOTA(t *testing.T) {
+	for _, pattern := range []string{"rollout-*.json", "robotupdate-*.json"} {
+		files, err := filepath.Glob("../testdata/histories/" + pattern)
+		if err != nil || len(files) == 0 {
+			t.Fatalf("no recorded %s histories in testdata/histories: %v", pattern, err)
+		}
+		for _, f := range files {
+			t.Run(filepath.Base(f), func(t *testing.T) {
+				r := worker.NewWorkflowReplayer()
+				r.RegisterWorkflowWithOptions(Rollout, workflow.RegisterOptions{Name: RolloutWorkflowType})
+				r.RegisterWorkflowWithOptions(RobotUpdate, workflow.RegisterOptions{Name: RobotUpdateWorkflowType})
+				// RobotUpdate names its instant actions after its workflow ID,
+				// so it replays under the ID it ran with.
+				raw, err := os.Open(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer raw.Close()
+				hist, err := client.HistoryFromJSON(raw, client.HistoryJSONOptions{})
+				if err != nil {
+					t.Fatalf("read %s: %v", f, err)
+				}
+				opts := worker.ReplayWorkflowHistoryOptions{OriginalExecution: workflow.Execution{ID: recordedIDs[filepath.Base(f)]}}
+				if err := r.ReplayWorkflowHistoryWithOptions(nil, hist, opts); err != nil {
+					t.Fatalf("replay %s: %v", f, err)
+				}
+			})
+		}
+	}
+}
+
+// recordedIDs are the workflow IDs the recorded OTA histories ran under.
+var recordedIDs = map[string]string{
+	"rollout-continued-as-new.json":      RolloutWorkflowID("e2e-good"),
+	"rollout-aborted-rolled-back.json":   RolloutWorkflowID("e2e-bad"),
+	"robotupdate-fatal-rolled-back.json": RobotUpdateWorkflowID("e2e-bad", "acme/R00001"),
 }

@@ -369,16 +369,28 @@ func (u *robotUpdate) attempt(ctx workflow.Context, a schemas.ArtifactRef, rollb
 
 // refusalKind reads "<Kind>: reason" from a FAILED resultDescription; a
 // verification refusal is final, anything else (download, busy) may pass.
+//
+// Transient: "busy: …", "paused: …", "download …" and anything unknown.
+// Final: the verifier's kinds, VersionMismatch, a bad parameter, and a robot
+// with no trusted keys — sending the same update again cannot help.
 func refusalKind(desc string) (kind string, retryable bool) {
+	switch {
+	case strings.HasPrefix(desc, "busy:"):
+		return "Busy", true
+	case strings.HasPrefix(desc, "paused:"):
+		return "Paused", true
+	case strings.HasPrefix(desc, "download "):
+		return "DownloadFailed", true
+	case strings.HasPrefix(desc, "parameter "), strings.HasPrefix(desc, "no trusted keys"):
+		return "RobotRefused", false
+	}
 	k, _, ok := strings.Cut(desc, ":")
 	if !ok || strings.ContainsAny(k, " \t") {
 		return "RobotRefused", true
 	}
 	switch k {
-	case "BadSignature", "UnknownKey", "DigestMismatch", "LengthMismatch", "Expired", "HardwareMismatch", "Rollback", "Malformed":
+	case "BadSignature", "UnknownKey", "DigestMismatch", "LengthMismatch", "Expired", "HardwareMismatch", "Rollback", "Malformed", "VersionMismatch":
 		return k, false
-	case "busy":
-		return "Busy", true
 	}
 	return k, true
 }

@@ -75,8 +75,18 @@ func Rollout(ctx workflow.Context, in RolloutInput) (RolloutStatus, error) {
 	if err := r.registerHandlers(ctx); err != nil {
 		return r.carry.Status, err
 	}
-	st, err := r.run(ctx)
-	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+	// A cancellation request (Web UI, CLI) aborts the rollout like the abort
+	// update; the rollout goes on on a disconnected context so that robots
+	// in flight finish and what must be rolled back is.
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	workflow.Go(dctx, func(gctx workflow.Context) {
+		ctx.Done().Receive(gctx, nil)
+		if !r.st().Terminal() {
+			r.abort(gctx, "aborted by a workflow cancellation request")
+		}
+	})
+	st, err := r.run(dctx)
+	_ = workflow.Await(dctx, func() bool { return workflow.AllHandlersFinished(dctx) })
 	return st, err
 }
 
@@ -252,7 +262,7 @@ func (r *rollout) prepare(ctx workflow.Context) error {
 	if err := workflow.ExecuteActivity(otaActivityCtx(ctx, "verify "+spec.Artifact.File), ActivityVerifyArtifact, schemas.VerifyArtifactInput{
 		File: spec.Artifact.File, BaseURL: spec.Artifact.BaseURL, Rollback: spec.Rollback,
 	}).Get(ctx, &art); err != nil {
-		return otaError(errType(err, ErrArtifactRefused), "artifact "+spec.Artifact.File+" refused: "+rootMessage(err))
+		return otaError(otaErrType(err, ErrArtifactRefused), "artifact "+spec.Artifact.File+" refused: "+rootMessage(err))
 	}
 	r.carry.Artifact = art
 	st.Version = art.Version
@@ -261,9 +271,9 @@ func (r *rollout) prepare(ctx workflow.Context) error {
 	r.setState(ctx, RolloutResolving)
 	var res schemas.ResolveTargetsResult
 	if err := workflow.ExecuteLocalActivity(localCtx(ctx, "resolve target robots"), ActivityResolveTargets, schemas.ResolveTargetsInput{
-		Selector: spec.Targets, Artifact: art,
+		Selector: spec.Targets, Artifact: art, Rollback: spec.Rollback,
 	}).Get(ctx, &res); err != nil {
-		return otaError(errType(err, ErrInvalidRollout), "resolve targets: "+rootMessage(err))
+		return otaError(otaErrType(err, ErrInvalidRollout), "resolve targets: "+rootMessage(err))
 	}
 	st.Skipped = res.Skipped
 	sizes, err := PlanWaves(len(res.Targets), spec.Waves)
@@ -316,6 +326,17 @@ func (r *rollout) prepare(ctx workflow.Context) error {
 	}
 	r.audit(ctx, "rollout.planned", map[string]any{"targets": len(res.Targets), "waves": sizes, "skipped": len(res.Skipped)})
 	return nil
+}
+
+// otaErrType is the failure type of an OTA activity error: the activity's
+// own type (e.g. "Unsigned", "BadSignature"), or fallback when the error
+// carries only a Go type name (an untyped error that exhausted its retries).
+func otaErrType(err error, fallback string) string {
+	t := errType(err, fallback)
+	if strings.ContainsAny(t, "*.") {
+		return fallback
+	}
+	return t
 }
 
 func previousKey(t schemas.TargetRobot) string {
@@ -608,8 +629,11 @@ func (r *rollout) finishAbort(ctx workflow.Context) (RolloutStatus, error) {
 		}
 	}
 	for w := range st.Waves {
-		if st.Waves[w].State == WavePending {
-			st.Waves[w].State = WaveCancelled
+		switch wv := &st.Waves[w]; {
+		case wv.State == WavePending, wv.State == WaveRunning && wv.Started < wv.Size:
+			wv.State = WaveCancelled
+		case wv.State == WaveRunning: // the abort came after its last robot started
+			wv.State = WaveDone
 		}
 	}
 	due := slices.Clone(r.rollbackDue)

@@ -367,6 +367,9 @@ func (v *vehicle) bootSoftware(job *updateJob, m schemas.Manifest, now time.Time
 	job.rec.state.ActionStatus = vda5050.ActionFinished
 	job.rec.state.ResultDescription = "installed " + m.Version
 
+	if v.cancel != nil {
+		v.cancel.state.ActionStatus = vda5050.ActionFinished // the order is gone
+	}
 	v.errors = nil
 	v.order, v.cancel, v.current, v.queue = nil, nil, nil, nil
 	v.paused, v.stalled = false, false

@@ -581,3 +581,45 @@ func TestScanFaults(t *testing.T) {
 		}
 	}
 }
+
+// Stop must not wait for a hung install or a long reboot, and a robot
+// stopped while rebooting stays down.
+func TestStopDuringSoftwareUpdate(t *testing.T) {
+	kit := newOTAKit(t)
+	stopWithin := func(t *testing.T, rg *rig) {
+		t.Helper()
+		done := make(chan struct{})
+		go func() { rg.fleet.Stop(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(waitLong):
+			t.Fatalf("Stop did not return within %s", waitLong)
+		}
+	}
+
+	t.Run("hung install", func(t *testing.T) {
+		rg := startWith(t, Options{TrustedKeys: kit.keys}, func(c *RobotConfig) { c.ReleaseCounter = 1 })
+		from := rg.obs.mark()
+		rg.instant(t, update("u-stop-hang", kit.publish(t, spec{version: "2.0.0", counter: 2, faults: []string{FaultHangInstall}})))
+		rg.obs.waitState(t, from, "installing", func(s vda5050.State) bool {
+			a := s.ActionStateOf("u-stop-hang")
+			return a != nil && a.ResultDescription == UpdateInstalling
+		})
+		stopWithin(t, rg)
+		rg.obs.waitConn(t, from, vda5050.ConnectionOffline)
+	})
+
+	t.Run("long reboot", func(t *testing.T) {
+		rg := startWith(t, Options{TrustedKeys: kit.keys, RebootDelay: time.Hour}, func(c *RobotConfig) { c.ReleaseCounter = 1 })
+		from := rg.obs.mark()
+		rg.instant(t, update("u-stop-reboot", kit.publish(t, spec{version: "2.0.0", counter: 2})))
+		off := rg.obs.waitConn(t, from, vda5050.ConnectionOffline)
+		stopWithin(t, rg)
+		if i := rg.obs.connIndex(rg.obs.indexOf(off), vda5050.ConnectionOnline); i >= 0 {
+			t.Errorf("the stopped robot came back online")
+		}
+		if v := rg.robot.SoftwareVersion(); v != "1.2.3" {
+			t.Errorf("a reboot cut short by Stop booted %s", v)
+		}
+	})
+}

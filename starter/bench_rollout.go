@@ -1,0 +1,522 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/fleetflow/fleetflow/activities/store"
+	"github.com/fleetflow/fleetflow/internal/site"
+	"github.com/fleetflow/fleetflow/schemas"
+	"github.com/fleetflow/fleetflow/workflows"
+)
+
+// Targets of issue 3's rollout benchmark (reported, never asserted).
+const (
+	benchRolloutOverheadTarget = 60 * time.Second
+	benchRolloutHistoryTarget  = 10000
+	benchRolloutArtifact       = "fleetos-2.0.0.bin"
+)
+
+type benchRolloutFlags struct {
+	robots, waves, maxConcurrent, samples int
+	soak, healthCheck, robotTimeout       time.Duration
+	timeout                               time.Duration
+	temporalBin                           string
+	explain                               bool
+}
+
+func benchRolloutCmd(g *globalFlags) *cobra.Command {
+	f := &benchRolloutFlags{}
+	cmd := &cobra.Command{
+		Use:   "rollout",
+		Short: "Benchmark one OTA rollout over a large virtual fleet (make bench)",
+		Long: `bench rollout starts the local stack (headless, fresh ports, embedded broker)
+with a generated grid site of --robots virtual robots that install at once
+(install time 0, no reboot delay), then runs ONE rollout of ` + benchRolloutArtifact + `
+over all of them in --waves waves (a canary of 1% of the robots, then
+cumulative percentages spread evenly up to 100%), --soak after each wave
+but the last, and reports:
+  - the orchestration overhead: wall time minus the configured soak times;
+  - per-wave durations, from the rollout's audit trail;
+  - the largest workflow history: every run of the Rollout (following
+    continue-as-new) and its RobotUpdate children;
+each against issue 3's target (overhead < 60 s, no history over 10,000
+events). Targets are reported, not enforced: the command fails only when
+the rollout does not complete.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runBenchRollout(ctx, g, f, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().IntVar(&f.robots, "robots", 2000, "virtual robots in the fleet, all of them targets")
+	cmd.Flags().IntVar(&f.waves, "waves", 5, "waves in all: a canary of 1% of the robots, then percentages spread evenly up to 100%")
+	cmd.Flags().DurationVar(&f.soak, "soak", 2*time.Second, "soak time after each wave but the last")
+	cmd.Flags().IntVar(&f.maxConcurrent, "max-concurrent", 100, "robots updating at once (the spec's maxConcurrent)")
+	cmd.Flags().DurationVar(&f.healthCheck, "health-check", time.Millisecond, "the spec's healthCheck (must be > 0)")
+	cmd.Flags().DurationVar(&f.robotTimeout, "robot-timeout", 2*time.Minute, "the spec's robotTimeout")
+	cmd.Flags().IntVar(&f.samples, "history-samples", 20, "RobotUpdate children whose events are counted one by one (visibility's history length covers all of them)")
+	cmd.Flags().DurationVar(&f.timeout, "timeout", 30*time.Minute, "give up when the rollout has not ended by then")
+	cmd.Flags().StringVar(&f.temporalBin, "temporal-bin", "bin/temporal", "the pinned Temporal CLI")
+	cmd.Flags().BoolVar(&f.explain, "explain", false, "print the event history of the canary robot's RobotUpdate")
+	return cmd
+}
+
+// benchWavePlan is the bench's plan of waves in all: a canary of 1% of
+// the robots (at least 1), then waves-1 cumulative percentages spread
+// evenly up to 100 (5 waves: canary, 25, 50, 75, 100). One wave is a
+// canary of every robot. The plan is checked against robots with
+// workflows.PlanWaves, whose sizes it returns.
+func benchWavePlan(robots, waves int) (schemas.WavePlan, []int, error) {
+	if robots < 1 {
+		return schemas.WavePlan{}, nil, fmt.Errorf("--robots %d: want at least 1", robots)
+	}
+	if waves < 1 || waves > 101 {
+		return schemas.WavePlan{}, nil, fmt.Errorf("--waves %d: want 1 to 101", waves)
+	}
+	var p schemas.WavePlan
+	if waves == 1 {
+		p.Canary = robots
+	} else {
+		p.Canary = max(robots/100, 1)
+		for k := 1; k < waves; k++ {
+			p.Percentages = append(p.Percentages, k*100/(waves-1))
+		}
+	}
+	sizes, err := workflows.PlanWaves(robots, p)
+	if err != nil {
+		return p, nil, fmt.Errorf("%d waves over %d robots: %w", waves, robots, err)
+	}
+	return p, sizes, nil
+}
+
+// benchRolloutSpec is the bench's rollout spec, run through
+// schemas.ParseRollout so that it is one a release engineer could write.
+func benchRolloutSpec(id, siteName string, plan schemas.WavePlan, f *benchRolloutFlags) (schemas.RolloutSpec, error) {
+	spec := schemas.RolloutSpec{
+		RolloutID: id,
+		Artifact:  schemas.RolloutArtifact{File: benchRolloutArtifact},
+		Targets:   schemas.TargetSelector{Site: siteName, VersionRange: "<2.0.0"},
+		Waves:     plan, MaxConcurrent: f.maxConcurrent, SoakTime: schemas.Duration(f.soak),
+		Abort:        schemas.AbortCriteria{FailureType: schemas.FailureAll, ThresholdPercentage: 50, MinExecuted: 1},
+		RobotTimeout: schemas.Duration(f.robotTimeout), HealthCheck: schemas.Duration(f.healthCheck),
+		ChangeRequest: "bench", RequestedBy: "bench",
+	}
+	raw, err := json.Marshal(spec)
+	if err != nil {
+		return spec, err
+	}
+	return schemas.ParseRollout(raw)
+}
+
+// waveTiming is one wave as the rollout's audit trail tells it.
+type waveTiming struct {
+	Wave    int
+	Started time.Time // rollout.wave_started
+	Done    time.Time // rollout.wave_done
+	Next    time.Time // the next wave's start, or the rollout's end after the last wave
+}
+
+// rolloutTimeline reads a Rollout's audit trail: when it was planned,
+// when each wave started and finished, when it completed (zero times for
+// entries missing).
+type rolloutTimeline struct {
+	Started, Planned, Ended time.Time
+	Waves                   []waveTiming
+}
+
+func timelineFromAudit(entries []store.AuditEntry, waves int) rolloutTimeline {
+	tl := rolloutTimeline{Waves: make([]waveTiming, waves)}
+	for i := range tl.Waves {
+		tl.Waves[i].Wave = i
+	}
+	for _, e := range entries {
+		var d struct {
+			Wave *int `json:"wave"`
+		}
+		_ = json.Unmarshal(e.Details, &d)
+		switch e.Kind {
+		case "rollout.started":
+			tl.Started = e.At
+		case "rollout.planned":
+			tl.Planned = e.At
+		case "rollout.completed", "rollout.aborted", "rollout.failed":
+			tl.Ended = e.At
+		case "rollout.wave_started", "rollout.wave_done":
+			if d.Wave == nil || *d.Wave < 0 || *d.Wave >= waves {
+				continue
+			}
+			if e.Kind == "rollout.wave_started" {
+				tl.Waves[*d.Wave].Started = e.At
+			} else {
+				tl.Waves[*d.Wave].Done = e.At
+			}
+		}
+	}
+	for i := range tl.Waves {
+		if i+1 < waves {
+			tl.Waves[i].Next = tl.Waves[i+1].Started
+		} else {
+			tl.Waves[i].Next = tl.Ended
+		}
+	}
+	return tl
+}
+
+// between is b-a, or -1 when either is unknown.
+func between(a, b time.Time) time.Duration {
+	if a.IsZero() || b.IsZero() {
+		return -1
+	}
+	return b.Sub(a)
+}
+
+func secs(d time.Duration) string {
+	if d < 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f s", d.Seconds())
+}
+
+// thousands writes n with a comma every three digits: 10,000.
+func thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+// targetRow is one line of a target table.
+type targetRow struct {
+	Metric, Measured, Target string
+	Met                      bool
+}
+
+func writeTargetTable(w io.Writer, rows []targetRow) {
+	tw := tabwriter.NewWriter(w, 0, 2, 1, ' ', 0)
+	fmt.Fprintln(tw, "metric\t| measured\t| target\t| ")
+	fmt.Fprintln(tw, "------\t| --------\t| ------\t| ------")
+	for _, r := range rows {
+		met := "met"
+		if !r.Met {
+			met = "MISSED"
+		}
+		fmt.Fprintf(tw, "%s\t| %s\t| %s\t| %s\n", r.Metric, r.Measured, r.Target, met)
+	}
+	tw.Flush()
+}
+
+// historyCount is one workflow run's history length.
+type historyCount struct {
+	WorkflowID, RunID string
+	Run               int // 1-based generation of a Rollout; 0 for a child
+	Events            int64
+	ClosedAs          string // last event type, e.g. WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+}
+
+func (h historyCount) label() string {
+	if h.Run > 0 {
+		return fmt.Sprintf("%s, run %d", h.WorkflowID, h.Run)
+	}
+	return h.WorkflowID
+}
+
+// countHistory counts the events of one run and returns the run it
+// continued as, if any.
+func countHistory(ctx context.Context, c client.Client, wfID, runID string) (historyCount, string, error) {
+	h := historyCount{WorkflowID: wfID, RunID: runID}
+	it := c.GetWorkflowHistory(ctx, wfID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	next := ""
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			return h, "", fmt.Errorf("history of %s run %s: %w", wfID, runID, err)
+		}
+		h.Events++
+		h.ClosedAs = strings.TrimPrefix(e.GetEventType().String(), "EVENT_TYPE_")
+		if a := e.GetWorkflowExecutionContinuedAsNewEventAttributes(); a != nil {
+			next = a.GetNewExecutionRunId()
+		}
+		if os.Getenv("BENCH_DEBUG") != "" && (e.GetEventId() == 1 || e.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW) {
+			fmt.Fprintf(os.Stderr, "DEBUG %s %s event %d %s next=%q\n", wfID, runID, e.GetEventId(), e.GetEventType(), next)
+		}
+		if a := e.GetWorkflowExecutionStartedEventAttributes(); a != nil && h.RunID == "" {
+			h.RunID = a.GetOriginalExecutionRunId()
+		}
+	}
+	return h, next, nil
+}
+
+// rolloutRuns counts the events of every run of a Rollout, following
+// continue-as-new from its first run.
+func rolloutRuns(ctx context.Context, c client.Client, wfID, firstRunID string) ([]historyCount, error) {
+	var runs []historyCount
+	for runID := firstRunID; runID != ""; {
+		h, next, err := countHistory(ctx, c, wfID, runID)
+		if err != nil {
+			return runs, err
+		}
+		h.Run = len(runs) + 1
+		runs = append(runs, h)
+		if len(runs) > 10000 {
+			return runs, errors.New("more than 10,000 runs: continue-as-new loop?")
+		}
+		runID = next
+	}
+	return runs, nil
+}
+
+// childHistoryLengths lists the closed RobotUpdates of a rollout with the
+// history length visibility recorded for each.
+func childHistoryLengths(ctx context.Context, c client.Client, rolloutID string) ([]historyCount, error) {
+	q := fmt.Sprintf("%s = '%s' AND WorkflowType = '%s'", workflows.SearchAttrRolloutID, rolloutID, workflows.RobotUpdateWorkflowType)
+	var out []historyCount
+	var token []byte
+	for {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: q, PageSize: 1000, NextPageToken: token})
+		if err != nil {
+			return out, fmt.Errorf("list %s: %w", q, err)
+		}
+		for _, e := range resp.GetExecutions() {
+			out = append(out, historyCount{WorkflowID: e.GetExecution().GetWorkflowId(), RunID: e.GetExecution().GetRunId(),
+				Events: e.GetHistoryLength(), ClosedAs: e.GetStatus().String()})
+		}
+		if token = resp.GetNextPageToken(); len(token) == 0 {
+			return out, nil
+		}
+	}
+}
+
+// sampleIndices picks up to k indices of n, evenly spread, first and last included.
+func sampleIndices(n, k int) []int {
+	if n <= 0 || k <= 0 {
+		return nil
+	}
+	if k >= n {
+		out := make([]int, n)
+		for i := range out {
+			out[i] = i
+		}
+		return out
+	}
+	if k == 1 {
+		return []int{0}
+	}
+	out := make([]int, 0, k)
+	for j := range k {
+		i := j * (n - 1) / (k - 1)
+		if len(out) == 0 || out[len(out)-1] != i {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+func largest(hs []historyCount) (historyCount, bool) {
+	if len(hs) == 0 {
+		return historyCount{}, false
+	}
+	m := hs[0]
+	for _, h := range hs[1:] {
+		if h.Events > m.Events {
+			m = h
+		}
+	}
+	return m, true
+}
+
+func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, out io.Writer) error {
+	plan, sizes, err := benchWavePlan(f.robots, f.waves)
+	if err != nil {
+		return usageError{err}
+	}
+	if f.soak < 0 || f.maxConcurrent < 1 {
+		return badInput("--soak must be ≥ 0 and --max-concurrent ≥ 1")
+	}
+	cfg, err := loadConfig(g)
+	if err != nil {
+		return err
+	}
+	cfg.Temporal.DevServerPort, _ = freePortNumber()
+	cfg.Temporal.DevUIPort, _ = freePortNumber()
+	cfg.MQTT.URL = "" // embedded broker: measures fleetflow, not a shared broker
+	cfg.MQTT.EmbeddedPort, _ = freePortNumber()
+	cfg.Worker.HTTPAddr = "127.0.0.1:0"
+	cfg.Artifacts.ServePort = 0
+	cfg.Sim.Speed, cfg.Sim.ActionDuration = 0, 0
+	runID := strconv.FormatInt(time.Now().Unix(), 36)
+	id := "bench-" + runID
+	grid := site.Grid("bench-rollout-"+runID, 20, 20, 2, f.robots, []string{"acme", "robotix"})
+	spec, err := benchRolloutSpec(id, grid.Site, plan, f)
+	if err != nil {
+		return err
+	}
+	soaks := time.Duration(len(sizes)-1) * f.soak // no soak after the last wave
+
+	fmt.Fprintf(out, "starting the local stack with %d virtual robots (install time 0, no reboot delay)…\n", f.robots)
+	t0 := time.Now()
+	// rebootDelay < 0: the virtual robots reboot at once (sim.Options.RebootDelay).
+	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: f.temporalBin, headless: true, siteMap: grid, rebootDelay: -1}, io.Discard)
+	if err != nil {
+		return err
+	}
+	defer ls.Stop()
+	c := ls.worker.Client
+	fmt.Fprintf(out, "stack up in %s; rollout %s: %s → %d targets in waves %v, maxConcurrent %d, soak %s, healthCheck %s\n",
+		time.Since(t0).Round(100*time.Millisecond), id, benchRolloutArtifact, f.robots, sizes, f.maxConcurrent, f.soak, f.healthCheck)
+
+	rctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	start := time.Now()
+	run, err := startRollout(rctx, c, ls.cfg, spec, "bench")
+	if err != nil {
+		return err
+	}
+	st, runErr := waitRollout(rctx, c, run, waveLabels(plan, false), out, 5*time.Second)
+	wall := time.Since(start)
+	overhead := wall - soaks
+	// Everything below reads what the rollout left behind: it must not
+	// give up because the rollout used up the timeout.
+	actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+	defer acancel()
+
+	wfID := workflows.RolloutWorkflowID(id)
+	var tl rolloutTimeline
+	if trail, err := ls.worker.Store.AuditTrail(actx, wfID); err != nil {
+		fmt.Fprintf(out, "audit trail: %v\n", err)
+	} else {
+		tl = timelineFromAudit(trail, len(sizes))
+	}
+
+	runs, runsErr := rolloutRuns(actx, c, wfID, run.GetRunID())
+	children, childErr := childHistoryLengths(actx, c, id)
+	var sampled []historyCount
+	for _, i := range sampleIndices(len(st.Robots), f.samples) {
+		h, _, err := countHistory(actx, c, workflows.RobotUpdateWorkflowID(id, st.Robots[i].RobotID), "")
+		if err != nil {
+			fmt.Fprintf(out, "%v\n", err)
+			continue
+		}
+		sampled = append(sampled, h)
+	}
+
+	if f.explain && len(st.Robots) > 0 {
+		explainHistory(actx, c, workflows.RobotUpdateWorkflowID(id, st.Robots[0].RobotID), out)
+	}
+
+	// Report.
+	fmt.Fprintf(out, "\nfleetflow rollout benchmark — %d robots at speed 0, install time 0, no reboot delay, %d waves %v, maxConcurrent %d, one run\n",
+		f.robots, len(sizes), sizes, f.maxConcurrent)
+	c0 := st.Counts
+	fmt.Fprintf(out, "rollout   %s: %s · %d succeeded, %d failed, %d timed out, %d skipped, %d cancelled of %d targets · %d workflow runs (status says %d)\n",
+		wfID, st.State, c0.Succeeded, c0.Failed, c0.TimedOut, c0.Skipped, c0.Cancelled, c0.Targets, len(runs), st.Runs+1)
+	if runErr != nil {
+		fmt.Fprintf(out, "          ended with: %s\n", rootCause(runErr))
+	}
+	fmt.Fprintf(out, "wall      %s from start to result; configured soak %s × %d = %s; overhead %s (%.1f ms per robot)\n",
+		secs(wall), f.soak, len(sizes)-1, secs(soaks), secs(overhead), float64(overhead.Microseconds())/1000/float64(max(f.robots, 1)))
+	if !tl.Started.IsZero() {
+		fmt.Fprintf(out, "prepare   verify artifact, resolve targets, plan: %s\n", secs(between(tl.Started, tl.Planned)))
+		tw := tabwriter.NewWriter(out, 0, 2, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "wave\trobots\tupdating\trobots/s\tthen (soak + handover)\tthen beyond soak\t")
+		for i, w := range tl.Waves {
+			ran := between(w.Started, w.Done)
+			rate := "–"
+			if ran > 0 {
+				rate = fmt.Sprintf("%.1f", float64(sizes[i])/ran.Seconds())
+			}
+			soak := f.soak
+			if i == len(tl.Waves)-1 {
+				soak = 0
+			}
+			after := between(w.Done, w.Next)
+			beyond := time.Duration(-1)
+			if after >= 0 {
+				beyond = after - soak
+			}
+			fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t\n", i+1, sizes[i], secs(ran), rate, secs(after), secs(beyond))
+		}
+		tw.Flush()
+	}
+	if runsErr != nil {
+		fmt.Fprintf(out, "rollout runs: %v\n", runsErr)
+	}
+	if len(runs) > 0 {
+		var parts []string
+		for _, r := range runs {
+			parts = append(parts, fmt.Sprintf("run %d: %s", r.Run, thousands(r.Events)))
+			if r.ClosedAs != "WORKFLOW_EXECUTION_CONTINUED_AS_NEW" && r.Run < len(runs) || r.Run == len(runs) && r.ClosedAs == "WORKFLOW_EXECUTION_CONTINUED_AS_NEW" {
+				parts[len(parts)-1] += " (ended " + r.ClosedAs + ")"
+			}
+		}
+		fmt.Fprintf(out, "history   Rollout runs (events): %s\n", strings.Join(parts, ", "))
+	}
+	if childErr != nil {
+		fmt.Fprintf(out, "history   RobotUpdate children via visibility: %v\n", childErr)
+	} else if len(children) > 0 {
+		lens := make([]int64, len(children))
+		for i, h := range children {
+			lens[i] = h.Events
+		}
+		sort.Slice(lens, func(i, j int) bool { return lens[i] < lens[j] })
+		m, _ := largest(children)
+		fmt.Fprintf(out, "history   %d RobotUpdate children (visibility's history length): median %d, max %d (%s)\n",
+			len(children), lens[len(lens)/2], m.Events, m.WorkflowID)
+	}
+	if m, ok := largest(sampled); ok {
+		fmt.Fprintf(out, "history   %d sampled RobotUpdate children counted event by event: max %d (%s)\n", len(sampled), m.Events, m.WorkflowID)
+	}
+
+	all := append(append(append([]historyCount(nil), runs...), sampled...), children...)
+	rows := []targetRow{{
+		Metric: "orchestration overhead", Measured: fmt.Sprintf("%s (wall %s − soaks %s)", secs(overhead), secs(wall), secs(soaks)),
+		Target: "< " + secs(benchRolloutOverheadTarget), Met: runErr == nil && overhead < benchRolloutOverheadTarget,
+	}}
+	if m, ok := largest(all); ok {
+		rows = append(rows, targetRow{
+			Metric: "largest history", Measured: fmt.Sprintf("%s events (%s)", thousands(m.Events), m.label()),
+			Target: "≤ " + thousands(benchRolloutHistoryTarget), Met: m.Events <= benchRolloutHistoryTarget,
+		})
+	}
+	rows = append(rows, targetRow{
+		Metric: "robots updated", Measured: fmt.Sprintf("%d of %d", c0.Succeeded, f.robots),
+		Target: "all", Met: c0.Succeeded == f.robots,
+	})
+	fmt.Fprintln(out)
+	writeTargetTable(out, rows)
+	fmt.Fprintf(out, "bridge    %s\n", bridgeCounters(ls))
+	if runErr != nil {
+		return fmt.Errorf("rollout %s: %w", id, runErr)
+	}
+	if st.State != workflows.RolloutCompleted {
+		return fmt.Errorf("rollout %s ended %s", id, st.State)
+	}
+	return nil
+}
