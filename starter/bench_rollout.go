@@ -11,10 +11,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
+	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/spf13/cobra"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/fleetflow/fleetflow/activities/store"
 	"github.com/fleetflow/fleetflow/internal/site"
+	"github.com/fleetflow/fleetflow/internal/vda5050"
 	"github.com/fleetflow/fleetflow/schemas"
 	"github.com/fleetflow/fleetflow/workflows"
 )
@@ -36,6 +39,7 @@ const (
 type benchRolloutFlags struct {
 	robots, waves, maxConcurrent, samples int
 	soak, healthCheck, robotTimeout       time.Duration
+	rebootDelay                           time.Duration
 	timeout                               time.Duration
 	temporalBin                           string
 	explain                               bool
@@ -71,6 +75,7 @@ the rollout does not complete.`,
 	cmd.Flags().DurationVar(&f.soak, "soak", 2*time.Second, "soak time after each wave but the last")
 	cmd.Flags().IntVar(&f.maxConcurrent, "max-concurrent", 100, "robots updating at once (the spec's maxConcurrent)")
 	cmd.Flags().DurationVar(&f.healthCheck, "health-check", time.Millisecond, "the spec's healthCheck (must be > 0)")
+	cmd.Flags().DurationVar(&f.rebootDelay, "reboot-delay", 0, "how long a virtual robot stays offline rebooting after an install (0 = it reboots at once)")
 	cmd.Flags().DurationVar(&f.robotTimeout, "robot-timeout", 2*time.Minute, "the spec's robotTimeout")
 	cmd.Flags().IntVar(&f.samples, "history-samples", 20, "RobotUpdate children whose events are counted one by one (visibility's history length covers all of them)")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 30*time.Minute, "give up when the rollout has not ended by then")
@@ -238,7 +243,8 @@ type historyCount struct {
 	WorkflowID, RunID string
 	Run               int // 1-based generation of a Rollout; 0 for a child
 	Events            int64
-	ClosedAs          string // last event type, e.g. WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+	ClosedAs          string        // last event type (from visibility: the status)
+	Took              time.Duration // start to close (from visibility)
 }
 
 func (h historyCount) label() string {
@@ -260,15 +266,9 @@ func countHistory(ctx context.Context, c client.Client, wfID, runID string) (his
 			return h, "", fmt.Errorf("history of %s run %s: %w", wfID, runID, err)
 		}
 		h.Events++
-		h.ClosedAs = strings.TrimPrefix(e.GetEventType().String(), "EVENT_TYPE_")
+		h.ClosedAs = e.GetEventType().String()
 		if a := e.GetWorkflowExecutionContinuedAsNewEventAttributes(); a != nil {
 			next = a.GetNewExecutionRunId()
-		}
-		if os.Getenv("BENCH_DEBUG") != "" && (e.GetEventId() == 1 || e.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW) {
-			fmt.Fprintf(os.Stderr, "DEBUG %s %s event %d %s next=%q\n", wfID, runID, e.GetEventId(), e.GetEventType(), next)
-		}
-		if a := e.GetWorkflowExecutionStartedEventAttributes(); a != nil && h.RunID == "" {
-			h.RunID = a.GetOriginalExecutionRunId()
 		}
 	}
 	return h, next, nil
@@ -306,7 +306,7 @@ func childHistoryLengths(ctx context.Context, c client.Client, rolloutID string)
 		}
 		for _, e := range resp.GetExecutions() {
 			out = append(out, historyCount{WorkflowID: e.GetExecution().GetWorkflowId(), RunID: e.GetExecution().GetRunId(),
-				Events: e.GetHistoryLength(), ClosedAs: e.GetStatus().String()})
+				Events: e.GetHistoryLength(), ClosedAs: e.GetStatus().String(), Took: e.GetCloseTime().AsTime().Sub(e.GetStartTime().AsTime())})
 		}
 		if token = resp.GetNextPageToken(); len(token) == 0 {
 			return out, nil
@@ -352,6 +352,51 @@ func largest(hs []historyCount) (historyCount, bool) {
 	return m, true
 }
 
+// connWatch records, per robot, the connection messages the broker
+// delivers (state, the message's timestamp, when it arrived), so that a
+// robot that fails its health check can be explained.
+type connWatch struct {
+	mu   sync.Mutex
+	seen map[string][]string
+	t0   time.Time
+}
+
+func watchConnections(brokerURL string) (*connWatch, func(), error) {
+	w := &connWatch{seen: map[string][]string{}, t0: time.Now()}
+	obs := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(brokerURL).SetClientID("bench-rollout-observer").SetOrderMatters(true))
+	if t := obs.Connect(); !t.WaitTimeout(10*time.Second) || t.Error() != nil {
+		return nil, nil, fmt.Errorf("connection observer: %v", t.Error())
+	}
+	tok := obs.Subscribe(vda5050.Subscription(vda5050.TopicConnection), 1, func(_ mqtt.Client, m mqtt.Message) {
+		k, _, err := vda5050.ParseTopic(m.Topic())
+		if err != nil || len(m.Payload()) == 0 {
+			return
+		}
+		var c vda5050.Connection
+		if json.Unmarshal(m.Payload(), &c) != nil {
+			return
+		}
+		w.mu.Lock()
+		w.seen[k.String()] = append(w.seen[k.String()], fmt.Sprintf("%s(header %d, sent %s, got +%.3fs)",
+			c.ConnectionState, c.HeaderID, c.Timestamp, time.Since(w.t0).Seconds()))
+		w.mu.Unlock()
+	})
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		obs.Disconnect(0)
+		return nil, nil, fmt.Errorf("connection observer: subscribe: %v", tok.Error())
+	}
+	return w, func() { obs.Disconnect(100) }, nil
+}
+
+func (w *connWatch) of(robotID string) string {
+	if w == nil {
+		return ""
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return strings.Join(w.seen[robotID], " → ")
+}
+
 func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, out io.Writer) error {
 	plan, sizes, err := benchWavePlan(f.robots, f.waves)
 	if err != nil {
@@ -380,10 +425,13 @@ func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, 
 	}
 	soaks := time.Duration(len(sizes)-1) * f.soak // no soak after the last wave
 
-	fmt.Fprintf(out, "starting the local stack with %d virtual robots (install time 0, no reboot delay)…\n", f.robots)
+	reboot := f.rebootDelay
+	if reboot <= 0 {
+		reboot = -1 // sim.Options.RebootDelay: negative reboots at once, 0 would mean the sim's default
+	}
+	fmt.Fprintf(out, "starting the local stack with %d virtual robots (install time 0, reboot delay %s)…\n", f.robots, max(f.rebootDelay, 0))
 	t0 := time.Now()
-	// rebootDelay < 0: the virtual robots reboot at once (sim.Options.RebootDelay).
-	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: f.temporalBin, headless: true, siteMap: grid, rebootDelay: -1}, io.Discard)
+	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: f.temporalBin, headless: true, siteMap: grid, rebootDelay: reboot}, io.Discard)
 	if err != nil {
 		return err
 	}
@@ -392,6 +440,13 @@ func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, 
 	fmt.Fprintf(out, "stack up in %s; rollout %s: %s → %d targets in waves %v, maxConcurrent %d, soak %s, healthCheck %s\n",
 		time.Since(t0).Round(100*time.Millisecond), id, benchRolloutArtifact, f.robots, sizes, f.maxConcurrent, f.soak, f.healthCheck)
 
+	conns, stopWatch, err := watchConnections(ls.cfg.MQTT.URL)
+	if err != nil {
+		fmt.Fprintf(out, "%v (failed robots will not be explained)\n", err)
+	} else {
+		defer stopWatch()
+	}
+
 	rctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	start := time.Now()
@@ -399,6 +454,7 @@ func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, 
 	if err != nil {
 		return err
 	}
+	firstRunID := run.GetRunID() // Get follows continue-as-new and moves GetRunID along
 	st, runErr := waitRollout(rctx, c, run, waveLabels(plan, false), out, 5*time.Second)
 	wall := time.Since(start)
 	overhead := wall - soaks
@@ -415,7 +471,7 @@ func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, 
 		tl = timelineFromAudit(trail, len(sizes))
 	}
 
-	runs, runsErr := rolloutRuns(actx, c, wfID, run.GetRunID())
+	runs, runsErr := rolloutRuns(actx, c, wfID, firstRunID)
 	children, childErr := childHistoryLengths(actx, c, id)
 	var sampled []historyCount
 	for _, i := range sampleIndices(len(st.Robots), f.samples) {
@@ -432,13 +488,28 @@ func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, 
 	}
 
 	// Report.
-	fmt.Fprintf(out, "\nfleetflow rollout benchmark — %d robots at speed 0, install time 0, no reboot delay, %d waves %v, maxConcurrent %d, one run\n",
-		f.robots, len(sizes), sizes, f.maxConcurrent)
+	fmt.Fprintf(out, "\nfleetflow rollout benchmark — %d robots at speed 0, install time 0, reboot delay %s, %d waves %v, maxConcurrent %d, healthCheck %s, one run\n",
+		f.robots, max(f.rebootDelay, 0), len(sizes), sizes, f.maxConcurrent, f.healthCheck)
 	c0 := st.Counts
 	fmt.Fprintf(out, "rollout   %s: %s · %d succeeded, %d failed, %d timed out, %d skipped, %d cancelled of %d targets · %d workflow runs (status says %d)\n",
 		wfID, st.State, c0.Succeeded, c0.Failed, c0.TimedOut, c0.Skipped, c0.Cancelled, c0.Targets, len(runs), st.Runs+1)
 	if runErr != nil {
 		fmt.Fprintf(out, "          ended with: %s\n", rootCause(runErr))
+	}
+	shown := 0
+	for _, r := range st.Robots {
+		if r.State == workflows.UpdateSucceeded {
+			continue
+		}
+		if shown++; shown <= 5 {
+			fmt.Fprintf(out, "          %s %s (wave %d, %d attempts): %s\n", r.RobotID, r.State, r.Wave+1, r.Attempts, r.Reason)
+			if seq := conns.of(r.RobotID); seq != "" {
+				fmt.Fprintf(out, "            connection messages seen: %s\n", seq)
+			}
+		}
+	}
+	if shown > 5 {
+		fmt.Fprintf(out, "          … and %d more robots not SUCCEEDED\n", shown-5)
 	}
 	fmt.Fprintf(out, "wall      %s from start to result; configured soak %s × %d = %s; overhead %s (%.1f ms per robot)\n",
 		secs(wall), f.soak, len(sizes)-1, secs(soaks), secs(overhead), float64(overhead.Microseconds())/1000/float64(max(f.robots, 1)))
@@ -472,8 +543,8 @@ func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, 
 		var parts []string
 		for _, r := range runs {
 			parts = append(parts, fmt.Sprintf("run %d: %s", r.Run, thousands(r.Events)))
-			if r.ClosedAs != "WORKFLOW_EXECUTION_CONTINUED_AS_NEW" && r.Run < len(runs) || r.Run == len(runs) && r.ClosedAs == "WORKFLOW_EXECUTION_CONTINUED_AS_NEW" {
-				parts[len(parts)-1] += " (ended " + r.ClosedAs + ")"
+			if r.Run == len(runs) && r.ClosedAs != enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED.String() {
+				parts[len(parts)-1] += " (last event " + r.ClosedAs + ")"
 			}
 		}
 		fmt.Fprintf(out, "history   Rollout runs (events): %s\n", strings.Join(parts, ", "))
@@ -482,13 +553,16 @@ func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, 
 		fmt.Fprintf(out, "history   RobotUpdate children via visibility: %v\n", childErr)
 	} else if len(children) > 0 {
 		lens := make([]int64, len(children))
+		took := make([]time.Duration, len(children))
 		for i, h := range children {
-			lens[i] = h.Events
+			lens[i], took[i] = h.Events, h.Took
 		}
 		sort.Slice(lens, func(i, j int) bool { return lens[i] < lens[j] })
 		m, _ := largest(children)
 		fmt.Fprintf(out, "history   %d RobotUpdate children (visibility's history length): median %d, max %d (%s)\n",
 			len(children), lens[len(lens)/2], m.Events, m.WorkflowID)
+		fmt.Fprintf(out, "robot     RobotUpdate start → close: p50 %s, p99 %s, max %s\n",
+			ms(percentile(took, 0.5)), ms(percentile(took, 0.99)), ms(percentile(took, 1)))
 	}
 	if m, ok := largest(sampled); ok {
 		fmt.Fprintf(out, "history   %d sampled RobotUpdate children counted event by event: max %d (%s)\n", len(sampled), m.Events, m.WorkflowID)
