@@ -43,6 +43,7 @@ test: build bin/temporal services vet workflowcheck
 
 bench: build bin/temporal
 	./bin/starter bench
+	./bin/starter bench rollout
 	$(GO) test -run '^$$' -bench DecodeAndRoute -cpu 1 -benchtime 3s ./workers/bridge/
 
 clean:

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,6 +44,7 @@ type benchRolloutFlags struct {
 	timeout                               time.Duration
 	temporalBin                           string
 	explain                               bool
+	cpuProfile                            string
 }
 
 func benchRolloutCmd(g *globalFlags) *cobra.Command {
@@ -52,7 +54,7 @@ func benchRolloutCmd(g *globalFlags) *cobra.Command {
 		Short: "Benchmark one OTA rollout over a large virtual fleet (make bench)",
 		Long: `bench rollout starts the local stack (headless, fresh ports, embedded broker)
 with a generated grid site of --robots virtual robots that install at once
-(install time 0, no reboot delay), then runs ONE rollout of ` + benchRolloutArtifact + `
+(install time 0, no reboot delay unless --reboot-delay), then runs ONE rollout of ` + benchRolloutArtifact + `
 over all of them in --waves waves (a canary of 1% of the robots, then
 cumulative percentages spread evenly up to 100%), --soak after each wave
 but the last, and reports:
@@ -80,7 +82,8 @@ the rollout does not complete.`,
 	cmd.Flags().IntVar(&f.samples, "history-samples", 20, "RobotUpdate children whose events are counted one by one (visibility's history length covers all of them)")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 30*time.Minute, "give up when the rollout has not ended by then")
 	cmd.Flags().StringVar(&f.temporalBin, "temporal-bin", "bin/temporal", "the pinned Temporal CLI")
-	cmd.Flags().BoolVar(&f.explain, "explain", false, "print the event history of the canary robot's RobotUpdate")
+	cmd.Flags().BoolVar(&f.explain, "explain", false, "print the event histories of the median and the slowest RobotUpdate")
+	cmd.Flags().StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (workers, bridge, broker, virtual fleet) during the rollout to this file")
 	return cmd
 }
 
@@ -397,6 +400,32 @@ func (w *connWatch) of(robotID string) string {
 	return strings.Join(w.seen[robotID], " → ")
 }
 
+// probeReservations reserves and releases k robots of a site one after the
+// other on the idle stack, as a RobotUpdate does (ReserveRequest.RobotID),
+// and returns how long each call took: every update pays one of each, and
+// both serialise on the site.
+func probeReservations(ctx context.Context, st *store.Store, siteName, tag string, robots []string, k int) (reserve, release []time.Duration, err error) {
+	for n, i := range sampleIndices(len(robots), k) {
+		mission := fmt.Sprintf("bench-probe-%s-%d", tag, n)
+		t := time.Now()
+		r, err := st.Reserve(ctx, store.ReserveRequest{MissionID: mission, WorkflowID: mission, Site: siteName, RobotID: robots[i]})
+		if err != nil {
+			return reserve, release, err
+		}
+		reserve = append(reserve, time.Since(t))
+		if r.RobotID == "" {
+			_ = st.CancelQueued(ctx, mission)
+			continue
+		}
+		t = time.Now()
+		if _, err := st.Release(ctx, r.RobotID, mission); err != nil {
+			return reserve, release, err
+		}
+		release = append(release, time.Since(t))
+	}
+	return reserve, release, nil
+}
+
 func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, out io.Writer) error {
 	plan, sizes, err := benchWavePlan(f.robots, f.waves)
 	if err != nil {
@@ -449,6 +478,17 @@ func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, 
 
 	rctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
+	if f.cpuProfile != "" {
+		pf, err := os.Create(f.cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pf.Close()
+		defer pprof.StopCPUProfile() // also stopped right after the rollout; a second stop is a no-op
+	}
 	start := time.Now()
 	run, err := startRollout(rctx, c, ls.cfg, spec, "bench")
 	if err != nil {
@@ -457,6 +497,9 @@ func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, 
 	firstRunID := run.GetRunID() // Get follows continue-as-new and moves GetRunID along
 	st, runErr := waitRollout(rctx, c, run, waveLabels(plan, false), out, 5*time.Second)
 	wall := time.Since(start)
+	if f.cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	overhead := wall - soaks
 	// Everything below reads what the rollout left behind: it must not
 	// give up because the rollout used up the timeout.
@@ -483,16 +526,12 @@ func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, 
 		sampled = append(sampled, h)
 	}
 
-	if f.explain && len(st.Robots) > 0 {
-		explainHistory(actx, c, workflows.RobotUpdateWorkflowID(id, st.Robots[0].RobotID), out)
-	}
-
 	// Report.
 	fmt.Fprintf(out, "\nfleetflow rollout benchmark — %d robots at speed 0, install time 0, reboot delay %s, %d waves %v, maxConcurrent %d, healthCheck %s, one run\n",
 		f.robots, max(f.rebootDelay, 0), len(sizes), sizes, f.maxConcurrent, f.healthCheck)
 	c0 := st.Counts
-	fmt.Fprintf(out, "rollout   %s: %s · %d succeeded, %d failed, %d timed out, %d skipped, %d cancelled of %d targets · %d workflow runs (status says %d)\n",
-		wfID, st.State, c0.Succeeded, c0.Failed, c0.TimedOut, c0.Skipped, c0.Cancelled, c0.Targets, len(runs), st.Runs+1)
+	fmt.Fprintf(out, "rollout   %s: %s · %d succeeded, %d failed, %d timed out, %d skipped, %d cancelled of %d targets · %d workflow runs\n",
+		wfID, st.State, c0.Succeeded, c0.Failed, c0.TimedOut, c0.Skipped, c0.Cancelled, c0.Targets, len(runs))
 	if runErr != nil {
 		fmt.Fprintf(out, "          ended with: %s\n", rootCause(runErr))
 	}
@@ -563,6 +602,14 @@ func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, 
 			len(children), lens[len(lens)/2], m.Events, m.WorkflowID)
 		fmt.Fprintf(out, "robot     RobotUpdate start → close: p50 %s, p99 %s, max %s\n",
 			ms(percentile(took, 0.5)), ms(percentile(took, 0.99)), ms(percentile(took, 1)))
+		if f.explain {
+			byTook := append([]historyCount(nil), children...)
+			sort.Slice(byTook, func(i, j int) bool { return byTook[i].Took < byTook[j].Took })
+			for _, h := range []historyCount{byTook[len(byTook)/2], byTook[len(byTook)-1]} {
+				fmt.Fprintf(out, "RobotUpdate that took %s: ", ms(h.Took))
+				explainHistory(actx, c, h.WorkflowID, out)
+			}
+		}
 	}
 	if m, ok := largest(sampled); ok {
 		fmt.Fprintf(out, "history   %d sampled RobotUpdate children counted event by event: max %d (%s)\n", len(sampled), m.Events, m.WorkflowID)
@@ -583,6 +630,16 @@ func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, 
 		Metric: "robots updated", Measured: fmt.Sprintf("%d of %d", c0.Succeeded, f.robots),
 		Target: "all", Met: c0.Succeeded == f.robots,
 	})
+	ids := make([]string, len(st.Robots))
+	for i, r := range st.Robots {
+		ids[i] = r.RobotID
+	}
+	if res, rel, err := probeReservations(actx, ls.worker.Store, grid.Site, runID, ids, 20); err != nil {
+		fmt.Fprintf(out, "store     reservation probe: %v\n", err)
+	} else if len(res) > 0 {
+		fmt.Fprintf(out, "store     one named robot of %d on the idle stack, %d times: Reserve p50 %s, Release p50 %s\n",
+			len(grid.Robots), len(res), ms(percentile(res, 0.5)), ms(percentile(rel, 0.5)))
+	}
 	fmt.Fprintln(out)
 	writeTargetTable(out, rows)
 	fmt.Fprintf(out, "bridge    %s\n", bridgeCounters(ls))
