@@ -115,9 +115,10 @@ func nearest(cands []candidate, taken []bool, caps []string, minBattery, x, y fl
 }
 
 // freeRobots returns the robots of site that could be reserved now (ONLINE,
-// no fatal error, not reserved), sorted by ID, and locks their rows. Call it
-// holding the site's advisory lock.
-func freeRobots(ctx context.Context, tx pgx.Tx, site string) ([]candidate, error) {
+// no fatal error, not reserved), sorted by ID, and locks their rows; only
+// robotID when it is not "" (a robot-specific request with nobody in line
+// needs no other row). Call it holding the site's advisory lock.
+func freeRobots(ctx context.Context, tx pgx.Tx, site, robotID string) ([]candidate, error) {
 	rows, err := tx.Query(ctx, `
 SELECT r.robot_id, r.capabilities, s.battery_charge, s.x, s.y
 FROM robots r
@@ -126,8 +127,9 @@ WHERE r.site = $1
   AND s.connection_state = 'ONLINE'
   AND s.fatal_error = ''
   AND NOT EXISTS (SELECT 1 FROM reservations v WHERE v.robot_id = r.robot_id)
+  AND ($2 = '' OR r.robot_id = $2)
 ORDER BY r.robot_id
-FOR NO KEY UPDATE OF r SKIP LOCKED`, site)
+FOR NO KEY UPDATE OF r SKIP LOCKED`, site, robotID)
 	if err != nil {
 		return nil, fmt.Errorf("free robots of %s: %w", site, err)
 	}
@@ -273,11 +275,18 @@ func (s *Store) Reserve(ctx context.Context, req ReserveRequest) (Reservation, e
 			return err
 		}
 
-		cands, err := freeRobots(ctx, tx, req.Site)
+		queue, err := siteQueue(ctx, tx, req.Site, req.MissionID)
 		if err != nil {
 			return err
 		}
-		queue, err := siteQueue(ctx, tx, req.Site, req.MissionID)
+		// With nobody else in line, a robot-specific request (an OTA
+		// update) looks at its robot only: the cost no longer grows with
+		// the site's fleet.
+		only := ""
+		if len(queue) == 0 {
+			only = req.RobotID
+		}
+		cands, err := freeRobots(ctx, tx, req.Site, only)
 		if err != nil {
 			return err
 		}
@@ -397,11 +406,11 @@ func (s *Store) Release(ctx context.Context, robotID, missionID string) ([]strin
 			map[string]any{"robotId": robotID, "site": site, "heldBy": holder}); err != nil {
 			return err
 		}
-		cands, err := freeRobots(ctx, tx, site)
-		if err != nil {
-			return err
-		}
 		queue, err := siteQueue(ctx, tx, site, "")
+		if err != nil || len(queue) == 0 {
+			return err // nobody to wake
+		}
+		cands, err := freeRobots(ctx, tx, site, "")
 		if err != nil {
 			return err
 		}

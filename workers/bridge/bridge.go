@@ -73,6 +73,7 @@ type summary struct {
 	actions   map[string]string
 	errorsKey string
 	version   string             // state.information softwareVersion
+	connSent  time.Time          // header timestamp of the robot\'s last own ONLINE/OFFLINE
 	last      schemas.RobotEvent // the latest full event, reused for connection changes
 	headerID  uint32             // of the latest accepted state
 	timestamp time.Time          // of the latest accepted state
@@ -531,9 +532,19 @@ func (b *Bridge) onConnection(k vda5050.RobotKey, c *vda5050.Connection) []route
 	// The time of receipt, not the message's: a last will carries the time
 	// the robot connected, older than the ONLINE it sent right after.
 	ts := time.Now()
+	sent, _ := time.Parse(time.RFC3339Nano, c.Timestamp)
 	b.mu.Lock()
-	b.conns = append(b.conns, store.ConnectionUpdate{RobotID: id, State: string(c.ConnectionState), At: ts})
 	prev := b.robots[id]
+	// A robot's own ONLINE/OFFLINE older than the last one it sent is a
+	// late delivery: after a quick reboot the broker may hand over the new
+	// connection's ONLINE before the old connection's OFFLINE. (A last will
+	// carries its connect time, so CONNECTIONBROKEN is not judged by it.)
+	if c.ConnectionState != vda5050.ConnectionBroken && prev != nil && !sent.IsZero() && sent.Before(prev.connSent) {
+		b.mu.Unlock()
+		b.m.rejected.WithLabelValues("stale").Inc()
+		return nil
+	}
+	b.conns = append(b.conns, store.ConnectionUpdate{RobotID: id, State: string(c.ConnectionState), At: ts})
 	changed := prev == nil || prev.connection != string(c.ConnectionState)
 	var orderID string
 	if prev == nil {
@@ -541,6 +552,9 @@ func (b *Bridge) onConnection(k vda5050.RobotKey, c *vda5050.Connection) []route
 		b.robots[id] = prev
 	}
 	prev.connection = string(c.ConnectionState)
+	if c.ConnectionState != vda5050.ConnectionBroken && sent.After(prev.connSent) {
+		prev.connSent = sent
+	}
 	orderID = prev.orderID
 	// A connection change carries the robot's last known state too, so a
 	// coalesced signal never loses it.

@@ -259,3 +259,31 @@ func BenchmarkDecodeAndRoute(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
+
+// After a quick reboot the broker may deliver the new connection's ONLINE
+// before the old connection's OFFLINE: the older OFFLINE must not win.
+func TestLateOfflineAfterRebootIsDropped(t *testing.T) {
+	b, sink, _ := newBridge(prometheus.NewRegistry())
+	ctx := context.Background()
+	t0 := time.Now()
+	conn := func(s vda5050.ConnectionState, at time.Time) []byte {
+		return raw(t, vda5050.Connection{Header: vda5050.Header{Timestamp: vda5050.Timestamp(at), Version: vda5050.Version,
+			Manufacturer: "acme", SerialNumber: "AMR-001"}, ConnectionState: s})
+	}
+	b.Handle(ctx, "uagv/v2/acme/AMR-001/connection", conn(vda5050.ConnectionOnline, t0.Add(time.Millisecond)))
+	b.Handle(ctx, "uagv/v2/acme/AMR-001/connection", conn(vda5050.ConnectionOffline, t0))
+	b.Flush(ctx)
+	if len(sink.conns) != 1 || sink.conns[0].State != "ONLINE" {
+		t.Fatalf("stored connection updates %+v, want only the ONLINE", sink.conns)
+	}
+	if v := testutil.ToFloat64(b.m.rejected.WithLabelValues("stale")); v != 1 {
+		t.Errorf("stale rejections %v, want 1", v)
+	}
+	// A later OFFLINE still counts, and a last will is never judged by its (connect) time.
+	b.Handle(ctx, "uagv/v2/acme/AMR-001/connection", conn(vda5050.ConnectionOffline, t0.Add(2*time.Millisecond)))
+	b.Handle(ctx, "uagv/v2/acme/AMR-001/connection", conn(vda5050.ConnectionBroken, t0.Add(-time.Hour)))
+	b.Flush(ctx)
+	if n := len(sink.conns); n != 3 || sink.conns[1].State != "OFFLINE" || sink.conns[2].State != "CONNECTIONBROKEN" {
+		t.Fatalf("stored connection updates %+v", sink.conns)
+	}
+}
