@@ -282,12 +282,25 @@ func (u *robotUpdate) apply(ctx workflow.Context, ev schemas.RobotEvent) {
 	if ev.RobotID != u.in.Robot.ID {
 		return
 	}
+	// The store lags the bridge's signals by up to a flush interval: a
+	// stored state older than the last signalled one is not news.
+	if ev.Reconciled && u.haveLast && !u.last.Reconciled && olderState(ev.StateTimestamp, u.last.StateTimestamp) {
+		return
+	}
 	u.events++
 	u.last, u.haveLast = ev, true
 	if ev.SoftwareVersion != "" {
 		u.status.Version = ev.SoftwareVersion
 	}
 	u.status.UpdatedAt = workflow.Now(ctx)
+}
+
+// olderState reports whether ISO 8601 timestamp a is before b; an
+// unreadable one is never older.
+func olderState(a, b string) bool {
+	ta, errA := time.Parse(time.RFC3339Nano, a)
+	tb, errB := time.Parse(time.RFC3339Nano, b)
+	return errA == nil && errB == nil && ta.Before(tb)
 }
 
 // softwareUpdateAction builds the instant action for artifact a.
@@ -420,7 +433,8 @@ func (u *robotUpdate) healthCheck(ctx workflow.Context) attemptOutcome {
 		cur := u.events
 		_, _ = workflow.AwaitWithTimeout(ctx, left, func() bool { return u.events != cur })
 	}
-	snap, ok := u.snapshot(ctx)
+	_, ok := u.snapshot(ctx)
+	snap := u.last // the stored state, or the signalled one when newer
 	switch {
 	case !ok:
 		return attemptOutcome{state: UpdateFailed, kind: "HealthCheck", touched: true, retryable: true, reason: "health check: cannot read the robot's state"}
