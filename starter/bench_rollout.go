@@ -54,7 +54,7 @@ func benchRolloutCmd(g *globalFlags) *cobra.Command {
 		Short: "Benchmark one OTA rollout over a large virtual fleet (make bench)",
 		Long: `bench rollout starts the local stack (headless, fresh ports, embedded broker)
 with a generated grid site of --robots virtual robots that install at once
-(install time 0, no reboot delay unless --reboot-delay), then runs ONE rollout of ` + benchRolloutArtifact + `
+(install time 0, a 100 ms reboot unless --reboot-delay), then runs ONE rollout of ` + benchRolloutArtifact + `
 over all of them in --waves waves (a canary of 1% of the robots, then
 cumulative percentages spread evenly up to 100%), --soak after each wave
 but the last, and reports:
@@ -77,7 +77,7 @@ the rollout does not complete.`,
 	cmd.Flags().DurationVar(&f.soak, "soak", 2*time.Second, "soak time after each wave but the last")
 	cmd.Flags().IntVar(&f.maxConcurrent, "max-concurrent", 100, "robots updating at once (the spec's maxConcurrent)")
 	cmd.Flags().DurationVar(&f.healthCheck, "health-check", time.Millisecond, "the spec's healthCheck (must be > 0)")
-	cmd.Flags().DurationVar(&f.rebootDelay, "reboot-delay", 0, "how long a virtual robot stays offline rebooting after an install (0 = it reboots at once)")
+	cmd.Flags().DurationVar(&f.rebootDelay, "reboot-delay", 100*time.Millisecond, "how long a virtual robot stays offline rebooting after an install (0 = it reboots at once)")
 	cmd.Flags().DurationVar(&f.robotTimeout, "robot-timeout", 2*time.Minute, "the spec's robotTimeout")
 	cmd.Flags().IntVar(&f.samples, "history-samples", 20, "RobotUpdate children whose events are counted one by one (visibility's history length covers all of them)")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 30*time.Minute, "give up when the rollout has not ended by then")

@@ -408,6 +408,10 @@ func refusalKind(desc string) (kind string, retryable bool) {
 	return k, true
 }
 
+// healthOnlineTries bounds the health check's wait for a rebooted robot's
+// ONLINE to reach the store (one try a second).
+const healthOnlineTries = 10
+
 // healthCheck waits HealthCheck with the robot on the new version, failing
 // at the first FATAL error, then confirms from the stored state.
 func (u *robotUpdate) healthCheck(ctx workflow.Context) attemptOutcome {
@@ -434,6 +438,16 @@ func (u *robotUpdate) healthCheck(ctx workflow.Context) attemptOutcome {
 		_, _ = workflow.AwaitWithTimeout(ctx, left, func() bool { return u.events != cur })
 	}
 	_, ok := u.snapshot(ctx)
+	// Right after a reboot the ONLINE may not be stored yet (connection and
+	// state travel on different topics and are flushed in batches): give
+	// it a few seconds before calling the robot offline.
+	for tries := 0; ok && u.last.Connection != string(vda5050.ConnectionOnline) && tries < healthOnlineTries; tries++ {
+		cur := u.events
+		_, _ = workflow.AwaitWithTimeout(ctx, time.Second, func() bool { return u.events != cur })
+		if u.last.Connection != string(vda5050.ConnectionOnline) {
+			_, ok = u.snapshot(ctx)
+		}
+	}
 	snap := u.last // the stored state, or the signalled one when newer
 	switch {
 	case !ok:

@@ -70,13 +70,14 @@ type summary struct {
 	paused       bool
 	// actions holds each action's status and, for progress reporting,
 	// its resultDescription ("RUNNING\x00downloading").
-	actions   map[string]string
-	errorsKey string
-	version   string             // state.information softwareVersion
-	connSent  time.Time          // header timestamp of the robot\'s last own ONLINE/OFFLINE
-	last      schemas.RobotEvent // the latest full event, reused for connection changes
-	headerID  uint32             // of the latest accepted state
-	timestamp time.Time          // of the latest accepted state
+	actions    map[string]string
+	errorsKey  string
+	version    string             // state.information softwareVersion
+	connSent   time.Time          // header timestamp of the robot's last own ONLINE/OFFLINE
+	connHeader uint32             // and its headerId (timestamps have millisecond resolution)
+	last       schemas.RobotEvent // the latest full event, reused for connection changes
+	headerID   uint32             // of the latest accepted state
+	timestamp  time.Time          // of the latest accepted state
 }
 
 // pendingState is a robot's latest state waiting for the batched upsert.
@@ -539,7 +540,8 @@ func (b *Bridge) onConnection(k vda5050.RobotKey, c *vda5050.Connection) []route
 	// late delivery: after a quick reboot the broker may hand over the new
 	// connection's ONLINE before the old connection's OFFLINE. (A last will
 	// carries its connect time, so CONNECTIONBROKEN is not judged by it.)
-	if c.ConnectionState != vda5050.ConnectionBroken && prev != nil && !sent.IsZero() && sent.Before(prev.connSent) {
+	if c.ConnectionState != vda5050.ConnectionBroken && prev != nil && !sent.IsZero() &&
+		(sent.Before(prev.connSent) || (sent.Equal(prev.connSent) && c.HeaderID < prev.connHeader)) {
 		b.mu.Unlock()
 		b.m.rejected.WithLabelValues("stale").Inc()
 		return nil
@@ -552,8 +554,8 @@ func (b *Bridge) onConnection(k vda5050.RobotKey, c *vda5050.Connection) []route
 		b.robots[id] = prev
 	}
 	prev.connection = string(c.ConnectionState)
-	if c.ConnectionState != vda5050.ConnectionBroken && sent.After(prev.connSent) {
-		prev.connSent = sent
+	if c.ConnectionState != vda5050.ConnectionBroken && !sent.Before(prev.connSent) {
+		prev.connSent, prev.connHeader = sent, c.HeaderID
 	}
 	orderID = prev.orderID
 	// A connection change carries the robot's last known state too, so a
