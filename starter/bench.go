@@ -105,6 +105,7 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out io.Writer)
 	cfg.MQTT.URL = "" // embedded broker: measures fleetflow, not a shared broker
 	cfg.MQTT.EmbeddedPort, _ = freePortNumber()
 	cfg.Worker.HTTPAddr = "127.0.0.1:0"
+	cfg.Artifacts.ServePort = 0
 	cfg.Sim.Speed, cfg.Sim.ActionDuration = 0, 0
 	grid := site.Grid("bench", 20, 20, 2, f.robots, []string{"acme", "robotix"})
 	fmt.Fprintf(out, "starting the local stack with %d virtual robots…\n", f.robots)

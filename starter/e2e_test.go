@@ -74,6 +74,7 @@ func TestEndToEndMissions(t *testing.T) {
 	cfg.Postgres.URL = freshDatabase(t)
 	cfg.Site.MapsDir = "../testdata/sites"
 	cfg.Worker.HTTPAddr = "127.0.0.1:0"
+	cfg.Artifacts.Dir, cfg.Artifacts.TrustedKeys, cfg.Artifacts.ServePort = "../testdata/artifacts", "../testdata/keys/trusted", 0
 	cfg.Sim.Speed = 4
 	cfg.Sim.ActionDuration = 300 * time.Millisecond
 
