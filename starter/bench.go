@@ -95,18 +95,29 @@ func runConcurrent(n, c int, job func(i int)) time.Duration {
 	return time.Since(start)
 }
 
-func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out io.Writer) error {
+// benchConfig is the configuration every benchmark runs with: the local
+// stack on fresh ports, the embedded broker (measuring fleetflow, not a
+// shared broker), virtual robots at speed 0 with instant actions.
+func benchConfig(g *globalFlags) (config.Config, error) {
 	cfg, err := loadConfig(g)
 	if err != nil {
-		return err
+		return cfg, err
 	}
 	cfg.Temporal.DevServerPort, _ = freePortNumber()
 	cfg.Temporal.DevUIPort, _ = freePortNumber()
-	cfg.MQTT.URL = "" // embedded broker: measures fleetflow, not a shared broker
+	cfg.MQTT.URL = ""
 	cfg.MQTT.EmbeddedPort, _ = freePortNumber()
 	cfg.Worker.HTTPAddr = "127.0.0.1:0"
 	cfg.Artifacts.ServePort = 0
 	cfg.Sim.Speed, cfg.Sim.ActionDuration = 0, 0
+	return cfg, nil
+}
+
+func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out io.Writer) error {
+	cfg, err := benchConfig(g)
+	if err != nil {
+		return err
+	}
 	grid := site.Grid("bench", 20, 20, 2, f.robots, []string{"acme", "robotix"})
 	fmt.Fprintf(out, "starting the local stack with %d virtual robots…\n", f.robots)
 	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: f.temporalBin, headless: true, siteMap: grid}, io.Discard)

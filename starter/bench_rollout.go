@@ -434,17 +434,10 @@ func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, 
 	if f.soak < 0 || f.maxConcurrent < 1 {
 		return badInput("--soak must be ≥ 0 and --max-concurrent ≥ 1")
 	}
-	cfg, err := loadConfig(g)
+	cfg, err := benchConfig(g)
 	if err != nil {
 		return err
 	}
-	cfg.Temporal.DevServerPort, _ = freePortNumber()
-	cfg.Temporal.DevUIPort, _ = freePortNumber()
-	cfg.MQTT.URL = "" // embedded broker: measures fleetflow, not a shared broker
-	cfg.MQTT.EmbeddedPort, _ = freePortNumber()
-	cfg.Worker.HTTPAddr = "127.0.0.1:0"
-	cfg.Artifacts.ServePort = 0
-	cfg.Sim.Speed, cfg.Sim.ActionDuration = 0, 0
 	runID := strconv.FormatInt(time.Now().Unix(), 36)
 	id := "bench-" + runID
 	grid := site.Grid("bench-rollout-"+runID, 20, 20, 2, f.robots, []string{"acme", "robotix"})

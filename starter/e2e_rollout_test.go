@@ -15,7 +15,6 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/fleetflow/fleetflow/internal/config"
 	"github.com/fleetflow/fleetflow/internal/site"
 	"github.com/fleetflow/fleetflow/internal/vda5050"
 	"github.com/fleetflow/fleetflow/schemas"
@@ -33,15 +32,7 @@ func TestEndToEndRollouts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test skipped with -short")
 	}
-	cfg := config.Default()
-	cfg.Temporal.DevServerPort = freePort(t)
-	cfg.Temporal.DevUIPort = freePort(t)
-	cfg.MQTT.URL = envOr("MQTT_URL", "tcp://127.0.0.1:1883")
-	cfg.Postgres.URL = freshDatabase(t)
-	cfg.Worker.HTTPAddr = "127.0.0.1:0"
-	cfg.Artifacts.Dir = "../testdata/artifacts"
-	cfg.Artifacts.TrustedKeys = "../testdata/keys/trusted"
-	cfg.Artifacts.ServePort = 0
+	cfg := e2eConfig(t)
 	grid := site.Grid("ota-e2e", 5, 4, 2, 20, []string{"acme", "robotix"})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

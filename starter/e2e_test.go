@@ -63,10 +63,9 @@ func freshDatabase(t *testing.T) string {
 	return fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name)
 }
 
-func TestEndToEndMissions(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test skipped with -short")
-	}
+// e2eConfig is the end-to-end tests' stack: a dev server on free ports,
+// the real broker, a fresh database, testdata's maps, artifacts and keys.
+func e2eConfig(t *testing.T) config.Config {
 	cfg := config.Default()
 	cfg.Temporal.DevServerPort = freePort(t)
 	cfg.Temporal.DevUIPort = freePort(t)
@@ -75,6 +74,14 @@ func TestEndToEndMissions(t *testing.T) {
 	cfg.Site.MapsDir = "../testdata/sites"
 	cfg.Worker.HTTPAddr = "127.0.0.1:0"
 	cfg.Artifacts.Dir, cfg.Artifacts.TrustedKeys, cfg.Artifacts.ServePort = "../testdata/artifacts", "../testdata/keys/trusted", 0
+	return cfg
+}
+
+func TestEndToEndMissions(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test skipped with -short")
+	}
+	cfg := e2eConfig(t)
 	cfg.Sim.Speed = 4
 	cfg.Sim.ActionDuration = 300 * time.Millisecond
 

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/log"
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/fleetflow/fleetflow/internal/vda5050"
@@ -490,9 +489,4 @@ func (u *robotUpdate) rollback(ctx workflow.Context) bool {
 	}
 	u.audit(ctx, "update.rolled_back", map[string]any{"to": p.Version})
 	return true
-}
-
-// otaError is a non-retryable failure of a Rollout with its type.
-func otaError(errType, msg string, details ...any) error {
-	return temporal.NewNonRetryableApplicationError(msg, errType, nil, details...)
 }

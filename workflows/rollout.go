@@ -328,6 +328,11 @@ func (r *rollout) prepare(ctx workflow.Context) error {
 	return nil
 }
 
+// otaError is a non-retryable failure of a Rollout with its type.
+func otaError(errType, msg string, details ...any) error {
+	return temporal.NewNonRetryableApplicationError(msg, errType, nil, details...)
+}
+
 // otaErrType is the failure type of an OTA activity error: the activity's
 // own type (e.g. "Unsigned", "BadSignature"), or fallback when the error
 // carries only a Go type name (an untyped error that exhausted its retries).
@@ -606,13 +611,7 @@ func (r *rollout) record(ctx workflow.Context, i int, res RobotUpdateResult) {
 	}
 	c := r.counts()
 	if n := c.Executed(); n > 0 {
-		failures := c.Failed + c.TimedOut
-		switch r.spec.Abort.FailureType {
-		case "FAILED":
-			failures = c.Failed
-		case "TIMED_OUT":
-			failures = c.TimedOut
-		}
+		failures, _ := c.Failures(r.spec.Abort.FailureType)
 		st.FailureRate = float64(failures) * 100 / float64(n)
 	}
 	st.UpdatedAt = workflow.Now(ctx)

@@ -70,6 +70,19 @@ type UpdateCounts struct {
 // outcome (AWS IoT Jobs' "executed things").
 func (c UpdateCounts) Executed() int { return c.Succeeded + c.Failed + c.TimedOut }
 
+// Failures counts the failures of failureType: c.Failed (FAILED),
+// c.TimedOut (TIMED_OUT) or both (ALL, and any unknown type, the stricter
+// reading); what names them for messages.
+func (c UpdateCounts) Failures(failureType string) (n int, what string) {
+	switch failureType {
+	case schemas.FailureFailed:
+		return c.Failed, schemas.FailureFailed
+	case schemas.FailureTimedOut:
+		return c.TimedOut, schemas.FailureTimedOut
+	}
+	return c.Failed + c.TimedOut, schemas.FailureFailed + " or " + schemas.FailureTimedOut
+}
+
 // ShouldAbort applies the abort criteria to the counts so far, as AWS IoT
 // Jobs' abortConfig does: abort when Executed() ≥ a.MinExecuted and the
 // failures are at least a.ThresholdPercentage percent of Executed(), where
@@ -77,13 +90,7 @@ func (c UpdateCounts) Executed() int { return c.Succeeded + c.Failed + c.TimedOu
 // any unknown type, the stricter reading). Zero failures never abort. The
 // reason says why either way, e.g. "3 of 4 robots FAILED (75%) >= 50%".
 func ShouldAbort(a schemas.AbortCriteria, c UpdateCounts) (bool, string) {
-	failures, what := c.Failed+c.TimedOut, schemas.FailureFailed+" or "+schemas.FailureTimedOut
-	switch a.FailureType {
-	case schemas.FailureFailed:
-		failures, what = c.Failed, schemas.FailureFailed
-	case schemas.FailureTimedOut:
-		failures, what = c.TimedOut, schemas.FailureTimedOut
-	}
+	failures, what := c.Failures(a.FailureType)
 	executed := c.Executed()
 	if executed == 0 || executed < a.MinExecuted {
 		return false, fmt.Sprintf("%d of %s %s; the abort criteria apply once %d have finished",
