@@ -138,6 +138,7 @@ func loadMissionDir(dir string) ([]schemas.MissionSpec, error) {
 }
 
 func startLocalStack(ctx context.Context, cfg config.Config, f *devFlags, logOut io.Writer) (_ *localStack, err error) {
+	worker.TuneGC() // this process runs the workers and the bridge
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ls := &localStack{cfg: cfg, log: log}
 	defer func() {

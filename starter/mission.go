@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/fleetflow/fleetflow/internal/config"
 	"github.com/fleetflow/fleetflow/schemas"
+	"github.com/fleetflow/fleetflow/workers/worker"
 	"github.com/fleetflow/fleetflow/workflows"
 )
 
@@ -36,9 +38,11 @@ func dialTemporal(g *globalFlags) (client.Client, config.Config, error) {
 	if err != nil {
 		return nil, cfg, err
 	}
-	c, err := client.Dial(client.Options{HostPort: cfg.Temporal.HostPort, Namespace: cfg.Temporal.Namespace, Logger: quietLogger()})
+	// The workers' client options: temporal.tls and FLEETFLOW_TEMPORAL_API_KEY
+	// apply to the CLI too (Temporal Cloud needs one of them).
+	c, err := worker.NewTemporalClient(cfg, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
-		return nil, cfg, fmt.Errorf("cannot reach Temporal at %s: %w (is `starter dev` running?)", cfg.Temporal.HostPort, err)
+		return nil, cfg, fmt.Errorf("%w (is `starter dev` running?)", err)
 	}
 	return c, cfg, nil
 }

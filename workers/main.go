@@ -25,6 +25,7 @@ func main() {
 	bridgeFlag := flag.String("bridge", "", "run the telemetry bridge (true/false; default from worker.bridge)")
 	httpAddr := flag.String("http", "", "address for /healthz, /readyz, /metrics (default from worker.httpAddr)")
 	flag.Parse()
+	worker.TuneGC()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
 	cfg, err := config.Load(*cfgPath, nil)

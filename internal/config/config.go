@@ -90,6 +90,13 @@ type Worker struct {
 	// upsert (signals are sent at once, not batched).
 	BridgeFlushInterval time.Duration `yaml:"bridgeFlushInterval" env:"BRIDGE_FLUSH_INTERVAL"`
 	BridgeBatchSize     int           `yaml:"bridgeBatchSize" env:"BRIDGE_BATCH_SIZE"`
+	// WorkflowTaskPollers is how many workflow task polls each task queue's
+	// worker keeps open (Temporal worker option
+	// MaxConcurrentWorkflowTaskPollers, split between the sticky and the
+	// normal queue). The SDK's default of 2 leaves one sticky poll, so every
+	// mission's robot-event workflow task waits its turn behind one poll
+	// round trip at a time (README, Benchmarks).
+	WorkflowTaskPollers int `yaml:"workflowTaskPollers" env:"WORKFLOW_TASK_POLLERS"`
 }
 
 // Sim configures the virtual fleet.
@@ -150,7 +157,7 @@ func Default() Config {
 		MQTT:       MQTT{EmbeddedPort: 1884, ClientID: "fleetflow"},
 		Postgres:   Postgres{MaxConns: 10},
 		Site:       Site{Name: "warehouse-a", MapsDir: "testdata/sites"},
-		Worker:     Worker{HTTPAddr: "127.0.0.1:9090", Bridge: true, BridgeFlushInterval: 50 * time.Millisecond, BridgeBatchSize: 500},
+		Worker:     Worker{HTTPAddr: "127.0.0.1:9090", Bridge: true, BridgeFlushInterval: 50 * time.Millisecond, BridgeBatchSize: 500, WorkflowTaskPollers: 8},
 		Sim:        Sim{Speed: 2, ActionDuration: time.Second},
 		WMS:        WMS{Timeout: 5 * time.Second},
 		Artifacts:  Artifacts{Dir: "testdata/artifacts", ServePort: 8089, TrustedKeys: "testdata/keys/trusted"},
@@ -319,6 +326,9 @@ func (c Config) Validate() error {
 	}
 	if c.Worker.BridgeBatchSize < 1 {
 		add("worker.bridgeBatchSize", "must be at least 1")
+	}
+	if c.Worker.WorkflowTaskPollers < 2 {
+		add("worker.workflowTaskPollers", "%d must be at least 2 (one sticky and one normal poll)", c.Worker.WorkflowTaskPollers)
 	}
 	if c.Worker.BridgeFlushInterval <= 0 {
 		add("worker.bridgeFlushInterval", "must be positive")

@@ -367,3 +367,17 @@ func compactErr(err error) string {
 	}
 	return strings.TrimSpace(lines[0]) + " " + strings.TrimSpace(lines[len(lines)-1])
 }
+
+// ProcessGroups returns the process-group IDs of the child processes this
+// stack started, by name ("temporal", "postgres"); external services and the
+// in-process broker are not listed. Benchmarks use them to account CPU time.
+func (s *Stack) ProcessGroups() map[string]int {
+	groups := map[string]int{}
+	if s.temporal != nil && s.temporal.cmd.Process != nil {
+		groups["temporal"] = s.temporal.cmd.Process.Pid
+	}
+	if s.postgres != nil && s.postgres.cmd.Process != nil {
+		groups["postgres"] = s.postgres.cmd.Process.Pid
+	}
+	return groups
+}

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -261,7 +262,7 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 		acts.Artifacts = activities.ArtifactStore{BaseURL: cfg.Artifacts.BaseURL, Dir: cfg.Artifacts.Dir, Keys: keys}
 	}
 	for _, q := range queues {
-		wk := worker.New(w.Client, q, worker.Options{})
+		wk := worker.New(w.Client, q, worker.Options{MaxConcurrentWorkflowTaskPollers: cfg.Worker.WorkflowTaskPollers})
 		switch q {
 		case cfg.TaskQueues.Missions:
 			wk.RegisterWorkflowWithOptions(workflows.Mission, workflow.RegisterOptions{Name: workflows.MissionWorkflowType})
@@ -350,4 +351,19 @@ func (w *Worker) Stop() {
 			w.Store.Close()
 		}
 	})
+}
+
+// DefaultGCPercent is the garbage collector target TuneGC sets: the workers'
+// live heap is small (tens of MB) while the bridge allocates for every robot
+// message it validates, so at Go's default of 100 a fifth of the process's
+// CPU went to garbage collection under load (README, Benchmarks).
+const DefaultGCPercent = 400
+
+// TuneGC sets the garbage collector target to DefaultGCPercent unless the
+// GOGC environment variable is set (then Go's own handling applies). Call it
+// once from a binary's main, not from libraries.
+func TuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(DefaultGCPercent)
+	}
 }
