@@ -5,9 +5,11 @@
 // status change, order finished, error raised or cleared, connection
 // change), never on a mere position update.
 //
-// It never blocks the MQTT client's callbacks: messages go to a bounded
-// queue; signals to one workflow are sent in order by one sender goroutine
-// (robots are sharded over senders).
+// It never blocks the MQTT client's callbacks: messages go to bounded
+// queues, one per decoder goroutine (robots are sharded over decoders, so
+// one robot's messages stay in order while schema validation, the costly
+// part, uses every core); signals to one workflow are sent in order by one
+// sender goroutine (robots are sharded over senders).
 package bridge
 
 import (
@@ -15,6 +17,7 @@ import (
 	"errors"
 	"hash/fnv"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -43,7 +46,8 @@ type Sink interface {
 type Options struct {
 	FlushInterval time.Duration // upper bound on how long a state waits to be stored (default 50 ms)
 	BatchSize     int           // flush when this many robots have unsaved state (default 500)
-	QueueSize     int           // inbound message queue (default 65536); full = drop and count
+	QueueSize     int           // inbound messages queued over all decoders (default 65536); full = drop and count
+	Decoders      int           // goroutines that parse and validate messages (default GOMAXPROCS)
 	Senders       int           // signal sender goroutines (default 16)
 	// OwnerPrefixes: only orderIds/actionIds with one of these prefixes name a
 	// fleetflow workflow (default "mission-", "rollout-", "maintenance-").
@@ -55,6 +59,15 @@ type Options struct {
 type message struct {
 	topic   string
 	payload []byte
+}
+
+// decoded is a message that parsed and passed its schema.
+type decoded struct {
+	topic string
+	k     vda5050.RobotKey
+	t     vda5050.Topic
+	st    *vda5050.State      // TopicState
+	conn  *vda5050.Connection // TopicConnection
 }
 
 // summary is what the bridge remembers per robot to decide whether a new
@@ -100,7 +113,8 @@ type Bridge struct {
 	signaler Signaler
 	log      *slog.Logger
 
-	in      chan message
+	in      []chan message // one per decoder
+	decoded chan *decoded  // decoders → Run
 	senders []*sender
 
 	mu      sync.Mutex
@@ -152,6 +166,9 @@ func New(sink Sink, signaler Signaler, opts Options) *Bridge {
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = 1 << 16
 	}
+	if opts.Decoders <= 0 {
+		opts.Decoders = runtime.GOMAXPROCS(0)
+	}
 	if opts.Senders <= 0 {
 		opts.Senders = 16
 	}
@@ -163,10 +180,13 @@ func New(sink Sink, signaler Signaler, opts Options) *Bridge {
 	}
 	b := &Bridge{
 		opts: opts, sink: sink, signaler: signaler, log: opts.Logger,
-		in:      make(chan message, opts.QueueSize),
+		decoded: make(chan *decoded, max(opts.QueueSize/16, 1)),
 		robots:  map[string]*summary{},
 		pending: map[string]pendingState{},
 		m:       newMetrics(opts.Registerer),
+	}
+	for i := 0; i < opts.Decoders; i++ {
+		b.in = append(b.in, make(chan message, max(opts.QueueSize/opts.Decoders, 1)))
 	}
 	for i := 0; i < opts.Senders; i++ {
 		b.senders = append(b.senders, newSender())
@@ -204,9 +224,48 @@ func (b *Bridge) Subscribe(c mqtt.Client, sharedGroup string) error {
 // at least every 30 s, and workflows reconcile).
 func (b *Bridge) Enqueue(topic string, payload []byte) {
 	select {
-	case b.in <- message{topic, payload}:
+	case b.in[robotShard(topic, len(b.in))] <- message{topic, payload}:
 	default:
 		b.m.dropped.Inc()
+	}
+}
+
+// robotShard maps a topic to one of n shards by its robot part
+// (uagv/v2/<manufacturer>/<serialNumber>), so one robot's state and
+// connection messages land in the same shard. FNV-1a, without allocating.
+func robotShard(topic string, n int) int {
+	if n <= 1 {
+		return 0
+	}
+	if i := strings.LastIndexByte(topic, '/'); i > 0 {
+		topic = topic[:i]
+	}
+	h := uint32(2166136261)
+	for i := 0; i < len(topic); i++ {
+		h ^= uint32(topic[i])
+		h *= 16777619
+	}
+	return int(h % uint32(n))
+}
+
+// decodeLoop parses and validates the messages of one shard and hands them
+// to Run in arrival order.
+func (b *Bridge) decodeLoop(ctx context.Context, in <-chan message) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-in:
+			d := b.decode(m.topic, m.payload)
+			if d == nil {
+				continue
+			}
+			select {
+			case b.decoded <- d:
+			case <-ctx.Done():
+				return
+			}
+		}
 	}
 }
 
@@ -221,6 +280,13 @@ func (b *Bridge) Run(ctx context.Context) {
 			b.sendLoop(ctx, sd)
 		}(sd)
 	}
+	for _, in := range b.in {
+		wg.Add(1)
+		go func(in chan message) {
+			defer wg.Done()
+			b.decodeLoop(ctx, in)
+		}(in)
+	}
 	tick := time.NewTicker(b.opts.FlushInterval)
 	defer tick.Stop()
 	for {
@@ -231,16 +297,16 @@ func (b *Bridge) Run(ctx context.Context) {
 			cancel()
 			wg.Wait()
 			return
-		case msg := <-b.in:
+		case d := <-b.decoded:
 			// Take what has queued up too, store it in one batch, and only
 			// then signal: a workflow that hears "finished" must find that
 			// state in the registry (the next mission plans from it).
-			jobs := b.handle(ctx, msg.topic, msg.payload)
+			jobs := b.apply(d)
 		drain:
 			for n := 1; n < b.opts.BatchSize; n++ {
 				select {
-				case m := <-b.in:
-					jobs = append(jobs, b.handle(ctx, m.topic, m.payload)...)
+				case d := <-b.decoded:
+					jobs = append(jobs, b.apply(d)...)
 				default:
 					break drain
 				}
@@ -357,6 +423,27 @@ type routeJob struct {
 }
 
 func (b *Bridge) handle(ctx context.Context, topic string, payload []byte) []routeJob {
+	if d := b.decode(topic, payload); d != nil {
+		return b.apply(d)
+	}
+	return nil
+}
+
+// apply folds a decoded message into the robot's summary and returns the
+// signals it calls for. Run calls it from one goroutine, in each robot's
+// arrival order.
+func (b *Bridge) apply(d *decoded) []routeJob {
+	if d.st != nil {
+		return b.onState(d.k, d.st)
+	}
+	return b.onConnection(d.k, d.conn)
+}
+
+// decode parses topic and payload and validates the payload against its
+// official schema; it returns nil for a message that is rejected (logged and
+// counted) or carries nothing (a cleared retained connection). Safe for
+// concurrent use.
+func (b *Bridge) decode(topic string, payload []byte) *decoded {
 	k, t, err := vda5050.ParseTopic(topic)
 	if err != nil {
 		b.m.rejected.WithLabelValues("unknown").Inc()
@@ -375,7 +462,7 @@ func (b *Bridge) handle(ctx context.Context, topic string, payload []byte) []rou
 			b.reject(t, topic, errors.New("header manufacturer/serialNumber do not match the topic"))
 			return nil
 		}
-		return b.onState(k, &st)
+		return &decoded{topic: topic, k: k, t: t, st: &st}
 	case vda5050.TopicConnection:
 		if len(payload) == 0 {
 			return nil // a cleared retained message
@@ -385,7 +472,7 @@ func (b *Bridge) handle(ctx context.Context, topic string, payload []byte) []rou
 			b.reject(t, topic, err)
 			return nil
 		}
-		return b.onConnection(k, &c)
+		return &decoded{topic: topic, k: k, t: t, conn: &c}
 	}
 	return nil
 }

@@ -287,3 +287,88 @@ func TestLateOfflineAfterRebootIsDropped(t *testing.T) {
 		t.Fatalf("stored connection updates %+v", sink.conns)
 	}
 }
+
+// TestRunKeepsEachRobotsOrderAcrossDecoders feeds several robots' states
+// through Enqueue and Run (parallel decoders): each robot's last node must be
+// the last one signalled for it, and every message is counted once.
+func TestRunKeepsEachRobotsOrderAcrossDecoders(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	sink, sig := &memSink{}, &memSignals{}
+	b := New(sink, sig, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: reg, FlushInterval: 5 * time.Millisecond, Decoders: 3})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { b.Run(ctx); close(done) }()
+
+	const robots, steps = 8, 40
+	for i := 1; i <= steps; i++ {
+		for r := 0; r < robots; r++ {
+			st := state(i, fmt.Sprintf("N%d", i), float64(i))
+			st.SerialNumber = fmt.Sprintf("AMR-%03d", r)
+			st.OrderID = fmt.Sprintf("mission-m-%d", r)
+			b.Enqueue(fmt.Sprintf("uagv/v2/acme/AMR-%03d/state", r), raw(t, st))
+		}
+	}
+	last := func() map[string]string {
+		got := map[string]string{}
+		for _, j := range sig.all() {
+			got[j.workflowID] = j.ev.LastNodeID
+		}
+		return got
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := last()
+		ok := len(got) == robots
+		for _, node := range got {
+			if node != fmt.Sprintf("N%d", steps) {
+				ok = false
+			}
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("last signalled node per workflow = %v, want N%d for each of %d workflows", got, steps, robots)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if n := testutil.ToFloat64(b.m.received.WithLabelValues(string(vda5050.TopicState))); n != robots*steps {
+		t.Errorf("received %v state messages, want %d", n, robots*steps)
+	}
+	// Sharding by robot keeps each robot's messages in order: none may
+	// arrive after a newer one and be dropped as stale.
+	if n := testutil.ToFloat64(b.m.rejected.WithLabelValues("stale")); n != 0 {
+		t.Errorf("%v states dropped as stale: a robot's messages were reordered", n)
+	}
+	// A robot's signals never go backwards: node numbers only grow.
+	seen := map[string]int{}
+	for _, j := range sig.all() {
+		var n int
+		fmt.Sscanf(j.ev.LastNodeID, "N%d", &n)
+		if n < seen[j.workflowID] {
+			t.Fatalf("workflow %s was signalled node %d after node %d", j.workflowID, n, seen[j.workflowID])
+		}
+		seen[j.workflowID] = n
+	}
+}
+
+func TestRobotShardKeepsARobotTogether(t *testing.T) {
+	for _, n := range []int{1, 2, 7} {
+		s := robotShard("uagv/v2/acme/AMR-001/state", n)
+		if c := robotShard("uagv/v2/acme/AMR-001/connection", n); c != s {
+			t.Errorf("n=%d: state shard %d, connection shard %d", n, s, c)
+		}
+		if s < 0 || s >= n {
+			t.Errorf("n=%d: shard %d out of range", n, s)
+		}
+	}
+	used := map[int]bool{}
+	for r := 0; r < 64; r++ {
+		used[robotShard(fmt.Sprintf("uagv/v2/acme/AMR-%03d/state", r), 4)] = true
+	}
+	if len(used) != 4 {
+		t.Errorf("64 robots used %d of 4 shards", len(used))
+	}
+}
