@@ -49,6 +49,15 @@ type Options struct {
 	QueueSize     int           // inbound messages queued over all decoders (default 65536); full = drop and count
 	Decoders      int           // goroutines that parse and validate messages (default GOMAXPROCS)
 	Senders       int           // signal sender goroutines (default 16)
+	// ProgressLinger is how long a progress-only signal (node reached,
+	// driving, an action started or finished mid-order, a new order taken)
+	// may wait for newer states of the same robot to coalesce with it
+	// (default 25 ms; negative = none). Urgent changes go at once and take
+	// the waiting progress with them: the order ended, an action failed,
+	// errors, pause or the connection changed. A fast robot's whole order
+	// then costs its workflow one signal and one workflow task instead of
+	// one per burst of progress (README, Benchmarks).
+	ProgressLinger time.Duration
 	// OwnerPrefixes: only orderIds/actionIds with one of these prefixes name a
 	// fleetflow workflow (default "mission-", "rollout-", "maintenance-").
 	OwnerPrefixes []string
@@ -165,6 +174,11 @@ func New(sink Sink, signaler Signaler, opts Options) *Bridge {
 	}
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = 1 << 16
+	}
+	if opts.ProgressLinger == 0 {
+		opts.ProgressLinger = 25 * time.Millisecond
+	} else if opts.ProgressLinger < 0 {
+		opts.ProgressLinger = 0
 	}
 	if opts.Decoders <= 0 {
 		opts.Decoders = runtime.GOMAXPROCS(0)
@@ -333,25 +347,37 @@ func (b *Bridge) pendingCount() int {
 // so while a workflow's signal waits its turn a newer event replaces it
 // (latest wins): under load a mission gets one signal per burst of robot
 // states instead of one per state, and one workflow task fewer each time.
+// A queued signal is sent once due: at once when urgent, else after the
+// progress linger (see Options.ProgressLinger).
 type sender struct {
 	mu      sync.Mutex
-	pending map[string]schemas.RobotEvent // workflow ID → latest event
-	order   []string                      // workflow IDs in arrival order
+	pending map[string]*queuedSignal // workflow ID → latest event
+	order   []string                 // workflow IDs in arrival order
 	wake    chan struct{}
 }
 
-func newSender() *sender {
-	return &sender{pending: map[string]schemas.RobotEvent{}, wake: make(chan struct{}, 1)}
+type queuedSignal struct {
+	ev  schemas.RobotEvent
+	due time.Time
 }
 
-// put queues ev for workflowID, replacing an unsent older one.
-func (sd *sender) put(workflowID string, ev schemas.RobotEvent) (coalesced bool) {
+func newSender() *sender {
+	return &sender{pending: map[string]*queuedSignal{}, wake: make(chan struct{}, 1)}
+}
+
+// put queues ev for workflowID, due at due, replacing an unsent older one
+// (which keeps the earlier of the two due times).
+func (sd *sender) put(workflowID string, ev schemas.RobotEvent, due time.Time) (coalesced bool) {
 	sd.mu.Lock()
-	_, coalesced = sd.pending[workflowID]
+	q, coalesced := sd.pending[workflowID]
 	if !coalesced {
+		q = &queuedSignal{due: due}
+		sd.pending[workflowID] = q
 		sd.order = append(sd.order, workflowID)
+	} else if due.Before(q.due) {
+		q.due = due
 	}
-	sd.pending[workflowID] = ev
+	q.ev = ev
 	sd.mu.Unlock()
 	select {
 	case sd.wake <- struct{}{}:
@@ -360,46 +386,58 @@ func (sd *sender) put(workflowID string, ev schemas.RobotEvent) (coalesced bool)
 	return coalesced
 }
 
-// take removes the oldest queued workflow's latest event.
-func (sd *sender) take() (signalJob, bool) {
+// take removes the longest-queued workflow's latest event among those due
+// at now. When none is due it returns ok=false and the earliest due time
+// (zero when nothing is queued).
+func (sd *sender) take(now time.Time) (j signalJob, next time.Time, ok bool) {
 	sd.mu.Lock()
 	defer sd.mu.Unlock()
-	if len(sd.order) == 0 {
-		return signalJob{}, false
+	for i, wf := range sd.order {
+		q := sd.pending[wf]
+		if !q.due.After(now) {
+			sd.order = append(sd.order[:i], sd.order[i+1:]...)
+			delete(sd.pending, wf)
+			return signalJob{wf, q.ev}, time.Time{}, true
+		}
+		if next.IsZero() || q.due.Before(next) {
+			next = q.due
+		}
 	}
-	wf := sd.order[0]
-	sd.order = sd.order[1:]
-	ev := sd.pending[wf]
-	delete(sd.pending, wf)
-	return signalJob{wf, ev}, true
+	return signalJob{}, next, false
 }
 
 func (b *Bridge) sendLoop(ctx context.Context, sd *sender) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-sd.wake:
+		j, next, ok := sd.take(time.Now())
+		if !ok {
+			var due <-chan time.Time
+			if !next.IsZero() {
+				timer.Reset(time.Until(next))
+				due = timer.C
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-sd.wake:
+			case <-due:
+			}
+			continue
 		}
-		for {
-			j, ok := sd.take()
-			if !ok {
-				break
-			}
-			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			start := time.Now()
-			err := b.signaler.Signal(sctx, j.workflowID, j.ev)
-			b.m.signalSecs.Observe(time.Since(start).Seconds())
-			cancel()
-			switch {
-			case err == nil:
-				b.m.signals.WithLabelValues("ok").Inc()
-			case errors.Is(err, ErrNoWorkflow):
-				b.m.signals.WithLabelValues("no_workflow").Inc()
-			default:
-				b.m.signals.WithLabelValues("error").Inc()
-				b.log.Warn("bridge: signal failed", "workflowId", j.workflowID, "error", err)
-			}
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		start := time.Now()
+		err := b.signaler.Signal(sctx, j.workflowID, j.ev)
+		b.m.signalSecs.Observe(time.Since(start).Seconds())
+		cancel()
+		switch {
+		case err == nil:
+			b.m.signals.WithLabelValues("ok").Inc()
+		case errors.Is(err, ErrNoWorkflow):
+			b.m.signals.WithLabelValues("no_workflow").Inc()
+		default:
+			b.m.signals.WithLabelValues("error").Inc()
+			b.log.Warn("bridge: signal failed", "workflowId", j.workflowID, "error", err)
 		}
 	}
 }
@@ -420,6 +458,7 @@ func (b *Bridge) Handle(ctx context.Context, topic string, payload []byte) {
 type routeJob struct {
 	robotID, workflowID string
 	ev                  schemas.RobotEvent
+	urgent              bool // send at once, no progress linger
 }
 
 func (b *Bridge) handle(ctx context.Context, topic string, payload []byte) []routeJob {
@@ -540,9 +579,10 @@ func (b *Bridge) onState(k vda5050.RobotKey, st *vda5050.State) []routeJob {
 	if prev != nil && !meaningful(prev, next) {
 		return nil
 	}
+	now := prev == nil || urgent(prev, next)
 	var jobs []routeJob
 	for _, owner := range b.owners(st) {
-		jobs = append(jobs, routeJob{id, owner, ev})
+		jobs = append(jobs, routeJob{id, owner, ev, now})
 	}
 	return jobs
 }
@@ -654,11 +694,15 @@ func (b *Bridge) onConnection(k vda5050.RobotKey, c *vda5050.Connection) []route
 	if !changed || !b.isOwner(orderID) {
 		return nil
 	}
-	return []routeJob{{id, orderID, ev}}
+	return []routeJob{{id, orderID, ev, true}}
 }
 
 func (b *Bridge) route(j routeJob) {
-	if b.senders[b.shard(j.robotID)].put(j.workflowID, j.ev) {
+	due := time.Now()
+	if !j.urgent {
+		due = due.Add(b.opts.ProgressLinger)
+	}
+	if b.senders[b.shard(j.robotID)].put(j.workflowID, j.ev, due) {
 		b.m.signals.WithLabelValues("coalesced").Inc()
 	}
 }
@@ -668,6 +712,30 @@ func (b *Bridge) shard(robotID string) int {
 	h := fnv.New32a()
 	h.Write([]byte(robotID))
 	return int(h.Sum32() % uint32(len(b.senders)))
+}
+
+// urgent reports whether a meaningful change must be signalled at once:
+// errors, pause or the connection changed, an action failed, or the robot
+// is done with its work (nothing left to drive, every action ended: an order
+// finished or cancelled, an instant action answered on an idle robot).
+// Anything else is progress and may linger (Options.ProgressLinger).
+func urgent(prev, next *summary) bool {
+	if prev.errorsKey != next.errorsKey || prev.paused != next.paused || prev.connection != next.connection {
+		return true
+	}
+	done := next.nodes == 0 && next.edges == 0 && !next.driving
+	for id, st := range next.actions {
+		status, _, _ := strings.Cut(st, "\x00")
+		if status == string(vda5050.ActionFailed) {
+			if old, _, _ := strings.Cut(prev.actions[id], "\x00"); old != status {
+				return true
+			}
+		}
+		if !vda5050.ActionStatus(status).Terminal() {
+			done = false
+		}
+	}
+	return done
 }
 
 // meaningful reports whether next differs from prev in anything a workflow

@@ -93,7 +93,7 @@ func TestSignalsOnlyMeaningfulChanges(t *testing.T) {
 	ctx := context.Background()
 	sd := b.senders[b.shard("acme/AMR-001")]
 	signalled := func() *signalJob {
-		j, ok := sd.take()
+		j, _, ok := sd.take(later())
 		if !ok {
 			return nil
 		}
@@ -177,30 +177,69 @@ func TestMalformedMessagesAreCountedNotFatal(t *testing.T) {
 
 func TestSignalsCoalescePerWorkflow(t *testing.T) {
 	sd := newSender()
+	now := time.Now()
 	a, b2 := state(1, "A", 0), state(2, "B", 0)
-	sd.put("mission-1", schemas.RobotEvent{LastNodeID: a.LastNodeID})
-	sd.put("mission-2", schemas.RobotEvent{LastNodeID: "X"})
-	if !sd.put("mission-1", schemas.RobotEvent{LastNodeID: b2.LastNodeID}) {
+	sd.put("mission-1", schemas.RobotEvent{LastNodeID: a.LastNodeID}, now)
+	sd.put("mission-2", schemas.RobotEvent{LastNodeID: "X"}, now)
+	if !sd.put("mission-1", schemas.RobotEvent{LastNodeID: b2.LastNodeID}, now) {
 		t.Fatal("second event for a waiting workflow must coalesce")
 	}
-	j1, _ := sd.take()
-	j2, _ := sd.take()
-	if _, more := sd.take(); more || j1.workflowID != "mission-1" || j1.ev.LastNodeID != "B" || j2.workflowID != "mission-2" {
+	j1, _, _ := sd.take(now)
+	j2, _, _ := sd.take(now)
+	if _, _, more := sd.take(now); more || j1.workflowID != "mission-1" || j1.ev.LastNodeID != "B" || j2.workflowID != "mission-2" {
 		t.Fatalf("want mission-1 (latest B) then mission-2, got %+v %+v", j1, j2)
 	}
 }
+
+// TestProgressLingersUrgentGoesAtOnce: progress waits out the linger and
+// merges with newer states; an urgent change takes it along at once.
+func TestProgressLingersUrgentGoesAtOnce(t *testing.T) {
+	b, _, _ := newBridge(nil)
+	b.opts.ProgressLinger = time.Hour
+	ctx := context.Background()
+	sd := b.senders[b.shard("acme/AMR-001")]
+	b.Handle(ctx, stateTopic, raw(t, state(1, "A", 0))) // first state: urgent
+	if _, _, ok := sd.take(time.Now()); !ok {
+		t.Fatal("the first state of a robot must be signalled at once")
+	}
+	b.Handle(ctx, stateTopic, raw(t, state(2, "B", 1))) // node reached: progress
+	if _, next, ok := sd.take(time.Now()); ok || next.Before(time.Now().Add(59*time.Minute)) {
+		t.Fatalf("node reached must linger (due %v)", next)
+	}
+	b.Handle(ctx, stateTopic, raw(t, state(3, "C", 2)))
+	done := state(4, "D", 3, vda5050.ActionState{ActionID: "a1", ActionType: "drop", ActionStatus: vda5050.ActionFinished})
+	done.NodeStates, done.Driving = []vda5050.NodeState{}, false
+	b.Handle(ctx, stateTopic, raw(t, done)) // order finished: urgent
+	j, _, ok := sd.take(time.Now())
+	if !ok || j.ev.LastNodeID != "D" || j.ev.NodesRemaining != 0 {
+		t.Fatalf("the finished order must go at once, carrying the latest state: %+v %v", j, ok)
+	}
+	if _, _, more := sd.take(later()); more {
+		t.Fatal("the lingering progress must have gone with the urgent signal")
+	}
+	failed := done
+	failed.HeaderID, failed.Timestamp = 5, vda5050.Timestamp(time.Date(2026, 1, 1, 0, 0, 5, 0, time.UTC))
+	failed.NodeStates, failed.Driving = []vda5050.NodeState{{NodeID: "E", SequenceID: 2, Released: true}}, true
+	failed.ActionStates = []vda5050.ActionState{{ActionID: "a1", ActionType: "drop", ActionStatus: vda5050.ActionFailed}}
+	b.Handle(ctx, stateTopic, raw(t, failed)) // an action failed: urgent although driving
+	if _, _, ok := sd.take(time.Now()); !ok {
+		t.Fatal("a failed action must be signalled at once")
+	}
+}
+
+func later() time.Time { return time.Now().Add(24 * time.Hour) }
 
 func TestConnectionLossSignalsOwner(t *testing.T) {
 	b, _, _ := newBridge(nil)
 	ctx := context.Background()
 	b.Handle(ctx, stateTopic, raw(t, state(1, "A", 0)))
 	sd := b.senders[b.shard("acme/AMR-001")]
-	if _, ok := sd.take(); !ok { // the state's signal
+	if _, _, ok := sd.take(time.Now()); !ok { // the state's signal
 		t.Fatal("no signal for the first state")
 	}
 	conn := vda5050.Connection{Header: vda5050.Header{Timestamp: vda5050.Timestamp(time.Now()), Version: vda5050.Version, Manufacturer: "acme", SerialNumber: "AMR-001"}, ConnectionState: vda5050.ConnectionBroken}
 	b.Handle(ctx, "uagv/v2/acme/AMR-001/connection", raw(t, conn))
-	j, ok := sd.take()
+	j, _, ok := sd.take(time.Now())
 	if !ok {
 		t.Fatal("no signal for a lost connection")
 	}
@@ -237,7 +276,7 @@ func BenchmarkDecodeAndRoute(b *testing.B) {
 			for {
 				select {
 				case <-sd.wake:
-					for _, ok := sd.take(); ok; _, ok = sd.take() {
+					for _, _, ok := sd.take(later()); ok; _, _, ok = sd.take(later()) {
 					}
 				case <-stop:
 					return
