@@ -70,13 +70,12 @@ type message struct {
 	payload []byte
 }
 
-// decoded is a message that parsed and passed its schema.
+// decoded is a message that parsed and passed its schema: a state or a
+// connection of robot k.
 type decoded struct {
-	topic string
-	k     vda5050.RobotKey
-	t     vda5050.Topic
-	st    *vda5050.State      // TopicState
-	conn  *vda5050.Connection // TopicConnection
+	k    vda5050.RobotKey
+	st   *vda5050.State
+	conn *vda5050.Connection
 }
 
 // summary is what the bridge remembers per robot to decide whether a new
@@ -449,7 +448,11 @@ var ErrNoWorkflow = errors.New("workflow not running")
 // first, then routes). It is the hot path measured by BenchmarkDecodeAndRoute.
 // A malformed message is logged and counted, never a crash.
 func (b *Bridge) Handle(ctx context.Context, topic string, payload []byte) {
-	for _, j := range b.handle(ctx, topic, payload) {
+	d := b.decode(topic, payload)
+	if d == nil {
+		return
+	}
+	for _, j := range b.apply(d) {
 		b.route(j)
 	}
 }
@@ -459,13 +462,6 @@ type routeJob struct {
 	robotID, workflowID string
 	ev                  schemas.RobotEvent
 	urgent              bool // send at once, no progress linger
-}
-
-func (b *Bridge) handle(ctx context.Context, topic string, payload []byte) []routeJob {
-	if d := b.decode(topic, payload); d != nil {
-		return b.apply(d)
-	}
-	return nil
 }
 
 // apply folds a decoded message into the robot's summary and returns the
@@ -501,7 +497,7 @@ func (b *Bridge) decode(topic string, payload []byte) *decoded {
 			b.reject(t, topic, errors.New("header manufacturer/serialNumber do not match the topic"))
 			return nil
 		}
-		return &decoded{topic: topic, k: k, t: t, st: &st}
+		return &decoded{k: k, st: &st}
 	case vda5050.TopicConnection:
 		if len(payload) == 0 {
 			return nil // a cleared retained message
@@ -511,7 +507,7 @@ func (b *Bridge) decode(topic string, payload []byte) *decoded {
 			b.reject(t, topic, err)
 			return nil
 		}
-		return &decoded{topic: topic, k: k, t: t, conn: &c}
+		return &decoded{k: k, conn: &c}
 	}
 	return nil
 }
@@ -714,13 +710,14 @@ func (b *Bridge) shard(robotID string) int {
 	return int(h.Sum32() % uint32(len(b.senders)))
 }
 
-// urgent reports whether a meaningful change must be signalled at once:
-// errors, pause or the connection changed, an action failed, or the robot
-// is done with its work (nothing left to drive, every action ended: an order
+// urgent reports whether a meaningful state change must be signalled at
+// once: errors or pause changed, an action failed, or the robot is done
+// with its work (nothing left to drive, every action ended: an order
 // finished or cancelled, an instant action answered on an idle robot).
 // Anything else is progress and may linger (Options.ProgressLinger).
+// Connection changes do not come through here: they are always urgent.
 func urgent(prev, next *summary) bool {
-	if prev.errorsKey != next.errorsKey || prev.paused != next.paused || prev.connection != next.connection {
+	if prev.errorsKey != next.errorsKey || prev.paused != next.paused {
 		return true
 	}
 	done := next.nodes == 0 && next.edges == 0 && !next.driving
