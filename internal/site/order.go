@@ -3,6 +3,7 @@ package site
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 
@@ -27,7 +28,20 @@ type OrderRequest struct {
 	Steps         []Step
 	LoadID        string
 	LoadType      string
+	// Require lists optional fields the vehicle insists on (its profile's
+	// vda5050.Profile.Require), filled as BuildOrder documents.
+	Require []string
+	// StartTheta is the robot's heading in radians, used for a required
+	// theta on the first node when the route has no edge to take it from.
+	StartTheta float64
 }
+
+// Defaults for required optional fields (OrderRequest.Require): the
+// tolerance fleetflow itself uses to say a robot stands on a node, and 20°.
+const (
+	DefaultAllowedDeviationXY    = 0.5  // metres
+	DefaultAllowedDeviationTheta = 0.35 // radians
+)
 
 // ActionID is the actionId BuildOrder gives step stepIndex (0-based) of
 // order orderID: "<orderID>-a<stepIndex>-<action>". Action ids are unique
@@ -51,6 +65,11 @@ func ActionID(orderID string, stepIndex int, action string) string {
 //   - Every node carries nodePosition {x, y, mapId} in metres, plus theta in
 //     radians where the map prescribes one (§6.7: theta is optional, without
 //     it "vehicle can plan the path by itself"; §6.6.5: [-π, π]).
+//   - For a vehicle that requires them (req.Require): theta on every node
+//     that the map gives none, the heading of the lane the robot arrives on
+//     (on the first node, of the lane it leaves on; on a lone node,
+//     StartTheta); allowedDeviationXy DefaultAllowedDeviationXY and
+//     allowedDeviationTheta DefaultAllowedDeviationTheta.
 //   - Every edge carries edgeId "<from>-<to>", startNodeId, endNodeId, length
 //     in metres and maxSpeed in m/s when the lane has one (§6.7).
 //   - At each step's station node: a HARD-blocking node action (§6.7) of
@@ -117,6 +136,23 @@ func (m *Map) BuildOrder(req OrderRequest) (vda5050.Order, error) {
 		if n.HasTheta() {
 			theta := n.Theta
 			pos.Theta = &theta
+		} else if slices.Contains(req.Require, vda5050.RequireNodeTheta) {
+			theta := req.StartTheta
+			switch {
+			case i > 0:
+				theta = m.heading(ix.node[path[i-1].node], ix.node[v.node])
+			case len(path) > 1:
+				theta = m.heading(ix.node[v.node], ix.node[path[1].node])
+			}
+			pos.Theta = &theta
+		}
+		if slices.Contains(req.Require, vda5050.RequireAllowedDeviationXY) {
+			d := DefaultAllowedDeviationXY
+			pos.AllowedDeviationXY = &d
+		}
+		if slices.Contains(req.Require, vda5050.RequireAllowedDevTheta) {
+			d := DefaultAllowedDeviationTheta
+			pos.AllowedDeviationTheta = &d
 		}
 		actions := v.actions
 		if actions == nil {
@@ -144,6 +180,11 @@ func (m *Map) BuildOrder(req OrderRequest) (vda5050.Order, error) {
 		o.Edges[i-1] = e
 	}
 	return o, nil
+}
+
+// heading is the direction from node a to node b in radians, in [-π, π].
+func (m *Map) heading(a, b int) float64 {
+	return math.Atan2(m.Nodes[b].Y-m.Nodes[a].Y, m.Nodes[b].X-m.Nodes[a].X)
 }
 
 func stepAction(req OrderRequest, i int, s Step, st Station) vda5050.Action {

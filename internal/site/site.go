@@ -55,6 +55,9 @@ type Map struct {
 	Edges    []Edge
 	Stations []Station
 	Robots   []Robot
+	// Profiles say how the site's vehicles speak VDA 5050, per manufacturer
+	// (and model); a robot's own Protocol overrides them (ProfileFor).
+	Profiles []VehicleProfile
 
 	// source is the file the map was loaded from, for error messages.
 	source string
@@ -115,6 +118,54 @@ type Robot struct {
 	Capabilities    []string `yaml:"capabilities"`
 	HomeNode        string   `yaml:"homeNode"`
 	SoftwareVersion string   `yaml:"softwareVersion"`
+	// Protocol, when set, is this vehicle's own VDA 5050 profile; it wins
+	// over the map's profiles for its manufacturer and model.
+	Protocol *vda5050.Profile `yaml:"protocol"`
+}
+
+// VehicleProfile is the VDA 5050 profile of every robot of one
+// manufacturer, or of one model of it when Model is set (the more specific
+// one wins).
+type VehicleProfile struct {
+	Manufacturer    string `yaml:"manufacturer"`
+	Model           string `yaml:"model"`
+	vda5050.Profile `yaml:",inline"`
+}
+
+// ProfileFor returns how robot r speaks VDA 5050: its own Protocol, else
+// the profile of its manufacturer and model, else of its manufacturer,
+// else the default (vda5050.Profile{}: 2.0.0 on uagv).
+func (m *Map) ProfileFor(r Robot) vda5050.Profile {
+	if r.Protocol != nil {
+		return *r.Protocol
+	}
+	var byMaker *vda5050.Profile
+	for i := range m.Profiles {
+		p := &m.Profiles[i]
+		if p.Manufacturer != r.Manufacturer {
+			continue
+		}
+		if p.Model != "" && p.Model == r.Model {
+			return p.Profile
+		}
+		if p.Model == "" && byMaker == nil {
+			byMaker = &p.Profile
+		}
+	}
+	if byMaker != nil {
+		return *byMaker
+	}
+	return vda5050.Profile{}
+}
+
+// Robot returns the robot with VDA 5050 identity k.
+func (m *Map) Robot(k vda5050.RobotKey) (Robot, bool) {
+	for _, r := range m.Robots {
+		if r.Key() == k {
+			return r, true
+		}
+	}
+	return Robot{}, false
 }
 
 // Key returns the robot's VDA 5050 identity.
@@ -225,13 +276,14 @@ type file struct {
 		Y     float64  `yaml:"y"`
 		Theta *float64 `yaml:"theta"`
 	} `yaml:"nodes"`
-	Edges    []Edge    `yaml:"edges"`
-	Stations []Station `yaml:"stations"`
-	Robots   []Robot   `yaml:"robots"`
+	Edges    []Edge           `yaml:"edges"`
+	Stations []Station        `yaml:"stations"`
+	Robots   []Robot          `yaml:"robots"`
+	Profiles []VehicleProfile `yaml:"profiles"`
 }
 
 func (f *file) toMap(source string) *Map {
-	m := &Map{Site: f.Site, MapID: f.MapID, Edges: f.Edges, Stations: f.Stations, Robots: f.Robots, source: source}
+	m := &Map{Site: f.Site, MapID: f.MapID, Edges: f.Edges, Stations: f.Stations, Robots: f.Robots, Profiles: f.Profiles, source: source}
 	m.Nodes = make([]Node, len(f.Nodes))
 	for i, n := range f.Nodes {
 		m.Nodes[i] = Node{ID: n.ID, X: n.X, Y: n.Y}
@@ -389,6 +441,26 @@ func (m *Map) problems() []string {
 			p.addf("robots[%d]: homeNode missing", i)
 		} else if _, known := nodes[r.HomeNode]; !known {
 			p.addf("robots[%d]: unknown homeNode %q", i, r.HomeNode)
+		}
+		if r.Protocol != nil {
+			if err := r.Protocol.Validate(); err != nil {
+				p.addf("robots[%d].protocol: %v", i, err)
+			}
+		}
+	}
+	profiles := map[[2]string]int{}
+	for i, vp := range m.Profiles {
+		if err := vda5050.ValidIdentifier(vp.Manufacturer); err != nil {
+			p.addf("profiles[%d]: manufacturer %v", i, err)
+		}
+		key := [2]string{vp.Manufacturer, vp.Model}
+		if j, dup := profiles[key]; dup {
+			p.addf("profiles[%d]: %s %s is already profiled by profiles[%d]", i, vp.Manufacturer, vp.Model, j)
+		} else {
+			profiles[key] = i
+		}
+		if err := vp.Profile.Validate(); err != nil {
+			p.addf("profiles[%d] (%s %s): %v", i, vp.Manufacturer, vp.Model, err)
 		}
 	}
 	return p.list

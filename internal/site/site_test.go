@@ -482,3 +482,106 @@ func BenchmarkBuildOrder(b *testing.B) {
 		}
 	}
 }
+
+const profiledMap = `site: profiled
+mapId: m
+nodes:
+  - {id: A, x: 0, y: 0}
+  - {id: B, x: 0, y: 3}
+  - {id: C, x: 4, y: 3, theta: 1}
+edges:
+  - {from: A, to: B}
+  - {from: B, to: C}
+stations:
+  - {id: pickC, node: C, type: pick, stationType: floor}
+profiles:
+  - {manufacturer: acme, version: "1.1"}
+  - {manufacturer: acme, model: Tug-2, version: "2.1.0", interfaceName: fts}
+  - {manufacturer: lib, version: "2.0.0", instantActionsKey: instantActions, actionTypeKey: actionType, require: [nodePosition.theta, nodePosition.allowedDeviationXy]}
+robots:
+  - {manufacturer: acme, serialNumber: R1, model: Tug-1, homeNode: A}
+  - {manufacturer: acme, serialNumber: R2, model: Tug-2, homeNode: A}
+  - {manufacturer: acme, serialNumber: R3, model: Tug-2, homeNode: A, protocol: {version: "2.0.0"}}
+  - {manufacturer: other, serialNumber: R4, homeNode: A}
+  - {manufacturer: lib, serialNumber: R5, homeNode: A}
+`
+
+func loadString(t *testing.T, doc string) (*Map, error) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "m.yaml")
+	if err := os.WriteFile(p, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return Load(p)
+}
+
+// A robot's own protocol wins, then its manufacturer and model's profile,
+// then its manufacturer's, then the default.
+func TestProfileFor(t *testing.T) {
+	m, err := loadString(t, profiledMap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"R1": "1.1.0 uagv instantActions/both",
+		"R2": "2.1.0 fts actions/actionType",
+		"R3": "2.0.0 uagv actions/both",
+		"R4": "2.0.0 uagv actions/both",
+		"R5": "2.0.0 uagv instantActions/actionType require nodePosition.theta,nodePosition.allowedDeviationXy",
+	}
+	for _, r := range m.Robots {
+		if got := m.ProfileFor(r).String(); got != want[r.SerialNumber] {
+			t.Errorf("%s: %s, want %s", r.SerialNumber, got, want[r.SerialNumber])
+		}
+	}
+}
+
+// Profiles are validated with the map: values, and the dialect against its
+// own edition's schema.
+func TestProfileValidationInMap(t *testing.T) {
+	doc := strings.Replace(profiledMap, `- {manufacturer: acme, version: "1.1"}`, `- {manufacturer: acme, version: "3.0"}
+  - {manufacturer: acme, version: "2.0.0", actionTypeKey: actionType}`, 1)
+	doc = strings.Replace(doc, `protocol: {version: "2.0.0"}`, `protocol: {version: "2.0.0", instantActionsKey: acts}`, 1)
+	_, err := loadString(t, doc)
+	if err == nil {
+		t.Fatal("bad profiles accepted")
+	}
+	for _, want := range []string{
+		`profiles[0] (acme ): version: VDA 5050 version "3.0" is not spoken by fleetflow`,
+		`profiles[1]: acme  is already profiled by profiles[0]`,
+		`profiles[1] (acme ): instantActions in this dialect break the VDA 5050 2.0.0 schema`,
+		`robots[2].protocol: instantActionsKey "acts"`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+}
+
+// A vehicle that insists on theta and allowedDeviationXy gets them: theta
+// along the lane it arrives on, the map's own theta where it has one.
+func TestBuildOrderFillsRequiredFields(t *testing.T) {
+	m, err := loadString(t, profiledMap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := m.Robot(vda5050.RobotKey{Manufacturer: "lib", SerialNumber: "R5"})
+	o, err := m.BuildOrder(OrderRequest{OrderID: "o", StartNode: "A", Steps: []Step{{Station: "pickC", Action: "pick"}}, Require: m.ProfileFor(r).Require})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTheta := []float64{math.Pi / 2, math.Pi / 2, 1}
+	for i, n := range o.Nodes {
+		if n.NodePosition.Theta == nil || math.Abs(*n.NodePosition.Theta-wantTheta[i]) > 1e-9 {
+			t.Errorf("node %s theta %v, want %v", n.NodeID, n.NodePosition.Theta, wantTheta[i])
+		}
+		if n.NodePosition.AllowedDeviationXY == nil || *n.NodePosition.AllowedDeviationXY != DefaultAllowedDeviationXY {
+			t.Errorf("node %s allowedDeviationXy %v", n.NodeID, n.NodePosition.AllowedDeviationXY)
+		}
+	}
+	encode(t, o)
+	plain, _ := m.BuildOrder(OrderRequest{OrderID: "o", StartNode: "A", Steps: []Step{{Station: "pickC", Action: "pick"}}})
+	if plain.Nodes[0].NodePosition.Theta != nil || plain.Nodes[0].NodePosition.AllowedDeviationXY != nil {
+		t.Error("a vehicle that requires nothing gets no theta where the map has none")
+	}
+}

@@ -2,141 +2,92 @@ package vda5050
 
 import (
 	"bytes"
-	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 
 	gojson "github.com/goccy/go-json"
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 )
 
-// The official VDA 5050 2.0.0 schemas, copied byte for byte from
-// ../shared/vda5050/2.0.0 (schema_test.go checks the copy).
-//
-//go:embed schema/2.0.0/*
-var schemaFS embed.FS
+// Validate checks raw JSON against the official 2.0.0 schema of topic t and
+// returns a *MessageError that lists every violation with its JSON path.
+func Validate(t Topic, raw []byte) error { return ValidateEdition(Edition20, t, raw) }
 
-// SchemaFiles maps each topic to its official schema file name.
-var SchemaFiles = map[Topic]string{
-	TopicOrder:          "order.schema",
-	TopicInstantActions: "instantActions.schema",
-	TopicState:          "state.schema",
-	TopicConnection:     "connection.schema",
-	TopicVisualization:  "visualization.schema",
-	TopicFactsheet:      "factsheet.json",
-}
-
-var (
-	schemasOnce sync.Once
-	schemas     map[Topic]*jsonschema.Schema
-	schemasErr  error
-)
-
-func loadSchemas() (map[Topic]*jsonschema.Schema, error) {
-	schemasOnce.Do(func() {
-		c := jsonschema.NewCompiler()
-		out := make(map[Topic]*jsonschema.Schema)
-		for t, name := range SchemaFiles {
-			raw, err := schemaFS.ReadFile("schema/2.0.0/" + name)
-			if err != nil {
-				schemasErr = err
-				return
-			}
-			doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-			if err != nil {
-				schemasErr = fmt.Errorf("schema %s: %w", name, err)
-				return
-			}
-			if t == TopicState {
-				allowPaused(doc)
-			}
-			url := "https://fleetflow.dev/vda5050/2.0.0/" + name
-			if err := c.AddResource(url, doc); err != nil {
-				schemasErr = err
-				return
-			}
-			s, err := c.Compile(url)
-			if err != nil {
-				schemasErr = fmt.Errorf("schema %s: %w", name, err)
-				return
-			}
-			out[t] = s
-		}
-		schemas = out
-	})
-	return schemas, schemasErr
-}
-
-// allowPaused adds PAUSED to actionStatus's enum: the VDA 5050 2.0 text
-// (§6.10.6) allows it, the official 2.0/2.1 schemas forgot it.
-func allowPaused(doc any) {
-	var walk func(v any)
-	walk = func(v any) {
-		switch x := v.(type) {
-		case map[string]any:
-			if p, ok := x["properties"].(map[string]any); ok {
-				if as, ok := p["actionStatus"].(map[string]any); ok {
-					if enum, ok := as["enum"].([]any); ok {
-						as["enum"] = append(enum, string(ActionPaused))
-					}
-				}
-			}
-			for _, c := range x {
-				walk(c)
-			}
-		case []any:
-			for _, c := range x {
-				walk(c)
-			}
-		}
-	}
-	walk(doc)
-}
-
-// Validate checks raw JSON against the official schema of topic t and
-// returns an error that lists every violation with its JSON path.
-func Validate(t Topic, raw []byte) error {
-	all, err := loadSchemas()
+// ValidateEdition checks raw JSON against edition e's official schema of
+// topic t (with PAUSED allowed in actionStatus, see allowPaused) and returns
+// a *MessageError that lists every violation with its JSON path.
+func ValidateEdition(e Edition, t Topic, raw []byte) error {
+	_, s, err := schemaFor(e, t)
 	if err != nil {
-		return fmt.Errorf("vda5050 schemas: %w", err)
-	}
-	s, ok := all[t]
-	if !ok {
-		return fmt.Errorf("no schema for topic %q", t)
+		return err
 	}
 	inst, err := parseInstance(raw)
 	if err != nil {
 		return &MessageError{Topic: t, Reason: "not JSON: " + err.Error()}
 	}
+	return validateInstance(s, t, inst)
+}
+
+func validateInstance(s *jsonschema.Schema, t Topic, inst any) error {
 	if err := s.Validate(inst); err != nil {
 		var ve *jsonschema.ValidationError
 		if errors.As(err, &ve) {
-			return &MessageError{Topic: t, Reason: "schema violation", Violations: violations(ve)}
+			return &MessageError{Topic: t, Reason: "schema violation", Violations: violations(ve), leaves: leafViolations(ve)}
 		}
 		return &MessageError{Topic: t, Reason: err.Error()}
 	}
 	return nil
 }
 
-func violations(ve *jsonschema.ValidationError) []string {
-	var out []string
-	var walk func(u jsonschema.OutputUnit)
-	walk = func(u jsonschema.OutputUnit) {
-		if u.Error != nil {
-			loc := u.InstanceLocation
-			if loc == "" {
-				loc = "/"
+// Violation is one schema violation at a place in the instance.
+type Violation struct {
+	// Path is the instance location as JSON pointer tokens, e.g.
+	// ["nodeStates", "0", "nodePosition"].
+	Path []string
+	// Missing lists the required properties absent there ("required"
+	// violations only).
+	Missing []string
+	// EnumGot and EnumWant are set for "enum" violations: the value found
+	// and the values allowed.
+	EnumGot  any
+	EnumWant []any
+	Message  string
+}
+
+// Pointer is Path as a JSON pointer ("/nodeStates/0/nodePosition"; "/" for
+// the root).
+func (v Violation) Pointer() string {
+	if len(v.Path) == 0 {
+		return "/"
+	}
+	return "/" + strings.Join(v.Path, "/")
+}
+
+// leafViolations flattens the validator's error tree to its leaves: the
+// violations that name what is wrong, not the groups that contain them.
+func leafViolations(ve *jsonschema.ValidationError) []Violation {
+	var out []Violation
+	var walk func(e *jsonschema.ValidationError)
+	walk = func(e *jsonschema.ValidationError) {
+		if len(e.Causes) == 0 {
+			v := Violation{Path: e.InstanceLocation, Message: e.Error()}
+			switch k := e.ErrorKind.(type) {
+			case *kind.Required:
+				v.Missing = k.Missing
+			case *kind.Enum:
+				v.EnumGot, v.EnumWant = k.Got, k.Want
 			}
-			out = append(out, loc+": "+u.Error.String())
+			out = append(out, v)
+			return
 		}
-		for _, e := range u.Errors {
-			walk(e)
+		for _, c := range e.Causes {
+			walk(c)
 		}
 	}
-	walk(*ve.BasicOutput())
+	walk(ve)
 	return out
 }
 
@@ -145,7 +96,12 @@ type MessageError struct {
 	Topic      Topic
 	Reason     string
 	Violations []string // "JSON pointer: message", one per violation
+
+	leaves []Violation
 }
+
+// Leaves returns the violations one by one, with their paths.
+func (e *MessageError) Leaves() []Violation { return e.leaves }
 
 func (e *MessageError) Error() string {
 	if len(e.Violations) == 0 {
@@ -196,4 +152,25 @@ func parseInstance(raw []byte) (any, error) {
 		return nil, errors.New("trailing data after the JSON value")
 	}
 	return v, nil
+}
+
+// violations renders the validator's basic output as "JSON pointer:
+// message" lines, one per violation.
+func violations(ve *jsonschema.ValidationError) []string {
+	var out []string
+	var walk func(u jsonschema.OutputUnit)
+	walk = func(u jsonschema.OutputUnit) {
+		if u.Error != nil {
+			loc := u.InstanceLocation
+			if loc == "" {
+				loc = "/"
+			}
+			out = append(out, loc+": "+u.Error.String())
+		}
+		for _, e := range u.Errors {
+			walk(e)
+		}
+	}
+	walk(*ve.BasicOutput())
+	return out
 }

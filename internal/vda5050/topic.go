@@ -63,16 +63,25 @@ func Subscription(t Topic) string {
 	return InterfaceName + "/" + MajorVersion + "/+/+/" + string(t)
 }
 
-// ParseTopic splits a VDA 5050 topic into the robot and the topic kind.
+// ParseTopic splits a VDA 5050 topic
+// {interfaceName}/{major}/{manufacturer}/{serialNumber}/{topic} (§6.1) into
+// the robot and the topic kind. Any interface name is accepted (profiles
+// choose it); the major level must be v1 or v2.
 func ParseTopic(topic string) (RobotKey, Topic, error) {
+	k, t, _, err := ParseTopicLevels(topic)
+	return k, t, err
+}
+
+// ParseTopicLevels is ParseTopic that also returns the interface name.
+func ParseTopicLevels(topic string) (k RobotKey, t Topic, interfaceName string, err error) {
 	parts := strings.Split(topic, "/")
-	if len(parts) != 5 || parts[0] != InterfaceName || parts[1] != MajorVersion {
-		return RobotKey{}, "", fmt.Errorf("topic %q: want %s/%s/{manufacturer}/{serialNumber}/{topic}", topic, InterfaceName, MajorVersion)
+	if len(parts) != 5 || parts[0] == "" || (parts[1] != "v1" && parts[1] != "v2") || parts[2] == "" || parts[3] == "" {
+		return RobotKey{}, "", "", fmt.Errorf("topic %q: want {interfaceName}/v1|v2/{manufacturer}/{serialNumber}/{topic}", topic)
 	}
 	switch t := Topic(parts[4]); t {
 	case TopicOrder, TopicInstantActions, TopicState, TopicVisualization, TopicConnection, TopicFactsheet:
-		return RobotKey{parts[2], parts[3]}, t, nil
+		return RobotKey{parts[2], parts[3]}, t, parts[0], nil
 	default:
-		return RobotKey{}, "", fmt.Errorf("topic %q: unknown topic level %q", topic, parts[4])
+		return RobotKey{}, "", "", fmt.Errorf("topic %q: unknown topic level %q", topic, parts[4])
 	}
 }

@@ -2,33 +2,90 @@ package vda5050
 
 import (
 	"bytes"
+	"crypto/sha1"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 )
 
-// The embedded schemas must be the official ones in ../shared, byte for byte.
-func TestEmbeddedSchemasMatchShared(t *testing.T) {
-	shared := "../../../shared/vda5050/2.0.0"
-	if _, err := os.Stat(shared); err != nil {
-		t.Skipf("%s not present: %v", shared, err)
+// officialBlobs are the git blob IDs of the official files (schema/README.md
+// names each file's tag or commit in VDA5050/VDA5050).
+var officialBlobs = map[string]string{
+	"1.1.0/connection.schema":     "a3f41e16497c395de68833715d2c19645aef64a8",
+	"1.1.0/instantActions.schema": "6f8c9b6afea0a50728d4dcd9b0b3c1cd87517e0d",
+	"1.1.0/order.schema":          "aa44af06e2f83a2e701597075ba13a512bf6a78d",
+	"1.1.0/state.schema":          "c7988734397eea6a904a09cf8c568afe44c0269f",
+	"1.1.0/visualization.schema":  "11780e62f9c35a4ecfa16ee943793617b2656b2a",
+	"2.0.0/connection.schema":     "2c4ab6d6c01d138d4c0f83ed028798f3c16481bb",
+	"2.0.0/factsheet.json":        "3400d0aaa3f395a6a09566dcd7fdc06fa052dae1",
+	"2.0.0/instantActions.schema": "699aba29451e2467bae79275ce99f24ad6a16b4d",
+	"2.0.0/order.schema":          "2c364b8d6a866f7cf407652c5faf83281f302be5",
+	"2.0.0/state.schema":          "5b84a897529be0213f5eec1bf640b83cd8e35771",
+	"2.0.0/visualization.schema":  "ee461497ed9253f295c9e318a666dd8e2251c028",
+	"2.1.0/connection.schema":     "d5126fab1e7c91ab158819b60d2a3633205e361d",
+	"2.1.0/factsheet.schema":      "9f181245496aae238f0eba46e7bfc4e87904e510",
+	"2.1.0/instantActions.schema": "6727743a141f563797e7aed8053b0dda764f8e4c",
+	"2.1.0/order.schema":          "cb429c581edbac9fed5d6161181f1fe896fd27b3",
+	"2.1.0/state.schema":          "412d2558da33d3a2a6e059c6a42a38999f56a01e",
+	"2.1.0/visualization.schema":  "dceb82fe4bb224ec4ec23ca3a37f1df144dd8ffa",
+}
+
+// The embedded schemas are the official ones, byte for byte: each file's
+// git blob ID (sha1 of "blob <len>\x00" + content) is the official one.
+func TestEmbeddedSchemasAreTheOfficialOnes(t *testing.T) {
+	seen := 0
+	for _, e := range Editions {
+		for topic, name := range editionSchemaFiles[e] {
+			raw, err := SchemaFile(e, topic)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := sha1.New()
+			fmt.Fprintf(h, "blob %d\x00", len(raw))
+			h.Write(raw)
+			key := string(e) + "/" + name
+			if got, want := hex.EncodeToString(h.Sum(nil)), officialBlobs[key]; got != want {
+				t.Errorf("schema/%s: blob %s, the official file is %s", key, got, want)
+			}
+			seen++
+		}
 	}
-	for _, name := range SchemaFiles {
-		want, err := os.ReadFile(filepath.Join(shared, name))
-		if err != nil {
-			t.Fatal(err)
+	if seen != len(officialBlobs) {
+		t.Errorf("%d schema files embedded, %d official ones listed", seen, len(officialBlobs))
+	}
+}
+
+// The 1.1.0 connection schema needs two repairs to parse; nothing else is
+// touched in any file.
+func TestSchemaRepairs(t *testing.T) {
+	for _, e := range Editions {
+		for topic := range editionSchemaFiles[e] {
+			raw, _ := SchemaFile(e, topic)
+			fixed := repairSchema(e, topic, raw)
+			if e == Edition11 && topic == TopicConnection {
+				if bytes.Equal(fixed, raw) {
+					t.Error("1.1.0 connection schema: no repair applied")
+				}
+				if !json.Valid(fixed) || bytes.Contains(fixed, []byte(`"type": "date-time"`)) {
+					t.Errorf("1.1.0 connection schema still broken: %s", fixed[:120])
+				}
+				n := bytes.Count(raw, []byte(`"type": "date-time"`))
+				if n == 0 || len(fixed)-len(raw) != n*len(`"string", "format": `)-1 {
+					t.Errorf("repair changed %d bytes, want only the doubled comma and the %d date-time types", len(fixed)-len(raw), n)
+				}
+				continue
+			}
+			if !bytes.Equal(fixed, raw) {
+				t.Errorf("%s %s: changed by repairSchema", e, topic)
+			}
 		}
-		got, err := schemaFS.ReadFile("schema/2.0.0/" + name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("schema/2.0.0/%s differs from %s", name, shared)
-		}
+	}
+	if _, err := loadEditions(); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -170,7 +227,10 @@ func TestTopics(t *testing.T) {
 	if err != nil || gk != k || gt != TopicState {
 		t.Fatalf("ParseTopic: %v %v %v", gk, gt, err)
 	}
-	for _, bad := range []string{"uagv/v1/a/b/state", "uagv/v2/a/state", "uagv/v2/a/b/c/state", "uagv/v2/a/b/telemetry"} {
+	if gk, gt, err := ParseTopic("fts/v1/a/b/state"); err != nil || gk != (RobotKey{"a", "b"}) || gt != TopicState {
+		t.Errorf("a 1.1 topic under another interface name: %v %v %v", gk, gt, err)
+	}
+	for _, bad := range []string{"uagv/v3/a/b/state", "uagv/v2/a/state", "/v2/a/b/state", "uagv/v2/a/b/c/state", "uagv/v2/a/b/telemetry"} {
 		if _, _, err := ParseTopic(bad); err == nil {
 			t.Errorf("ParseTopic(%q) accepted", bad)
 		}

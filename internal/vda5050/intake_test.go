@@ -1,0 +1,212 @@
+package vda5050
+
+import (
+	"encoding/json"
+	"errors"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// stateJSON returns a valid 2.0.0 state as a generic object, to be bent by
+// each case.
+func stateJSON(t *testing.T) map[string]any {
+	t.Helper()
+	st := sampleState()
+	st.BatteryState.BatteryCharge = 87.5
+	st.AGVPosition = &AGVPosition{X: 2.5, Y: 0, Theta: 0.1, MapID: "m", PositionInitialized: true}
+	st.NodeStates = []NodeState{{NodeID: "A2", SequenceID: 2, Released: true, NodePosition: &StateNodePosition{X: 3, Y: 0, Theta: 0, MapID: "m"}}}
+	st.EdgeStates = []EdgeState{{EdgeID: "A1-A2", SequenceID: 1, Released: true}}
+	st.ActionStates = []ActionState{{ActionID: "mission-m-1-a0-pick", ActionType: "pick", ActionStatus: ActionWaiting}, {ActionID: "mission-m-1#cancel-1", ActionStatus: ActionFinished}}
+	st.Errors = []Error{{ErrorType: "validationError", ErrorLevel: ErrorWarning, ErrorReferences: []Reference{{"topic", "instantActions"}, {"headerId", "0"}}}}
+	raw, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	if err := Validate(TopicState, raw); err != nil {
+		t.Fatalf("the base state must be valid: %v", err)
+	}
+	return m
+}
+
+func kinds(in *Intake) []string {
+	var out []string
+	for _, d := range in.Deviations {
+		out = append(out, d.Kind+" "+d.Path)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestDecodeStateTolerant(t *testing.T) {
+	cases := map[string]struct {
+		bend     func(m map[string]any)
+		want     []string // deviations, "kind path", sorted
+		unusable []string
+		check    func(t *testing.T, in *Intake)
+	}{
+		"valid": {bend: func(map[string]any) {}},
+		"theta missing in nodeStates (vehicles echo the order's nodePosition)": {
+			bend: func(m map[string]any) {
+				delete(m["nodeStates"].([]any)[0].(map[string]any)["nodePosition"].(map[string]any), "theta")
+			},
+			want: []string{"theta_missing /nodeStates/0/nodePosition"},
+			check: func(t *testing.T, in *Intake) {
+				if len(in.State.NodeStates) != 1 || in.State.BatteryState.BatteryCharge != 87.5 || in.State.AGVPosition == nil {
+					t.Errorf("state not kept whole: %+v", in.State)
+				}
+			},
+		},
+		"extra fields": {
+			bend: func(m map[string]any) { m["vendorTelemetry"] = map[string]any{"motorTemp": 41}; m["x-debug"] = true },
+			want: []string{"extra_field /vendorTelemetry", "extra_field /x-debug"},
+		},
+		"battery off: battery part unusable, the rest kept": {
+			bend:     func(m map[string]any) { m["batteryState"] = map[string]any{"batteryCharge": "87%", "charging": false} },
+			want:     []string{"invalid_part /batteryState"},
+			unusable: []string{"batteryState"},
+			check: func(t *testing.T, in *Intake) {
+				if in.State.AGVPosition == nil || in.State.AGVPosition.X != 2.5 || len(in.State.ActionStates) != 2 || len(in.State.Errors) != 1 {
+					t.Errorf("position, actions or errors lost: %+v", in.State)
+				}
+			},
+		},
+		"one action state off: only that one left out": {
+			bend: func(m map[string]any) {
+				m["actionStates"].([]any)[0].(map[string]any)["actionStatus"] = "DONE"
+			},
+			want: []string{"invalid_item /actionStates/0"},
+			check: func(t *testing.T, in *Intake) {
+				if len(in.State.ActionStates) != 1 || in.State.ActionStates[0].ActionID != "mission-m-1#cancel-1" {
+					t.Errorf("want the cancel's state kept: %+v", in.State.ActionStates)
+				}
+				if in.State.BatteryState.BatteryCharge != 87.5 {
+					t.Error("battery lost")
+				}
+			},
+		},
+		"one node state off: kept as a placeholder, the count stays true": {
+			bend: func(m map[string]any) {
+				m["nodeStates"].([]any)[0].(map[string]any)["sequenceId"] = "two"
+			},
+			want: []string{"invalid_item /nodeStates/0"},
+			check: func(t *testing.T, in *Intake) {
+				if len(in.State.NodeStates) != 1 {
+					t.Errorf("nodes remaining %d, want 1", len(in.State.NodeStates))
+				}
+			},
+		},
+		"required part missing": {
+			bend:     func(m map[string]any) { delete(m, "safetyState") },
+			want:     []string{"invalid_part /safetyState"},
+			unusable: []string{"safetyState"},
+		},
+		"orderId of the wrong type": {
+			bend:     func(m map[string]any) { m["orderId"] = 42 },
+			want:     []string{"invalid_part /orderId"},
+			unusable: []string{"orderId"},
+		},
+		"a 2.1.0 header on a 2.0.0 robot": {
+			bend: func(m map[string]any) { m["version"] = "2.1.0" },
+			want: []string{"version_mismatch /version"},
+			check: func(t *testing.T, in *Intake) {
+				if in.Edition != Edition21 {
+					t.Errorf("read as %s, want 2.1.0", in.Edition)
+				}
+			},
+		},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			m := stateJSON(t)
+			c.bend(m)
+			raw, _ := json.Marshal(m)
+			in, err := DecodeState(Edition20, raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := kinds(in); strings.Join(got, ",") != strings.Join(c.want, ",") {
+				t.Errorf("deviations %q, want %q", got, c.want)
+			}
+			if strings.Join(in.Unusable, ",") != strings.Join(c.unusable, ",") {
+				t.Errorf("unusable %q, want %q", in.Unusable, c.unusable)
+			}
+			if in.State.SerialNumber != "AMR-001" || in.State.HeaderID != 7 {
+				t.Errorf("header lost: %+v", in.State.Header)
+			}
+			if c.check != nil {
+				c.check(t, in)
+			}
+		})
+	}
+}
+
+// Only what cannot be used at all is refused, with the reason.
+func TestDecodeStateRefusesTheUnusable(t *testing.T) {
+	for name, c := range map[string]struct {
+		raw  func(t *testing.T) []byte
+		want string
+	}{
+		"not JSON":        {func(*testing.T) []byte { return []byte(`{"headerId":`) }, "not JSON"},
+		"not an object":   {func(*testing.T) []byte { return []byte(`[1,2]`) }, "not a JSON object"},
+		"no headerId":     {func(t *testing.T) []byte { m := stateJSON(t); delete(m, "headerId"); b, _ := json.Marshal(m); return b }, "header unusable: headerId missing"},
+		"timestamp wrong": {func(t *testing.T) []byte { m := stateJSON(t); m["timestamp"] = 5; b, _ := json.Marshal(m); return b }, "header unusable: /timestamp"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := DecodeState(Edition20, c.raw(t))
+			var me *MessageError
+			if !errors.As(err, &me) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("want a *MessageError containing %q, got %v", c.want, err)
+			}
+		})
+	}
+}
+
+// The same tolerance in every edition.
+func TestDecodeStateEachEdition(t *testing.T) {
+	for _, e := range Editions {
+		m := stateJSON(t)
+		m["version"] = string(e)
+		if e == Edition11 {
+			// As 1.1.0's schema spells them.
+			m["actionStates"].([]any)[0].(map[string]any)["actionStatus"] = "waiting"
+			m["actionStates"].([]any)[1].(map[string]any)["actionStatus"] = "finished"
+			m["safetyState"].(map[string]any)["eStop"] = "none"
+		}
+		delete(m["nodeStates"].([]any)[0].(map[string]any)["nodePosition"].(map[string]any), "theta")
+		raw, _ := json.Marshal(m)
+		in, err := DecodeState(e, raw)
+		if err != nil {
+			t.Fatalf("%s: %v", e, err)
+		}
+		for _, d := range in.Deviations {
+			if d.Kind != DeviationThetaMissing {
+				t.Errorf("%s: unexpected deviation %+v", e, d)
+			}
+		}
+		if in.State.BatteryState.BatteryCharge != 87.5 {
+			t.Errorf("%s: battery lost", e)
+		}
+		if in.State.ActionStates[1].ActionStatus != ActionFinished || in.State.SafetyState.EStop != "NONE" {
+			t.Errorf("%s: enumerations not read as fleetflow spells them: %+v %+v", e, in.State.ActionStates, in.State.SafetyState)
+		}
+	}
+	// 1.1 vehicles that write 2.x's upper case: counted, read.
+	m := stateJSON(t)
+	m["version"] = "1.1.0"
+	raw, _ := json.Marshal(m)
+	in, err := DecodeState(Edition11, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := kinds(in); strings.Join(got, ",") != "enum_case /actionStates/0/actionStatus,enum_case /actionStates/1/actionStatus,enum_case /safetyState/eStop" {
+		t.Errorf("deviations %q", got)
+	}
+	if len(in.State.ActionStates) != 2 || in.State.SafetyState.EStop != "NONE" {
+		t.Errorf("state not kept: %+v", in.State)
+	}
+}
