@@ -8,13 +8,26 @@ GO ?= go
 BIN := $(CURDIR)/bin
 TEMPORAL_CLI_VERSION := v1.5.1
 
-.PHONY: all build demo dev test vet workflowcheck services bench clean
+.PHONY: all build demo dev test vet workflowcheck services bench clean thirdparty
 
 all: build
 
 bin/temporal:
 	@echo "building the pinned Temporal CLI $(TEMPORAL_CLI_VERSION) into ./bin (first time only, a few minutes)"
 	GOBIN=$(BIN) GOFLAGS=-mod=mod $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION)
+
+# thirdparty: the independent VDA 5050 vehicle the end-to-end tests run (npm
+# vda-5050-lib, pinned by testdata/thirdparty/vda5050-lib/package-lock.json);
+# installed only when it is missing (rm -rf that node_modules to reinstall).
+THIRDPARTY_VDA5050_LIB := testdata/thirdparty/vda5050-lib
+
+thirdparty: $(THIRDPARTY_VDA5050_LIB)/node_modules/vda-5050-lib/package.json
+
+$(THIRDPARTY_VDA5050_LIB)/node_modules/vda-5050-lib/package.json:
+	@command -v node >/dev/null 2>&1 || { echo "make thirdparty: node (Node.js) is not installed; it runs the third-party VDA 5050 vehicle of the end-to-end tests. Install it with: apt-get install nodejs npm" >&2; exit 1; }
+	@command -v npm >/dev/null 2>&1 || { echo "make thirdparty: npm is not installed; it installs $(THIRDPARTY_VDA5050_LIB)/node_modules. Install it with: apt-get install nodejs npm" >&2; exit 1; }
+	npm ci --no-audit --no-fund --prefix $(THIRDPARTY_VDA5050_LIB)
+	@test -f $@ || { echo "make thirdparty: npm ci did not install $@" >&2; exit 1; }
 
 bin/workflowcheck:
 	GOBIN=$(BIN) GOFLAGS=-mod=mod $(GO) install go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0
@@ -38,7 +51,7 @@ vet:
 workflowcheck: bin/workflowcheck
 	./bin/workflowcheck ./workflows/...
 
-test: build bin/temporal services vet workflowcheck
+test: build bin/temporal services vet workflowcheck thirdparty
 	$(GO) test -count=1 -timeout 20m ./...
 
 bench: build bin/temporal

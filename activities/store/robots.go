@@ -69,6 +69,9 @@ type RobotState struct {
 	// state.information (infoType "softwareVersion"); a state without one
 	// keeps the stored value. "" until the robot reported one.
 	SoftwareVersion string
+	// ProtocolVersion is the VDA 5050 version the robot wrote in the header
+	// of its last state ("" until one arrived).
+	ProtocolVersion string
 }
 
 // ConnectionUpdate is one VDA 5050 connection message.
@@ -184,18 +187,18 @@ const upsertStatesSQL = `
 INSERT INTO robot_state AS s (
     robot_id, order_id, order_update_id, last_node_id, last_node_sequence_id,
     driving, paused, battery_charge, x, y, theta, map_id, fatal_error,
-    errors, action_states, node_states_remaining, state_header_id, state_timestamp, software_version, updated_at)
+    errors, action_states, node_states_remaining, state_header_id, state_timestamp, software_version, protocol_version, updated_at)
 SELECT DISTINCT ON (u.robot_id COLLATE "C")
     u.robot_id, u.order_id, u.order_update_id, u.last_node_id, u.last_node_sequence_id,
     u.driving, u.paused, u.battery_charge, u.x, u.y, u.theta, u.map_id, u.fatal_error,
-    u.errors::jsonb, u.action_states::jsonb, u.node_states_remaining, u.header_id, u.ts, u.software_version, now()
+    u.errors::jsonb, u.action_states::jsonb, u.node_states_remaining, u.header_id, u.ts, u.software_version, u.protocol_version, now()
 FROM unnest(
     $1::text[], $2::text[], $3::bigint[], $4::text[], $5::int[],
     $6::bool[], $7::bool[], $8::float8[], $9::float8[], $10::float8[], $11::float8[], $12::text[], $13::text[],
-    $14::text[], $15::text[], $16::int[], $17::bigint[], $18::timestamptz[], $19::text[])
+    $14::text[], $15::text[], $16::int[], $17::bigint[], $18::timestamptz[], $19::text[], $20::text[])
     AS u(robot_id, order_id, order_update_id, last_node_id, last_node_sequence_id,
          driving, paused, battery_charge, x, y, theta, map_id, fatal_error,
-         errors, action_states, node_states_remaining, header_id, ts, software_version)
+         errors, action_states, node_states_remaining, header_id, ts, software_version, protocol_version)
 JOIN robots r ON r.robot_id = u.robot_id
 ORDER BY u.robot_id COLLATE "C", u.ts DESC, u.header_id DESC
 ON CONFLICT (robot_id) DO UPDATE SET
@@ -217,6 +220,7 @@ ON CONFLICT (robot_id) DO UPDATE SET
     state_header_id = EXCLUDED.state_header_id,
     state_timestamp = EXCLUDED.state_timestamp,
     software_version = CASE WHEN EXCLUDED.software_version <> '' THEN EXCLUDED.software_version ELSE s.software_version END,
+    protocol_version = CASE WHEN EXCLUDED.protocol_version <> '' THEN EXCLUDED.protocol_version ELSE s.protocol_version END,
     updated_at = now()
 WHERE s.state_timestamp IS NULL
    OR EXCLUDED.state_timestamp > s.state_timestamp
@@ -263,7 +267,7 @@ func upsertStatesArgs(states []RobotState) ([]any, error) {
 		driving, paused                                       = make([]bool, n), make([]bool, n)
 		battery, xs, ys, thetas                               = make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
 		ts                                                    = make([]time.Time, n)
-		versions                                              = make([]string, n)
+		versions, protocols                                   = make([]string, n), make([]string, n)
 	)
 	for i, st := range states {
 		if st.RobotID == "" {
@@ -281,14 +285,14 @@ func upsertStatesArgs(states []RobotState) ([]any, error) {
 		seqs[i], remaining[i] = int32(st.LastNodeSequenceID), int32(st.NodeStatesRemaining)
 		driving[i], paused[i] = st.Driving, st.Paused
 		battery[i], xs[i], ys[i], thetas[i] = st.BatteryCharge, st.X, st.Y, st.Theta
-		ts[i], versions[i] = st.Timestamp, st.SoftwareVersion
+		ts[i], versions[i], protocols[i] = st.Timestamp, st.SoftwareVersion, st.ProtocolVersion
 		if ts[i].IsZero() {
 			ts[i] = time.Now()
 		}
 	}
 	return []any{ids, orderIDs, orderUpdates, lastNodes, seqs,
 		driving, paused, battery, xs, ys, thetas, maps, fatals,
-		errs, actions, remaining, headers, ts, versions}, nil
+		errs, actions, remaining, headers, ts, versions, protocols}, nil
 }
 
 // UpsertConnections stores a batch of connection updates in one round trip.
@@ -339,7 +343,7 @@ WHERE s.connection_at IS NULL
 const stateColumns = `s.robot_id, s.connection_state, s.connection_at, s.order_id, s.order_update_id,
     s.last_node_id, s.last_node_sequence_id, s.driving, s.paused, s.battery_charge, s.x, s.y, s.theta,
     s.map_id, s.fatal_error, s.errors, s.action_states, s.node_states_remaining, s.state_header_id,
-    s.state_timestamp, s.updated_at, s.software_version`
+    s.state_timestamp, s.updated_at, s.software_version, s.protocol_version`
 
 // stateScanTargets returns the Scan destinations of stateColumns and a
 // function to call after Scan.
@@ -349,7 +353,7 @@ func stateScanTargets(st *RobotState) ([]any, func()) {
 	dst := []any{&st.RobotID, &st.ConnectionState, &connAt, &st.OrderID, &st.OrderUpdateID,
 		&st.LastNodeID, &seq, &st.Driving, &st.Paused, &st.BatteryCharge, &st.X, &st.Y, &st.Theta,
 		&st.MapID, &st.FatalError, &st.Errors, &st.ActionStates, &remaining, &st.HeaderID,
-		&ts, &st.UpdatedAt, &st.SoftwareVersion}
+		&ts, &st.UpdatedAt, &st.SoftwareVersion, &st.ProtocolVersion}
 	return dst, func() {
 		if connAt != nil {
 			st.ConnectionAt = connAt.UTC()

@@ -574,3 +574,15 @@ func (m *Map) NearestNode(x, y float64) (Node, float64) {
 	}
 	return m.Nodes[best], bestD
 }
+
+// ProfileBook gathers the VDA 5050 profile of every robot of the maps (see
+// ProfileFor); robots on no map speak the default profile.
+func ProfileBook(maps map[string]*Map) *vda5050.ProfileBook {
+	byRobot := map[vda5050.RobotKey]vda5050.Profile{}
+	for _, m := range maps {
+		for _, r := range m.Robots {
+			byRobot[r.Key()] = m.ProfileFor(r)
+		}
+	}
+	return vda5050.NewProfileBook(vda5050.Profile{}, byRobot)
+}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	gojson "github.com/goccy/go-json"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fleetflow/fleetflow/activities/store"
@@ -36,10 +37,12 @@ type Signaler interface {
 	Signal(ctx context.Context, workflowID string, ev schemas.RobotEvent) error
 }
 
-// Sink stores robot states and connection changes (store.Store in production).
+// Sink stores robot states, connection changes and deviation counts
+// (store.Store in production).
 type Sink interface {
 	UpsertStates(ctx context.Context, states []store.RobotState) error
 	UpsertConnections(ctx context.Context, conns []store.ConnectionUpdate) error
+	AddDeviations(ctx context.Context, counts []store.DeviationCount) error
 }
 
 // Options configures a Bridge.
@@ -61,8 +64,11 @@ type Options struct {
 	// OwnerPrefixes: only orderIds/actionIds with one of these prefixes name a
 	// fleetflow workflow (default "mission-", "rollout-", "maintenance-").
 	OwnerPrefixes []string
-	Logger        *slog.Logger
-	Registerer    prometheus.Registerer // nil = no metrics registered
+	// Profiles says how each robot speaks VDA 5050 (edition, topics,
+	// dialect); nil = every robot speaks the default profile (2.0.0, uagv).
+	Profiles   *vda5050.ProfileBook
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer // nil = no metrics registered
 }
 
 type message struct {
@@ -76,6 +82,12 @@ type decoded struct {
 	k    vda5050.RobotKey
 	st   *vda5050.State
 	conn *vda5050.Connection
+	// Of a state read tolerantly: how it deviates from its schema, and the
+	// parts that could not be used (their last known values are kept).
+	deviations []vda5050.Deviation
+	unusable   []string
+	// rejected: the message could not be used at all (counted per robot).
+	rejected string
 }
 
 // summary is what the bridge remembers per robot to decide whether a new
@@ -99,6 +111,12 @@ type summary struct {
 	last       schemas.RobotEvent // the latest full event, reused for connection changes
 	headerID   uint32             // of the latest accepted state
 	timestamp  time.Time          // of the latest accepted state
+	// The latest accepted state as stored, with its errors and action
+	// states: what an unusable part of a newer state falls back to.
+	state   store.RobotState
+	errs    []vda5050.Error
+	acts    []vda5050.ActionState
+	hasPrev bool // a state was accepted before
 }
 
 // pendingState is a robot's latest state waiting for the batched upsert.
@@ -129,6 +147,8 @@ type Bridge struct {
 	robots  map[string]*summary
 	pending map[string]pendingState
 	conns   []store.ConnectionUpdate
+	devs    map[[2]string]*store.DeviationCount // (robot, kind) → counts not yet stored
+	devSeen map[[2]string]bool                  // (robot, kind) already logged once
 
 	m metrics
 }
@@ -136,6 +156,7 @@ type Bridge struct {
 type metrics struct {
 	received   *prometheus.CounterVec
 	rejected   *prometheus.CounterVec
+	deviations *prometheus.CounterVec
 	dropped    prometheus.Counter
 	signals    *prometheus.CounterVec
 	flushes    prometheus.Counter
@@ -148,6 +169,7 @@ func newMetrics(reg prometheus.Registerer) metrics {
 	m := metrics{
 		received:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleetflow_bridge_messages_total", Help: "VDA 5050 messages received by topic."}, []string{"topic"}),
 		rejected:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleetflow_bridge_rejected_messages_total", Help: "Malformed VDA 5050 messages rejected, by topic."}, []string{"topic"}),
+		deviations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleetflow_bridge_state_deviations_total", Help: "Deviations of robots' messages from their VDA 5050 edition's schema that were tolerated (or, kind rejected, messages that could not be used), by robot and kind."}, []string{"robot", "kind"}),
 		dropped:    prometheus.NewCounter(prometheus.CounterOpts{Name: "fleetflow_bridge_dropped_messages_total", Help: "Messages dropped because the bridge queue was full."}),
 		signals:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleetflow_bridge_signals_total", Help: "Robot-event signals sent to workflows, by result."}, []string{"result"}),
 		flushes:    prometheus.NewCounter(prometheus.CounterOpts{Name: "fleetflow_bridge_flushes_total", Help: "Batched robot-state upserts."}),
@@ -156,7 +178,7 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		signalSecs: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "fleetflow_bridge_signal_seconds", Help: "Duration of one SignalWorkflow call.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.received, m.rejected, m.dropped, m.signals, m.flushes, m.flushError, m.flushSecs, m.signalSecs} {
+		for _, c := range []prometheus.Collector{m.received, m.rejected, m.deviations, m.dropped, m.signals, m.flushes, m.flushError, m.flushSecs, m.signalSecs} {
 			_ = reg.Register(c)
 		}
 	}
@@ -196,6 +218,8 @@ func New(sink Sink, signaler Signaler, opts Options) *Bridge {
 		decoded: make(chan *decoded, max(opts.QueueSize/16, 1)),
 		robots:  map[string]*summary{},
 		pending: map[string]pendingState{},
+		devs:    map[[2]string]*store.DeviationCount{},
+		devSeen: map[[2]string]bool{},
 		m:       newMetrics(opts.Registerer),
 	}
 	for i := 0; i < opts.Decoders; i++ {
@@ -207,14 +231,17 @@ func New(sink Sink, signaler Signaler, opts Options) *Bridge {
 	return b
 }
 
-// Subscribe subscribes c to state and connection of all robots (QoS 0 and
-// 1). Call it from the client's OnConnect handler so subscriptions come back
-// after a reconnect. sharedGroup != "" uses $share/<group>/… so several
-// bridges split the fleet.
+// Subscribe subscribes c to state, connection and factsheet of all robots
+// (QoS 0, 1 and 0), under every interface name and major version the
+// profiles use. Call it from the client's OnConnect handler so
+// subscriptions come back after a reconnect. sharedGroup != "" uses
+// $share/<group>/… so several bridges split the fleet.
 func (b *Bridge) Subscribe(c mqtt.Client, sharedGroup string) error {
-	filters := map[string]byte{
-		vda5050.Subscription(vda5050.TopicState):      0,
-		vda5050.Subscription(vda5050.TopicConnection): 1,
+	filters := map[string]byte{}
+	for t, qos := range map[vda5050.Topic]byte{vda5050.TopicState: 0, vda5050.TopicConnection: 1, vda5050.TopicFactsheet: 0} {
+		for _, f := range b.opts.Profiles.Subscriptions(t) {
+			filters[f] = qos
+		}
 	}
 	if sharedGroup != "" {
 		shared := map[string]byte{}
@@ -468,16 +495,27 @@ type routeJob struct {
 // signals it calls for. Run calls it from one goroutine, in each robot's
 // arrival order.
 func (b *Bridge) apply(d *decoded) []routeJob {
-	if d.st != nil {
-		return b.onState(d.k, d.st)
+	if d.rejected != "" || len(d.deviations) > 0 {
+		b.mu.Lock()
+		b.countDeviations(d, time.Now())
+		b.mu.Unlock()
 	}
-	return b.onConnection(d.k, d.conn)
+	switch {
+	case d.st != nil:
+		return b.onState(d.k, d.st, d.unusable)
+	case d.conn != nil:
+		return b.onConnection(d.k, d.conn)
+	}
+	return nil
 }
 
-// decode parses topic and payload and validates the payload against its
-// official schema; it returns nil for a message that is rejected (logged and
-// counted) or carries nothing (a cleared retained connection). Safe for
-// concurrent use.
+// decode parses topic and payload and reads the payload by the robot's
+// profile: a state tolerantly (vda5050.DecodeState: deviations counted,
+// unusable parts named), a connection strictly against its edition's
+// schema; a factsheet only tells the version an auto profile speaks. It
+// returns nil for a message that carries nothing (a cleared retained
+// connection, a factsheet) and a decoded with rejected set for one that
+// cannot be used at all. Safe for concurrent use.
 func (b *Bridge) decode(topic string, payload []byte) *decoded {
 	k, t, err := vda5050.ParseTopic(topic)
 	if err != nil {
@@ -486,45 +524,97 @@ func (b *Bridge) decode(topic string, payload []byte) *decoded {
 		return nil
 	}
 	b.m.received.WithLabelValues(string(t)).Inc()
+	prof := b.opts.Profiles.For(k)
 	switch t {
 	case vda5050.TopicState:
-		var st vda5050.State
-		if err := vda5050.Decode(t, payload, &st); err != nil {
-			b.reject(t, topic, err)
-			return nil
+		in, err := vda5050.DecodeState(prof.Edition(), payload)
+		if err != nil {
+			return b.reject(k, t, topic, err)
 		}
+		st := &in.State
 		if st.Manufacturer != k.Manufacturer || st.SerialNumber != k.SerialNumber {
-			b.reject(t, topic, errors.New("header manufacturer/serialNumber do not match the topic"))
-			return nil
+			return b.reject(k, t, topic, errors.New("header manufacturer/serialNumber do not match the topic"))
 		}
-		return &decoded{k: k, st: &st}
+		b.opts.Profiles.Saw(k, st.Version)
+		return &decoded{k: k, st: st, deviations: in.Deviations, unusable: in.Unusable}
 	case vda5050.TopicConnection:
 		if len(payload) == 0 {
 			return nil // a cleared retained message
 		}
 		var c vda5050.Connection
-		if err := vda5050.Decode(t, payload, &c); err != nil {
-			b.reject(t, topic, err)
-			return nil
+		if err := vda5050.ValidateEdition(prof.Edition(), t, payload); err != nil {
+			return b.reject(k, t, topic, err)
+		}
+		if err := gojson.Unmarshal(payload, &c); err != nil {
+			return b.reject(k, t, topic, err)
 		}
 		return &decoded{k: k, conn: &c}
+	case vda5050.TopicFactsheet:
+		var h vda5050.Header
+		if err := gojson.Unmarshal(payload, &h); err == nil {
+			b.opts.Profiles.Saw(k, h.Version)
+		}
 	}
 	return nil
 }
 
-func (b *Bridge) reject(t vda5050.Topic, topic string, err error) {
+// reject counts and logs a message that cannot be used at all; Run counts
+// it against the robot too (deviation kind "rejected").
+func (b *Bridge) reject(k vda5050.RobotKey, t vda5050.Topic, topic string, err error) *decoded {
 	b.m.rejected.WithLabelValues(string(t)).Inc()
 	b.log.Warn("bridge: rejected malformed message", "topic", topic, "reason", err.Error())
+	return &decoded{k: k, rejected: string(t) + ": " + err.Error()}
 }
 
-func (b *Bridge) onState(k vda5050.RobotKey, st *vda5050.State) []routeJob {
+// DeviationRejected counts, per robot, the messages that could not be used
+// at all (beside the vda5050.Deviation kinds of the ones that could).
+const DeviationRejected = "rejected"
+
+// countDeviations adds d's deviations (or its rejection) to the robot's
+// counts, to be stored with the next flush, and logs the first of each kind
+// per robot (the rest are counted: /metrics, `fleet show`). Caller holds mu.
+func (b *Bridge) countDeviations(d *decoded, at time.Time) {
+	id := d.k.String()
+	add := func(kind, path, detail string) {
+		key := [2]string{id, kind}
+		c := b.devs[key]
+		if c == nil {
+			c = &store.DeviationCount{RobotID: id, Kind: kind}
+			b.devs[key] = c
+		}
+		c.Count++
+		c.LastPath, c.LastDetail, c.LastAt = path, detail, at
+		b.m.deviations.WithLabelValues(id, kind).Inc()
+		if !b.devSeen[key] {
+			b.devSeen[key] = true
+			b.log.Warn("bridge: robot's messages deviate from its VDA 5050 schema (counted; further ones are not logged)",
+				"robot", id, "kind", kind, "path", path, "detail", detail)
+		}
+	}
+	if d.rejected != "" {
+		add(DeviationRejected, "", d.rejected)
+	}
+	for _, dv := range d.deviations {
+		add(dv.Kind, dv.Path, dv.Detail)
+	}
+}
+
+func (b *Bridge) onState(k vda5050.RobotKey, st *vda5050.State, unusable []string) []routeJob {
 	id := k.String()
 	ts, _ := time.Parse(time.RFC3339Nano, st.Timestamp)
+	if len(unusable) > 0 {
+		b.mu.Lock()
+		if prev := b.robots[id]; prev != nil && prev.hasPrev {
+			carryOver(st, unusable, prev)
+		}
+		b.mu.Unlock()
+	}
 	rs := store.RobotState{
 		RobotID: id, OrderID: st.OrderID, OrderUpdateID: int64(st.OrderUpdateID),
 		LastNodeID: st.LastNodeID, LastNodeSequenceID: st.LastNodeSequenceID, Driving: st.Driving,
 		Paused: st.Paused != nil && *st.Paused, BatteryCharge: st.BatteryState.BatteryCharge,
 		NodeStatesRemaining: len(st.NodeStates), HeaderID: int64(st.HeaderID), Timestamp: ts,
+		ProtocolVersion: st.Version,
 	}
 	if p := st.AGVPosition; p != nil {
 		rs.X, rs.Y, rs.Theta, rs.MapID = p.X, p.Y, p.Theta, p.MapID
@@ -549,6 +639,7 @@ func (b *Bridge) onState(k vda5050.RobotKey, st *vda5050.State) []routeJob {
 		actions: make(map[string]string, len(st.ActionStates)), errorsKey: errorsKey(st.Errors),
 		version:  softwareVersion(st),
 		headerID: st.HeaderID, timestamp: ts,
+		state: rs, errs: st.Errors, acts: st.ActionStates, hasPrev: true,
 	}
 	if prev != nil {
 		next.connection = prev.connection
@@ -597,6 +688,45 @@ func softwareVersion(st *vda5050.State) string {
 		}
 	}
 	return ""
+}
+
+// Parts of a state whose last known values stand in when a newer state's
+// are unusable (vda5050.Intake.Unusable).
+var progressParts = map[string]bool{
+	"orderId": true, "orderUpdateId": true, "lastNodeId": true, "lastNodeSequenceId": true,
+	"nodeStates": true, "edgeStates": true, "driving": true, "paused": true,
+}
+
+// carryOver puts prev's values into st for every unusable part: battery,
+// position, errors, action states, information, and the order progress as
+// one (a mix of old and new progress would be a state the robot was never
+// in). Caller holds mu.
+func carryOver(st *vda5050.State, unusable []string, prev *summary) {
+	ps := prev.state
+	for _, part := range unusable {
+		switch {
+		case part == "batteryState":
+			st.BatteryState = vda5050.BatteryState{BatteryCharge: ps.BatteryCharge}
+		case part == "agvPosition":
+			st.AGVPosition = &vda5050.AGVPosition{X: ps.X, Y: ps.Y, Theta: ps.Theta, MapID: ps.MapID, PositionInitialized: true}
+		case part == "errors":
+			st.Errors = prev.errs
+		case part == "actionStates":
+			st.ActionStates = prev.acts
+		case part == "information":
+			if prev.version != "" {
+				st.Information = []vda5050.Info{{InfoType: InfoSoftwareVersion, InfoDescription: prev.version, InfoLevel: "INFO"}}
+			}
+		case progressParts[part]:
+			p := prev.last
+			st.OrderID, st.OrderUpdateID, st.LastNodeID, st.LastNodeSequenceID = p.OrderID, p.OrderUpdateID, p.LastNodeID, p.LastNodeSequenceID
+			st.NodeStates = make([]vda5050.NodeState, p.NodesRemaining)
+			st.EdgeStates = make([]vda5050.EdgeState, p.EdgesRemaining)
+			st.Driving = p.Driving
+			paused := p.Paused
+			st.Paused = &paused
+		}
+	}
 }
 
 // stale reports whether a state is older than the robot's last accepted
@@ -768,43 +898,80 @@ func errorsKey(errs []vda5050.Error) string {
 	return sb.String()
 }
 
-// Flush writes pending states and connection changes in one batch each.
+// Flush writes pending states, connection changes and deviation counts in
+// one batch each. Each is stored on its own: a failed state write does not
+// hold back connection changes. What failed is kept for the next flush,
+// unless something newer replaced it.
 func (b *Bridge) Flush(ctx context.Context) {
 	b.mu.Lock()
-	if len(b.pending) == 0 && len(b.conns) == 0 {
+	if len(b.pending) == 0 && len(b.conns) == 0 && len(b.devs) == 0 {
 		b.mu.Unlock()
 		return
 	}
 	states := make([]store.RobotState, 0, len(b.pending))
+	held := make([]pendingState, 0, len(b.pending))
 	for _, p := range b.pending {
+		held = append(held, p)
 		p.state.Errors, p.state.ActionStates = mustJSON(p.errors), mustJSON(p.actions)
 		states = append(states, p.state)
 	}
 	conns := b.conns
+	devs := make([]store.DeviationCount, 0, len(b.devs))
+	for _, d := range b.devs {
+		devs = append(devs, *d)
+	}
 	b.pending = map[string]pendingState{}
 	b.conns = nil
+	b.devs = map[[2]string]*store.DeviationCount{}
 	b.mu.Unlock()
 
 	start := time.Now()
-	var err error
+	var stateErr, connErr, devErr error
 	if len(states) > 0 {
-		err = b.sink.UpsertStates(ctx, states)
+		stateErr = b.sink.UpsertStates(ctx, states)
 	}
-	if err == nil && len(conns) > 0 {
-		err = b.sink.UpsertConnections(ctx, conns)
+	if len(conns) > 0 {
+		connErr = b.sink.UpsertConnections(ctx, conns)
+	}
+	if len(devs) > 0 {
+		devErr = b.sink.AddDeviations(ctx, devs)
 	}
 	b.m.flushes.Inc()
 	b.m.flushSecs.Observe(time.Since(start).Seconds())
-	if err != nil {
-		b.m.flushError.Inc()
-		b.log.Warn("bridge: batched upsert failed; will retry with the next batch", "states", len(states), "error", err)
-		b.mu.Lock()
-		for _, s := range states {
-			if _, newer := b.pending[s.RobotID]; !newer {
-				b.pending[s.RobotID] = pendingState{state: s}
+	if stateErr == nil && connErr == nil && devErr == nil {
+		return
+	}
+	b.m.flushError.Inc()
+	b.log.Warn("bridge: batched upsert failed; will retry with the next batch", "states", len(states), "connections", len(conns),
+		"stateError", errString(stateErr), "connectionError", errString(connErr), "deviationError", errString(devErr))
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if stateErr != nil {
+		for _, p := range held {
+			if _, newer := b.pending[p.state.RobotID]; !newer {
+				b.pending[p.state.RobotID] = p
 			}
 		}
-		b.conns = append(conns, b.conns...)
-		b.mu.Unlock()
 	}
+	if connErr != nil {
+		b.conns = append(conns, b.conns...)
+	}
+	if devErr != nil {
+		for _, d := range devs {
+			key := [2]string{d.RobotID, d.Kind}
+			if c := b.devs[key]; c != nil {
+				c.Count += d.Count
+			} else {
+				d := d
+				b.devs[key] = &d
+			}
+		}
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }

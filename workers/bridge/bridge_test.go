@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,6 +26,25 @@ type memSink struct {
 	mu     sync.Mutex
 	states [][]store.RobotState
 	conns  []store.ConnectionUpdate
+	devs   []store.DeviationCount
+}
+
+func (m *memSink) AddDeviations(_ context.Context, d []store.DeviationCount) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.devs = append(m.devs, d...)
+	return nil
+}
+
+// deviations sums the stored counts by "robot kind".
+func (m *memSink) deviations() map[string]int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]int64{}
+	for _, d := range m.devs {
+		out[d.RobotID+" "+d.Kind] += d.Count
+	}
+	return out
 }
 
 func (m *memSink) UpsertStates(_ context.Context, s []store.RobotState) error {
@@ -173,7 +193,14 @@ func TestMalformedMessagesAreCountedNotFatal(t *testing.T) {
 	if len(sig.all()) != 0 || b.pendingCount() != 0 {
 		t.Error("a malformed message must not be routed or stored")
 	}
+	// Counted against the robot too, for `fleet show`.
+	b.Flush(ctx)
+	if got := b.sinkDeviations(); got["acme/AMR-001 rejected"] != 4 {
+		t.Errorf("rejections counted per robot: %v, want 4 (3 states, 1 connection on acme/AMR-001's topics)", got)
+	}
 }
+
+func (b *Bridge) sinkDeviations() map[string]int64 { return b.sink.(*memSink).deviations() }
 
 func TestSignalsCoalescePerWorkflow(t *testing.T) {
 	sd := newSender()
@@ -409,5 +436,120 @@ func TestRobotShardKeepsARobotTogether(t *testing.T) {
 	}
 	if len(used) != 4 {
 		t.Errorf("64 robots used %d of 4 shards", len(used))
+	}
+}
+
+// bend marshals st, lets f change the JSON object, and returns the payload.
+func bend(t *testing.T, st vda5050.State, f func(m map[string]any)) []byte {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(raw(t, st), &m); err != nil {
+		t.Fatal(err)
+	}
+	f(m)
+	return raw(t, m)
+}
+
+// A vehicle that echoes its order's nodePosition without theta (as an
+// independent implementation does) keeps its full state: stored, signalled,
+// every deviation counted per robot and kind in /metrics and the registry.
+func TestStateWithoutThetaIsUsedAndCounted(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	b, sink, _ := newBridge(reg)
+	ctx := context.Background()
+	sd := b.senders[b.shard("acme/AMR-001")]
+	for i := 1; i <= 3; i++ {
+		st := state(i, "A", float64(i))
+		st.BatteryState.BatteryCharge = 90 - float64(i)
+		st.NodeStates = []vda5050.NodeState{{NodeID: "B", SequenceID: 2, Released: true, NodePosition: &vda5050.StateNodePosition{X: 4, MapID: "m"}}}
+		if i == 3 {
+			st.LastNodeID = "B"
+		}
+		b.Handle(ctx, stateTopic, bend(t, st, func(m map[string]any) {
+			delete(m["nodeStates"].([]any)[0].(map[string]any)["nodePosition"].(map[string]any), "theta")
+			m["vendorInfo"] = "x"
+		}))
+	}
+	if j, _, ok := sd.take(later()); !ok || j.ev.LastNodeID != "B" || j.ev.BatteryCharge != 87 {
+		t.Fatalf("progress not signalled from the deviating states: %+v %v", j, ok)
+	}
+	if v := testutil.ToFloat64(b.m.rejected.WithLabelValues("state")); v != 0 {
+		t.Fatalf("%v states rejected, want 0", v)
+	}
+	for kind, want := range map[string]float64{"theta_missing": 3, "extra_field": 3} {
+		if v := testutil.ToFloat64(b.m.deviations.WithLabelValues("acme/AMR-001", kind)); v != want {
+			t.Errorf("%s counted %v, want %v", kind, v, want)
+		}
+	}
+	b.Flush(ctx)
+	if st := sink.states[0][0]; st.BatteryCharge != 87 || st.X != 3 || st.LastNodeID != "B" || st.ProtocolVersion != "2.0.0" {
+		t.Errorf("stored state %+v", st)
+	}
+	if got := sink.deviations(); got["acme/AMR-001 theta_missing"] != 3 || got["acme/AMR-001 extra_field"] != 3 {
+		t.Errorf("stored deviation counts %v", got)
+	}
+}
+
+// A part that breaks the schema is left out and its last known value kept:
+// battery and position are never lost because one part is off, and broken
+// progress never looks like progress.
+func TestUnusablePartsKeepTheirLastValue(t *testing.T) {
+	b, sink, _ := newBridge(nil)
+	ctx := context.Background()
+	sd := b.senders[b.shard("acme/AMR-001")]
+	first := state(1, "A", 1)
+	first.BatteryState.BatteryCharge = 77
+	b.Handle(ctx, stateTopic, raw(t, first))
+	sd.take(later())
+	next := state(2, "A", 2)
+	next.BatteryState.BatteryCharge = 76
+	b.Handle(ctx, stateTopic, bend(t, next, func(m map[string]any) {
+		m["batteryState"] = map[string]any{"batteryCharge": "76%"}
+		m["nodeStates"] = "none"
+	}))
+	b.Flush(ctx)
+	got := sink.states[0][0]
+	if got.HeaderID != 2 || got.BatteryCharge != 77 || got.X != 2 || got.NodeStatesRemaining != 1 {
+		t.Fatalf("want the new position, the last battery and the last progress: %+v", got)
+	}
+	if _, _, ok := sd.take(later()); ok {
+		t.Error("a state whose progress was unusable must not signal progress")
+	}
+	if d := sink.deviations(); d["acme/AMR-001 invalid_part"] != 2 {
+		t.Errorf("deviations %v", d)
+	}
+}
+
+// Robots that speak other editions and interface names are read by their
+// own profile: a 1.1 robot on fts/v1 with 1.1.0's lower-case enums.
+func TestProfilesChooseEditionAndTopics(t *testing.T) {
+	k11 := vda5050.RobotKey{Manufacturer: "old", SerialNumber: "T1"}
+	book := vda5050.NewProfileBook(vda5050.Profile{}, map[vda5050.RobotKey]vda5050.Profile{k11: {Version: "1.1", InterfaceName: "fts"}})
+	sink, sig := &memSink{}, &memSignals{}
+	b := New(sink, sig, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), FlushInterval: time.Hour, Profiles: book})
+	if got := book.Subscriptions(vda5050.TopicState); fmt.Sprint(got) != "[fts/v1/+/+/state uagv/v2/+/+/state]" {
+		t.Fatalf("subscriptions %v", got)
+	}
+	st := state(1, "A", 0, vda5050.ActionState{ActionID: "mission-m-1-a0-pick", ActionStatus: vda5050.ActionRunning})
+	st.Manufacturer, st.SerialNumber, st.Version = "old", "T1", "1.1.0"
+	prof := book.For(k11)
+	payload, err := prof.Encode(vda5050.TopicState, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !json.Valid(payload) || !strings.Contains(string(payload), `"actionStatus":"running"`) {
+		t.Fatalf("a 1.1 state spells actionStatus in lower case: %s", payload)
+	}
+	b.Handle(context.Background(), prof.Topic(k11, vda5050.TopicState), payload)
+	b.Flush(context.Background())
+	if len(sink.states) != 1 || sink.states[0][0].ProtocolVersion != "1.1.0" {
+		t.Fatalf("1.1 state not stored: %+v", sink.states)
+	}
+	j, _, ok := b.senders[b.shard("old/T1")].take(later())
+	if !ok || len(j.ev.ActionStates) != 1 || j.ev.ActionStates[0].ActionStatus != vda5050.ActionRunning {
+		t.Fatalf("action state not read: %+v", j)
+	}
+	if d := sink.deviations(); len(d) != 0 {
+		t.Errorf("a state that follows its own edition's schema has no deviations: %v", d)
 	}
 }
