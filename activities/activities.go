@@ -49,6 +49,10 @@ type Activities struct {
 	WMSWebhookURL string
 	// Artifacts is the OTA artifact store (ota task queue).
 	Artifacts ArtifactStore
+	// OrderAckTimeout and OrderResends are handed to missions by
+	// PlanMission (config robots.orderAckTimeout, robots.orderResends).
+	OrderAckTimeout time.Duration
+	OrderResends    int
 }
 
 func invalid(format string, a ...any) error {
@@ -88,7 +92,7 @@ func (a *Activities) PlanMission(ctx context.Context, in schemas.PlanMissionInpu
 	}
 	st, _ := m.Station(in.Spec.Steps[0].Station)
 	n, _ := m.Node(st.Node)
-	return schemas.PlanMissionResult{FirstStationNode: n.ID, X: n.X, Y: n.Y}, nil
+	return schemas.PlanMissionResult{FirstStationNode: n.ID, X: n.X, Y: n.Y, OrderAckTimeout: a.OrderAckTimeout, OrderResends: a.OrderResends}, nil
 }
 
 // ReserveRobot atomically reserves the nearest eligible idle robot, or puts
@@ -110,14 +114,18 @@ func (a *Activities) CancelQueued(ctx context.Context, in schemas.CancelQueuedIn
 	return a.Store.CancelQueued(ctx, in.MissionID)
 }
 
-// startNode is where the robot stands: its lastNodeId when it is within
-// 0.5 m of that node, else the nearest map node to its position.
-func startNode(m *site.Map, st store.RobotState) string {
-	if n, ok := m.Node(st.LastNodeID); ok && math.Hypot(n.X-st.X, n.Y-st.Y) <= 0.5 {
-		return n.ID
+// startNode is where the robot stands by its latest accepted state: its
+// lastNodeId when it is within site.DefaultAllowedDeviationXY (0.5 m) of
+// that node, else the nearest map node to its position; offset is the
+// distance to it in metres.
+func startNode(m *site.Map, st store.RobotState) (node string, offset float64) {
+	if n, ok := m.Node(st.LastNodeID); ok {
+		if d := math.Hypot(n.X-st.X, n.Y-st.Y); d <= site.DefaultAllowedDeviationXY {
+			return n.ID, d
+		}
 	}
-	n, _ := m.NearestNode(st.X, st.Y)
-	return n.ID
+	n, d := m.NearestNode(st.X, st.Y)
+	return n.ID, d
 }
 
 // BuildOrder builds the VDA 5050 order that takes the robot from where it
@@ -134,7 +142,19 @@ func (a *Activities) BuildOrder(ctx context.Context, in schemas.BuildOrderInput)
 	if err != nil {
 		return schemas.BuildOrderResult{}, err
 	}
-	req := site.OrderRequest{OrderID: in.OrderID, OrderUpdateID: in.OrderUpdateID, StartNode: startNode(m, st), Steps: steps(in.Spec)}
+	k, err := robotKey(in.RobotID)
+	if err != nil {
+		return schemas.BuildOrderResult{}, err
+	}
+	prof := a.Link.Profile(k)
+	start, offset := startNode(m, st)
+	req := site.OrderRequest{OrderID: in.OrderID, OrderUpdateID: in.OrderUpdateID, StartNode: start, Steps: steps(in.Spec),
+		Require: prof.Require, StartTheta: st.Theta}
+	if offset > site.DefaultAllowedDeviationXY {
+		// Stopped between nodes: the first node must count as reached from
+		// where the robot stands, or the vehicle refuses the order.
+		req.StartDeviationXY = math.Ceil((offset+0.25)*100) / 100
+	}
 	if in.Spec.Load != nil {
 		req.LoadID, req.LoadType = in.Spec.Load.LoadID, in.Spec.Load.LoadType
 	}
@@ -142,7 +162,7 @@ func (a *Activities) BuildOrder(ctx context.Context, in schemas.BuildOrderInput)
 	if err != nil {
 		return schemas.BuildOrderResult{}, invalid("build order for %s: %v", in.Spec.MissionID, err)
 	}
-	res := schemas.BuildOrderResult{Order: order}
+	res := schemas.BuildOrderResult{Order: order, StartNode: start, StartOffset: math.Round(offset*1000) / 1000, Protocol: prof.String()}
 	for _, n := range order.Nodes {
 		res.NodeIDs = append(res.NodeIDs, n.NodeID)
 		for _, act := range n.Actions {
@@ -165,24 +185,40 @@ func robotKey(id string) (vda5050.RobotKey, error) {
 	return k, nil
 }
 
-// SendOrder publishes the order to the robot (QoS 0). Sending the same
-// orderId and orderUpdateId twice is harmless: the robot ignores the second
-// (VDA 5050 §6.6.4).
-func (a *Activities) SendOrder(ctx context.Context, in schemas.SendOrderInput) error {
+// SendOrder publishes the order to the robot (QoS 0) in its profile and
+// returns the topic and headerId it went out with. Sending the same orderId
+// and orderUpdateId twice is harmless: the robot ignores the second (VDA
+// 5050 §6.6.4). Errors: a publish while the MQTT client is not connected
+// wraps ErrNotConnected (retryable: nothing was sent); a message the
+// schema refuses is a non-retryable InvalidMission.
+func (a *Activities) SendOrder(ctx context.Context, in schemas.SendOrderInput) (schemas.SendResult, error) {
 	k, err := robotKey(in.RobotID)
 	if err != nil {
-		return err
+		return schemas.SendResult{}, err
 	}
-	return a.Link.SendOrder(ctx, k, in.Order)
+	sent, err := a.Link.SendOrder(ctx, k, in.Order)
+	return schemas.SendResult{Topic: sent.Topic, HeaderID: sent.HeaderID}, sendError(err)
 }
 
-// SendInstantActions publishes instant actions to the robot (QoS 0).
-func (a *Activities) SendInstantActions(ctx context.Context, in schemas.SendInstantActionsInput) error {
+// SendInstantActions publishes instant actions to the robot (QoS 0) in its
+// dialect and returns the topic and headerId (see SendOrder for errors).
+func (a *Activities) SendInstantActions(ctx context.Context, in schemas.SendInstantActionsInput) (schemas.SendResult, error) {
 	k, err := robotKey(in.RobotID)
 	if err != nil {
-		return err
+		return schemas.SendResult{}, err
 	}
-	return a.Link.SendInstantActions(ctx, k, in.Actions)
+	sent, err := a.Link.SendInstantActions(ctx, k, in.Actions)
+	return schemas.SendResult{Topic: sent.Topic, HeaderID: sent.HeaderID}, sendError(err)
+}
+
+// sendError makes a message the official schema refuses final: sending it
+// again cannot succeed.
+func sendError(err error) error {
+	var me *vda5050.MessageError
+	if errors.As(err, &me) {
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidMission, err)
+	}
+	return err
 }
 
 // RobotSnapshot reads the robot's latest stored state (written by the

@@ -3,11 +3,13 @@ package activities
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/fleetflow/fleetflow/activities/store"
 	"github.com/fleetflow/fleetflow/internal/site"
+	"github.com/fleetflow/fleetflow/internal/testbroker"
 	"github.com/fleetflow/fleetflow/internal/vda5050"
 	"github.com/fleetflow/fleetflow/schemas"
 )
@@ -137,7 +140,7 @@ func TestBuildAndSendOrder(t *testing.T) {
 	if tok := sub.Subscribe(vda5050.TopicFor(key, vda5050.TopicOrder), 0, func(_ mqtt.Client, msg mqtt.Message) { got <- msg.Payload() }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
-	a := &Activities{Store: st, Sites: map[string]*site.Map{"warehouse-a": m}, Link: NewRobotLink(mqttClient(t, "test-pub"), time.Second)}
+	a := &Activities{Store: st, Sites: map[string]*site.Map{"warehouse-a": m}, Link: NewRobotLink(mqttClient(t, "test-pub"), time.Second, nil)}
 	built, err := a.BuildOrder(ctx, schemas.BuildOrderInput{Spec: spec(), RobotID: robotID, OrderID: "mission-m-1"})
 	if err != nil {
 		t.Fatal(err)
@@ -145,8 +148,15 @@ func TestBuildAndSendOrder(t *testing.T) {
 	if built.NodeIDs[0] != at.ID || len(built.ActionIDs) != 2 || built.Distance <= 0 {
 		t.Fatalf("order must start at the robot's node %s: %+v", at.ID, built.NodeIDs)
 	}
-	if err := a.SendOrder(ctx, schemas.SendOrderInput{RobotID: robotID, Order: built.Order}); err != nil {
+	if built.Order.Nodes[0].NodePosition.AllowedDeviationXY != nil || built.Protocol != "2.0.0 uagv actions/both" {
+		t.Fatalf("a robot on its node gets a plain first node: %+v %s", built.Order.Nodes[0].NodePosition, built.Protocol)
+	}
+	sent, err := a.SendOrder(ctx, schemas.SendOrderInput{RobotID: robotID, Order: built.Order})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if sent.Topic != "uagv/v2/acme/"+serial+"/order" {
+		t.Fatalf("sent on %s", sent.Topic)
 	}
 	select {
 	case raw := <-got:
@@ -161,8 +171,133 @@ func TestBuildAndSendOrder(t *testing.T) {
 		t.Fatal("order never reached the robot's topic")
 	}
 	// A robot ID that cannot be a topic is a non-retryable error.
-	if err := a.SendOrder(ctx, schemas.SendOrderInput{RobotID: "no-slash", Order: built.Order}); err == nil {
+	if _, err := a.SendOrder(ctx, schemas.SendOrderInput{RobotID: "no-slash", Order: built.Order}); err == nil {
 		t.Fatal("bad robot id accepted")
+	}
+
+	// Stopped between nodes (a cancelled order): the plan starts at the
+	// nearest node, which the vehicle must count as where it stands.
+	if err := st.UpsertStates(ctx, []store.RobotState{{RobotID: robotID, LastNodeID: at.ID, X: at.X + 1.7, Y: at.Y, BatteryCharge: 80, Timestamp: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	off, err := a.BuildOrder(ctx, schemas.BuildOrderInput{Spec: spec(), RobotID: robotID, OrderID: "mission-m-2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := off.Order.Nodes[0].NodePosition.AllowedDeviationXY
+	if off.StartOffset < 1.5 || dev == nil || *dev < off.StartOffset {
+		t.Fatalf("off-node start: offset %.2f m, first node allowedDeviationXy %v", off.StartOffset, dev)
+	}
+}
+
+// Each robot is spoken to in its own profile: topics, version, dialect.
+func TestSendInTheRobotsDialect(t *testing.T) {
+	lib := vda5050.RobotKey{Manufacturer: "coaty", SerialNumber: fmt.Sprintf("L%d", rand.Uint32())}
+	old := vda5050.RobotKey{Manufacturer: "oldco", SerialNumber: fmt.Sprintf("O%d", rand.Uint32())}
+	book := vda5050.NewProfileBook(vda5050.Profile{}, map[vda5050.RobotKey]vda5050.Profile{
+		lib: {Version: "2.0.0", InstantActionsKey: vda5050.KeyInstantActions, ActionTypeKey: vda5050.ActionKeyType},
+		old: {Version: "1.1", InterfaceName: "fts"},
+	})
+	sub := mqttClient(t, "test-sub")
+	got := make(chan mqtt.Message, 4)
+	for _, topic := range []string{"uagv/v2/coaty/" + lib.SerialNumber + "/instantActions", "fts/v1/oldco/" + old.SerialNumber + "/order"} {
+		if tok := sub.Subscribe(topic, 0, func(_ mqtt.Client, msg mqtt.Message) { got <- msg }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+	}
+	a := &Activities{Link: NewRobotLink(mqttClient(t, "test-pub"), time.Second, book)}
+	sent, err := a.SendInstantActions(context.Background(), schemas.SendInstantActionsInput{RobotID: lib.String(),
+		Actions: []vda5050.Action{{ActionType: vda5050.ActionCancelOrder, ActionID: "mission-m#cancel-1", BlockingType: vda5050.BlockingHard}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := <-got
+	var m map[string]any
+	_ = json.Unmarshal(msg.Payload(), &m)
+	acts, ok := m["instantActions"].([]any)
+	if !ok || m["actions"] != nil || acts[0].(map[string]any)["actionType"] != "cancelOrder" || acts[0].(map[string]any)["actionName"] != nil {
+		t.Fatalf("not in the vehicle's dialect: %s", msg.Payload())
+	}
+	if m["headerId"].(float64) != float64(sent.HeaderID) || sent.Topic != msg.Topic() {
+		t.Fatalf("sent %+v, got headerId %v on %s", sent, m["headerId"], msg.Topic())
+	}
+	x := 2.0
+	order := vda5050.Order{OrderID: "mission-m-9", Nodes: []vda5050.Node{
+		{NodeID: "a", SequenceID: 0, Released: true, NodePosition: &vda5050.NodePosition{MapID: "m"}, Actions: []vda5050.Action{}},
+		{NodeID: "b", SequenceID: 2, Released: true, NodePosition: &vda5050.NodePosition{X: x, MapID: "m"}, Actions: []vda5050.Action{}}},
+		Edges: []vda5050.Edge{{EdgeID: "a-b", SequenceID: 1, Released: true, StartNodeID: "a", EndNodeID: "b", Length: &x, Actions: []vda5050.Action{}}}}
+	if _, err := a.SendOrder(context.Background(), schemas.SendOrderInput{RobotID: old.String(), Order: order}); err != nil {
+		t.Fatal(err)
+	}
+	msg = <-got
+	if err := vda5050.ValidateEdition(vda5050.Edition11, vda5050.TopicOrder, msg.Payload()); err != nil || !strings.Contains(string(msg.Payload()), `"version":"1.1.0"`) || !strings.Contains(string(msg.Payload()), `"distance":2`) {
+		t.Fatalf("not a 1.1 order: %v %s", err, msg.Payload())
+	}
+}
+
+// A publish while the MQTT client is reconnecting is an error the activity
+// retries — never a silent success (paho completes a QoS 0 token without
+// sending anything then). Against a real Mosquitto that is stopped and
+// started again.
+func TestPublishDuringBrokerRestart(t *testing.T) {
+	broker := testbroker.Start(t)
+	opts := func(id string) *mqtt.ClientOptions {
+		return mqtt.NewClientOptions().AddBroker(broker.URL).SetClientID(fmt.Sprintf("%s-%d", id, rand.Uint32())).
+			SetAutoReconnect(true).SetConnectRetry(true).SetMaxReconnectInterval(200 * time.Millisecond).SetOrderMatters(false)
+	}
+	got := make(chan []byte, 16)
+	subOpts := opts("sub").SetOnConnectHandler(func(c mqtt.Client) {
+		c.Subscribe("uagv/v2/acme/R1/instantActions", 0, func(_ mqtt.Client, m mqtt.Message) { got <- m.Payload() })
+	})
+	sub, pub := mqtt.NewClient(subOpts), mqtt.NewClient(opts("pub"))
+	for _, c := range []mqtt.Client{sub, pub} {
+		if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+		defer c.Disconnect(100)
+	}
+	a := &Activities{Link: NewRobotLink(pub, time.Second, nil)}
+	send := func(id string) error {
+		_, err := a.SendInstantActions(context.Background(), schemas.SendInstantActionsInput{RobotID: "acme/R1",
+			Actions: []vda5050.Action{{ActionType: vda5050.ActionStateRequest, ActionID: id, BlockingType: vda5050.BlockingNone}}})
+		return err
+	}
+	time.Sleep(200 * time.Millisecond) // the subscription is made in the connect handler
+	if err := send("before"); err != nil {
+		t.Fatal(err)
+	}
+	<-got
+	broker.Stop()
+	deadline := time.Now().Add(5 * time.Second)
+	for pub.IsConnectionOpen() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	err := send("during")
+	if !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("publish while the broker is down: %v, want ErrNotConnected", err)
+	}
+	var ae *temporal.ApplicationError
+	if asApp(err, &ae) && ae.NonRetryable() {
+		t.Fatal("a publish while reconnecting must be retryable")
+	}
+	if err := broker.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	// What the activity's retry policy does: try again until it goes out.
+	deadline = time.Now().Add(10 * time.Second)
+	for err = send("after"); err != nil && time.Now().Before(deadline); err = send("after") {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("never sent after the broker came back: %v", err)
+	}
+	select {
+	case p := <-got:
+		if !strings.Contains(string(p), `"after"`) {
+			t.Fatalf("got %s", p)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the retried publish never reached the subscriber")
 	}
 }
 

@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -10,44 +11,77 @@ import (
 	"github.com/fleetflow/fleetflow/internal/vda5050"
 )
 
-// RobotLink publishes VDA 5050 messages to robots through one MQTT client.
-// Every message is validated against the official schema before it leaves
-// (vda5050.Encode) and gets a per-topic headerId (VDA 5050 §6.2).
+// ErrNotConnected is wrapped by a publish while the MQTT client has no open
+// connection (it is reconnecting, or never connected): nothing was sent.
+// paho reports a QoS 0 publish in that state as done without sending
+// anything, so RobotLink checks the connection itself; the error is
+// retryable, and the activity's retry policy sends the message again once
+// the client is back.
+var ErrNotConnected = errors.New("MQTT client not connected")
+
+// RobotLink publishes VDA 5050 messages to robots through one MQTT client,
+// each in the robot's own profile (edition, topics, dialect; see
+// vda5050.Profile). Every message is validated against the official schema
+// of that edition before it leaves and gets a per-topic headerId (VDA 5050
+// §6.2).
 type RobotLink struct {
-	client  mqtt.Client
-	headers vda5050.HeaderCounter
-	timeout time.Duration
-	now     func() time.Time
+	client   mqtt.Client
+	profiles *vda5050.ProfileBook
+	headers  vda5050.HeaderCounter
+	timeout  time.Duration
+	now      func() time.Time
 }
 
-// NewRobotLink wraps a connected paho client. timeout bounds each publish.
-func NewRobotLink(c mqtt.Client, timeout time.Duration) *RobotLink {
+// NewRobotLink wraps a paho client. timeout bounds each publish; profiles
+// may be nil (every robot speaks the default profile).
+func NewRobotLink(c mqtt.Client, timeout time.Duration, profiles *vda5050.ProfileBook) *RobotLink {
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
-	return &RobotLink{client: c, timeout: timeout, now: time.Now}
+	return &RobotLink{client: c, profiles: profiles, timeout: timeout, now: time.Now}
 }
 
-// SendOrder publishes order to uagv/v2/{m}/{s}/order with QoS 0 (VDA 5050
-// §6.1 table), filling the header. Errors: schema violation (*vda5050.MessageError),
-// publish timeout or broker error.
-func (l *RobotLink) SendOrder(ctx context.Context, k vda5050.RobotKey, order vda5050.Order) error {
-	topic := vda5050.TopicFor(k, vda5050.TopicOrder)
+// Sent says what went out: the headerId and topic, so that a vehicle's
+// error naming them (errorReferences headerId, topic) can be matched.
+type Sent struct {
+	Topic    string
+	HeaderID uint32
+}
+
+// Profile returns how robot k is spoken to.
+func (l *RobotLink) Profile(k vda5050.RobotKey) vda5050.Profile { return l.profiles.For(k) }
+
+// SendOrder publishes order to {interface}/{major}/{m}/{s}/order with QoS 0
+// (VDA 5050 §6.1 table), filling the header, in the robot's profile.
+// Errors: schema violation (*vda5050.MessageError), ErrNotConnected, publish
+// timeout or broker error.
+func (l *RobotLink) SendOrder(ctx context.Context, k vda5050.RobotKey, order vda5050.Order) (Sent, error) {
+	p := l.profiles.For(k)
+	topic := p.Topic(k, vda5050.TopicOrder)
 	order.Header = l.headers.Next(topic, k, l.now())
-	return l.publish(ctx, vda5050.TopicOrder, topic, order)
-}
-
-// SendInstantActions publishes actions to …/instantActions with QoS 0.
-func (l *RobotLink) SendInstantActions(ctx context.Context, k vda5050.RobotKey, actions []vda5050.Action) error {
-	topic := vda5050.TopicFor(k, vda5050.TopicInstantActions)
-	msg := vda5050.InstantActions{Header: l.headers.Next(topic, k, l.now()), Actions: actions}
-	return l.publish(ctx, vda5050.TopicInstantActions, topic, msg)
-}
-
-func (l *RobotLink) publish(ctx context.Context, t vda5050.Topic, topic string, msg any) error {
-	raw, err := vda5050.Encode(t, msg)
+	raw, err := p.EncodeOrder(order)
 	if err != nil {
-		return err
+		return Sent{}, err
+	}
+	return Sent{topic, order.HeaderID}, l.publish(ctx, topic, raw)
+}
+
+// SendInstantActions publishes actions to …/instantActions with QoS 0, in
+// the robot's dialect (array key, actionType/actionName).
+func (l *RobotLink) SendInstantActions(ctx context.Context, k vda5050.RobotKey, actions []vda5050.Action) (Sent, error) {
+	p := l.profiles.For(k)
+	topic := p.Topic(k, vda5050.TopicInstantActions)
+	msg := vda5050.InstantActions{Header: l.headers.Next(topic, k, l.now()), Actions: actions}
+	raw, err := p.EncodeInstantActions(msg)
+	if err != nil {
+		return Sent{}, err
+	}
+	return Sent{topic, msg.HeaderID}, l.publish(ctx, topic, raw)
+}
+
+func (l *RobotLink) publish(ctx context.Context, topic string, raw []byte) error {
+	if !l.client.IsConnectionOpen() {
+		return fmt.Errorf("publish %s: %w (reconnecting to the broker); not sent", topic, ErrNotConnected)
 	}
 	tok := l.client.Publish(topic, 0, false, raw)
 	wait := l.timeout
@@ -59,6 +93,13 @@ func (l *RobotLink) publish(ctx context.Context, t vda5050.Topic, topic string, 
 	}
 	if err := tok.Error(); err != nil {
 		return fmt.Errorf("publish %s: %w", topic, err)
+	}
+	// The connection may have dropped while the message was queued: then it
+	// may not have left. Sending it again is harmless (same orderId and
+	// orderUpdateId are ignored, §6.6.4; instant actions are matched by
+	// actionId).
+	if !l.client.IsConnectionOpen() {
+		return fmt.Errorf("publish %s: %w (the connection dropped while sending); may not have been sent", topic, ErrNotConnected)
 	}
 	return nil
 }

@@ -1,6 +1,10 @@
 package schemas
 
-import "github.com/fleetflow/fleetflow/internal/vda5050"
+import (
+	"time"
+
+	"github.com/fleetflow/fleetflow/internal/vda5050"
+)
 
 // RobotEvent is what the bridge tells the workflow owning a robot's order
 // (signal workflows.SignalRobotEvent), and what a workflow reads back when it
@@ -67,11 +71,19 @@ type PlanMissionInput struct {
 	Spec MissionSpec `json:"spec"`
 }
 
-// PlanMissionResult gives where the mission starts.
+// PlanMissionResult gives where the mission starts, and the workers'
+// robot-protocol settings the mission follows (recorded in its history, so
+// a replay sees the values the mission ran with).
 type PlanMissionResult struct {
 	FirstStationNode string  `json:"firstStationNode"`
 	X                float64 `json:"x"` // metres
 	Y                float64 `json:"y"` // metres
+	// OrderAckTimeout: how long to wait for the robot's state to show a
+	// sent order before sending it again; OrderResends: how often (config
+	// robots.orderAckTimeout, robots.orderResends). Zero = the workflow's
+	// defaults.
+	OrderAckTimeout time.Duration `json:"orderAckTimeout,omitempty"`
+	OrderResends    int           `json:"orderResends,omitempty"`
 }
 
 // BuildOrderInput asks for the VDA 5050 order that drives RobotID from where
@@ -89,12 +101,29 @@ type BuildOrderResult struct {
 	NodeIDs   []string      `json:"nodeIds"`
 	ActionIDs []string      `json:"actionIds"` // node actions, in order
 	Distance  float64       `json:"distance"`  // metres along the route
+	// StartNode is where the robot stood by its stored state, and
+	// StartOffset how far from it (metres; > 0.5 when it was stopped
+	// between nodes).
+	StartNode   string  `json:"startNode,omitempty"`
+	StartOffset float64 `json:"startOffset,omitempty"`
+	// Protocol is how the robot is spoken to (vda5050.Profile.String,
+	// e.g. "2.0.0 uagv actions/both").
+	Protocol string `json:"protocol,omitempty"`
 }
 
 // SendOrderInput publishes an order to a robot (activity SendOrder).
 type SendOrderInput struct {
 	RobotID string        `json:"robotId"`
 	Order   vda5050.Order `json:"order"`
+}
+
+// SendResult says what went out to the robot (activities SendOrder and
+// SendInstantActions): the MQTT topic and the message's headerId, which a
+// vehicle's error names in its errorReferences (topic, headerId) when it
+// refuses the message.
+type SendResult struct {
+	Topic    string `json:"topic"`
+	HeaderID uint32 `json:"headerId"`
 }
 
 // SendInstantActionsInput publishes instant actions (activity SendInstantActions).

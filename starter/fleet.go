@@ -1,18 +1,21 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/fleetflow/fleetflow/activities/store"
 	"github.com/fleetflow/fleetflow/internal/sim"
 	"github.com/fleetflow/fleetflow/internal/site"
+	"github.com/fleetflow/fleetflow/internal/vda5050"
 )
 
 func fleetCmd(g *globalFlags) *cobra.Command {
@@ -51,8 +54,90 @@ func fleetCmd(g *globalFlags) *cobra.Command {
 		},
 	}
 	list.Flags().StringVar(&siteName, "site", "", "only this site")
-	cmd.AddCommand(list)
+	cmd.AddCommand(list, fleetShowCmd(g))
 	return cmd
+}
+
+// robotDetail is what `fleet show` prints: the registry's view of one
+// robot, how it is spoken to, and how its messages deviate from its
+// edition's schema.
+type robotDetail struct {
+	store.RobotView
+	// Profile is the configured VDA 5050 profile (site maps), resolved.
+	Profile    string                 `json:"profile"`
+	Deviations []store.DeviationCount `json:"deviations"`
+}
+
+func fleetShowCmd(g *globalFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show ROBOT",
+		Short: "Show one robot: state, battery, position, version, protocol, reservation and how its messages deviate from its VDA 5050 schema",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(g)
+			if err != nil {
+				return err
+			}
+			if cfg.Postgres.URL == "" {
+				return badInput("DATABASE_URL is not set (`starter dev` prints the one to export)")
+			}
+			k, err := vda5050.ParseRobotID(args[0])
+			if err != nil {
+				return badInput("%v", err)
+			}
+			st, err := store.Open(cmd.Context(), cfg.Postgres.URL)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			v, err := st.GetRobot(cmd.Context(), k.String())
+			if errors.Is(err, store.ErrNotFound) {
+				return badInput("no robot %s in the fleet registry", k)
+			}
+			if err != nil {
+				return err
+			}
+			d := robotDetail{RobotView: v}
+			if d.Deviations, err = st.RobotDeviations(cmd.Context(), k.String()); err != nil {
+				return err
+			}
+			if maps, err := site.LoadDir(cfg.Site.MapsDir); err == nil {
+				d.Profile = site.ProfileBook(maps).For(k).String()
+			}
+			return emit(cmd.OutOrStdout(), g, d, func(w io.Writer) { printRobot(w, d) })
+		},
+	}
+}
+
+func printRobot(w io.Writer, d robotDetail) {
+	s := d.State
+	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
+	fmt.Fprintf(tw, "robot\t%s (%s, site %s)\n", d.ID, dash(d.Model), d.Site)
+	fmt.Fprintf(tw, "connection\t%s\n", dash(s.ConnectionState))
+	fmt.Fprintf(tw, "battery\t%.1f %%\n", s.BatteryCharge)
+	fmt.Fprintf(tw, "position\t(%.2f, %.2f) m, θ %.2f rad, map %s, last node %s\n", s.X, s.Y, s.Theta, dash(s.MapID), dash(s.LastNodeID))
+	fmt.Fprintf(tw, "order\t%s (update %d), %d nodes to go, driving %v, paused %v\n", dash(s.OrderID), s.OrderUpdateID, s.NodeStatesRemaining, s.Driving, s.Paused)
+	fmt.Fprintf(tw, "software\t%s\n", dash(d.SoftwareVersion))
+	fmt.Fprintf(tw, "protocol\tprofile %s; writes %s\n", dash(d.Profile), dash(s.ProtocolVersion))
+	fmt.Fprintf(tw, "reserved by\t%s\n", dash(d.ReservedBy))
+	if s.FatalError != "" {
+		fmt.Fprintf(tw, "FATAL\t%s\n", s.FatalError)
+	}
+	if !s.Timestamp.IsZero() {
+		fmt.Fprintf(tw, "last state\t%s (headerId %d)\n", s.Timestamp.Format(time.RFC3339Nano), s.HeaderID)
+	}
+	tw.Flush()
+	if len(d.Deviations) == 0 {
+		fmt.Fprintln(w, "\nno deviations from its VDA 5050 schema")
+		return
+	}
+	fmt.Fprintln(w, "\ndeviations from its VDA 5050 schema (tolerated and counted; rejected = messages that could not be used):")
+	tw = tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
+	fmt.Fprintln(tw, "KIND\tCOUNT\tLAST PATH\tLAST DETAIL\tLAST AT")
+	for _, dv := range d.Deviations {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", dv.Kind, dv.Count, dash(dv.LastPath), dash(dv.LastDetail), dv.LastAt.Format(time.RFC3339))
+	}
+	tw.Flush()
 }
 
 func simCmd(g *globalFlags) *cobra.Command {

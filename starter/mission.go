@@ -148,7 +148,11 @@ func missionStartCmd(g *globalFlags) *cobra.Command {
 					fmt.Fprintf(w, "mission %s FAILED: %s\n%s\n", spec.MissionID, rootCause(err), link)
 					return
 				}
-				fmt.Fprintf(w, "mission %s %s on %s (%d/%d nodes)\n%s\n", spec.MissionID, res.State, res.RobotID, res.NodesDone, res.NodesTotal, link)
+				fmt.Fprintf(w, "mission %s %s on %s (%d/%d nodes)", spec.MissionID, res.State, res.RobotID, res.NodesDone, res.NodesTotal)
+				if res.CancelNotApplied != "" && res.State != workflows.MissionCancelled {
+					fmt.Fprintf(w, ", cancel not applied: %s", res.CancelNotApplied)
+				}
+				fmt.Fprintf(w, "\n%s\n", link)
 			}); eerr != nil {
 				return eerr
 			}
@@ -234,6 +238,23 @@ func printStatus(w io.Writer, st workflows.MissionStatus, link string) {
 	if st.LastError != "" {
 		fmt.Fprintf(tw, "last error\t%s\n", st.LastError)
 	}
+	if st.CancelNotApplied != "" {
+		fmt.Fprintf(tw, "cancel not applied\t%s\n", st.CancelNotApplied)
+	}
+	if st.Protocol != "" {
+		fmt.Fprintf(tw, "protocol\t%s\n", st.Protocol)
+	}
+	if st.OrderSends > 0 {
+		ack := "not yet shown in the robot's state"
+		if st.OrderAcknowledged {
+			ack = "acknowledged"
+		}
+		re := ""
+		if st.Replanned {
+			re = ", re-planned after noRouteError"
+		}
+		fmt.Fprintf(tw, "order\t%s, sent %d×, %s%s\n", st.OrderID, st.OrderSends, ack, re)
+	}
 	fmt.Fprintf(tw, "web UI\t%s\n", link)
 	tw.Flush()
 }
@@ -248,9 +269,9 @@ func dash(s string) string {
 func missionControlCmd(g *globalFlags, update string) *cobra.Command {
 	var reason string
 	short := map[string]string{
-		workflows.UpdateCancel: "Cancel a mission: the robot gets cancelOrder, confirms, and is released",
-		workflows.UpdatePause:  "Pause a driving mission (startPause) and wait for the robot to confirm",
-		workflows.UpdateResume: "Resume a paused mission (stopPause) and wait for the robot to confirm",
+		workflows.UpdateCancel: "Cancel a mission: the robot gets cancelOrder, confirms, and is released (exit 1 if the robot refuses or does not confirm)",
+		workflows.UpdatePause:  "Pause a driving mission (startPause) and wait for the robot to confirm (exit 1 if it refuses)",
+		workflows.UpdateResume: "Resume a paused mission (stopPause) and wait for the robot to confirm (exit 1 if it refuses)",
 	}[update]
 	cmd := &cobra.Command{
 		Use:   update + " MISSION_ID",
@@ -278,6 +299,11 @@ func missionControlCmd(g *globalFlags, update string) *cobra.Command {
 			}
 			var st workflows.MissionStatus
 			if err := h.Get(ctx, &st); err != nil {
+				var ae *temporal.ApplicationError
+				if errors.As(err, &ae) && ae.Type() == workflows.ErrRobotRefused {
+					// The robot said no, or never answered: a failure, not bad input.
+					return fmt.Errorf("mission %s: %s not applied: %s", id, update, ae.Error())
+				}
 				return updateError(id, update, err)
 			}
 			return emit(cmd.OutOrStdout(), g, st, func(w io.Writer) {

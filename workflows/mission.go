@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,6 +37,14 @@ const (
 	ErrRobotDisconnected  = "RobotDisconnected"
 	ErrActionFailed       = "ActionFailed"
 	ErrMissionTimeout     = "MissionTimeout"
+	// ErrRobotUnresponsive: the robot's state never showed the order,
+	// however often it was sent (robots.orderAckTimeout × orderResends).
+	ErrRobotUnresponsive = "RobotUnresponsive"
+)
+
+// Error types a vehicle reports when it refuses an order (VDA 5050 §6.10.7).
+const (
+	robotErrNoRoute = "noRouteError"
 )
 
 // MissionInput starts a Mission workflow.
@@ -54,8 +63,12 @@ type MissionResult struct {
 	NodesDone  int       `json:"nodesDone"`
 	NodesTotal int       `json:"nodesTotal"`
 	Reason     string    `json:"reason,omitempty"`
-	StartedAt  time.Time `json:"startedAt"`
-	FinishedAt time.Time `json:"finishedAt"`
+	// CancelNotApplied is set when a cancel was asked for but the robot
+	// refused it or never confirmed it, and the mission ended otherwise
+	// (e.g. COMPLETED): the robot's reason.
+	CancelNotApplied string    `json:"cancelNotApplied,omitempty"`
+	StartedAt        time.Time `json:"startedAt"`
+	FinishedAt       time.Time `json:"finishedAt"`
 }
 
 // MissionStatus answers the status query and the updates.
@@ -72,8 +85,21 @@ type MissionStatus struct {
 	CurrentNode   string    `json:"currentNode,omitempty"`
 	Paused        bool      `json:"paused"`
 	LastError     string    `json:"lastError,omitempty"`
-	StartedAt     time.Time `json:"startedAt"`
-	UpdatedAt     time.Time `json:"updatedAt"`
+	// Protocol is how the robot is spoken to (edition, interface name,
+	// instantActions dialect), from its profile.
+	Protocol string `json:"protocol,omitempty"`
+	// OrderSends counts how often the order went out (resent while the
+	// robot's state did not show it); OrderAcknowledged once it did.
+	OrderSends        int  `json:"orderSends,omitempty"`
+	OrderAcknowledged bool `json:"orderAcknowledged,omitempty"`
+	// Replanned is set when the robot refused the order with noRouteError
+	// and it was planned again from the robot's reported position.
+	Replanned bool `json:"replanned,omitempty"`
+	// CancelNotApplied: the robot's reason for refusing the last cancel
+	// (the mission went on).
+	CancelNotApplied string    `json:"cancelNotApplied,omitempty"`
+	StartedAt        time.Time `json:"startedAt"`
+	UpdatedAt        time.Time `json:"updatedAt"`
 }
 
 // Terminal reports whether the mission has ended.
@@ -94,6 +120,14 @@ type MissionTimings struct {
 	RequeueAfter   time.Duration // queued: retry the reservation this often even without a signal (default 30 s)
 	ConfirmTimeout time.Duration // wait this long for the robot to confirm cancel/pause/resume (default 60 s)
 	DefaultTimeout time.Duration // mission deadline when the spec gives none (default 1 h)
+	// OrderAckTimeout and OrderResends apply when the workers hand none
+	// (PlanMissionResult): how long the robot's state may take to show a
+	// sent order, and how often it is sent again (default 10 s, 3).
+	OrderAckTimeout time.Duration
+	OrderResends    int
+	// RobotIOTimeout bounds the retries of a publish to a robot (the MQTT
+	// client may be reconnecting: a broker restart is waited out; default 2 min).
+	RobotIOTimeout time.Duration
 }
 
 // Timings are the durations Mission uses. Tests may shorten them; changing
@@ -101,8 +135,11 @@ type MissionTimings struct {
 var Timings = MissionTimings{
 	ReconcileAfter: 15 * time.Second,
 	RequeueAfter:   30 * time.Second,
-	ConfirmTimeout: 60 * time.Second,
-	DefaultTimeout: time.Hour,
+	ConfirmTimeout:  60 * time.Second,
+	DefaultTimeout:  time.Hour,
+	OrderAckTimeout: 10 * time.Second,
+	OrderResends:    3,
+	RobotIOTimeout:  2 * time.Minute,
 }
 
 var (
@@ -115,24 +152,39 @@ type mission struct {
 	logger log.Logger
 	status MissionStatus
 
-	orderID   string
-	nodeIDs   []string
-	actionIDs map[string]bool // the order's node actions
-	lastNode  string
-	orderSent bool
+	orderID       string
+	orderUpdateID uint32
+	order         vda5050.Order // as last built, resent unchanged while unacknowledged
+	nodeIDs       []string
+	actionIDs     map[string]bool // the order's node actions
+	lastNode      string
+	orderSent     bool
 
-	events int // robot events applied so far
+	// Order acknowledgement: the robot's state must show orderId and
+	// orderUpdateId within ackTimeout of each send (robots.orderAckTimeout).
+	orderAcked   bool
+	ackDue       time.Time
+	ackTimeout   time.Duration
+	orderResends int
+	replanWanted bool // refused with noRouteError: plan again once
+
+	events     int             // robot events applied so far
+	lastErrors map[string]bool // keys of the errors in the robot's latest event
 
 	cancelRequested bool
 	cancelReq       CancelRequest
-	cancelActionID  string
-	cancelSent      bool
-	cancelConfirmed bool
+	cancelSeq       int // cancelOrder attempts (actionIds …#cancel-<n>)
+	cancelAct       *controlAction
+	cancelTicket    int            // cancel updates received
+	cancelRefusals  map[int]string // ticket → the robot's reason
+	cancelNotApplied string
 
-	pauseWanted    bool // what the operator asked for
-	pauseSentFor   bool // what we last told the robot
-	pauseSeq       int
-	pauseActionIDs map[string]bool
+	pauseWanted   bool // what the operator asked for
+	pauseSentFor  bool // what we last told the robot
+	pauseSeq      int
+	pauseAct      *controlAction
+	pauseTicket   int
+	pauseRefusals map[int]string
 
 	wake bool // robot-available signal received while queued
 
@@ -150,15 +202,28 @@ type mission struct {
 // → release the robot and audit, however the mission ends.
 //
 // Updates: cancel (sends cancelOrder, waits for the robot to confirm,
-// releases), pause and resume (startPause/stopPause, VDA 5050 §6.8). Query:
-// status. A robot FATAL error, a lost connection, a rejected order or a
-// failed action fails the mission with that reason.
+// releases), pause and resume (startPause/stopPause, VDA 5050 §6.8), each
+// answered only by the robot: a refusal (its actionState FAILED, or an error
+// naming the action or the message) or no answer within
+// Timings.ConfirmTimeout fails the update with the robot's reason
+// (ErrRobotRefused) and the mission goes on; a mission that then completes
+// says "cancel not applied: <reason>". Query: status.
+//
+// An order the robot's state does not show within the order-ack timeout is
+// sent again (same orderId and orderUpdateId, which a vehicle ignores when
+// it already has them, §6.6.4) up to the configured number of times, then
+// the mission fails as RobotUnresponsive. An order refused with
+// noRouteError is planned once more from the robot's reported position. A
+// robot FATAL error, a lost connection, a rejected order or a failed action
+// fails the mission with that reason.
 func Mission(ctx workflow.Context, in MissionInput) (MissionResult, error) {
 	m := &mission{
 		in:             in,
 		logger:         workflow.GetLogger(ctx),
 		actionIDs:      map[string]bool{},
-		pauseActionIDs: map[string]bool{},
+		lastErrors:     map[string]bool{},
+		cancelRefusals: map[int]string{},
+		pauseRefusals:  map[int]string{},
 		startedAt:      workflow.Now(ctx),
 	}
 	m.status = MissionStatus{
@@ -230,10 +295,24 @@ func (m *mission) validateCancel(ctx workflow.Context, req CancelRequest) error 
 func (m *mission) cancel(ctx workflow.Context, req CancelRequest) (MissionStatus, error) {
 	m.cancelRequested = true
 	m.cancelReq = req
-	// Returns once the robot confirmed and the robot is released (or the
-	// mission ended another way meanwhile).
-	if err := workflow.Await(ctx, func() bool { return m.finished }); err != nil {
+	m.cancelTicket++
+	ticket := m.cancelTicket
+	// Returns once the robot confirmed and is released, or refused (the
+	// mission goes on), or the mission ended another way meanwhile.
+	if err := workflow.Await(ctx, func() bool { return m.finished || m.cancelRefusals[ticket] != "" }); err != nil {
 		return m.status, err
+	}
+	if reason := m.cancelRefusals[ticket]; reason != "" && !m.finished {
+		return m.status, temporal.NewApplicationError(fmt.Sprintf("robot %s refused cancelOrder: %s; mission %s goes on (%s)",
+			m.status.RobotID, reason, m.status.MissionID, m.status.State), ErrRobotRefused)
+	}
+	if m.status.State != MissionCancelled {
+		why := m.cancelNotApplied
+		if why == "" {
+			why = "the mission ended before the robot applied it"
+		}
+		return m.status, temporal.NewApplicationError(fmt.Sprintf("mission %s ended %s, cancel not applied: %s",
+			m.status.MissionID, m.status.State, why), ErrRobotRefused)
 	}
 	return m.status, nil
 }
@@ -241,6 +320,9 @@ func (m *mission) cancel(ctx workflow.Context, req CancelRequest) (MissionStatus
 func (m *mission) validatePause(ctx workflow.Context) error {
 	if m.status.State != MissionDriving || m.cancelRequested || m.outcome != "" {
 		return fmt.Errorf("mission %s cannot be paused in state %s (only while %s)", m.status.MissionID, m.status.State, MissionDriving)
+	}
+	if m.pauseWanted {
+		return fmt.Errorf("mission %s: a pause is already under way", m.status.MissionID)
 	}
 	return nil
 }
@@ -253,6 +335,9 @@ func (m *mission) validateResume(ctx workflow.Context) error {
 	if m.status.State != MissionPaused || m.cancelRequested || m.outcome != "" {
 		return fmt.Errorf("mission %s is not paused (state %s)", m.status.MissionID, m.status.State)
 	}
+	if !m.pauseWanted {
+		return fmt.Errorf("mission %s: a resume is already under way", m.status.MissionID)
+	}
 	return nil
 }
 
@@ -261,17 +346,18 @@ func (m *mission) resume(ctx workflow.Context) (MissionStatus, error) {
 }
 
 // setPause asks the main loop to send startPause/stopPause and waits for the
-// robot to report paused accordingly.
+// robot to report paused accordingly, or to refuse.
 func (m *mission) setPause(ctx workflow.Context, on bool) (MissionStatus, error) {
 	m.pauseWanted = on
-	ok, err := workflow.AwaitWithTimeout(ctx, Timings.ConfirmTimeout+5*time.Second, func() bool {
-		return m.outcome != "" || (m.pauseSentFor == on && m.status.Paused == on)
-	})
-	if err != nil {
+	m.pauseTicket++
+	ticket := m.pauseTicket
+	if err := workflow.Await(ctx, func() bool {
+		return m.outcome != "" || m.pauseRefusals[ticket] != "" || (m.pauseSentFor == on && m.status.Paused == on && m.pauseAct == nil)
+	}); err != nil {
 		return m.status, err
 	}
-	if !ok {
-		return m.status, fmt.Errorf("robot %s did not confirm %s within %s", m.status.RobotID, pauseAction(on), Timings.ConfirmTimeout)
+	if reason := m.pauseRefusals[ticket]; reason != "" {
+		return m.status, temporal.NewApplicationError(fmt.Sprintf("robot %s refused %s: %s (state %s)", m.status.RobotID, pauseAction(on), reason, m.status.State), ErrRobotRefused)
 	}
 	if m.outcome != "" {
 		return m.status, fmt.Errorf("mission ended (%s) before the robot confirmed %s", m.outcome, pauseAction(on))
@@ -349,22 +435,17 @@ func (m *mission) run(ctx workflow.Context) (MissionResult, error) {
 		return m.end(ctx, MissionCancelled, "", m.cancelReason())
 	}
 
+	m.ackTimeout, m.orderResends = plan.OrderAckTimeout, plan.OrderResends
+	if m.ackTimeout <= 0 {
+		m.ackTimeout = Timings.OrderAckTimeout
+	}
+	if m.orderResends <= 0 && plan.OrderAckTimeout <= 0 {
+		m.orderResends = Timings.OrderResends
+	}
+
 	// Build and send the order.
-	var built schemas.BuildOrderResult
-	if err := workflow.ExecuteLocalActivity(localCtx(ctx, "build VDA 5050 order"), ActivityBuildOrder, schemas.BuildOrderInput{
-		Spec: spec, RobotID: m.status.RobotID, OrderID: m.orderID,
-	}).Get(ctx, &built); err != nil {
-		return m.fail(ctx, errType(err, ""), "build order: "+err.Error())
-	}
-	m.nodeIDs = built.NodeIDs
-	for _, id := range built.ActionIDs {
-		m.actionIDs[id] = true
-	}
-	m.status.NodesTotal = len(built.NodeIDs)
-	m.status.OrderID = m.orderID
-	if len(built.NodeIDs) > 0 {
-		m.lastNode = built.NodeIDs[len(built.NodeIDs)-1]
-		m.status.CurrentNode = built.NodeIDs[0]
+	if res, err := m.buildOrder(ctx); err != nil {
+		return res, err
 	}
 	if m.cancelRequested {
 		return m.end(ctx, MissionCancelled, "", m.cancelReason())
@@ -373,13 +454,11 @@ func (m *mission) run(ctx workflow.Context) (MissionResult, error) {
 	// it before the local activity returns, and its events (which carry our
 	// orderId) must not be thrown away meanwhile.
 	m.orderSent = true
-	if err := workflow.ExecuteLocalActivity(localCtx(ctx, "send order to "+m.status.RobotID), ActivitySendOrder, schemas.SendOrderInput{
-		RobotID: m.status.RobotID, Order: built.Order,
-	}).Get(ctx, nil); err != nil {
+	if err := m.sendOrder(ctx); err != nil {
 		if workflow.IsContinueAsNewError(err) || errors.Is(ctx.Err(), workflow.ErrCanceled) {
 			return m.cleanupAfterCancel(ctx)
 		}
-		return m.fail(ctx, "", "send order: "+err.Error())
+		return m.fail(ctx, errType(err, ""), "send order: "+err.Error())
 	}
 	if m.outcome == "" {
 		m.setState(ctx, MissionDriving)
@@ -388,80 +467,234 @@ func (m *mission) run(ctx workflow.Context) (MissionResult, error) {
 	// Follow the robot.
 	seen := m.events
 	for m.outcome == "" {
-		if m.cancelRequested && !m.cancelSent {
+		now := workflow.Now(ctx)
+		if m.cancelRequested && m.cancelAct == nil {
 			m.setState(ctx, MissionCancelling)
-			m.cancelActionID = m.orderID + InstantActionSeparator + "cancel"
-			if err := m.sendInstant(ctx, vda5050.ActionCancelOrder, m.cancelActionID); err != nil {
+			m.cancelSeq++
+			act, err := m.sendControl(ctx, vda5050.ActionCancelOrder, fmt.Sprintf("%s%scancel-%d", m.orderID, InstantActionSeparator, m.cancelSeq), m.cancelTicket)
+			if err != nil {
 				return m.fail(ctx, "", "send cancelOrder: "+err.Error())
 			}
-			m.cancelSent = true
-			deadline = workflow.Now(ctx).Add(Timings.ConfirmTimeout)
+			m.cancelAct = act
 		}
-		if !m.cancelRequested && m.pauseWanted != m.pauseSentFor {
+		if !m.cancelRequested && m.pauseAct == nil && m.pauseWanted != m.pauseSentFor {
 			m.pauseSeq++
 			id := fmt.Sprintf("%s%s%s-%d", m.orderID, InstantActionSeparator, pauseAction(m.pauseWanted), m.pauseSeq)
-			m.pauseActionIDs[id] = true
-			if err := m.sendInstant(ctx, pauseAction(m.pauseWanted), id); err != nil {
+			act, err := m.sendControl(ctx, pauseAction(m.pauseWanted), id, m.pauseTicket)
+			if err != nil {
 				return m.fail(ctx, "", "send "+pauseAction(m.pauseWanted)+": "+err.Error())
 			}
+			m.pauseAct = act
 			m.pauseSentFor = m.pauseWanted
+		}
+		m.settleControls(ctx, workflow.Now(ctx))
+		if m.replanWanted && m.outcome == "" {
+			m.replanWanted = false
+			if res, err := m.replan(ctx); err != nil {
+				return res, err
+			}
+		}
+		if !m.orderAcked && !now.Before(m.ackDue) && m.outcome == "" {
+			// Nothing showed the order: look at the stored state first (a
+			// signal may have been lost), then send it again.
+			m.reconcile(ctx)
+			if !m.orderAcked && m.outcome == "" {
+				if m.status.OrderSends > m.orderResends {
+					m.decideFail(ErrRobotUnresponsive, fmt.Sprintf("robot %s never showed order %s (orderUpdateId %d) in its state: sent %d times, %s apart",
+						m.status.RobotID, m.orderID, m.orderUpdateID, m.status.OrderSends, m.ackTimeout))
+					break
+				}
+				if err := m.sendOrder(ctx); err != nil {
+					return m.fail(ctx, errType(err, ""), "resend order: "+err.Error())
+				}
+			}
+		}
+		if m.outcome != "" {
+			break
 		}
 		wait := Timings.ReconcileAfter
 		left := deadline.Sub(workflow.Now(ctx))
 		if left <= 0 {
-			if m.cancelSent {
-				// The robot never confirmed: end anyway so the operator is not
-				// stuck, and say so.
-				m.status.LastError = fmt.Sprintf("robot %s did not confirm cancelOrder within %s", m.status.RobotID, Timings.ConfirmTimeout)
-				m.outcome = MissionCancelled
-				break
-			}
-			m.cancelActionID = m.orderID + InstantActionSeparator + "timeout-cancel"
-			_ = m.sendInstant(ctx, vda5050.ActionCancelOrder, m.cancelActionID)
+			m.cancelSeq++
+			_, _ = m.sendInstant(ctx, vda5050.ActionCancelOrder, fmt.Sprintf("%s%stimeout-cancel-%d", m.orderID, InstantActionSeparator, m.cancelSeq))
 			return m.fail(ctx, ErrMissionTimeout, fmt.Sprintf("mission did not finish within %s", deadline.Sub(m.startedAt)))
 		}
-		if left < wait {
-			wait = left
+		wait = min(wait, left)
+		for _, due := range []time.Time{m.cancelAct.due(), m.pauseDue()} {
+			if !due.IsZero() {
+				wait = min(wait, max(due.Sub(workflow.Now(ctx)), time.Millisecond))
+			}
 		}
+		if !m.orderAcked {
+			wait = min(wait, max(m.ackDue.Sub(workflow.Now(ctx)), time.Millisecond))
+		}
+		cancelAct, pauseAct := m.cancelAct, m.pauseAct
 		ok, err := workflow.AwaitWithTimeout(ctx, wait, func() bool {
-			return m.outcome != "" || m.events != seen ||
-				(m.cancelRequested && !m.cancelSent) || (!m.cancelRequested && m.pauseWanted != m.pauseSentFor)
+			return m.outcome != "" || m.events != seen || m.replanWanted ||
+				(m.cancelRequested && m.cancelAct == nil) || (!m.cancelRequested && m.pauseAct == nil && m.pauseWanted != m.pauseSentFor) ||
+				(cancelAct != nil && cancelAct.outcome != controlPending) || (pauseAct != nil && pauseAct.outcome != controlPending)
 		})
 		if err != nil {
 			return m.cleanupAfterCancel(ctx)
 		}
-		if !ok && m.outcome == "" && workflow.Now(ctx).Before(deadline) {
+		if !ok && m.outcome == "" && m.orderAcked && workflow.Now(ctx).Before(deadline) {
 			// Nothing heard for a while: the truth is the latest stored state.
-			var ev schemas.RobotEvent
-			if err := workflow.ExecuteLocalActivity(localCtx(ctx, "reconcile from stored robot state"), ActivityRobotSnapshot,
-				schemas.RobotSnapshotInput{RobotID: m.status.RobotID}).Get(ctx, &ev); err != nil {
-				m.logger.Warn("reconcile failed", "error", err)
-			} else {
-				ev.Reconciled = true
-				m.apply(ctx, ev)
-			}
+			m.reconcile(ctx)
 		}
 		seen = m.events
 	}
 	switch m.outcome {
 	case MissionCompleted:
-		return m.end(ctx, MissionCompleted, "", "")
+		return m.end(ctx, MissionCompleted, "", m.completedReason())
 	case MissionCancelled:
 		return m.end(ctx, MissionCancelled, "", m.cancelReason())
 	default:
-		if m.orderSent && !m.cancelSent && m.failType != ErrRobotDisconnected && m.failType != ErrRobotRejectedOrder {
+		if m.orderSent && m.cancelAct == nil && m.failType != ErrRobotDisconnected && m.failType != ErrRobotRejectedOrder {
 			// Stop the robot working on a failed mission before releasing it.
-			_ = m.sendInstant(ctx, vda5050.ActionCancelOrder, m.orderID+InstantActionSeparator+"fail-cancel")
+			m.cancelSeq++
+			_, _ = m.sendInstant(ctx, vda5050.ActionCancelOrder, fmt.Sprintf("%s%sfail-cancel-%d", m.orderID, InstantActionSeparator, m.cancelSeq))
 		}
 		return m.fail(ctx, m.failType, m.status.LastError)
 	}
 }
 
-func (m *mission) sendInstant(ctx workflow.Context, actionType, actionID string) error {
-	return workflow.ExecuteLocalActivity(localCtx(ctx, actionType+" to "+m.status.RobotID), ActivitySendInstantActions, schemas.SendInstantActionsInput{
+// buildOrder builds the order from where the robot stands (its latest
+// stored state).
+func (m *mission) buildOrder(ctx workflow.Context) (MissionResult, error) {
+	var built schemas.BuildOrderResult
+	if err := workflow.ExecuteLocalActivity(localCtx(ctx, "build VDA 5050 order"), ActivityBuildOrder, schemas.BuildOrderInput{
+		Spec: m.in.Spec, RobotID: m.status.RobotID, OrderID: m.orderID, OrderUpdateID: m.orderUpdateID,
+	}).Get(ctx, &built); err != nil {
+		return m.fail(ctx, errType(err, ""), "build order: "+err.Error())
+	}
+	m.order = built.Order
+	m.nodeIDs = built.NodeIDs
+	clear(m.actionIDs)
+	for _, id := range built.ActionIDs {
+		m.actionIDs[id] = true
+	}
+	m.status.NodesTotal = len(built.NodeIDs)
+	m.status.OrderID = m.orderID
+	m.status.Protocol = built.Protocol
+	if len(built.NodeIDs) > 0 {
+		m.lastNode = built.NodeIDs[len(built.NodeIDs)-1]
+		m.status.CurrentNode = built.NodeIDs[0]
+	}
+	return MissionResult{}, nil
+}
+
+// sendOrder publishes the order (again) and starts the wait for the robot's
+// state to show it.
+func (m *mission) sendOrder(ctx workflow.Context) error {
+	m.status.OrderSends++
+	err := workflow.ExecuteLocalActivity(robotIOCtx(ctx, "send order to "+m.status.RobotID), ActivitySendOrder, schemas.SendOrderInput{
+		RobotID: m.status.RobotID, Order: m.order,
+	}).Get(ctx, nil)
+	m.ackDue = workflow.Now(ctx).Add(m.ackTimeout)
+	return err
+}
+
+// replan builds the order again from the robot's reported position, after
+// it refused the first one with noRouteError, and sends it with the next
+// orderUpdateId (the refusal named the old one, so the two are told apart).
+func (m *mission) replan(ctx workflow.Context) (MissionResult, error) {
+	m.status.Replanned = true
+	m.orderUpdateID++
+	m.orderAcked, m.status.OrderAcknowledged = false, false
+	m.status.OrderSends = 0
+	if res, err := m.buildOrder(ctx); err != nil {
+		return res, err
+	}
+	if err := m.sendOrder(ctx); err != nil {
+		return m.fail(ctx, errType(err, ""), "send re-planned order: "+err.Error())
+	}
+	m.setDetails(ctx)
+	return MissionResult{}, nil
+}
+
+// reconcile reads the robot's latest stored state and applies it.
+func (m *mission) reconcile(ctx workflow.Context) {
+	var ev schemas.RobotEvent
+	if err := workflow.ExecuteLocalActivity(localCtx(ctx, "reconcile from stored robot state"), ActivityRobotSnapshot,
+		schemas.RobotSnapshotInput{RobotID: m.status.RobotID}).Get(ctx, &ev); err != nil {
+		m.logger.Warn("reconcile failed", "error", err)
+		return
+	}
+	ev.Reconciled = true
+	m.apply(ctx, ev)
+}
+
+// settleControls acts on what the robot made of the pending cancel and
+// pause: a confirmed cancel ends the mission (apply decides it), a refused
+// or unanswered one is reported to the update that asked and the mission
+// goes on; likewise pause and resume.
+func (m *mission) settleControls(ctx workflow.Context, now time.Time) {
+	if a := m.cancelAct; a != nil {
+		a.timedOut(now, m.status.RobotID)
+		if a.outcome == controlRefused && m.outcome == "" {
+			m.cancelRefusals[a.ticket] = a.reason
+			m.cancelNotApplied = a.reason
+			m.status.CancelNotApplied = a.reason
+			m.cancelAct = nil
+			m.cancelRequested = false
+			state := MissionDriving
+			if m.status.Paused {
+				state = MissionPaused
+			}
+			m.setState(ctx, state)
+		}
+	}
+	if a := m.pauseAct; a != nil {
+		switch {
+		case a.outcome == controlRefused:
+		case m.status.Paused == m.pauseSentFor:
+			m.pauseAct = nil // the robot's state shows it
+			return
+		case !now.Before(a.sentAt.Add(Timings.ConfirmTimeout)):
+			a.outcome = controlRefused
+			a.reason = fmt.Sprintf("robot %s did not report paused=%v within %s", m.status.RobotID, m.pauseSentFor, Timings.ConfirmTimeout)
+		default:
+			return
+		}
+		m.pauseRefusals[a.ticket] = a.reason
+		m.pauseSentFor = !m.pauseSentFor
+		m.pauseWanted = m.pauseSentFor
+		m.pauseAct = nil
+	}
+}
+
+// pauseDue is when the pending pause or resume times out (zero when none).
+func (m *mission) pauseDue() time.Time {
+	if m.pauseAct == nil {
+		return time.Time{}
+	}
+	return m.pauseAct.sentAt.Add(Timings.ConfirmTimeout)
+}
+
+func (m *mission) sendInstant(ctx workflow.Context, actionType, actionID string) (schemas.SendResult, error) {
+	var res schemas.SendResult
+	err := workflow.ExecuteLocalActivity(robotIOCtx(ctx, actionType+" to "+m.status.RobotID), ActivitySendInstantActions, schemas.SendInstantActionsInput{
 		RobotID: m.status.RobotID,
 		Actions: []vda5050.Action{{ActionType: actionType, ActionID: actionID, BlockingType: vda5050.BlockingHard}},
-	}).Get(ctx, nil)
+	}).Get(ctx, &res)
+	return res, err
+}
+
+// holdsOrder reports whether the robot still works on this mission's order
+// by ev: something left to drive, or one of its actions not ended.
+func (m *mission) holdsOrder(ev schemas.RobotEvent) bool {
+	if ev.OrderID != m.orderID {
+		return false
+	}
+	if ev.NodesRemaining > 0 || ev.EdgesRemaining > 0 || ev.Driving {
+		return true
+	}
+	for _, as := range ev.ActionStates {
+		if m.actionIDs[as.ActionID] && !as.ActionStatus.Terminal() {
+			return true
+		}
+	}
+	return false
 }
 
 // apply folds one robot event into the mission's state and decides the
@@ -472,33 +705,46 @@ func (m *mission) apply(ctx workflow.Context, ev schemas.RobotEvent) {
 	}
 	m.events++
 	m.status.UpdatedAt = workflow.Now(ctx)
+	defer func() {
+		clear(m.lastErrors)
+		for _, e := range ev.Errors {
+			m.lastErrors[errorKey(e)] = true
+		}
+	}()
 	switch vda5050.ConnectionState(ev.Connection) {
 	case vda5050.ConnectionBroken, vda5050.ConnectionOffline:
 		m.decideFail(ErrRobotDisconnected, fmt.Sprintf("robot %s lost its connection (%s)", ev.RobotID, ev.Connection))
 		return
+	}
+	holds := m.holdsOrder(ev)
+	m.cancelAct.judge(ev, holds)
+	m.pauseAct.judge(ev, holds)
+	if m.orderSent && ev.OrderID == m.orderID && ev.OrderUpdateID == m.orderUpdateID && !m.orderAcked {
+		m.orderAcked, m.status.OrderAcknowledged = true, true
 	}
 	for _, e := range ev.Errors {
 		if e.ErrorLevel == vda5050.ErrorFatal {
 			m.decideFail(ErrRobotFatal, fmt.Sprintf("robot %s FATAL error %s: %s", ev.RobotID, e.ErrorType, e.ErrorDescription))
 			return
 		}
-		if m.orderSent && refersTo(e, "orderId", m.orderID) {
+		if m.orderSent && !m.orderAcked && m.refusesOrder(e) {
+			if e.ErrorType == robotErrNoRoute && !m.status.Replanned {
+				m.replanWanted = true
+				continue
+			}
 			m.decideFail(ErrRobotRejectedOrder, fmt.Sprintf("robot %s rejected order %s: %s: %s", ev.RobotID, m.orderID, e.ErrorType, e.ErrorDescription))
 			return
 		}
 	}
 	for _, as := range ev.ActionStates {
-		switch {
-		case as.ActionID == m.cancelActionID && m.cancelSent && as.ActionStatus.Terminal():
-			// FAILED means "no order to cancel": the robot holds no order either way.
-			m.cancelConfirmed = true
-		case m.actionIDs[as.ActionID] && as.ActionStatus == vda5050.ActionFailed && !m.cancelSent:
+		if m.actionIDs[as.ActionID] && as.ActionStatus == vda5050.ActionFailed && m.cancelAct == nil {
 			m.decideFail(ErrActionFailed, fmt.Sprintf("action %s (%s) failed on robot %s: %s", as.ActionID, as.ActionType, ev.RobotID, as.ResultDescription))
 			return
 		}
 	}
+	cancelled := m.cancelAct != nil && m.cancelAct.outcome == controlConfirmed
 	if !m.orderSent || ev.OrderID != m.orderID {
-		if m.cancelConfirmed {
+		if cancelled {
 			m.outcome = MissionCancelled
 		}
 		return
@@ -515,16 +761,38 @@ func (m *mission) apply(ctx workflow.Context, ev schemas.RobotEvent) {
 			m.setState(ctx, MissionDriving)
 		}
 	}
-	if m.cancelConfirmed || (m.cancelSent && ev.NodesRemaining == 0 && !ev.Driving && ev.LastNodeID != m.lastNode) {
-		m.outcome = MissionCancelled
-		return
-	}
 	if ev.NodesRemaining == 0 && ev.EdgesRemaining == 0 && !ev.Driving && ev.LastNodeID == m.lastNode && m.actionsFinished(ev) {
+		// Done, even if a cancel was under way: the robot finished first.
 		m.status.NodesDone = m.status.NodesTotal
 		m.outcome = MissionCompleted
 		return
 	}
+	if cancelled {
+		m.outcome = MissionCancelled
+		return
+	}
 	m.setDetails(ctx)
+}
+
+// refusesOrder reports whether robot error e refuses the order as last
+// sent: it names the orderId, and the orderUpdateId when it names one.
+func (m *mission) refusesOrder(e vda5050.Error) bool {
+	if !refersTo(e, "orderId", m.orderID) {
+		return false
+	}
+	return !hasRef(e, "orderUpdateId") || refersTo(e, "orderUpdateId", strconv.FormatUint(uint64(m.orderUpdateID), 10))
+}
+
+// completedReason says, for a mission that completed although a cancel was
+// asked for, that the cancel was not applied and why.
+func (m *mission) completedReason() string {
+	if m.cancelNotApplied != "" {
+		return "cancel not applied: " + m.cancelNotApplied
+	}
+	if m.cancelAct != nil {
+		return "cancel not applied: the robot completed the order first"
+	}
+	return ""
 }
 
 func (m *mission) actionsFinished(ev schemas.RobotEvent) bool {
@@ -570,8 +838,9 @@ func (m *mission) cancelReason() string {
 // robot, release it and audit, on a disconnected context.
 func (m *mission) cleanupAfterCancel(ctx workflow.Context) (MissionResult, error) {
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	if m.orderSent && !m.cancelSent {
-		_ = m.sendInstant(dctx, vda5050.ActionCancelOrder, m.orderID+InstantActionSeparator+"wf-cancel")
+	if m.orderSent {
+		m.cancelSeq++
+		_, _ = m.sendInstant(dctx, vda5050.ActionCancelOrder, fmt.Sprintf("%s%swf-cancel-%d", m.orderID, InstantActionSeparator, m.cancelSeq))
 	}
 	if m.status.RobotID == "" {
 		_ = workflow.ExecuteLocalActivity(localCtx(dctx, "leave the reservation queue"), ActivityCancelQueued,
@@ -639,7 +908,8 @@ func (m *mission) result() MissionResult {
 	return MissionResult{
 		MissionID: m.status.MissionID, State: m.status.State, RobotID: m.status.RobotID,
 		NodesDone: m.status.NodesDone, NodesTotal: m.status.NodesTotal, Reason: m.status.LastError,
-		StartedAt: m.startedAt, FinishedAt: m.status.UpdatedAt,
+		CancelNotApplied: m.cancelNotApplied,
+		StartedAt:        m.startedAt, FinishedAt: m.status.UpdatedAt,
 	}
 }
 
@@ -713,6 +983,25 @@ func errType(err error, fallback string) string {
 		return ae.Type()
 	}
 	return fallback
+}
+
+// robotIOCtx is localCtx for a publish to a robot: its retries last up to
+// Timings.RobotIOTimeout in all, so a broker restart (the MQTT client is
+// reconnecting: activities.ErrNotConnected) is waited out rather than
+// failing the mission. A local activity's ScheduleToClose otherwise
+// defaults to its StartToClose (FIELD-NOTES).
+func robotIOCtx(ctx workflow.Context, summary string) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout:    10 * time.Second,
+		ScheduleToCloseTimeout: Timings.RobotIOTimeout,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        200 * time.Millisecond,
+			BackoffCoefficient:     2,
+			MaximumInterval:        5 * time.Second,
+			NonRetryableErrorTypes: []string{ErrInvalidMission, "UnknownRobot"},
+		},
+		Summary: summary,
+	})
 }
 
 // localCtx: short, idempotent I/O runs as local activities — no round trip

@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -29,6 +30,8 @@ type fakeActivities struct {
 	audits    []schemas.AuditInput
 	notified  []schemas.NotifyWMSInput
 	snapshot  *schemas.RobotEvent
+	builds    []schemas.BuildOrderInput
+	headerID  uint32 // of the last instantActions sent
 }
 
 func (f *fakeActivities) PlanMission(ctx context.Context, in schemas.PlanMissionInput) (schemas.PlanMissionResult, error) {
@@ -57,25 +60,40 @@ func (f *fakeActivities) CancelQueued(ctx context.Context, in schemas.CancelQueu
 }
 
 func (f *fakeActivities) BuildOrder(ctx context.Context, in schemas.BuildOrderInput) (schemas.BuildOrderResult, error) {
+	f.mu.Lock()
+	f.builds = append(f.builds, in)
+	f.mu.Unlock()
 	return schemas.BuildOrderResult{
-		Order:     vda5050.Order{OrderID: in.OrderID},
+		Order:     vda5050.Order{OrderID: in.OrderID, OrderUpdateID: in.OrderUpdateID},
 		NodeIDs:   []string{"A1", "B1", "C1"},
 		ActionIDs: []string{in.OrderID + "-a0-pick", in.OrderID + "-a1-drop"},
 	}, nil
 }
 
-func (f *fakeActivities) SendOrder(ctx context.Context, in schemas.SendOrderInput) error {
+func (f *fakeActivities) SendOrder(ctx context.Context, in schemas.SendOrderInput) (schemas.SendResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.orders = append(f.orders, in)
-	return nil
+	return schemas.SendResult{Topic: "uagv/v2/acme/AMR-001/order", HeaderID: uint32(len(f.orders) - 1)}, nil
 }
 
-func (f *fakeActivities) SendInstantActions(ctx context.Context, in schemas.SendInstantActionsInput) error {
+func (f *fakeActivities) SendInstantActions(ctx context.Context, in schemas.SendInstantActionsInput) (schemas.SendResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.instant = append(f.instant, in.Actions...)
-	return nil
+	f.headerID = uint32(len(f.instant) + 100)
+	return schemas.SendResult{Topic: "uagv/v2/acme/AMR-001/instantActions", HeaderID: f.headerID}, nil
+}
+
+// instantIDs are the actionIds sent so far.
+func (f *fakeActivities) instantIDs() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ids []string
+	for _, a := range f.instant {
+		ids = append(ids, a.ActionID)
+	}
+	return ids
 }
 
 func (f *fakeActivities) RobotSnapshot(ctx context.Context, in schemas.RobotSnapshotInput) (schemas.RobotEvent, error) {
@@ -275,7 +293,7 @@ func TestMissionCancelWhileDriving(t *testing.T) {
 	s.at(3*time.Second, func() { cancelling = s.status(t) })
 	// The robot stops at B1 and confirms cancelOrder.
 	s.signal(4*time.Second, schemas.RobotEvent{RobotID: "acme/AMR-001", OrderID: wfID, LastNodeID: "B1", LastNodeSequenceID: 2,
-		ActionStates: []vda5050.ActionState{{ActionID: wfID + "#cancel", ActionType: vda5050.ActionCancelOrder, ActionStatus: vda5050.ActionFinished}}})
+		ActionStates: []vda5050.ActionState{{ActionID: wfID + "#cancel-1", ActionType: vda5050.ActionCancelOrder, ActionStatus: vda5050.ActionFinished}}})
 	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
 	r, err := s.result(t)
 	require.NoError(t, err)
@@ -351,12 +369,54 @@ func TestMissionLostConnection(t *testing.T) {
 func TestMissionRobotRejectsOrder(t *testing.T) {
 	s := newEnv(t)
 	s.signal(time.Second, schemas.RobotEvent{RobotID: "acme/AMR-001", OrderID: "", Errors: []vda5050.Error{{
-		ErrorType: "noRouteError", ErrorLevel: vda5050.ErrorWarning, ErrorDescription: "first node too far",
+		ErrorType: "orderError", ErrorLevel: vda5050.ErrorWarning, ErrorDescription: "order is not executable while charging",
 		ErrorReferences: []vda5050.Reference{{ReferenceKey: "orderId", ReferenceValue: wfID}}}}})
 	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
 	_, err := s.result(t)
 	require.Equal(t, ErrRobotRejectedOrder, appErrType(err))
+	require.Contains(t, err.Error(), "orderError")
+	require.Len(t, s.acts.releases, 1)
+	require.Len(t, s.acts.builds, 1, "only noRouteError is planned again")
+}
+
+func noRoute(updateID string) schemas.RobotEvent {
+	return schemas.RobotEvent{RobotID: "acme/AMR-001", OrderID: "mission-earlier", Errors: []vda5050.Error{{
+		ErrorType: "noRouteError", ErrorLevel: vda5050.ErrorWarning, ErrorDescription: "first node of new order not within deviation range",
+		ErrorReferences: []vda5050.Reference{{ReferenceKey: "topic", ReferenceValue: "order"}, {ReferenceKey: "orderId", ReferenceValue: wfID},
+			{ReferenceKey: "orderUpdateId", ReferenceValue: updateID}}}}}
+}
+
+// A vehicle refuses an order whose first node is not where it stands: the
+// order is planned once more from the robot's reported position (with the
+// next orderUpdateId, so the old refusal, still in the robot's errors, is
+// not taken for a refusal of the new one).
+func TestMissionReplansOnceAfterNoRoute(t *testing.T) {
+	s := newEnv(t)
+	s.signal(time.Second, noRoute("0"))
+	ev := noRoute("0") // the old refusal lingers in the robot's state
+	s.signal(2*time.Second, ev)
+	done := finished()
+	done.OrderUpdateID = 1
+	s.signal(3*time.Second, done)
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	r, err := s.result(t)
+	require.NoError(t, err)
+	require.Equal(t, MissionCompleted, r.State)
+	require.Len(t, s.acts.builds, 2, "planned again from the robot's reported position")
+	require.Equal(t, uint32(1), s.acts.builds[1].OrderUpdateID)
+	require.Len(t, s.acts.orders, 2)
+	require.Equal(t, uint32(1), s.acts.orders[1].Order.OrderUpdateID)
+}
+
+func TestMissionFailsWhenReplannedOrderIsRefusedToo(t *testing.T) {
+	s := newEnv(t)
+	s.signal(time.Second, noRoute("0"))
+	s.signal(2*time.Second, noRoute("1"))
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	_, err := s.result(t)
+	require.Equal(t, ErrRobotRejectedOrder, appErrType(err))
 	require.Contains(t, err.Error(), "noRouteError")
+	require.Len(t, s.acts.builds, 2)
 	require.Len(t, s.acts.releases, 1)
 }
 
@@ -392,6 +452,7 @@ func TestMissionTimeout(t *testing.T) {
 	s := newEnv(t)
 	sp := spec()
 	sp.TimeoutSeconds = 60
+	s.signal(time.Second, driving("A1", 0, 2)) // the robot took the order, and never finishes
 	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: sp})
 	_, err := s.result(t)
 	require.Equal(t, ErrMissionTimeout, appErrType(err))
@@ -424,13 +485,179 @@ func (u *updateCallbacks) Complete(success any, err error) {
 // not be lost while the send is in flight.
 func TestMissionEventsDuringSendAreKept(t *testing.T) {
 	s := newEnv(t)
-	s.env.OnActivity(ActivitySendOrder, mock.Anything, mock.Anything).Return(func(ctx context.Context, in schemas.SendOrderInput) error {
+	s.env.OnActivity(ActivitySendOrder, mock.Anything, mock.Anything).Return(func(ctx context.Context, in schemas.SendOrderInput) (schemas.SendResult, error) {
 		s.env.SignalWorkflow(SignalRobotEvent, finished())
-		return nil
+		return schemas.SendResult{}, nil
 	})
 	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
 	r, err := s.result(t)
 	require.NoError(t, err)
 	require.Equal(t, MissionCompleted, r.State)
 	require.Less(t, s.env.Now().Sub(r.StartedAt), Timings.ReconcileAfter, "completed from the signal, not by reconciliation")
+}
+
+// cancelUpdate sends the cancel update at d and records its outcome.
+type updateOutcome struct {
+	done bool
+	st   MissionStatus
+	err  error
+}
+
+func (s *suite) update(t *testing.T, d time.Duration, name string, out *updateOutcome, args ...any) {
+	s.at(d, func() {
+		s.env.UpdateWorkflow(name, name+d.String(), &updateCallbacks{t: t, onComplete: func(v any, err error) {
+			out.done, out.err = true, err
+			if st, ok := v.(MissionStatus); ok {
+				out.st = st
+			}
+		}}, args...)
+	})
+}
+
+// The vehicle cannot read our instantActions (another dialect) and says so
+// with a validationError naming topic and headerId: the cancel update fails
+// with that reason, the mission goes on, and when the robot completes the
+// order the mission says the cancel was not applied.
+func TestMissionCancelRefusedByRobot(t *testing.T) {
+	s := newEnv(t)
+	var up updateOutcome
+	s.signal(time.Second, driving("A1", 0, 2))
+	s.update(t, 2*time.Second, UpdateCancel, &up, CancelRequest{Reason: "aisle blocked", By: "op"})
+	s.at(3*time.Second, func() {
+		ev := driving("B1", 2, 1)
+		ev.Errors = []vda5050.Error{{ErrorType: "validationError", ErrorLevel: vda5050.ErrorWarning,
+			ErrorDescription: "invalid instant actions: must have required property 'instantActions'",
+			ErrorReferences: []vda5050.Reference{{ReferenceKey: "topic", ReferenceValue: "instantActions"}, {ReferenceKey: "headerId", ReferenceValue: fmt.Sprint(s.acts.headerID)}}}}
+		s.env.SignalWorkflow(SignalRobotEvent, ev)
+	})
+	var mid MissionStatus
+	s.at(4*time.Second, func() { mid = s.status(t) })
+	s.signal(5*time.Second, finished())
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	r, err := s.result(t)
+	require.NoError(t, err)
+	require.True(t, up.done)
+	require.Error(t, up.err, "a refused cancel is never reported as done")
+	require.Equal(t, ErrRobotRefused, appErrType(up.err))
+	require.Contains(t, up.err.Error(), "validationError")
+	require.Equal(t, MissionDriving, mid.State, "the mission goes on")
+	require.Contains(t, mid.CancelNotApplied, "validationError")
+	require.Equal(t, MissionCompleted, r.State)
+	require.Contains(t, r.Reason, "cancel not applied: validationError")
+	require.Contains(t, r.CancelNotApplied, "validationError")
+}
+
+// A cancel the robot never answers is not done: the update fails after the
+// confirmation time and the mission goes on; a second cancel gets a new
+// actionId, and a late FAILED of the first one does not count for it.
+func TestMissionCancelNotConfirmedThenRetried(t *testing.T) {
+	s := newEnv(t)
+	var first, second updateOutcome
+	s.signal(time.Second, driving("A1", 0, 2))
+	s.update(t, 2*time.Second, UpdateCancel, &first, CancelRequest{Reason: "one"})
+	s.update(t, 2*time.Second+Timings.ConfirmTimeout+5*time.Second, UpdateCancel, &second, CancelRequest{Reason: "two"})
+	stale := driving("A1", 0, 2)
+	stale.ActionStates = append(stale.ActionStates, vda5050.ActionState{ActionID: wfID + "#cancel-1", ActionStatus: vda5050.ActionFailed, ResultDescription: "late"})
+	s.signal(2*time.Second+Timings.ConfirmTimeout+10*time.Second, stale)
+	var between MissionStatus
+	s.at(2*time.Second+Timings.ConfirmTimeout+15*time.Second, func() { between = s.status(t) })
+	confirm := driving("A1", 0, 0)
+	confirm.Driving = false
+	confirm.ActionStates = append(confirm.ActionStates, vda5050.ActionState{ActionID: wfID + "#cancel-2", ActionStatus: vda5050.ActionFinished})
+	s.signal(2*time.Second+Timings.ConfirmTimeout+20*time.Second, confirm)
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	r, err := s.result(t)
+	require.NoError(t, err)
+	require.True(t, first.done)
+	require.ErrorContains(t, first.err, "did not confirm cancelOrder")
+	require.Equal(t, MissionCancelling, between.State, "a FAILED of the first attempt does not answer the second")
+	require.True(t, second.done)
+	require.NoError(t, second.err)
+	require.Equal(t, MissionCancelled, r.State)
+	require.Equal(t, []string{wfID + "#cancel-1", wfID + "#cancel-2"}, s.acts.instantIDs())
+	require.Len(t, s.acts.releases, 1)
+}
+
+// A cancel that reaches a robot that already finished: the mission is
+// COMPLETED and the cancel update says it was not applied.
+func TestMissionCompletedBeforeCancelTook(t *testing.T) {
+	s := newEnv(t)
+	var up updateOutcome
+	s.signal(time.Second, driving("B1", 2, 1))
+	s.update(t, 2*time.Second, UpdateCancel, &up, CancelRequest{})
+	done := finished()
+	done.ActionStates = append(done.ActionStates, vda5050.ActionState{ActionID: wfID + "#cancel-1", ActionStatus: vda5050.ActionFailed, ResultDescription: "no order to cancel"})
+	s.signal(3*time.Second, done)
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	r, err := s.result(t)
+	require.NoError(t, err)
+	require.Equal(t, MissionCompleted, r.State)
+	require.Contains(t, r.Reason, "cancel not applied")
+	require.True(t, up.done)
+	require.ErrorContains(t, up.err, "ended COMPLETED, cancel not applied")
+}
+
+func TestMissionPauseRefusedByRobot(t *testing.T) {
+	s := newEnv(t)
+	var up updateOutcome
+	s.signal(time.Second, driving("A1", 0, 2))
+	s.update(t, 2*time.Second, UpdatePause, &up)
+	s.at(3*time.Second, func() {
+		ev := driving("A1", 0, 2)
+		ev.Errors = []vda5050.Error{{ErrorType: "instantActionError", ErrorLevel: vda5050.ErrorWarning, ErrorDescription: "instant action is not executable: not supported",
+			ErrorReferences: []vda5050.Reference{{ReferenceKey: "topic", ReferenceValue: "instantActions"}, {ReferenceKey: "actionId", ReferenceValue: wfID + "#startPause-1"}}}}
+		s.env.SignalWorkflow(SignalRobotEvent, ev)
+	})
+	var mid MissionStatus
+	s.at(4*time.Second, func() { mid = s.status(t) })
+	s.signal(5*time.Second, finished())
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	r, err := s.result(t)
+	require.NoError(t, err)
+	require.True(t, up.done)
+	require.Equal(t, ErrRobotRefused, appErrType(up.err))
+	require.Contains(t, up.err.Error(), "not supported")
+	require.Equal(t, MissionDriving, mid.State)
+	require.False(t, mid.Paused)
+	require.Equal(t, MissionCompleted, r.State)
+}
+
+// An order the robot's state never shows is sent again, same orderId and
+// orderUpdateId, until it shows.
+func TestMissionResendsUnacknowledgedOrder(t *testing.T) {
+	s := newEnv(t)
+	idle := schemas.RobotEvent{RobotID: "acme/AMR-001", OrderID: "mission-earlier", Connection: "ONLINE"}
+	s.acts.snapshot = &idle // the stored state does not show the order either
+	s.signal(Timings.OrderAckTimeout+2*time.Second, driving("A1", 0, 2))
+	s.signal(Timings.OrderAckTimeout+3*time.Second, finished())
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	r, err := s.result(t)
+	require.NoError(t, err)
+	require.Equal(t, MissionCompleted, r.State)
+	require.Len(t, s.acts.orders, 2)
+	require.Equal(t, s.acts.orders[0].Order, s.acts.orders[1].Order, "the same order again: the vehicle ignores a duplicate")
+}
+
+// A robot that never shows the order fails the mission cleanly once the
+// resends are used up: cancelOrder to be safe, and the robot released.
+func TestMissionRobotUnresponsive(t *testing.T) {
+	s := newEnv(t)
+	idle := schemas.RobotEvent{RobotID: "acme/AMR-001", OrderID: "mission-earlier", Connection: "ONLINE"}
+	s.acts.snapshot = &idle
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	_, err := s.result(t)
+	require.Equal(t, ErrRobotUnresponsive, appErrType(err))
+	require.Len(t, s.acts.orders, 1+Timings.OrderResends)
+	require.Contains(t, err.Error(), "never showed order")
+	require.Len(t, s.acts.releases, 1)
+	require.Equal(t, vda5050.ActionCancelOrder, s.acts.instant[0].ActionType)
+	require.Less(t, s.env.Now().Sub(r0(t, s)), Timings.DefaultTimeout)
+}
+
+func r0(t *testing.T, s *suite) time.Time {
+	var st MissionStatus
+	v, err := s.env.QueryWorkflow(QueryStatus)
+	require.NoError(t, err)
+	require.NoError(t, v.Get(&st))
+	return st.StartedAt
 }

@@ -387,18 +387,39 @@ func (s *Store) RobotState(ctx context.Context, robotID string) (RobotState, err
 // MapID are the home pose; the current position is in State). It returns an
 // empty slice when there are none.
 func (s *Store) ListRobots(ctx context.Context, site string) ([]RobotView, error) {
+	views, err := s.robotViews(ctx, `$1 = '' OR r.site = $1`, site)
+	if err != nil {
+		return nil, fmt.Errorf("list robots of site %q: %w", site, err)
+	}
+	return views, nil
+}
+
+// GetRobot returns one robot as ListRobots shows it, or an error wrapping
+// ErrNotFound.
+func (s *Store) GetRobot(ctx context.Context, robotID string) (RobotView, error) {
+	views, err := s.robotViews(ctx, `r.robot_id = $1`, robotID)
+	if err != nil {
+		return RobotView{}, fmt.Errorf("robot %s: %w", robotID, err)
+	}
+	if len(views) == 0 {
+		return RobotView{}, fmt.Errorf("robot %s: %w", robotID, ErrNotFound)
+	}
+	return views[0], nil
+}
+
+func (s *Store) robotViews(ctx context.Context, where string, arg string) ([]RobotView, error) {
 	rows, err := s.pool.Query(ctx, `
 SELECT r.robot_id, r.manufacturer, r.serial_number, r.model, r.site, r.capabilities,
     COALESCE(NULLIF(s.software_version, ''), r.software_version), r.home_node, r.home_x, r.home_y, r.home_map_id, COALESCE(v.mission_id, ''), `+stateColumns+`
 FROM robots r
 JOIN robot_state s ON s.robot_id = r.robot_id
 LEFT JOIN reservations v ON v.robot_id = r.robot_id
-WHERE $1 = '' OR r.site = $1
-ORDER BY r.robot_id`, site)
+WHERE `+where+`
+ORDER BY r.robot_id`, arg)
 	if err != nil {
-		return nil, fmt.Errorf("list robots of site %q: %w", site, err)
+		return nil, err
 	}
-	views, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (RobotView, error) {
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (RobotView, error) {
 		var v RobotView
 		stDst, done := stateScanTargets(&v.State)
 		dst := append([]any{&v.ID, &v.Manufacturer, &v.SerialNumber, &v.Model, &v.Site, &v.Capabilities,
@@ -409,8 +430,4 @@ ORDER BY r.robot_id`, site)
 		done()
 		return v, nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("list robots of site %q: %w", site, err)
-	}
-	return views, nil
 }

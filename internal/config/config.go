@@ -99,6 +99,18 @@ type Worker struct {
 	WorkflowTaskPollers int `yaml:"workflowTaskPollers" env:"WORKFLOW_TASK_POLLERS"`
 }
 
+// Robots configures how fleetflow talks to vehicles.
+type Robots struct {
+	// OrderAckTimeout is how long a mission waits, after sending an order,
+	// for the robot's state to show that orderId and orderUpdateId before
+	// it sends the same order again (orders travel with QoS 0, VDA 5050
+	// §6.1; a vehicle ignores a duplicate, §6.6.4).
+	OrderAckTimeout time.Duration `yaml:"orderAckTimeout" env:"ORDER_ACK_TIMEOUT"`
+	// OrderResends is how often an unacknowledged order is sent again
+	// before the mission fails as RobotUnresponsive and releases the robot.
+	OrderResends int `yaml:"orderResends" env:"ORDER_RESENDS"`
+}
+
 // Sim configures the virtual fleet.
 type Sim struct {
 	Speed          float64       `yaml:"speed" env:"SPEED"` // metres/second, 0 = instant
@@ -137,6 +149,7 @@ type Config struct {
 	Postgres   Postgres   `yaml:"postgres" env:"POSTGRES"`
 	Site       Site       `yaml:"site" env:"SITE"`
 	Worker     Worker     `yaml:"worker" env:"WORKER"`
+	Robots     Robots     `yaml:"robots" env:"ROBOTS"`
 	Sim        Sim        `yaml:"sim" env:"SIM"`
 	WMS        WMS        `yaml:"wms" env:"WMS"`
 	Artifacts  Artifacts  `yaml:"artifacts" env:"ARTIFACTS"`
@@ -158,6 +171,7 @@ func Default() Config {
 		Postgres:   Postgres{MaxConns: 10},
 		Site:       Site{Name: "warehouse-a", MapsDir: "testdata/sites"},
 		Worker:     Worker{HTTPAddr: "127.0.0.1:9090", Bridge: true, BridgeFlushInterval: 50 * time.Millisecond, BridgeBatchSize: 500, WorkflowTaskPollers: 8},
+		Robots:     Robots{OrderAckTimeout: 10 * time.Second, OrderResends: 3},
 		Sim:        Sim{Speed: 2, ActionDuration: time.Second},
 		WMS:        WMS{Timeout: 5 * time.Second},
 		Artifacts:  Artifacts{Dir: "testdata/artifacts", ServePort: 8089, TrustedKeys: "testdata/keys/trusted"},
@@ -320,6 +334,12 @@ func (c Config) Validate() error {
 	}
 	if c.Site.Name == "" {
 		add("site.name", "must not be empty")
+	}
+	if c.Robots.OrderAckTimeout <= 0 {
+		add("robots.orderAckTimeout", "must be positive")
+	}
+	if c.Robots.OrderResends < 0 {
+		add("robots.orderResends", "%d must not be negative", c.Robots.OrderResends)
 	}
 	if c.Sim.Speed < 0 {
 		add("sim.speed", "%v m/s must not be negative", c.Sim.Speed)

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/fleetflow/fleetflow/internal/vda5050"
@@ -120,7 +121,7 @@ func (r *Robot) factsheet() Factsheet {
 	}
 	instant := []string{"INSTANT"}
 	return Factsheet{
-		Header: vda5050.Header{Version: vda5050.Version, Manufacturer: r.key.Manufacturer, SerialNumber: r.key.SerialNumber},
+		Header: vda5050.Header{Version: r.profile.Version, Manufacturer: r.key.Manufacturer, SerialNumber: r.key.SerialNumber},
 		TypeSpecification: TypeSpecification{
 			SeriesName:        series,
 			SeriesDescription: "fleetflow virtual VDA 5050 robot",
@@ -185,12 +186,16 @@ func (r *Robot) versions() []VersionEntry {
 	return vs
 }
 
-// queueFactsheet validates the factsheet and puts it in the outbox.
+// queueFactsheet validates the factsheet and puts it in the outbox. VDA
+// 5050 1.1 has no factsheet: a 1.1 robot refuses factsheetRequest.
 func (r *Robot) queueFactsheet(now time.Time) error {
-	topic := vda5050.TopicFor(r.key, vda5050.TopicFactsheet)
+	if !r.profile.Edition().HasTopic(vda5050.TopicFactsheet) {
+		return fmt.Errorf("VDA 5050 %s has no factsheet", r.profile.Version)
+	}
+	topic := r.profile.Topic(r.key, vda5050.TopicFactsheet)
 	fs := r.factsheet()
-	fs.Header = r.headers.Next(topic, r.key, now)
-	raw, err := vda5050.Encode(vda5050.TopicFactsheet, fs)
+	fs.Header = r.header(topic, now)
+	raw, err := r.profile.Encode(vda5050.TopicFactsheet, fs)
 	if err != nil {
 		return err
 	}

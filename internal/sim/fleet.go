@@ -68,6 +68,17 @@ type RobotConfig struct {
 	// software (0 = none known): a softwareUpdate to a lower counter is
 	// refused unless it is an explicit rollback.
 	ReleaseCounter int64
+	// Profile is how the robot speaks VDA 5050: its edition (topics,
+	// header version, schemas), interface name, and the instantActions
+	// dialect it reads — strictly: a message in another dialect is refused
+	// with a validationError, as a real vehicle of that dialect does. The
+	// zero value is 2.0.0 on uagv.
+	Profile vda5050.Profile
+	// EchoNodePositions makes the robot report each node state's
+	// nodePosition exactly as the order gave it — without theta where the
+	// order had none — as independent implementations do (the 2.0.0 state
+	// schema requires theta there).
+	EchoNodePositions bool
 }
 
 // Options apply to every robot of a fleet.

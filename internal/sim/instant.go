@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
@@ -28,15 +29,23 @@ const (
 // (VDA 5050 §6.7, §6.8). A message the schema refuses leaves a
 // validationError WARNING.
 func (r *Robot) handleInstantActions(raw []byte, now time.Time) {
-	var ia vda5050.InstantActions
-	if err := vda5050.Decode(vda5050.TopicInstantActions, raw, &ia); err != nil {
+	ia, err := r.profile.DecodeInstantActions(raw)
+	if err != nil {
 		r.log.Info("sim robot refused instant actions", "robot", r.key.String(), "err", err)
+		refs := []vda5050.Reference{{ReferenceKey: "topic", ReferenceValue: string(vda5050.TopicInstantActions)}}
+		var h struct {
+			HeaderID *uint32 `json:"headerId"`
+		}
+		if json.Unmarshal(raw, &h) == nil && h.HeaderID != nil {
+			refs = append(refs, vda5050.Reference{ReferenceKey: "headerId", ReferenceValue: strconv.FormatUint(uint64(*h.HeaderID), 10)})
+		}
 		r.addError(vda5050.Error{
 			ErrorType:        ErrValidation,
-			ErrorReferences:  []vda5050.Reference{{ReferenceKey: "topic", ReferenceValue: string(vda5050.TopicInstantActions)}},
+			ErrorReferences:  refs,
 			ErrorDescription: "instantActions refused: " + err.Error(),
 			ErrorLevel:       vda5050.ErrorWarning,
 		})
+		r.dirty = true
 		return
 	}
 	for _, a := range ia.Actions {

@@ -106,7 +106,7 @@ func (r *Robot) clientOptions(l *link) *mqtt.ClientOptions {
 		// so handlers stay ordered and only hand the payload to the robot's
 		// goroutine (see enqueue), never blocking for long.
 		SetOrderMatters(true).
-		SetBinaryWill(vda5050.TopicFor(r.key, vda5050.TopicConnection), will, 1, true).
+		SetBinaryWill(r.profile.Topic(r.key, vda5050.TopicConnection), will, 1, true).
 		SetCustomOpenConnectionFn(func(u *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 			return r.dial(l, u, o)
 		}).
@@ -173,8 +173,8 @@ func (r *Robot) onConnect(l *link, c mqtt.Client) {
 
 func (r *Robot) subscribe(c mqtt.Client) error {
 	tok := c.SubscribeMultiple(map[string]byte{
-		vda5050.TopicFor(r.key, vda5050.TopicOrder):          0,
-		vda5050.TopicFor(r.key, vda5050.TopicInstantActions): 0,
+		r.orderTopic:   0,
+		r.instantTopic: 0,
 	}, r.onMessage)
 	if !tok.WaitTimeout(ackTimeout) {
 		return fmt.Errorf("subscribe: no SUBACK within %s", ackTimeout)
@@ -183,9 +183,9 @@ func (r *Robot) subscribe(c mqtt.Client) error {
 }
 
 func (r *Robot) connectionMessage(s vda5050.ConnectionState) ([]byte, error) {
-	topic := vda5050.TopicFor(r.key, vda5050.TopicConnection)
-	return vda5050.Encode(vda5050.TopicConnection, vda5050.Connection{
-		Header:          r.headers.Next(topic, r.key, time.Now()),
+	topic := r.profile.Topic(r.key, vda5050.TopicConnection)
+	return r.profile.Encode(vda5050.TopicConnection, vda5050.Connection{
+		Header:          r.header(topic, time.Now()),
 		ConnectionState: s,
 	})
 }
@@ -196,7 +196,7 @@ func (r *Robot) publishConnection(c mqtt.Client, s vda5050.ConnectionState) erro
 	if err != nil {
 		return err
 	}
-	tok := c.Publish(vda5050.TopicFor(r.key, vda5050.TopicConnection), 1, true, raw)
+	tok := c.Publish(r.profile.Topic(r.key, vda5050.TopicConnection), 1, true, raw)
 	if !tok.WaitTimeout(ackTimeout) {
 		return fmt.Errorf("publish %s: no PUBACK within %s", s, ackTimeout)
 	}

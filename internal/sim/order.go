@@ -44,8 +44,8 @@ func (r *Robot) handleInbound(in inbound, now time.Time) {
 // order or as an update of the current one; a refused order leaves a
 // WARNING in state.errors naming the orderId (VDA 5050 §6.6.4).
 func (r *Robot) handleOrder(raw []byte, now time.Time) {
-	var o vda5050.Order
-	if err := vda5050.Decode(vda5050.TopicOrder, raw, &o); err != nil {
+	o, err := r.profile.DecodeOrder(raw)
+	if err != nil {
 		id, upd := peekOrderIDs(raw)
 		r.reject(problem{ErrValidation, "order refused: " + err.Error()}, id, upd)
 		return
@@ -191,8 +191,12 @@ func (r *Robot) newOrder(o *vda5050.Order, now time.Time) *problem {
 	}
 	n0 := o.Nodes[0]
 	x, y := r.pose(now)
-	if d := math.Hypot(n0.NodePosition.X-x, n0.NodePosition.Y-y); d > FirstNodeTolerance {
-		return &problem{ErrNoRoute, fmt.Sprintf("order %s: first node %s at (%.2f, %.2f) is %.2f m from the vehicle at (%.2f, %.2f); it must be within %.1f m", o.OrderID, n0.NodeID, n0.NodePosition.X, n0.NodePosition.Y, d, x, y, FirstNodeTolerance)}
+	tol := FirstNodeTolerance
+	if dev := n0.NodePosition.AllowedDeviationXY; dev != nil && *dev > tol {
+		tol = *dev // the node says how far counts as on it (§6.6.5 allowedDeviationXy)
+	}
+	if d := math.Hypot(n0.NodePosition.X-x, n0.NodePosition.Y-y); d > tol {
+		return &problem{ErrNoRoute, fmt.Sprintf("order %s: first node %s at (%.2f, %.2f) is %.2f m from the vehicle at (%.2f, %.2f); it must be within %.2f m", o.OrderID, n0.NodeID, n0.NodePosition.X, n0.NodePosition.Y, d, x, y, tol)}
 	}
 	// The action states of the previous order go with it (§6.10.6); instant
 	// actions still running stay.

@@ -22,6 +22,7 @@ type Robot struct {
 	cfg          RobotConfig
 	opts         *Options
 	key          vda5050.RobotKey
+	profile      vda5050.Profile // resolved: every default filled in
 	log          *slog.Logger
 	headers      vda5050.HeaderCounter
 	orderTopic   string
@@ -66,16 +67,18 @@ func newRobot(opts *Options, cfg RobotConfig) *Robot {
 		cfg.SoftwareVersion = DefaultSoftwareVersion
 	}
 	k := vda5050.RobotKey{Manufacturer: cfg.Manufacturer, SerialNumber: cfg.SerialNumber}
+	prof := cfg.Profile.Resolve("")
 	stopped := make(chan struct{})
 	close(stopped)
 	r := &Robot{
 		cfg:          cfg,
 		opts:         opts,
 		key:          k,
+		profile:      prof,
 		log:          opts.Logger,
-		orderTopic:   vda5050.TopicFor(k, vda5050.TopicOrder),
-		instantTopic: vda5050.TopicFor(k, vda5050.TopicInstantActions),
-		stateTopic:   vda5050.TopicFor(k, vda5050.TopicState),
+		orderTopic:   prof.Topic(k, vda5050.TopicOrder),
+		instantTopic: prof.Topic(k, vda5050.TopicInstantActions),
+		stateTopic:   prof.Topic(k, vda5050.TopicState),
 		inbox:        make(chan inbound, inboxSize),
 		cmds:         make(chan command),
 		kick:         make(chan struct{}, 1),
@@ -85,6 +88,16 @@ func newRobot(opts *Options, cfg RobotConfig) *Robot {
 	r.flushHook = r.flush
 	return r
 }
+
+// header returns the next header for topic, in the robot's edition.
+func (r *Robot) header(topic string, now time.Time) vda5050.Header {
+	h := r.headers.Next(topic, r.key, now)
+	h.Version = r.profile.Version
+	return h
+}
+
+// Profile returns how the robot speaks VDA 5050 (every default filled in).
+func (r *Robot) Profile() vda5050.Profile { return r.profile }
 
 // Key returns the robot's manufacturer and serial number.
 func (r *Robot) Key() vda5050.RobotKey { return r.key }
@@ -243,7 +256,7 @@ func (r *Robot) Snapshot() vda5050.State {
 	s := r.state(now)
 	s.Header = vda5050.Header{
 		Timestamp:    vda5050.Timestamp(now),
-		Version:      vda5050.Version,
+		Version:      r.profile.Version,
 		Manufacturer: r.key.Manufacturer,
 		SerialNumber: r.key.SerialNumber,
 	}
@@ -258,8 +271,14 @@ func (r *Robot) Snapshot() vda5050.State {
 // fleet the largest CPU consumer of the benchmark (README, Benchmarks).
 func (r *Robot) flush(now time.Time) {
 	s := r.state(now)
-	s.Header = r.headers.Next(r.stateTopic, r.key, now)
-	raw, err := json.Marshal(s)
+	s.Header = r.header(r.stateTopic, now)
+	var raw []byte
+	var err error
+	if r.profile.Edition() == vda5050.Edition11 {
+		raw, err = r.profile.Encode(vda5050.TopicState, s) // 1.1 spells enumerations in lower case
+	} else {
+		raw, err = json.Marshal(s)
+	}
 	if err != nil {
 		r.log.Error("sim robot could not encode its state", "robot", r.key.String(), "err", err)
 	} else {

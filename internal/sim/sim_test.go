@@ -12,6 +12,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -110,14 +111,21 @@ type observer struct {
 	mu      sync.Mutex
 	msgs    []msg
 	invalid []string
-	changed chan struct{}
+	// deviations counts, by kind, how the robot's states broke their
+	// schema in tolerated ways (robots with EchoNodePositions).
+	deviations map[string]int
+	changed    chan struct{}
 }
 
-func observe(t *testing.T, k vda5050.RobotKey) *observer {
+// observe records robot k's messages; prof (resolved) says its topics and
+// the edition every state and connection is checked against. tolerate
+// lists deviation kinds the robot is expected to show (vda5050.DecodeState).
+func observe(t *testing.T, k vda5050.RobotKey, prof vda5050.Profile, tolerate ...string) *observer {
 	t.Helper()
-	o := &observer{changed: make(chan struct{}, 1)}
+	o := &observer{changed: make(chan struct{}, 1), deviations: map[string]int{}}
 	c := newClient(t)
-	filter := vda5050.InterfaceName + "/" + vda5050.MajorVersion + "/" + k.Manufacturer + "/" + k.SerialNumber + "/#"
+	filter := prof.Topic(k, "#")
+	ed := prof.Edition()
 	tok := c.Subscribe(filter, 1, func(_ mqtt.Client, m mqtt.Message) {
 		_, topic, err := vda5050.ParseTopic(m.Topic())
 		if err != nil || topic == vda5050.TopicOrder || topic == vda5050.TopicInstantActions {
@@ -128,18 +136,30 @@ func observe(t *testing.T, k vda5050.RobotKey) *observer {
 		defer o.mu.Unlock()
 		switch topic {
 		case vda5050.TopicState:
-			if err := vda5050.Validate(vda5050.TopicState, rec.raw); err != nil {
-				o.invalid = append(o.invalid, err.Error())
+			if err := vda5050.ValidateEdition(ed, vda5050.TopicState, rec.raw); err != nil {
+				in, derr := vda5050.DecodeState(ed, rec.raw)
+				if derr != nil {
+					o.invalid = append(o.invalid, err.Error())
+				}
+				for _, d := range in.Deviations {
+					o.deviations[d.Kind]++
+					if !slices.Contains(tolerate, d.Kind) {
+						o.invalid = append(o.invalid, err.Error())
+					}
+				}
 			}
-			_ = json.Unmarshal(rec.raw, &rec.state)
+			if in, err := vda5050.DecodeState(ed, rec.raw); err == nil {
+				rec.state = in.State
+			}
 		case vda5050.TopicConnection:
 			if len(rec.raw) == 0 {
 				return // a cleared retained message
 			}
 			var cm vda5050.Connection
-			if err := vda5050.Decode(vda5050.TopicConnection, rec.raw, &cm); err != nil {
+			if err := vda5050.ValidateEdition(ed, vda5050.TopicConnection, rec.raw); err != nil {
 				o.invalid = append(o.invalid, err.Error())
 			}
+			_ = json.Unmarshal(rec.raw, &cm)
 			rec.conn = cm.ConnectionState
 		}
 		o.msgs = append(o.msgs, rec)
@@ -221,6 +241,7 @@ type rig struct {
 	fleet   *Fleet
 	robot   *Robot
 	key     vda5050.RobotKey
+	profile vda5050.Profile // resolved
 	obs     *observer
 	client  mqtt.Client
 	headers vda5050.HeaderCounter
@@ -244,7 +265,12 @@ func startWith(t *testing.T, opts Options, configure func(*RobotConfig)) *rig {
 	k := vda5050.RobotKey{Manufacturer: cfg.Manufacturer, SerialNumber: cfg.SerialNumber}
 	opts.BrokerURL = brokerURL
 	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	rg := &rig{key: k, obs: observe(t, k), client: newClient(t)}
+	prof := cfg.Profile.Resolve("")
+	var tolerate []string
+	if cfg.EchoNodePositions {
+		tolerate = append(tolerate, vda5050.DeviationThetaMissing)
+	}
+	rg := &rig{key: k, profile: prof, obs: observe(t, k, prof, tolerate...), client: newClient(t)}
 	rg.fleet = NewFleet(opts, []RobotConfig{cfg})
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
@@ -255,14 +281,24 @@ func startWith(t *testing.T, opts Options, configure func(*RobotConfig)) *rig {
 	t.Cleanup(func() {
 		rg.fleet.Stop()
 		// Mosquitto keeps retained messages: clear this robot's.
-		rg.client.Publish(vda5050.TopicFor(k, vda5050.TopicConnection), 1, true, []byte{}).WaitTimeout(time.Second)
+		rg.client.Publish(prof.Topic(k, vda5050.TopicConnection), 1, true, []byte{}).WaitTimeout(time.Second)
 	})
 	return rg
 }
 
+// send writes msg as fleetflow does for this robot's profile.
 func (rg *rig) send(t *testing.T, topic vda5050.Topic, msg any) {
 	t.Helper()
-	raw, err := vda5050.Encode(topic, msg)
+	var raw []byte
+	var err error
+	switch m := msg.(type) {
+	case vda5050.Order:
+		raw, err = rg.profile.EncodeOrder(m)
+	case vda5050.InstantActions:
+		raw, err = rg.profile.EncodeInstantActions(m)
+	default:
+		raw, err = vda5050.Encode(topic, msg)
+	}
 	if err != nil {
 		t.Fatalf("test built an invalid %s: %v", topic, err)
 	}
@@ -271,7 +307,7 @@ func (rg *rig) send(t *testing.T, topic vda5050.Topic, msg any) {
 
 func (rg *rig) sendRaw(t *testing.T, topic vda5050.Topic, raw []byte) {
 	t.Helper()
-	tok := rg.client.Publish(vda5050.TopicFor(rg.key, topic), 0, false, raw)
+	tok := rg.client.Publish(rg.profile.Topic(rg.key, topic), 0, false, raw)
 	if !tok.WaitTimeout(waitLong) || tok.Error() != nil {
 		t.Fatalf("publish %s: %v", topic, tok.Error())
 	}
@@ -359,7 +395,7 @@ func TestConnectionOnlineRetainedThenOfflineOnStop(t *testing.T) {
 	topic := vda5050.TopicFor(rg.key, vda5050.TopicConnection)
 
 	// A subscriber that comes after the connect still gets ONLINE: retained.
-	late := observe(t, rg.key)
+	late := observe(t, rg.key, rg.profile)
 	m := late.waitConn(t, 0, vda5050.ConnectionOnline)
 	if !m.retained {
 		t.Errorf("ONLINE on %s was not retained", topic)
@@ -374,7 +410,7 @@ func TestConnectionOnlineRetainedThenOfflineOnStop(t *testing.T) {
 	}
 
 	rg.fleet.Stop()
-	after := observe(t, rg.key)
+	after := observe(t, rg.key, rg.profile)
 	if m := after.waitConn(t, 0, vda5050.ConnectionOffline); !m.retained {
 		t.Errorf("OFFLINE after Stop was not retained")
 	}
@@ -625,7 +661,7 @@ func TestDropConnectionSendsLastWill(t *testing.T) {
 	rg.obs.waitConn(t, from, vda5050.ConnectionBroken)
 
 	// Retained: a newcomer learns the robot is gone.
-	late := observe(t, rg.key)
+	late := observe(t, rg.key, rg.profile)
 	if m := late.waitConn(t, 0, vda5050.ConnectionBroken); !m.retained {
 		t.Errorf("CONNECTIONBROKEN was not retained")
 	}
@@ -856,4 +892,104 @@ func TestCheckOrder(t *testing.T) {
 			}
 		})
 	}
+}
+
+// simDialects are the vehicle profiles the virtual fleet can speak.
+var simDialects = map[string]vda5050.Profile{
+	"1.1 on fts":                     {Version: "1.1", InterfaceName: "fts"},
+	"2.0 default":                    {},
+	"2.0 instantActions, actionType": {Version: "2.0.0", InstantActionsKey: vda5050.KeyInstantActions, ActionTypeKey: vda5050.ActionKeyType},
+	"2.1":                            {Version: "2.1.0"},
+}
+
+// In every dialect the robot drives an order fleetflow wrote for it, and
+// everything it publishes passes its own edition's schema (the observer
+// checks each state and connection).
+func TestDialectsDriveAndAnswer(t *testing.T) {
+	for name, p := range simDialects {
+		t.Run(name, func(t *testing.T) {
+			rg := startWith(t, Options{Speed: 0}, func(c *RobotConfig) { c.Profile = p })
+			m := rg.obs.mark()
+			rg.sendOrder(t, order("o-"+suffix(), 0, 0, 0, pt{"A", 0, 0, nil}, pt{"B", 1, 0, []vda5050.Action{act("pick", "p1")}}))
+			st := rg.obs.waitState(t, m, "order done", func(s vda5050.State) bool {
+				return s.LastNodeID == "B" && len(s.NodeStates) == 0 && len(s.ActionStates) == 1 && s.ActionStates[0].ActionStatus == vda5050.ActionFinished
+			})
+			if st.Version != rg.profile.Version {
+				t.Errorf("state header version %q, want %s", st.Version, rg.profile.Version)
+			}
+			m = rg.obs.mark()
+			rg.instant(t, act(vda5050.ActionStateRequest, "sr-1"))
+			rg.obs.waitState(t, m, "stateRequest FINISHED", func(s vda5050.State) bool {
+				a := s.ActionStateOf("sr-1")
+				return a != nil && a.ActionStatus == vda5050.ActionFinished
+			})
+		})
+	}
+}
+
+// A robot reads instant actions only in its own dialect: another one is
+// refused with a validationError that names the topic and the message's
+// headerId, as a real vehicle of that dialect answers (and the robot does
+// not act on it).
+func TestOtherDialectIsRefused(t *testing.T) {
+	lib := vda5050.Profile{Version: "2.0.0", InstantActionsKey: vda5050.KeyInstantActions, ActionTypeKey: vda5050.ActionKeyType}
+	rg := startWith(t, Options{Speed: 0}, func(c *RobotConfig) { c.Profile = lib })
+	h := rg.header(vda5050.TopicInstantActions)
+	h.HeaderID = 41
+	raw, err := vda5050.Profile{}.EncodeInstantActions(vda5050.InstantActions{Header: h, Actions: []vda5050.Action{act(vda5050.ActionStartPause, "x#startPause-1")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := rg.obs.mark()
+	rg.sendRaw(t, vda5050.TopicInstantActions, raw)
+	st := rg.obs.waitState(t, m, "validationError", func(s vda5050.State) bool { return len(s.Errors) > 0 })
+	e := st.Errors[0]
+	refs := map[string]string{}
+	for _, r := range e.ErrorReferences {
+		refs[r.ReferenceKey] = r.ReferenceValue
+	}
+	if e.ErrorType != ErrValidation || refs["topic"] != "instantActions" || refs["headerId"] != "41" || !strings.Contains(e.ErrorDescription, `"instantActions"`) {
+		t.Fatalf("want validationError naming topic and headerId 41: %+v", e)
+	}
+	if st.ActionStateOf("x#startPause-1") != nil || (st.Paused != nil && *st.Paused) {
+		t.Fatal("a refused message must not be acted on")
+	}
+}
+
+// EchoNodePositions reports node states as the order gave them: without
+// theta where the order had none (the observer tolerates exactly that).
+func TestEchoNodePositionsOmitsTheta(t *testing.T) {
+	rg := startWith(t, Options{Speed: 0.5}, func(c *RobotConfig) { c.EchoNodePositions = true })
+	m := rg.obs.mark()
+	rg.sendOrder(t, order("o-"+suffix(), 0, 0, 0, pt{"A", 0, 0, nil}, pt{"B", 2, 0, nil}))
+	st := rg.obs.waitState(t, m, "driving with B ahead", func(s vda5050.State) bool { return len(s.NodeStates) > 0 })
+	if p := st.NodeStates[len(st.NodeStates)-1].NodePosition; p == nil || p.Theta != nil {
+		t.Fatalf("want nodePosition without theta: %+v", p)
+	}
+	rg.obs.waitState(t, m, "order done", func(s vda5050.State) bool { return len(s.NodeStates) == 0 })
+	rg.obs.mu.Lock()
+	defer rg.obs.mu.Unlock()
+	if rg.obs.deviations[vda5050.DeviationThetaMissing] == 0 {
+		t.Error("no theta_missing deviation seen")
+	}
+}
+
+// A first node farther than the usual tolerance is accepted when the order
+// gives it an allowedDeviationXy that covers the robot (a robot stopped
+// between nodes); farther still it is refused with noRouteError.
+func TestFirstNodeHonoursAllowedDeviation(t *testing.T) {
+	rg := startWith(t, Options{Speed: 0}, func(c *RobotConfig) { c.X = 1.2 })
+	far := order("o-"+suffix(), 0, 0, 0, pt{"A", 0, 0, nil}, pt{"B", 3, 0, nil})
+	m := rg.obs.mark()
+	rg.sendOrder(t, far)
+	rg.obs.waitState(t, m, "noRouteError", func(s vda5050.State) bool {
+		return len(s.Errors) > 0 && s.Errors[0].ErrorType == ErrNoRoute
+	})
+	ok := order("o-"+suffix(), 0, 0, 0, pt{"A", 0, 0, nil}, pt{"B", 3, 0, nil})
+	ok.Nodes[0].NodePosition.AllowedDeviationXY = new(1.5)
+	m = rg.obs.mark()
+	rg.sendOrder(t, ok)
+	rg.obs.waitState(t, m, "order done", func(s vda5050.State) bool {
+		return s.OrderID == ok.OrderID && s.LastNodeID == "B" && len(s.NodeStates) == 0
+	})
 }

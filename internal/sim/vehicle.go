@@ -18,6 +18,9 @@ const (
 type vehicle struct {
 	opts  *Options
 	mapID string
+	// echoNodePositions: node states carry the order's nodePosition as
+	// given (RobotConfig.EchoNodePositions).
+	echoNodePositions bool
 
 	// Installed software: version and Uptane release counter, the version
 	// it replaced ("" before the first update), how often the robot booted
@@ -98,6 +101,8 @@ func newVehicle(opts *Options, cfg RobotConfig) vehicle {
 		theta:           cfg.Theta,
 		battery:         cfg.Battery,
 		lastNodeID:      cfg.StartNode,
+
+		echoNodePositions: cfg.EchoNodePositions,
 	}
 }
 
@@ -468,9 +473,9 @@ func (v *vehicle) state(now time.Time) vda5050.State {
 		for i, n := range o.nodes {
 			s.NodeStates[i] = vda5050.NodeState{NodeID: n.NodeID, SequenceID: n.SequenceID, NodeDescription: n.NodeDescription, Released: n.Released}
 			if p := n.NodePosition; p != nil {
-				sp := &vda5050.StateNodePosition{X: p.X, Y: p.Y, MapID: p.MapID}
-				if p.Theta != nil {
-					sp.Theta = *p.Theta
+				sp := &vda5050.StateNodePosition{X: p.X, Y: p.Y, MapID: p.MapID, Theta: p.Theta}
+				if sp.Theta == nil && !v.echoNodePositions {
+					sp.Theta = new(0.0) // the state schema requires it
 				}
 				s.NodeStates[i].NodePosition = sp
 			}

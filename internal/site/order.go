@@ -34,6 +34,13 @@ type OrderRequest struct {
 	// StartTheta is the robot's heading in radians, used for a required
 	// theta on the first node when the route has no edge to take it from.
 	StartTheta float64
+	// StartDeviationXY, when positive, is the first node's
+	// allowedDeviationXy in metres: the robot stands off the node (it was
+	// stopped between nodes, e.g. by a cancelOrder) and the vehicle must
+	// count the node as where it stands (VDA 5050 §6.6.1: the first node
+	// must be trivially reachable; a vehicle refuses one farther than its
+	// deviation range with noRouteError).
+	StartDeviationXY float64
 }
 
 // Defaults for required optional fields (OrderRequest.Require): the
@@ -148,6 +155,10 @@ func (m *Map) BuildOrder(req OrderRequest) (vda5050.Order, error) {
 		}
 		if slices.Contains(req.Require, vda5050.RequireAllowedDeviationXY) {
 			d := DefaultAllowedDeviationXY
+			pos.AllowedDeviationXY = &d
+		}
+		if i == 0 && req.StartDeviationXY > 0 {
+			d := req.StartDeviationXY
 			pos.AllowedDeviationXY = &d
 		}
 		if slices.Contains(req.Require, vda5050.RequireAllowedDevTheta) {

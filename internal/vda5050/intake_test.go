@@ -15,7 +15,7 @@ func stateJSON(t *testing.T) map[string]any {
 	st := sampleState()
 	st.BatteryState.BatteryCharge = 87.5
 	st.AGVPosition = &AGVPosition{X: 2.5, Y: 0, Theta: 0.1, MapID: "m", PositionInitialized: true}
-	st.NodeStates = []NodeState{{NodeID: "A2", SequenceID: 2, Released: true, NodePosition: &StateNodePosition{X: 3, Y: 0, Theta: 0, MapID: "m"}}}
+	st.NodeStates = []NodeState{{NodeID: "A2", SequenceID: 2, Released: true, NodePosition: &StateNodePosition{X: 3, Y: 0, Theta: new(0.0), MapID: "m"}}}
 	st.EdgeStates = []EdgeState{{EdgeID: "A1-A2", SequenceID: 1, Released: true}}
 	st.ActionStates = []ActionState{{ActionID: "mission-m-1-a0-pick", ActionType: "pick", ActionStatus: ActionWaiting}, {ActionID: "mission-m-1#cancel-1", ActionStatus: ActionFinished}}
 	st.Errors = []Error{{ErrorType: "validationError", ErrorLevel: ErrorWarning, ErrorReferences: []Reference{{"topic", "instantActions"}, {"headerId", "0"}}}}

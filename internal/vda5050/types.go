@@ -179,13 +179,15 @@ type NodeState struct {
 	Released        bool               `json:"released"`
 }
 
-// StateNodePosition is NodePosition as the state message carries it
-// (theta required there).
+// StateNodePosition is NodePosition as the state message carries it. The
+// 2.0.0 and 2.1.0 state schemas require theta; vehicles that echo their
+// order's nodePosition leave it out where the order did (a known,
+// tolerated deviation, see DecodeState), so it is a pointer here.
 type StateNodePosition struct {
-	X     float64 `json:"x"`
-	Y     float64 `json:"y"`
-	Theta float64 `json:"theta"`
-	MapID string  `json:"mapId"`
+	X     float64  `json:"x"`
+	Y     float64  `json:"y"`
+	Theta *float64 `json:"theta,omitempty"`
+	MapID string   `json:"mapId"`
 }
 
 // EdgeState is an edge the robot still has to traverse.

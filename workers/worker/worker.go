@@ -224,10 +224,13 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	w.cancel = cancel
+	// One book for the bridge and the robot link: an auto profile learns
+	// the version a vehicle writes from what the bridge reads.
+	profiles := site.ProfileBook(maps)
 	if opts.Bridge {
 		w.Bridge = bridge.New(w.Store, temporalSignaler{w.Client}, bridge.Options{
 			FlushInterval: cfg.Worker.BridgeFlushInterval, BatchSize: cfg.Worker.BridgeBatchSize,
-			Logger: log, Registerer: w.Registry,
+			Logger: log, Registerer: w.Registry, Profiles: profiles,
 		})
 		w.wg.Add(1)
 		go func() { defer w.wg.Done(); w.Bridge.Run(runCtx) }()
@@ -247,8 +250,9 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 		return fail(err)
 	}
 	acts := &activities.Activities{
-		Store: w.Store, Link: activities.NewRobotLink(w.MQTT, 5*time.Second), Sites: maps,
+		Store: w.Store, Link: activities.NewRobotLink(w.MQTT, 5*time.Second, profiles), Sites: maps,
 		Temporal: w.Client, HTTP: &http.Client{Timeout: cfg.WMS.Timeout}, WMSWebhookURL: cfg.WMS.WebhookURL,
+		OrderAckTimeout: cfg.Robots.OrderAckTimeout, OrderResends: cfg.Robots.OrderResends,
 	}
 	queues := opts.TaskQueues
 	if queues == nil {

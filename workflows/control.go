@@ -1,0 +1,157 @@
+package workflows
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/fleetflow/fleetflow/internal/vda5050"
+	"github.com/fleetflow/fleetflow/schemas"
+)
+
+// Outcomes of an instant action sent to a robot.
+const (
+	controlPending   = ""
+	controlConfirmed = "confirmed"
+	controlRefused   = "refused"
+)
+
+// ErrRobotRefused is the application error type of an update (cancel,
+// pause, resume) whose instant action the robot refused or never
+// confirmed; the message carries the robot's reason.
+const ErrRobotRefused = "RobotRefused"
+
+// controlAction is one instant action sent to the robot (cancelOrder,
+// startPause, stopPause) and what the robot made of it. Only the robot's
+// own answer counts (VDA 5050 §6.8, §6.10.6–7):
+//
+//   - confirmed: the actionState of its actionId is FINISHED; for
+//     cancelOrder also FAILED, or a noOrderToCancel error naming it, while
+//     the robot holds nothing of this mission's order (there is nothing
+//     left to cancel);
+//   - refused: its actionState is FAILED, or an error that was not in the
+//     robot's state before the action was sent names its actionId, or
+//     names topic instantActions with its headerId (or with no headerId) —
+//     what a vehicle reports when it cannot even read the message.
+//
+// Every attempt gets its own actionId, so a stale FAILED of an earlier one
+// never answers a later one.
+type controlAction struct {
+	actionType string
+	id         string
+	headerID   uint32
+	sentAt     time.Time
+	before     map[string]bool // keys of the errors the robot reported before it was sent
+	ticket     int             // the update request it answers
+	outcome    string
+	reason     string
+}
+
+// errorKey identifies one robot error across states: type, level,
+// description and references.
+func errorKey(e vda5050.Error) string {
+	refs := make([]string, len(e.ErrorReferences))
+	for i, r := range e.ErrorReferences {
+		refs[i] = r.ReferenceKey + "=" + r.ReferenceValue
+	}
+	sort.Strings(refs)
+	return e.ErrorType + "|" + string(e.ErrorLevel) + "|" + e.ErrorDescription + "|" + strings.Join(refs, ",")
+}
+
+func hasRef(e vda5050.Error, key string) bool {
+	for _, r := range e.ErrorReferences {
+		if r.ReferenceKey == key {
+			return true
+		}
+	}
+	return false
+}
+
+// describeError is "errorType: description" for the robot's reason.
+func describeError(e vda5050.Error) string {
+	if e.ErrorDescription == "" {
+		return e.ErrorType
+	}
+	return e.ErrorType + ": " + e.ErrorDescription
+}
+
+// judge decides a pending action from the robot's event. holdsOrder says
+// whether the robot still works on this mission's order.
+func (a *controlAction) judge(ev schemas.RobotEvent, holdsOrder bool) {
+	if a == nil || a.outcome != controlPending {
+		return
+	}
+	for _, as := range ev.ActionStates {
+		if as.ActionID != a.id {
+			continue
+		}
+		switch as.ActionStatus {
+		case vda5050.ActionFinished:
+			a.outcome = controlConfirmed
+		case vda5050.ActionFailed:
+			if a.actionType == vda5050.ActionCancelOrder && !holdsOrder {
+				a.outcome = controlConfirmed
+				return
+			}
+			a.outcome, a.reason = controlRefused, "actionState FAILED"
+			if as.ResultDescription != "" {
+				a.reason += ": " + as.ResultDescription
+			}
+		}
+		return
+	}
+	header := strconv.FormatUint(uint64(a.headerID), 10)
+	for _, e := range ev.Errors {
+		if a.before[errorKey(e)] {
+			continue
+		}
+		byID := refersTo(e, "actionId", a.id)
+		byMessage := refersTo(e, "topic", string(vda5050.TopicInstantActions)) && !hasRef(e, "actionId") &&
+			(!hasRef(e, "headerId") || refersTo(e, "headerId", header))
+		if !byID && !byMessage {
+			continue
+		}
+		if a.actionType == vda5050.ActionCancelOrder && e.ErrorType == "noOrderToCancel" && !holdsOrder {
+			a.outcome = controlConfirmed
+			return
+		}
+		a.outcome, a.reason = controlRefused, describeError(e)
+		return
+	}
+}
+
+// timedOut refuses a still pending action once its confirmation time has
+// passed; it reports whether it did.
+func (a *controlAction) timedOut(now time.Time, robotID string) bool {
+	if a == nil || a.outcome != controlPending || now.Before(a.sentAt.Add(Timings.ConfirmTimeout)) {
+		return false
+	}
+	a.outcome = controlRefused
+	a.reason = fmt.Sprintf("robot %s did not confirm %s within %s", robotID, a.actionType, Timings.ConfirmTimeout)
+	return true
+}
+
+// due is when a pending action times out (zero when it is decided).
+func (a *controlAction) due() time.Time {
+	if a == nil || a.outcome != controlPending {
+		return time.Time{}
+	}
+	return a.sentAt.Add(Timings.ConfirmTimeout)
+}
+
+// sendControl publishes one instant action and starts tracking it.
+func (m *mission) sendControl(ctx workflow.Context, actionType, actionID string, ticket int) (*controlAction, error) {
+	before := make(map[string]bool, len(m.lastErrors))
+	for k := range m.lastErrors {
+		before[k] = true
+	}
+	res, err := m.sendInstant(ctx, actionType, actionID)
+	if err != nil {
+		return nil, err
+	}
+	return &controlAction{actionType: actionType, id: actionID, headerID: res.HeaderID, sentAt: workflow.Now(ctx), before: before, ticket: ticket}, nil
+}
