@@ -200,12 +200,16 @@ func startLocalStack(ctx context.Context, cfg config.Config, f *devFlags, logOut
 	ls.fleet = sim.NewFleet(sim.Options{
 		BrokerURL: ls.cfg.MQTT.URL, Speed: cfg.Sim.Speed, ActionDuration: cfg.Sim.ActionDuration, Logger: log,
 		TrustedKeys: keys, RebootDelay: f.rebootDelay,
-	}, simRobots(m))
+	}, simRobots(m, cfg.Sim))
 	if err := ls.fleet.Start(ctx); err != nil {
 		return nil, fmt.Errorf("virtual fleet: %w", err)
 	}
-	if err := waitFleetOnline(ctx, ls.worker.Store, m, 15*time.Second); err != nil {
-		return nil, err
+	if n := len(ls.fleet.Robots()); n > 0 && n == len(m.Robots) {
+		if err := waitFleetOnline(ctx, ls.worker.Store, m, 15*time.Second); err != nil {
+			return nil, err
+		}
+	} else {
+		log.Info(fmt.Sprintf("%d of %d robots of %s are virtual (sim.robots %q); the others connect to %s themselves", n, len(m.Robots), m.Site, cfg.Sim.Robots, ls.cfg.MQTT.URL))
 	}
 	return ls, nil
 }
@@ -231,13 +235,19 @@ func registerFleet(ctx context.Context, dbURL string, m *site.Map) error {
 	return nil
 }
 
-func simRobots(m *site.Map) []sim.RobotConfig {
+// simRobots configures a virtual robot for each robot of the map that
+// sim.robots names, speaking the robot's profile from the map.
+func simRobots(m *site.Map, s config.Sim) []sim.RobotConfig {
 	var out []sim.RobotConfig
 	for _, r := range m.Robots {
+		if !s.Simulates(r.Key().String()) {
+			continue
+		}
 		n, _ := m.Node(r.HomeNode)
 		out = append(out, sim.RobotConfig{
 			Manufacturer: r.Manufacturer, SerialNumber: r.SerialNumber, Model: r.Model,
 			StartNode: r.HomeNode, X: n.X, Y: n.Y, Theta: n.Theta, MapID: m.MapID, Battery: 100, SoftwareVersion: r.SoftwareVersion,
+			Profile: m.ProfileFor(r),
 		})
 	}
 	return out

@@ -115,6 +115,28 @@ type Robots struct {
 type Sim struct {
 	Speed          float64       `yaml:"speed" env:"SPEED"` // metres/second, 0 = instant
 	ActionDuration time.Duration `yaml:"actionDuration" env:"ACTION_DURATION"`
+	// Robots says which robots of the site the local stack simulates:
+	// "all" (or ""), "none" (real or third-party vehicles connect to the
+	// broker instead), or a comma-separated list of robot IDs
+	// (manufacturer/serialNumber).
+	Robots string `yaml:"robots" env:"ROBOTS"`
+}
+
+// Simulates reports whether the local stack runs a virtual robot for
+// robotID (see Sim.Robots).
+func (s Sim) Simulates(robotID string) bool {
+	switch strings.TrimSpace(s.Robots) {
+	case "", "all":
+		return true
+	case "none":
+		return false
+	}
+	for _, id := range strings.Split(s.Robots, ",") {
+		if strings.TrimSpace(id) == robotID {
+			return true
+		}
+	}
+	return false
 }
 
 // WMS is the warehouse management system that hears about finished missions.
@@ -340,6 +362,13 @@ func (c Config) Validate() error {
 	}
 	if c.Robots.OrderResends < 0 {
 		add("robots.orderResends", "%d must not be negative", c.Robots.OrderResends)
+	}
+	if r := strings.TrimSpace(c.Sim.Robots); r != "" && r != "all" && r != "none" {
+		for _, id := range strings.Split(r, ",") {
+			if m, s, ok := strings.Cut(strings.TrimSpace(id), "/"); !ok || m == "" || s == "" {
+				add("sim.robots", "%q: want all, none or a comma-separated list of manufacturer/serialNumber", id)
+			}
+		}
 	}
 	if c.Sim.Speed < 0 {
 		add("sim.speed", "%v m/s must not be negative", c.Sim.Speed)

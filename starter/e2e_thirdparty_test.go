@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/fleetflow/fleetflow/activities/store"
+	"github.com/fleetflow/fleetflow/internal/thirdparty"
+	"github.com/fleetflow/fleetflow/internal/vda5050"
+	"github.com/fleetflow/fleetflow/schemas"
+	"github.com/fleetflow/fleetflow/workflows"
+)
+
+const vda5050LibDir = "../testdata/thirdparty/vda5050-lib"
+
+// End to end with a VDA 5050 vehicle fleetflow did not write: the npm
+// package vda-5050-lib's VirtualAgvAdapter (testdata/thirdparty), on the
+// real stack (dev server, Mosquitto, PostgreSQL, workers, bridge) with no
+// virtual robot of ours (sim.robots: none), on testdata/sites-thirdparty/lab.yaml.
+//
+// It checks what a site with such vehicles needs: missions complete with
+// every state of the vehicle stored (it echoes nodePositions without
+// theta, which the 2.0.0 state schema requires: tolerated, counted, never
+// dropped); a cancel mid-route is confirmed by the vehicle itself and its
+// robot takes new work; and a vehicle fleetflow speaks to in the wrong
+// dialect refuses the cancel, which fleetflow reports as not applied
+// instead of done.
+func TestEndToEndThirdPartyVehicle(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test skipped with -short")
+	}
+	if err := thirdparty.VDA5050LibInstalled(vda5050LibDir); err != nil {
+		if os.Getenv("CI") == "" {
+			t.Skip(err)
+		}
+		t.Fatal(err)
+	}
+	cfg := e2eConfig(t)
+	cfg.Site.MapsDir, cfg.Site.Name, cfg.Sim.Robots = "../testdata/sites-thirdparty", "lab", "none"
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: "../bin/temporal", headless: true}, io.Discard)
+	require.NoError(t, err)
+	defer ls.Stop()
+	c := ls.worker.Client
+	require.Empty(t, ls.fleet.Robots(), "no virtual robot of ours")
+
+	var agvs []thirdparty.AGV
+	for _, r := range ls.site.Robots {
+		n, _ := ls.site.Node(r.HomeNode)
+		agvs = append(agvs, thirdparty.AGV{Manufacturer: r.Manufacturer, SerialNumber: r.SerialNumber, MapID: ls.site.MapID,
+			X: n.X, Y: n.Y, LastNodeID: n.ID, BatteryCharge: 90, Speed: 1})
+	}
+	proc, err := thirdparty.StartVDA5050Lib(ctx, thirdparty.Options{BrokerURL: ls.cfg.MQTT.URL, AGVs: agvs, Dir: vda5050LibDir, TimeLapse: 4})
+	require.NoError(t, err)
+	defer proc.Stop()
+	require.NoError(t, waitFleetOnline(ctx, ls.worker.Store, ls.site, 20*time.Second))
+
+	const lib = "coaty/LIB-1"
+	mission := func(id, capability string, steps ...string) schemas.MissionSpec {
+		s := schemas.MissionSpec{MissionID: id, Site: "lab", Priority: 5, MinBattery: 10, RequiredCapabilities: []string{capability},
+			Load: &schemas.Load{LoadID: "PAL-" + id, LoadType: "EPAL"}, TimeoutSeconds: 180}
+		for _, st := range steps {
+			action, _, _ := strings.Cut(st, "-")
+			s.Steps = append(s.Steps, schemas.MissionStep{Station: st, Action: action})
+		}
+		return s
+	}
+	run := func(s schemas.MissionSpec) (client.WorkflowRun, workflows.MissionResult, error) {
+		r, err := startMission(ctx, c, ls.cfg, s, "e2e")
+		require.NoError(t, err)
+		var res workflows.MissionResult
+		return r, res, r.Get(ctx, &res)
+	}
+	stored := func(id string) store.RobotView {
+		v, err := ls.worker.Store.GetRobot(ctx, id)
+		require.NoError(t, err)
+		return v
+	}
+
+	// Two missions complete, and the registry holds the vehicle's last
+	// state: battery, position at the last drop, nothing left to drive.
+	for i, steps := range [][]string{{"pick-U1", "drop-L3"}, {"pick-U3", "drop-L0"}} {
+		_, res, err := run(mission("lib-"+string(rune('a'+i)), "lib", steps...))
+		require.NoError(t, err)
+		require.Equal(t, workflows.MissionCompleted, res.State)
+		require.Equal(t, lib, res.RobotID)
+		require.Equal(t, res.NodesTotal, res.NodesDone)
+		drop, _ := ls.site.Station(steps[1])
+		n, _ := ls.site.Node(drop.Node)
+		require.Eventually(t, func() bool {
+			v := stored(lib)
+			return v.State.LastNodeID == n.ID && v.State.NodeStatesRemaining == 0
+		}, 10*time.Second, 50*time.Millisecond)
+		v := stored(lib)
+		require.Greater(t, v.State.BatteryCharge, 0.0, "battery read from the vehicle's states")
+		require.InDelta(t, n.X, v.State.X, 0.1, "position read from the vehicle's states")
+		require.InDelta(t, n.Y, v.State.Y, 0.1)
+		require.Equal(t, "2.0.0", v.State.ProtocolVersion)
+		require.Empty(t, v.ReservedBy)
+	}
+	devs, err := ls.worker.Store.RobotDeviations(ctx, lib)
+	require.NoError(t, err)
+	kinds := map[string]int64{}
+	for _, d := range devs {
+		kinds[d.Kind] = d.Count
+	}
+	require.Greater(t, kinds[vda5050.DeviationThetaMissing], int64(0), "the vehicle's nodeStates lack theta: counted (%v)", kinds)
+	require.Zero(t, kinds["rejected"], "no state of the vehicle was dropped (%v)", kinds)
+
+	// A cancel mid-route, before the pick, is confirmed by the vehicle
+	// (cancelOrder FINISHED); its robot is released and takes new work from
+	// where it stopped, between two nodes.
+	long := mission("lib-cancel", "lib", "pick-U3", "drop-L0") // L0 → L1 → L2 → L3 → U3
+	lr, err := startMission(ctx, c, ls.cfg, long, "e2e")
+	require.NoError(t, err)
+	var st workflows.MissionStatus
+	require.Eventually(t, func() bool {
+		st, err = queryStatus(ctx, c, long.MissionID)
+		return err == nil && st.State == workflows.MissionDriving && st.NodesDone >= 2
+	}, time.Minute, 20*time.Millisecond, "mission never got going: %+v %v", st, err)
+	require.Less(t, st.NodesDone, 5, "still before the pick")
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: lr.GetID(), UpdateName: workflows.UpdateCancel, Args: []any{workflows.CancelRequest{Reason: "e2e", By: "test"}},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	require.NoError(t, err)
+	require.NoError(t, h.Get(ctx, &st), "the vehicle confirmed the cancel")
+	require.Equal(t, workflows.MissionCancelled, st.State)
+	var res workflows.MissionResult
+	require.NoError(t, lr.Get(ctx, &res))
+	require.Equal(t, workflows.MissionCancelled, res.State)
+	require.Less(t, res.NodesDone, res.NodesTotal)
+	_, held, err := ls.worker.Store.ReservationOf(ctx, long.MissionID)
+	require.NoError(t, err)
+	require.False(t, held, "the cancelled mission's robot is released")
+	require.Eventually(t, func() bool {
+		v := stored(lib)
+		return v.State.NodeStatesRemaining == 0 && !v.State.Driving
+	}, 10*time.Second, 50*time.Millisecond, "the vehicle dropped the rest of the order")
+	v := stored(lib)
+	nearest, d := ls.site.NearestNode(v.State.X, v.State.Y)
+	t.Logf("after the cancel the vehicle stands %.2f m from %s", d, nearest.ID)
+	_, res, err = run(mission("lib-after-cancel", "lib", "pick-U1", "drop-L3"))
+	require.NoError(t, err, "the freed robot takes new work")
+	require.Equal(t, workflows.MissionCompleted, res.State)
+	require.Equal(t, lib, res.RobotID)
+
+	// The same vehicle without its profile in the map: fleetflow writes
+	// instantActions as the 2.0.0 schema has them, the vehicle answers
+	// with a validationError and drives on. The cancel fails with the
+	// vehicle's reason, and the mission completes saying so.
+	wrong := mission("unprofiled", "unprofiled", "pick-U1", "drop-L3")
+	wr, err := startMission(ctx, c, ls.cfg, wrong, "e2e")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		st, err = queryStatus(ctx, c, wrong.MissionID)
+		return err == nil && st.State == workflows.MissionDriving && st.OrderAcknowledged
+	}, time.Minute, 20*time.Millisecond, "mission never got going: %+v %v", st, err)
+	h, err = c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: wr.GetID(), UpdateName: workflows.UpdateCancel, Args: []any{workflows.CancelRequest{Reason: "e2e", By: "test"}},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	require.NoError(t, err)
+	err = h.Get(ctx, &st)
+	var ae *temporal.ApplicationError
+	require.True(t, errors.As(err, &ae), "a refused cancel is an update error: %v", err)
+	require.Equal(t, workflows.ErrRobotRefused, ae.Type())
+	require.Contains(t, err.Error(), "validationError")
+	require.NoError(t, wr.Get(ctx, &res))
+	require.Equal(t, workflows.MissionCompleted, res.State)
+	require.Contains(t, res.CancelNotApplied, "validationError")
+	require.Contains(t, res.Reason, "cancel not applied")
+	n, _ := ls.site.Node("L3")
+	v = stored("coaty-unprofiled/LIB-2")
+	require.InDelta(t, n.X, v.State.X, 0.1, "it drove on to the drop")
+	require.Empty(t, v.ReservedBy)
+	require.False(t, math.IsNaN(v.State.BatteryCharge))
+}
