@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -139,15 +138,7 @@ func TestEndToEndRollouts(t *testing.T) {
 	// in workflows/ read (the good rollout's first run, which continued as
 	// new; the aborted one; a canary robot's update that was rolled back).
 	if dir := os.Getenv("FLEETFLOW_RECORD_HISTORIES"); dir != "" {
-		record := func(wfID, runID, file string) {
-			args := []string{"workflow", "show", "--address", ls.cfg.Temporal.HostPort, "-w", wfID, "-o", "json"}
-			if runID != "" {
-				args = append(args, "-r", runID)
-			}
-			out, err := exec.CommandContext(ctx, "../bin/temporal", args...).Output()
-			require.NoError(t, err, "temporal workflow show %s", wfID)
-			require.NoError(t, os.WriteFile(filepath.Join(dir, file), out, 0o644))
-		}
+		record := func(wfID, runID, file string) { recordHistory(t, ctx, ls, wfID, runID, filepath.Join(dir, file)) }
 		record(goodRun.GetID(), goodRun.GetRunID(), "rollout-continued-as-new.json")
 		record(badRun.GetID(), "", "rollout-aborted-rolled-back.json")
 		record(workflows.RobotUpdateWorkflowID("e2e-bad", st.Robots[0].RobotID), "", "robotupdate-fatal-rolled-back.json")

@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -139,12 +141,25 @@ func TestEndToEndMissions(t *testing.T) {
 		return err == nil && st.State == workflows.MissionDriving && st.NodesDone >= 2
 	}, time.Minute, 50*time.Millisecond, "mission never got going: %+v %v", st, err)
 	require.Less(t, st.NodesDone, st.NodesTotal)
-	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: run.GetID(), UpdateName: workflows.UpdateCancel, Args: []any{workflows.CancelRequest{Reason: "e2e", By: "test"}},
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
+	update := func(name string, args ...any) (workflows.MissionStatus, error) {
+		h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+			WorkflowID: run.GetID(), UpdateName: name, Args: args, WaitForStage: client.WorkflowUpdateStageCompleted,
+		})
+		require.NoError(t, err)
+		var st workflows.MissionStatus
+		return st, h.Get(ctx, &st)
+	}
+	// Paused and resumed first: each confirmed by the robot's own state.
+	st, err = update(workflows.UpdatePause)
 	require.NoError(t, err)
-	require.NoError(t, h.Get(ctx, &st))
+	require.Equal(t, workflows.MissionPaused, st.State)
+	require.True(t, st.Paused)
+	st, err = update(workflows.UpdateResume)
+	require.NoError(t, err)
+	require.Equal(t, workflows.MissionDriving, st.State)
+	require.False(t, st.Paused)
+	st, err = update(workflows.UpdateCancel, workflows.CancelRequest{Reason: "e2e", By: "test"})
+	require.NoError(t, err)
 	require.Equal(t, workflows.MissionCancelled, st.State)
 	var res workflows.MissionResult
 	require.NoError(t, run.Get(ctx, &res))
@@ -167,6 +182,26 @@ func TestEndToEndMissions(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, run.Get(ctx, &res))
 	require.Equal(t, workflows.MissionCompleted, res.State)
+
+	// FLEETFLOW_RECORD_HISTORIES=DIR writes the Mission histories the replay
+	// tests in workflows/ read.
+	if dir := os.Getenv("FLEETFLOW_RECORD_HISTORIES"); dir != "" {
+		recordHistory(t, ctx, ls, workflows.MissionWorkflowID(specs[0].MissionID), "", filepath.Join(dir, "mission-completed.json"))
+		recordHistory(t, ctx, ls, workflows.MissionWorkflowID(long.MissionID), "", filepath.Join(dir, "mission-paused-resumed-cancelled.json"))
+	}
+}
+
+// recordHistory writes a workflow's history as `temporal workflow show -o
+// json` prints it (what the replay tests read).
+func recordHistory(t *testing.T, ctx context.Context, ls *localStack, wfID, runID, file string) {
+	t.Helper()
+	args := []string{"workflow", "show", "--address", ls.cfg.Temporal.HostPort, "-w", wfID, "-o", "json"}
+	if runID != "" {
+		args = append(args, "-r", runID)
+	}
+	out, err := exec.CommandContext(ctx, "../bin/temporal", args...).Output()
+	require.NoError(t, err, "temporal workflow show %s", wfID)
+	require.NoError(t, os.WriteFile(file, out, 0o644))
 }
 
 // farthestSteps builds a pick/drop pair whose stations are far apart, so

@@ -126,7 +126,8 @@ type MissionTimings struct {
 	OrderAckTimeout time.Duration
 	OrderResends    int
 	// RobotIOTimeout bounds the retries of a publish to a robot (the MQTT
-	// client may be reconnecting: a broker restart is waited out; default 2 min).
+	// client may be reconnecting: a broker restart is waited out, see
+	// robotIO; default 2 min).
 	RobotIOTimeout time.Duration
 }
 
@@ -587,9 +588,9 @@ func (m *mission) buildOrder(ctx workflow.Context) (MissionResult, error) {
 // state to show it.
 func (m *mission) sendOrder(ctx workflow.Context) error {
 	m.status.OrderSends++
-	err := workflow.ExecuteLocalActivity(robotIOCtx(ctx, "send order to "+m.status.RobotID), ActivitySendOrder, schemas.SendOrderInput{
+	err := robotIO(ctx, "send order to "+m.status.RobotID, ActivitySendOrder, schemas.SendOrderInput{
 		RobotID: m.status.RobotID, Order: m.order,
-	}).Get(ctx, nil)
+	}, nil)
 	m.ackDue = workflow.Now(ctx).Add(m.ackTimeout)
 	return err
 }
@@ -673,10 +674,10 @@ func (m *mission) pauseDue() time.Time {
 
 func (m *mission) sendInstant(ctx workflow.Context, actionType, actionID string) (schemas.SendResult, error) {
 	var res schemas.SendResult
-	err := workflow.ExecuteLocalActivity(robotIOCtx(ctx, actionType+" to "+m.status.RobotID), ActivitySendInstantActions, schemas.SendInstantActionsInput{
+	err := robotIO(ctx, actionType+" to "+m.status.RobotID, ActivitySendInstantActions, schemas.SendInstantActionsInput{
 		RobotID: m.status.RobotID,
 		Actions: []vda5050.Action{{ActionType: actionType, ActionID: actionID, BlockingType: vda5050.BlockingHard}},
-	}).Get(ctx, &res)
+	}, &res)
 	return res, err
 }
 
@@ -985,23 +986,44 @@ func errType(err error, fallback string) string {
 	return fallback
 }
 
-// robotIOCtx is localCtx for a publish to a robot: its retries last up to
-// Timings.RobotIOTimeout in all, so a broker restart (the MQTT client is
-// reconnecting: activities.ErrNotConnected) is waited out rather than
-// failing the mission. A local activity's ScheduleToClose otherwise
-// defaults to its StartToClose (FIELD-NOTES).
-func robotIOCtx(ctx workflow.Context, summary string) workflow.Context {
-	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout:    10 * time.Second,
-		ScheduleToCloseTimeout: Timings.RobotIOTimeout,
+// robotIO publishes to a robot: activity (SendOrder or SendInstantActions)
+// runs as a local activity with a short retry budget, and while it keeps
+// failing with an error that can pass (the MQTT client is reconnecting:
+// activities.ErrNotConnected; a broker timeout), the workflow itself tries
+// again after a durable timer (1 s, doubling to 10 s) until
+// Timings.RobotIOTimeout has passed. Between attempts the workflow task is
+// free, so status queries, cancel and pause are answered during a broker
+// outage; a local activity that retried for minutes would hold them up.
+// Refusals (a message the schema refuses, an unknown robot) are final at
+// once.
+func robotIO(ctx workflow.Context, summary, activity string, in, out any) error {
+	opts := workflow.LocalActivityOptions{
+		StartToCloseTimeout:    6 * time.Second,
+		ScheduleToCloseTimeout: 10 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        200 * time.Millisecond,
 			BackoffCoefficient:     2,
-			MaximumInterval:        5 * time.Second,
+			MaximumInterval:        2 * time.Second,
 			NonRetryableErrorTypes: []string{ErrInvalidMission, "UnknownRobot"},
 		},
 		Summary: summary,
-	})
+	}
+	giveUp := workflow.Now(ctx).Add(Timings.RobotIOTimeout)
+	backoff := time.Second
+	for {
+		err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, opts), activity, in).Get(ctx, out)
+		var ae *temporal.ApplicationError
+		if err == nil || (errors.As(err, &ae) && ae.NonRetryable()) || ctx.Err() != nil {
+			return err
+		}
+		if !workflow.Now(ctx).Add(backoff).Before(giveUp) {
+			return fmt.Errorf("%s: still failing after %s: %w", summary, Timings.RobotIOTimeout, err)
+		}
+		if err := workflow.Sleep(ctx, backoff); err != nil {
+			return err
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
 }
 
 // localCtx: short, idempotent I/O runs as local activities — no round trip

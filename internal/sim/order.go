@@ -34,6 +34,9 @@ type problem struct {
 func (r *Robot) handleInbound(in inbound, now time.Time) {
 	switch in.topic {
 	case vda5050.TopicOrder:
+		if r.deaf {
+			return // fault injection: the order is lost on the way (QoS 0)
+		}
 		r.handleOrder(in.payload, now)
 	case vda5050.TopicInstantActions:
 		r.handleInstantActions(in.payload, now)

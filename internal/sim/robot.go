@@ -247,6 +247,13 @@ func (r *Robot) Stall(on bool) {
 	r.do(func(now time.Time) { r.setStalled(on, now) })
 }
 
+// LoseOrders makes every order that reaches the robot vanish (on=true), as
+// if lost on the way (orders travel with QoS 0, VDA 5050 §6.1), until
+// LoseOrders(false). Instant actions still arrive.
+func (r *Robot) LoseOrders(on bool) {
+	r.do(func(time.Time) { r.deaf = on })
+}
+
 // Snapshot returns a deep copy of the robot's current state, with the
 // position interpolated to now. Its header carries no headerId.
 func (r *Robot) Snapshot() vda5050.State {

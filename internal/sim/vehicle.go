@@ -21,6 +21,8 @@ type vehicle struct {
 	// echoNodePositions: node states carry the order's nodePosition as
 	// given (RobotConfig.EchoNodePositions).
 	echoNodePositions bool
+	// deaf: orders are dropped unseen (Robot.LoseOrders).
+	deaf bool
 
 	// Installed software: version and Uptane release counter, the version
 	// it replaced ("" before the first update), how often the robot booted
