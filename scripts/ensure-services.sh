@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # ensure-services.sh — make sure the services the tests talk to are up:
 # PostgreSQL on 127.0.0.1:5432 (trust auth) and an MQTT broker (Mosquitto) on
-# 127.0.0.1:1883. Installs them from Debian packages when missing (needs
-# root and apt), starts them when stopped, and says clearly what is missing
-# when it cannot. DATABASE_URL / MQTT_URL pointing elsewhere skip the check.
+# 127.0.0.1:1883; and that the tests' own tools are installed: the mosquitto
+# binary (tests that restart a broker run their own) and Node.js with npm
+# (the third-party VDA 5050 vehicle, `make thirdparty`). Installs what is
+# missing from Debian packages (needs root and apt), starts services when
+# stopped, and says clearly what is missing when it cannot.
+# DATABASE_URL / MQTT_URL pointing elsewhere skip the service checks.
 set -uo pipefail
 
 say() { echo "ensure-services: $*" >&2; }
@@ -69,5 +72,15 @@ else
   fi
 fi
 
+# --- Tools the tests run themselves -------------------------------------------
+if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
+  say "the mosquitto binary is missing (tests that restart a broker run their own); installing the Debian package mosquitto"
+  apt_install mosquitto || { say "could not install mosquitto (need root and apt): apt-get install mosquitto"; ok=0; }
+fi
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  say "Node.js/npm missing (the third-party VDA 5050 vehicle of the end-to-end tests); installing the Debian packages nodejs npm"
+  apt_install nodejs npm || { say "could not install nodejs and npm (need root and apt): apt-get install nodejs npm"; ok=0; }
+fi
+
 [ "$ok" = 1 ] || exit 1
-say "PostgreSQL and MQTT are up"
+say "PostgreSQL and MQTT are up; mosquitto and node are installed"

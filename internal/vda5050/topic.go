@@ -18,7 +18,7 @@ const (
 	TopicFactsheet      Topic = "factsheet"
 )
 
-// InterfaceName is the first topic level fleetflow uses.
+// InterfaceName is the default profile's first topic level (Profile.InterfaceName).
 const InterfaceName = "uagv"
 
 // serialPattern: manufacturer and serial number may only contain
@@ -52,7 +52,8 @@ func ParseRobotID(id string) (RobotKey, error) {
 	return RobotKey{m, s}, nil
 }
 
-// TopicFor builds uagv/v2/{manufacturer}/{serialNumber}/{topic}.
+// TopicFor builds uagv/v2/{manufacturer}/{serialNumber}/{topic}, the
+// default profile's topic (Profile.Topic builds any profile's).
 func TopicFor(k RobotKey, t Topic) string {
 	return InterfaceName + "/" + MajorVersion + "/" + k.Manufacturer + "/" + k.SerialNumber + "/" + string(t)
 }

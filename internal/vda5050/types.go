@@ -1,18 +1,24 @@
 // Package vda5050 holds the Go types, MQTT topics, header counters and JSON
-// Schema validation of the VDA 5050 2.0 protocol that fleetflow speaks with
-// robots. It is pure protocol: no MQTT client, no database, no workflow code.
+// Schema validation of the VDA 5050 protocol that fleetflow speaks with
+// robots, in the editions real fleets mix (1.1, 2.0, 2.1): vehicle profiles
+// (edition, interface name, message dialect), strict encoding in each
+// robot's own dialect, and tolerant but exact intake of what vehicles send
+// (DecodeState). It is pure protocol: no MQTT client, no database, no
+// workflow code.
 //
-// Field names and enumerations follow the official VDA 5050 2.0.0 JSON
-// schemas (../shared/vda5050/2.0.0, embedded here under schema/); the
-// section numbers in comments refer to the VDA 5050 2.0 text.
+// Field names and enumerations follow the official VDA 5050 JSON schemas,
+// embedded byte for byte under schema/ (schema/README.md names their
+// source); the section numbers in comments refer to the VDA 5050 2.0 text.
 package vda5050
 
 import "encoding/json"
 
-// Version is the protocol version fleetflow writes in every header.
+// Version is the default profile's protocol version (Profile{}): what
+// fleetflow writes in the headers of a robot whose profile names none.
 const Version = "2.0.0"
 
-// MajorVersion is the topic's interface-version level ("v2"), VDA 5050 §6.1.
+// MajorVersion is the default profile's topic interface-version level
+// ("v2"), VDA 5050 §6.1.
 const MajorVersion = "v2"
 
 // BlockingType says whether an action blocks driving or other actions (§6.6.2).
