@@ -57,12 +57,12 @@ type MissionInput struct {
 // MissionResult is what a finished mission returns. State is COMPLETED or
 // CANCELLED; a failed mission returns an error instead, whose message is Reason.
 type MissionResult struct {
-	MissionID  string    `json:"missionId"`
-	State      string    `json:"state"`
-	RobotID    string    `json:"robotId,omitempty"`
-	NodesDone  int       `json:"nodesDone"`
-	NodesTotal int       `json:"nodesTotal"`
-	Reason     string    `json:"reason,omitempty"`
+	MissionID  string `json:"missionId"`
+	State      string `json:"state"`
+	RobotID    string `json:"robotId,omitempty"`
+	NodesDone  int    `json:"nodesDone"`
+	NodesTotal int    `json:"nodesTotal"`
+	Reason     string `json:"reason,omitempty"`
 	// CancelNotApplied is set when a cancel was asked for but the robot
 	// refused it or never confirmed it, and the mission ended otherwise
 	// (e.g. COMPLETED): the robot's reason.
@@ -73,18 +73,18 @@ type MissionResult struct {
 
 // MissionStatus answers the status query and the updates.
 type MissionStatus struct {
-	MissionID     string    `json:"missionId"`
-	Site          string    `json:"site"`
-	Priority      int       `json:"priority"`
-	State         string    `json:"state"`
-	RobotID       string    `json:"robotId,omitempty"`
-	QueuePosition int       `json:"queuePosition,omitempty"`
-	OrderID       string    `json:"orderId,omitempty"`
-	NodesDone     int       `json:"nodesDone"`
-	NodesTotal    int       `json:"nodesTotal"`
-	CurrentNode   string    `json:"currentNode,omitempty"`
-	Paused        bool      `json:"paused"`
-	LastError     string    `json:"lastError,omitempty"`
+	MissionID     string `json:"missionId"`
+	Site          string `json:"site"`
+	Priority      int    `json:"priority"`
+	State         string `json:"state"`
+	RobotID       string `json:"robotId,omitempty"`
+	QueuePosition int    `json:"queuePosition,omitempty"`
+	OrderID       string `json:"orderId,omitempty"`
+	NodesDone     int    `json:"nodesDone"`
+	NodesTotal    int    `json:"nodesTotal"`
+	CurrentNode   string `json:"currentNode,omitempty"`
+	Paused        bool   `json:"paused"`
+	LastError     string `json:"lastError,omitempty"`
 	// Protocol is how the robot is spoken to (edition, interface name,
 	// instantActions dialect), from its profile.
 	Protocol string `json:"protocol,omitempty"`
@@ -134,8 +134,8 @@ type MissionTimings struct {
 // Timings are the durations Mission uses. Tests may shorten them; changing
 // them for running workflows is safe because timers are recorded in history.
 var Timings = MissionTimings{
-	ReconcileAfter: 15 * time.Second,
-	RequeueAfter:   30 * time.Second,
+	ReconcileAfter:  15 * time.Second,
+	RequeueAfter:    30 * time.Second,
 	ConfirmTimeout:  60 * time.Second,
 	DefaultTimeout:  time.Hour,
 	OrderAckTimeout: 10 * time.Second,
@@ -172,12 +172,12 @@ type mission struct {
 	events     int             // robot events applied so far
 	lastErrors map[string]bool // keys of the errors in the robot's latest event
 
-	cancelRequested bool
-	cancelReq       CancelRequest
-	cancelSeq       int // cancelOrder attempts (actionIds …#cancel-<n>)
-	cancelAct       *controlAction
-	cancelTicket    int            // cancel updates received
-	cancelRefusals  map[int]string // ticket → the robot's reason
+	cancelRequested  bool
+	cancelReq        CancelRequest
+	cancelSeq        int // cancelOrder attempts (actionIds …#cancel-<n>)
+	cancelAct        *controlAction
+	cancelTicket     int            // cancel updates received
+	cancelRefusals   map[int]string // ticket → the robot's reason
 	cancelNotApplied string
 
 	pauseWanted   bool // what the operator asked for

@@ -527,7 +527,7 @@ func TestMissionCancelRefusedByRobot(t *testing.T) {
 		ev := driving("B1", 2, 1)
 		ev.Errors = []vda5050.Error{{ErrorType: "validationError", ErrorLevel: vda5050.ErrorWarning,
 			ErrorDescription: "invalid instant actions: must have required property 'instantActions'",
-			ErrorReferences: []vda5050.Reference{{ReferenceKey: "topic", ReferenceValue: "instantActions"}, {ReferenceKey: "headerId", ReferenceValue: fmt.Sprint(s.acts.headerID)}}}}
+			ErrorReferences:  []vda5050.Reference{{ReferenceKey: "topic", ReferenceValue: "instantActions"}, {ReferenceKey: "headerId", ReferenceValue: fmt.Sprint(s.acts.headerID)}}}}
 		s.env.SignalWorkflow(SignalRobotEvent, ev)
 	})
 	var mid MissionStatus
