@@ -1,18 +1,19 @@
 package main
 
 import (
+	"bytes"
 	"context"
-	"errors"
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/fleetflow/fleetflow/activities/store"
 	"github.com/fleetflow/fleetflow/internal/thirdparty"
@@ -59,7 +60,7 @@ func TestEndToEndThirdPartyVehicle(t *testing.T) {
 	for _, r := range ls.site.Robots {
 		n, _ := ls.site.Node(r.HomeNode)
 		agvs = append(agvs, thirdparty.AGV{Manufacturer: r.Manufacturer, SerialNumber: r.SerialNumber, MapID: ls.site.MapID,
-			X: n.X, Y: n.Y, LastNodeID: n.ID, BatteryCharge: 90, Speed: 1})
+			X: n.X, Y: n.Y, LastNodeID: n.ID, BatteryCharge: 90, Speed: 0.5}) // × timeLapse 4: 2 m/s, 2 s per lane
 	}
 	proc, err := thirdparty.StartVDA5050Lib(ctx, thirdparty.Options{BrokerURL: ls.cfg.MQTT.URL, AGVs: agvs, Dir: vda5050LibDir, TimeLapse: 4})
 	require.NoError(t, err)
@@ -167,23 +168,39 @@ func TestEndToEndThirdPartyVehicle(t *testing.T) {
 		st, err = queryStatus(ctx, c, wrong.MissionID)
 		return err == nil && st.State == workflows.MissionDriving && st.OrderAcknowledged
 	}, time.Minute, 20*time.Millisecond, "mission never got going: %+v %v", st, err)
-	h, err = c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: wr.GetID(), UpdateName: workflows.UpdateCancel, Args: []any{workflows.CancelRequest{Reason: "e2e", By: "test"}},
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	require.NoError(t, err)
-	err = h.Get(ctx, &st)
-	var ae *temporal.ApplicationError
-	require.True(t, errors.As(err, &ae), "a refused cancel is an update error: %v", err)
-	require.Equal(t, workflows.ErrRobotRefused, ae.Type())
-	require.Contains(t, err.Error(), "validationError")
+	// As an operator would: `starter mission cancel` says why and exits 1.
+	t.Setenv("FLEETFLOW_TEMPORAL_HOSTPORT", ls.cfg.Temporal.HostPort)
+	cli := runMissionCLI(t, "cancel", wrong.MissionID, "--reason", "e2e")
+	require.Equal(t, 1, cli.code, "a refused cancel is a failure: %v", cli.err)
+	require.ErrorContains(t, cli.err, "cancel not applied")
+	require.ErrorContains(t, cli.err, "validationError")
+	require.NotContains(t, cli.stdout, "cancel done")
 	require.NoError(t, wr.Get(ctx, &res))
 	require.Equal(t, workflows.MissionCompleted, res.State)
 	require.Contains(t, res.CancelNotApplied, "validationError")
 	require.Contains(t, res.Reason, "cancel not applied")
+	cli = runMissionCLI(t, "status", wrong.MissionID)
+	require.NoError(t, cli.err)
+	require.Regexp(t, `cancel not applied\s+validationError`, cli.stdout)
 	n, _ := ls.site.Node("L3")
 	v = stored("coaty-unprofiled/LIB-2")
 	require.InDelta(t, n.X, v.State.X, 0.1, "it drove on to the drop")
 	require.Empty(t, v.ReservedBy)
 	require.False(t, math.IsNaN(v.State.BatteryCharge))
+}
+
+// runMissionCLI runs `starter mission args…` as main wires it, with the
+// configuration from the environment (FLEETFLOW_*).
+func runMissionCLI(t *testing.T, args ...string) cliResult {
+	t.Helper()
+	g := &globalFlags{config: filepath.Join(t.TempDir(), "absent.yaml"), output: "table"}
+	root := &cobra.Command{Use: "starter", SilenceUsage: true, SilenceErrors: true}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(missionCmd(g))
+	var out, errOut bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetArgs(append([]string{"mission"}, args...))
+	err := root.ExecuteContext(context.Background())
+	return cliResult{out.String(), errOut.String(), err, exitCodeOf(err)}
 }

@@ -146,7 +146,7 @@ func (a *controlAction) due() time.Time {
 // sendControl publishes one instant action and starts tracking it.
 func (m *mission) sendControl(ctx workflow.Context, actionType, actionID string, ticket int) (*controlAction, error) {
 	before := make(map[string]bool, len(m.lastErrors))
-	for k := range m.lastErrors {
+	for _, k := range m.lastErrors {
 		before[k] = true
 	}
 	res, err := m.sendInstant(ctx, actionType, actionID)

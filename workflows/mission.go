@@ -169,8 +169,8 @@ type mission struct {
 	orderResends int
 	replanWanted bool // refused with noRouteError: plan again once
 
-	events     int             // robot events applied so far
-	lastErrors map[string]bool // keys of the errors in the robot's latest event
+	events     int      // robot events applied so far
+	lastErrors []string // keys of the errors in the robot's latest event
 
 	cancelRequested  bool
 	cancelReq        CancelRequest
@@ -222,7 +222,6 @@ func Mission(ctx workflow.Context, in MissionInput) (MissionResult, error) {
 		in:             in,
 		logger:         workflow.GetLogger(ctx),
 		actionIDs:      map[string]bool{},
-		lastErrors:     map[string]bool{},
 		cancelRefusals: map[int]string{},
 		pauseRefusals:  map[int]string{},
 		startedAt:      workflow.Now(ctx),
@@ -707,9 +706,9 @@ func (m *mission) apply(ctx workflow.Context, ev schemas.RobotEvent) {
 	m.events++
 	m.status.UpdatedAt = workflow.Now(ctx)
 	defer func() {
-		clear(m.lastErrors)
+		m.lastErrors = m.lastErrors[:0]
 		for _, e := range ev.Errors {
-			m.lastErrors[errorKey(e)] = true
+			m.lastErrors = append(m.lastErrors, errorKey(e))
 		}
 	}()
 	switch vda5050.ConnectionState(ev.Connection) {
@@ -751,8 +750,11 @@ func (m *mission) apply(ctx workflow.Context, ev schemas.RobotEvent) {
 		return
 	}
 	m.status.CurrentNode = ev.LastNodeID
-	if done := ev.LastNodeSequenceID/2 + 1; done > m.status.NodesDone && done <= m.status.NodesTotal {
-		m.status.NodesDone = done
+	// Progress counts only when lastNodeId is the order's node at
+	// lastNodeSequenceId: a vehicle may still report the previous order's
+	// sequenceId right after taking a new order (seen on vda-5050-lib).
+	if i := ev.LastNodeSequenceID / 2; ev.LastNodeSequenceID%2 == 0 && i < len(m.nodeIDs) && m.nodeIDs[i] == ev.LastNodeID && i+1 > m.status.NodesDone {
+		m.status.NodesDone = i + 1
 	}
 	if m.status.Paused != ev.Paused {
 		m.status.Paused = ev.Paused

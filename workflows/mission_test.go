@@ -661,3 +661,19 @@ func r0(t *testing.T, s *suite) time.Time {
 	require.NoError(t, v.Get(&st))
 	return st.StartedAt
 }
+
+// A vehicle that still reports the previous order's lastNodeSequenceId
+// right after taking a new one: no progress is made up from it.
+func TestMissionIgnoresStaleSequenceID(t *testing.T) {
+	s := newEnv(t)
+	stale := driving("A1", 10, 2) // A1 is node 0 of this order, not node 5
+	var mid MissionStatus
+	s.signal(time.Second, stale)
+	s.at(1500*time.Millisecond, func() { mid = s.status(t) })
+	s.signal(2*time.Second, finished())
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	r, err := s.result(t)
+	require.NoError(t, err)
+	require.Equal(t, 0, mid.NodesDone, "lastNodeSequenceId 10 does not name A1 in this order")
+	require.Equal(t, MissionCompleted, r.State)
+}
