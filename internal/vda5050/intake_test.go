@@ -3,6 +3,7 @@ package vda5050
 import (
 	"encoding/json"
 	"errors"
+	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -208,5 +209,46 @@ func TestDecodeStateEachEdition(t *testing.T) {
 	}
 	if len(in.State.ActionStates) != 2 || in.State.SafetyState.EStop != "NONE" {
 		t.Errorf("state not kept: %+v", in.State)
+	}
+}
+
+// States captured from an independent VDA 5050 2.0 implementation (npm
+// vda-5050-lib, testdata/vda5050/samples): each is used whole, with exactly
+// the deviations it has.
+func TestDecodeCapturedThirdPartyStates(t *testing.T) {
+	for file, want := range map[string]string{
+		"state-driving-theta-missing.json":           "theta_missing",
+		"state-instantactions-validation-error.json": "",
+		"state-cancel-finished.json":                 "",
+		"state-noroute.json":                         "",
+	} {
+		t.Run(file, func(t *testing.T) {
+			raw, err := os.ReadFile("../../testdata/vda5050/samples/vda5050-lib-2.0/" + file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := ValidateEdition(Edition20, TopicState, raw); (err != nil) != (want != "") {
+				t.Fatalf("strict 2.0.0 validation: %v (want a failure: %v)", err, want != "")
+			}
+			in, err := DecodeState(Edition20, raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]bool{}
+			for _, d := range in.Deviations {
+				got[d.Kind] = true
+			}
+			for k := range got {
+				if k != want {
+					t.Errorf("unexpected deviation %s: %s", k, DeviationSummary(in.Deviations))
+				}
+			}
+			if want != "" && !got[want] {
+				t.Errorf("want a %s deviation, got %s", want, DeviationSummary(in.Deviations))
+			}
+			if len(in.Unusable) > 0 || in.State.AGVPosition == nil || in.State.BatteryState.BatteryCharge == 0 || in.State.SerialNumber == "" {
+				t.Errorf("state not used whole: unusable %v, %+v", in.Unusable, in.State)
+			}
+		})
 	}
 }

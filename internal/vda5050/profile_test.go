@@ -165,3 +165,36 @@ func TestParseEdition(t *testing.T) {
 		t.Errorf("auto profile before any header: %s", got)
 	}
 }
+
+// An auto profile speaks the version the vehicle last wrote; configured
+// profiles ignore what vehicles write.
+func TestProfileBookAuto(t *testing.T) {
+	auto, fixed, other := RobotKey{"a", "1"}, RobotKey{"a", "2"}, RobotKey{"b", "3"}
+	book := NewProfileBook(Profile{}, map[RobotKey]Profile{auto: {Version: VersionAuto}, fixed: {Version: "2.1"}})
+	if got := book.For(auto).Version; got != "2.0.0" {
+		t.Fatalf("auto before any header: %s", got)
+	}
+	book.Saw(auto, "1.1.0")
+	book.Saw(fixed, "1.1.0")
+	book.Saw(other, "2.1.0")
+	if got := book.For(auto); got.Version != "1.1.0" || got.InstantActionsKey != KeyInstantActions || got.Topic(auto, TopicOrder) != "uagv/v1/a/1/order" {
+		t.Errorf("auto after a 1.1.0 header: %+v", got)
+	}
+	book.Saw(auto, "9.9")
+	if got := book.For(auto).Version; got != "1.1.0" {
+		t.Errorf("an unknown version must not change it: %s", got)
+	}
+	if got := book.For(fixed).Version; got != "2.1.0" {
+		t.Errorf("configured profile changed by a header: %s", got)
+	}
+	if got := book.For(other).Version; got != "2.0.0" {
+		t.Errorf("unknown robot: %s", got)
+	}
+	if subs := book.Subscriptions(TopicState); strings.Join(subs, " ") != "uagv/v1/+/+/state uagv/v2/+/+/state" {
+		t.Errorf("subscriptions %v", subs)
+	}
+	var none *ProfileBook
+	if none.For(other).Version != "2.0.0" || len(none.Subscriptions(TopicState)) != 1 {
+		t.Error("a nil book speaks the default profile")
+	}
+}
