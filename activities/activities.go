@@ -32,7 +32,27 @@ import (
 const (
 	ErrInvalidMission = "InvalidMission"
 	ErrUnknownRobot   = "UnknownRobot"
+	// ErrStoreRefused: the fleet registry refused the call itself (bad
+	// data, a constraint): repeating it cannot help. A registry that is
+	// restarting or unreachable is an ordinary, retryable error instead.
+	ErrStoreRefused = "StoreRefused"
 )
+
+// storeError makes a registry refusal final and leaves every other error
+// retryable (store.Transient faults, and anything unknown).
+func storeError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) {
+		return err
+	}
+	if store.Refused(err) {
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrStoreRefused, err)
+	}
+	return err
+}
 
 // signalRobotAvailable is workflows.SignalRobotAvailable; activities do not
 // import workflows (dependencies point one way), a test keeps them equal.
@@ -103,7 +123,7 @@ func (a *Activities) ReserveRobot(ctx context.Context, in schemas.ReserveRobotIn
 		RequiredCapabilities: in.RequiredCapabilities, MinBattery: in.MinBattery, X: in.X, Y: in.Y, RobotID: in.RobotID,
 	})
 	if err != nil {
-		return schemas.ReserveRobotResult{}, err
+		return schemas.ReserveRobotResult{}, storeError(err)
 	}
 	a.wake(ctx, r.Wake)
 	return schemas.ReserveRobotResult{RobotID: r.RobotID, Queued: r.Queued, QueuePosition: r.QueuePosition}, nil
@@ -111,7 +131,7 @@ func (a *Activities) ReserveRobot(ctx context.Context, in schemas.ReserveRobotIn
 
 // CancelQueued removes a mission from the reservation queue (idempotent).
 func (a *Activities) CancelQueued(ctx context.Context, in schemas.CancelQueuedInput) error {
-	return a.Store.CancelQueued(ctx, in.MissionID)
+	return storeError(a.Store.CancelQueued(ctx, in.MissionID))
 }
 
 // startNode is where the robot stands by its latest accepted state: its
@@ -140,7 +160,7 @@ func (a *Activities) BuildOrder(ctx context.Context, in schemas.BuildOrderInput)
 		return schemas.BuildOrderResult{}, temporal.NewNonRetryableApplicationError("robot "+in.RobotID+" has no state in the registry", ErrUnknownRobot, err)
 	}
 	if err != nil {
-		return schemas.BuildOrderResult{}, err
+		return schemas.BuildOrderResult{}, storeError(err)
 	}
 	k, err := robotKey(in.RobotID)
 	if err != nil {
@@ -226,7 +246,7 @@ func sendError(err error) error {
 func (a *Activities) RobotSnapshot(ctx context.Context, in schemas.RobotSnapshotInput) (schemas.RobotEvent, error) {
 	st, err := a.Store.RobotState(ctx, in.RobotID)
 	if err != nil {
-		return schemas.RobotEvent{}, err
+		return schemas.RobotEvent{}, storeError(err)
 	}
 	return EventFromStored(st), nil
 }
@@ -256,7 +276,7 @@ func EventFromStored(st store.RobotState) schemas.RobotEvent {
 func (a *Activities) ReleaseRobot(ctx context.Context, in schemas.ReleaseRobotInput) error {
 	next, err := a.Store.Release(ctx, in.RobotID, in.MissionID)
 	if err != nil {
-		return err
+		return storeError(err)
 	}
 	a.wake(ctx, next)
 	return nil
@@ -276,7 +296,7 @@ func (a *Activities) wake(ctx context.Context, workflowIDs []string) {
 
 // Audit writes one row to the audit log.
 func (a *Activities) Audit(ctx context.Context, in schemas.AuditInput) error {
-	return a.Store.Audit(ctx, in.Actor, in.Kind, in.Subject, in.Details)
+	return storeError(a.Store.Audit(ctx, in.Actor, in.Kind, in.Subject, in.Details))
 }
 
 // NotifyWMS POSTs the mission's end to the WMS webhook as JSON

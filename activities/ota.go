@@ -44,6 +44,10 @@ type ArtifactStore struct {
 	Dir string
 	// Keys are the trusted release keys.
 	Keys *artifact.Keyring
+	// HTTP downloads artifacts and manifests; nil means a client with a
+	// 5-minute timeout (artifacts are large; the WMS webhook's client, with
+	// its seconds-long timeout, must not be used for them).
+	HTTP *http.Client
 }
 
 func refused(kind, format string, a ...any) error {
@@ -51,8 +55,8 @@ func refused(kind, format string, a ...any) error {
 }
 
 func (a *Activities) httpClient() *http.Client {
-	if a.HTTP != nil {
-		return a.HTTP
+	if a.Artifacts.HTTP != nil {
+		return a.Artifacts.HTTP
 	}
 	return &http.Client{Timeout: 5 * time.Minute}
 }

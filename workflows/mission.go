@@ -129,6 +129,10 @@ type MissionTimings struct {
 	// client may be reconnecting: a broker restart is waited out, see
 	// robotIO; default 2 min).
 	RobotIOTimeout time.Duration
+	// ReleaseTimeout bounds how long a mission that ended keeps trying to
+	// release its robot and leave the queue (default 10 min; after that the
+	// Reaper frees what is left).
+	ReleaseTimeout time.Duration
 }
 
 // Timings are the durations Mission uses. Tests may shorten them; changing
@@ -141,6 +145,7 @@ var Timings = MissionTimings{
 	OrderAckTimeout: 10 * time.Second,
 	OrderResends:    3,
 	RobotIOTimeout:  2 * time.Minute,
+	ReleaseTimeout:  10 * time.Minute,
 }
 
 var (
@@ -187,7 +192,10 @@ type mission struct {
 	pauseTicket   int
 	pauseRefusals map[int]string
 
-	wake bool // robot-available signal received while queued
+	wake        bool      // robot-available signal received while queued
+	deadline    time.Time // the mission's deadline (spec timeoutSeconds, else Timings.DefaultTimeout)
+	reserveSent bool      // a reservation was asked for: the mission may hold a queue row
+	leftQueue   bool      // and it was removed
 
 	outcome   string // MissionCompleted, MissionCancelled, MissionFailed once decided
 	failType  string
@@ -381,15 +389,15 @@ func (m *mission) run(ctx workflow.Context) (MissionResult, error) {
 	}
 	m.setDetails(ctx)
 
-	var plan schemas.PlanMissionResult
-	if err := workflow.ExecuteLocalActivity(localCtx(ctx, "check mission against site map"), ActivityPlanMission,
-		schemas.PlanMissionInput{Spec: spec}).Get(ctx, &plan); err != nil {
-		return m.fail(ctx, errType(err, ErrInvalidMission), err.Error())
-	}
-
 	deadline := m.startedAt.Add(Timings.DefaultTimeout)
 	if spec.TimeoutSeconds > 0 {
 		deadline = m.startedAt.Add(time.Duration(spec.TimeoutSeconds) * time.Second)
+	}
+	m.deadline = deadline
+
+	var plan schemas.PlanMissionResult
+	if err := m.storeIO(ctx, "check mission against site map", ActivityPlanMission, schemas.PlanMissionInput{Spec: spec}, &plan); err != nil {
+		return m.fail(ctx, errType(err, ErrInvalidMission), err.Error())
 	}
 
 	// Reserve, queueing while no robot is free.
@@ -400,8 +408,9 @@ func (m *mission) run(ctx workflow.Context) (MissionResult, error) {
 	for {
 		m.wake = false
 		var res schemas.ReserveRobotResult
-		if err := workflow.ExecuteLocalActivity(localCtx(ctx, "reserve a robot"), ActivityReserveRobot, req).Get(ctx, &res); err != nil {
-			return m.fail(ctx, "", "reserve robot: "+err.Error())
+		m.reserveSent = true
+		if err := m.storeIO(ctx, "reserve a robot", ActivityReserveRobot, req, &res); err != nil {
+			return m.fail(ctx, errType(err, ""), "reserve robot: "+err.Error())
 		}
 		if !res.Queued {
 			m.status.RobotID = res.RobotID
@@ -420,10 +429,7 @@ func (m *mission) run(ctx workflow.Context) (MissionResult, error) {
 			return m.cleanupAfterCancel(ctx)
 		}
 		if m.cancelRequested || !workflow.Now(ctx).Before(deadline) {
-			if err := workflow.ExecuteLocalActivity(localCtx(ctx, "leave the reservation queue"), ActivityCancelQueued,
-				schemas.CancelQueuedInput{MissionID: spec.MissionID}).Get(ctx, nil); err != nil {
-				m.logger.Warn("leave queue failed", "error", err)
-			}
+			m.leaveQueue(ctx)
 			if m.cancelRequested {
 				return m.end(ctx, MissionCancelled, "", m.cancelReason())
 			}
@@ -562,9 +568,9 @@ func (m *mission) run(ctx workflow.Context) (MissionResult, error) {
 // stored state).
 func (m *mission) buildOrder(ctx workflow.Context) (MissionResult, error) {
 	var built schemas.BuildOrderResult
-	if err := workflow.ExecuteLocalActivity(localCtx(ctx, "build VDA 5050 order"), ActivityBuildOrder, schemas.BuildOrderInput{
+	if err := m.storeIO(ctx, "build VDA 5050 order", ActivityBuildOrder, schemas.BuildOrderInput{
 		Spec: m.in.Spec, RobotID: m.status.RobotID, OrderID: m.orderID, OrderUpdateID: m.orderUpdateID,
-	}).Get(ctx, &built); err != nil {
+	}, &built); err != nil {
 		return m.fail(ctx, errType(err, ""), "build order: "+err.Error())
 	}
 	m.order = built.Order
@@ -845,16 +851,17 @@ func (m *mission) cleanupAfterCancel(ctx workflow.Context) (MissionResult, error
 		m.cancelSeq++
 		_, _ = m.sendInstant(dctx, vda5050.ActionCancelOrder, fmt.Sprintf("%s%swf-cancel-%d", m.orderID, InstantActionSeparator, m.cancelSeq))
 	}
-	if m.status.RobotID == "" {
-		_ = workflow.ExecuteLocalActivity(localCtx(dctx, "leave the reservation queue"), ActivityCancelQueued,
-			schemas.CancelQueuedInput{MissionID: m.in.Spec.MissionID}).Get(dctx, nil)
-	}
 	m.status.LastError = "workflow cancelled"
 	_, _ = m.end(dctx, MissionCancelled, "", "workflow cancelled")
 	return m.result(), temporal.NewCanceledError("workflow cancelled")
 }
 
 func (m *mission) fail(ctx workflow.Context, errType, reason string) (MissionResult, error) {
+	if errors.Is(ctx.Err(), workflow.ErrCanceled) {
+		// Temporal cancelled the workflow while an activity ran: that, not
+		// the activity's error, is how the mission ends.
+		return m.cleanupAfterCancel(ctx)
+	}
 	m.status.LastError = reason
 	res, _ := m.end(ctx, MissionFailed, errType, reason)
 	if errType == "" {
@@ -863,16 +870,24 @@ func (m *mission) fail(ctx workflow.Context, errType, reason string) (MissionRes
 	return res, temporal.NewNonRetryableApplicationError(reason, errType, nil, res)
 }
 
-// end releases the robot, audits, notifies the WMS and records the final state.
+// end releases the robot (or leaves the queue), audits, notifies the WMS
+// and records the final state. It runs on a disconnected context, so a
+// workflow cancelled by Temporal still cleans up, and retries the release
+// from the workflow for up to Timings.ReleaseTimeout: a robot stays
+// reserved only if the registry is unreachable all that time (the Reaper
+// frees it then).
 func (m *mission) end(ctx workflow.Context, state, errType, reason string) (MissionResult, error) {
+	ctx, _ = workflow.NewDisconnectedContext(ctx)
 	if m.status.RobotID != "" && !m.released {
-		if err := workflow.ExecuteLocalActivity(localCtx(ctx, "release "+m.status.RobotID), ActivityReleaseRobot, schemas.ReleaseRobotInput{
+		if err := retryLocal(ctx, "release "+m.status.RobotID, ActivityReleaseRobot, schemas.ReleaseRobotInput{
 			RobotID: m.status.RobotID, MissionID: m.in.Spec.MissionID, Site: m.in.Spec.Site,
-		}).Get(ctx, nil); err != nil {
-			m.logger.Error("release robot failed", "robot", m.status.RobotID, "error", err)
+		}, nil, storeOptions("release "+m.status.RobotID), workflow.Now(ctx).Add(Timings.ReleaseTimeout)); err != nil {
+			m.logger.Error("release robot failed; the Reaper will free it", "robot", m.status.RobotID, "error", err)
 		} else {
 			m.released = true
 		}
+	} else if m.status.RobotID == "" && m.reserveSent && !m.leftQueue {
+		m.leaveQueue(ctx)
 	}
 	m.setState(ctx, state)
 	details := map[string]any{"state": state, "robotId": m.status.RobotID, "nodesDone": m.status.NodesDone, "nodesTotal": m.status.NodesTotal}
@@ -889,16 +904,14 @@ func (m *mission) end(ctx workflow.Context, state, errType, reason string) (Miss
 	if actor == "" {
 		actor = "fleetflow"
 	}
-	auditF := workflow.ExecuteLocalActivity(localCtx(ctx, "audit"), ActivityAudit, schemas.AuditInput{
+	if err := retryLocal(ctx, "audit", ActivityAudit, schemas.AuditInput{
 		Actor: actor, Kind: "mission." + strings.ToLower(state), Subject: m.orderID, Details: details,
-	})
-	notifyF := workflow.ExecuteLocalActivity(localCtx(ctx, "notify WMS"), ActivityNotifyWMS, schemas.NotifyWMSInput{
-		MissionID: m.in.Spec.MissionID, State: state, RobotID: m.status.RobotID, Reason: reason,
-	})
-	if err := auditF.Get(ctx, nil); err != nil {
+	}, nil, storeOptions("audit"), workflow.Now(ctx).Add(Timings.ReleaseTimeout)); err != nil {
 		m.logger.Error("audit failed", "error", err)
 	}
-	if err := notifyF.Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteLocalActivity(localCtx(ctx, "notify WMS"), ActivityNotifyWMS, schemas.NotifyWMSInput{
+		MissionID: m.in.Spec.MissionID, State: state, RobotID: m.status.RobotID, Reason: reason,
+	}).Get(ctx, nil); err != nil {
 		m.logger.Warn("notify WMS failed", "error", err)
 	}
 	m.finished = true
@@ -991,13 +1004,9 @@ func errType(err error, fallback string) string {
 // robotIO publishes to a robot: activity (SendOrder or SendInstantActions)
 // runs as a local activity with a short retry budget, and while it keeps
 // failing with an error that can pass (the MQTT client is reconnecting:
-// activities.ErrNotConnected; a broker timeout), the workflow itself tries
-// again after a durable timer (1 s, doubling to 10 s) until
-// Timings.RobotIOTimeout has passed. Between attempts the workflow task is
-// free, so status queries, cancel and pause are answered during a broker
-// outage; a local activity that retried for minutes would hold them up.
-// Refusals (a message the schema refuses, an unknown robot) are final at
-// once.
+// activities.ErrNotConnected; a broker timeout), the workflow tries again
+// (retryLocal) until Timings.RobotIOTimeout has passed. Refusals (a
+// message the schema refuses, an unknown robot) are final at once.
 func robotIO(ctx workflow.Context, summary, activity string, in, out any) error {
 	opts := workflow.LocalActivityOptions{
 		StartToCloseTimeout:    6 * time.Second,
@@ -1010,7 +1019,40 @@ func robotIO(ctx workflow.Context, summary, activity string, in, out any) error 
 		},
 		Summary: summary,
 	}
-	giveUp := workflow.Now(ctx).Add(Timings.RobotIOTimeout)
+	return retryLocal(ctx, summary, activity, in, out, opts, workflow.Now(ctx).Add(Timings.RobotIOTimeout))
+}
+
+// storeIO runs a fleet-registry activity (PlanMission, ReserveRobot,
+// BuildOrder, …) and waits out a database that is restarting or
+// unreachable within the mission's deadline: only refusals are final
+// (non-retryable errors: InvalidMission, UnknownRobot, StoreRefused).
+func (m *mission) storeIO(ctx workflow.Context, summary, activity string, in, out any) error {
+	return retryLocal(ctx, summary, activity, in, out, storeOptions(summary), m.deadline)
+}
+
+// storeOptions: one local activity with a short retry budget; retryLocal
+// does the long waiting.
+func storeOptions(summary string) workflow.LocalActivityOptions {
+	return workflow.LocalActivityOptions{
+		StartToCloseTimeout:    10 * time.Second,
+		ScheduleToCloseTimeout: 15 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        200 * time.Millisecond,
+			BackoffCoefficient:     2,
+			MaximumInterval:        3 * time.Second,
+			NonRetryableErrorTypes: []string{ErrInvalidMission, "UnknownRobot", "StoreRefused"},
+		},
+		Summary: summary,
+	}
+}
+
+// retryLocal runs a local activity and, while it fails with an error that
+// can pass, runs it again after a durable timer (1 s, doubling to 30 s)
+// until giveUp. Between attempts the workflow task is free, so status
+// queries, cancel and pause are answered during an outage; one local
+// activity that retried for minutes would hold them up. A non-retryable
+// error, or the workflow's cancellation, ends it at once.
+func retryLocal(ctx workflow.Context, summary, activity string, in, out any, opts workflow.LocalActivityOptions, giveUp time.Time) error {
 	backoff := time.Second
 	for {
 		err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, opts), activity, in).Get(ctx, out)
@@ -1019,13 +1061,23 @@ func robotIO(ctx workflow.Context, summary, activity string, in, out any) error 
 			return err
 		}
 		if !workflow.Now(ctx).Add(backoff).Before(giveUp) {
-			return fmt.Errorf("%s: still failing after %s: %w", summary, Timings.RobotIOTimeout, err)
+			return fmt.Errorf("%s: still failing, gave up: %w", summary, err)
 		}
 		if err := workflow.Sleep(ctx, backoff); err != nil {
 			return err
 		}
-		backoff = min(2*backoff, 10*time.Second)
+		backoff = min(2*backoff, 30*time.Second)
 	}
+}
+
+// leaveQueue removes the mission's reservation request, if any.
+func (m *mission) leaveQueue(ctx workflow.Context) {
+	if err := retryLocal(ctx, "leave the reservation queue", ActivityCancelQueued, schemas.CancelQueuedInput{MissionID: m.in.Spec.MissionID}, nil,
+		storeOptions("leave the reservation queue"), workflow.Now(ctx).Add(Timings.ReleaseTimeout)); err != nil {
+		m.logger.Error("leave queue failed; the Reaper will remove it", "error", err)
+		return
+	}
+	m.leftQueue = true
 }
 
 // localCtx: short, idempotent I/O runs as local activities — no round trip

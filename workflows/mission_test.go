@@ -32,6 +32,11 @@ type fakeActivities struct {
 	snapshot  *schemas.RobotEvent
 	builds    []schemas.BuildOrderInput
 	headerID  uint32 // of the last instantActions sent
+
+	// The registry is down for this many calls of each (a plain,
+	// retryable error), or refuses them (non-retryable StoreRefused).
+	reserveDown, releaseDown int
+	reserveRefused           bool
 }
 
 func (f *fakeActivities) PlanMission(ctx context.Context, in schemas.PlanMissionInput) (schemas.PlanMissionResult, error) {
@@ -45,6 +50,13 @@ func (f *fakeActivities) ReserveRobot(ctx context.Context, in schemas.ReserveRob
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.reserves = append(f.reserves, in)
+	if f.reserveRefused {
+		return schemas.ReserveRobotResult{}, temporal.NewNonRetryableApplicationError("reserve: constraint violated", "StoreRefused", nil)
+	}
+	if f.reserveDown > 0 {
+		f.reserveDown--
+		return schemas.ReserveRobotResult{}, errors.New("failed to connect to `host=127.0.0.1`: connection refused")
+	}
 	if f.queued > 0 {
 		f.queued--
 		return schemas.ReserveRobotResult{Queued: true, QueuePosition: 2}, nil
@@ -108,6 +120,10 @@ func (f *fakeActivities) RobotSnapshot(ctx context.Context, in schemas.RobotSnap
 func (f *fakeActivities) ReleaseRobot(ctx context.Context, in schemas.ReleaseRobotInput) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.releaseDown > 0 {
+		f.releaseDown--
+		return errors.New("failed to connect to `host=127.0.0.1`: connection refused")
+	}
 	f.releases = append(f.releases, in)
 	return nil
 }
@@ -676,4 +692,63 @@ func TestMissionIgnoresStaleSequenceID(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 0, mid.NodesDone, "lastNodeSequenceId 10 does not name A1 in this order")
 	require.Equal(t, MissionCompleted, r.State)
+}
+
+// A registry that is down is waited out: the reservation is retried from
+// the workflow (durable timers, status answered meanwhile) and the mission
+// completes once it is back.
+func TestMissionWaitsOutRegistryOutage(t *testing.T) {
+	s := newEnv(t)
+	s.acts.reserveDown = 40 // minutes of retries at the local activity's pace
+	fin := finished()
+	s.acts.snapshot = &fin // once the order is out, the stored state shows it done
+	var mid MissionStatus
+	s.at(time.Minute, func() { mid = s.status(t) })
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	r, err := s.result(t)
+	require.NoError(t, err)
+	require.Equal(t, MissionCompleted, r.State)
+	require.Equal(t, MissionValidating, mid.State, "status answers during the outage")
+	require.Greater(t, len(s.acts.reserves), 1)
+}
+
+// A refusal is final at once: the mission fails and starts nothing.
+func TestMissionRegistryRefusalIsFinal(t *testing.T) {
+	s := newEnv(t)
+	s.acts.reserveRefused = true
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	_, err := s.result(t)
+	require.Equal(t, "StoreRefused", appErrType(err))
+	require.Len(t, s.acts.reserves, 1)
+	require.Empty(t, s.acts.orders)
+	require.Equal(t, []string{"m-1"}, s.acts.cancelled, "a queue row it may have left is removed")
+}
+
+// A release that fails for a while is retried until it goes through.
+func TestMissionRetriesRelease(t *testing.T) {
+	s := newEnv(t)
+	s.acts.releaseDown = 10
+	s.signal(time.Second, finished())
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	r, err := s.result(t)
+	require.NoError(t, err)
+	require.Equal(t, MissionCompleted, r.State)
+	require.Len(t, s.acts.releases, 1, "released in the end")
+}
+
+// Cancelled by Temporal while a local activity runs: the mission still
+// stops the robot and releases it (cleanup on a disconnected context) and
+// ends cancelled, not failed.
+func TestMissionTemporalCancelDuringActivity(t *testing.T) {
+	s := newEnv(t)
+	s.env.OnActivity(ActivityBuildOrder, mock.Anything, mock.Anything).Return(func(ctx context.Context, in schemas.BuildOrderInput) (schemas.BuildOrderResult, error) {
+		s.env.CancelWorkflow()
+		return schemas.BuildOrderResult{}, errors.New("interrupted")
+	})
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	require.True(t, s.env.IsWorkflowCompleted())
+	err := s.env.GetWorkflowError()
+	var ce *temporal.CanceledError
+	require.True(t, errors.As(err, &ce), "%v", err)
+	require.Len(t, s.acts.releases, 1, "the robot is released however the workflow ends")
 }

@@ -18,6 +18,13 @@ type OTATimings struct {
 	ReconcileAfter time.Duration // no robot event for this long → read the stored state (default 10 s)
 	RequeueAfter   time.Duration // waiting for the robot: retry the reservation this often (default 30 s)
 	RetryBackoff   time.Duration // pause before a retried attempt (default 5 s)
+	// UnavailableFor: a RobotUpdate waiting for its robot gives up
+	// (TIMED_OUT, kind RobotUnavailable) once the robot has been offline or
+	// FATAL this long (default 5 min); MaxWait bounds the wait for a busy
+	// robot (default 2 h, kind Busy). Without them one unreachable robot
+	// held its wave open for ever.
+	UnavailableFor time.Duration
+	MaxWait        time.Duration
 	// HistoryLimit: a Rollout run continues as new once its history has
 	// this many events (DESIGN: long-lived workflows continue-as-new; the
 	// issue's bound is 10,000 events).
@@ -29,6 +36,8 @@ var OTA = OTATimings{
 	ReconcileAfter: 10 * time.Second,
 	RequeueAfter:   30 * time.Second,
 	RetryBackoff:   5 * time.Second,
+	UnavailableFor: 5 * time.Minute,
+	MaxWait:        2 * time.Hour,
 	HistoryLimit:   4000,
 }
 
@@ -219,6 +228,19 @@ func (u *robotUpdate) run(ctx, dctx workflow.Context) RobotUpdateResult {
 // true when the workflow ends here (cancelled while waiting, or an error).
 func (u *robotUpdate) reserve(ctx, dctx workflow.Context) (RobotUpdateResult, bool) {
 	req := schemas.ReserveRobotInput{MissionID: u.id, WorkflowID: u.id, Site: u.in.Robot.Site, RobotID: u.in.Robot.ID}
+	var waitStart, unavailableSince time.Time
+	giveUp := func(kind, reason string) (RobotUpdateResult, bool) {
+		if err := workflow.ExecuteLocalActivity(localCtx(dctx, "leave the reservation queue"), ActivityCancelQueued,
+			schemas.CancelQueuedInput{MissionID: u.id}).Get(dctx, nil); err != nil {
+			u.logger.Warn("leave queue failed", "error", err)
+		}
+		u.reserved = true // a grant may have raced: release is a no-op otherwise
+		u.release(dctx)
+		u.status.LastError = reason
+		u.setState(dctx, UpdateTimedOut)
+		u.audit(dctx, "update.timed_out", map[string]any{"errorKind": kind, "reason": reason})
+		return u.result(UpdateTimedOut, kind, reason, false), true
+	}
 	for {
 		u.wake = false
 		var res schemas.ReserveRobotResult
@@ -234,6 +256,27 @@ func (u *robotUpdate) reserve(ctx, dctx workflow.Context) (RobotUpdateResult, bo
 			return RobotUpdateResult{}, false
 		}
 		u.setState(dctx, UpdateWaiting)
+		now := workflow.Now(dctx)
+		if waitStart.IsZero() {
+			waitStart = now
+		}
+		if ev, ok := u.snapshot(dctx); ok && (ev.Connection != string(vda5050.ConnectionOnline) || fatalOf(ev) != "") {
+			if unavailableSince.IsZero() {
+				unavailableSince = now
+			}
+			if now.Sub(unavailableSince) >= OTA.UnavailableFor {
+				why := ev.Connection
+				if f := fatalOf(ev); f != "" {
+					why = "FATAL " + f
+				}
+				return giveUp("RobotUnavailable", fmt.Sprintf("robot %s has been unavailable (%s) for %s", u.in.Robot.ID, why, now.Sub(unavailableSince)))
+			}
+		} else {
+			unavailableSince = time.Time{}
+		}
+		if now.Sub(waitStart) >= OTA.MaxWait {
+			return giveUp("Busy", fmt.Sprintf("robot %s stayed busy for %s", u.in.Robot.ID, now.Sub(waitStart)))
+		}
 		_, _ = workflow.AwaitWithTimeout(ctx, OTA.RequeueAfter, func() bool { return u.wake })
 		if ctx.Err() != nil {
 			if err := workflow.ExecuteLocalActivity(localCtx(dctx, "leave the reservation queue"), ActivityCancelQueued,
@@ -292,6 +335,17 @@ func (u *robotUpdate) apply(ctx workflow.Context, ev schemas.RobotEvent) {
 		u.status.Version = ev.SoftwareVersion
 	}
 	u.status.UpdatedAt = workflow.Now(ctx)
+}
+
+// fatalOf returns "errorType: description" of the event's first FATAL
+// error, "" when none.
+func fatalOf(ev schemas.RobotEvent) string {
+	for _, e := range ev.Errors {
+		if e.ErrorLevel == vda5050.ErrorFatal {
+			return e.ErrorType + ": " + e.ErrorDescription
+		}
+	}
+	return ""
 }
 
 // olderState reports whether ISO 8601 timestamp a is before b; an

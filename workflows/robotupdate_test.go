@@ -571,3 +571,38 @@ func TestRobotUpdateCancelledAfterSendFinishes(t *testing.T) {
 	require.Empty(t, acts.cancelled)
 	require.Len(t, acts.releases, 1)
 }
+
+// A robot that is offline (or FATAL) while the update waits for it does not
+// hold the wave open: after OTA.UnavailableFor the update times out, leaves
+// the queue and sends nothing.
+func TestRobotUpdateGivesUpOnUnavailableRobot(t *testing.T) {
+	acts := newOTAActs().robot(ruRobot, "1.0.0", installs)
+	acts.robots[ruRobot].conn = string(vda5050.ConnectionBroken)
+	acts.queued[ruRobot] = 1000 // ONLINE is required for a grant
+	s := newRUSuite(t, acts)
+	start := s.env.Now()
+	s.env.ExecuteWorkflow(RobotUpdate, ruInput())
+	r := s.ruResult(t)
+	require.Less(t, s.env.Now().Sub(start), OTA.UnavailableFor+2*OTA.RequeueAfter, "gave up once the robot had been away UnavailableFor")
+	require.Equal(t, UpdateTimedOut, r.State)
+	require.Equal(t, "RobotUnavailable", r.ErrorKind)
+	require.Contains(t, r.Reason, "CONNECTIONBROKEN")
+	require.Equal(t, []string{ruID}, acts.cancelled, "leaves the reservation queue")
+	require.Empty(t, acts.sentTo(""))
+}
+
+// A robot that comes back within the grace is waited for.
+func TestRobotUpdateWaitsForRobotThatComesBack(t *testing.T) {
+	acts := newOTAActs().robot(ruRobot, "1.0.0", installs)
+	acts.robots[ruRobot].conn = string(vda5050.ConnectionOffline)
+	acts.queued[ruRobot] = 4 // granted on the fifth try, after 2 min
+	s := newRUSuite(t, acts)
+	s.at(OTA.UnavailableFor/2, func() {
+		acts.mu.Lock()
+		acts.robots[ruRobot].conn = string(vda5050.ConnectionOnline)
+		acts.mu.Unlock()
+	})
+	s.env.ExecuteWorkflow(RobotUpdate, ruInput())
+	r := s.ruResult(t)
+	require.Equal(t, UpdateSucceeded, r.State, r.Reason)
+}

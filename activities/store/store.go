@@ -42,13 +42,29 @@ type Store struct {
 	pool *pgxpool.Pool
 }
 
+// Option changes how Open builds the pool.
+type Option func(*pgxpool.Config)
+
+// WithMaxConns caps the pool at n connections (config postgres.maxConns);
+// n ≤ 0 keeps pgxpool's default (or the URL's pool_max_conns).
+func WithMaxConns(n int) Option {
+	return func(c *pgxpool.Config) {
+		if n > 0 {
+			c.MaxConns = int32(n)
+		}
+	}
+}
+
 // Open connects a pool to databaseURL (a postgres:// URL or key=value DSN,
 // pgxpool options such as pool_max_conns accepted) and checks it with a ping.
 // It does not migrate: call Migrate first.
-func Open(ctx context.Context, databaseURL string) (*Store, error) {
+func Open(ctx context.Context, databaseURL string, opts ...Option) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("open store: parse database URL: %w", err)
+	}
+	for _, o := range opts {
+		o(cfg)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -63,6 +79,9 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 
 // Close closes the pool, waiting for connections in use to be returned.
 func (s *Store) Close() { s.pool.Close() }
+
+// MaxConns is the pool's connection cap.
+func (s *Store) MaxConns() int { return int(s.pool.Config().MaxConns) }
 
 // Pool returns the underlying connection pool, for health checks and for
 // queries this package does not offer.

@@ -15,12 +15,14 @@ package bridge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"runtime"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	gojson "github.com/goccy/go-json"
@@ -61,6 +63,18 @@ type Options struct {
 	// then costs its workflow one signal and one workflow task instead of
 	// one per burst of progress (README, Benchmarks).
 	ProgressLinger time.Duration
+	// MaxMessageBytes refuses larger messages (default 256 KiB; a VDA 5050
+	// state of a long order is a few kilobytes).
+	MaxMessageBytes int
+	// MaxClockSkew refuses states whose header timestamp lies further in
+	// the future (default 5 min): one such state would make every later
+	// one look stale.
+	MaxClockSkew time.Duration
+	// WriteTimeout bounds each batched write to the registry (default 5 s).
+	WriteTimeout time.Duration
+	// RowRetries is how many flushes a state that fails even on its own
+	// (per-row fallback) is kept for before it is dropped (default 3).
+	RowRetries int
 	// OwnerPrefixes: only orderIds/actionIds with one of these prefixes name a
 	// fleetflow workflow (default "mission-", "rollout-", "maintenance-").
 	OwnerPrefixes []string
@@ -124,6 +138,7 @@ type pendingState struct {
 	state   store.RobotState
 	errors  []vda5050.Error
 	actions []vda5050.ActionState
+	refused int // flushes in which the registry refused this state on its own
 }
 
 type signalJob struct {
@@ -161,6 +176,7 @@ type metrics struct {
 	signals    *prometheus.CounterVec
 	flushes    prometheus.Counter
 	flushError prometheus.Counter
+	rowsLost   prometheus.Counter
 	flushSecs  prometheus.Histogram
 	signalSecs prometheus.Histogram
 }
@@ -174,11 +190,12 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		signals:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleetflow_bridge_signals_total", Help: "Robot-event signals sent to workflows, by result."}, []string{"result"}),
 		flushes:    prometheus.NewCounter(prometheus.CounterOpts{Name: "fleetflow_bridge_flushes_total", Help: "Batched robot-state upserts."}),
 		flushError: prometheus.NewCounter(prometheus.CounterOpts{Name: "fleetflow_bridge_flush_errors_total", Help: "Failed batched upserts."}),
+		rowsLost:   prometheus.NewCounter(prometheus.CounterOpts{Name: "fleetflow_bridge_dropped_states_total", Help: "Robot states the registry refused on their own, flush after flush, and that were dropped (the rest of their batch was stored)."}),
 		flushSecs:  prometheus.NewHistogram(prometheus.HistogramOpts{Name: "fleetflow_bridge_flush_seconds", Help: "Duration of a batched upsert.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 		signalSecs: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "fleetflow_bridge_signal_seconds", Help: "Duration of one SignalWorkflow call.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.received, m.rejected, m.deviations, m.dropped, m.signals, m.flushes, m.flushError, m.flushSecs, m.signalSecs} {
+		for _, c := range []prometheus.Collector{m.received, m.rejected, m.deviations, m.dropped, m.signals, m.flushes, m.flushError, m.rowsLost, m.flushSecs, m.signalSecs} {
 			_ = reg.Register(c)
 		}
 	}
@@ -206,6 +223,18 @@ func New(sink Sink, signaler Signaler, opts Options) *Bridge {
 	}
 	if opts.Senders <= 0 {
 		opts.Senders = 16
+	}
+	if opts.MaxMessageBytes <= 0 {
+		opts.MaxMessageBytes = 256 << 10
+	}
+	if opts.MaxClockSkew <= 0 {
+		opts.MaxClockSkew = 5 * time.Minute
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 5 * time.Second
+	}
+	if opts.RowRetries <= 0 {
+		opts.RowRetries = 3
 	}
 	if opts.OwnerPrefixes == nil {
 		opts.OwnerPrefixes = []string{"mission-", "rollout-", "maintenance-"}
@@ -524,6 +553,9 @@ func (b *Bridge) decode(topic string, payload []byte) *decoded {
 		return nil
 	}
 	b.m.received.WithLabelValues(string(t)).Inc()
+	if err := wellFormed(payload, b.opts.MaxMessageBytes); err != nil {
+		return b.reject(k, t, topic, err)
+	}
 	prof := b.opts.Profiles.For(k)
 	switch t {
 	case vda5050.TopicState:
@@ -534,6 +566,13 @@ func (b *Bridge) decode(topic string, payload []byte) *decoded {
 		st := &in.State
 		if st.Manufacturer != k.Manufacturer || st.SerialNumber != k.SerialNumber {
 			return b.reject(k, t, topic, errors.New("header manufacturer/serialNumber do not match the topic"))
+		}
+		ts, err := time.Parse(time.RFC3339Nano, st.Timestamp)
+		if err != nil {
+			return b.reject(k, t, topic, fmt.Errorf("header timestamp %q is not RFC 3339", st.Timestamp))
+		}
+		if ts.After(time.Now().Add(b.opts.MaxClockSkew)) {
+			return b.reject(k, t, topic, fmt.Errorf("header timestamp %s is more than %s in the future", st.Timestamp, b.opts.MaxClockSkew))
 		}
 		b.opts.Profiles.Saw(k, st.Version)
 		return &decoded{k: k, st: st, deviations: in.Deviations, unusable: in.Unusable}
@@ -556,6 +595,42 @@ func (b *Bridge) decode(topic string, payload []byte) *decoded {
 		}
 	}
 	return nil
+}
+
+// wellFormed refuses what the registry could not hold or a robot has no
+// business sending: a message over max bytes, invalid UTF-8, or a NUL
+// character in a string (PostgreSQL text and jsonb refuse \u0000, and one
+// such value fails the whole batched statement it is in).
+func wellFormed(payload []byte, max int) error {
+	if len(payload) > max {
+		return fmt.Errorf("message of %d bytes exceeds the %d-byte limit", len(payload), max)
+	}
+	if !utf8.Valid(payload) {
+		return errors.New("message is not valid UTF-8")
+	}
+	if hasNULEscape(payload) {
+		return errors.New(`message holds a NUL character (\u0000) in a string`)
+	}
+	return nil
+}
+
+// hasNULEscape finds a JSON \u0000 escape (a raw NUL byte is not valid
+// JSON anyway): a backslash run of odd length followed by u0000.
+func hasNULEscape(b []byte) bool {
+	for i := 0; i+5 < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		j := i
+		for j < len(b) && b[j] == '\\' {
+			j++
+		}
+		if (j-i)%2 == 1 && j+5 <= len(b) && b[j] == 'u' && string(b[j+1:j+5]) == "0000" {
+			return true
+		}
+		i = j - 1
+	}
+	return false
 }
 
 // reject counts and logs a message that cannot be used at all; Run counts
@@ -632,7 +707,7 @@ func (b *Bridge) onState(k vda5050.RobotKey, st *vda5050.State, unusable []strin
 	}
 	// Errors and actionStates are turned into JSON at flush time: most
 	// states are superseded by a newer one before they are stored.
-	b.pending[id] = pendingState{rs, st.Errors, st.ActionStates}
+	b.pending[id] = pendingState{state: rs, errors: st.Errors, actions: st.ActionStates}
 	next := &summary{
 		orderID: st.OrderID, orderUpdate: st.OrderUpdateID, lastNode: st.LastNodeID, lastSeq: st.LastNodeSequenceID,
 		nodes: len(st.NodeStates), edges: len(st.EdgeStates), driving: st.Driving, paused: rs.Paused,
@@ -899,21 +974,24 @@ func errorsKey(errs []vda5050.Error) string {
 }
 
 // Flush writes pending states, connection changes and deviation counts in
-// one batch each. Each is stored on its own: a failed state write does not
-// hold back connection changes. What failed is kept for the next flush,
-// unless something newer replaced it.
+// one batch each, each within Options.WriteTimeout. Each is stored on its
+// own: a failed state write does not hold back connection changes. When the
+// registry refuses a batch of states for what is in it (not because it is
+// unreachable: store.Transient), each state is written on its own, so one
+// bad row never blocks the fleet; a state refused on its own flush after
+// flush is dropped after Options.RowRetries, logged and counted. What
+// failed for a transient reason is kept for the next flush, unless
+// something newer replaced it.
 func (b *Bridge) Flush(ctx context.Context) {
 	b.mu.Lock()
 	if len(b.pending) == 0 && len(b.conns) == 0 && len(b.devs) == 0 {
 		b.mu.Unlock()
 		return
 	}
-	states := make([]store.RobotState, 0, len(b.pending))
 	held := make([]pendingState, 0, len(b.pending))
 	for _, p := range b.pending {
-		held = append(held, p)
 		p.state.Errors, p.state.ActionStates = mustJSON(p.errors), mustJSON(p.actions)
-		states = append(states, p.state)
+		held = append(held, p)
 	}
 	conns := b.conns
 	devs := make([]store.DeviationCount, 0, len(b.devs))
@@ -926,15 +1004,40 @@ func (b *Bridge) Flush(ctx context.Context) {
 	b.mu.Unlock()
 
 	start := time.Now()
+	write := func(f func(context.Context) error) error {
+		wctx, cancel := context.WithTimeout(ctx, b.opts.WriteTimeout)
+		defer cancel()
+		return f(wctx)
+	}
 	var stateErr, connErr, devErr error
-	if len(states) > 0 {
-		stateErr = b.sink.UpsertStates(ctx, states)
+	var retry []pendingState
+	if len(held) > 0 {
+		stateErr = write(func(c context.Context) error { return b.sink.UpsertStates(c, statesOf(held)) })
+		if stateErr != nil && !store.Transient(stateErr) {
+			// Something in the batch is refused: find it row by row.
+			for _, p := range held {
+				err := write(func(c context.Context) error { return b.sink.UpsertStates(c, []store.RobotState{p.state}) })
+				switch {
+				case err == nil:
+				case store.Transient(err):
+					retry = append(retry, p)
+				case p.refused+1 >= b.opts.RowRetries:
+					b.m.rowsLost.Inc()
+					b.log.Error("bridge: registry refuses a robot's state; dropped", "robot", p.state.RobotID, "headerId", p.state.HeaderID, "error", err)
+				default:
+					p.refused++
+					retry = append(retry, p)
+				}
+			}
+		} else if stateErr != nil {
+			retry = held
+		}
 	}
 	if len(conns) > 0 {
-		connErr = b.sink.UpsertConnections(ctx, conns)
+		connErr = write(func(c context.Context) error { return b.sink.UpsertConnections(c, conns) })
 	}
 	if len(devs) > 0 {
-		devErr = b.sink.AddDeviations(ctx, devs)
+		devErr = write(func(c context.Context) error { return b.sink.AddDeviations(c, devs) })
 	}
 	b.m.flushes.Inc()
 	b.m.flushSecs.Observe(time.Since(start).Seconds())
@@ -942,15 +1045,13 @@ func (b *Bridge) Flush(ctx context.Context) {
 		return
 	}
 	b.m.flushError.Inc()
-	b.log.Warn("bridge: batched upsert failed; will retry with the next batch", "states", len(states), "connections", len(conns),
+	b.log.Warn("bridge: batched upsert failed; will retry with the next batch", "states", len(held), "connections", len(conns),
 		"stateError", errString(stateErr), "connectionError", errString(connErr), "deviationError", errString(devErr))
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if stateErr != nil {
-		for _, p := range held {
-			if _, newer := b.pending[p.state.RobotID]; !newer {
-				b.pending[p.state.RobotID] = p
-			}
+	for _, p := range retry {
+		if _, newer := b.pending[p.state.RobotID]; !newer {
+			b.pending[p.state.RobotID] = p
 		}
 	}
 	if connErr != nil {
@@ -967,6 +1068,14 @@ func (b *Bridge) Flush(ctx context.Context) {
 			}
 		}
 	}
+}
+
+func statesOf(ps []pendingState) []store.RobotState {
+	out := make([]store.RobotState, len(ps))
+	for i, p := range ps {
+		out[i] = p.state
+	}
+	return out
 }
 
 func errString(err error) string {

@@ -3,14 +3,17 @@ package bridge
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -551,5 +554,108 @@ func TestProfilesChooseEditionAndTopics(t *testing.T) {
 	}
 	if d := sink.deviations(); len(d) != 0 {
 		t.Errorf("a state that follows its own edition's schema has no deviations: %v", d)
+	}
+}
+
+// What the registry could not hold, or a robot has no business sending, is
+// refused per message and counted against the robot: a NUL in a string
+// (one such value used to fail every batched upsert), invalid UTF-8, an
+// oversized message, a timestamp far in the future (it would make every
+// later state look stale). The robot's next good state is used.
+func TestHostileMessagesAreRefusedAndCounted(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	b, sink, _ := newBridge(reg)
+	ctx := context.Background()
+	ghost := "uagv/v2/acme/NOBODY/state"
+	nul := state(1, "A", 0)
+	nul.Manufacturer, nul.SerialNumber = "acme", "NOBODY"
+	nul.Errors = []vda5050.Error{{ErrorType: "bad\x00type", ErrorLevel: vda5050.ErrorWarning}}
+	b.Handle(ctx, ghost, raw(t, nul))
+	escaped := state(2, "A", 0)
+	escaped.Errors = []vda5050.Error{{ErrorType: `a\u0000b`, ErrorLevel: vda5050.ErrorWarning}} // a literal backslash: no NUL
+	b.Handle(ctx, stateTopic, raw(t, escaped))
+	b.Handle(ctx, stateTopic, []byte("{\"headerId\":3,\"x\":\"\xff\xfe\"}"))
+	big := state(4, "A", 0)
+	big.Information = []vda5050.Info{{InfoType: "dump", InfoDescription: strings.Repeat("x", 300<<10), InfoLevel: "DEBUG"}}
+	b.Handle(ctx, stateTopic, raw(t, big))
+	future := state(5, "A", 0)
+	future.Timestamp = vda5050.Timestamp(time.Now().Add(time.Hour))
+	b.Handle(ctx, stateTopic, raw(t, future))
+	good := state(6, "B", 1)
+	good.Timestamp = vda5050.Timestamp(time.Now())
+	b.Handle(ctx, stateTopic, raw(t, good))
+	b.Flush(ctx)
+	if v := testutil.ToFloat64(b.m.rejected.WithLabelValues("state")); v != 4 {
+		t.Errorf("rejected %v, want 4 (NUL, UTF-8, size, future)", v)
+	}
+	var stored []int64
+	for _, batch := range sink.states {
+		for _, s := range batch {
+			stored = append(stored, s.HeaderID)
+		}
+	}
+	if fmt.Sprint(stored) != "[6]" {
+		t.Errorf("stored headerIds %v, want [6]: the escaped backslash is kept as text and the good state replaces it in the batch", stored)
+	}
+	if d := sink.deviations(); d["acme/AMR-001 rejected"] != 3 || d["acme/NOBODY rejected"] != 1 {
+		t.Errorf("counted per robot: %v", d)
+	}
+}
+
+// refusingSink refuses, with a data error, every batch that holds one
+// robot's state, and fails everything with a connection error while down.
+type refusingSink struct {
+	memSink
+	bad  string
+	down bool
+}
+
+func (s *refusingSink) UpsertStates(ctx context.Context, states []store.RobotState) error {
+	if s.down {
+		return &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+	}
+	for _, st := range states {
+		if st.RobotID == s.bad {
+			return &pgconn.PgError{Code: "22021", Message: "invalid byte sequence for encoding \"UTF8\""}
+		}
+	}
+	return s.memSink.UpsertStates(ctx, states)
+}
+
+// One row the registry refuses never blocks the others: the batch is
+// written row by row, the bad state is dropped after RowRetries flushes and
+// counted. A registry that is down keeps every state for later.
+func TestBadRowIsIsolated(t *testing.T) {
+	sink := &refusingSink{bad: "acme/BAD"}
+	reg := prometheus.NewRegistry()
+	b := New(sink, &memSignals{}, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: reg, FlushInterval: time.Hour, RowRetries: 2})
+	ctx := context.Background()
+	put := func(serial string, seq int) {
+		st := state(seq, "A", 0)
+		st.SerialNumber = serial
+		b.Handle(ctx, "uagv/v2/acme/"+serial+"/state", raw(t, st))
+	}
+	put("BAD", 1)
+	put("GOOD", 1)
+	b.Flush(ctx)
+	if len(sink.states) != 1 || sink.states[0][0].RobotID != "acme/GOOD" {
+		t.Fatalf("the good robot's state must be stored despite the bad one: %+v", sink.states)
+	}
+	b.Flush(ctx) // the bad state alone, refused a second time: dropped
+	if v := testutil.ToFloat64(b.m.rowsLost); v != 1 || b.pendingCount() != 0 {
+		t.Fatalf("dropped %v, pending %d", v, b.pendingCount())
+	}
+	sink.down = true
+	put("GOOD", 2)
+	b.Flush(ctx)
+	b.Flush(ctx)
+	b.Flush(ctx)
+	if b.pendingCount() != 1 {
+		t.Fatal("a registry that is down must not cost a state")
+	}
+	sink.down = false
+	b.Flush(ctx)
+	if last := sink.states[len(sink.states)-1]; last[0].HeaderID != 2 {
+		t.Fatalf("kept state not stored once the registry is back: %+v", last)
 	}
 }

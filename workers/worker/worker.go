@@ -216,7 +216,7 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 		return nil, fmt.Errorf("migrate fleet registry: %w", err)
 	}
 	var err error
-	if w.Store, err = store.Open(ctx, cfg.Postgres.URL); err != nil {
+	if w.Store, err = store.Open(ctx, cfg.Postgres.URL, store.WithMaxConns(cfg.Postgres.MaxConns)); err != nil {
 		return nil, fmt.Errorf("open fleet registry: %w", err)
 	}
 	if w.Client, err = NewTemporalClient(cfg, log, w.Registry); err != nil {
