@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
@@ -73,6 +74,9 @@ type Activities struct {
 	// PlanMission (config robots.orderAckTimeout, robots.orderResends).
 	OrderAckTimeout time.Duration
 	OrderResends    int
+	// LeasesFreed counts what the Reaper frees (NewLeasesFreedCounter);
+	// nil = not counted.
+	LeasesFreed *prometheus.CounterVec
 }
 
 func invalid(format string, a ...any) error {

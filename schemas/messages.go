@@ -166,3 +166,31 @@ type NotifyWMSInput struct {
 	RobotID   string `json:"robotId,omitempty"`
 	Reason    string `json:"reason,omitempty"`
 }
+
+// SweepLeasesInput asks the Reaper's activity to free what closed
+// workflows still hold (activity SweepLeases).
+type SweepLeasesInput struct {
+	// MinAge skips leases younger than this (they belong to workflows that
+	// just took them); zero means one minute.
+	MinAge time.Duration `json:"minAge,omitempty"`
+}
+
+// FreedLease is one lease the Reaper freed.
+type FreedLease struct {
+	Kind       string `json:"kind"` // reservation or queue
+	MissionID  string `json:"missionId"`
+	WorkflowID string `json:"workflowId"`
+	RobotID    string `json:"robotId,omitempty"`
+	// WorkflowStatus is what Temporal says of the holder: COMPLETED,
+	// FAILED, TERMINATED, …, or NOT_FOUND.
+	WorkflowStatus string `json:"workflowStatus"`
+	// OrderCancelled: the robot still worked on the closed workflow's
+	// order, and was sent cancelOrder.
+	OrderCancelled bool `json:"orderCancelled,omitempty"`
+}
+
+// SweepLeasesResult says what was checked and freed.
+type SweepLeasesResult struct {
+	Checked int          `json:"checked"`
+	Freed   []FreedLease `json:"freed,omitempty"`
+}

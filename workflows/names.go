@@ -16,7 +16,12 @@ const (
 // Workflow type names.
 const (
 	MissionWorkflowType = "Mission"
+	ReaperWorkflowType  = "Reaper"
 )
+
+// ReaperScheduleID is the Temporal Schedule that starts a Reaper sweep
+// every worker.reaperInterval (the workers create it).
+const ReaperScheduleID = "fleetflow-reaper"
 
 // Signal, update and query names.
 const (
@@ -45,6 +50,7 @@ const (
 	ActivityReleaseRobot       = "ReleaseRobot"
 	ActivityAudit              = "Audit"
 	ActivityNotifyWMS          = "NotifyWMS"
+	ActivitySweepLeases        = "SweepLeases"
 
 	// OTA (task queue ota).
 	ActivityVerifyArtifact = "VerifyArtifact"
@@ -57,6 +63,7 @@ var ActivityNames = []string{
 	ActivityPlanMission, ActivityReserveRobot, ActivityCancelQueued, ActivityBuildOrder,
 	ActivitySendOrder, ActivitySendInstantActions, ActivityRobotSnapshot, ActivityReleaseRobot,
 	ActivityAudit, ActivityNotifyWMS, ActivityVerifyArtifact, ActivityResolveTargets, ActivityLocateArtifact,
+	ActivitySweepLeases,
 }
 
 // Search attributes set by fleetflow's workflows (registered on the server

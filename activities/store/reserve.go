@@ -462,3 +462,48 @@ func (s *Store) ReservationOf(ctx context.Context, missionID string) (robotID st
 	}
 	return robotID, true, nil
 }
+
+// Lease is a hold of the fleet registry by a workflow: a robot's
+// reservation, or a place in a site's reservation queue.
+type Lease struct {
+	Kind       string // LeaseReservation or LeaseQueue
+	MissionID  string // the holder's mission ID (a RobotUpdate uses its workflow ID)
+	WorkflowID string
+	RobotID    string // reservations only
+	Site       string
+	Since      time.Time
+}
+
+// Lease kinds.
+const (
+	LeaseReservation = "reservation"
+	LeaseQueue       = "queue"
+)
+
+// Leases returns every reservation and queue row held since before
+// olderThan (younger ones belong to workflows that just took them), oldest
+// first. Database errors are wrapped.
+func (s *Store) Leases(ctx context.Context, olderThan time.Time) ([]Lease, error) {
+	rows, err := s.pool.Query(ctx, `
+SELECT 'reservation', v.mission_id, v.workflow_id, v.robot_id, r.site, v.reserved_at
+FROM reservations v JOIN robots r ON r.robot_id = v.robot_id
+WHERE v.reserved_at < $1
+UNION ALL
+SELECT 'queue', q.mission_id, q.workflow_id, '', q.site, q.enqueued_at
+FROM reservation_queue q
+WHERE q.enqueued_at < $1
+ORDER BY 6`, olderThan)
+	if err != nil {
+		return nil, fmt.Errorf("list leases: %w", err)
+	}
+	leases, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Lease, error) {
+		var l Lease
+		err := r.Scan(&l.Kind, &l.MissionID, &l.WorkflowID, &l.RobotID, &l.Site, &l.Since)
+		l.Since = l.Since.UTC()
+		return l, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list leases: %w", err)
+	}
+	return leases, nil
+}

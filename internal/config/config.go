@@ -97,6 +97,10 @@ type Worker struct {
 	// mission's robot-event workflow task waits its turn behind one poll
 	// round trip at a time (README, Benchmarks).
 	WorkflowTaskPollers int `yaml:"workflowTaskPollers" env:"WORKFLOW_TASK_POLLERS"`
+	// ReaperInterval is how often the Reaper frees the reservations and
+	// queue rows of closed workflows (a Temporal Schedule the workers that
+	// poll the missions queue create); 0 turns it off.
+	ReaperInterval time.Duration `yaml:"reaperInterval" env:"REAPER_INTERVAL"`
 }
 
 // Robots configures how fleetflow talks to vehicles.
@@ -192,7 +196,7 @@ func Default() Config {
 		MQTT:       MQTT{EmbeddedPort: 1884, ClientID: "fleetflow"},
 		Postgres:   Postgres{MaxConns: 10},
 		Site:       Site{Name: "warehouse-a", MapsDir: "testdata/sites"},
-		Worker:     Worker{HTTPAddr: "127.0.0.1:9090", Bridge: true, BridgeFlushInterval: 50 * time.Millisecond, BridgeBatchSize: 500, WorkflowTaskPollers: 8},
+		Worker:     Worker{HTTPAddr: "127.0.0.1:9090", Bridge: true, BridgeFlushInterval: 50 * time.Millisecond, BridgeBatchSize: 500, WorkflowTaskPollers: 8, ReaperInterval: time.Minute},
 		Robots:     Robots{OrderAckTimeout: 10 * time.Second, OrderResends: 3},
 		Sim:        Sim{Speed: 2, ActionDuration: time.Second},
 		WMS:        WMS{Timeout: 5 * time.Second},
@@ -378,6 +382,9 @@ func (c Config) Validate() error {
 	}
 	if c.Worker.WorkflowTaskPollers < 2 {
 		add("worker.workflowTaskPollers", "%d must be at least 2 (one sticky and one normal poll)", c.Worker.WorkflowTaskPollers)
+	}
+	if c.Worker.ReaperInterval < 0 || (c.Worker.ReaperInterval > 0 && c.Worker.ReaperInterval < time.Second) {
+		add("worker.reaperInterval", "%s: want 0 (off) or at least 1s", c.Worker.ReaperInterval)
 	}
 	if c.Worker.BridgeFlushInterval <= 0 {
 		add("worker.bridgeFlushInterval", "must be positive")

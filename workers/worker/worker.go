@@ -26,10 +26,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
 	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -170,6 +172,36 @@ func NewMQTTClient(cfg config.Config, clientID string, onConnect func(mqtt.Clien
 	return c, nil
 }
 
+// EnsureReaperSchedule creates the Temporal Schedule that starts a Reaper
+// sweep every interval on taskQueue (workflows.ReaperScheduleID), or
+// updates its interval when it exists: safe to call from every worker at
+// start. A sweep still running when the next is due is not doubled
+// (overlap policy skip); a lease younger than one interval is not checked.
+func EnsureReaperSchedule(ctx context.Context, c client.Client, taskQueue string, interval time.Duration) error {
+	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: interval}}}
+	action := &client.ScheduleWorkflowAction{
+		ID: "reaper", Workflow: workflows.ReaperWorkflowType, Args: []any{workflows.ReaperInput{MinAge: interval}}, TaskQueue: taskQueue,
+		WorkflowExecutionTimeout: 10 * time.Minute,
+	}
+	_, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{
+		ID: workflows.ReaperScheduleID, Spec: spec, Action: action, Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+		Note: "fleetflow: free robot reservations and queue rows of closed workflows",
+	})
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
+		return err
+	}
+	h := c.ScheduleClient().GetHandle(ctx, workflows.ReaperScheduleID)
+	return h.Update(ctx, client.ScheduleUpdateOptions{DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
+		s := in.Description.Schedule
+		s.Spec = &spec
+		s.Action = action
+		return &client.ScheduleUpdate{Schedule: &s}, nil
+	}})
+}
+
 // UniqueClientID makes an MQTT client ID no other process uses: two clients
 // with one ID kick each other off the broker.
 func UniqueClientID(prefix, role string) string {
@@ -253,7 +285,9 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 		Store: w.Store, Link: activities.NewRobotLink(w.MQTT, 5*time.Second, profiles), Sites: maps,
 		Temporal: w.Client, HTTP: &http.Client{Timeout: cfg.WMS.Timeout}, WMSWebhookURL: cfg.WMS.WebhookURL,
 		OrderAckTimeout: cfg.Robots.OrderAckTimeout, OrderResends: cfg.Robots.OrderResends,
+		LeasesFreed: activities.NewLeasesFreedCounter(),
 	}
+	w.Registry.MustRegister(acts.LeasesFreed)
 	queues := opts.TaskQueues
 	if queues == nil {
 		queues = []string{cfg.TaskQueues.Missions, cfg.TaskQueues.RobotIO, cfg.TaskQueues.OTA}
@@ -270,6 +304,7 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 		switch q {
 		case cfg.TaskQueues.Missions:
 			wk.RegisterWorkflowWithOptions(workflows.Mission, workflow.RegisterOptions{Name: workflows.MissionWorkflowType})
+			wk.RegisterWorkflowWithOptions(workflows.Reaper, workflow.RegisterOptions{Name: workflows.ReaperWorkflowType})
 			wk.RegisterActivity(acts) // run as local activities by Mission
 		case cfg.TaskQueues.RobotIO:
 			wk.RegisterActivity(acts)
@@ -286,6 +321,11 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 		}
 		w.workers = append(w.workers, wk)
 		log.Info("worker polling", "taskQueue", q)
+	}
+	if slices.Contains(queues, cfg.TaskQueues.Missions) && cfg.Worker.ReaperInterval > 0 {
+		if err := EnsureReaperSchedule(ctx, w.Client, cfg.TaskQueues.Missions, cfg.Worker.ReaperInterval); err != nil {
+			return fail(fmt.Errorf("reaper schedule: %w", err))
+		}
 	}
 	if opts.HTTPAddr != "" {
 		if err := w.serveHTTP(opts.HTTPAddr); err != nil {

@@ -1,0 +1,134 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/activity"
+
+	"github.com/fleetflow/fleetflow/activities/store"
+	"github.com/fleetflow/fleetflow/internal/vda5050"
+	"github.com/fleetflow/fleetflow/schemas"
+)
+
+// NewLeasesFreedCounter is the Reaper's metric, by lease kind
+// (reservation, queue); register it with the workers' registry and set it
+// as Activities.LeasesFreed.
+func NewLeasesFreedCounter() *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fleetflow_leases_freed_total",
+		Help: "Reservations and queue rows the Reaper freed because the workflow holding them had closed, by kind.",
+	}, []string{"kind"})
+}
+
+// SweepLeases frees every lease (robot reservation or queue row) whose
+// workflow has closed — terminated, timed out, failed before it could
+// release, or unknown to Temporal — so no robot stays reserved by a
+// workflow that is gone. For each it writes an audit row (kind
+// lease.freed, actor "reaper"), wakes the missions waiting at the site,
+// and, when the robot's stored state shows it still working on the closed
+// workflow's order, sends cancelOrder (the robot would drive on: VDA 5050
+// §4.1). Leases younger than in.MinAge are not checked. It is idempotent:
+// a lease freed twice is a no-op the second time.
+//
+// Errors: registry and Temporal errors that can pass are returned as they
+// are (the activity is retried); a lease whose holder cannot be described
+// is left for the next sweep.
+func (a *Activities) SweepLeases(ctx context.Context, in schemas.SweepLeasesInput) (schemas.SweepLeasesResult, error) {
+	minAge := in.MinAge
+	if minAge <= 0 {
+		minAge = time.Minute
+	}
+	leases, err := a.Store.Leases(ctx, time.Now().Add(-minAge))
+	if err != nil {
+		return schemas.SweepLeasesResult{}, storeError(err)
+	}
+	res := schemas.SweepLeasesResult{Checked: len(leases)}
+	status := map[string]string{} // workflow ID → status, "" = running
+	for _, l := range leases {
+		st, seen := status[l.WorkflowID]
+		if !seen {
+			if st, err = a.holderStatus(ctx, l.WorkflowID); err != nil {
+				activity.GetLogger(ctx).Warn("reaper: cannot describe lease holder; left for the next sweep", "workflowId", l.WorkflowID, "error", err)
+				continue
+			}
+			status[l.WorkflowID] = st
+		}
+		if st == "" {
+			continue // still running: its lease is its own
+		}
+		freed := schemas.FreedLease{Kind: l.Kind, MissionID: l.MissionID, WorkflowID: l.WorkflowID, RobotID: l.RobotID, WorkflowStatus: st}
+		switch l.Kind {
+		case store.LeaseReservation:
+			freed.OrderCancelled = a.stopOrphanedOrder(ctx, l)
+			next, err := a.Store.Release(ctx, l.RobotID, l.MissionID)
+			if err != nil {
+				return res, storeError(err)
+			}
+			a.wake(ctx, next)
+		case store.LeaseQueue:
+			if err := a.Store.CancelQueued(ctx, l.MissionID); err != nil {
+				return res, storeError(err)
+			}
+		}
+		if err := a.Store.Audit(ctx, "reaper", "lease.freed", l.MissionID, map[string]any{
+			"kind": l.Kind, "robotId": l.RobotID, "workflowId": l.WorkflowID, "workflowStatus": st,
+			"heldSince": l.Since, "orderCancelled": freed.OrderCancelled,
+		}); err != nil {
+			return res, storeError(err)
+		}
+		if a.LeasesFreed != nil {
+			a.LeasesFreed.WithLabelValues(l.Kind).Inc()
+		}
+		activity.GetLogger(ctx).Info("reaper: freed a lease of a closed workflow", "kind", l.Kind, "mission", l.MissionID, "robot", l.RobotID, "workflowStatus", st)
+		res.Freed = append(res.Freed, freed)
+	}
+	return res, nil
+}
+
+// holderStatus returns "" while workflowID runs, else its close status
+// (COMPLETED, FAILED, TERMINATED, …) or NOT_FOUND.
+func (a *Activities) holderStatus(ctx context.Context, workflowID string) (string, error) {
+	d, err := a.Temporal.DescribeWorkflowExecution(ctx, workflowID, "")
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return "NOT_FOUND", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	s := d.GetWorkflowExecutionInfo().GetStatus()
+	if s == enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return "", nil
+	}
+	return strings.ToUpper(strings.TrimPrefix(s.String(), "WORKFLOW_EXECUTION_STATUS_")), nil
+}
+
+// stopOrphanedOrder sends cancelOrder when the robot's stored state shows
+// it still working on the order of the closed workflow (the orderId names
+// the workflow). It reports whether it sent one.
+func (a *Activities) stopOrphanedOrder(ctx context.Context, l store.Lease) bool {
+	if a.Link == nil {
+		return false
+	}
+	st, err := a.Store.RobotState(ctx, l.RobotID)
+	if err != nil || st.OrderID != l.WorkflowID || (st.NodeStatesRemaining == 0 && !st.Driving) {
+		return false
+	}
+	k, err := vda5050.ParseRobotID(l.RobotID)
+	if err != nil {
+		return false
+	}
+	id := fmt.Sprintf("%s#reaper-cancel-%d", l.WorkflowID, time.Now().UnixMilli())
+	if _, err := a.Link.SendInstantActions(ctx, k, []vda5050.Action{{ActionType: vda5050.ActionCancelOrder, ActionID: id, BlockingType: vda5050.BlockingHard}}); err != nil {
+		activity.GetLogger(ctx).Warn("reaper: cancelOrder to a robot of a closed workflow failed", "robot", l.RobotID, "error", err)
+		return false
+	}
+	return true
+}
