@@ -74,6 +74,8 @@ type Activities struct {
 	// PlanMission (config robots.orderAckTimeout, robots.orderResends).
 	OrderAckTimeout time.Duration
 	OrderResends    int
+	// ConnectionGrace is handed to missions too (robots.connectionGrace).
+	ConnectionGrace time.Duration
 	// LeasesFreed counts what the Reaper frees (NewLeasesFreedCounter);
 	// nil = not counted.
 	LeasesFreed *prometheus.CounterVec
@@ -116,7 +118,7 @@ func (a *Activities) PlanMission(ctx context.Context, in schemas.PlanMissionInpu
 	}
 	st, _ := m.Station(in.Spec.Steps[0].Station)
 	n, _ := m.Node(st.Node)
-	return schemas.PlanMissionResult{FirstStationNode: n.ID, X: n.X, Y: n.Y, OrderAckTimeout: a.OrderAckTimeout, OrderResends: a.OrderResends}, nil
+	return schemas.PlanMissionResult{FirstStationNode: n.ID, X: n.X, Y: n.Y, OrderAckTimeout: a.OrderAckTimeout, OrderResends: a.OrderResends, ConnectionGrace: a.ConnectionGrace}, nil
 }
 
 // ReserveRobot atomically reserves the nearest eligible idle robot, or puts

@@ -84,6 +84,9 @@ type PlanMissionResult struct {
 	// defaults.
 	OrderAckTimeout time.Duration `json:"orderAckTimeout,omitempty"`
 	OrderResends    int           `json:"orderResends,omitempty"`
+	// ConnectionGrace: how long a lost robot may take to come back
+	// (config robots.connectionGrace); zero = the workflow's default.
+	ConnectionGrace time.Duration `json:"connectionGrace,omitempty"`
 }
 
 // BuildOrderInput asks for the VDA 5050 order that drives RobotID from where

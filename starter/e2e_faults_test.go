@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/fleetflow/fleetflow/workflows"
 )
@@ -77,5 +79,80 @@ func TestEndToEndTerminatedMissionIsReaped(t *testing.T) {
 	require.NoError(t, err)
 	var res workflows.MissionResult
 	require.NoError(t, run.Get(ctx, &res))
+	require.Equal(t, workflows.MissionCompleted, res.State)
+}
+
+// A robot's connection dropped (socket closed, the broker publishes its
+// last will CONNECTIONBROKEN) for less than robots.connectionGrace: the
+// mission waits for it and completes. For longer: the mission fails
+// cleanly as RobotDisconnected and releases the robot, which takes the
+// next mission once it is back.
+func TestEndToEndConnectionDrops(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test skipped with -short")
+	}
+	cfg := e2eConfig(t)
+	cfg.Sim.Speed, cfg.Sim.ActionDuration = 2, 200*time.Millisecond
+	cfg.Robots.ConnectionGrace = 4 * time.Second
+	// The last mission queues until the given-up robot reports idle; no
+	// release wakes it, so it retries on its own: sooner here.
+	saved := workflows.Timings
+	workflows.Timings.RequeueAfter = 3 * time.Second
+	t.Cleanup(func() { workflows.Timings = saved })
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: "../bin/temporal", headless: true}, logSink())
+	require.NoError(t, err)
+	defer ls.Stop()
+	c := ls.worker.Client
+	specs, err := loadMissionDir("../testdata/missions")
+	require.NoError(t, err)
+
+	drive := func(id string, away time.Duration) (workflows.MissionResult, error) {
+		s := specs[0]
+		s.MissionID = id
+		run, err := startMission(ctx, c, ls.cfg, s, "e2e")
+		require.NoError(t, err)
+		var st workflows.MissionStatus
+		require.Eventually(t, func() bool {
+			st, err = queryStatus(ctx, c, s.MissionID)
+			return err == nil && st.State == workflows.MissionDriving && st.OrderAcknowledged
+		}, time.Minute, 50*time.Millisecond, "mission never got going: %+v %v", st, err)
+		robot := ls.fleet.Robot(strings.SplitN(st.RobotID, "/", 2)[1])
+		robot.DropConnection()
+		require.Eventually(t, func() bool {
+			st, err = queryStatus(ctx, c, s.MissionID)
+			return err == nil && st.ConnectionLost != ""
+		}, 10*time.Second, 50*time.Millisecond, "the mission never heard of the lost connection")
+		require.Equal(t, workflows.MissionDriving, st.State, "waiting within the grace, not failed")
+		time.Sleep(away)
+		require.NoError(t, robot.Reconnect())
+		var res workflows.MissionResult
+		return res, run.Get(ctx, &res)
+	}
+
+	t0 := time.Now()
+	res, err := drive("faults-blip", time.Second)
+	t.Logf("blip: %s", time.Since(t0).Round(100*time.Millisecond))
+	t0 = time.Now()
+	require.NoError(t, err, "back within the grace")
+	require.Equal(t, workflows.MissionCompleted, res.State)
+
+	_, err = drive("faults-gone", cfg.Robots.ConnectionGrace+2*time.Second)
+	t.Logf("gone: %s", time.Since(t0).Round(100*time.Millisecond))
+	t0 = time.Now()
+	var ae *temporal.ApplicationError
+	require.True(t, errors.As(err, &ae), "%v", err)
+	require.Equal(t, workflows.ErrRobotDisconnected, ae.Type(), "%v", err)
+	_, held, err := ls.worker.Store.ReservationOf(ctx, "faults-gone")
+	require.NoError(t, err)
+	require.False(t, held, "released")
+
+	next := specs[0]
+	next.MissionID = "faults-after-gone"
+	run, err := startMission(ctx, c, ls.cfg, next, "e2e")
+	require.NoError(t, err)
+	require.NoError(t, run.Get(ctx, &res))
+	t.Logf("next: %s", time.Since(t0).Round(100*time.Millisecond))
 	require.Equal(t, workflows.MissionCompleted, res.State)
 }

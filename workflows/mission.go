@@ -95,6 +95,10 @@ type MissionStatus struct {
 	// Replanned is set when the robot refused the order with noRouteError
 	// and it was planned again from the robot's reported position.
 	Replanned bool `json:"replanned,omitempty"`
+	// ConnectionLost is set while the robot's connection is lost
+	// (CONNECTIONBROKEN or OFFLINE) and the mission waits for it to come
+	// back: what was reported and since when.
+	ConnectionLost string `json:"connectionLost,omitempty"`
 	// CancelNotApplied: the robot's reason for refusing the last cancel
 	// (the mission went on).
 	CancelNotApplied string    `json:"cancelNotApplied,omitempty"`
@@ -125,6 +129,9 @@ type MissionTimings struct {
 	// sent order, and how often it is sent again (default 10 s, 3).
 	OrderAckTimeout time.Duration
 	OrderResends    int
+	// ConnectionGrace applies when the workers hand none: how long a robot
+	// whose connection was lost may take to come back (default 30 s).
+	ConnectionGrace time.Duration
 	// RobotIOTimeout bounds the retries of a publish to a robot (the MQTT
 	// client may be reconnecting: a broker restart is waited out, see
 	// robotIO; default 2 min).
@@ -144,6 +151,7 @@ var Timings = MissionTimings{
 	DefaultTimeout:  time.Hour,
 	OrderAckTimeout: 10 * time.Second,
 	OrderResends:    3,
+	ConnectionGrace: 30 * time.Second,
 	RobotIOTimeout:  2 * time.Minute,
 	ReleaseTimeout:  10 * time.Minute,
 }
@@ -173,6 +181,14 @@ type mission struct {
 	ackTimeout   time.Duration
 	orderResends int
 	replanWanted bool // refused with noRouteError: plan again once
+
+	// A lost connection (CONNECTIONBROKEN, OFFLINE): since when, what,
+	// and the robot's last state timestamp then; a newer state of the
+	// robot, or ONLINE, means it is back.
+	connLost   string
+	connLostAt time.Time
+	connLostTS string
+	grace      time.Duration
 
 	events     int      // robot events applied so far
 	lastErrors []string // keys of the errors in the robot's latest event
@@ -441,6 +457,10 @@ func (m *mission) run(ctx workflow.Context) (MissionResult, error) {
 		return m.end(ctx, MissionCancelled, "", m.cancelReason())
 	}
 
+	m.grace = plan.ConnectionGrace
+	if m.grace <= 0 {
+		m.grace = Timings.ConnectionGrace
+	}
 	m.ackTimeout, m.orderResends = plan.OrderAckTimeout, plan.OrderResends
 	if m.ackTimeout <= 0 {
 		m.ackTimeout = Timings.OrderAckTimeout
@@ -494,6 +514,11 @@ func (m *mission) run(ctx workflow.Context) (MissionResult, error) {
 			m.pauseSentFor = m.pauseWanted
 		}
 		m.settleControls(ctx, workflow.Now(ctx))
+		if m.connLost != "" && !workflow.Now(ctx).Before(m.connLostAt.Add(m.grace)) {
+			m.decideFail(ErrRobotDisconnected, fmt.Sprintf("robot %s lost its connection (%s) and was not heard from within %s",
+				m.status.RobotID, m.connLost, m.grace))
+			break
+		}
 		if m.replanWanted && m.outcome == "" {
 			m.replanWanted = false
 			if res, err := m.replan(ctx); err != nil {
@@ -534,6 +559,9 @@ func (m *mission) run(ctx workflow.Context) (MissionResult, error) {
 		if !m.orderAcked {
 			wait = min(wait, max(m.ackDue.Sub(workflow.Now(ctx)), time.Millisecond))
 		}
+		if m.connLost != "" {
+			wait = min(wait, max(m.connLostAt.Add(m.grace).Sub(workflow.Now(ctx)), time.Millisecond))
+		}
 		cancelAct, pauseAct := m.cancelAct, m.pauseAct
 		ok, err := workflow.AwaitWithTimeout(ctx, wait, func() bool {
 			return m.outcome != "" || m.events != seen || m.replanWanted ||
@@ -555,7 +583,9 @@ func (m *mission) run(ctx workflow.Context) (MissionResult, error) {
 	case MissionCancelled:
 		return m.end(ctx, MissionCancelled, "", m.cancelReason())
 	default:
-		if m.orderSent && m.cancelAct == nil && m.failType != ErrRobotDisconnected && m.failType != ErrRobotRejectedOrder {
+		if m.orderSent && m.cancelAct == nil && m.failType != ErrRobotRejectedOrder {
+			// (A robot that is gone may hear it when it comes back: its base
+			// is released, and it would drive on, VDA 5050 §4.1.)
 			// Stop the robot working on a failed mission before releasing it.
 			m.cancelSeq++
 			_, _ = m.sendInstant(ctx, vda5050.ActionCancelOrder, fmt.Sprintf("%s%sfail-cancel-%d", m.orderID, InstantActionSeparator, m.cancelSeq))
@@ -719,8 +749,22 @@ func (m *mission) apply(ctx workflow.Context, ev schemas.RobotEvent) {
 	}()
 	switch vda5050.ConnectionState(ev.Connection) {
 	case vda5050.ConnectionBroken, vda5050.ConnectionOffline:
-		m.decideFail(ErrRobotDisconnected, fmt.Sprintf("robot %s lost its connection (%s)", ev.RobotID, ev.Connection))
-		return
+		switch {
+		case m.connLost == "":
+			// The robot keeps driving its released base (§4.1): wait for it
+			// within the grace instead of giving it up at once.
+			m.connLost, m.connLostAt, m.connLostTS = ev.Connection, workflow.Now(ctx), ev.StateTimestamp
+			m.status.ConnectionLost = fmt.Sprintf("%s at %s, waiting up to %s", ev.Connection, m.connLostAt.UTC().Format(time.RFC3339), m.grace)
+			m.setDetails(ctx)
+		case newerState(ev.StateTimestamp, m.connLostTS):
+			// Its own states keep coming: the lost connection was stale or
+			// spoofed (anyone on the broker can publish one).
+			m.connectionBack(ctx)
+		}
+	default:
+		if m.connLost != "" {
+			m.connectionBack(ctx)
+		}
 	}
 	holds := m.holdsOrder(ev)
 	m.cancelAct.judge(ev, holds)
@@ -781,6 +825,21 @@ func (m *mission) apply(ctx workflow.Context, ev schemas.RobotEvent) {
 		return
 	}
 	m.setDetails(ctx)
+}
+
+// connectionBack ends the wait for a lost robot.
+func (m *mission) connectionBack(ctx workflow.Context) {
+	m.connLost, m.connLostAt, m.connLostTS = "", time.Time{}, ""
+	m.status.ConnectionLost = ""
+	m.setDetails(ctx)
+}
+
+// newerState reports whether ISO 8601 timestamp a is after b (an
+// unreadable one is not).
+func newerState(a, b string) bool {
+	ta, errA := time.Parse(time.RFC3339Nano, a)
+	tb, errB := time.Parse(time.RFC3339Nano, b)
+	return errA == nil && (errB != nil || ta.After(tb))
 }
 
 // refusesOrder reports whether robot error e refuses the order as last

@@ -375,11 +375,14 @@ func TestMissionLostConnection(t *testing.T) {
 	s := newEnv(t)
 	s.signal(time.Second, driving("A1", 0, 2))
 	s.signal(2*time.Second, schemas.RobotEvent{RobotID: "acme/AMR-001", Connection: "CONNECTIONBROKEN", OrderID: wfID})
+	start := s.env.Now()
 	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
 	_, err := s.result(t)
 	require.Equal(t, ErrRobotDisconnected, appErrType(err))
 	require.Contains(t, err.Error(), "CONNECTIONBROKEN")
+	require.GreaterOrEqual(t, s.env.Now().Sub(start), 2*time.Second+Timings.ConnectionGrace, "given up only after the grace")
 	require.Len(t, s.acts.releases, 1)
+	require.Equal(t, vda5050.ActionCancelOrder, s.acts.instant[0].ActionType, "cancelOrder, for when it comes back")
 }
 
 func TestMissionRobotRejectsOrder(t *testing.T) {
@@ -751,4 +754,39 @@ func TestMissionTemporalCancelDuringActivity(t *testing.T) {
 	var ce *temporal.CanceledError
 	require.True(t, errors.As(err, &ce), "%v", err)
 	require.Len(t, s.acts.releases, 1, "the robot is released however the workflow ends")
+}
+
+func at(ev schemas.RobotEvent, ts string) schemas.RobotEvent {
+	ev.StateTimestamp = ts
+	return ev
+}
+
+// A robot that loses its connection keeps driving its base (§4.1): the
+// mission waits for it within the grace, and goes on when it is back
+// (ONLINE again) or simply heard from (its own states keep coming: the
+// CONNECTIONBROKEN was stale or spoofed).
+func TestMissionConnectionGrace(t *testing.T) {
+	for name, back := range map[string]schemas.RobotEvent{
+		"ONLINE again": {RobotID: "acme/AMR-001", Connection: "ONLINE", OrderID: wfID, StateTimestamp: "2026-01-01T00:00:01.000Z"},
+		"states keep coming": at(schemas.RobotEvent{RobotID: "acme/AMR-001", Connection: "CONNECTIONBROKEN", OrderID: wfID, LastNodeID: "B1",
+			LastNodeSequenceID: 2, NodesRemaining: 1, EdgesRemaining: 1, Driving: true}, "2026-01-01T00:00:05.000Z"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := newEnv(t)
+			s.signal(time.Second, at(driving("A1", 0, 2), "2026-01-01T00:00:01.000Z"))
+			s.signal(2*time.Second, schemas.RobotEvent{RobotID: "acme/AMR-001", Connection: "CONNECTIONBROKEN", OrderID: wfID, StateTimestamp: "2026-01-01T00:00:01.000Z"})
+			var lost, after MissionStatus
+			s.at(3*time.Second, func() { lost = s.status(t) })
+			s.signal(Timings.ConnectionGrace/2, back)
+			s.at(Timings.ConnectionGrace/2+time.Second, func() { after = s.status(t) })
+			s.signal(Timings.ConnectionGrace*2, at(finished(), "2026-01-01T00:01:00.000Z"))
+			s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+			r, err := s.result(t)
+			require.NoError(t, err)
+			require.Equal(t, MissionCompleted, r.State)
+			require.Contains(t, lost.ConnectionLost, "CONNECTIONBROKEN")
+			require.Equal(t, MissionDriving, lost.State)
+			require.Empty(t, after.ConnectionLost)
+		})
+	}
 }

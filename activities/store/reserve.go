@@ -126,6 +126,7 @@ JOIN robot_state s ON s.robot_id = r.robot_id
 WHERE r.site = $1
   AND s.connection_state = 'ONLINE'
   AND s.fatal_error = ''
+  AND s.node_states_remaining = 0 AND NOT s.driving
   AND NOT EXISTS (SELECT 1 FROM reservations v WHERE v.robot_id = r.robot_id)
   AND ($2 = '' OR r.robot_id = $2)
 ORDER BY r.robot_id
@@ -222,7 +223,10 @@ func (r *ReserveRequest) validate() error {
 //
 // A robot is eligible when it belongs to req.Site, has every required
 // capability, has BatteryCharge ≥ MinBattery, is ONLINE, reports no FATAL
-// error and is not reserved. Waiting requests go first: the queued requests
+// error, is not working on an order (its latest state has no node left
+// and it is not driving: a robot given up while it was away still drives
+// its base, VDA 5050 §4.1, and returns to service once it reports idle)
+// and is not reserved. Waiting requests go first: the queued requests
 // of the site with a higher priority, or the same priority and an earlier
 // place in line, are given free robots first (each, in order, the nearest
 // one it could use), and this request gets the nearest eligible robot to

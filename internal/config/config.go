@@ -113,6 +113,11 @@ type Robots struct {
 	// OrderResends is how often an unacknowledged order is sent again
 	// before the mission fails as RobotUnresponsive and releases the robot.
 	OrderResends int `yaml:"orderResends" env:"ORDER_RESENDS"`
+	// ConnectionGrace is how long a mission waits for a robot whose
+	// connection was lost (CONNECTIONBROKEN, OFFLINE) to come back, or to
+	// be heard from, before it gives the robot up: a vehicle keeps driving
+	// its released base meanwhile (VDA 5050 §4.1).
+	ConnectionGrace time.Duration `yaml:"connectionGrace" env:"CONNECTION_GRACE"`
 }
 
 // Sim configures the virtual fleet.
@@ -197,7 +202,7 @@ func Default() Config {
 		Postgres:   Postgres{MaxConns: 10},
 		Site:       Site{Name: "warehouse-a", MapsDir: "testdata/sites"},
 		Worker:     Worker{HTTPAddr: "127.0.0.1:9090", Bridge: true, BridgeFlushInterval: 50 * time.Millisecond, BridgeBatchSize: 500, WorkflowTaskPollers: 8, ReaperInterval: time.Minute},
-		Robots:     Robots{OrderAckTimeout: 10 * time.Second, OrderResends: 3},
+		Robots:     Robots{OrderAckTimeout: 10 * time.Second, OrderResends: 3, ConnectionGrace: 30 * time.Second},
 		Sim:        Sim{Speed: 2, ActionDuration: time.Second},
 		WMS:        WMS{Timeout: 5 * time.Second},
 		Artifacts:  Artifacts{Dir: "testdata/artifacts", ServePort: 8089, TrustedKeys: "testdata/keys/trusted"},
@@ -363,6 +368,9 @@ func (c Config) Validate() error {
 	}
 	if c.Robots.OrderAckTimeout <= 0 {
 		add("robots.orderAckTimeout", "must be positive")
+	}
+	if c.Robots.ConnectionGrace <= 0 {
+		add("robots.connectionGrace", "must be positive")
 	}
 	if c.Robots.OrderResends < 0 {
 		add("robots.orderResends", "%d must not be negative", c.Robots.OrderResends)

@@ -284,7 +284,7 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 	acts := &activities.Activities{
 		Store: w.Store, Link: activities.NewRobotLink(w.MQTT, 5*time.Second, profiles), Sites: maps,
 		Temporal: w.Client, HTTP: &http.Client{Timeout: cfg.WMS.Timeout}, WMSWebhookURL: cfg.WMS.WebhookURL,
-		OrderAckTimeout: cfg.Robots.OrderAckTimeout, OrderResends: cfg.Robots.OrderResends,
+		OrderAckTimeout: cfg.Robots.OrderAckTimeout, OrderResends: cfg.Robots.OrderResends, ConnectionGrace: cfg.Robots.ConnectionGrace,
 		LeasesFreed: activities.NewLeasesFreedCounter(),
 	}
 	w.Registry.MustRegister(acts.LeasesFreed)
