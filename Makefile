@@ -8,7 +8,7 @@ GO ?= go
 BIN := $(CURDIR)/bin
 TEMPORAL_CLI_VERSION := v1.5.1
 
-.PHONY: all build demo dev test vet workflowcheck services bench clean thirdparty
+.PHONY: all build demo dev test vet workflowcheck services bench clean thirdparty fuzz
 
 all: build
 
@@ -53,6 +53,18 @@ workflowcheck: bin/workflowcheck
 
 test: build bin/temporal services vet workflowcheck thirdparty
 	$(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_SHORT)
+
+# fuzz: every go test -fuzz target for FUZZTIME each (seed corpora in
+# testdata/fuzz); make test runs them briefly.
+FUZZTIME ?= 60s
+FUZZTIME_SHORT ?= 5s
+FUZZ_TARGETS := FuzzHandle:./workers/bridge FuzzDecodeState:./internal/vda5050 FuzzRobotInbound:./internal/sim FuzzParseMission:./schemas FuzzParseRollout:./schemas
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t%%:*} ($${t#*:}) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) $${t#*:}; \
+	done
 
 bench: build bin/temporal
 	./bin/starter bench

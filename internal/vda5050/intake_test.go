@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -251,4 +252,37 @@ func TestDecodeCapturedThirdPartyStates(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzDecodeState: whatever a vehicle sends, the tolerant intake returns a
+// state or a *MessageError — never a panic — and a state it returns holds
+// the header it was sent with.
+func FuzzDecodeState(f *testing.F) {
+	seeds, _ := filepath.Glob("../../testdata/fuzz/bridge/*.json")
+	for _, p := range seeds {
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw)
+	}
+	f.Add([]byte(`{"headerId":1,"timestamp":"x","version":"1.1.0","manufacturer":"a","serialNumber":"b","actionStates":[{"actionStatus":"finished"}]}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		for _, e := range Editions {
+			in, err := DecodeState(e, raw)
+			if err != nil {
+				var me *MessageError
+				if !errors.As(err, &me) {
+					t.Fatalf("%s: error of type %T: %v", e, err, err)
+				}
+				continue
+			}
+			var h struct {
+				SerialNumber string `json:"serialNumber"`
+			}
+			if json.Unmarshal(raw, &h) == nil && h.SerialNumber != in.State.SerialNumber {
+				t.Fatalf("%s: serial %q read as %q", e, h.SerialNumber, in.State.SerialNumber)
+			}
+		}
+	})
 }
