@@ -53,19 +53,20 @@ func TestEndToEndTerminatedMissionIsReaped(t *testing.T) {
 		return err == nil && !held
 	}, time.Minute, 200*time.Millisecond, "the Reaper never freed the terminated mission's robot")
 	t.Logf("robot %s freed %s after the terminate", robotID, time.Since(terminatedAt).Round(100*time.Millisecond))
-	trail, err := ls.worker.Store.AuditTrail(ctx, long.MissionID)
-	require.NoError(t, err)
-	var freed bool
-	for _, e := range trail {
-		if e.Kind == "lease.freed" && e.Actor == "reaper" {
-			freed = true
-			var d map[string]any
-			require.NoError(t, json.Unmarshal(e.Details, &d))
-			require.Equal(t, "TERMINATED", d["workflowStatus"])
-			require.Equal(t, true, d["orderCancelled"], "the robot was still driving the order")
+	var freed map[string]any
+	require.Eventually(t, func() bool { // the audit row follows the release
+		trail, err := ls.worker.Store.AuditTrail(ctx, long.MissionID)
+		require.NoError(t, err)
+		for _, e := range trail {
+			if e.Kind == "lease.freed" && e.Actor == "reaper" {
+				require.NoError(t, json.Unmarshal(e.Details, &freed))
+				return true
+			}
 		}
-	}
-	require.True(t, freed, "no lease.freed audit row: %+v", trail)
+		return false
+	}, 10*time.Second, 100*time.Millisecond, "no lease.freed audit row")
+	require.Equal(t, "TERMINATED", freed["workflowStatus"])
+	require.Equal(t, true, freed["orderCancelled"], "the robot was still driving the order")
 	robot := ls.fleet.Robot(strings.SplitN(robotID, "/", 2)[1])
 	require.Eventually(t, func() bool {
 		s := robot.Snapshot()
