@@ -3,12 +3,13 @@
 #   make test   vet, workflowcheck, unit, integration and end-to-end tests
 #   make dev    the local stack, staying up for the CLI and the Web UI
 #   make bench  benchmarks (not tests)
+#   make chaos  fault-injection suite: kill and restart every component mid-mission
 SHELL := /bin/bash
 GO ?= go
 BIN := $(CURDIR)/bin
 TEMPORAL_CLI_VERSION := v1.5.1
 
-.PHONY: all build demo dev test vet workflowcheck services bench clean thirdparty fuzz
+.PHONY: all build demo dev test vet workflowcheck services bench clean thirdparty fuzz chaos
 
 all: build
 
@@ -65,6 +66,10 @@ fuzz:
 		echo "fuzz $${t%%:*} ($${t#*:}) for $(FUZZTIME)"; \
 		$(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) $${t#*:}; \
 	done
+
+# chaos: the fault-injection suite (README, "Nothing lost, nothing stuck").
+chaos: build bin/temporal services
+	./bin/starter chaos $(CHAOS_FLAGS)
 
 bench: build bin/temporal
 	./bin/starter bench

@@ -174,7 +174,11 @@ func (a *Activities) BuildOrder(ctx context.Context, in schemas.BuildOrderInput)
 	}
 	prof := a.Link.Profile(k)
 	start, offset := startNode(m, st)
-	req := site.OrderRequest{OrderID: in.OrderID, OrderUpdateID: in.OrderUpdateID, StartNode: start, Steps: steps(in.Spec),
+	all := steps(in.Spec)
+	if in.FromStep < 0 || in.FromStep >= len(all) {
+		return schemas.BuildOrderResult{}, invalid("build order for %s: fromStep %d outside its %d steps", in.Spec.MissionID, in.FromStep, len(all))
+	}
+	req := site.OrderRequest{OrderID: in.OrderID, OrderUpdateID: in.OrderUpdateID, StartNode: start, Steps: all[in.FromStep:], FirstStep: in.FromStep,
 		Require: prof.Require, StartTheta: st.Theta}
 	if offset > site.DefaultAllowedDeviationXY {
 		// Stopped between nodes: the first node must count as reached from

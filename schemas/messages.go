@@ -96,6 +96,9 @@ type BuildOrderInput struct {
 	RobotID       string      `json:"robotId"`
 	OrderID       string      `json:"orderId"`
 	OrderUpdateID uint32      `json:"orderUpdateId"`
+	// FromStep drives only spec.Steps[FromStep:] (a mission handed over to
+	// another robot); action ids keep the mission's step numbers.
+	FromStep int `json:"fromStep,omitempty"`
 }
 
 // BuildOrderResult carries the order and a summary for status.

@@ -50,7 +50,7 @@ func dialTemporal(g *globalFlags) (client.Client, config.Config, error) {
 func missionCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "mission", Short: "Start, watch and control transport missions"}
 	cmd.AddCommand(missionStartCmd(g), missionStatusCmd(g), missionControlCmd(g, workflows.UpdateCancel),
-		missionControlCmd(g, workflows.UpdatePause), missionControlCmd(g, workflows.UpdateResume), missionListCmd(g))
+		missionControlCmd(g, workflows.UpdatePause), missionControlCmd(g, workflows.UpdateResume), missionResolveCmd(g), missionListCmd(g))
 	return cmd
 }
 
@@ -238,6 +238,20 @@ func printStatus(w io.Writer, st workflows.MissionStatus, link string) {
 	if st.LastError != "" {
 		fmt.Fprintf(tw, "last error\t%s\n", st.LastError)
 	}
+	for _, h := range st.Handovers {
+		to := h.ToRobot
+		if to == "" {
+			to = "(waiting for a robot)"
+		}
+		line := fmt.Sprintf("%s → %s from step %d at %s: %s", h.FromRobot, to, h.FromStep+1, h.At.UTC().Format(time.RFC3339), h.Reason)
+		if h.Decision != "" {
+			line += fmt.Sprintf(" [%s by %s]", h.Decision, dash(h.DecidedBy))
+		}
+		fmt.Fprintf(tw, "handover\t%s\n", line)
+	}
+	if !st.ResolveBy.IsZero() {
+		fmt.Fprintf(tw, "operator decision\tby %s: starter mission resolve %s --decision reassign|abort\n", st.ResolveBy.UTC().Format(time.RFC3339), st.MissionID)
+	}
 	if st.CancelNotApplied != "" {
 		fmt.Fprintf(tw, "cancel not applied\t%s\n", st.CancelNotApplied)
 	}
@@ -314,6 +328,56 @@ func missionControlCmd(g *globalFlags, update string) *cobra.Command {
 	if update == workflows.UpdateCancel {
 		cmd.Flags().StringVar(&reason, "reason", "", "why (audited)")
 	}
+	return cmd
+}
+
+func missionResolveCmd(g *globalFlags) *cobra.Command {
+	var decision, reason string
+	var restart bool
+	cmd := &cobra.Command{
+		Use:   "resolve MISSION_ID --decision reassign|abort",
+		Short: "Decide about a mission whose robot failed with the load on board (state AWAITING_OPERATOR)",
+		Long: `resolve answers a mission waiting for an operator: its robot failed after
+picking the load and before dropping it. reassign goes on with another robot
+from the first unfinished step (the load was moved onto it), or with
+--restart from the first step (the load was put back at the pick station);
+abort ends the mission as failed.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if decision != workflows.DecisionReassign && decision != workflows.DecisionAbort {
+				return badInput("--decision %q: want %s or %s", decision, workflows.DecisionReassign, workflows.DecisionAbort)
+			}
+			if restart && decision != workflows.DecisionReassign {
+				return badInput("--restart goes with --decision reassign")
+			}
+			c, _, err := dialTemporal(g)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			id := missionID(args[0])
+			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
+			defer cancel()
+			h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+				WorkflowID: workflows.MissionWorkflowID(id), UpdateName: workflows.UpdateResolve,
+				Args:         []any{workflows.ResolveRequest{Decision: decision, RestartFromStart: restart, Reason: reason, By: currentUser()}},
+				WaitForStage: client.WorkflowUpdateStageCompleted,
+			})
+			if err != nil {
+				return updateError(id, workflows.UpdateResolve, err)
+			}
+			var st workflows.MissionStatus
+			if err := h.Get(ctx, &st); err != nil {
+				return updateError(id, workflows.UpdateResolve, err)
+			}
+			return emit(cmd.OutOrStdout(), g, st, func(w io.Writer) {
+				fmt.Fprintf(w, "mission %s: %s, state %s\n", id, decision, st.State)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&decision, "decision", "", "reassign or abort")
+	cmd.Flags().BoolVar(&restart, "restart", false, "with reassign: run every step again (the load is back at the pick station)")
+	cmd.Flags().StringVar(&reason, "reason", "", "why (audited)")
 	return cmd
 }
 

@@ -21,7 +21,7 @@ import (
 
 func main() {
 	cfgPath := flag.String("config", "temporal.yaml", "configuration file")
-	queues := flag.String("task-queues", "", "comma-separated task queues to poll (default: missions,robot-io)")
+	queues := flag.String("task-queues", "", "comma-separated task queues to poll (default: missions,robot-io,ota; none = only the bridge)")
 	bridgeFlag := flag.String("bridge", "", "run the telemetry bridge (true/false; default from worker.bridge)")
 	httpAddr := flag.String("http", "", "address for /healthz, /readyz, /metrics (default from worker.httpAddr)")
 	flag.Parse()
@@ -34,7 +34,11 @@ func main() {
 		os.Exit(2)
 	}
 	opts := worker.Options{Config: cfg, Bridge: cfg.Worker.Bridge, HTTPAddr: cfg.Worker.HTTPAddr, Logger: log}
-	if *queues != "" {
+	switch *queues {
+	case "":
+	case "none":
+		opts.TaskQueues = []string{}
+	default:
 		opts.TaskQueues = strings.Split(*queues, ",")
 	}
 	switch *bridgeFlag {

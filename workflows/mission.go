@@ -24,9 +24,12 @@ const (
 	MissionDriving    = "DRIVING"    // order sent, robot working
 	MissionPaused     = "PAUSED"     // robot confirmed startPause
 	MissionCancelling = "CANCELLING" // cancelOrder sent, waiting for the robot
-	MissionCompleted  = "COMPLETED"
-	MissionCancelled  = "CANCELLED"
-	MissionFailed     = "FAILED"
+	// MissionAwaitingOperator: the robot failed with the load on board; an
+	// operator decides (update resolve: reassign or abort).
+	MissionAwaitingOperator = "AWAITING_OPERATOR"
+	MissionCompleted        = "COMPLETED"
+	MissionCancelled        = "CANCELLED"
+	MissionFailed           = "FAILED"
 )
 
 // Application error types a mission fails with.
@@ -40,6 +43,9 @@ const (
 	// ErrRobotUnresponsive: the robot's state never showed the order,
 	// however often it was sent (robots.orderAckTimeout × orderResends).
 	ErrRobotUnresponsive = "RobotUnresponsive"
+	// ErrRobotStalled: the robot made no progress for Timings.StallTimeout
+	// while not paused (and no other robot could take over).
+	ErrRobotStalled = "RobotStalled"
 )
 
 // Error types a vehicle reports when it refuses an order (VDA 5050 §6.10.7).
@@ -101,10 +107,48 @@ type MissionStatus struct {
 	ConnectionLost string `json:"connectionLost,omitempty"`
 	// CancelNotApplied: the robot's reason for refusing the last cancel
 	// (the mission went on).
-	CancelNotApplied string    `json:"cancelNotApplied,omitempty"`
-	StartedAt        time.Time `json:"startedAt"`
-	UpdatedAt        time.Time `json:"updatedAt"`
+	CancelNotApplied string `json:"cancelNotApplied,omitempty"`
+	// Handovers lists every time the mission gave a failed robot up and
+	// went on with another one (failover).
+	Handovers []Handover `json:"handovers,omitempty"`
+	// ResolveBy is the deadline of the operator decision while the state
+	// is AWAITING_OPERATOR.
+	ResolveBy time.Time `json:"resolveBy,omitempty"`
+	StartedAt time.Time `json:"startedAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
 }
+
+// Handover is one failover: the robot given up, why, from which step the
+// next robot goes on, and which robot that is (once reserved).
+type Handover struct {
+	FromRobot string    `json:"fromRobot"`
+	ToRobot   string    `json:"toRobot,omitempty"`
+	Reason    string    `json:"reason"`
+	FromStep  int       `json:"fromStep"` // index into the spec's steps
+	Decision  string    `json:"decision,omitempty"`
+	DecidedBy string    `json:"decidedBy,omitempty"`
+	At        time.Time `json:"at"`
+}
+
+// ResolveRequest is the argument of the resolve update: what to do with a
+// mission whose robot failed with the load on board.
+type ResolveRequest struct {
+	// Decision is DecisionReassign (go on with another robot) or
+	// DecisionAbort (end the mission as failed).
+	Decision string `json:"decision"`
+	// RestartFromStart, with reassign, runs every step again (the load was
+	// put back at the pick station); else the next robot goes on from the
+	// first unfinished step (the load was moved onto it).
+	RestartFromStart bool   `json:"restartFromStart,omitempty"`
+	Reason           string `json:"reason,omitempty"`
+	By               string `json:"by,omitempty"`
+}
+
+// Resolve decisions.
+const (
+	DecisionReassign = "reassign"
+	DecisionAbort    = "abort"
+)
 
 // Terminal reports whether the mission has ended.
 func (s MissionStatus) Terminal() bool {
@@ -132,6 +176,14 @@ type MissionTimings struct {
 	// ConnectionGrace applies when the workers hand none: how long a robot
 	// whose connection was lost may take to come back (default 30 s).
 	ConnectionGrace time.Duration
+	// StallTimeout: a robot that makes no progress this long while it is
+	// not paused is given up (failover; default 5 min).
+	StallTimeout time.Duration
+	// ResolveTimeout: how long an operator has to decide about a load left
+	// on a failed robot before the mission aborts (default 15 min).
+	ResolveTimeout time.Duration
+	// MaxHandovers bounds the failovers of one mission (default 2).
+	MaxHandovers int
 	// RobotIOTimeout bounds the retries of a publish to a robot (the MQTT
 	// client may be reconnecting: a broker restart is waited out, see
 	// robotIO; default 2 min).
@@ -152,6 +204,9 @@ var Timings = MissionTimings{
 	OrderAckTimeout: 10 * time.Second,
 	OrderResends:    3,
 	ConnectionGrace: 30 * time.Second,
+	StallTimeout:    5 * time.Minute,
+	ResolveTimeout:  15 * time.Minute,
+	MaxHandovers:    2,
 	RobotIOTimeout:  2 * time.Minute,
 	ReleaseTimeout:  10 * time.Minute,
 }
@@ -208,6 +263,19 @@ type mission struct {
 	pauseTicket   int
 	pauseRefusals map[int]string
 
+	// Failover: why the current robot is being given up ("" = it is
+	// not), the mission's step each order action belongs to, the steps the
+	// robot finished, the first step the current order drives, and when
+	// the robot last made progress.
+	failover     string
+	failoverType string
+	actionStep   map[string]int
+	stepDone     []bool
+	fromStep     int
+	progressAt   time.Time
+	progressKey  string
+	resolution   *ResolveRequest
+
 	wake        bool      // robot-available signal received while queued
 	deadline    time.Time // the mission's deadline (spec timeoutSeconds, else Timings.DefaultTimeout)
 	reserveSent bool      // a reservation was asked for: the mission may hold a queue row
@@ -246,6 +314,7 @@ func Mission(ctx workflow.Context, in MissionInput) (MissionResult, error) {
 		in:             in,
 		logger:         workflow.GetLogger(ctx),
 		actionIDs:      map[string]bool{},
+		actionStep:     map[string]int{},
 		cancelRefusals: map[int]string{},
 		pauseRefusals:  map[int]string{},
 		startedAt:      workflow.Now(ctx),
@@ -283,6 +352,10 @@ func (m *mission) registerHandlers(ctx workflow.Context) error {
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateResume, m.resume,
 		workflow.UpdateHandlerOptions{Validator: m.validateResume}); err != nil {
+		return err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateResolve, m.resolve,
+		workflow.UpdateHandlerOptions{Validator: m.validateResolve}); err != nil {
 		return err
 	}
 	events := workflow.GetSignalChannel(ctx, SignalRobotEvent)
@@ -337,6 +410,30 @@ func (m *mission) cancel(ctx workflow.Context, req CancelRequest) (MissionStatus
 		}
 		return m.status, temporal.NewApplicationError(fmt.Sprintf("mission %s ended %s, cancel not applied: %s",
 			m.status.MissionID, m.status.State, why), ErrRobotRefused)
+	}
+	return m.status, nil
+}
+
+func (m *mission) validateResolve(ctx workflow.Context, req ResolveRequest) error {
+	if m.status.State != MissionAwaitingOperator {
+		return fmt.Errorf("mission %s is not waiting for an operator (state %s)", m.status.MissionID, m.status.State)
+	}
+	if req.Decision != DecisionReassign && req.Decision != DecisionAbort {
+		return fmt.Errorf("decision %q: want %q or %q", req.Decision, DecisionReassign, DecisionAbort)
+	}
+	if m.resolution != nil {
+		return fmt.Errorf("mission %s: a decision was already given", m.status.MissionID)
+	}
+	return nil
+}
+
+// resolve records the operator's decision about a load left on a failed
+// robot and returns once the mission has acted on it.
+func (m *mission) resolve(ctx workflow.Context, req ResolveRequest) (MissionStatus, error) {
+	r := req
+	m.resolution = &r
+	if err := workflow.Await(ctx, func() bool { return m.status.State != MissionAwaitingOperator }); err != nil {
+		return m.status, err
 	}
 	return m.status, nil
 }
@@ -410,53 +507,12 @@ func (m *mission) run(ctx workflow.Context) (MissionResult, error) {
 		deadline = m.startedAt.Add(time.Duration(spec.TimeoutSeconds) * time.Second)
 	}
 	m.deadline = deadline
+	m.stepDone = make([]bool, len(spec.Steps))
 
 	var plan schemas.PlanMissionResult
 	if err := m.storeIO(ctx, "check mission against site map", ActivityPlanMission, schemas.PlanMissionInput{Spec: spec}, &plan); err != nil {
 		return m.fail(ctx, errType(err, ErrInvalidMission), err.Error())
 	}
-
-	// Reserve, queueing while no robot is free.
-	req := schemas.ReserveRobotInput{
-		MissionID: spec.MissionID, WorkflowID: m.orderID, Site: spec.Site, Priority: spec.Priority,
-		RequiredCapabilities: spec.RequiredCapabilities, MinBattery: spec.MinBattery, X: plan.X, Y: plan.Y,
-	}
-	for {
-		m.wake = false
-		var res schemas.ReserveRobotResult
-		m.reserveSent = true
-		if err := m.storeIO(ctx, "reserve a robot", ActivityReserveRobot, req, &res); err != nil {
-			return m.fail(ctx, errType(err, ""), "reserve robot: "+err.Error())
-		}
-		if !res.Queued {
-			m.status.RobotID = res.RobotID
-			m.status.QueuePosition = 0
-			m.setState(ctx, MissionReserved)
-			_ = workflow.UpsertTypedSearchAttributes(ctx, saRobotID.ValueSet(res.RobotID))
-			break
-		}
-		m.status.QueuePosition = res.QueuePosition
-		m.setState(ctx, MissionQueued)
-		wait := Timings.RequeueAfter
-		if left := deadline.Sub(workflow.Now(ctx)); left < wait {
-			wait = left
-		}
-		if _, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return m.wake || m.cancelRequested }); err != nil {
-			return m.cleanupAfterCancel(ctx)
-		}
-		if m.cancelRequested || !workflow.Now(ctx).Before(deadline) {
-			m.leaveQueue(ctx)
-			if m.cancelRequested {
-				return m.end(ctx, MissionCancelled, "", m.cancelReason())
-			}
-			return m.fail(ctx, ErrMissionTimeout, fmt.Sprintf("no robot became free within the mission's deadline (%s)", deadline.Sub(m.startedAt)))
-		}
-	}
-
-	if m.cancelRequested {
-		return m.end(ctx, MissionCancelled, "", m.cancelReason())
-	}
-
 	m.grace = plan.ConnectionGrace
 	if m.grace <= 0 {
 		m.grace = Timings.ConnectionGrace
@@ -468,38 +524,128 @@ func (m *mission) run(ctx workflow.Context) (MissionResult, error) {
 	if m.orderResends <= 0 && plan.OrderAckTimeout <= 0 {
 		m.orderResends = Timings.OrderResends
 	}
+	req := schemas.ReserveRobotInput{
+		MissionID: spec.MissionID, WorkflowID: m.orderID, Site: spec.Site, Priority: spec.Priority,
+		RequiredCapabilities: spec.RequiredCapabilities, MinBattery: spec.MinBattery, X: plan.X, Y: plan.Y,
+	}
+	// One pass per robot: the first, and one more for each failover.
+	for {
+		if res, err, done := m.reserve(ctx, req); done {
+			return res, err
+		}
+		if res, err, done := m.drive(ctx); done {
+			return res, err
+		}
+		if m.failover == "" {
+			break
+		}
+		if res, err, done := m.handOver(ctx); done {
+			return res, err
+		}
+	}
+	switch m.outcome {
+	case MissionCompleted:
+		return m.end(ctx, MissionCompleted, "", m.completedReason())
+	case MissionCancelled:
+		return m.end(ctx, MissionCancelled, "", m.cancelReason())
+	default:
+		if m.orderSent && m.cancelAct == nil && m.failType != ErrRobotRejectedOrder {
+			// Stop the robot working on a failed mission before releasing it
+			// (a robot that is gone may hear it when it comes back: it would
+			// drive on with its released base, VDA 5050 §4.1).
+			m.cancelSeq++
+			_, _ = m.sendInstant(ctx, vda5050.ActionCancelOrder, fmt.Sprintf("%s%sfail-cancel-%d", m.orderID, InstantActionSeparator, m.cancelSeq))
+		}
+		return m.fail(ctx, m.failType, m.status.LastError)
+	}
+}
 
-	// Build and send the order.
-	if res, err := m.buildOrder(ctx); err != nil {
-		return res, err
+// reserve gets the mission a robot, queueing while none is free. done is
+// true when the mission ended here (cancelled, deadline, refused).
+func (m *mission) reserve(ctx workflow.Context, req schemas.ReserveRobotInput) (MissionResult, error, bool) {
+	for {
+		m.wake = false
+		var res schemas.ReserveRobotResult
+		m.reserveSent = true
+		if err := m.storeIO(ctx, "reserve a robot", ActivityReserveRobot, req, &res); err != nil {
+			r, err := m.fail(ctx, errType(err, ""), "reserve robot: "+err.Error())
+			return r, err, true
+		}
+		if !res.Queued {
+			m.status.RobotID = res.RobotID
+			m.status.QueuePosition = 0
+			if n := len(m.status.Handovers); n > 0 {
+				m.status.Handovers[n-1].ToRobot = res.RobotID
+			}
+			m.setState(ctx, MissionReserved)
+			_ = workflow.UpsertTypedSearchAttributes(ctx, saRobotID.ValueSet(res.RobotID))
+			break
+		}
+		m.status.QueuePosition = res.QueuePosition
+		m.setState(ctx, MissionQueued)
+		wait := Timings.RequeueAfter
+		if left := m.deadline.Sub(workflow.Now(ctx)); left < wait {
+			wait = left
+		}
+		if _, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return m.wake || m.cancelRequested }); err != nil {
+			r, err := m.cleanupAfterCancel(ctx)
+			return r, err, true
+		}
+		if m.cancelRequested || !workflow.Now(ctx).Before(m.deadline) {
+			m.leaveQueue(ctx)
+			if m.cancelRequested {
+				r, err := m.end(ctx, MissionCancelled, "", m.cancelReason())
+				return r, err, true
+			}
+			r, err := m.fail(ctx, ErrMissionTimeout, fmt.Sprintf("no robot became free within the mission's deadline (%s)", m.deadline.Sub(m.startedAt)))
+			return r, err, true
+		}
 	}
 	if m.cancelRequested {
-		return m.end(ctx, MissionCancelled, "", m.cancelReason())
+		r, err := m.end(ctx, MissionCancelled, "", m.cancelReason())
+		return r, err, true
+	}
+	return MissionResult{}, nil, false
+}
+
+// drive builds and sends the order of the reserved robot and follows it
+// until the outcome is decided or the robot is given up (m.failover). done
+// is true when the mission ended here.
+func (m *mission) drive(ctx workflow.Context) (MissionResult, error, bool) {
+	if res, err := m.buildOrder(ctx); err != nil {
+		return res, err, true
+	}
+	if m.cancelRequested {
+		r, err := m.end(ctx, MissionCancelled, "", m.cancelReason())
+		return r, err, true
 	}
 	// Count the order as sent before publishing it: a fast robot can finish
 	// it before the local activity returns, and its events (which carry our
 	// orderId) must not be thrown away meanwhile.
 	m.orderSent = true
+	m.progressAt = workflow.Now(ctx)
 	if err := m.sendOrder(ctx); err != nil {
 		if workflow.IsContinueAsNewError(err) || errors.Is(ctx.Err(), workflow.ErrCanceled) {
-			return m.cleanupAfterCancel(ctx)
+			r, err := m.cleanupAfterCancel(ctx)
+			return r, err, true
 		}
-		return m.fail(ctx, errType(err, ""), "send order: "+err.Error())
+		r, err := m.fail(ctx, errType(err, ""), "send order: "+err.Error())
+		return r, err, true
 	}
-	if m.outcome == "" {
+	if m.outcome == "" && m.failover == "" {
 		m.setState(ctx, MissionDriving)
 	}
 
-	// Follow the robot.
 	seen := m.events
-	for m.outcome == "" {
+	for m.outcome == "" && m.failover == "" {
 		now := workflow.Now(ctx)
 		if m.cancelRequested && m.cancelAct == nil {
 			m.setState(ctx, MissionCancelling)
 			m.cancelSeq++
 			act, err := m.sendControl(ctx, vda5050.ActionCancelOrder, fmt.Sprintf("%s%scancel-%d", m.orderID, InstantActionSeparator, m.cancelSeq), m.cancelTicket)
 			if err != nil {
-				return m.fail(ctx, "", "send cancelOrder: "+err.Error())
+				r, err := m.fail(ctx, "", "send cancelOrder: "+err.Error())
+				return r, err, true
 			}
 			m.cancelAct = act
 		}
@@ -508,21 +654,26 @@ func (m *mission) run(ctx workflow.Context) (MissionResult, error) {
 			id := fmt.Sprintf("%s%s%s-%d", m.orderID, InstantActionSeparator, pauseAction(m.pauseWanted), m.pauseSeq)
 			act, err := m.sendControl(ctx, pauseAction(m.pauseWanted), id, m.pauseTicket)
 			if err != nil {
-				return m.fail(ctx, "", "send "+pauseAction(m.pauseWanted)+": "+err.Error())
+				r, err := m.fail(ctx, "", "send "+pauseAction(m.pauseWanted)+": "+err.Error())
+				return r, err, true
 			}
 			m.pauseAct = act
 			m.pauseSentFor = m.pauseWanted
 		}
 		m.settleControls(ctx, workflow.Now(ctx))
 		if m.connLost != "" && !workflow.Now(ctx).Before(m.connLostAt.Add(m.grace)) {
-			m.decideFail(ErrRobotDisconnected, fmt.Sprintf("robot %s lost its connection (%s) and was not heard from within %s",
+			m.giveUp(ErrRobotDisconnected, fmt.Sprintf("robot %s lost its connection (%s) and was not heard from within %s",
 				m.status.RobotID, m.connLost, m.grace))
+			break
+		}
+		if m.orderAcked && !m.status.Paused && m.cancelAct == nil && !workflow.Now(ctx).Before(m.progressAt.Add(Timings.StallTimeout)) {
+			m.giveUp(ErrRobotStalled, fmt.Sprintf("robot %s made no progress for %s", m.status.RobotID, Timings.StallTimeout))
 			break
 		}
 		if m.replanWanted && m.outcome == "" {
 			m.replanWanted = false
 			if res, err := m.replan(ctx); err != nil {
-				return res, err
+				return res, err, true
 			}
 		}
 		if !m.orderAcked && !now.Before(m.ackDue) && m.outcome == "" {
@@ -536,62 +687,174 @@ func (m *mission) run(ctx workflow.Context) (MissionResult, error) {
 					break
 				}
 				if err := m.sendOrder(ctx); err != nil {
-					return m.fail(ctx, errType(err, ""), "resend order: "+err.Error())
+					r, err := m.fail(ctx, errType(err, ""), "resend order: "+err.Error())
+					return r, err, true
 				}
 			}
 		}
-		if m.outcome != "" {
+		if m.outcome != "" || m.failover != "" {
 			break
 		}
 		wait := Timings.ReconcileAfter
-		left := deadline.Sub(workflow.Now(ctx))
+		left := m.deadline.Sub(workflow.Now(ctx))
 		if left <= 0 {
 			m.cancelSeq++
 			_, _ = m.sendInstant(ctx, vda5050.ActionCancelOrder, fmt.Sprintf("%s%stimeout-cancel-%d", m.orderID, InstantActionSeparator, m.cancelSeq))
-			return m.fail(ctx, ErrMissionTimeout, fmt.Sprintf("mission did not finish within %s", deadline.Sub(m.startedAt)))
+			r, err := m.fail(ctx, ErrMissionTimeout, fmt.Sprintf("mission did not finish within %s", m.deadline.Sub(m.startedAt)))
+			return r, err, true
 		}
 		wait = min(wait, left)
-		for _, due := range []time.Time{m.cancelAct.due(), m.pauseDue()} {
+		dues := []time.Time{m.cancelAct.due(), m.pauseDue()}
+		if !m.orderAcked {
+			dues = append(dues, m.ackDue)
+		}
+		if m.connLost != "" {
+			dues = append(dues, m.connLostAt.Add(m.grace))
+		}
+		if m.orderAcked && !m.status.Paused {
+			dues = append(dues, m.progressAt.Add(Timings.StallTimeout))
+		}
+		for _, due := range dues {
 			if !due.IsZero() {
 				wait = min(wait, max(due.Sub(workflow.Now(ctx)), time.Millisecond))
 			}
 		}
-		if !m.orderAcked {
-			wait = min(wait, max(m.ackDue.Sub(workflow.Now(ctx)), time.Millisecond))
-		}
-		if m.connLost != "" {
-			wait = min(wait, max(m.connLostAt.Add(m.grace).Sub(workflow.Now(ctx)), time.Millisecond))
-		}
 		cancelAct, pauseAct := m.cancelAct, m.pauseAct
 		ok, err := workflow.AwaitWithTimeout(ctx, wait, func() bool {
-			return m.outcome != "" || m.events != seen || m.replanWanted ||
+			return m.outcome != "" || m.failover != "" || m.events != seen || m.replanWanted ||
 				(m.cancelRequested && m.cancelAct == nil) || (!m.cancelRequested && m.pauseAct == nil && m.pauseWanted != m.pauseSentFor) ||
 				(cancelAct != nil && cancelAct.outcome != controlPending) || (pauseAct != nil && pauseAct.outcome != controlPending)
 		})
 		if err != nil {
-			return m.cleanupAfterCancel(ctx)
+			r, err := m.cleanupAfterCancel(ctx)
+			return r, err, true
 		}
-		if !ok && m.outcome == "" && m.orderAcked && workflow.Now(ctx).Before(deadline) {
+		if !ok && m.outcome == "" && m.failover == "" && m.orderAcked && workflow.Now(ctx).Before(m.deadline) {
 			// Nothing heard for a while: the truth is the latest stored state.
 			m.reconcile(ctx)
 		}
 		seen = m.events
 	}
-	switch m.outcome {
-	case MissionCompleted:
-		return m.end(ctx, MissionCompleted, "", m.completedReason())
-	case MissionCancelled:
-		return m.end(ctx, MissionCancelled, "", m.cancelReason())
-	default:
-		if m.orderSent && m.cancelAct == nil && m.failType != ErrRobotRejectedOrder {
-			// (A robot that is gone may hear it when it comes back: its base
-			// is released, and it would drive on, VDA 5050 §4.1.)
-			// Stop the robot working on a failed mission before releasing it.
-			m.cancelSeq++
-			_, _ = m.sendInstant(ctx, vda5050.ActionCancelOrder, fmt.Sprintf("%s%sfail-cancel-%d", m.orderID, InstantActionSeparator, m.cancelSeq))
-		}
-		return m.fail(ctx, m.failType, m.status.LastError)
+	return MissionResult{}, nil, false
+}
+
+// giveUp gives the robot up: failover to another robot while the mission
+// has handovers left, else the mission fails with errType.
+func (m *mission) giveUp(errType, reason string) {
+	if len(m.status.Handovers) >= Timings.MaxHandovers {
+		m.decideFail(errType, fmt.Sprintf("%s (after %d handovers)", reason, len(m.status.Handovers)))
+		return
 	}
+	m.failover, m.failoverType = reason, errType
+}
+
+// handOver takes the failed robot out of the mission and prepares the
+// next pass: cancelOrder to it (where it can still hear), its reservation
+// released (the registry does not hand it out again until it reports
+// ONLINE, idle and without FATAL error), and the steps left. With the load
+// on board (a pick done, its drop not) an operator decides first (update
+// resolve), within Timings.ResolveTimeout. done is true when the mission
+// ended here.
+func (m *mission) handOver(ctx workflow.Context) (MissionResult, error, bool) {
+	old, reason, errT := m.status.RobotID, m.failover, m.failoverType
+	m.cancelSeq++
+	_, _ = m.sendInstant(ctx, vda5050.ActionCancelOrder, fmt.Sprintf("%s%sfailover-cancel-%d", m.orderID, InstantActionSeparator, m.cancelSeq))
+	if err := retryLocal(ctx, "release "+old, ActivityReleaseRobot, schemas.ReleaseRobotInput{
+		RobotID: old, MissionID: m.in.Spec.MissionID, Site: m.in.Spec.Site,
+	}, nil, storeOptions("release "+old), workflow.Now(ctx).Add(Timings.ReleaseTimeout)); err != nil {
+		m.logger.Error("release of the failed robot failed; the Reaper will free it", "robot", old, "error", err)
+	}
+	from := 0
+	for from < len(m.stepDone) && m.stepDone[from] {
+		from++
+	}
+	h := Handover{FromRobot: old, Reason: reason, FromStep: from, At: workflow.Now(ctx)}
+	m.status.Handovers = append(m.status.Handovers, h)
+	m.resetRobot(ctx)
+	if from == len(m.stepDone) {
+		// Every step was done before the robot failed.
+		m.status.NodesDone = m.status.NodesTotal
+		m.outcome = MissionCompleted
+		return MissionResult{}, nil, false
+	}
+	if m.loadOnBoard(from) {
+		m.status.ResolveBy = workflow.Now(ctx).Add(Timings.ResolveTimeout)
+		m.status.LastError = fmt.Sprintf("%s with the load on board (step %d of %d done); waiting for an operator until %s: update resolve with reassign or abort",
+			reason, from, len(m.stepDone), m.status.ResolveBy.UTC().Format(time.RFC3339))
+		m.setState(ctx, MissionAwaitingOperator)
+		ok, err := workflow.AwaitWithTimeout(ctx, Timings.ResolveTimeout, func() bool { return m.resolution != nil || m.cancelRequested })
+		if err != nil {
+			r, err := m.cleanupAfterCancel(ctx)
+			return r, err, true
+		}
+		m.status.ResolveBy = time.Time{}
+		switch {
+		case m.cancelRequested:
+			r, err := m.end(ctx, MissionCancelled, "", m.cancelReason())
+			return r, err, true
+		case !ok:
+			r, err := m.fail(ctx, errT, fmt.Sprintf("%s with the load on board; no operator decision within %s", reason, Timings.ResolveTimeout))
+			return r, err, true
+		}
+		d := m.resolution
+		m.resolution = nil
+		hp := &m.status.Handovers[len(m.status.Handovers)-1]
+		hp.Decision, hp.DecidedBy = d.Decision, d.By
+		if d.Decision == DecisionAbort {
+			r, err := m.fail(ctx, errT, fmt.Sprintf("%s with the load on board; aborted by %s: %s", reason, dash(d.By), d.Reason))
+			return r, err, true
+		}
+		if d.RestartFromStart {
+			from = 0
+			clear(m.stepDone)
+			hp.FromStep = 0
+		}
+	}
+	if m.cancelRequested {
+		r, err := m.end(ctx, MissionCancelled, "", m.cancelReason())
+		return r, err, true
+	}
+	m.fromStep = from
+	m.status.LastError = reason + "; handed over"
+	m.setDetails(ctx)
+	return MissionResult{}, nil, false
+}
+
+// loadOnBoard reports whether a pick before step from is done and a drop
+// from it on is not: the failed robot carries the load.
+func (m *mission) loadOnBoard(from int) bool {
+	picked := false
+	for i, st := range m.in.Spec.Steps {
+		if i < from && st.Action == vda5050.ActionPick {
+			picked = true
+		}
+		if i >= from && st.Action == vda5050.ActionDrop && picked {
+			return true
+		}
+	}
+	return false
+}
+
+// resetRobot forgets everything about the robot given up.
+func (m *mission) resetRobot(ctx workflow.Context) {
+	m.status.RobotID, m.released = "", false
+	m.orderSent, m.orderAcked, m.status.OrderAcknowledged, m.status.OrderSends = false, false, false, 0
+	m.orderUpdateID++
+	m.cancelAct, m.pauseAct = nil, nil
+	m.pauseWanted, m.pauseSentFor, m.status.Paused = false, false, false
+	m.connLost, m.connLostAt, m.connLostTS, m.status.ConnectionLost = "", time.Time{}, "", ""
+	m.lastErrors = m.lastErrors[:0]
+	m.replanWanted = false
+	m.failover, m.failoverType = "", ""
+	m.status.CurrentNode = ""
+	m.setState(ctx, MissionQueued)
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // buildOrder builds the order from where the robot stands (its latest
@@ -599,15 +862,17 @@ func (m *mission) run(ctx workflow.Context) (MissionResult, error) {
 func (m *mission) buildOrder(ctx workflow.Context) (MissionResult, error) {
 	var built schemas.BuildOrderResult
 	if err := m.storeIO(ctx, "build VDA 5050 order", ActivityBuildOrder, schemas.BuildOrderInput{
-		Spec: m.in.Spec, RobotID: m.status.RobotID, OrderID: m.orderID, OrderUpdateID: m.orderUpdateID,
+		Spec: m.in.Spec, RobotID: m.status.RobotID, OrderID: m.orderID, OrderUpdateID: m.orderUpdateID, FromStep: m.fromStep,
 	}, &built); err != nil {
 		return m.fail(ctx, errType(err, ""), "build order: "+err.Error())
 	}
 	m.order = built.Order
 	m.nodeIDs = built.NodeIDs
 	clear(m.actionIDs)
-	for _, id := range built.ActionIDs {
+	clear(m.actionStep)
+	for i, id := range built.ActionIDs {
 		m.actionIDs[id] = true
+		m.actionStep[id] = m.fromStep + i // one action per step
 	}
 	m.status.NodesTotal = len(built.NodeIDs)
 	m.status.OrderID = m.orderID
@@ -772,9 +1037,12 @@ func (m *mission) apply(ctx workflow.Context, ev schemas.RobotEvent) {
 	if m.orderSent && ev.OrderID == m.orderID && ev.OrderUpdateID == m.orderUpdateID && !m.orderAcked {
 		m.orderAcked, m.status.OrderAcknowledged = true, true
 	}
+	m.noteProgress(ctx, ev)
 	for _, e := range ev.Errors {
 		if e.ErrorLevel == vda5050.ErrorFatal {
-			m.decideFail(ErrRobotFatal, fmt.Sprintf("robot %s FATAL error %s: %s", ev.RobotID, e.ErrorType, e.ErrorDescription))
+			if m.failover == "" {
+				m.giveUp(ErrRobotFatal, fmt.Sprintf("robot %s FATAL error %s: %s", ev.RobotID, e.ErrorType, e.ErrorDescription))
+			}
 			return
 		}
 		if m.orderSent && !m.orderAcked && m.refusesOrder(e) {
@@ -825,6 +1093,27 @@ func (m *mission) apply(ctx workflow.Context, ev schemas.RobotEvent) {
 		return
 	}
 	m.setDetails(ctx)
+}
+
+// noteProgress records the steps the robot finished and when it last made
+// progress (a node passed, an action of the order changed): the stall
+// detector's clock.
+func (m *mission) noteProgress(ctx workflow.Context, ev schemas.RobotEvent) {
+	if ev.OrderID != m.orderID {
+		return
+	}
+	key := fmt.Sprintf("%s|%d|%d", ev.LastNodeID, ev.LastNodeSequenceID, ev.NodesRemaining)
+	for _, as := range ev.ActionStates {
+		if i, ok := m.actionStep[as.ActionID]; ok {
+			key += "|" + string(as.ActionStatus)
+			if as.ActionStatus == vda5050.ActionFinished && i < len(m.stepDone) {
+				m.stepDone[i] = true
+			}
+		}
+	}
+	if key != m.progressKey {
+		m.progressKey, m.progressAt = key, workflow.Now(ctx)
+	}
 }
 
 // connectionBack ends the wait for a lost robot.
@@ -1016,6 +1305,16 @@ func (m *mission) setDetails(ctx workflow.Context) {
 		if s.CurrentNode != "" {
 			b.WriteString(fmt.Sprintf(" (at %s)", s.CurrentNode))
 		}
+	}
+	for _, h := range s.Handovers {
+		to := h.ToRobot
+		if to == "" {
+			to = "next robot"
+		}
+		b.WriteString(fmt.Sprintf(" · handed over `%s` → `%s` from step %d (%s)", h.FromRobot, to, h.FromStep+1, h.Reason))
+	}
+	if s.ConnectionLost != "" {
+		b.WriteString(" · connection " + s.ConnectionLost)
 	}
 	if s.LastError != "" {
 		b.WriteString(fmt.Sprintf(" · %s", s.LastError))

@@ -37,6 +37,10 @@ type fakeActivities struct {
 	// retryable error), or refuses them (non-retryable StoreRefused).
 	reserveDown, releaseDown int
 	reserveRefused           bool
+	// handout is the robots ReserveRobot grants, one per grant (the last
+	// one again when used up); nil = acme/AMR-001 always.
+	handout []string
+	granted int
 }
 
 func (f *fakeActivities) PlanMission(ctx context.Context, in schemas.PlanMissionInput) (schemas.PlanMissionResult, error) {
@@ -61,7 +65,12 @@ func (f *fakeActivities) ReserveRobot(ctx context.Context, in schemas.ReserveRob
 		f.queued--
 		return schemas.ReserveRobotResult{Queued: true, QueuePosition: 2}, nil
 	}
-	return schemas.ReserveRobotResult{RobotID: "acme/AMR-001"}, nil
+	robot := "acme/AMR-001"
+	if len(f.handout) > 0 {
+		robot = f.handout[min(f.granted, len(f.handout)-1)]
+	}
+	f.granted++
+	return schemas.ReserveRobotResult{RobotID: robot}, nil
 }
 
 func (f *fakeActivities) CancelQueued(ctx context.Context, in schemas.CancelQueuedInput) error {
@@ -75,10 +84,11 @@ func (f *fakeActivities) BuildOrder(ctx context.Context, in schemas.BuildOrderIn
 	f.mu.Lock()
 	f.builds = append(f.builds, in)
 	f.mu.Unlock()
+	ids := []string{in.OrderID + "-a0-pick", in.OrderID + "-a1-drop"}
 	return schemas.BuildOrderResult{
 		Order:     vda5050.Order{OrderID: in.OrderID, OrderUpdateID: in.OrderUpdateID},
 		NodeIDs:   []string{"A1", "B1", "C1"},
-		ActionIDs: []string{in.OrderID + "-a0-pick", in.OrderID + "-a1-drop"},
+		ActionIDs: ids[in.FromStep:],
 	}, nil
 }
 
@@ -356,33 +366,159 @@ func TestMissionPauseResume(t *testing.T) {
 	require.Equal(t, vda5050.ActionStopPause, s.acts.instant[1].ActionType)
 }
 
-func TestMissionRobotFatalError(t *testing.T) {
-	s := newEnv(t)
-	ev := driving("B1", 2, 1)
-	ev.Driving = false
-	ev.Errors = []vda5050.Error{{ErrorType: "laserScannerFault", ErrorLevel: vda5050.ErrorFatal, ErrorDescription: "front scanner dirty"}}
-	s.signal(time.Second, ev)
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
-	_, err := s.result(t)
-	require.Error(t, err)
-	require.Equal(t, ErrRobotFatal, appErrType(err))
-	require.Contains(t, err.Error(), "front scanner dirty")
-	require.Len(t, s.acts.releases, 1, "the robot is released however the mission ends")
-	require.Equal(t, "mission.failed", s.acts.audits[0].Kind)
+// on is ev as robot's.
+func on(robot string, ev schemas.RobotEvent) schemas.RobotEvent {
+	ev.RobotID = robot
+	return ev
 }
 
-func TestMissionLostConnection(t *testing.T) {
+func fatal(robot string) schemas.RobotEvent {
+	ev := driving("B1", 2, 1)
+	ev.RobotID, ev.Driving = robot, false
+	ev.Errors = []vda5050.Error{{ErrorType: "laserScannerFault", ErrorLevel: vda5050.ErrorFatal, ErrorDescription: "front scanner dirty"}}
+	return ev
+}
+
+// A robot FATAL mid-route, before the pick: the mission stops it
+// (cancelOrder), gives it back to the registry (which will not hand it out
+// while FATAL) and goes on with another robot from the start; the status
+// shows the hand-over.
+func TestMissionFailsOverOnFatal(t *testing.T) {
 	s := newEnv(t)
-	s.signal(time.Second, driving("A1", 0, 2))
-	s.signal(2*time.Second, schemas.RobotEvent{RobotID: "acme/AMR-001", Connection: "CONNECTIONBROKEN", OrderID: wfID})
-	start := s.env.Now()
+	s.acts.handout = []string{"acme/AMR-001", "acme/AMR-002"}
+	s.signal(time.Second, fatal("acme/AMR-001"))
+	s.signal(3*time.Second, on("acme/AMR-002", driving("A1", 0, 2)))
+	var mid MissionStatus
+	s.at(3500*time.Millisecond, func() { mid = s.status(t) })
+	s.signal(4*time.Second, on("acme/AMR-002", finished()))
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	r, err := s.result(t)
+	require.NoError(t, err)
+	require.Equal(t, MissionCompleted, r.State)
+	require.Equal(t, "acme/AMR-002", r.RobotID)
+	require.Len(t, mid.Handovers, 1)
+	h := mid.Handovers[0]
+	require.Equal(t, "acme/AMR-001", h.FromRobot)
+	require.Equal(t, "acme/AMR-002", h.ToRobot)
+	require.Equal(t, 0, h.FromStep)
+	require.Contains(t, h.Reason, "front scanner dirty")
+	require.Equal(t, vda5050.ActionCancelOrder, s.acts.instant[0].ActionType, "the failed robot is told to stop")
+	require.Equal(t, []string{"acme/AMR-001", "acme/AMR-002"}, []string{s.acts.releases[0].RobotID, s.acts.releases[1].RobotID})
+	require.Len(t, s.acts.orders, 2)
+	require.Equal(t, uint32(1), s.acts.orders[1].Order.OrderUpdateID)
+}
+
+// Handovers are bounded: a mission whose robots keep failing fails.
+func TestMissionFatalAfterLastHandoverFails(t *testing.T) {
+	s := newEnv(t)
+	s.acts.handout = []string{"acme/AMR-001", "acme/AMR-002", "acme/AMR-003"}
+	s.signal(time.Second, fatal("acme/AMR-001"))
+	s.signal(3*time.Second, fatal("acme/AMR-002"))
+	s.signal(5*time.Second, fatal("acme/AMR-003"))
 	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
 	_, err := s.result(t)
-	require.Equal(t, ErrRobotDisconnected, appErrType(err))
-	require.Contains(t, err.Error(), "CONNECTIONBROKEN")
-	require.GreaterOrEqual(t, s.env.Now().Sub(start), 2*time.Second+Timings.ConnectionGrace, "given up only after the grace")
-	require.Len(t, s.acts.releases, 1)
+	require.Equal(t, ErrRobotFatal, appErrType(err))
+	require.Contains(t, err.Error(), "after 2 handovers")
+	require.Len(t, s.acts.releases, 3, "every robot is released")
+}
+
+// A robot that fails with the load on board (its pick done, the drop not):
+// the mission does not silently restart; it waits for an operator.
+// reassign goes on with another robot from the drop (or from the start);
+// abort, or no decision in time, fails.
+func TestMissionLoadOnBoardWaitsForOperator(t *testing.T) {
+	picked := fatal("acme/AMR-001")
+	picked.ActionStates[0].ActionStatus = vda5050.ActionFinished
+	for name, c := range map[string]struct {
+		req      *ResolveRequest
+		want     string
+		fromStep int
+	}{
+		"reassign": {&ResolveRequest{Decision: DecisionReassign, By: "op", Reason: "load moved onto the next robot"}, MissionCompleted, 1},
+		"restart":  {&ResolveRequest{Decision: DecisionReassign, RestartFromStart: true, By: "op"}, MissionCompleted, 0},
+		"abort":    {&ResolveRequest{Decision: DecisionAbort, By: "op", Reason: "load damaged"}, MissionFailed, 0},
+		"nobody":   {nil, MissionFailed, 0},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := newEnv(t)
+			s.acts.handout = []string{"acme/AMR-001", "acme/AMR-002"}
+			s.signal(time.Second, picked)
+			var waiting MissionStatus
+			s.at(2*time.Second, func() { waiting = s.status(t) })
+			var up updateOutcome
+			if c.req != nil {
+				s.update(t, 3*time.Second, UpdateResolve, &up, *c.req)
+			}
+			s.signal(time.Minute, on("acme/AMR-002", finished()))
+			s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+			r, err := s.result(t)
+			require.Equal(t, MissionAwaitingOperator, waiting.State)
+			require.False(t, waiting.ResolveBy.IsZero())
+			require.Contains(t, waiting.LastError, "load on board")
+			if c.want == MissionFailed {
+				require.Error(t, err)
+				require.Equal(t, ErrRobotFatal, appErrType(err))
+				return
+			}
+			require.NoError(t, err)
+			require.True(t, up.done)
+			require.NoError(t, up.err)
+			require.Equal(t, c.want, r.State)
+			require.Equal(t, c.fromStep, s.acts.builds[1].FromStep, "the next robot's order starts at the right step")
+		})
+	}
+}
+
+func TestMissionResolveRefusedUnlessWaiting(t *testing.T) {
+	s := newEnv(t)
+	var rejected error
+	s.at(time.Second, func() {
+		s.env.UpdateWorkflow(UpdateResolve, "r1", &updateCallbacks{t: t, onReject: func(err error) { rejected = err }}, ResolveRequest{Decision: DecisionReassign})
+	})
+	s.signal(2*time.Second, finished())
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	_, err := s.result(t)
+	require.NoError(t, err)
+	require.ErrorContains(t, rejected, "not waiting for an operator")
+}
+
+// A robot that makes no progress (stuck in place, still reporting) is
+// given up after Timings.StallTimeout.
+func TestMissionFailsOverOnStall(t *testing.T) {
+	s := newEnv(t)
+	s.acts.handout = []string{"acme/AMR-001", "acme/AMR-002"}
+	s.signal(time.Second, driving("A1", 0, 2))
+	s.signal(Timings.StallTimeout/2, driving("A1", 0, 2)) // the same again: no progress
+	done := on("acme/AMR-002", finished())
+	done.OrderUpdateID = 1 // the second order
+	s.at(Timings.StallTimeout, func() { s.acts.mu.Lock(); s.acts.snapshot = &done; s.acts.mu.Unlock() })
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	r, err := s.result(t)
+	require.NoError(t, err)
+	require.Equal(t, "acme/AMR-002", r.RobotID)
+}
+
+// A robot whose connection stays lost past the grace is given up: a
+// cancelOrder for when it comes back, and another robot goes on.
+func TestMissionLostConnection(t *testing.T) {
+	s := newEnv(t)
+	s.acts.handout = []string{"acme/AMR-001", "acme/AMR-002"}
+	s.signal(time.Second, driving("A1", 0, 2))
+	s.signal(2*time.Second, schemas.RobotEvent{RobotID: "acme/AMR-001", Connection: "CONNECTIONBROKEN", OrderID: wfID})
+	var mid MissionStatus
+	s.at(2*time.Second+Timings.ConnectionGrace/2, func() { mid = s.status(t) })
+	done := on("acme/AMR-002", finished())
+	done.OrderUpdateID = 1 // the second order
+	s.at(2*time.Second+Timings.ConnectionGrace, func() { s.acts.mu.Lock(); s.acts.snapshot = &done; s.acts.mu.Unlock() })
+	start := s.env.Now()
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	r, err := s.result(t)
+	require.NoError(t, err)
+	require.Equal(t, "acme/AMR-002", r.RobotID)
+	require.Empty(t, mid.Handovers, "not given up within the grace")
+	require.GreaterOrEqual(t, s.env.Now().Sub(start), 2*time.Second+Timings.ConnectionGrace)
 	require.Equal(t, vda5050.ActionCancelOrder, s.acts.instant[0].ActionType, "cancelOrder, for when it comes back")
+	require.Len(t, s.acts.releases, 2)
 }
 
 func TestMissionRobotRejectsOrder(t *testing.T) {

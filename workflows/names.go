@@ -33,6 +33,9 @@ const (
 	UpdateCancel = "cancel"
 	UpdatePause  = "pause"
 	UpdateResume = "resume"
+	// UpdateResolve is the operator's decision about a mission whose robot
+	// failed with the load on board (ResolveRequest).
+	UpdateResolve = "resolve"
 
 	QueryStatus = "status"
 )

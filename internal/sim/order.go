@@ -212,6 +212,7 @@ func (r *Robot) newOrder(o *vda5050.Order, now time.Time) *problem {
 	clear(r.actions[len(kept):])
 	r.actions = kept
 	r.order = &orderRun{id: o.OrderID, updateID: o.OrderUpdateID, nodes: o.Nodes, edges: o.Edges}
+	r.accepted = append(r.accepted, o.OrderID)
 	for _, as := range allActions(o) {
 		for _, a := range as {
 			r.addAction(a, false)

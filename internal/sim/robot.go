@@ -247,6 +247,14 @@ func (r *Robot) Stall(on bool) {
 	r.do(func(now time.Time) { r.setStalled(on, now) })
 }
 
+// AcceptedOrders returns the orderIds the robot took as new orders, in
+// the order it took them (an order taken twice appears twice).
+func (r *Robot) AcceptedOrders() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.accepted...)
+}
+
 // LoseOrders makes every order that reaches the robot vanish (on=true), as
 // if lost on the way (orders travel with QoS 0, VDA 5050 §6.1), until
 // LoseOrders(false). Instant actions still arrive.

@@ -23,6 +23,8 @@ type vehicle struct {
 	echoNodePositions bool
 	// deaf: orders are dropped unseen (Robot.LoseOrders).
 	deaf bool
+	// accepted lists the orderIds the robot took as new orders, in order.
+	accepted []string
 
 	// Installed software: version and Uptane release counter, the version
 	// it replaced ("" before the first update), how often the robot booted

@@ -34,6 +34,10 @@ type OrderRequest struct {
 	// StartTheta is the robot's heading in radians, used for a required
 	// theta on the first node when the route has no edge to take it from.
 	StartTheta float64
+	// FirstStep is the index of Steps[0] in the mission (a mission handed
+	// over to another robot continues with its remaining steps): action
+	// ids keep the mission's step numbers.
+	FirstStep int
 	// StartDeviationXY, when positive, is the first node's
 	// allowedDeviationXy in metres: the robot stands off the node (it was
 	// stopped between nodes, e.g. by a cancelOrder) and the vehicle must
@@ -211,7 +215,7 @@ func stepAction(req OrderRequest, i int, s Step, st Station) vda5050.Action {
 	add("loadId", req.LoadID)
 	return vda5050.Action{
 		ActionType:       s.Action,
-		ActionID:         ActionID(req.OrderID, i, s.Action),
+		ActionID:         ActionID(req.OrderID, req.FirstStep+i, s.Action),
 		BlockingType:     vda5050.BlockingHard,
 		ActionParameters: params,
 	}

@@ -141,13 +141,16 @@ func (s *Stack) startPostgres(ctx context.Context, binDir string, port int, stat
 	}
 
 	logPath := filepath.Join(stateDir, "postgres.log")
-	server := exec.Command(filepath.Join(binDir, "postgres"),
-		"-D", dataDir, "-p", strconv.Itoa(port), "-k", dataDir,
-		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off")
-	server.Dir = dataDir
-	server.Env = pgEnv()
-	// SIGINT is PostgreSQL's fast shutdown: it does not wait for clients.
-	p, err := startProc("postgresql", server, logPath, syscall.SIGINT, syscall.SIGINT, who)
+	s.pgServer = func() (*proc, error) {
+		server := exec.Command(filepath.Join(binDir, "postgres"),
+			"-D", dataDir, "-p", strconv.Itoa(port), "-k", dataDir,
+			"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off")
+		server.Dir = dataDir
+		server.Env = pgEnv()
+		// SIGINT is PostgreSQL's fast shutdown: it does not wait for clients.
+		return startProc("postgresql", server, logPath, syscall.SIGINT, syscall.SIGINT, who)
+	}
+	p, err := s.pgServer()
 	if err != nil {
 		return err
 	}

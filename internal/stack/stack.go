@@ -136,11 +136,14 @@ type Stack struct {
 	StateDir string
 
 	log         *slog.Logger
+	opts        Options // as resolved by Start: what a restart starts again
 	temporal    *proc
 	broker      *mqtt.Server
 	postgres    *proc
 	pgDataDir   string
-	removeDirs  []string // removed on Stop, after the processes are gone
+	pgServer    func() (*proc, error) // starts the throwaway cluster's server again
+	mu          sync.Mutex            // guards temporal and postgres during restarts
+	removeDirs  []string              // removed on Stop, after the processes are gone
 	stopOnce    sync.Once
 	stopTimeout time.Duration
 }
@@ -258,6 +261,7 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 	if err := st.waitTemporal(ctx, opts.TemporalNamespace); err != nil {
 		return st, err
 	}
+	st.opts = opts
 	if st.UIURL != "" {
 		log.Info(fmt.Sprintf("temporal dev server ready at %s (Web UI %s)", st.TemporalAddress, st.UIURL))
 	} else {
@@ -278,7 +282,10 @@ func (s *Stack) Stop() {
 	}
 	s.stopOnce.Do(func() {
 		var wg sync.WaitGroup
-		for _, p := range []*proc{s.temporal, s.postgres} {
+		s.mu.Lock()
+		procs := []*proc{s.temporal, s.postgres}
+		s.mu.Unlock()
+		for _, p := range procs {
 			if p == nil {
 				continue
 			}
@@ -308,6 +315,79 @@ func (s *Stack) Stop() {
 			}
 		}
 	})
+}
+
+// RestartTemporal stops the dev server (SIGTERM; SIGKILL when kill), waits
+// down, and starts it again on the same ports with the same database file,
+// as an operator's restart would: workflows, schedules and task queues
+// survive. It needs Options.TemporalDBFile (an in-memory server would lose
+// everything) and returns once the server answers again.
+func (s *Stack) RestartTemporal(ctx context.Context, down time.Duration, kill bool) error {
+	if s.opts.TemporalDBFile == "" {
+		return errors.New("restart temporal: the dev server keeps its state in memory (set TemporalDBFile)")
+	}
+	s.mu.Lock()
+	p := s.temporal
+	s.mu.Unlock()
+	if kill {
+		killGroup(p.cmd.Process)
+		<-p.done
+	} else {
+		p.stop(s.stopTimeout)
+	}
+	s.log.Info("temporal dev server stopped for a restart", "down", down)
+	if err := sleepCtx(ctx, down); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	err := s.startTemporal(s.opts)
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return s.waitTemporal(ctx, s.opts.TemporalNamespace)
+}
+
+// RestartPostgres stops the throwaway cluster (SIGINT, PostgreSQL's fast
+// shutdown: clients are cut off; SIGKILL when kill, a crash), waits down,
+// and starts it again on the same port and data: what a database restart
+// looks like to fleetflow. An external DatabaseURL cannot be restarted.
+func (s *Stack) RestartPostgres(ctx context.Context, down time.Duration, kill bool) error {
+	if s.pgServer == nil {
+		return errors.New("restart postgres: not a throwaway cluster of this stack (DATABASE_URL is external)")
+	}
+	s.mu.Lock()
+	p := s.postgres
+	s.mu.Unlock()
+	if kill {
+		killGroup(p.cmd.Process)
+		<-p.done
+	} else {
+		p.stop(s.stopTimeout)
+	}
+	s.log.Info("throwaway PostgreSQL stopped for a restart", "down", down)
+	if err := sleepCtx(ctx, down); err != nil {
+		return err
+	}
+	np, err := s.pgServer()
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.postgres = np
+	s.mu.Unlock()
+	return waitPostgres(ctx, np, s.DatabaseURL)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 func withDefaults(o Options) Options {

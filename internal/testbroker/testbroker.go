@@ -1,7 +1,8 @@
 // Package testbroker runs a real Mosquitto broker as a child process on a
-// port of its own, so that tests can stop and restart the broker under
-// fleetflow's clients (the shared broker on 127.0.0.1:1883 must not be
-// touched). It is test support: nothing in the product imports it.
+// port of its own, so that tests and the fault-injection suite (`starter
+// chaos`) can stop and restart the broker under fleetflow's clients (the
+// shared broker on 127.0.0.1:1883 must not be touched). It is test support:
+// no product path imports it.
 package testbroker
 
 import (
@@ -50,27 +51,37 @@ func Binary() (string, error) {
 // test when mosquitto is missing, naming what to install.
 func Start(t testing.TB) *Mosquitto {
 	t.Helper()
-	bin, err := Binary()
+	m, err := New(t.TempDir())
 	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
-	cfg := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence false\nlog_dest stderr\n", port)
-	if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	m := &Mosquitto{Port: port, URL: fmt.Sprintf("tcp://127.0.0.1:%d", port), bin: bin, conf: conf}
-	if err := m.Resume(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Stop() })
 	return m
+}
+
+// New runs a broker on a free port, its configuration in dir; the caller
+// stops it (Stop).
+func New(dir string) (*Mosquitto, error) {
+	bin, err := Binary()
+	if err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	conf := filepath.Join(dir, "mosquitto.conf")
+	cfg := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence false\nlog_dest stderr\n", port)
+	if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
+		return nil, err
+	}
+	m := &Mosquitto{Port: port, URL: fmt.Sprintf("tcp://127.0.0.1:%d", port), bin: bin, conf: conf}
+	if err := m.Resume(); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // Resume starts the broker (again) on its port and waits until it accepts
