@@ -3,14 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/temporal"
 
+	"github.com/fleetflow/fleetflow/schemas"
 	"github.com/fleetflow/fleetflow/workflows"
 )
 
@@ -85,14 +84,16 @@ func TestEndToEndTerminatedMissionIsReaped(t *testing.T) {
 
 // A robot's connection dropped (socket closed, the broker publishes its
 // last will CONNECTIONBROKEN) for less than robots.connectionGrace: the
-// mission waits for it and completes. For longer: the mission fails
-// cleanly as RobotDisconnected and releases the robot, which takes the
-// next mission once it is back.
+// mission waits for it and completes. For longer: the mission gives the
+// robot up and hands over to another robot, which completes it; the robot
+// given up drives its base on, returns to service once it reports idle and
+// takes the next mission.
 func TestEndToEndConnectionDrops(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test skipped with -short")
 	}
 	cfg := e2eConfig(t)
+	cfg.Site.MapsDir, cfg.Site.Name = "../testdata/sites-chaos", "yard" // short lanes, no speed limits
 	cfg.Sim.Speed, cfg.Sim.ActionDuration = 2, 200*time.Millisecond
 	cfg.Robots.ConnectionGrace = 4 * time.Second
 	// The last mission queues until the given-up robot reports idle; no
@@ -106,12 +107,13 @@ func TestEndToEndConnectionDrops(t *testing.T) {
 	require.NoError(t, err)
 	defer ls.Stop()
 	c := ls.worker.Client
-	specs, err := loadMissionDir("../testdata/missions")
-	require.NoError(t, err)
+	yard := func(id string) schemas.MissionSpec {
+		return schemas.MissionSpec{MissionID: id, Site: "yard", TimeoutSeconds: 180, Load: &schemas.Load{LoadID: "PAL-" + id, LoadType: "EPAL"},
+			Steps: []schemas.MissionStep{{Station: "in-0", Action: "pick"}, {Station: "out-0", Action: "drop"}}}
+	}
 
-	drive := func(id string, away time.Duration) (workflows.MissionResult, error) {
-		s := specs[0]
-		s.MissionID = id
+	drive := func(id string, away time.Duration) (string, workflows.MissionResult, error) {
+		s := yard(id)
 		run, err := startMission(ctx, c, ls.cfg, s, "e2e")
 		require.NoError(t, err)
 		var st workflows.MissionStatus
@@ -129,28 +131,32 @@ func TestEndToEndConnectionDrops(t *testing.T) {
 		time.Sleep(away)
 		require.NoError(t, robot.Reconnect())
 		var res workflows.MissionResult
-		return res, run.Get(ctx, &res)
+		return st.RobotID, res, run.Get(ctx, &res)
 	}
 
 	t0 := time.Now()
-	res, err := drive("faults-blip", time.Second)
+	_, res, err := drive("faults-blip", time.Second)
 	t.Logf("blip: %s", time.Since(t0).Round(100*time.Millisecond))
 	t0 = time.Now()
 	require.NoError(t, err, "back within the grace")
 	require.Equal(t, workflows.MissionCompleted, res.State)
 
-	_, err = drive("faults-gone", cfg.Robots.ConnectionGrace+2*time.Second)
+	gone, res, err := drive("faults-gone", cfg.Robots.ConnectionGrace+2*time.Second)
 	t.Logf("gone: %s", time.Since(t0).Round(100*time.Millisecond))
 	t0 = time.Now()
-	var ae *temporal.ApplicationError
-	require.True(t, errors.As(err, &ae), "%v", err)
-	require.Equal(t, workflows.ErrRobotDisconnected, ae.Type(), "%v", err)
+	require.NoError(t, err, "handed over and completed")
+	require.Equal(t, workflows.MissionCompleted, res.State)
+	require.NotEqual(t, gone, res.RobotID, "another robot finished it")
+	st, err := queryStatus(ctx, c, "faults-gone")
+	require.NoError(t, err)
+	require.Len(t, st.Handovers, 1)
+	require.Equal(t, gone, st.Handovers[0].FromRobot)
+	require.Contains(t, st.Handovers[0].Reason, "CONNECTIONBROKEN")
 	_, held, err := ls.worker.Store.ReservationOf(ctx, "faults-gone")
 	require.NoError(t, err)
 	require.False(t, held, "released")
 
-	next := specs[0]
-	next.MissionID = "faults-after-gone"
+	next := yard("faults-after-gone")
 	run, err := startMission(ctx, c, ls.cfg, next, "e2e")
 	require.NoError(t, err)
 	require.NoError(t, run.Get(ctx, &res))
