@@ -74,6 +74,7 @@ chaos: build bin/temporal services
 bench: build bin/temporal
 	./bin/starter bench
 	./bin/starter bench rollout
+	./bin/starter bench burst
 	$(GO) test -run '^$$' -bench DecodeAndRoute -cpu 1 -benchtime 3s ./workers/bridge/
 
 clean:

@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -255,6 +256,7 @@ type mission struct {
 	cancelTicket     int            // cancel updates received
 	cancelRefusals   map[int]string // ticket → the robot's reason
 	cancelNotApplied string
+	lateCancels      []string // actionIds of cancelOrders that went unanswered in time
 
 	pauseWanted   bool // what the operator asked for
 	pauseSentFor  bool // what we last told the robot
@@ -837,6 +839,7 @@ func (m *mission) loadOnBoard(from int) bool {
 
 // resetRobot forgets everything about the robot given up.
 func (m *mission) resetRobot(ctx workflow.Context) {
+	m.lateCancels = nil
 	m.status.RobotID, m.released = "", false
 	m.orderSent, m.orderAcked, m.status.OrderAcknowledged, m.status.OrderSends = false, false, false, 0
 	m.orderUpdateID++
@@ -931,7 +934,11 @@ func (m *mission) reconcile(ctx workflow.Context) {
 // goes on; likewise pause and resume.
 func (m *mission) settleControls(ctx workflow.Context, now time.Time) {
 	if a := m.cancelAct; a != nil {
-		a.timedOut(now, m.status.RobotID)
+		if a.timedOut(now, m.status.RobotID) {
+			// Unanswered is not refused: a confirmation that arrives late
+			// (the bridge was down) still ends the mission as cancelled.
+			m.lateCancels = append(m.lateCancels, a.id)
+		}
 		if a.outcome == controlRefused && m.outcome == "" {
 			m.cancelRefusals[a.ticket] = a.reason
 			m.cancelNotApplied = a.reason
@@ -1061,6 +1068,11 @@ func (m *mission) apply(ctx workflow.Context, ev schemas.RobotEvent) {
 		}
 	}
 	cancelled := m.cancelAct != nil && m.cancelAct.outcome == controlConfirmed
+	for _, as := range ev.ActionStates {
+		if as.ActionStatus == vda5050.ActionFinished && slices.Contains(m.lateCancels, as.ActionID) {
+			cancelled = true // confirmed after all, late
+		}
+	}
 	if !m.orderSent || ev.OrderID != m.orderID {
 		if cancelled {
 			m.outcome = MissionCancelled

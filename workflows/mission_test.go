@@ -926,3 +926,22 @@ func TestMissionConnectionGrace(t *testing.T) {
 		})
 	}
 }
+
+// A cancel confirmed only after the confirmation time (the bridge was
+// down): the update has already said "not confirmed", but the mission
+// still ends cancelled when the robot's FINISHED arrives.
+func TestMissionLateCancelConfirmation(t *testing.T) {
+	s := newEnv(t)
+	var up updateOutcome
+	s.signal(time.Second, driving("A1", 0, 2))
+	s.update(t, 2*time.Second, UpdateCancel, &up, CancelRequest{Reason: "late"})
+	late := driving("A1", 0, 0)
+	late.Driving = false
+	late.ActionStates = append(late.ActionStates, vda5050.ActionState{ActionID: wfID + "#cancel-1", ActionStatus: vda5050.ActionFinished})
+	s.signal(2*time.Second+Timings.ConfirmTimeout+10*time.Second, late)
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	r, err := s.result(t)
+	require.NoError(t, err)
+	require.ErrorContains(t, up.err, "did not confirm")
+	require.Equal(t, MissionCancelled, r.State)
+}

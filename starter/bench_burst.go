@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fleetflow/fleetflow/internal/site"
+	"github.com/fleetflow/fleetflow/schemas"
+	"github.com/fleetflow/fleetflow/workflows"
+)
+
+type benchBurstFlags struct {
+	robots, missions, starters int
+	temporalBin                string
+}
+
+func benchBurstCmd(g *globalFlags) *cobra.Command {
+	f := &benchBurstFlags{}
+	cmd := &cobra.Command{
+		Use:   "burst",
+		Short: "Backpressure: a burst of missions for far fewer robots queues without errors, in bounded memory, served in priority order",
+		Long: `burst starts the local stack with a generated grid site and a virtual
+fleet at speed 0, starts every mission at once (random priorities 0–9, each
+mission fits every robot), waits until all have ended, and reports: missions
+that did not complete (target 0), the peak resident memory of this process
+(workers, bridge, virtual fleet), the Temporal dev server and PostgreSQL
+against their size before the burst, and priority inversions — a robot
+granted to a mission while one of higher priority had been waiting longer
+(target 0), read back from the audit log's reservation rows.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runBenchBurst(cmd.Context(), g, f, cmd.OutOrStdout()) },
+	}
+	cmd.Flags().IntVar(&f.robots, "robots", 50, "virtual robots")
+	cmd.Flags().IntVar(&f.missions, "missions", 5000, "missions started at once")
+	cmd.Flags().IntVar(&f.starters, "starters", 100, "concurrent start requests")
+	cmd.Flags().StringVar(&f.temporalBin, "temporal-bin", "bin/temporal", "the pinned Temporal CLI")
+	return cmd
+}
+
+func runBenchBurst(ctx context.Context, g *globalFlags, f *benchBurstFlags, out io.Writer) error {
+	cfg, err := benchConfig(g)
+	if err != nil {
+		return err
+	}
+	cfg.Worker.ReaperInterval = 0
+	grid := site.Grid("burst", 10, 10, 2, f.robots, []string{"acme"})
+	fmt.Fprintf(out, "starting the local stack with %d virtual robots…\n", f.robots)
+	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: f.temporalBin, headless: true, siteMap: grid}, io.Discard)
+	if err != nil {
+		return err
+	}
+	defer ls.Stop()
+	c := ls.worker.Client
+	var picks, drops []string
+	for _, s := range grid.Stations {
+		switch s.Type {
+		case site.StationPick:
+			picks = append(picks, s.ID)
+		case site.StationDrop:
+			drops = append(drops, s.ID)
+		}
+	}
+	runID := strconv.FormatInt(time.Now().Unix(), 36)
+	rng := rand.New(rand.NewPCG(3, 4))
+	specs := make([]schemas.MissionSpec, f.missions)
+	for i := range specs {
+		specs[i] = schemas.MissionSpec{MissionID: fmt.Sprintf("burst-%s-%05d", runID, i), Site: grid.Site, Priority: rng.IntN(10), TimeoutSeconds: 3600,
+			Steps: []schemas.MissionStep{{Station: picks[rng.IntN(len(picks))], Action: "pick"}, {Station: drops[rng.IntN(len(drops))], Action: "drop"}}}
+	}
+
+	// Resident memory of each process, sampled every second.
+	procs := map[string]int{"fleetflow (workers, bridge, fleet)": os.Getpid()}
+	for name, pid := range ls.stack.ProcessGroups() {
+		procs[name] = pid
+	}
+	before := map[string]int64{}
+	for name, pid := range procs {
+		before[name] = rssOf(pid)
+	}
+	peak := map[string]int64{}
+	var pmu sync.Mutex
+	stopSampling := make(chan struct{})
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopSampling:
+				return
+			case <-t.C:
+				pmu.Lock()
+				for name, pid := range procs {
+					peak[name] = max(peak[name], rssOf(pid))
+				}
+				pmu.Unlock()
+			}
+		}
+	}()
+
+	fmt.Fprintf(out, "starting %d missions at once (%d start requests in flight) for %d robots…\n", f.missions, f.starters, f.robots)
+	t0 := time.Now()
+	var failed []string
+	var fmu sync.Mutex
+	fail := func(s string) {
+		fmu.Lock()
+		failed = append(failed, s)
+		fmu.Unlock()
+	}
+	var wg sync.WaitGroup
+	startWall := runConcurrent(f.missions, f.starters, func(i int) {
+		run, err := startMission(ctx, c, ls.cfg, specs[i], "burst")
+		if err != nil {
+			fail(fmt.Sprintf("%s: start: %v", specs[i].MissionID, err))
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var res workflows.MissionResult
+			if err := run.Get(ctx, &res); err != nil || res.State != workflows.MissionCompleted {
+				fail(fmt.Sprintf("%s: %v %s", specs[i].MissionID, err, res.State))
+			}
+		}()
+	})
+	wg.Wait()
+	wall := time.Since(t0)
+	close(stopSampling)
+
+	inversions, waits, err := priorityInversions(ctx, ls, specs)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nbackpressure — %d missions started at once for %d robots at speed 0, one run\n", f.missions, f.robots)
+	fmt.Fprintf(out, "started    in %s (%.0f starts/s); all ended after %s (%.0f missions/s)\n", startWall.Round(time.Millisecond),
+		float64(f.missions)/startWall.Seconds(), wall.Round(time.Second), float64(f.missions)/wall.Seconds())
+	fmt.Fprintf(out, "errors     %d missions did not complete (target 0)\n", len(failed))
+	for i, s := range failed {
+		if i == 5 {
+			fmt.Fprintf(out, "           … and %d more\n", len(failed)-5)
+			break
+		}
+		fmt.Fprintf(out, "           %s\n", s)
+	}
+	names := make([]string, 0, len(procs))
+	for name := range procs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		fmt.Fprintf(out, "memory     %s: %.0f MB before, peak %.0f MB during the burst\n", name, float64(before[name])/(1<<20), float64(peak[name])/(1<<20))
+	}
+	fmt.Fprintf(out, "priority   %d inversions (a robot granted while a higher-priority mission had waited longer; target 0)\n", inversions)
+	fmt.Fprintf(out, "queue wait %s\n", waits)
+	if len(failed) > 0 || inversions > 0 {
+		return silentExit(1)
+	}
+	return nil
+}
+
+// rssOf is a process's resident set in bytes (/proc/PID/status VmRSS), 0
+// when unknown.
+func rssOf(pid int) int64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// priorityInversions reads each mission's queueing and grant from the audit
+// log and counts grants made while a mission of higher priority, queued
+// earlier, still waited. Every mission of the burst fits every robot, so
+// each such grant is a real inversion. It also summarises the queue wait
+// by priority.
+func priorityInversions(ctx context.Context, ls *localStack, specs []schemas.MissionSpec) (int, string, error) {
+	type life struct {
+		prio            int
+		queued, granted time.Time
+	}
+	lives := map[string]*life{}
+	for _, s := range specs {
+		lives[s.MissionID] = &life{prio: s.Priority}
+	}
+	rows, err := ls.worker.Store.Pool().Query(ctx, `SELECT subject, kind, at, details FROM audit_log WHERE kind IN ('reservation.queued', 'reservation.granted') ORDER BY id`)
+	if err != nil {
+		return 0, "", err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var subject, kind string
+		var at time.Time
+		var details json.RawMessage
+		if err := rows.Scan(&subject, &kind, &at, &details); err != nil {
+			return 0, "", err
+		}
+		l := lives[subject]
+		if l == nil {
+			continue
+		}
+		switch {
+		case kind == "reservation.queued" && l.queued.IsZero():
+			l.queued = at
+		case kind == "reservation.granted" && l.granted.IsZero():
+			l.granted = at
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, "", err
+	}
+	var all []*life
+	for _, l := range lives {
+		if !l.granted.IsZero() {
+			if l.queued.IsZero() {
+				l.queued = l.granted // granted at once
+			}
+			all = append(all, l)
+		}
+	}
+	inversions := 0
+	for _, g := range all {
+		for _, w := range all {
+			if w.prio > g.prio && w.queued.Before(g.granted) && w.granted.After(g.granted) {
+				inversions++
+				break
+			}
+		}
+	}
+	byPrio := map[int][]time.Duration{}
+	for _, l := range all {
+		byPrio[l.prio] = append(byPrio[l.prio], l.granted.Sub(l.queued))
+	}
+	var parts []string
+	for p := 9; p >= 0; p-- {
+		if d := byPrio[p]; len(d) > 0 {
+			parts = append(parts, fmt.Sprintf("p%d %s", p, percentile(d, 0.5).Round(100*time.Millisecond)))
+		}
+	}
+	return inversions, "p50 by priority (high to low): " + strings.Join(parts, ", "), nil
+}
