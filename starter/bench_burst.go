@@ -39,7 +39,9 @@ against their size before the burst, and priority inversions — a robot
 granted to a mission while one of higher priority had been waiting longer
 (target 0), read back from the audit log's reservation rows.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runBenchBurst(cmd.Context(), g, f, cmd.OutOrStdout()) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runBenchBurst(cmd.Context(), g, f, cmd.OutOrStdout())
+		},
 	}
 	cmd.Flags().IntVar(&f.robots, "robots", 50, "virtual robots")
 	cmd.Flags().IntVar(&f.missions, "missions", 5000, "missions started at once")
