@@ -1061,16 +1061,22 @@ func (m *mission) apply(ctx workflow.Context, ev schemas.RobotEvent) {
 			return
 		}
 	}
-	for _, as := range ev.ActionStates {
-		if m.actionIDs[as.ActionID] && as.ActionStatus == vda5050.ActionFailed && m.cancelAct == nil {
-			m.decideFail(ErrActionFailed, fmt.Sprintf("action %s (%s) failed on robot %s: %s", as.ActionID, as.ActionType, ev.RobotID, as.ResultDescription))
-			return
-		}
-	}
 	cancelled := m.cancelAct != nil && m.cancelAct.outcome == controlConfirmed
 	for _, as := range ev.ActionStates {
 		if as.ActionStatus == vda5050.ActionFinished && slices.Contains(m.lateCancels, as.ActionID) {
 			cancelled = true // confirmed after all, late
+		}
+	}
+	for _, as := range ev.ActionStates {
+		if m.actionIDs[as.ActionID] && as.ActionStatus == vda5050.ActionFailed && m.cancelAct == nil && !cancelled {
+			if len(m.lateCancels) > 0 {
+				// An order action failing after a cancelOrder that went
+				// unanswered in time is that cancel taking effect.
+				cancelled = true
+				break
+			}
+			m.decideFail(ErrActionFailed, fmt.Sprintf("action %s (%s) failed on robot %s: %s", as.ActionID, as.ActionType, ev.RobotID, as.ResultDescription))
+			return
 		}
 	}
 	if !m.orderSent || ev.OrderID != m.orderID {

@@ -937,6 +937,8 @@ func TestMissionLateCancelConfirmation(t *testing.T) {
 	s.update(t, 2*time.Second, UpdateCancel, &up, CancelRequest{Reason: "late"})
 	late := driving("A1", 0, 0)
 	late.Driving = false
+	late.ActionStates[0].ActionStatus = vda5050.ActionFailed // the pick, cancelled with its order
+	late.ActionStates[0].ResultDescription = "order cancelled"
 	late.ActionStates = append(late.ActionStates, vda5050.ActionState{ActionID: wfID + "#cancel-1", ActionStatus: vda5050.ActionFinished})
 	s.signal(2*time.Second+Timings.ConfirmTimeout+10*time.Second, late)
 	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
