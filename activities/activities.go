@@ -306,6 +306,9 @@ func (a *Activities) wake(ctx context.Context, workflowIDs []string) {
 
 // Audit writes one row to the audit log.
 func (a *Activities) Audit(ctx context.Context, in schemas.AuditInput) error {
+	if in.Once != "" {
+		return storeError(a.Store.AuditOnce(ctx, in.Once, in.Actor, in.Kind, in.Subject, in.Details))
+	}
 	return storeError(a.Store.Audit(ctx, in.Actor, in.Kind, in.Subject, in.Details))
 }
 

@@ -163,6 +163,9 @@ type AuditInput struct {
 	Kind    string         `json:"kind"`
 	Subject string         `json:"subject"`
 	Details map[string]any `json:"details,omitempty"`
+	// Once, when set, writes the row only once for this key however often
+	// the activity runs (e.g. "mission-m-1/end").
+	Once string `json:"once,omitempty"`
 }
 
 // NotifyWMSInput reports a mission's end to the WMS webhook (activity NotifyWMS).

@@ -166,7 +166,8 @@ type CancelRequest struct {
 // They are workflow inputs only in tests (package variable, not persisted).
 type MissionTimings struct {
 	ReconcileAfter time.Duration // no robot event for this long → read stored state (default 15 s)
-	RequeueAfter   time.Duration // queued: retry the reservation this often even without a signal (default 30 s)
+	RequeueAfter   time.Duration // queued: retry the reservation this often even without a signal (default 30 s; later in line, longer: requeueWait)
+	RequeueMax     time.Duration // the longest a queued mission waits between retries (default 10 min)
 	ConfirmTimeout time.Duration // wait this long for the robot to confirm cancel/pause/resume (default 60 s)
 	DefaultTimeout time.Duration // mission deadline when the spec gives none (default 1 h)
 	// OrderAckTimeout and OrderResends apply when the workers hand none
@@ -200,6 +201,7 @@ type MissionTimings struct {
 var Timings = MissionTimings{
 	ReconcileAfter:  15 * time.Second,
 	RequeueAfter:    30 * time.Second,
+	RequeueMax:      10 * time.Minute,
 	ConfirmTimeout:  60 * time.Second,
 	DefaultTimeout:  time.Hour,
 	OrderAckTimeout: 10 * time.Second,
@@ -585,7 +587,7 @@ func (m *mission) reserve(ctx workflow.Context, req schemas.ReserveRobotInput) (
 		}
 		m.status.QueuePosition = res.QueuePosition
 		m.setState(ctx, MissionQueued)
-		wait := Timings.RequeueAfter
+		wait := requeueWait(res.QueuePosition)
 		if left := m.deadline.Sub(workflow.Now(ctx)); left < wait {
 			wait = left
 		}
@@ -738,6 +740,16 @@ func (m *mission) drive(ctx workflow.Context) (MissionResult, error, bool) {
 		seen = m.events
 	}
 	return MissionResult{}, nil, false
+}
+
+// requeueWait is how long a queued mission waits before it asks again on
+// its own: Timings.RequeueAfter at the head of the line, 200 ms more per
+// place behind it, at most Timings.RequeueMax. A release wakes the missions
+// it can serve at once (signal robot-available); the retry only covers a
+// lost wake-up, and thousands of queued missions retrying every 30 s
+// would swamp the Temporal server with workflow tasks (bench burst).
+func requeueWait(position int) time.Duration {
+	return min(Timings.RequeueAfter+time.Duration(max(position-1, 0))*200*time.Millisecond, Timings.RequeueMax)
 }
 
 // giveUp gives the robot up: failover to another robot while the mission
@@ -1272,6 +1284,7 @@ func (m *mission) end(ctx workflow.Context, state, errType, reason string) (Miss
 	}
 	if err := retryLocal(ctx, "audit", ActivityAudit, schemas.AuditInput{
 		Actor: actor, Kind: "mission." + strings.ToLower(state), Subject: m.orderID, Details: details,
+		Once: m.orderID + "/end/" + workflow.GetInfo(ctx).WorkflowExecution.RunID,
 	}, nil, storeOptions("audit"), workflow.Now(ctx).Add(Timings.ReleaseTimeout)); err != nil {
 		m.logger.Error("audit failed", "error", err)
 	}

@@ -47,3 +47,28 @@ func TestAddDeviations(t *testing.T) {
 		t.Errorf("a zero count: %v", err)
 	}
 }
+
+// An audit row keyed once is written once, however often the activity
+// that writes it runs.
+func TestAuditOnce(t *testing.T) {
+	s, _ := newTestStore(t)
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		if err := s.AuditOnce(ctx, "mission-m/end/run-1", "fleetflow", "mission.completed", "mission-m", map[string]any{"try": i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.AuditOnce(ctx, "mission-m/end/run-2", "fleetflow", "mission.completed", "mission-m", nil); err != nil {
+		t.Fatal(err)
+	}
+	trail, err := s.AuditTrail(ctx, "mission-m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(trail) != 2 {
+		t.Fatalf("want one row per key, got %d", len(trail))
+	}
+	if err := s.AuditOnce(ctx, "", "a", "k", "s", nil); !errors.Is(err, ErrInvalid) {
+		t.Errorf("empty key: %v", err)
+	}
+}

@@ -108,6 +108,19 @@ func (s *Store) Audit(ctx context.Context, actor, kind, subject string, details 
 	return nil
 }
 
+// AuditOnce writes the audit row only once per key: a second call with the
+// same key (an activity that ran again) writes nothing. key must not be
+// empty.
+func (s *Store) AuditOnce(ctx context.Context, key, actor, kind, subject string, details any) error {
+	if key == "" {
+		return fmt.Errorf("audit %s %s: %w: empty key", kind, subject, ErrInvalid)
+	}
+	if err := auditKeyed(ctx, s.pool, key, actor, kind, subject, details); err != nil {
+		return fmt.Errorf("audit %s %s: %w", kind, subject, err)
+	}
+	return nil
+}
+
 // AuditTrail returns the audit rows of subject, oldest first (empty, not an
 // error, when there are none).
 func (s *Store) AuditTrail(ctx context.Context, subject string) ([]AuditEntry, error) {
@@ -134,6 +147,10 @@ type execer interface {
 }
 
 func audit(ctx context.Context, db execer, actor, kind, subject string, details any) error {
+	return auditKeyed(ctx, db, "", actor, kind, subject, details)
+}
+
+func auditKeyed(ctx context.Context, db execer, key, actor, kind, subject string, details any) error {
 	var raw []byte
 	switch d := details.(type) {
 	case nil:
@@ -156,8 +173,15 @@ func audit(ctx context.Context, db execer, actor, kind, subject string, details 
 	if kind == "" {
 		return fmt.Errorf("%w: empty kind", ErrInvalid)
 	}
+	if key == "" {
+		_, err := db.Exec(ctx,
+			`INSERT INTO audit_log (actor, kind, subject, details) VALUES ($1, $2, $3, $4::jsonb)`,
+			actor, kind, subject, string(raw))
+		return err
+	}
 	_, err := db.Exec(ctx,
-		`INSERT INTO audit_log (actor, kind, subject, details) VALUES ($1, $2, $3, $4::jsonb)`,
-		actor, kind, subject, string(raw))
+		`INSERT INTO audit_log (actor, kind, subject, details, once_key) VALUES ($1, $2, $3, $4::jsonb, $5)
+ON CONFLICT (once_key) WHERE once_key IS NOT NULL DO NOTHING`,
+		actor, kind, subject, string(raw), key)
 	return err
 }

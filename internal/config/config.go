@@ -101,6 +101,12 @@ type Worker struct {
 	// queue rows of closed workflows (a Temporal Schedule the workers that
 	// poll the missions queue create); 0 turns it off.
 	ReaperInterval time.Duration `yaml:"reaperInterval" env:"REAPER_INTERVAL"`
+	// WorkflowCacheSize bounds how many workflows a worker process keeps
+	// in memory between their workflow tasks (the SDK's sticky cache,
+	// default 10,000 there); an evicted one replays its history on its next
+	// task. It bounds the workers' memory when thousands of missions queue
+	// (bench burst).
+	WorkflowCacheSize int `yaml:"workflowCacheSize" env:"WORKFLOW_CACHE_SIZE"`
 }
 
 // Robots configures how fleetflow talks to vehicles.
@@ -201,7 +207,7 @@ func Default() Config {
 		MQTT:       MQTT{EmbeddedPort: 1884, ClientID: "fleetflow"},
 		Postgres:   Postgres{MaxConns: 10},
 		Site:       Site{Name: "warehouse-a", MapsDir: "testdata/sites"},
-		Worker:     Worker{HTTPAddr: "127.0.0.1:9090", Bridge: true, BridgeFlushInterval: 50 * time.Millisecond, BridgeBatchSize: 500, WorkflowTaskPollers: 8, ReaperInterval: time.Minute},
+		Worker:     Worker{HTTPAddr: "127.0.0.1:9090", Bridge: true, BridgeFlushInterval: 50 * time.Millisecond, BridgeBatchSize: 500, WorkflowTaskPollers: 8, ReaperInterval: time.Minute, WorkflowCacheSize: 1000},
 		Robots:     Robots{OrderAckTimeout: 10 * time.Second, OrderResends: 3, ConnectionGrace: 30 * time.Second},
 		Sim:        Sim{Speed: 2, ActionDuration: time.Second},
 		WMS:        WMS{Timeout: 5 * time.Second},
@@ -393,6 +399,9 @@ func (c Config) Validate() error {
 	}
 	if c.Worker.ReaperInterval < 0 || (c.Worker.ReaperInterval > 0 && c.Worker.ReaperInterval < time.Second) {
 		add("worker.reaperInterval", "%s: want 0 (off) or at least 1s", c.Worker.ReaperInterval)
+	}
+	if c.Worker.WorkflowCacheSize < 1 {
+		add("worker.workflowCacheSize", "%d must be at least 1", c.Worker.WorkflowCacheSize)
 	}
 	if c.Worker.BridgeFlushInterval <= 0 {
 		add("worker.bridgeFlushInterval", "must be positive")

@@ -288,6 +288,8 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 		LeasesFreed: activities.NewLeasesFreedCounter(),
 	}
 	w.Registry.MustRegister(acts.LeasesFreed)
+	// Process-wide in the SDK: the last Start wins (one worker process, one config).
+	worker.SetStickyWorkflowCacheSize(cfg.Worker.WorkflowCacheSize)
 	queues := opts.TaskQueues
 	if queues == nil {
 		queues = []string{cfg.TaskQueues.Missions, cfg.TaskQueues.RobotIO, cfg.TaskQueues.OTA}
