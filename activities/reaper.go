@@ -118,7 +118,8 @@ func (a *Activities) stopOrphanedOrder(ctx context.Context, l store.Lease) bool 
 		return false
 	}
 	st, err := a.Store.RobotState(ctx, l.RobotID)
-	if err != nil || st.OrderID != l.WorkflowID || (st.NodeStatesRemaining == 0 && !st.Driving) {
+	owner, _, _ := strings.Cut(st.OrderID, "#") // "<workflowID>#h<n>" after a handover
+	if err != nil || owner != l.WorkflowID || (st.NodeStatesRemaining == 0 && !st.Driving) {
 		return false
 	}
 	k, err := vda5050.ParseRobotID(l.RobotID)

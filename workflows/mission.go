@@ -224,7 +224,8 @@ type mission struct {
 	logger log.Logger
 	status MissionStatus
 
-	orderID       string
+	orderID       string // the workflow ID, which the first order's orderId is
+	vdaOrderID    string // the orderId sent to the current robot: orderID, then orderID#h<n> after the n-th handover
 	orderUpdateID uint32
 	order         vda5050.Order // as last built, resent unchanged while unacknowledged
 	nodeIDs       []string
@@ -331,6 +332,7 @@ func Mission(ctx workflow.Context, in MissionInput) (MissionResult, error) {
 	// without a lookup); derived from the spec, not from GetInfo, so it is
 	// the same in every replay.
 	m.orderID = MissionWorkflowID(in.Spec.MissionID)
+	m.vdaOrderID = m.orderID
 	if err := m.registerHandlers(ctx); err != nil {
 		return MissionResult{}, err
 	}
@@ -687,7 +689,7 @@ func (m *mission) drive(ctx workflow.Context) (MissionResult, error, bool) {
 			if !m.orderAcked && m.outcome == "" {
 				if m.status.OrderSends > m.orderResends {
 					m.decideFail(ErrRobotUnresponsive, fmt.Sprintf("robot %s never showed order %s (orderUpdateId %d) in its state: sent %d times, %s apart",
-						m.status.RobotID, m.orderID, m.orderUpdateID, m.status.OrderSends, m.ackTimeout))
+						m.status.RobotID, m.vdaOrderID, m.orderUpdateID, m.status.OrderSends, m.ackTimeout))
 					break
 				}
 				if err := m.sendOrder(ctx); err != nil {
@@ -854,7 +856,12 @@ func (m *mission) resetRobot(ctx workflow.Context) {
 	m.lateCancels = nil
 	m.status.RobotID, m.released = "", false
 	m.orderSent, m.orderAcked, m.status.OrderAcknowledged, m.status.OrderSends = false, false, false, 0
-	m.orderUpdateID++
+	// A new orderId: the next robot may be one that had this mission's order
+	// before (it came back healthy), and a vehicle takes the same orderId as
+	// an update of what it had. The part before '#' still names the
+	// workflow, for the bridge.
+	m.vdaOrderID = fmt.Sprintf("%s%sh%d", m.orderID, InstantActionSeparator, len(m.status.Handovers))
+	m.orderUpdateID = 0
 	m.cancelAct, m.pauseAct = nil, nil
 	m.pauseWanted, m.pauseSentFor, m.status.Paused = false, false, false
 	m.connLost, m.connLostAt, m.connLostTS, m.status.ConnectionLost = "", time.Time{}, "", ""
@@ -877,7 +884,7 @@ func dash(s string) string {
 func (m *mission) buildOrder(ctx workflow.Context) (MissionResult, error) {
 	var built schemas.BuildOrderResult
 	if err := m.storeIO(ctx, "build VDA 5050 order", ActivityBuildOrder, schemas.BuildOrderInput{
-		Spec: m.in.Spec, RobotID: m.status.RobotID, OrderID: m.orderID, OrderUpdateID: m.orderUpdateID, FromStep: m.fromStep,
+		Spec: m.in.Spec, RobotID: m.status.RobotID, OrderID: m.vdaOrderID, OrderUpdateID: m.orderUpdateID, FromStep: m.fromStep,
 	}, &built); err != nil {
 		return m.fail(ctx, errType(err, ""), "build order: "+err.Error())
 	}
@@ -890,7 +897,7 @@ func (m *mission) buildOrder(ctx workflow.Context) (MissionResult, error) {
 		m.actionStep[id] = m.fromStep + i // one action per step
 	}
 	m.status.NodesTotal = len(built.NodeIDs)
-	m.status.OrderID = m.orderID
+	m.status.OrderID = m.vdaOrderID
 	m.status.Protocol = built.Protocol
 	if len(built.NodeIDs) > 0 {
 		m.lastNode = built.NodeIDs[len(built.NodeIDs)-1]
@@ -1003,7 +1010,7 @@ func (m *mission) sendInstant(ctx workflow.Context, actionType, actionID string)
 // holdsOrder reports whether the robot still works on this mission's order
 // by ev: something left to drive, or one of its actions not ended.
 func (m *mission) holdsOrder(ev schemas.RobotEvent) bool {
-	if ev.OrderID != m.orderID {
+	if ev.OrderID != m.vdaOrderID {
 		return false
 	}
 	if ev.NodesRemaining > 0 || ev.EdgesRemaining > 0 || ev.Driving {
@@ -1053,7 +1060,7 @@ func (m *mission) apply(ctx workflow.Context, ev schemas.RobotEvent) {
 	holds := m.holdsOrder(ev)
 	m.cancelAct.judge(ev, holds)
 	m.pauseAct.judge(ev, holds)
-	if m.orderSent && ev.OrderID == m.orderID && ev.OrderUpdateID == m.orderUpdateID && !m.orderAcked {
+	if m.orderSent && ev.OrderID == m.vdaOrderID && ev.OrderUpdateID == m.orderUpdateID && !m.orderAcked {
 		m.orderAcked, m.status.OrderAcknowledged = true, true
 	}
 	m.noteProgress(ctx, ev)
@@ -1069,7 +1076,7 @@ func (m *mission) apply(ctx workflow.Context, ev schemas.RobotEvent) {
 				m.replanWanted = true
 				continue
 			}
-			m.decideFail(ErrRobotRejectedOrder, fmt.Sprintf("robot %s rejected order %s: %s: %s", ev.RobotID, m.orderID, e.ErrorType, e.ErrorDescription))
+			m.decideFail(ErrRobotRejectedOrder, fmt.Sprintf("robot %s rejected order %s: %s: %s", ev.RobotID, m.vdaOrderID, e.ErrorType, e.ErrorDescription))
 			return
 		}
 	}
@@ -1091,7 +1098,7 @@ func (m *mission) apply(ctx workflow.Context, ev schemas.RobotEvent) {
 			return
 		}
 	}
-	if !m.orderSent || ev.OrderID != m.orderID {
+	if !m.orderSent || ev.OrderID != m.vdaOrderID {
 		if cancelled {
 			m.outcome = MissionCancelled
 		}
@@ -1129,7 +1136,7 @@ func (m *mission) apply(ctx workflow.Context, ev schemas.RobotEvent) {
 // progress (a node passed, an action of the order changed): the stall
 // detector's clock.
 func (m *mission) noteProgress(ctx workflow.Context, ev schemas.RobotEvent) {
-	if ev.OrderID != m.orderID {
+	if ev.OrderID != m.vdaOrderID {
 		return
 	}
 	key := fmt.Sprintf("%s|%d|%d", ev.LastNodeID, ev.LastNodeSequenceID, ev.NodesRemaining)
@@ -1164,7 +1171,7 @@ func newerState(a, b string) bool {
 // refusesOrder reports whether robot error e refuses the order as last
 // sent: it names the orderId, and the orderUpdateId when it names one.
 func (m *mission) refusesOrder(e vda5050.Error) bool {
-	if !refersTo(e, "orderId", m.orderID) {
+	if !refersTo(e, "orderId", m.vdaOrderID) {
 		return false
 	}
 	return !hasRef(e, "orderUpdateId") || refersTo(e, "orderUpdateId", strconv.FormatUint(uint64(m.orderUpdateID), 10))

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -372,6 +374,18 @@ func on(robot string, ev schemas.RobotEvent) schemas.RobotEvent {
 	return ev
 }
 
+// handed is ev about the order of the n-th handover (orderId and action
+// ids "<workflowID>#h<n>…").
+func handed(ev schemas.RobotEvent, n int) schemas.RobotEvent {
+	id := fmt.Sprintf("%s#h%d", wfID, n)
+	ev.OrderID = id
+	ev.ActionStates = slices.Clone(ev.ActionStates)
+	for i := range ev.ActionStates {
+		ev.ActionStates[i].ActionID = strings.Replace(ev.ActionStates[i].ActionID, wfID, id, 1)
+	}
+	return ev
+}
+
 func fatal(robot string) schemas.RobotEvent {
 	ev := driving("B1", 2, 1)
 	ev.RobotID, ev.Driving = robot, false
@@ -387,10 +401,10 @@ func TestMissionFailsOverOnFatal(t *testing.T) {
 	s := newEnv(t)
 	s.acts.handout = []string{"acme/AMR-001", "acme/AMR-002"}
 	s.signal(time.Second, fatal("acme/AMR-001"))
-	s.signal(3*time.Second, on("acme/AMR-002", driving("A1", 0, 2)))
+	s.signal(3*time.Second, on("acme/AMR-002", handed(driving("A1", 0, 2), 1)))
 	var mid MissionStatus
 	s.at(3500*time.Millisecond, func() { mid = s.status(t) })
-	s.signal(4*time.Second, on("acme/AMR-002", finished()))
+	s.signal(4*time.Second, on("acme/AMR-002", handed(finished(), 1)))
 	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
 	r, err := s.result(t)
 	require.NoError(t, err)
@@ -405,7 +419,7 @@ func TestMissionFailsOverOnFatal(t *testing.T) {
 	require.Equal(t, vda5050.ActionCancelOrder, s.acts.instant[0].ActionType, "the failed robot is told to stop")
 	require.Equal(t, []string{"acme/AMR-001", "acme/AMR-002"}, []string{s.acts.releases[0].RobotID, s.acts.releases[1].RobotID})
 	require.Len(t, s.acts.orders, 2)
-	require.Equal(t, uint32(1), s.acts.orders[1].Order.OrderUpdateID)
+	require.Equal(t, wfID+"#h1", s.acts.orders[1].Order.OrderID, "a new orderId: the next robot may have had the first one")
 }
 
 // Handovers are bounded: a mission whose robots keep failing fails.
@@ -449,7 +463,7 @@ func TestMissionLoadOnBoardWaitsForOperator(t *testing.T) {
 			if c.req != nil {
 				s.update(t, 3*time.Second, UpdateResolve, &up, *c.req)
 			}
-			s.signal(time.Minute, on("acme/AMR-002", finished()))
+			s.signal(time.Minute, on("acme/AMR-002", handed(finished(), 1)))
 			s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
 			r, err := s.result(t)
 			require.Equal(t, MissionAwaitingOperator, waiting.State)
@@ -489,8 +503,7 @@ func TestMissionFailsOverOnStall(t *testing.T) {
 	s.acts.handout = []string{"acme/AMR-001", "acme/AMR-002"}
 	s.signal(time.Second, driving("A1", 0, 2))
 	s.signal(Timings.StallTimeout/2, driving("A1", 0, 2)) // the same again: no progress
-	done := on("acme/AMR-002", finished())
-	done.OrderUpdateID = 1 // the second order
+	done := on("acme/AMR-002", handed(finished(), 1))
 	s.at(Timings.StallTimeout, func() { s.acts.mu.Lock(); s.acts.snapshot = &done; s.acts.mu.Unlock() })
 	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
 	r, err := s.result(t)
@@ -507,8 +520,7 @@ func TestMissionLostConnection(t *testing.T) {
 	s.signal(2*time.Second, schemas.RobotEvent{RobotID: "acme/AMR-001", Connection: "CONNECTIONBROKEN", OrderID: wfID})
 	var mid MissionStatus
 	s.at(2*time.Second+Timings.ConnectionGrace/2, func() { mid = s.status(t) })
-	done := on("acme/AMR-002", finished())
-	done.OrderUpdateID = 1 // the second order
+	done := on("acme/AMR-002", handed(finished(), 1))
 	s.at(2*time.Second+Timings.ConnectionGrace, func() { s.acts.mu.Lock(); s.acts.snapshot = &done; s.acts.mu.Unlock() })
 	start := s.env.Now()
 	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})

@@ -329,14 +329,7 @@ func (s *Stack) RestartTemporal(ctx context.Context, down time.Duration, kill bo
 	s.mu.Lock()
 	p := s.temporal
 	s.mu.Unlock()
-	if kill {
-		killGroup(p.cmd.Process)
-		<-p.done
-	} else {
-		p.stop(s.stopTimeout)
-	}
-	s.log.Info("temporal dev server stopped for a restart", "down", down)
-	if err := sleepCtx(ctx, down); err != nil {
+	if err := s.takeDown(ctx, p, kill, down); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -359,14 +352,7 @@ func (s *Stack) RestartPostgres(ctx context.Context, down time.Duration, kill bo
 	s.mu.Lock()
 	p := s.postgres
 	s.mu.Unlock()
-	if kill {
-		killGroup(p.cmd.Process)
-		<-p.done
-	} else {
-		p.stop(s.stopTimeout)
-	}
-	s.log.Info("throwaway PostgreSQL stopped for a restart", "down", down)
-	if err := sleepCtx(ctx, down); err != nil {
+	if err := s.takeDown(ctx, p, kill, down); err != nil {
 		return err
 	}
 	np, err := s.pgServer()
@@ -377,6 +363,19 @@ func (s *Stack) RestartPostgres(ctx context.Context, down time.Duration, kill bo
 	s.postgres = np
 	s.mu.Unlock()
 	return waitPostgres(ctx, np, s.DatabaseURL)
+}
+
+// takeDown stops p for a restart (its stop signal, or SIGKILL when kill:
+// a crash) and keeps it down for down.
+func (s *Stack) takeDown(ctx context.Context, p *proc, kill bool, down time.Duration) error {
+	if kill {
+		killGroup(p.cmd.Process)
+		<-p.done
+	} else {
+		p.stop(s.stopTimeout)
+	}
+	s.log.Info(p.name+" stopped for a restart", "down", down)
+	return sleepCtx(ctx, down)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

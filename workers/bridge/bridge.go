@@ -817,7 +817,8 @@ func stale(prev *summary, headerID uint32, ts time.Time) bool {
 }
 
 // owners returns the workflows named by the state's orderId and by the
-// actionIds of instant actions ("<workflowID>#…"), each once.
+// actionIds of instant actions ("<workflowID>#…"), each once; an orderId
+// too may carry a "#…" suffix (a mission's order after a handover).
 func (b *Bridge) owners(st *vda5050.State) []string {
 	var out []string
 	add := func(id string) {
@@ -831,7 +832,8 @@ func (b *Bridge) owners(st *vda5050.State) []string {
 		}
 		out = append(out, id)
 	}
-	add(st.OrderID)
+	owner := func(id string) string { wf, _, _ := strings.Cut(id, "#"); return wf }
+	add(owner(st.OrderID)) // after a handover the orderId is "<workflowID>#h<n>"
 	for _, a := range st.ActionStates {
 		if wf, _, ok := strings.Cut(a.ActionID, "#"); ok {
 			add(wf)
@@ -840,7 +842,7 @@ func (b *Bridge) owners(st *vda5050.State) []string {
 	for _, e := range st.Errors {
 		for _, r := range e.ErrorReferences {
 			if r.ReferenceKey == "orderId" {
-				add(r.ReferenceValue)
+				add(owner(r.ReferenceValue))
 			}
 		}
 	}
@@ -895,7 +897,8 @@ func (b *Bridge) onConnection(k vda5050.RobotKey, c *vda5050.Connection) []route
 	if !changed || !b.isOwner(orderID) {
 		return nil
 	}
-	return []routeJob{{id, orderID, ev, true}}
+	wf, _, _ := strings.Cut(orderID, "#") // "<workflowID>#h<n>" after a handover
+	return []routeJob{{id, wf, ev, true}}
 }
 
 func (b *Bridge) route(j routeJob) {

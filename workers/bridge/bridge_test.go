@@ -659,3 +659,22 @@ func TestBadRowIsIsolated(t *testing.T) {
 		t.Fatalf("kept state not stored once the registry is back: %+v", last)
 	}
 }
+
+// After a handover a mission's orderId is "<workflowID>#h<n>": its states
+// and connection changes still go to the workflow.
+func TestHandedOverOrderRoutesToItsWorkflow(t *testing.T) {
+	b, _, _ := newBridge(nil)
+	ctx := context.Background()
+	st := state(1, "A", 0)
+	st.OrderID = "mission-m-1#h1"
+	b.Handle(ctx, stateTopic, raw(t, st))
+	j, _, ok := b.senders[b.shard("acme/AMR-001")].take(later())
+	if !ok || j.workflowID != "mission-m-1" || j.ev.OrderID != "mission-m-1#h1" {
+		t.Fatalf("state routed to %+v", j)
+	}
+	b.Handle(ctx, "uagv/v2/acme/AMR-001/connection", raw(t, vda5050.Connection{Header: vda5050.Header{HeaderID: 1, Timestamp: vda5050.Timestamp(time.Now()), Version: "2.0.0", Manufacturer: "acme", SerialNumber: "AMR-001"}, ConnectionState: vda5050.ConnectionBroken}))
+	j, _, ok = b.senders[b.shard("acme/AMR-001")].take(later())
+	if !ok || j.workflowID != "mission-m-1" || j.ev.Connection != "CONNECTIONBROKEN" {
+		t.Fatalf("connection change routed to %+v", j)
+	}
+}
