@@ -513,6 +513,9 @@ func (r *chaosRig) run(ctx context.Context, sc *scenario) chaosRow {
 	faultOver := time.Now()
 	<-cancelled
 	row.terminated = len(terminated)
+	if row.terminated > 0 {
+		row.notes = append(row.notes, fmt.Sprintf("%d terminated on purpose", row.terminated))
+	}
 	r.judge(ctx, &row, ids, terminated, faultOver)
 	return row
 }
