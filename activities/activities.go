@@ -8,7 +8,6 @@
 package activities
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -66,8 +65,12 @@ type Activities struct {
 	Sites    map[string]*site.Map
 	Temporal client.Client // signals queued missions when a robot is released
 	HTTP     *http.Client
-	// WMSWebhookURL receives a JSON POST when a mission ends; "" = none.
-	WMSWebhookURL string
+	// Webhooks are the WMS clients with a webhook, by name (config
+	// wms.clients); PlanMission tells a mission whether its client has one.
+	Webhooks map[string]WebhookClient
+	// WebhookDeliveryTimeout is how long one mission event is retried
+	// (wms.deliveryTimeout), handed to missions by PlanMission.
+	WebhookDeliveryTimeout time.Duration
 	// Artifacts is the OTA artifact store (ota task queue).
 	Artifacts ArtifactStore
 	// OrderAckTimeout and OrderResends are handed to missions by
@@ -106,7 +109,8 @@ func steps(spec schemas.MissionSpec) []site.Step {
 }
 
 // PlanMission checks a mission against its site map (stations exist, allow
-// the action, some robot has the capabilities) and returns where it starts.
+// the action, some robot has the capabilities) and returns where it starts,
+// and whether the mission's WMS client has a webhook to hear its events.
 // Errors: InvalidMission (non-retryable) naming every problem.
 func (a *Activities) PlanMission(ctx context.Context, in schemas.PlanMissionInput) (schemas.PlanMissionResult, error) {
 	m, err := a.siteMap(in.Spec.Site)
@@ -118,7 +122,13 @@ func (a *Activities) PlanMission(ctx context.Context, in schemas.PlanMissionInpu
 	}
 	st, _ := m.Station(in.Spec.Steps[0].Station)
 	n, _ := m.Node(st.Node)
-	return schemas.PlanMissionResult{FirstStationNode: n.ID, X: n.X, Y: n.Y, OrderAckTimeout: a.OrderAckTimeout, OrderResends: a.OrderResends, ConnectionGrace: a.ConnectionGrace}, nil
+	res := schemas.PlanMissionResult{FirstStationNode: n.ID, X: n.X, Y: n.Y, OrderAckTimeout: a.OrderAckTimeout, OrderResends: a.OrderResends, ConnectionGrace: a.ConnectionGrace}
+	if in.Client != "" {
+		if _, ok := a.Webhooks[in.Client]; ok {
+			res.Webhook, res.WebhookDeliveryTimeout = true, a.WebhookDeliveryTimeout
+		}
+	}
+	return res, nil
 }
 
 // ReserveRobot atomically reserves the nearest eligible idle robot, or puts
@@ -312,34 +322,12 @@ func (a *Activities) Audit(ctx context.Context, in schemas.AuditInput) error {
 	return storeError(a.Store.Audit(ctx, in.Actor, in.Kind, in.Subject, in.Details))
 }
 
-// NotifyWMS POSTs the mission's end to the WMS webhook as JSON
-// ({"missionId","state","robotId","reason"}). 4xx answers are final
-// (non-retryable "WMSRejected"); 5xx and network errors are retried.
+// NotifyWMS is what missions recorded before mission events (WMSEvents)
+// called when they ended; it stays registered so that those histories
+// replay and such missions still finish. It delivers nothing: the single
+// unsigned webhook it used is no longer configured (events go to
+// wms.clients through DeliverWebhook).
 func (a *Activities) NotifyWMS(ctx context.Context, in schemas.NotifyWMSInput) error {
-	if a.WMSWebhookURL == "" {
-		return nil
-	}
-	body, _ := json.Marshal(in)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.WMSWebhookURL, bytes.NewReader(body))
-	if err != nil {
-		return temporal.NewNonRetryableApplicationError(err.Error(), "WMSRejected", nil)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Idempotency-Key", in.MissionID+"/"+in.State)
-	hc := a.HTTP
-	if hc == nil {
-		hc = &http.Client{Timeout: 5 * time.Second}
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("notify WMS: %w", err)
-	}
-	resp.Body.Close()
-	switch {
-	case resp.StatusCode >= 500:
-		return fmt.Errorf("notify WMS: %s", resp.Status)
-	case resp.StatusCode >= 400:
-		return temporal.NewNonRetryableApplicationError("notify WMS: "+resp.Status, "WMSRejected", nil)
-	}
+	activity.GetLogger(ctx).Info("mission recorded before mission events ended; no webhook", "mission", in.MissionID, "state", in.State)
 	return nil
 }

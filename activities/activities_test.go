@@ -6,11 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -316,37 +313,5 @@ func TestRobotSnapshotFromStore(t *testing.T) {
 	}
 	if ev.OrderID != "mission-m-1" || ev.LastNodeSequenceID != 4 || ev.Connection != "ONLINE" || len(ev.ActionStates) != 1 || ev.Errors[0].ErrorLevel != vda5050.ErrorFatal {
 		t.Fatalf("%+v", ev)
-	}
-}
-
-func TestNotifyWMS(t *testing.T) {
-	var calls atomic.Int32
-	var body schemas.NotifyWMSInput
-	status := http.StatusOK
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		json.NewDecoder(r.Body).Decode(&body)
-		if r.Header.Get("Idempotency-Key") == "" {
-			t.Error("no Idempotency-Key")
-		}
-		w.WriteHeader(status)
-	}))
-	defer srv.Close()
-	a := &Activities{WMSWebhookURL: srv.URL}
-	in := schemas.NotifyWMSInput{MissionID: "m-1", State: "COMPLETED", RobotID: "acme/1"}
-	if err := a.NotifyWMS(context.Background(), in); err != nil || body != in {
-		t.Fatalf("%v %+v", err, body)
-	}
-	status = http.StatusBadRequest
-	var ae *temporal.ApplicationError
-	if err := a.NotifyWMS(context.Background(), in); !asApp(err, &ae) || !ae.NonRetryable() {
-		t.Fatalf("4xx must be final: %v", err)
-	}
-	status = http.StatusServiceUnavailable
-	if err := a.NotifyWMS(context.Background(), in); err == nil || asApp(err, &ae) {
-		t.Fatalf("5xx must be retried: %v", err)
-	}
-	if err := (&Activities{}).NotifyWMS(context.Background(), in); err != nil {
-		t.Fatal("no webhook configured is not an error")
 	}
 }

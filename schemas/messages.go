@@ -69,6 +69,8 @@ type ReserveRobotResult struct {
 // PlanMissionInput checks a mission against its site map (activity PlanMission).
 type PlanMissionInput struct {
 	Spec MissionSpec `json:"spec"`
+	// Client is the WMS client that started the mission ("" = none).
+	Client string `json:"client,omitempty"`
 }
 
 // PlanMissionResult gives where the mission starts, and the workers'
@@ -87,6 +89,11 @@ type PlanMissionResult struct {
 	// ConnectionGrace: how long a lost robot may take to come back
 	// (config robots.connectionGrace); zero = the workflow's default.
 	ConnectionGrace time.Duration `json:"connectionGrace,omitempty"`
+	// Webhook: the mission's WMS client has a webhook; the mission sends
+	// it its events (WMSEvents), each retried for WebhookDeliveryTimeout
+	// (config wms.deliveryTimeout).
+	Webhook                bool          `json:"webhook,omitempty"`
+	WebhookDeliveryTimeout time.Duration `json:"webhookDeliveryTimeout,omitempty"`
 }
 
 // BuildOrderInput asks for the VDA 5050 order that drives RobotID from where

@@ -81,6 +81,10 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   say "Node.js/npm missing (the third-party VDA 5050 vehicle of the end-to-end tests); installing the Debian packages nodejs npm"
   apt_install nodejs npm || { say "could not install nodejs and npm (need root and apt): apt-get install nodejs npm"; ok=0; }
 fi
+if ! command -v python3 >/dev/null; then
+  say "python3 missing (the independent webhook receiver of the activity tests); installing the Debian package python3"
+  apt_install python3 || { say "could not install python3 (need root and apt): apt-get install python3"; ok=0; }
+fi
 
 [ "$ok" = 1 ] || exit 1
-say "PostgreSQL and MQTT are up; mosquitto and node are installed"
+say "PostgreSQL and MQTT are up; mosquitto, node and python3 are installed"

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fleetflow/fleetflow/activities/store"
+	"github.com/fleetflow/fleetflow/internal/config"
 	"github.com/fleetflow/fleetflow/internal/sim"
 	"github.com/fleetflow/fleetflow/internal/site"
 	"github.com/fleetflow/fleetflow/internal/vda5050"
@@ -26,14 +28,7 @@ func fleetCmd(g *globalFlags) *cobra.Command {
 		Short: "List robots with connection, battery, position, software version and reservation (needs DATABASE_URL)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(g)
-			if err != nil {
-				return err
-			}
-			if cfg.Postgres.URL == "" {
-				return badInput("DATABASE_URL is not set (`starter dev` prints the one to export)")
-			}
-			st, err := store.Open(cmd.Context(), cfg.Postgres.URL)
+			st, _, err := openRegistry(cmd.Context(), g)
 			if err != nil {
 				return err
 			}
@@ -74,18 +69,11 @@ func fleetShowCmd(g *globalFlags) *cobra.Command {
 		Short: "Show one robot: state, battery, position, version, protocol, reservation and how its messages deviate from its VDA 5050 schema",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(g)
-			if err != nil {
-				return err
-			}
-			if cfg.Postgres.URL == "" {
-				return badInput("DATABASE_URL is not set (`starter dev` prints the one to export)")
-			}
 			k, err := vda5050.ParseRobotID(args[0])
 			if err != nil {
 				return badInput("%v", err)
 			}
-			st, err := store.Open(cmd.Context(), cfg.Postgres.URL)
+			st, cfg, err := openRegistry(cmd.Context(), g)
 			if err != nil {
 				return err
 			}
@@ -188,4 +176,18 @@ The broker is mqtt.url (FLEETFLOW_MQTT_URL).`,
 	cmd.Flags().Float64Var(&speed, "speed", 0, "metres/second, 0 = instant (default sim.speed)")
 	cmd.Flags().IntVar(&grid, "grid", 0, "instead of a site map, this many robots on a generated 32×32 grid (benchmarks)")
 	return cmd
+}
+
+// openRegistry opens the fleet registry the configuration names
+// (DATABASE_URL); a missing URL is bad input that says how to get one.
+func openRegistry(ctx context.Context, g *globalFlags) (*store.Store, config.Config, error) {
+	cfg, err := loadConfig(g)
+	if err != nil {
+		return nil, cfg, err
+	}
+	if cfg.Postgres.URL == "" {
+		return nil, cfg, badInput("DATABASE_URL is not set (`starter dev` prints the one to export)")
+	}
+	st, err := store.Open(ctx, cfg.Postgres.URL)
+	return st, cfg, err
 }

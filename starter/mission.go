@@ -90,12 +90,43 @@ func missionStartOptions(cfg config.Config, spec schemas.MissionSpec) client.Sta
 // startMission starts one mission; a second start of the same ID returns an
 // error saying it exists and starts nothing.
 func startMission(ctx context.Context, c client.Client, cfg config.Config, spec schemas.MissionSpec, by string) (client.WorkflowRun, error) {
-	run, err := c.ExecuteWorkflow(ctx, missionStartOptions(cfg, spec), workflows.MissionWorkflowType, workflows.MissionInput{Spec: spec, RequestedBy: by})
+	return startMissionFor(ctx, c, cfg, spec, by, "")
+}
+
+// startMissionFor starts a mission for WMS client wmsClient ("" = none),
+// whose webhook then hears the mission's events. An unknown client is bad
+// input and starts nothing.
+func startMissionFor(ctx context.Context, c client.Client, cfg config.Config, spec schemas.MissionSpec, by, wmsClient string) (client.WorkflowRun, error) {
+	if wmsClient != "" {
+		if err := checkWMSClient(cfg, wmsClient); err != nil {
+			return nil, err
+		}
+	}
+	run, err := c.ExecuteWorkflow(ctx, missionStartOptions(cfg, spec), workflows.MissionWorkflowType, workflows.MissionInput{Spec: spec, RequestedBy: by, Client: wmsClient})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return nil, badInput("mission %s already exists (workflow %s); a mission ID starts at most one workflow", spec.MissionID, workflows.MissionWorkflowID(spec.MissionID))
 	}
 	return run, err
+}
+
+// checkWMSClient refuses a WMS client name that wms.clients lacks.
+func checkWMSClient(cfg config.Config, name string) error {
+	if _, ok := cfg.WMS.Client(name); ok {
+		return nil
+	}
+	known := make([]string, 0, len(cfg.WMS.Clients))
+	for _, k := range cfg.WMS.Clients {
+		known = append(known, k.Name)
+	}
+	if len(known) == 0 {
+		src := cfg.Source
+		if src == "" {
+			src = "the configuration (no file was read)"
+		}
+		return badInput("no WMS client %q: wms.clients in %s is empty", name, src)
+	}
+	return badInput("no WMS client %q in wms.clients (configured: %s)", name, strings.Join(known, ", "))
 }
 
 func currentUser() string {
@@ -106,7 +137,7 @@ func currentUser() string {
 }
 
 func missionStartCmd(g *globalFlags) *cobra.Command {
-	var file string
+	var file, wmsClient string
 	var wait bool
 	cmd := &cobra.Command{
 		Use:   "start -f FILE",
@@ -120,13 +151,26 @@ func missionStartCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
+			if wmsClient != "" {
+				cfg, err := loadConfig(g)
+				if err != nil {
+					return err
+				}
+				if err := checkWMSClient(cfg, wmsClient); err != nil {
+					return err
+				}
+			}
 			c, cfg, err := dialTemporal(g)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
 			ctx := cmd.Context()
-			run, err := startMission(ctx, c, cfg, spec, currentUser())
+			by := currentUser()
+			if wmsClient != "" {
+				by = wmsClient
+			}
+			run, err := startMissionFor(ctx, c, cfg, spec, by, wmsClient)
 			if err != nil {
 				return err
 			}
@@ -164,6 +208,7 @@ func missionStartCmd(g *globalFlags) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "mission spec file")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the mission to end and print its result")
+	cmd.Flags().StringVar(&wmsClient, "client", "", "start it for this WMS client (wms.clients): its webhook hears the mission's events")
 	return cmd
 }
 

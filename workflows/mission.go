@@ -59,6 +59,10 @@ type MissionInput struct {
 	Spec schemas.MissionSpec `json:"spec"`
 	// RequestedBy is who launched it (CLI user, WMS integration); audited.
 	RequestedBy string `json:"requestedBy,omitempty"`
+	// Client is the WMS client (config wms.clients) that started the
+	// mission; when it has a webhook, the mission's events are POSTed to
+	// it (WMSEvents). "" = nobody hears them.
+	Client string `json:"client,omitempty"`
 }
 
 // MissionResult is what a finished mission returns. State is COMPLETED or
@@ -194,6 +198,11 @@ type MissionTimings struct {
 	// release its robot and leave the queue (default 10 min; after that the
 	// Reaper frees what is left).
 	ReleaseTimeout time.Duration
+	// WebhookDeliveryTimeout is how long WMSEvents retries one event when
+	// its input gives none; WebhookIdleTimeout how long it waits for the
+	// next event before it ends without a terminal one.
+	WebhookDeliveryTimeout time.Duration
+	WebhookIdleTimeout     time.Duration
 }
 
 // Timings are the durations Mission uses. Tests may shorten them; changing
@@ -212,6 +221,9 @@ var Timings = MissionTimings{
 	MaxHandovers:    2,
 	RobotIOTimeout:  2 * time.Minute,
 	ReleaseTimeout:  10 * time.Minute,
+
+	WebhookDeliveryTimeout: time.Hour,
+	WebhookIdleTimeout:     48 * time.Hour,
 }
 
 var (
@@ -291,6 +303,8 @@ type mission struct {
 	released  bool
 	finished  bool
 	startedAt time.Time
+
+	notify *notifier // the mission's events for its WMS client; nil = none
 }
 
 // Mission runs one transport mission: validate the spec against its site map
@@ -516,8 +530,11 @@ func (m *mission) run(ctx workflow.Context) (MissionResult, error) {
 	m.stepDone = make([]bool, len(spec.Steps))
 
 	var plan schemas.PlanMissionResult
-	if err := m.storeIO(ctx, "check mission against site map", ActivityPlanMission, schemas.PlanMissionInput{Spec: spec}, &plan); err != nil {
+	if err := m.storeIO(ctx, "check mission against site map", ActivityPlanMission, schemas.PlanMissionInput{Spec: spec, Client: m.in.Client}, &plan); err != nil {
 		return m.fail(ctx, errType(err, ErrInvalidMission), err.Error())
+	}
+	if plan.Webhook && m.in.Client != "" {
+		m.startNotifier(ctx, m.in.Client, plan.WebhookDeliveryTimeout)
 	}
 	m.grace = plan.ConnectionGrace
 	if m.grace <= 0 {
@@ -1143,8 +1160,9 @@ func (m *mission) noteProgress(ctx workflow.Context, ev schemas.RobotEvent) {
 	for _, as := range ev.ActionStates {
 		if i, ok := m.actionStep[as.ActionID]; ok {
 			key += "|" + string(as.ActionStatus)
-			if as.ActionStatus == vda5050.ActionFinished && i < len(m.stepDone) {
+			if as.ActionStatus == vda5050.ActionFinished && i < len(m.stepDone) && !m.stepDone[i] {
 				m.stepDone[i] = true
+				m.stepEvent(ctx, i)
 			}
 		}
 	}
@@ -1295,10 +1313,20 @@ func (m *mission) end(ctx workflow.Context, state, errType, reason string) (Miss
 	}, nil, storeOptions("audit"), workflow.Now(ctx).Add(Timings.ReleaseTimeout)); err != nil {
 		m.logger.Error("audit failed", "error", err)
 	}
-	if err := workflow.ExecuteLocalActivity(localCtx(ctx, "notify WMS"), ActivityNotifyWMS, schemas.NotifyWMSInput{
-		MissionID: m.in.Spec.MissionID, State: state, RobotID: m.status.RobotID, Reason: reason,
-	}).Get(ctx, nil); err != nil {
-		m.logger.Warn("notify WMS failed", "error", err)
+	if workflow.GetVersion(ctx, "wms-events", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		// Recorded before mission events: the end was reported by NotifyWMS.
+		if err := workflow.ExecuteLocalActivity(localCtx(ctx, "notify WMS"), ActivityNotifyWMS, schemas.NotifyWMSInput{
+			MissionID: m.in.Spec.MissionID, State: state, RobotID: m.status.RobotID, Reason: reason,
+		}).Get(ctx, nil); err != nil {
+			m.logger.Warn("notify WMS failed", "error", err)
+		}
+	} else {
+		kind := map[string]string{MissionCompleted: schemas.WMSEventCompleted, MissionCancelled: schemas.WMSEventCancelled}[state]
+		if kind == "" {
+			kind = schemas.WMSEventFailed
+		}
+		m.emit(ctx, kind, schemas.WMSEventData{State: state, Reason: reason, ErrorType: errType})
+		m.flushEvents(ctx)
 	}
 	m.finished = true
 	res := m.result()
@@ -1321,6 +1349,14 @@ func (m *mission) setState(ctx workflow.Context, state string) {
 	}
 	m.status.State = state
 	m.status.UpdatedAt = workflow.Now(ctx)
+	switch state {
+	case MissionQueued:
+		m.emit(ctx, schemas.WMSEventQueued, schemas.WMSEventData{QueuePosition: m.status.QueuePosition})
+	case MissionReserved:
+		m.emit(ctx, schemas.WMSEventAssigned, schemas.WMSEventData{})
+	case MissionAwaitingOperator:
+		m.emit(ctx, schemas.WMSEventAwaitingOperator, schemas.WMSEventData{Reason: m.status.LastError})
+	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx, saMissionState.ValueSet(state)); err != nil {
 		m.logger.Warn("upsert search attribute failed", "error", err)
 	}

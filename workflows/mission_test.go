@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/fleetflow/fleetflow/internal/vda5050"
 	"github.com/fleetflow/fleetflow/schemas"
@@ -31,9 +32,14 @@ type fakeActivities struct {
 	cancelled []string
 	audits    []schemas.AuditInput
 	notified  []schemas.NotifyWMSInput
-	snapshot  *schemas.RobotEvent
-	builds    []schemas.BuildOrderInput
-	headerID  uint32 // of the last instantActions sent
+	webhooks  []schemas.DeliverWebhookInput
+	// webhookDown fails DeliverWebhook this many times first (retryable);
+	// webhookRejects answers every delivery with a final 4xx.
+	webhookDown    int
+	webhookRejects bool
+	snapshot       *schemas.RobotEvent
+	builds         []schemas.BuildOrderInput
+	headerID       uint32 // of the last instantActions sent
 
 	// The registry is down for this many calls of each (a plain,
 	// retryable error), or refuses them (non-retryable StoreRefused).
@@ -49,7 +55,32 @@ func (f *fakeActivities) PlanMission(ctx context.Context, in schemas.PlanMission
 	if in.Spec.Steps[0].Station == "nowhere" {
 		return schemas.PlanMissionResult{}, temporal.NewNonRetryableApplicationError("unknown station nowhere", ErrInvalidMission, nil)
 	}
-	return schemas.PlanMissionResult{FirstStationNode: "B1", X: 4, Y: 2}, nil
+	return schemas.PlanMissionResult{FirstStationNode: "B1", X: 4, Y: 2, Webhook: in.Client == "acme-wms"}, nil
+}
+
+func (f *fakeActivities) DeliverWebhook(ctx context.Context, in schemas.DeliverWebhookInput) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.webhookRejects {
+		return temporal.NewNonRetryableApplicationError("deliver: 400 Bad Request", "WMSRejected", nil)
+	}
+	if f.webhookDown > 0 {
+		f.webhookDown--
+		return errors.New("deliver: connection refused")
+	}
+	f.webhooks = append(f.webhooks, in)
+	return nil
+}
+
+// webhookKinds are the kinds of the events delivered so far, in order.
+func (f *fakeActivities) webhookKinds() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var k []string
+	for _, w := range f.webhooks {
+		k = append(k, w.Event.Kind)
+	}
+	return k
 }
 
 func (f *fakeActivities) ReserveRobot(ctx context.Context, in schemas.ReserveRobotInput) (schemas.ReserveRobotResult, error) {
@@ -175,6 +206,7 @@ func newEnv(t *testing.T) *suite {
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.SetStartWorkflowOptions(clientOptions(wfID))
 	s.env.RegisterWorkflow(Mission)
+	s.env.RegisterWorkflowWithOptions(WMSEvents, workflow.RegisterOptions{Name: WMSEventsWorkflowType})
 	s.env.RegisterActivity(s.acts)
 	return s
 }
@@ -243,7 +275,8 @@ func TestMissionHappyPath(t *testing.T) {
 	require.Equal(t, wfID, s.acts.orders[0].Order.OrderID, "the orderId names the owning workflow")
 	require.Equal(t, []schemas.ReleaseRobotInput{{RobotID: "acme/AMR-001", MissionID: "m-1", Site: "warehouse-a"}}, s.acts.releases)
 	require.Equal(t, "mission.completed", s.acts.audits[0].Kind)
-	require.Equal(t, MissionCompleted, s.acts.notified[0].State)
+	require.Empty(t, s.acts.notified, "NotifyWMS only runs in missions recorded before mission events")
+	require.Empty(t, s.acts.webhooks, "a mission without a WMS client sends no events")
 	require.Equal(t, 4.0, s.acts.reserves[0].X, "reservation asks for the robot nearest the first station")
 }
 

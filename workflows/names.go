@@ -17,6 +17,9 @@ const (
 const (
 	MissionWorkflowType = "Mission"
 	ReaperWorkflowType  = "Reaper"
+	// WMSEventsWorkflowType delivers one mission's events to its WMS
+	// client's webhook, in order (a child of the Mission that outlives it).
+	WMSEventsWorkflowType = "WMSEvents"
 )
 
 // ReaperScheduleID is the Temporal Schedule that starts a Reaper sweep
@@ -38,6 +41,10 @@ const (
 	UpdateResolve = "resolve"
 
 	QueryStatus = "status"
+
+	// SignalWMSEvents carries further []schemas.WMSEvent from a Mission to
+	// its WMSEvents child.
+	SignalWMSEvents = "wms-events"
 )
 
 // Activity names. The activities.Activities struct has one method per name
@@ -54,6 +61,7 @@ const (
 	ActivityAudit              = "Audit"
 	ActivityNotifyWMS          = "NotifyWMS"
 	ActivitySweepLeases        = "SweepLeases"
+	ActivityDeliverWebhook     = "DeliverWebhook"
 
 	// OTA (task queue ota).
 	ActivityVerifyArtifact = "VerifyArtifact"
@@ -66,7 +74,7 @@ var ActivityNames = []string{
 	ActivityPlanMission, ActivityReserveRobot, ActivityCancelQueued, ActivityBuildOrder,
 	ActivitySendOrder, ActivitySendInstantActions, ActivityRobotSnapshot, ActivityReleaseRobot,
 	ActivityAudit, ActivityNotifyWMS, ActivityVerifyArtifact, ActivityResolveTargets, ActivityLocateArtifact,
-	ActivitySweepLeases,
+	ActivitySweepLeases, ActivityDeliverWebhook,
 }
 
 // Search attributes set by fleetflow's workflows (registered on the server

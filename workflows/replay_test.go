@@ -24,9 +24,7 @@ func TestReplayRecordedMissions(t *testing.T) {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflowWithOptions(Mission, workflow.RegisterOptions{Name: MissionWorkflowType})
-			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
-				t.Fatalf("replay %s: %v", f, err)
-			}
+			replayAsRecorded(t, r, f, "")
 		})
 	}
 }
@@ -49,19 +47,7 @@ func TestReplayRecordedOTA(t *testing.T) {
 				r.RegisterWorkflowWithOptions(RobotUpdate, workflow.RegisterOptions{Name: RobotUpdateWorkflowType})
 				// RobotUpdate names its instant actions after its workflow ID,
 				// so it replays under the ID it ran with.
-				raw, err := os.Open(f)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer raw.Close()
-				hist, err := client.HistoryFromJSON(raw, client.HistoryJSONOptions{})
-				if err != nil {
-					t.Fatalf("read %s: %v", f, err)
-				}
-				opts := worker.ReplayWorkflowHistoryOptions{OriginalExecution: workflow.Execution{ID: recordedIDs[filepath.Base(f)]}}
-				if err := r.ReplayWorkflowHistoryWithOptions(nil, hist, opts); err != nil {
-					t.Fatalf("replay %s: %v", f, err)
-				}
+				replayAsRecorded(t, r, f, recordedIDs[filepath.Base(f)])
 			})
 		}
 	}
@@ -72,4 +58,45 @@ var recordedIDs = map[string]string{
 	"rollout-continued-as-new.json":      RolloutWorkflowID("e2e-good"),
 	"rollout-aborted-rolled-back.json":   RolloutWorkflowID("e2e-bad"),
 	"robotupdate-fatal-rolled-back.json": RobotUpdateWorkflowID("e2e-bad", "acme/R00001"),
+}
+
+// Recorded WMSEvents histories (starter/e2e_wms_test.go with
+// FLEETFLOW_RECORD_HISTORIES=DIR): a mission's deliveries while the
+// receiver was down at first.
+func TestReplayRecordedWMSEvents(t *testing.T) {
+	files, err := filepath.Glob("../testdata/histories/wmsevents-*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no recorded WMSEvents histories in testdata/histories: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			r := worker.NewWorkflowReplayer()
+			r.RegisterWorkflowWithOptions(WMSEvents, workflow.RegisterOptions{Name: WMSEventsWorkflowType})
+			replayAsRecorded(t, r, f, "")
+		})
+	}
+}
+
+// replayAsRecorded replays history file f under workflow ID id ("" = the
+// replayer's default) and the run ID it ran with (the first execution's,
+// from its start event): a Mission names its WMSEvents child and its
+// events after its run.
+func replayAsRecorded(t *testing.T, r worker.WorkflowReplayer, f, id string) {
+	t.Helper()
+	raw, err := os.Open(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	hist, err := client.HistoryFromJSON(raw, client.HistoryJSONOptions{})
+	if err != nil {
+		t.Fatalf("read %s: %v", f, err)
+	}
+	exec := workflow.Execution{ID: id}
+	if ev := hist.GetEvents(); len(ev) > 0 {
+		exec.RunID = ev[0].GetWorkflowExecutionStartedEventAttributes().GetFirstExecutionRunId()
+	}
+	if err := r.ReplayWorkflowHistoryWithOptions(nil, hist, worker.ReplayWorkflowHistoryOptions{OriginalExecution: exec}); err != nil {
+		t.Fatalf("replay %s: %v", f, err)
+	}
 }

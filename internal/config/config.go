@@ -6,6 +6,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -154,10 +156,63 @@ func (s Sim) Simulates(robotID string) bool {
 	return false
 }
 
-// WMS is the warehouse management system that hears about finished missions.
+// WMS configures the warehouse management systems (WMS clients) that start
+// missions and hear back about them.
 type WMS struct {
-	WebhookURL string        `yaml:"webhookURL" env:"WEBHOOK_URL"` // empty = no webhook
-	Timeout    time.Duration `yaml:"timeout" env:"TIMEOUT"`
+	// Timeout bounds one webhook POST.
+	Timeout time.Duration `yaml:"timeout" env:"TIMEOUT"`
+	// DeliveryTimeout is how long one mission event is retried (with
+	// exponential backoff from 1 s to 1 min) before it is given up.
+	DeliveryTimeout time.Duration `yaml:"deliveryTimeout" env:"DELIVERY_TIMEOUT"`
+	// Clients are the WMS integrations, by name.
+	Clients []WMSClient `yaml:"clients" env:"-"`
+}
+
+// WMSClient is one WMS integration. Its secrets are never in the file:
+// SecretEnv names the environment variable that holds the webhook signing
+// secret.
+type WMSClient struct {
+	// Name identifies the client in missions (MissionInput.Client), the
+	// audit log and webhook deliveries: 1–64 of A-Z a-z 0-9 _ . -.
+	Name string `yaml:"name"`
+	// WebhookURL receives the mission events of the missions this client
+	// started (CloudEvents, signed per Standard Webhooks); "" = none.
+	WebhookURL string `yaml:"webhookURL"`
+	// SecretEnv names the environment variable holding the signing
+	// secret, "whsec_" + base64 of 24–64 random bytes (Standard Webhooks;
+	// `starter wms new-secret` makes one). Required with WebhookURL.
+	SecretEnv string `yaml:"secretEnv"`
+	// Secret is the value of SecretEnv, read by Load.
+	Secret string `yaml:"-"`
+}
+
+var wmsClientName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+// CheckWebhookSecret checks a Standard Webhooks signing secret: "whsec_"
+// followed by the standard base64 of 24 to 64 bytes.
+func CheckWebhookSecret(secret string) error {
+	b64, ok := strings.CutPrefix(secret, "whsec_")
+	if !ok {
+		return errors.New(`the secret must start with "whsec_" (Standard Webhooks)`)
+	}
+	key, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return errors.New(`the secret after "whsec_" is not standard base64`)
+	}
+	if len(key) < 24 || len(key) > 64 {
+		return fmt.Errorf("the secret is %d bytes; want 24 to 64", len(key))
+	}
+	return nil
+}
+
+// WMSClient returns the client called name.
+func (w WMS) Client(name string) (WMSClient, bool) {
+	for _, c := range w.Clients {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return WMSClient{}, false
 }
 
 // Artifacts is the OTA artifact store and the keys artifacts are signed with.
@@ -210,7 +265,7 @@ func Default() Config {
 		Worker:     Worker{HTTPAddr: "127.0.0.1:9090", Bridge: true, BridgeFlushInterval: 50 * time.Millisecond, BridgeBatchSize: 500, WorkflowTaskPollers: 8, ReaperInterval: time.Minute, WorkflowCacheSize: 1000},
 		Robots:     Robots{OrderAckTimeout: 10 * time.Second, OrderResends: 3, ConnectionGrace: 30 * time.Second},
 		Sim:        Sim{Speed: 2, ActionDuration: time.Second},
-		WMS:        WMS{Timeout: 5 * time.Second},
+		WMS:        WMS{Timeout: 5 * time.Second, DeliveryTimeout: time.Hour},
 		Artifacts:  Artifacts{Dir: "testdata/artifacts", ServePort: 8089, TrustedKeys: "testdata/keys/trusted"},
 	}
 }
@@ -249,6 +304,11 @@ func Load(path string, env []string) (Config, error) {
 	}
 	if v, ok := vars["DATABASE_URL"]; ok {
 		cfg.Postgres.URL = v
+	}
+	for i, c := range cfg.WMS.Clients {
+		if c.SecretEnv != "" {
+			cfg.WMS.Clients[i].Secret = vars[c.SecretEnv]
+		}
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, err
@@ -406,9 +466,36 @@ func (c Config) Validate() error {
 	if c.Worker.BridgeFlushInterval <= 0 {
 		add("worker.bridgeFlushInterval", "must be positive")
 	}
-	if c.WMS.WebhookURL != "" {
-		if u, err := url.Parse(c.WMS.WebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-			add("wms.webhookURL", "%q is not an http(s) URL", c.WMS.WebhookURL)
+	if c.WMS.Timeout <= 0 {
+		add("wms.timeout", "must be positive")
+	}
+	if c.WMS.DeliveryTimeout < time.Second {
+		add("wms.deliveryTimeout", "%s: want at least 1s", c.WMS.DeliveryTimeout)
+	}
+	seen := map[string]bool{}
+	for i, cl := range c.WMS.Clients {
+		field := fmt.Sprintf("wms.clients[%d]", i)
+		if !wmsClientName.MatchString(cl.Name) {
+			add(field+".name", "%q: want 1–64 of A-Z a-z 0-9 _ . -", cl.Name)
+		} else if seen[cl.Name] {
+			add(field+".name", "%q is used twice", cl.Name)
+		}
+		seen[cl.Name] = true
+		if cl.WebhookURL == "" {
+			continue
+		}
+		if u, err := url.Parse(cl.WebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add(field+".webhookURL", "%q is not an http(s) URL", cl.WebhookURL)
+		}
+		switch {
+		case cl.SecretEnv == "":
+			add(field+".secretEnv", "required with webhookURL: webhooks are always signed")
+		case cl.Secret == "":
+			add(field+".secretEnv", "environment variable %s is not set or empty", cl.SecretEnv)
+		default:
+			if err := CheckWebhookSecret(cl.Secret); err != nil {
+				add(field+".secretEnv", "%s: %v", cl.SecretEnv, err)
+			}
 		}
 	}
 	if c.Artifacts.BaseURL != "" {

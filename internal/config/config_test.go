@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,5 +59,43 @@ func TestValidationNamesFields(t *testing.T) {
 func TestRepoConfigIsValid(t *testing.T) {
 	if _, err := Load("../../temporal.yaml", []string{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestWMSClients(t *testing.T) {
+	good := "whsec_" + base64.StdEncoding.EncodeToString(make([]byte, 32))
+	p := filepath.Join(t.TempDir(), "temporal.yaml")
+	os.WriteFile(p, []byte(`wms:
+  clients:
+    - {name: acme, webhookURL: "https://wms.example/events", secretEnv: ACME_SECRET}
+    - {name: quiet}
+`), 0o644)
+	cfg, err := Load(p, []string{"ACME_SECRET=" + good})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, ok := cfg.WMS.Client("acme"); !ok || c.Secret != good || c.WebhookURL != "https://wms.example/events" {
+		t.Fatalf("acme: %+v %v", c, ok)
+	}
+	if _, ok := cfg.WMS.Client("nobody"); ok {
+		t.Fatal("unknown client found")
+	}
+	for name, tc := range map[string]struct{ yaml, env, want string }{
+		"no secretEnv": {`[{name: a, webhookURL: "https://x/e"}]`, "", "wms.clients[0].secretEnv: required with webhookURL"},
+		"secret unset": {`[{name: a, webhookURL: "https://x/e", secretEnv: S}]`, "", "environment variable S is not set"},
+		"no prefix":    {`[{name: a, webhookURL: "https://x/e", secretEnv: S}]`, "S=hunter2hunter2hunter2hunter2", `must start with "whsec_"`},
+		"short secret": {`[{name: a, webhookURL: "https://x/e", secretEnv: S}]`, "S=whsec_" + base64.StdEncoding.EncodeToString([]byte("short")), "5 bytes; want 24 to 64"},
+		"bad url":      {`[{name: a, webhookURL: "ftp://x/e", secretEnv: S}]`, "S=" + good, `wms.clients[0].webhookURL: "ftp://x/e" is not an http(s) URL`},
+		"bad name":     {`[{name: "a b"}]`, "", `wms.clients[0].name: "a b"`},
+		"duplicate":    {`[{name: a}, {name: a}]`, "", `wms.clients[1].name: "a" is used twice`},
+	} {
+		os.WriteFile(p, []byte("wms:\n  clients: "+tc.yaml+"\n"), 0o644)
+		_, err := Load(p, []string{tc.env})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: want %q, got %v", name, tc.want, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s: the error leaks the secret: %v", name, err)
+		}
 	}
 }

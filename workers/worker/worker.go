@@ -281,9 +281,21 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 	if err != nil {
 		return fail(err)
 	}
+	webhooks := map[string]activities.WebhookClient{}
+	for i, c := range cfg.WMS.Clients {
+		if c.WebhookURL == "" {
+			continue
+		}
+		wc, err := activities.NewWebhookClient(c.WebhookURL, c.Secret)
+		if err != nil {
+			return fail(fmt.Errorf("wms.clients[%d].secretEnv (%s): %w", i, c.SecretEnv, err))
+		}
+		webhooks[c.Name] = wc
+	}
 	acts := &activities.Activities{
 		Store: w.Store, Link: activities.NewRobotLink(w.MQTT, 5*time.Second, profiles), Sites: maps,
-		Temporal: w.Client, HTTP: &http.Client{Timeout: cfg.WMS.Timeout}, WMSWebhookURL: cfg.WMS.WebhookURL,
+		Temporal: w.Client, HTTP: &http.Client{Timeout: cfg.WMS.Timeout},
+		Webhooks: webhooks, WebhookDeliveryTimeout: cfg.WMS.DeliveryTimeout,
 		OrderAckTimeout: cfg.Robots.OrderAckTimeout, OrderResends: cfg.Robots.OrderResends, ConnectionGrace: cfg.Robots.ConnectionGrace,
 		LeasesFreed: activities.NewLeasesFreedCounter(),
 	}
@@ -307,6 +319,7 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 		case cfg.TaskQueues.Missions:
 			wk.RegisterWorkflowWithOptions(workflows.Mission, workflow.RegisterOptions{Name: workflows.MissionWorkflowType})
 			wk.RegisterWorkflowWithOptions(workflows.Reaper, workflow.RegisterOptions{Name: workflows.ReaperWorkflowType})
+			wk.RegisterWorkflowWithOptions(workflows.WMSEvents, workflow.RegisterOptions{Name: workflows.WMSEventsWorkflowType})
 			wk.RegisterActivity(acts) // run as local activities by Mission
 		case cfg.TaskQueues.RobotIO:
 			wk.RegisterActivity(acts)

@@ -1,0 +1,137 @@
+package activities
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/fleetflow/fleetflow/activities/store"
+	"github.com/fleetflow/fleetflow/schemas"
+)
+
+// Error types of DeliverWebhook (non-retryable).
+const (
+	// ErrWMSRejected: the receiver answered 4xx other than 408 and 429; the
+	// same request cannot succeed.
+	ErrWMSRejected = "WMSRejected"
+	// ErrWMSClientUnknown: the event names a client the workers do not
+	// have a webhook for (configuration changed under a running mission).
+	ErrWMSClientUnknown = "WMSClientUnknown"
+)
+
+// WebhookClient is where a WMS client's mission events go and the key they
+// are signed with.
+type WebhookClient struct {
+	URL    string
+	Signer *standardwebhooks.Webhook
+}
+
+// NewWebhookClient parses secret ("whsec_" + base64, Standard Webhooks).
+func NewWebhookClient(url, secret string) (WebhookClient, error) {
+	s, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		return WebhookClient{}, err
+	}
+	return WebhookClient{URL: url, Signer: s}, nil
+}
+
+// CloudEvent turns a mission event into the CloudEvent fleetflow POSTs
+// (specversion 1.0, type dev.fleetflow.mission.<kind>, source
+// /fleetflow/sites/<site>, subject the mission ID, data WMSEventData as
+// application/json) and returns its structured-mode JSON.
+func CloudEvent(ev schemas.WMSEvent) ([]byte, error) {
+	e := event.New()
+	e.SetID(ev.ID)
+	e.SetType(schemas.WMSEventTypePrefix + ev.Kind)
+	e.SetSource("/fleetflow/sites/" + ev.Data.Site)
+	e.SetSubject(ev.Data.MissionID)
+	e.SetTime(ev.Time)
+	if err := e.SetData(event.ApplicationJSON, ev.Data); err != nil {
+		return nil, err
+	}
+	if err := e.Validate(); err != nil {
+		return nil, err
+	}
+	return e.MarshalJSON()
+}
+
+// DeliverWebhook POSTs one mission event to its client's webhook as a
+// CloudEvent (Content-Type application/cloudevents+json) signed per
+// Standard Webhooks: headers webhook-id (the event ID), webhook-timestamp
+// (Unix seconds of this attempt) and webhook-signature ("v1," + base64
+// HMAC-SHA256 over "<id>.<timestamp>.<body>" with the client's secret), so
+// a receiver can check the body and refuse replays older than 5 minutes.
+// Every attempt is recorded in wms_deliveries (a registry that is down does
+// not stop the delivery). 2xx is success; a network error, 408, 429 and
+// 5xx are retried by Temporal; any other 4xx is final (WMSRejected).
+func (a *Activities) DeliverWebhook(ctx context.Context, in schemas.DeliverWebhookInput) error {
+	wc, ok := a.Webhooks[in.Client]
+	if !ok {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("WMS client %q has no webhook on this worker", in.Client), ErrWMSClientUnknown, nil)
+	}
+	body, err := CloudEvent(in.Event)
+	if err != nil {
+		return temporal.NewNonRetryableApplicationError("mission event "+in.Event.ID+": "+err.Error(), ErrWMSRejected, err)
+	}
+	now := time.Now()
+	sig, err := wc.Signer.Sign(in.Event.ID, now, body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, wc.URL, bytes.NewReader(body))
+	if err != nil {
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrWMSRejected, nil)
+	}
+	req.Header.Set("Content-Type", "application/cloudevents+json")
+	req.Header.Set(standardwebhooks.HeaderWebhookID, in.Event.ID)
+	req.Header.Set(standardwebhooks.HeaderWebhookTimestamp, fmt.Sprint(now.Unix()))
+	req.Header.Set(standardwebhooks.HeaderWebhookSignature, sig)
+	req.Header.Set("User-Agent", "fleetflow-webhooks/1")
+	hc := a.HTTP
+	if hc == nil {
+		hc = &http.Client{Timeout: 5 * time.Second}
+	}
+	d := store.Delivery{
+		Client: in.Client, EventID: in.Event.ID, MissionID: in.Event.Data.MissionID, Kind: in.Event.Kind,
+		Attempt: int(activity.GetInfo(ctx).Attempt),
+	}
+	start := time.Now()
+	resp, err := hc.Do(req)
+	d.Duration = time.Since(start)
+	var result error
+	switch {
+	case err != nil:
+		d.Outcome, d.Error = store.DeliveryRetrying, err.Error()
+		result = fmt.Errorf("deliver %s to %s: %w", in.Event.ID, in.Client, err)
+	default:
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		d.HTTPStatus = resp.StatusCode
+		switch c := resp.StatusCode; {
+		case c >= 200 && c < 300:
+			d.Outcome = store.DeliveryDelivered
+		case c == http.StatusRequestTimeout || c == http.StatusTooManyRequests || c >= 500:
+			d.Outcome, d.Error = store.DeliveryRetrying, resp.Status
+			result = fmt.Errorf("deliver %s to %s: %s", in.Event.ID, in.Client, resp.Status)
+		default:
+			d.Outcome, d.Error = store.DeliveryRejected, resp.Status
+			result = temporal.NewNonRetryableApplicationError(fmt.Sprintf("deliver %s to %s: %s", in.Event.ID, in.Client, resp.Status), ErrWMSRejected, nil)
+		}
+	}
+	if a.Store != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if err := a.Store.RecordDelivery(rctx, d); err != nil {
+			activity.GetLogger(ctx).Warn("record webhook delivery failed", "event", in.Event.ID, "error", err)
+		}
+		cancel()
+	}
+	return result
+}

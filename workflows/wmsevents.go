@@ -1,0 +1,223 @@
+package workflows
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/fleetflow/fleetflow/schemas"
+)
+
+// WMSEventsInput starts the WMSEvents workflow of one mission run.
+type WMSEventsInput struct {
+	// Client is the WMS client (config wms.clients) whose webhook hears
+	// the events.
+	Client    string `json:"client"`
+	MissionID string `json:"missionId"`
+	// Events are the first events; more come by signal SignalWMSEvents.
+	Events []schemas.WMSEvent `json:"events"`
+	// DeliveryTimeout is how long one event is retried before it is given
+	// up (config wms.deliveryTimeout); zero = Timings.WebhookDeliveryTimeout.
+	DeliveryTimeout time.Duration `json:"deliveryTimeout,omitempty"`
+}
+
+// WMSEventsResult counts what became of the events.
+type WMSEventsResult struct {
+	Delivered int `json:"delivered"`
+	// GaveUp lists the IDs of events that were rejected (4xx) or still
+	// failing after the delivery timeout; each is in the audit log as
+	// wms.delivery.gave_up.
+	GaveUp []string `json:"gaveUp,omitempty"`
+	// Unfinished is set when no terminal event came within
+	// Timings.WebhookIdleTimeout of the last one (the mission was
+	// terminated, or reset).
+	Unfinished bool `json:"unfinished,omitempty"`
+}
+
+// WMSEvents delivers one mission's events to its WMS client's webhook, one
+// at a time and in the order they happened, each with the activity
+// DeliverWebhook retried with exponential backoff (1 s doubling to 1 min)
+// for the delivery timeout. It is started by the Mission as a child with
+// ParentClosePolicy ABANDON, so a receiver that is down never holds up or
+// fails a mission, and deliveries go on after the mission has ended. It
+// ends after the terminal event (completed, failed, cancelled) has been
+// handled, or after Timings.WebhookIdleTimeout without any event.
+func WMSEvents(ctx workflow.Context, in WMSEventsInput) (WMSEventsResult, error) {
+	var res WMSEventsResult
+	logger := workflow.GetLogger(ctx)
+	timeout := in.DeliveryTimeout
+	if timeout <= 0 {
+		timeout = Timings.WebhookDeliveryTimeout
+	}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    30 * time.Second,
+		ScheduleToCloseTimeout: timeout,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        time.Minute,
+			NonRetryableErrorTypes: []string{"WMSRejected", "WMSClientUnknown"},
+		},
+	})
+	ch := workflow.GetSignalChannel(ctx, SignalWMSEvents)
+	queue := append([]schemas.WMSEvent(nil), in.Events...)
+	ended := false
+	for {
+		for {
+			var more []schemas.WMSEvent
+			if !ch.ReceiveAsync(&more) {
+				break
+			}
+			queue = append(queue, more...)
+		}
+		if len(queue) == 0 {
+			if ended {
+				return res, nil
+			}
+			timedOut := false
+			sel := workflow.NewSelector(ctx)
+			sel.AddReceive(ch, func(c workflow.ReceiveChannel, _ bool) {
+				var more []schemas.WMSEvent
+				c.Receive(ctx, &more)
+				queue = append(queue, more...)
+			})
+			sel.AddFuture(workflow.NewTimer(ctx, Timings.WebhookIdleTimeout), func(workflow.Future) { timedOut = true })
+			sel.Select(ctx)
+			if timedOut && len(queue) == 0 {
+				res.Unfinished = true
+				return res, nil
+			}
+			continue
+		}
+		ev := queue[0]
+		queue = queue[1:]
+		if ev.Terminal() {
+			ended = true
+		}
+		err := workflow.ExecuteActivity(actx, ActivityDeliverWebhook, schemas.DeliverWebhookInput{Client: in.Client, Event: ev}).Get(ctx, nil)
+		if err == nil {
+			res.Delivered++
+			continue
+		}
+		res.GaveUp = append(res.GaveUp, ev.ID)
+		logger.Warn("mission event given up", "event", ev.ID, "kind", ev.Kind, "error", err)
+		_ = retryLocal(ctx, "audit", ActivityAudit, schemas.AuditInput{
+			Actor: in.Client, Kind: "wms.delivery.gave_up", Subject: MissionWorkflowID(in.MissionID),
+			Details: map[string]any{"eventId": ev.ID, "kind": ev.Kind, "error": err.Error()},
+			Once:    "wms-gave-up/" + ev.ID,
+		}, nil, storeOptions("audit"), workflow.Now(ctx).Add(Timings.ReleaseTimeout))
+	}
+}
+
+// wmsEventsID is the WMSEvents workflow ID of a mission run.
+func wmsEventsID(ctx workflow.Context, missionWorkflowID string) string {
+	return fmt.Sprintf("%s-wms-events-%s", missionWorkflowID, workflow.GetInfo(ctx).WorkflowExecution.RunID)
+}
+
+// notifier is a Mission's side of its WMSEvents child: emit queues an event
+// and never blocks; a coroutine starts the child with the first events and
+// signals it the rest.
+type notifier struct {
+	client   string
+	timeout  time.Duration
+	seq      int
+	outbox   []schemas.WMSEvent
+	sending  bool
+	child    workflow.ChildWorkflowFuture
+	started  bool
+	disabled bool // the child could not be started: events are dropped
+}
+
+// startNotifier begins sending the mission's events to client's webhook.
+func (m *mission) startNotifier(ctx workflow.Context, client string, timeout time.Duration) {
+	n := &notifier{client: client, timeout: timeout}
+	m.notify = n
+	ctx, _ = workflow.NewDisconnectedContext(ctx)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			_ = workflow.Await(ctx, func() bool { return len(n.outbox) > 0 })
+			batch := n.outbox
+			n.outbox, n.sending = nil, true
+			m.sendEvents(ctx, n, batch)
+			n.sending = false
+		}
+	})
+}
+
+func (m *mission) sendEvents(ctx workflow.Context, n *notifier, batch []schemas.WMSEvent) {
+	if n.disabled {
+		return
+	}
+	if !n.started {
+		n.started = true
+		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+			WorkflowID:        wmsEventsID(ctx, m.orderID),
+			ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
+			StaticSummary:     "webhook deliveries of " + m.orderID + " to " + n.client,
+		})
+		n.child = workflow.ExecuteChildWorkflow(cctx, WMSEventsWorkflowType, WMSEventsInput{
+			Client: n.client, MissionID: m.in.Spec.MissionID, Events: batch, DeliveryTimeout: n.timeout,
+		})
+		if err := n.child.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
+			n.disabled = true
+			m.logger.Error("start of the mission's webhook deliveries failed; its events are dropped", "client", n.client, "error", err)
+		}
+		return
+	}
+	if err := n.child.SignalChildWorkflow(ctx, SignalWMSEvents, batch).Get(ctx, nil); err != nil {
+		m.logger.Error("mission events not handed to their deliveries", "client", n.client, "events", len(batch), "error", err)
+	}
+}
+
+// emit records a mission event for the WMS (nothing when the mission's
+// client has no webhook). It never blocks.
+func (m *mission) emit(ctx workflow.Context, kind string, data schemas.WMSEventData) {
+	n := m.notify
+	if n == nil {
+		return
+	}
+	n.seq++
+	data.MissionID, data.Site, data.Sequence = m.in.Spec.MissionID, m.in.Spec.Site, n.seq
+	if data.State == "" {
+		data.State = m.status.State
+	}
+	if data.RobotID == "" {
+		data.RobotID = m.status.RobotID
+	}
+	data.RequestedBy = m.in.RequestedBy
+	n.outbox = append(n.outbox, schemas.WMSEvent{
+		ID:   fmt.Sprintf("%s/%s/%d", m.orderID, workflow.GetInfo(ctx).WorkflowExecution.RunID, n.seq),
+		Kind: kind, Time: workflow.Now(ctx).UTC(), Data: data,
+	})
+}
+
+// flushEvents waits until every emitted event was handed to WMSEvents (at
+// the end of the mission, so none is lost with the workflow).
+func (m *mission) flushEvents(ctx workflow.Context) {
+	if m.notify == nil {
+		return
+	}
+	ctx, _ = workflow.NewDisconnectedContext(ctx)
+	_ = workflow.Await(ctx, func() bool { return len(m.notify.outbox) == 0 && !m.notify.sending })
+}
+
+// stepEvent emits picked or delivered for a finished step.
+func (m *mission) stepEvent(ctx workflow.Context, step int) {
+	if m.notify == nil || step < 0 || step >= len(m.in.Spec.Steps) {
+		return
+	}
+	st := m.in.Spec.Steps[step]
+	kind := schemas.WMSEventPicked
+	if strings.EqualFold(st.Action, "drop") {
+		kind = schemas.WMSEventDelivered
+	}
+	d := schemas.WMSEventData{Step: &step, Station: st.Station, Action: st.Action}
+	if m.in.Spec.Load != nil {
+		d.LoadID = m.in.Spec.Load.LoadID
+	}
+	m.emit(ctx, kind, d)
+}
