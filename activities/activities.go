@@ -184,12 +184,16 @@ func (a *Activities) BuildOrder(ctx context.Context, in schemas.BuildOrderInput)
 	}
 	prof := a.Link.Profile(k)
 	start, offset := startNode(m, st)
+	if in.StitchNode != "" {
+		// An update of the current order: it starts where that order's base ends.
+		start, offset = in.StitchNode, 0
+	}
 	all := steps(in.Spec)
 	if in.FromStep < 0 || in.FromStep >= len(all) {
 		return schemas.BuildOrderResult{}, invalid("build order for %s: fromStep %d outside its %d steps", in.Spec.MissionID, in.FromStep, len(all))
 	}
 	req := site.OrderRequest{OrderID: in.OrderID, OrderUpdateID: in.OrderUpdateID, StartNode: start, Steps: all[in.FromStep:], FirstStep: in.FromStep,
-		Require: prof.Require, StartTheta: st.Theta}
+		Require: prof.Require, StartTheta: st.Theta, FirstSequenceID: in.StitchSequenceID}
 	if offset > site.DefaultAllowedDeviationXY {
 		// Stopped between nodes: the first node must count as reached from
 		// where the robot stands, or the vehicle refuses the order.

@@ -106,6 +106,12 @@ type BuildOrderInput struct {
 	// FromStep drives only spec.Steps[FromStep:] (a mission handed over to
 	// another robot); action ids keep the mission's step numbers.
 	FromStep int `json:"fromStep,omitempty"`
+	// StitchNode, when set, builds an order update that extends the
+	// robot's current order: it starts at StitchNode, the order's last base
+	// node, with its sequenceId StitchSequenceID (VDA 5050 §6.6.2), and
+	// drives spec.Steps[FromStep:] (steps appended to the mission).
+	StitchNode       string `json:"stitchNode,omitempty"`
+	StitchSequenceID int    `json:"stitchSequenceId,omitempty"`
 }
 
 // BuildOrderResult carries the order and a summary for status.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"os"
@@ -13,9 +14,12 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/fleetflow/fleetflow/activities/store"
 	"github.com/fleetflow/fleetflow/internal/config"
+	"github.com/fleetflow/fleetflow/internal/wms"
+	"github.com/fleetflow/fleetflow/schemas"
 	"github.com/fleetflow/fleetflow/workflows"
 )
 
@@ -57,11 +61,53 @@ func TestEndToEndWMSWebhooks(t *testing.T) {
 	spec := specs[0]
 	_, err = startMissionFor(ctx, c, ls.cfg, spec, "test-wms", "no-such-client")
 	require.ErrorContains(t, err, `no WMS client "no-such-client"`)
-	run, err := startMissionFor(ctx, c, ls.cfg, spec, "test-wms", "test-wms")
+
+	// 20 concurrent submissions of one WMS order (a WMS retrying): one
+	// workflow, one of them created it, all got its status and run.
+	const dup = 20
+	subs := make([]wms.Submission, dup)
+	errs := make([]error, dup)
+	var wg sync.WaitGroup
+	for i := range dup {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			subs[i], errs[i] = wms.SubmitMission(ctx, c, ls.cfg.TaskQueues.Missions, spec, "test-wms", "test-wms")
+		}()
+	}
+	wg.Wait()
+	created := 0
+	for i := range dup {
+		require.NoError(t, errs[i])
+		require.Equal(t, subs[0].RunID, subs[i].RunID, "one workflow run")
+		require.Equal(t, spec.MissionID, subs[i].Status.MissionID)
+		if subs[i].Created {
+			created++
+		}
+	}
+	require.Equal(t, 1, created, "exactly one submission started the mission")
+	runs, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: fmt.Sprintf("WorkflowId = %q", workflows.MissionWorkflowID(spec.MissionID))})
 	require.NoError(t, err)
+	require.Len(t, runs.Executions, 1)
+	other := spec
+	other.Steps = append([]schemas.MissionStep(nil), spec.Steps...)
+	other.Steps[0].Station = spec.Steps[len(spec.Steps)-1].Station
+	_, err = wms.SubmitMission(ctx, c, ls.cfg.TaskQueues.Missions, other, "test-wms", "test-wms")
+	require.ErrorIs(t, err, wms.ErrConflict)
+
+	run := c.GetWorkflow(ctx, subs[0].WorkflowID, subs[0].RunID)
 	var res workflows.MissionResult
 	require.NoError(t, run.Get(ctx, &res))
 	require.Equal(t, workflows.MissionCompleted, res.State)
+	// After the end: the same order again is answered from the ended
+	// mission; another spec under its ID is still a conflict.
+	again, err := wms.SubmitMission(ctx, c, ls.cfg.TaskQueues.Missions, spec, "test-wms", "test-wms")
+	require.NoError(t, err)
+	require.False(t, again.Created)
+	require.Equal(t, workflows.MissionCompleted, again.Status.State)
+	require.Equal(t, subs[0].RunID, again.RunID)
+	_, err = wms.SubmitMission(ctx, c, ls.cfg.TaskQueues.Missions, other, "test-wms", "test-wms")
+	require.ErrorIs(t, err, wms.ErrConflict)
 
 	require.Eventually(t, func() bool {
 		mu.Lock()

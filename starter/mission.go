@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/fleetflow/fleetflow/internal/config"
+	"github.com/fleetflow/fleetflow/internal/wms"
 	"github.com/fleetflow/fleetflow/schemas"
 	"github.com/fleetflow/fleetflow/workers/worker"
 	"github.com/fleetflow/fleetflow/workflows"
@@ -50,41 +51,24 @@ func dialTemporal(g *globalFlags) (client.Client, config.Config, error) {
 func missionCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "mission", Short: "Start, watch and control transport missions"}
 	cmd.AddCommand(missionStartCmd(g), missionStatusCmd(g), missionControlCmd(g, workflows.UpdateCancel),
-		missionControlCmd(g, workflows.UpdatePause), missionControlCmd(g, workflows.UpdateResume), missionResolveCmd(g), missionListCmd(g))
+		missionControlCmd(g, workflows.UpdatePause), missionControlCmd(g, workflows.UpdateResume), missionControlCmd(g, workflows.UpdateReprioritize), missionResolveCmd(g), missionListCmd(g))
 	return cmd
 }
 
-// MissionStartOptions builds the StartWorkflowOptions for a mission:
-// workflow ID mission-<id>, duplicates rejected, search attributes and a
-// Web UI summary set.
+// MissionStartOptions builds the StartWorkflowOptions for a mission started
+// from the CLI: those of wms.StartOptions, and a second start of the same ID
+// is an error (the CLI refuses duplicates; WMS integrations use
+// wms.SubmitMission, which finds the existing mission instead).
 func missionStartOptions(cfg config.Config, spec schemas.MissionSpec) client.StartWorkflowOptions {
-	steps := make([]string, len(spec.Steps))
-	for i, s := range spec.Steps {
-		steps[i] = s.Action + "@" + s.Station
-	}
-	summary := fmt.Sprintf("Mission %s · %s · %s · priority %d", spec.MissionID, spec.Site, strings.Join(steps, " → "), spec.Priority)
-	if spec.Load != nil && spec.Load.LoadID != "" {
-		summary += " · load " + spec.Load.LoadID
-	}
-	return client.StartWorkflowOptions{
-		ID:                       workflows.MissionWorkflowID(spec.MissionID),
-		TaskQueue:                cfg.TaskQueues.Missions,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		// Without this the SDK hands back the running workflow as if it had
-		// started it: a second start must be an error.
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		// When this client also runs the missions worker (starter dev/demo,
-		// bench), the first workflow task goes straight to it, skipping the
-		// task-queue hop; elsewhere the server ignores it.
-		EnableEagerStart: true,
-		StaticSummary:    summary,
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrSite).ValueSet(spec.Site),
-			temporal.NewSearchAttributeKeyInt64(workflows.SearchAttrPriority).ValueSet(int64(spec.Priority)),
-			temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrMissionState).ValueSet(workflows.MissionValidating),
-		),
-	}
+	o := wms.StartOptions(cfg.TaskQueues.Missions, spec, enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL)
+	// Without this the SDK hands back the running workflow as if it had
+	// started it: a second start must be an error.
+	o.WorkflowExecutionErrorWhenAlreadyStarted = true
+	// When this client also runs the missions worker (starter dev/demo,
+	// bench), the first workflow task goes straight to it, skipping the
+	// task-queue hop; elsewhere the server ignores it.
+	o.EnableEagerStart = true
+	return o
 }
 
 // startMission starts one mission; a second start of the same ID returns an
@@ -327,16 +311,21 @@ func dash(s string) string {
 
 func missionControlCmd(g *globalFlags, update string) *cobra.Command {
 	var reason string
+	priority := -1
 	short := map[string]string{
-		workflows.UpdateCancel: "Cancel a mission: the robot gets cancelOrder, confirms, and is released (exit 1 if the robot refuses or does not confirm)",
-		workflows.UpdatePause:  "Pause a driving mission (startPause) and wait for the robot to confirm (exit 1 if it refuses)",
-		workflows.UpdateResume: "Resume a paused mission (stopPause) and wait for the robot to confirm (exit 1 if it refuses)",
+		workflows.UpdateReprioritize: "Change the priority of a mission waiting for a robot; prints its new place in line",
+		workflows.UpdateCancel:       "Cancel a mission: the robot gets cancelOrder, confirms, and is released (exit 1 if the robot refuses or does not confirm)",
+		workflows.UpdatePause:        "Pause a driving mission (startPause) and wait for the robot to confirm (exit 1 if it refuses)",
+		workflows.UpdateResume:       "Resume a paused mission (stopPause) and wait for the robot to confirm (exit 1 if it refuses)",
 	}[update]
 	cmd := &cobra.Command{
 		Use:   update + " MISSION_ID",
 		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if update == workflows.UpdateReprioritize && (priority < 0 || priority > 100) {
+				return badInput("--priority 0..100 is required (higher goes first)")
+			}
 			c, _, err := dialTemporal(g)
 			if err != nil {
 				return err
@@ -344,8 +333,11 @@ func missionControlCmd(g *globalFlags, update string) *cobra.Command {
 			defer c.Close()
 			id := missionID(args[0])
 			var uargs []any
-			if update == workflows.UpdateCancel {
+			switch update {
+			case workflows.UpdateCancel:
 				uargs = []any{workflows.CancelRequest{Reason: reason, By: currentUser()}}
+			case workflows.UpdateReprioritize:
+				uargs = []any{workflows.ReprioritizeRequest{Priority: priority, Reason: reason, By: currentUser()}}
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
 			defer cancel()
@@ -366,12 +358,23 @@ func missionControlCmd(g *globalFlags, update string) *cobra.Command {
 				return updateError(id, update, err)
 			}
 			return emit(cmd.OutOrStdout(), g, st, func(w io.Writer) {
-				fmt.Fprintf(w, "mission %s: %s done, state %s\n", id, update, st.State)
+				fmt.Fprintf(w, "mission %s: %s done, state %s", id, update, st.State)
+				if update == workflows.UpdateReprioritize {
+					fmt.Fprintf(w, ", priority %d", st.Priority)
+					if st.QueuePosition > 0 {
+						fmt.Fprintf(w, ", queue position %d", st.QueuePosition)
+					}
+				}
+				fmt.Fprintln(w)
 			})
 		},
 	}
-	if update == workflows.UpdateCancel {
+	if update == workflows.UpdateCancel || update == workflows.UpdateReprioritize {
 		cmd.Flags().StringVar(&reason, "reason", "", "why (audited)")
+	}
+	if update == workflows.UpdateReprioritize {
+		cmd.Use = update + " MISSION_ID --priority N"
+		cmd.Flags().IntVar(&priority, "priority", -1, "the new priority, 0..100 (higher goes first)")
 	}
 	return cmd
 }

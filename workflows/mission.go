@@ -305,6 +305,9 @@ type mission struct {
 	startedAt time.Time
 
 	notify *notifier // the mission's events for its WMS client; nil = none
+
+	reserveRounds int // ReserveRobot answers so far (reprioritize waits for the next)
+	accepts       int // accept updates answered
 }
 
 // Mission runs one transport mission: validate the spec against its site map
@@ -376,6 +379,14 @@ func (m *mission) registerHandlers(ctx workflow.Context) error {
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateResolve, m.resolve,
 		workflow.UpdateHandlerOptions{Validator: m.validateResolve}); err != nil {
+		return err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateReprioritize, m.reprioritize,
+		workflow.UpdateHandlerOptions{Validator: m.validateReprioritize}); err != nil {
+		return err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateAccept, m.accept,
+		workflow.UpdateHandlerOptions{Validator: m.validateAccept}); err != nil {
 		return err
 	}
 	events := workflow.GetSignalChannel(ctx, SignalRobotEvent)
@@ -590,10 +601,14 @@ func (m *mission) reserve(ctx workflow.Context, req schemas.ReserveRobotInput) (
 		m.wake = false
 		var res schemas.ReserveRobotResult
 		m.reserveSent = true
+		// The priority may have changed while queued (update reprioritize):
+		// the registry moves the request in line, keeping when it was queued.
+		req.Priority = m.status.Priority
 		if err := m.storeIO(ctx, "reserve a robot", ActivityReserveRobot, req, &res); err != nil {
 			r, err := m.fail(ctx, errType(err, ""), "reserve robot: "+err.Error())
 			return r, err, true
 		}
+		m.reserveRounds++
 		if !res.Queued {
 			m.status.RobotID = res.RobotID
 			m.status.QueuePosition = 0

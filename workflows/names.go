@@ -39,6 +39,13 @@ const (
 	// UpdateResolve is the operator's decision about a mission whose robot
 	// failed with the load on board (ResolveRequest).
 	UpdateResolve = "resolve"
+	// UpdateReprioritize changes a waiting mission's priority, hence its
+	// place in line (ReprioritizeRequest).
+	UpdateReprioritize = "reprioritize"
+	// UpdateAccept is the update of update-with-start (AcceptRequest): it
+	// answers the mission's status when the request is the mission's own,
+	// and is refused when the same mission ID comes with another spec.
+	UpdateAccept = "accept"
 
 	QueryStatus = "status"
 

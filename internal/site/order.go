@@ -45,6 +45,11 @@ type OrderRequest struct {
 	// must be trivially reachable; a vehicle refuses one farther than its
 	// deviation range with noRouteError).
 	StartDeviationXY float64
+	// FirstSequenceID is the sequenceId of the first node (0 for a new
+	// order; even). An order update that extends the route starts at the
+	// last base node of the order before it, with that node's sequenceId
+	// (the stitching node, VDA 5050 §6.6.2), and the ids go on from there.
+	FirstSequenceID int
 }
 
 // Defaults for required optional fields (OrderRequest.Require): the
@@ -108,6 +113,9 @@ func (m *Map) BuildOrder(req OrderRequest) (vda5050.Order, error) {
 	}
 	if len(req.Steps) == 0 {
 		p.addf("steps: none")
+	}
+	if req.FirstSequenceID < 0 || req.FirstSequenceID%2 != 0 {
+		p.addf("firstSequenceId: %d; a node's sequenceId is even and not negative", req.FirstSequenceID)
 	}
 	for i, s := range req.Steps {
 		m.checkStep(&p, i, s)
@@ -173,7 +181,7 @@ func (m *Map) BuildOrder(req OrderRequest) (vda5050.Order, error) {
 		if actions == nil {
 			actions = []vda5050.Action{} // required, "empty array if no actions required" (§6.7)
 		}
-		o.Nodes[i] = vda5050.Node{NodeID: v.node, SequenceID: 2 * i, Released: true, NodePosition: pos, Actions: actions}
+		o.Nodes[i] = vda5050.Node{NodeID: v.node, SequenceID: req.FirstSequenceID + 2*i, Released: true, NodePosition: pos, Actions: actions}
 		if i == 0 {
 			continue
 		}
@@ -181,7 +189,7 @@ func (m *Map) BuildOrder(req OrderRequest) (vda5050.Order, error) {
 		length := m.dist(from, to)
 		e := vda5050.Edge{
 			EdgeID:      path[i-1].node + "-" + v.node,
-			SequenceID:  2*i - 1,
+			SequenceID:  req.FirstSequenceID + 2*i - 1,
 			Released:    true,
 			StartNodeID: path[i-1].node,
 			EndNodeID:   v.node,

@@ -1,0 +1,141 @@
+// Package wms is fleetflow's side of the warehouse management system
+// contract: idempotent mission submission (update-with-start keyed by the
+// mission ID, which is the WMS order ID) used by the CLI and the REST
+// ingress. Its names and payloads are documented in the README and in
+// schemas/updates/*.schema.json, so a WMS with a Temporal client of its own
+// can do the same without this package.
+package wms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/fleetflow/fleetflow/schemas"
+	"github.com/fleetflow/fleetflow/workflows"
+)
+
+// ErrConflict is a mission ID that already names a mission with another
+// spec (or WMS client).
+var ErrConflict = errors.New("mission conflict")
+
+// Submission is what SubmitMission did.
+type Submission struct {
+	WorkflowID string
+	RunID      string
+	Status     workflows.MissionStatus
+	// Created: this call started the mission; false when it existed (a
+	// retried request), whether running or ended.
+	Created bool
+}
+
+// StartOptions are the StartWorkflowOptions of a mission: workflow ID
+// mission-<id>, task queue taskQueue, the search attributes and Web UI
+// summary. conflict says what a start does when the workflow is running.
+func StartOptions(taskQueue string, spec schemas.MissionSpec, conflict enumspb.WorkflowIdConflictPolicy) client.StartWorkflowOptions {
+	steps := make([]string, len(spec.Steps))
+	for i, s := range spec.Steps {
+		steps[i] = s.Action + "@" + s.Station
+	}
+	summary := fmt.Sprintf("Mission %s · %s · %s · priority %d", spec.MissionID, spec.Site, strings.Join(steps, " → "), spec.Priority)
+	if spec.Load != nil && spec.Load.LoadID != "" {
+		summary += " · load " + spec.Load.LoadID
+	}
+	return client.StartWorkflowOptions{
+		ID:                       workflows.MissionWorkflowID(spec.MissionID),
+		TaskQueue:                taskQueue,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDConflictPolicy: conflict,
+		StaticSummary:            summary,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrSite).ValueSet(spec.Site),
+			temporal.NewSearchAttributeKeyInt64(workflows.SearchAttrPriority).ValueSet(int64(spec.Priority)),
+			temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrMissionState).ValueSet(workflows.MissionValidating),
+		),
+	}
+}
+
+// SubmitMission starts spec as a mission for WMS client wmsClient, or finds
+// the mission its ID already started: one update-with-start (update
+// accept, conflict policy USE_EXISTING), so concurrent or retried requests
+// for one mission ID make one workflow, and each gets its status. A mission
+// ID already used with another spec or client is ErrConflict; so is one
+// whose workflow has ended with another spec. spec must be valid
+// (schemas.ParseMission); requestedBy is audited.
+func SubmitMission(ctx context.Context, c client.Client, taskQueue string, spec schemas.MissionSpec, wmsClient, requestedBy string) (Submission, error) {
+	opts := StartOptions(taskQueue, spec, enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING)
+	op := c.NewWithStartWorkflowOperation(opts, workflows.MissionWorkflowType,
+		workflows.MissionInput{Spec: spec, RequestedBy: requestedBy, Client: wmsClient})
+	h, err := c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: op,
+		UpdateOptions: client.UpdateWorkflowOptions{
+			UpdateName:   workflows.UpdateAccept,
+			Args:         []any{workflows.AcceptRequest{Spec: spec, Client: wmsClient}},
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+		},
+	})
+	sub := Submission{WorkflowID: opts.ID}
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		// The workflow has ended: the request is a retry when its spec is the one it ran.
+		return ended(ctx, c, spec, wmsClient, sub)
+	}
+	if err != nil {
+		return sub, conflictOr(err)
+	}
+	var res workflows.AcceptResult
+	if err := h.Get(ctx, &res); err != nil {
+		return sub, conflictOr(err)
+	}
+	sub.RunID, sub.Status, sub.Created = h.RunID(), res.Status, res.Created
+	return sub, nil
+}
+
+func conflictOr(err error) error {
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) && ae.Type() == workflows.ErrMissionConflict {
+		return fmt.Errorf("%w: %s", ErrConflict, ae.Message())
+	}
+	return err
+}
+
+// ended answers a submission of a mission whose workflow has closed, from
+// its first event (the input it started with) and its status query.
+func ended(ctx context.Context, c client.Client, spec schemas.MissionSpec, wmsClient string, sub Submission) (Submission, error) {
+	iter := c.GetWorkflowHistory(ctx, sub.WorkflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	if !iter.HasNext() {
+		return sub, fmt.Errorf("mission %s: its workflow has ended but has no history", spec.MissionID)
+	}
+	first, err := iter.Next()
+	if err != nil {
+		return sub, err
+	}
+	attrs := first.GetWorkflowExecutionStartedEventAttributes()
+	var in workflows.MissionInput
+	if err := converter.GetDefaultDataConverter().FromPayloads(attrs.GetInput(), &in); err != nil {
+		return sub, fmt.Errorf("mission %s: read its input: %w", spec.MissionID, err)
+	}
+	if !workflows.SameSpec(in.Spec, spec) || in.Client != wmsClient {
+		return sub, fmt.Errorf("%w: mission %s has ended and was started with another spec or client; use a new mission ID", ErrConflict, spec.MissionID)
+	}
+	desc, err := c.DescribeWorkflowExecution(ctx, sub.WorkflowID, "")
+	if err != nil {
+		return sub, err
+	}
+	sub.RunID = desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+	v, err := c.QueryWorkflow(ctx, sub.WorkflowID, sub.RunID, workflows.QueryStatus)
+	if err != nil {
+		return sub, fmt.Errorf("mission %s has ended; its status: %w", spec.MissionID, err)
+	}
+	if err := v.Get(&sub.Status); err != nil {
+		return sub, err
+	}
+	return sub, nil
+}

@@ -1,0 +1,53 @@
+package workflows
+
+import (
+	"encoding/json"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fleetflow/fleetflow/schemas"
+)
+
+// Each update's argument type matches schemas/updates/<name>.schema.json:
+// the same property names, and a filled-in request passes the schema.
+func TestUpdateSchemasMatchRequests(t *testing.T) {
+	sp := schemas.MissionSpec{MissionID: "m-1", Site: "warehouse-a", MinBattery: 20, Steps: []schemas.MissionStep{{Station: "inbound-1", Action: "pick"}}}
+	for name, req := range map[string]any{
+		UpdateCancel:       CancelRequest{Reason: "r", By: "b"},
+		UpdateReprioritize: ReprioritizeRequest{Priority: 7, Reason: "r", By: "b"},
+		UpdateResolve:      ResolveRequest{Decision: DecisionReassign, RestartFromStart: true, Reason: "r", By: "b"},
+		UpdateAccept:       AcceptRequest{Spec: sp, Client: "acme-wms"},
+	} {
+		sch, err := schemas.CompileUpdateSchema(name)
+		require.NoError(t, err, name)
+		raw, _ := json.Marshal(req)
+		var doc any
+		require.NoError(t, json.Unmarshal(raw, &doc))
+		require.NoError(t, sch.Validate(doc), "%s: %s", name, raw)
+
+		file, _ := schemas.UpdateSchemas.ReadFile("updates/" + name + ".schema.json")
+		var s struct {
+			Properties map[string]any `json:"properties"`
+		}
+		require.NoError(t, json.Unmarshal(file, &s))
+		var inSchema, inGo []string
+		for k := range s.Properties {
+			inSchema = append(inSchema, k)
+		}
+		typ := reflect.TypeOf(req)
+		for i := 0; i < typ.NumField(); i++ {
+			inGo = append(inGo, strings.Split(typ.Field(i).Tag.Get("json"), ",")[0])
+		}
+		slices.Sort(inSchema)
+		slices.Sort(inGo)
+		require.Equal(t, inGo, inSchema, "%s: schema and Go type name the same fields", name)
+	}
+	bad, _ := schemas.CompileUpdateSchema(UpdateReprioritize)
+	require.Error(t, bad.Validate(map[string]any{"priority": 101.0}))
+	_, err := schemas.CompileUpdateSchema("nope")
+	require.Error(t, err)
+}
