@@ -42,3 +42,11 @@ func CompileUpdateSchema(name string) (*jsonschema.Schema, error) {
 	}
 	return c.Compile(UpdateSchemaID(name))
 }
+
+// Validate checks the JSON document raw against s and lists every
+// violation as "<JSON pointer>: <message>", sorted; none means valid (a
+// document that is not JSON is one violation at "/").
+func Validate(s *jsonschema.Schema, raw []byte) []string {
+	_, v := validate(s, raw)
+	return v
+}

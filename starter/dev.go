@@ -99,6 +99,9 @@ everything and exits 0 only when every mission completed.`
 		fmt.Fprintf(out, "\nfleetflow local stack is up\n  Temporal   %s (namespace %s)\n  Web UI     %s\n  MQTT       %s\n  PostgreSQL %s\n  Artifacts  %s (%s)\n  Fleet      %d virtual robots at %s\n\n",
 			ls.cfg.Temporal.HostPort, ls.cfg.Temporal.Namespace, ls.cfg.Temporal.UIURL, ls.cfg.MQTT.URL, ls.cfg.Postgres.URL,
 			ls.cfg.Artifacts.BaseURL, ls.cfg.Artifacts.Dir, len(ls.fleet.Robots()), ls.site.Site)
+		if ls.worker.IngressAddr != "" {
+			fmt.Fprintf(out, "  REST ingress http://%s/v1/missions (schemas/openapi.yaml; Authorization: Bearer <a wms.clients API key>)\n\n", ls.worker.IngressAddr)
+		}
 		if !demo {
 			fmt.Fprintf(out, "In another shell:\n  export FLEETFLOW_TEMPORAL_HOSTPORT=%s DATABASE_URL='%s'\n  ./bin/starter mission start -f testdata/missions/m-0001.json --wait\n  ./bin/starter mission list\n  ./bin/starter fleet list\n  ./bin/starter rollout start -f testdata/rollouts/r-fleetos-2.0.0.json --wait\nCtrl-C stops everything.\n",
 				ls.cfg.Temporal.HostPort, ls.cfg.Postgres.URL)
@@ -193,7 +196,7 @@ func startLocalStack(ctx context.Context, cfg config.Config, f *devFlags, logOut
 	if err := registerFleet(ctx, ls.cfg.Postgres.URL, m); err != nil {
 		return nil, err
 	}
-	ls.worker, err = worker.Start(ctx, worker.Options{Config: ls.cfg, Bridge: true, HTTPAddr: ls.cfg.Worker.HTTPAddr, Logger: log, Sites: maps})
+	ls.worker, err = worker.Start(ctx, worker.Options{Config: ls.cfg, Bridge: true, HTTPAddr: ls.cfg.Worker.HTTPAddr, IngressAddr: ls.cfg.WMS.IngressAddr, Logger: log, Sites: maps})
 	if err != nil {
 		return nil, err
 	}

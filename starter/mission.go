@@ -59,8 +59,8 @@ func missionCmd(g *globalFlags) *cobra.Command {
 // from the CLI: those of wms.StartOptions, and a second start of the same ID
 // is an error (the CLI refuses duplicates; WMS integrations use
 // wms.SubmitMission, which finds the existing mission instead).
-func missionStartOptions(cfg config.Config, spec schemas.MissionSpec) client.StartWorkflowOptions {
-	o := wms.StartOptions(cfg.TaskQueues.Missions, spec, enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL)
+func missionStartOptions(cfg config.Config, spec schemas.MissionSpec, wmsClient string) client.StartWorkflowOptions {
+	o := wms.StartOptions(cfg.TaskQueues.Missions, spec, wmsClient, enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL)
 	// Without this the SDK hands back the running workflow as if it had
 	// started it: a second start must be an error.
 	o.WorkflowExecutionErrorWhenAlreadyStarted = true
@@ -86,7 +86,7 @@ func startMissionFor(ctx context.Context, c client.Client, cfg config.Config, sp
 			return nil, err
 		}
 	}
-	run, err := c.ExecuteWorkflow(ctx, missionStartOptions(cfg, spec), workflows.MissionWorkflowType, workflows.MissionInput{Spec: spec, RequestedBy: by, Client: wmsClient})
+	run, err := c.ExecuteWorkflow(ctx, missionStartOptions(cfg, spec, wmsClient), workflows.MissionWorkflowType, workflows.MissionInput{Spec: spec, RequestedBy: by, Client: wmsClient})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return nil, badInput("mission %s already exists (workflow %s); a mission ID starts at most one workflow", spec.MissionID, workflows.MissionWorkflowID(spec.MissionID))

@@ -30,16 +30,36 @@ import (
 func wmsCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "wms",
-		Short: "WMS integration: webhook secrets, a verifying webhook receiver, delivery records",
+		Short: "WMS integration: ingress API keys, webhook secrets, a verifying webhook receiver, delivery records",
 		Long: `Each mission started for a WMS client (mission start --client, config
 wms.clients) POSTs its events — queued, assigned, picked, delivered,
 awaiting_operator, completed, failed, cancelled — to the client's webhookURL
 as CloudEvents (application/cloudevents+json, type dev.fleetflow.mission.<kind>,
 data per schemas/wms-event.schema.json), signed per Standard Webhooks
-(headers webhook-id, webhook-timestamp, webhook-signature).`,
+(headers webhook-id, webhook-timestamp, webhook-signature).
+
+A WMS that speaks HTTP uses the REST ingress (wms.ingressAddr, or workers
+--ingress; schemas/openapi.yaml) with its client's API key, read from the
+environment variable that wms.clients[].apiKeyEnv names.`,
 	}
-	cmd.AddCommand(wmsNewSecretCmd(), wmsListenCmd(g), wmsDeliveriesCmd(g))
+	cmd.AddCommand(wmsNewKeyCmd(), wmsNewSecretCmd(), wmsListenCmd(g), wmsDeliveriesCmd(g))
 	return cmd
+}
+
+func wmsNewKeyCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "new-key",
+		Short: "Print a new REST ingress API key (base64url of 32 random bytes, 43 characters)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			b := make([]byte, 32)
+			if _, err := rand.Read(b); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), base64.RawURLEncoding.EncodeToString(b))
+			return nil
+		},
+	}
 }
 
 func wmsNewSecretCmd() *cobra.Command {

@@ -2,7 +2,7 @@
 // and the health and metrics endpoints. It stops gracefully on SIGTERM or
 // SIGINT: polling stops, running activities finish, the bridge flushes.
 //
-//	workers [--config temporal.yaml] [--task-queues missions,robot-io] [--bridge=true] [--http 127.0.0.1:9090]
+//	workers [--config temporal.yaml] [--task-queues missions,robot-io,ota] [--bridge=true] [--http 127.0.0.1:9090] [--ingress 0.0.0.0:8080]
 package main
 
 import (
@@ -21,9 +21,10 @@ import (
 
 func main() {
 	cfgPath := flag.String("config", "temporal.yaml", "configuration file")
-	queues := flag.String("task-queues", "", "comma-separated task queues to poll (default: missions,robot-io,ota; none = only the bridge)")
+	queues := flag.String("task-queues", "", "comma-separated task queues to poll (default: missions,robot-io,ota; none = only the bridge and/or the ingress)")
 	bridgeFlag := flag.String("bridge", "", "run the telemetry bridge (true/false; default from worker.bridge)")
 	httpAddr := flag.String("http", "", "address for /healthz, /readyz, /metrics (default from worker.httpAddr)")
+	ingressAddr := flag.String("ingress", "", "address of the REST ingress for WMS clients (default from wms.ingressAddr; off when both are empty)")
 	flag.Parse()
 	worker.TuneGC()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -33,7 +34,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "workers:", err)
 		os.Exit(2)
 	}
-	opts := worker.Options{Config: cfg, Bridge: cfg.Worker.Bridge, HTTPAddr: cfg.Worker.HTTPAddr, Logger: log}
+	opts := worker.Options{Config: cfg, Bridge: cfg.Worker.Bridge, HTTPAddr: cfg.Worker.HTTPAddr, IngressAddr: cfg.WMS.IngressAddr, Logger: log}
 	switch *queues {
 	case "":
 	case "none":
@@ -53,6 +54,9 @@ func main() {
 	}
 	if *httpAddr != "" {
 		opts.HTTPAddr = *httpAddr
+	}
+	if *ingressAddr != "" {
+		opts.IngressAddr = *ingressAddr
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()

@@ -92,6 +92,10 @@ const (
 	SearchAttrMissionState = "MissionState"
 	SearchAttrRolloutID    = "RolloutId"
 	SearchAttrPriority     = "Priority"
+	// SearchAttrWMSClient names the WMS client that started a mission (set
+	// at start, MissionInput.Client); the REST ingress lists and serves a
+	// client only its own missions by it.
+	SearchAttrWMSClient = "WmsClient"
 )
 
 // SearchAttributeTypes maps each custom search attribute to its type, for
@@ -102,6 +106,7 @@ var SearchAttributeTypes = map[string]string{
 	SearchAttrMissionState: "Keyword",
 	SearchAttrRolloutID:    "Keyword",
 	SearchAttrPriority:     "Int",
+	SearchAttrWMSClient:    "Keyword",
 }
 
 // MissionWorkflowID is the workflow ID of mission id: "mission-<id>". It is

@@ -15,6 +15,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -166,7 +167,17 @@ type WMS struct {
 	DeliveryTimeout time.Duration `yaml:"deliveryTimeout" env:"DELIVERY_TIMEOUT"`
 	// Clients are the WMS integrations, by name.
 	Clients []WMSClient `yaml:"clients" env:"-"`
+	// IngressAddr is where the REST ingress listens (host:port; "" = off):
+	// POST /v1/missions and the mission updates for WMS that speak HTTP
+	// (schemas/openapi.yaml), authenticated with each client's API key.
+	IngressAddr string `yaml:"ingressAddr" env:"INGRESS_ADDR"`
+	// IngressMaxBody bounds a request body, in bytes (larger: 413).
+	IngressMaxBody int64 `yaml:"ingressMaxBody" env:"INGRESS_MAX_BODY"`
 }
+
+// MinAPIKeyLength is the shortest API key the REST ingress accepts, in
+// characters (`starter wms new-key` makes 43: 32 random bytes, base64url).
+const MinAPIKeyLength = 32
 
 // WMSClient is one WMS integration. Its secrets are never in the file:
 // SecretEnv names the environment variable that holds the webhook signing
@@ -184,6 +195,13 @@ type WMSClient struct {
 	SecretEnv string `yaml:"secretEnv"`
 	// Secret is the value of SecretEnv, read by Load.
 	Secret string `yaml:"-"`
+	// APIKeyEnv names the environment variable holding this client's API
+	// key for the REST ingress (sent as "Authorization: Bearer <key>", at
+	// least MinAPIKeyLength characters); "" = the client does not use the
+	// ingress.
+	APIKeyEnv string `yaml:"apiKeyEnv"`
+	// APIKey is the value of APIKeyEnv, read by Load.
+	APIKey string `yaml:"-"`
 }
 
 var wmsClientName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
@@ -265,7 +283,7 @@ func Default() Config {
 		Worker:     Worker{HTTPAddr: "127.0.0.1:9090", Bridge: true, BridgeFlushInterval: 50 * time.Millisecond, BridgeBatchSize: 500, WorkflowTaskPollers: 8, ReaperInterval: time.Minute, WorkflowCacheSize: 1000},
 		Robots:     Robots{OrderAckTimeout: 10 * time.Second, OrderResends: 3, ConnectionGrace: 30 * time.Second},
 		Sim:        Sim{Speed: 2, ActionDuration: time.Second},
-		WMS:        WMS{Timeout: 5 * time.Second, DeliveryTimeout: time.Hour},
+		WMS:        WMS{Timeout: 5 * time.Second, DeliveryTimeout: time.Hour, IngressMaxBody: 64 << 10},
 		Artifacts:  Artifacts{Dir: "testdata/artifacts", ServePort: 8089, TrustedKeys: "testdata/keys/trusted"},
 	}
 }
@@ -308,6 +326,9 @@ func Load(path string, env []string) (Config, error) {
 	for i, c := range cfg.WMS.Clients {
 		if c.SecretEnv != "" {
 			cfg.WMS.Clients[i].Secret = vars[c.SecretEnv]
+		}
+		if c.APIKeyEnv != "" {
+			cfg.WMS.Clients[i].APIKey = vars[c.APIKeyEnv]
 		}
 	}
 	if err := cfg.Validate(); err != nil {
@@ -472,7 +493,19 @@ func (c Config) Validate() error {
 	if c.WMS.DeliveryTimeout < time.Second {
 		add("wms.deliveryTimeout", "%s: want at least 1s", c.WMS.DeliveryTimeout)
 	}
+	if c.WMS.IngressAddr != "" {
+		if _, _, err := net.SplitHostPort(c.WMS.IngressAddr); err != nil {
+			add("wms.ingressAddr", "%q: want host:port", c.WMS.IngressAddr)
+		}
+	}
+	if c.WMS.IngressAddr != "" && !slices.ContainsFunc(c.WMS.Clients, func(cl WMSClient) bool { return cl.APIKeyEnv != "" }) {
+		add("wms.ingressAddr", "the REST ingress needs at least one wms.clients entry with apiKeyEnv (it never runs open)")
+	}
+	if c.WMS.IngressMaxBody < 1024 {
+		add("wms.ingressMaxBody", "%d: want at least 1024 bytes", c.WMS.IngressMaxBody)
+	}
 	seen := map[string]bool{}
+	keys := map[string]string{}
 	for i, cl := range c.WMS.Clients {
 		field := fmt.Sprintf("wms.clients[%d]", i)
 		if !wmsClientName.MatchString(cl.Name) {
@@ -481,6 +514,18 @@ func (c Config) Validate() error {
 			add(field+".name", "%q is used twice", cl.Name)
 		}
 		seen[cl.Name] = true
+		if cl.APIKeyEnv != "" {
+			switch {
+			case cl.APIKey == "":
+				add(field+".apiKeyEnv", "environment variable %s is not set or empty", cl.APIKeyEnv)
+			case len(cl.APIKey) < MinAPIKeyLength:
+				add(field+".apiKeyEnv", "%s: the key is %d characters; want at least %d (starter wms new-key)", cl.APIKeyEnv, len(cl.APIKey), MinAPIKeyLength)
+			case keys[cl.APIKey] != "":
+				add(field+".apiKeyEnv", "%s: the same key as client %q; a key names one client", cl.APIKeyEnv, keys[cl.APIKey])
+			default:
+				keys[cl.APIKey] = cl.Name
+			}
+		}
 		if cl.WebhookURL == "" {
 			continue
 		}

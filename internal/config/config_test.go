@@ -99,3 +99,32 @@ func TestWMSClients(t *testing.T) {
 		}
 	}
 }
+
+// REST ingress: API keys come from the environment, are long enough and
+// name one client; an ingress address with no keyed client is refused.
+func TestWMSIngress(t *testing.T) {
+	key := strings.Repeat("k", MinAPIKeyLength)
+	p := filepath.Join(t.TempDir(), "temporal.yaml")
+	os.WriteFile(p, []byte("wms:\n  ingressAddr: 127.0.0.1:8080\n  clients: [{name: a, apiKeyEnv: A_KEY}]\n"), 0o644)
+	cfg, err := Load(p, []string{"A_KEY=" + key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := cfg.WMS.Client("a"); c.APIKey != key || cfg.WMS.IngressAddr != "127.0.0.1:8080" || cfg.WMS.IngressMaxBody != 64<<10 {
+		t.Fatalf("got %+v", cfg.WMS)
+	}
+	for name, tc := range map[string]struct{ yaml, env, want string }{
+		"key unset":   {"clients: [{name: a, apiKeyEnv: K}]", "", "wms.clients[0].apiKeyEnv: environment variable K is not set"},
+		"short key":   {"clients: [{name: a, apiKeyEnv: K}]", "K=short", "the key is 5 characters; want at least 32"},
+		"shared key":  {"clients: [{name: a, apiKeyEnv: K}, {name: b, apiKeyEnv: K}]", "K=" + key, `wms.clients[1].apiKeyEnv: K: the same key as client "a"`},
+		"open":        {"ingressAddr: 127.0.0.1:8080\n  clients: [{name: a}]", "", "wms.ingressAddr: the REST ingress needs at least one wms.clients entry with apiKeyEnv"},
+		"bad address": {"ingressAddr: localhost\n  clients: [{name: a, apiKeyEnv: K}]", "K=" + key, `wms.ingressAddr: "localhost": want host:port`},
+		"small body":  {"ingressMaxBody: 10", "", "wms.ingressMaxBody: 10: want at least 1024 bytes"},
+	} {
+		os.WriteFile(p, []byte("wms:\n  "+tc.yaml+"\n"), 0o644)
+		_, err := Load(p, []string{tc.env})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: want %q, got %v", name, tc.want, err)
+		}
+	}
+}

@@ -37,9 +37,10 @@ type Submission struct {
 }
 
 // StartOptions are the StartWorkflowOptions of a mission: workflow ID
-// mission-<id>, task queue taskQueue, the search attributes and Web UI
-// summary. conflict says what a start does when the workflow is running.
-func StartOptions(taskQueue string, spec schemas.MissionSpec, conflict enumspb.WorkflowIdConflictPolicy) client.StartWorkflowOptions {
+// mission-<id>, task queue taskQueue, the search attributes (WmsClient when
+// wmsClient is not "") and Web UI summary. conflict says what a start does
+// when the workflow is running.
+func StartOptions(taskQueue string, spec schemas.MissionSpec, wmsClient string, conflict enumspb.WorkflowIdConflictPolicy) client.StartWorkflowOptions {
 	steps := make([]string, len(spec.Steps))
 	for i, s := range spec.Steps {
 		steps[i] = s.Action + "@" + s.Station
@@ -48,17 +49,21 @@ func StartOptions(taskQueue string, spec schemas.MissionSpec, conflict enumspb.W
 	if spec.Load != nil && spec.Load.LoadID != "" {
 		summary += " · load " + spec.Load.LoadID
 	}
+	sa := []temporal.SearchAttributeUpdate{
+		temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrSite).ValueSet(spec.Site),
+		temporal.NewSearchAttributeKeyInt64(workflows.SearchAttrPriority).ValueSet(int64(spec.Priority)),
+		temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrMissionState).ValueSet(workflows.MissionValidating),
+	}
+	if wmsClient != "" {
+		sa = append(sa, temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrWMSClient).ValueSet(wmsClient))
+	}
 	return client.StartWorkflowOptions{
 		ID:                       workflows.MissionWorkflowID(spec.MissionID),
 		TaskQueue:                taskQueue,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy: conflict,
 		StaticSummary:            summary,
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrSite).ValueSet(spec.Site),
-			temporal.NewSearchAttributeKeyInt64(workflows.SearchAttrPriority).ValueSet(int64(spec.Priority)),
-			temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrMissionState).ValueSet(workflows.MissionValidating),
-		),
+		TypedSearchAttributes:    temporal.NewSearchAttributes(sa...),
 	}
 }
 
@@ -70,7 +75,7 @@ func StartOptions(taskQueue string, spec schemas.MissionSpec, conflict enumspb.W
 // whose workflow has ended with another spec. spec must be valid
 // (schemas.ParseMission); requestedBy is audited.
 func SubmitMission(ctx context.Context, c client.Client, taskQueue string, spec schemas.MissionSpec, wmsClient, requestedBy string) (Submission, error) {
-	opts := StartOptions(taskQueue, spec, enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING)
+	opts := StartOptions(taskQueue, spec, wmsClient, enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING)
 	op := c.NewWithStartWorkflowOperation(opts, workflows.MissionWorkflowType,
 		workflows.MissionInput{Spec: spec, RequestedBy: requestedBy, Client: wmsClient})
 	h, err := c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{

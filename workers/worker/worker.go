@@ -42,6 +42,7 @@ import (
 	"github.com/fleetflow/fleetflow/internal/site"
 	"github.com/fleetflow/fleetflow/schemas"
 	"github.com/fleetflow/fleetflow/workers/bridge"
+	"github.com/fleetflow/fleetflow/workers/ingress"
 	"github.com/fleetflow/fleetflow/workflows"
 )
 
@@ -55,7 +56,10 @@ type Options struct {
 	Bridge bool
 	// HTTPAddr serves /healthz, /readyz, /metrics; "" = none.
 	HTTPAddr string
-	Logger   *slog.Logger
+	// IngressAddr serves the REST ingress for WMS clients
+	// (workers/ingress, schemas/openapi.yaml); "" = none.
+	IngressAddr string
+	Logger      *slog.Logger
 	// Sites overrides the maps loaded from site.mapsDir (benchmarks use a
 	// generated grid).
 	Sites map[string]*site.Map
@@ -69,12 +73,15 @@ type Worker struct {
 	Bridge   *bridge.Bridge
 	Registry *prometheus.Registry
 	HTTPAddr string // actual address when Options.HTTPAddr had port 0
+	// IngressAddr is the REST ingress's actual address ("" = not running).
+	IngressAddr string
 
 	log     *slog.Logger
 	workers []worker.Worker
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	http    *http.Server
+	ingress *http.Server
 	once    sync.Once
 }
 
@@ -347,7 +354,37 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 			return fail(err)
 		}
 	}
+	if opts.IngressAddr != "" {
+		if err := w.serveIngress(opts.IngressAddr, cfg, maps); err != nil {
+			return fail(err)
+		}
+	}
 	return w, nil
+}
+
+// serveIngress runs the REST ingress on its own listener: it faces the
+// WMS, while /metrics and the probes stay on the internal address.
+func (w *Worker) serveIngress(addr string, cfg config.Config, maps map[string]*site.Map) error {
+	var clients []ingress.Client
+	for _, c := range cfg.WMS.Clients {
+		if c.APIKey != "" {
+			clients = append(clients, ingress.Client{Name: c.Name, APIKey: c.APIKey})
+		}
+	}
+	h, err := ingress.New(ingress.Options{Temporal: w.Client, TaskQueue: cfg.TaskQueues.Missions, Clients: clients,
+		Sites: maps, Audit: w.Store, MaxBody: cfg.WMS.IngressMaxBody, Logger: w.log})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("wms.ingressAddr %s: %w", addr, err)
+	}
+	w.IngressAddr = ln.Addr().String()
+	w.ingress = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	go w.ingress.Serve(ln)
+	w.log.Info("REST ingress listening", "addr", w.IngressAddr, "clients", len(clients))
+	return nil
 }
 
 func (w *Worker) serveHTTP(addr string) error {
@@ -391,10 +428,12 @@ func (w *Worker) Stop() {
 		for _, wk := range slices.Backward(w.workers) {
 			wk.Stop()
 		}
-		if w.http != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_ = w.http.Shutdown(ctx)
-			cancel()
+		for _, srv := range []*http.Server{w.ingress, w.http} {
+			if srv != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				_ = srv.Shutdown(ctx)
+				cancel()
+			}
 		}
 		if w.MQTT != nil {
 			w.MQTT.Disconnect(250)
