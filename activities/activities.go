@@ -192,8 +192,15 @@ func (a *Activities) BuildOrder(ctx context.Context, in schemas.BuildOrderInput)
 	if in.FromStep < 0 || in.FromStep >= len(all) {
 		return schemas.BuildOrderResult{}, invalid("build order for %s: fromStep %d outside its %d steps", in.Spec.MissionID, in.FromStep, len(all))
 	}
-	req := site.OrderRequest{OrderID: in.OrderID, OrderUpdateID: in.OrderUpdateID, StartNode: start, Steps: all[in.FromStep:], FirstStep: in.FromStep,
-		Require: prof.Require, StartTheta: st.Theta, FirstSequenceID: in.StitchSequenceID}
+	to := len(all)
+	if in.ToStep != 0 {
+		if in.ToStep <= in.FromStep || in.ToStep > len(all) {
+			return schemas.BuildOrderResult{}, invalid("build order for %s: toStep %d outside (%d, %d]", in.Spec.MissionID, in.ToStep, in.FromStep, len(all))
+		}
+		to = in.ToStep
+	}
+	req := site.OrderRequest{OrderID: in.OrderID, OrderUpdateID: in.OrderUpdateID, StartNode: start, Steps: all[in.FromStep:to], FirstStep: in.FromStep,
+		Require: prof.Require, StartTheta: st.Theta, FirstSequenceID: in.StitchSequenceID, HoldLast: in.HoldLast}
 	if offset > site.DefaultAllowedDeviationXY {
 		// Stopped between nodes: the first node must count as reached from
 		// where the robot stands, or the vehicle refuses the order.

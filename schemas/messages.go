@@ -112,6 +112,11 @@ type BuildOrderInput struct {
 	// drives spec.Steps[FromStep:] (steps appended to the mission).
 	StitchNode       string `json:"stitchNode,omitempty"`
 	StitchSequenceID int    `json:"stitchSequenceId,omitempty"`
+	// ToStep, when not 0, ends the order at spec.Steps[ToStep-1] (a part
+	// of the mission up to a step that waits for a WMS signal); HoldLast
+	// leaves that step's action out (it waits for loadReady before it).
+	ToStep   int  `json:"toStep,omitempty"`
+	HoldLast bool `json:"holdLast,omitempty"`
 }
 
 // BuildOrderResult carries the order and a summary for status.

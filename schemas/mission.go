@@ -66,7 +66,30 @@ type Load struct {
 type MissionStep struct {
 	Station string `json:"station"`
 	Action  string `json:"action"`
+	// WaitFor, when set, makes the robot wait at Station for a WMS
+	// signal: loadReady before Action, loadTaken after it.
+	WaitFor WaitFor `json:"waitFor,omitzero"`
 }
+
+// WaitFor is a step's wait for a WMS mission signal (mission.schema.json,
+// steps[].waitFor).
+type WaitFor struct {
+	// Signal is SignalLoadReady or SignalLoadTaken; "" = no wait.
+	Signal string `json:"signal,omitempty"`
+	// TimeoutSeconds is how long the robot waits at the station, from its
+	// arrival, in seconds (1–86400).
+	TimeoutSeconds int `json:"timeoutSeconds,omitempty"`
+	// OnTimeout is OnTimeoutFail ("" means it too) or OnTimeoutSkip.
+	OnTimeout string `json:"onTimeout,omitempty"`
+}
+
+// The WMS mission signals a step can wait for, and what a timeout does.
+const (
+	SignalLoadReady = "loadReady" // waited for before the step's action
+	SignalLoadTaken = "loadTaken" // waited for after the step's action
+	OnTimeoutFail   = "fail"
+	OnTimeoutSkip   = "skip"
+)
 
 // DefaultMinBattery is minBattery, in percent, when a spec gives none (the
 // schema's default).

@@ -17,6 +17,26 @@ import (
 //go:embed updates/*.schema.json
 var UpdateSchemas embed.FS
 
+// SignalSchemas holds signals/<name>.schema.json: the JSON Schema of the
+// argument of each mission signal from the WMS (loadReady and loadTaken
+// share load.schema.json).
+//
+//go:embed signals/*.schema.json
+var SignalSchemas embed.FS
+
+// CompileSignalSchema compiles the schema of signal name's argument
+// (loadReady, loadTaken). An unknown name is an error.
+func CompileSignalSchema(name string) (*jsonschema.Schema, error) {
+	if name != SignalLoadReady && name != SignalLoadTaken {
+		return nil, fmt.Errorf("no schema for signal %q (known: %s, %s)", name, SignalLoadReady, SignalLoadTaken)
+	}
+	raw, err := SignalSchemas.ReadFile("signals/load.schema.json")
+	if err != nil {
+		return nil, err
+	}
+	return compileSchema("signals/load.schema.json", "https://fleetflow.dev/schemas/signals/load.schema.json", raw)
+}
+
 // UpdateSchemaID is the $id of update name's schema.
 func UpdateSchemaID(name string) string {
 	return "https://fleetflow.dev/schemas/updates/" + name + ".schema.json"

@@ -16,6 +16,8 @@ import (
 	"github.com/fleetflow/fleetflow/activities/store"
 	"github.com/fleetflow/fleetflow/internal/config"
 	"github.com/fleetflow/fleetflow/internal/openapicheck"
+	"github.com/fleetflow/fleetflow/internal/wms"
+	"github.com/fleetflow/fleetflow/schemas"
 	"github.com/fleetflow/fleetflow/workers/ingress"
 	"github.com/fleetflow/fleetflow/workflows"
 )
@@ -182,4 +184,115 @@ func TestEndToEndIngress(t *testing.T) {
 		cancelled = cancelled || (a.Kind == "mission.cancelled" && a.Actor == "wms:wms-a")
 	}
 	require.True(t, cancelled, "the cancel is audited with the client as its actor: %v", trail)
+}
+
+// Steps that wait for the warehouse and steps appended mid-route, on the
+// real stack with virtual robots: the robot waits at the conveyor for
+// loadReady (a signal for another load is ignored) and picks once the WMS
+// signals it over REST; a mission given two more steps while driving ends
+// at the appended station; a loadReady sent with the start
+// (signal-with-start) lets the robot drive through without waiting.
+func TestEndToEndWMSSignalsAndAppend(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test skipped with -short")
+	}
+	const key = "e2e-signals-key-of-wms-a-0123456789abcdef"
+	cfg := e2eConfig(t)
+	cfg.Sim.Speed = 8
+	cfg.Sim.ActionDuration = 300 * time.Millisecond
+	cfg.WMS.IngressAddr = "127.0.0.1:0"
+	cfg.WMS.Clients = []config.WMSClient{{Name: "wms-a", APIKeyEnv: "A", APIKey: key}}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: "../bin/temporal", headless: true}, io.Discard)
+	require.NoError(t, err)
+	defer ls.Stop()
+	base := "http://" + ls.worker.IngressAddr
+	chk, err := openapicheck.Load("../schemas/openapi.yaml")
+	require.NoError(t, err)
+	hc := &http.Client{Transport: &openapicheck.Transport{Checker: chk, Fail: t.Errorf}}
+	call := func(method, path, body string, out any) int {
+		t.Helper()
+		req, err := http.NewRequestWithContext(ctx, method, base+path, strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+key)
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := hc.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		if out != nil {
+			require.NoError(t, json.Unmarshal(raw, out), "%s %s: %s", method, path, raw)
+		}
+		return resp.StatusCode
+	}
+	t0 := time.Now()
+	waitState := func(id, state string, st *workflows.MissionStatus) {
+		t.Helper()
+		defer func() { t.Logf("%6.1fs mission %s %s", time.Since(t0).Seconds(), id, st.State) }()
+		require.Eventually(t, func() bool {
+			return call("GET", "/v1/missions/"+id, "", st) == http.StatusOK && st.State == state
+		}, 2*time.Minute, 200*time.Millisecond, "mission %s never %s (last %+v)", id, state, st)
+	}
+
+	// loadReady at the conveyor, signalled over REST.
+	var st workflows.MissionStatus
+	require.Equal(t, http.StatusCreated, call("POST", "/v1/missions", `{"missionId":"w-1","site":"warehouse-a","load":{"loadId":"PAL-W1"},
+		"steps":[{"station":"inbound-1","action":"pick","waitFor":{"signal":"loadReady","timeoutSeconds":120}},{"station":"rack-1","action":"drop"}]}`, nil))
+	waitState("w-1", workflows.MissionAwaitingWMS, &st)
+	require.Contains(t, st.WaitingFor, "loadReady for step 1 (inbound-1)")
+	robot := st.RobotID
+	var sr ingress.SignalResponse
+	require.Equal(t, http.StatusAccepted, call("POST", "/v1/missions/w-1/signals/loadReady", `{"loadId":"PAL-OTHER"}`, &sr))
+	require.Eventually(t, func() bool {
+		return call("GET", "/v1/missions/w-1", "", &st) == http.StatusOK && len(st.IgnoredSignals) == 1
+	}, 30*time.Second, 200*time.Millisecond)
+	require.Equal(t, workflows.MissionAwaitingWMS, st.State, "a signal for another load does not release the robot")
+	require.Equal(t, http.StatusBadRequest, call("POST", "/v1/missions/w-1/signals/loadReady", `{"loadID":"x"}`, nil))
+	require.Equal(t, http.StatusNotFound, call("POST", "/v1/missions/w-1/signals/loadLost", `{}`, nil))
+	require.Equal(t, http.StatusAccepted, call("POST", "/v1/missions/w-1/signals/loadReady", `{"loadId":"PAL-W1","by":"conveyor-7"}`, &sr))
+	waitState("w-1", workflows.MissionCompleted, &st)
+	require.Equal(t, 1, st.OrderUpdates)
+	require.Equal(t, st.NodesTotal, st.NodesDone)
+	require.Len(t, st.Signals, 1)
+	require.Contains(t, st.Signals[0], "wms:wms-a")
+	require.Equal(t, robot, st.RobotID)
+
+	// Append while driving: the robot ends at the appended station.
+	require.Equal(t, http.StatusCreated, call("POST", "/v1/missions", `{"missionId":"w-2","site":"warehouse-a",
+		"steps":[{"station":"inbound-2","action":"pick"},{"station":"rack-2","action":"drop"}]}`, nil))
+	waitState("w-2", workflows.MissionDriving, &st)
+	before := st.NodesTotal
+	require.Equal(t, http.StatusOK, call("POST", "/v1/missions/w-2/append", `{"steps":[{"station":"inbound-1","action":"pick"},{"station":"rack-1","action":"drop"}],"reason":"second pallet"}`, &st))
+	require.Equal(t, 1, st.OrderUpdates)
+	require.Greater(t, st.NodesTotal, before)
+	var e struct{ Error, Type string }
+	require.Equal(t, http.StatusBadRequest, call("POST", "/v1/missions/w-2/append", `{"steps":[{"station":"inbound-1","action":"fly"}]}`, &e))
+	require.Equal(t, http.StatusConflict, call("POST", "/v1/missions/w-2/append", `{"steps":[{"station":"no-such-rack","action":"drop"}]}`, &e))
+	require.Equal(t, workflows.ErrInvalidMission, e.Type)
+	waitState("w-2", workflows.MissionCompleted, &st)
+	rack1, _ := ls.site.Station("rack-1")
+	require.Equal(t, rack1.Node, st.CurrentNode, "the robot drove the appended steps")
+	require.Equal(t, st.NodesTotal, st.NodesDone)
+
+	// Signal-with-start: the load is ready before the mission starts.
+	spec, err := schemas.ParseMission([]byte(`{"missionId":"w-3","site":"warehouse-a","load":{"loadId":"PAL-W3"},
+		"steps":[{"station":"inbound-2","action":"pick","waitFor":{"signal":"loadReady","timeoutSeconds":60}},{"station":"rack-3","action":"drop"}]}`))
+	require.NoError(t, err)
+	_, err = ls.worker.Client.SignalWithStartWorkflow(ctx, workflows.MissionWorkflowID("w-3"), workflows.SignalLoadReady,
+		workflows.LoadSignal{LoadID: "PAL-W3", By: "wms-a"}, wms.StartOptions(cfg.TaskQueues.Missions, spec, "wms-a", 0),
+		workflows.MissionWorkflowType, workflows.MissionInput{Spec: spec, Client: "wms-a"})
+	require.NoError(t, err)
+	seen := map[string]bool{}
+	require.Eventually(t, func() bool {
+		if call("GET", "/v1/missions/w-3", "", &st) != http.StatusOK {
+			return false
+		}
+		seen[st.State] = true
+		return st.State == workflows.MissionCompleted
+	}, 2*time.Minute, 100*time.Millisecond)
+	require.False(t, seen[workflows.MissionAwaitingWMS], "the robot never waited: %v", seen)
+	require.Len(t, st.Signals, 1)
 }

@@ -51,7 +51,7 @@ func dialTemporal(g *globalFlags) (client.Client, config.Config, error) {
 func missionCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "mission", Short: "Start, watch and control transport missions"}
 	cmd.AddCommand(missionStartCmd(g), missionStatusCmd(g), missionControlCmd(g, workflows.UpdateCancel),
-		missionControlCmd(g, workflows.UpdatePause), missionControlCmd(g, workflows.UpdateResume), missionControlCmd(g, workflows.UpdateReprioritize), missionResolveCmd(g), missionListCmd(g))
+		missionControlCmd(g, workflows.UpdatePause), missionControlCmd(g, workflows.UpdateResume), missionControlCmd(g, workflows.UpdateReprioritize), missionAppendCmd(g), missionSignalCmd(g), missionResolveCmd(g), missionListCmd(g))
 	return cmd
 }
 
@@ -283,6 +283,24 @@ func printStatus(w io.Writer, st workflows.MissionStatus, link string) {
 	}
 	if st.CancelNotApplied != "" {
 		fmt.Fprintf(tw, "cancel not applied\t%s\n", st.CancelNotApplied)
+	}
+	if st.WaitingFor != "" {
+		fmt.Fprintf(tw, "waiting for WMS\t%s: starter mission signal %s %s\n", st.WaitingFor, st.MissionID, strings.Fields(st.WaitingFor)[0])
+	}
+	for _, l := range st.Signals {
+		fmt.Fprintf(tw, "signal\t%s\n", l)
+	}
+	for _, l := range st.IgnoredSignals {
+		fmt.Fprintf(tw, "signal ignored\t%s\n", l)
+	}
+	for _, l := range st.Skipped {
+		fmt.Fprintf(tw, "wait skipped\t%s\n", l)
+	}
+	for _, l := range st.Appended {
+		fmt.Fprintf(tw, "appended\t%s\n", l)
+	}
+	if st.OrderUpdates > 0 {
+		fmt.Fprintf(tw, "order updates\t%d\n", st.OrderUpdates)
 	}
 	if st.Protocol != "" {
 		fmt.Fprintf(tw, "protocol\t%s\n", st.Protocol)

@@ -119,8 +119,21 @@ type MissionStatus struct {
 	// ResolveBy is the deadline of the operator decision while the state
 	// is AWAITING_OPERATOR.
 	ResolveBy time.Time `json:"resolveBy,omitempty"`
-	StartedAt time.Time `json:"startedAt"`
-	UpdatedAt time.Time `json:"updatedAt"`
+	// WaitingFor says, while the state is AWAITING_WMS, which WMS signal
+	// the robot waits for at which step, and until when.
+	WaitingFor string `json:"waitingFor,omitempty"`
+	// Signals lists the WMS signals used, IgnoredSignals those that named
+	// another load, Skipped the waits that timed out and were skipped.
+	Signals        []string `json:"signals,omitempty"`
+	IgnoredSignals []string `json:"ignoredSignals,omitempty"`
+	Skipped        []string `json:"skipped,omitempty"`
+	// Appended lists the steps added by update append.
+	Appended []string `json:"appended,omitempty"`
+	// OrderUpdates counts the order updates sent to the current robot
+	// (the next part of a mission that waits for the WMS, appended steps).
+	OrderUpdates int       `json:"orderUpdates,omitempty"`
+	StartedAt    time.Time `json:"startedAt"`
+	UpdatedAt    time.Time `json:"updatedAt"`
 }
 
 // Handover is one failover: the robot given up, why, from which step the
@@ -308,6 +321,15 @@ type mission struct {
 
 	reserveRounds int // ReserveRobot answers so far (reprioritize waits for the next)
 	accepts       int // accept updates answered
+
+	// Parts (parts.go): the wait that ends the part the robot drives (nil =
+	// none), the steps whose wait is over, the WMS signals not yet used,
+	// and the end (exclusive) of the steps the orders sent so far cover.
+	hold      *hold
+	waitDone  []bool
+	signals   []received
+	partTo    int
+	appending bool
 }
 
 // Mission runs one transport mission: validate the spec against its site map
@@ -387,6 +409,9 @@ func (m *mission) registerHandlers(ctx workflow.Context) error {
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateAccept, m.accept,
 		workflow.UpdateHandlerOptions{Validator: m.validateAccept}); err != nil {
+		return err
+	}
+	if err := m.registerWMS(ctx); err != nil {
 		return err
 	}
 	events := workflow.GetSignalChannel(ctx, SignalRobotEvent)
@@ -539,6 +564,7 @@ func (m *mission) run(ctx workflow.Context) (MissionResult, error) {
 	}
 	m.deadline = deadline
 	m.stepDone = make([]bool, len(spec.Steps))
+	m.waitDone = make([]bool, len(spec.Steps))
 
 	var plan schemas.PlanMissionResult
 	if err := m.storeIO(ctx, "check mission against site map", ActivityPlanMission, schemas.PlanMissionInput{Spec: spec, Client: m.in.Client}, &plan); err != nil {
@@ -677,6 +703,24 @@ func (m *mission) drive(ctx workflow.Context) (MissionResult, error, bool) {
 	seen := m.events
 	for m.outcome == "" && m.failover == "" {
 		now := workflow.Now(ctx)
+		if m.cancelRequested && m.cancelAct == nil && m.hold != nil && m.hold.arrived {
+			// The robot stands at a station with its order done: nothing
+			// to stop (a cancelOrder would fail with noOrderToCancel).
+			m.outcome = MissionCancelled
+			break
+		}
+		if res, err, done := m.settleHold(ctx); done {
+			return res, err, true
+		}
+		if m.outcome != "" {
+			break
+		}
+		if m.hold == nil && m.partTo < len(m.in.Spec.Steps) && !m.cancelRequested && m.cancelAct == nil {
+			// Steps were appended while the robot drives its last part.
+			if res, err := m.extendOrder(ctx, m.partTo); err != nil {
+				return res, err, true
+			}
+		}
 		if m.cancelRequested && m.cancelAct == nil {
 			m.setState(ctx, MissionCancelling)
 			m.cancelSeq++
@@ -704,7 +748,8 @@ func (m *mission) drive(ctx workflow.Context) (MissionResult, error, bool) {
 				m.status.RobotID, m.connLost, m.grace))
 			break
 		}
-		if m.orderAcked && !m.status.Paused && m.cancelAct == nil && !workflow.Now(ctx).Before(m.progressAt.Add(Timings.StallTimeout)) {
+		atHold := m.hold != nil && m.hold.arrived
+		if m.orderAcked && !m.status.Paused && m.cancelAct == nil && !atHold && !workflow.Now(ctx).Before(m.progressAt.Add(Timings.StallTimeout)) {
 			m.giveUp(ErrRobotStalled, fmt.Sprintf("robot %s made no progress for %s", m.status.RobotID, Timings.StallTimeout))
 			break
 		}
@@ -749,9 +794,13 @@ func (m *mission) drive(ctx workflow.Context) (MissionResult, error, bool) {
 		if m.connLost != "" {
 			dues = append(dues, m.connLostAt.Add(m.grace))
 		}
-		if m.orderAcked && !m.status.Paused {
+		if m.orderAcked && !m.status.Paused && !atHold {
 			dues = append(dues, m.progressAt.Add(Timings.StallTimeout))
 		}
+		if atHold {
+			dues = append(dues, m.hold.arrivedAt.Add(m.hold.timeout))
+		}
+		signals, hold, steps := len(m.signals), m.hold, len(m.in.Spec.Steps)
 		for _, due := range dues {
 			if !due.IsZero() {
 				wait = min(wait, max(due.Sub(workflow.Now(ctx)), time.Millisecond))
@@ -760,6 +809,7 @@ func (m *mission) drive(ctx workflow.Context) (MissionResult, error, bool) {
 		cancelAct, pauseAct := m.cancelAct, m.pauseAct
 		ok, err := workflow.AwaitWithTimeout(ctx, wait, func() bool {
 			return m.outcome != "" || m.failover != "" || m.events != seen || m.replanWanted ||
+				len(m.signals) != signals || m.hold != hold || len(m.in.Spec.Steps) != steps ||
 				(m.cancelRequested && m.cancelAct == nil) || (!m.cancelRequested && m.pauseAct == nil && m.pauseWanted != m.pauseSentFor) ||
 				(cancelAct != nil && cancelAct.outcome != controlPending) || (pauseAct != nil && pauseAct.outcome != controlPending)
 		})
@@ -915,11 +965,18 @@ func dash(s string) string {
 // stored state).
 func (m *mission) buildOrder(ctx workflow.Context) (MissionResult, error) {
 	var built schemas.BuildOrderResult
-	if err := m.storeIO(ctx, "build VDA 5050 order", ActivityBuildOrder, schemas.BuildOrderInput{
+	to, h := m.partEnd(m.fromStep)
+	in := schemas.BuildOrderInput{
 		Spec: m.in.Spec, RobotID: m.status.RobotID, OrderID: m.vdaOrderID, OrderUpdateID: m.orderUpdateID, FromStep: m.fromStep,
-	}, &built); err != nil {
+		HoldLast: h != nil && h.signal == SignalLoadReady,
+	}
+	if to < len(m.in.Spec.Steps) {
+		in.ToStep = to
+	}
+	if err := m.storeIO(ctx, "build VDA 5050 order", ActivityBuildOrder, in, &built); err != nil {
 		return m.fail(ctx, errType(err, ""), "build order: "+err.Error())
 	}
+	m.hold, m.partTo = h, to
 	m.order = built.Order
 	m.nodeIDs = built.NodeIDs
 	clear(m.actionIDs)
@@ -1104,7 +1161,7 @@ func (m *mission) apply(ctx workflow.Context, ev schemas.RobotEvent) {
 			return
 		}
 		if m.orderSent && !m.orderAcked && m.refusesOrder(e) {
-			if e.ErrorType == robotErrNoRoute && !m.status.Replanned {
+			if e.ErrorType == robotErrNoRoute && !m.status.Replanned && m.status.OrderUpdates == 0 {
 				m.replanWanted = true
 				continue
 			}
@@ -1151,11 +1208,20 @@ func (m *mission) apply(ctx workflow.Context, ev schemas.RobotEvent) {
 			m.setState(ctx, MissionDriving)
 		}
 	}
-	if ev.NodesRemaining == 0 && ev.EdgesRemaining == 0 && !ev.Driving && ev.LastNodeID == m.lastNode && m.actionsFinished(ev) {
-		// Done, even if a cancel was under way: the robot finished first.
+	if ev.NodesRemaining == 0 && ev.EdgesRemaining == 0 && !ev.Driving && ev.LastNodeID == m.lastNode && ev.OrderUpdateID == m.orderUpdateID && m.actionsFinished(ev) {
 		m.status.NodesDone = m.status.NodesTotal
-		m.outcome = MissionCompleted
-		return
+		switch {
+		case m.hold != nil:
+			// The part ends with a wait for the WMS: the robot stands at
+			// the station (settleHold goes on from here).
+			m.arrivedAtHold(ctx)
+		case m.partTo < len(m.in.Spec.Steps):
+			// Appended steps are on their way as an order update.
+		default:
+			// Done, even if a cancel was under way: the robot finished first.
+			m.outcome = MissionCompleted
+			return
+		}
 	}
 	if cancelled {
 		m.outcome = MissionCancelled
@@ -1404,6 +1470,9 @@ func (m *mission) setDetails(ctx workflow.Context) {
 	}
 	if s.ConnectionLost != "" {
 		b.WriteString(" · connection " + s.ConnectionLost)
+	}
+	if s.WaitingFor != "" {
+		b.WriteString(" · waiting for WMS " + s.WaitingFor)
 	}
 	if s.LastError != "" {
 		b.WriteString(fmt.Sprintf(" · %s", s.LastError))

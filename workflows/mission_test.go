@@ -49,10 +49,13 @@ type fakeActivities struct {
 	// one again when used up); nil = acme/AMR-001 always.
 	handout []string
 	granted int
+	// parts makes BuildOrder honour FromStep, ToStep, HoldLast and the
+	// stitching node (partsOrder) instead of answering one fixed order.
+	parts bool
 }
 
 func (f *fakeActivities) PlanMission(ctx context.Context, in schemas.PlanMissionInput) (schemas.PlanMissionResult, error) {
-	if in.Spec.Steps[0].Station == "nowhere" {
+	if slices.ContainsFunc(in.Spec.Steps, func(s schemas.MissionStep) bool { return s.Station == "nowhere" }) {
 		return schemas.PlanMissionResult{}, temporal.NewNonRetryableApplicationError("unknown station nowhere", ErrInvalidMission, nil)
 	}
 	return schemas.PlanMissionResult{FirstStationNode: "B1", X: 4, Y: 2, Webhook: in.Client == "acme-wms"}, nil
@@ -116,7 +119,11 @@ func (f *fakeActivities) CancelQueued(ctx context.Context, in schemas.CancelQueu
 func (f *fakeActivities) BuildOrder(ctx context.Context, in schemas.BuildOrderInput) (schemas.BuildOrderResult, error) {
 	f.mu.Lock()
 	f.builds = append(f.builds, in)
+	parts := f.parts
 	f.mu.Unlock()
+	if parts {
+		return partsOrder(in), nil
+	}
 	ids := []string{in.OrderID + "-a0-pick", in.OrderID + "-a1-drop"}
 	return schemas.BuildOrderResult{
 		Order:     vda5050.Order{OrderID: in.OrderID, OrderUpdateID: in.OrderUpdateID},

@@ -46,6 +46,9 @@ const (
 	// answers the mission's status when the request is the mission's own,
 	// and is refused when the same mission ID comes with another spec.
 	UpdateAccept = "accept"
+	// UpdateAppend adds steps after a mission's last one (AppendRequest);
+	// a robot already driving gets them as a VDA 5050 order update.
+	UpdateAppend = "append"
 
 	QueryStatus = "status"
 

@@ -21,6 +21,7 @@ func TestUpdateSchemasMatchRequests(t *testing.T) {
 		UpdateReprioritize: ReprioritizeRequest{Priority: 7, Reason: "r", By: "b"},
 		UpdateResolve:      ResolveRequest{Decision: DecisionReassign, RestartFromStart: true, Reason: "r", By: "b"},
 		UpdateAccept:       AcceptRequest{Spec: sp, Client: "acme-wms"},
+		UpdateAppend:       AppendRequest{Steps: []schemas.MissionStep{{Station: "rack-2", Action: "drop", WaitFor: schemas.WaitFor{Signal: SignalLoadTaken, TimeoutSeconds: 30, OnTimeout: "skip"}}}, Reason: "r", By: "b"},
 	} {
 		sch, err := schemas.CompileUpdateSchema(name)
 		require.NoError(t, err, name)
@@ -46,8 +47,20 @@ func TestUpdateSchemasMatchRequests(t *testing.T) {
 		slices.Sort(inGo)
 		require.Equal(t, inGo, inSchema, "%s: schema and Go type name the same fields", name)
 	}
+	step := 1
+	for _, name := range []string{SignalLoadReady, SignalLoadTaken} {
+		sch, err := schemas.CompileSignalSchema(name)
+		require.NoError(t, err)
+		raw, _ := json.Marshal(LoadSignal{LoadID: "PAL-1", Step: &step, By: "conveyor-7"})
+		require.Empty(t, schemas.Validate(sch, raw), "%s", raw)
+		require.NotEmpty(t, schemas.Validate(sch, []byte(`{"loadID":"x"}`)))
+	}
+	_, err := schemas.CompileSignalSchema("loadLost")
+	require.Error(t, err)
+	app, _ := schemas.CompileUpdateSchema(UpdateAppend)
+	require.NotEmpty(t, schemas.Validate(app, []byte(`{"steps":[{"station":"a","action":"fly"}]}`)), "steps are held to mission.schema.json")
 	bad, _ := schemas.CompileUpdateSchema(UpdateReprioritize)
 	require.Error(t, bad.Validate(map[string]any{"priority": 101.0}))
-	_, err := schemas.CompileUpdateSchema("nope")
+	_, err = schemas.CompileUpdateSchema("nope")
 	require.Error(t, err)
 }

@@ -58,7 +58,7 @@ func Load(path string) (*Checker, error) {
 
 // Check validates one request and its response. Bodies are read and put
 // back, so both can still be used. A request the server refused as bad
-// (400, 401, 413) may break the contract, and often does on purpose in
+// (400, 401, 404, 413) may break the contract, and often does on purpose in
 // tests: then only the response is held to it.
 func (c *Checker) Check(req *http.Request, reqBody []byte, resp *http.Response) error {
 	respBody, err := io.ReadAll(resp.Body)
@@ -75,7 +75,7 @@ func (c *Checker) Check(req *http.Request, reqBody []byte, resp *http.Response) 
 	var ok bool
 	var verrs []*verrors.ValidationError
 	switch resp.StatusCode {
-	case http.StatusBadRequest, http.StatusUnauthorized, http.StatusRequestEntityTooLarge:
+	case http.StatusBadRequest, http.StatusUnauthorized, http.StatusNotFound, http.StatusRequestEntityTooLarge:
 		ok, verrs = c.v.ValidateHttpResponse(r2, &resp2)
 	default:
 		ok, verrs = c.v.ValidateHttpRequestResponse(r2, &resp2)

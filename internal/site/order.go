@@ -50,6 +50,10 @@ type OrderRequest struct {
 	// last base node of the order before it, with that node's sequenceId
 	// (the stitching node, VDA 5050 §6.6.2), and the ids go on from there.
 	FirstSequenceID int
+	// HoldLast leaves out the last step's action: the robot drives to that
+	// station and waits there (for a WMS signal); the action comes with
+	// the next order update.
+	HoldLast bool
 }
 
 // Defaults for required optional fields (OrderRequest.Require): the
@@ -138,6 +142,9 @@ func (m *Map) BuildOrder(req OrderRequest) (vda5050.Order, error) {
 		}
 		for _, id := range r[1:] {
 			path = append(path, visit{node: id})
+		}
+		if req.HoldLast && i == len(req.Steps)-1 {
+			continue
 		}
 		v := &path[len(path)-1]
 		v.actions = append(v.actions, stepAction(req, i, s, st))

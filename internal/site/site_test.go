@@ -585,3 +585,40 @@ func TestBuildOrderFillsRequiredFields(t *testing.T) {
 		t.Error("a vehicle that requires nothing gets no theta where the map has none")
 	}
 }
+
+// A mission in parts: the first part goes to a station and holds its
+// action; the update stitched on at that station (its sequenceId) starts
+// with the held action and numbers on from there (VDA 5050 §6.6.2).
+func TestBuildOrderParts(t *testing.T) {
+	m := load(t)
+	first, err := m.BuildOrder(OrderRequest{OrderID: "o", StartNode: "E1", Steps: []Step{{"outbound-1-pick", "pick"}, {"rack-4", "drop"}}, HoldLast: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	encode(t, first)
+	last := first.Nodes[len(first.Nodes)-1]
+	if last.NodeID != "A4.1" || len(last.Actions) != 0 || len(first.Nodes[0].Actions) != 1 {
+		t.Fatalf("the held drop must be left out: %s %+v", ids(first), last.Actions)
+	}
+	upd, err := m.BuildOrder(OrderRequest{OrderID: "o", OrderUpdateID: 1, StartNode: last.NodeID, FirstSequenceID: last.SequenceID,
+		Steps: []Step{{"rack-4", "drop"}, {"outbound-1", "drop"}}, FirstStep: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	encode(t, upd)
+	s := upd.Nodes[0]
+	if s.NodeID != "A4.1" || s.SequenceID != last.SequenceID || len(s.Actions) != 1 || s.Actions[0].ActionID != "o-a1-drop" {
+		t.Fatalf("stitching node: %+v", s)
+	}
+	for i, n := range upd.Nodes {
+		if n.SequenceID != last.SequenceID+2*i {
+			t.Errorf("node %d sequenceId %d", i, n.SequenceID)
+		}
+	}
+	if upd.Edges[0].SequenceID != last.SequenceID+1 {
+		t.Errorf("first edge sequenceId %d", upd.Edges[0].SequenceID)
+	}
+	if _, err := m.BuildOrder(OrderRequest{OrderID: "o", StartNode: "E1", Steps: []Step{{"rack-4", "drop"}}, FirstSequenceID: 3}); err == nil || !strings.Contains(err.Error(), "firstSequenceId: 3") {
+		t.Errorf("odd first sequenceId: %v", err)
+	}
+}

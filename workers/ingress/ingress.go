@@ -106,6 +106,7 @@ func New(o Options) (*Server, error) {
 	s.mux.HandleFunc("GET /v1/missions", s.list)
 	s.mux.HandleFunc("GET /v1/missions/{id}", s.get)
 	s.mux.HandleFunc("POST /v1/missions/{id}/{action}", s.update)
+	s.mux.HandleFunc("POST /v1/missions/{id}/signals/{signal}", s.signal)
 	return s, nil
 }
 
@@ -393,7 +394,7 @@ type MissionList struct {
 // filter of GET /v1/missions).
 var MissionStates = []string{
 	workflows.MissionValidating, workflows.MissionQueued, workflows.MissionReserved, workflows.MissionDriving,
-	workflows.MissionPaused, workflows.MissionCancelling, workflows.MissionAwaitingOperator,
+	workflows.MissionPaused, workflows.MissionAwaitingWMS, workflows.MissionCancelling, workflows.MissionAwaitingOperator,
 	workflows.MissionCompleted, workflows.MissionCancelled, workflows.MissionFailed,
 }
 
@@ -466,7 +467,7 @@ func statusName(s enumspb.WorkflowExecutionStatus) string {
 }
 
 // updates are the mission updates the ingress sends, by path action.
-var updates = []string{workflows.UpdateCancel, workflows.UpdatePause, workflows.UpdateResume, workflows.UpdateReprioritize}
+var updates = []string{workflows.UpdateCancel, workflows.UpdatePause, workflows.UpdateResume, workflows.UpdateReprioritize, workflows.UpdateAppend}
 
 func (s *Server) update(w http.ResponseWriter, r *http.Request) {
 	req := from(r)
@@ -529,6 +530,10 @@ func updateArg(action string, raw []byte, by string) (any, *errorBody) {
 		if empty {
 			return nil, &errorBody{Error: "reprioritize needs a body", Violations: []string{"/priority: required"}}
 		}
+	case workflows.UpdateAppend:
+		if empty {
+			return nil, &errorBody{Error: "append needs a body", Violations: []string{"/steps: required"}}
+		}
 	}
 	sch, err := schemas.CompileUpdateSchema(action)
 	if err != nil {
@@ -543,12 +548,62 @@ func updateArg(action string, raw []byte, by string) (any, *errorBody) {
 		_ = json.Unmarshal(raw, &c)
 		c.By = by
 		return c, nil
+	case workflows.UpdateAppend:
+		var a workflows.AppendRequest
+		_ = json.Unmarshal(raw, &a)
+		a.By = by
+		return a, nil
 	default:
 		var p workflows.ReprioritizeRequest
 		_ = json.Unmarshal(raw, &p)
 		p.By = by
 		return p, nil
 	}
+}
+
+// SignalResponse answers POST /v1/missions/{id}/signals/{signal}.
+type SignalResponse struct {
+	MissionID string `json:"missionId"`
+	Signal    string `json:"signal"`
+}
+
+// signal sends a WMS signal (loadReady, loadTaken) to a running mission:
+// 202, as a signal is taken, not answered (the mission's status shows
+// when it was used, or why it was ignored).
+func (s *Server) signal(w http.ResponseWriter, r *http.Request) {
+	req := from(r)
+	name := r.PathValue("signal")
+	sch, err := schemas.CompileSignalSchema(name)
+	if err != nil {
+		writeError(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("no signal %q (known: %s, %s)", name, workflows.SignalLoadReady, workflows.SignalLoadTaken)})
+		return
+	}
+	raw, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	var sig workflows.LoadSignal
+	if len(strings.TrimSpace(string(raw))) > 0 {
+		if v := schemas.Validate(sch, raw); len(v) > 0 {
+			writeError(w, http.StatusBadRequest, errorBody{Error: fmt.Sprintf("invalid %s signal (schemas/signals/load.schema.json)", name), Violations: v})
+			return
+		}
+		_ = json.Unmarshal(raw, &sig)
+	}
+	sig.By = "wms:" + req.client
+	id, status, ok := s.owned(w, r)
+	if !ok {
+		return
+	}
+	if status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		writeError(w, http.StatusConflict, errorBody{Error: fmt.Sprintf("mission %s has ended (%s)", id, statusName(status))})
+		return
+	}
+	if err := s.o.Temporal.SignalWorkflow(r.Context(), workflows.MissionWorkflowID(id), "", name, sig); err != nil {
+		s.temporalError(w, name+" to mission "+id, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, SignalResponse{MissionID: id, Signal: name})
 }
 
 // temporalError answers a failed Temporal call: a workflow's refusal is
