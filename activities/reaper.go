@@ -119,7 +119,7 @@ func (a *Activities) stopOrphanedOrder(ctx context.Context, l store.Lease) bool 
 	}
 	st, err := a.Store.RobotState(ctx, l.RobotID)
 	owner, _, _ := strings.Cut(st.OrderID, "#") // "<workflowID>#h<n>" after a handover
-	if err != nil || owner != l.WorkflowID || (st.NodeStatesRemaining == 0 && !st.Driving) {
+	if err != nil || owner != l.WorkflowID || (st.NodeStatesRemaining == 0 && !st.Driving && !st.ActionsUnderway()) {
 		return false
 	}
 	k, err := vda5050.ParseRobotID(l.RobotID)

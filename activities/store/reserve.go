@@ -115,7 +115,8 @@ func nearest(cands []candidate, taken []bool, caps []string, minBattery, x, y fl
 }
 
 // freeRobots returns the robots of site that could be reserved now (ONLINE,
-// no fatal error, not reserved), sorted by ID, and locks their rows; only
+// no fatal error, nothing left to drive, every action ended, not reserved),
+// sorted by ID, and locks their rows; only
 // robotID when it is not "" (a robot-specific request with nobody in line
 // needs no other row). Call it holding the site's advisory lock.
 func freeRobots(ctx context.Context, tx pgx.Tx, site, robotID string) ([]candidate, error) {
@@ -127,6 +128,11 @@ WHERE r.site = $1
   AND s.connection_state = 'ONLINE'
   AND s.fatal_error = ''
   AND s.node_states_remaining = 0 AND NOT s.driving
+  -- an action still under way (the last node's drop of an old order, an
+  -- instant action) means the robot is not done: VDA 5050 §6.10.6 counts an
+  -- order finished only with every action FINISHED or FAILED
+  AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(s.action_states) a
+                  WHERE a->>'actionStatus' NOT IN ('FINISHED', 'FAILED'))
   AND NOT EXISTS (SELECT 1 FROM reservations v WHERE v.robot_id = r.robot_id)
   AND ($2 = '' OR r.robot_id = $2)
 ORDER BY r.robot_id

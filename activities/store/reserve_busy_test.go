@@ -33,3 +33,44 @@ func TestReserveSkipsRobotStillOnAnOrder(t *testing.T) {
 		t.Fatalf("idle again, the robot is handed out: %+v %v", res, err)
 	}
 }
+
+// A robot at the last node of an old order with that node's drop still
+// RUNNING (nothing left to drive, not driving) is not done: handing it out
+// got the next order refused ("order … is still running", seen in the chaos
+// suite after a robot came back from a lost connection). Once every action
+// ended it is free.
+func TestReserveSkipsRobotWithActionUnderway(t *testing.T) {
+	s, _ := newTestStore(t)
+	ctx := context.Background()
+	r := robot("dropping", "a", 0, 0)
+	if err := s.RegisterRobots(ctx, []Robot{r}); err != nil {
+		t.Fatal(err)
+	}
+	onlineAt(t, s, 90, r)
+	now := time.Now()
+	running := RobotState{RobotID: "acme/dropping", OrderID: "mission-old", BatteryCharge: 90, HeaderID: 2, Timestamp: now.Add(time.Second),
+		ActionStates: []byte(`[{"actionId":"mission-old-a0-pick","actionStatus":"FINISHED"},{"actionId":"mission-old-a1-drop","actionStatus":"RUNNING"}]`)}
+	if !running.ActionsUnderway() {
+		t.Fatal("ActionsUnderway: a RUNNING drop is under way")
+	}
+	if err := s.UpsertStates(ctx, []RobotState{running}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Reserve(ctx, ReserveRequest{MissionID: "m1", WorkflowID: "mission-m1", Site: "a"})
+	if err != nil || !res.Queued {
+		t.Fatalf("a robot still running its last action must not be reserved: %+v %v", res, err)
+	}
+	done := running
+	done.HeaderID, done.Timestamp = 3, now.Add(2*time.Second)
+	done.ActionStates = []byte(`[{"actionId":"mission-old-a0-pick","actionStatus":"FINISHED"},{"actionId":"mission-old-a1-drop","actionStatus":"FINISHED"}]`)
+	if done.ActionsUnderway() {
+		t.Fatal("ActionsUnderway: every action ended")
+	}
+	if err := s.UpsertStates(ctx, []RobotState{done}); err != nil {
+		t.Fatal(err)
+	}
+	res, err = s.Reserve(ctx, ReserveRequest{MissionID: "m1", WorkflowID: "mission-m1", Site: "a"})
+	if err != nil || res.Queued || res.RobotID != "acme/dropping" {
+		t.Fatalf("done, the robot is handed out: %+v %v", res, err)
+	}
+}

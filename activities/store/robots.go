@@ -431,3 +431,22 @@ ORDER BY r.robot_id`, arg)
 		return v, nil
 	})
 }
+
+// ActionsUnderway reports whether the stored state lists an action that is
+// neither FINISHED nor FAILED (VDA 5050 §6.10.6: the robot is not done with
+// its order, or runs an instant action). The registry's free-robot query
+// applies the same rule.
+func (st RobotState) ActionsUnderway() bool {
+	var as []struct {
+		ActionStatus string `json:"actionStatus"`
+	}
+	if json.Unmarshal(st.ActionStates, &as) != nil {
+		return false
+	}
+	for _, a := range as {
+		if a.ActionStatus != "FINISHED" && a.ActionStatus != "FAILED" {
+			return true
+		}
+	}
+	return false
+}

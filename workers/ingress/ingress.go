@@ -1,6 +1,6 @@
 // Package ingress is fleetflow's REST ingress for warehouse management
 // systems that speak HTTP rather than Temporal: it starts missions
-// idempotently (internal/wms.SubmitMission), reads and lists them, and
+// idempotently (internal/wms.StartMission), reads and lists them, and
 // sends them the mission updates cancel, pause, resume and reprioritize.
 // The contract is schemas/openapi.yaml; a test checks this server against
 // it. Every request is authenticated with a WMS client's API key and
@@ -275,7 +275,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	if spec.RequestedBy == "" {
 		spec.RequestedBy = req.client
 	}
-	sub, err := wms.SubmitMission(r.Context(), s.o.Temporal, s.o.TaskQueue, spec, req.client, "wms:"+req.client)
+	sub, err := wms.StartMission(r.Context(), s.o.Temporal, s.o.TaskQueue, spec, req.client, "wms:"+req.client)
 	if errors.Is(err, wms.ErrConflict) {
 		writeError(w, http.StatusConflict, errorBody{Error: err.Error(), Type: workflows.ErrMissionConflict})
 		return
