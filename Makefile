@@ -75,6 +75,7 @@ bench: build bin/temporal
 	./bin/starter bench
 	./bin/starter bench rollout
 	./bin/starter bench burst
+	./bin/starter bench ingress
 	$(GO) test -run '^$$' -bench DecodeAndRoute -cpu 1 -benchtime 3s ./workers/bridge/
 
 clean:
