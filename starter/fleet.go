@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -39,9 +41,9 @@ func fleetCmd(g *globalFlags) *cobra.Command {
 			}
 			return emit(cmd.OutOrStdout(), g, views, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
-				fmt.Fprintln(tw, "ROBOT\tMODEL\tSITE\tCONNECTION\tBATTERY\tNODE\tORDER\tVERSION\tRESERVED BY\tERROR")
+				fmt.Fprintln(tw, "ROBOT\tMODEL\tSITE\tSERVICE\tCONNECTION\tBATTERY\tNODE\tORDER\tVERSION\tRESERVED BY\tERROR")
 				for _, v := range views {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.0f%%\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Model, v.Site, dash(v.State.ConnectionState),
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.0f%%\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Model, v.Site, v.ServiceStatus, dash(v.State.ConnectionState),
 						v.State.BatteryCharge, dash(v.State.LastNodeID), dash(v.State.OrderID), dash(v.SoftwareVersion), dash(v.ReservedBy), dash(v.State.FatalError))
 				}
 				tw.Flush()
@@ -49,7 +51,43 @@ func fleetCmd(g *globalFlags) *cobra.Command {
 		},
 	}
 	list.Flags().StringVar(&siteName, "site", "", "only this site")
-	cmd.AddCommand(list, fleetShowCmd(g))
+	cmd.AddCommand(list, fleetShowCmd(g), fleetSetStatusCmd(g))
+	return cmd
+}
+
+func fleetSetStatusCmd(g *globalFlags) *cobra.Command {
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "set-status ROBOT_ID " + strings.Join(store.ServiceStatuses, "|"),
+		Short: "Set a robot's service status: only robots in_service are given missions (needs DATABASE_URL)",
+		Long: `set-status changes whether missions may take a robot. A mission the robot
+runs now goes on to its end; from then on the allocator hands out only
+robots in_service (a maintenance or OTA workflow asking for the robot
+itself still gets it). The change is audited (kind robot.service_status).
+Queued missions see a robot returned to service on their next retry.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !slices.Contains(store.ServiceStatuses, args[1]) {
+				return badInput("status %q: want one of %s", args[1], strings.Join(store.ServiceStatuses, ", "))
+			}
+			st, _, err := openRegistry(cmd.Context(), g)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			before, err := st.SetServiceStatus(cmd.Context(), args[0], args[1], currentUser(), reason)
+			if errors.Is(err, store.ErrNotFound) {
+				return badInput("no robot %s in the registry", args[0])
+			}
+			if err != nil {
+				return err
+			}
+			return emit(cmd.OutOrStdout(), g, map[string]string{"robotId": args[0], "from": before, "to": args[1]}, func(w io.Writer) {
+				fmt.Fprintf(w, "robot %s: %s → %s\n", args[0], before, args[1])
+			})
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why (audited)")
 	return cmd
 }
 
@@ -108,6 +146,7 @@ func printRobot(w io.Writer, d robotDetail) {
 	fmt.Fprintf(tw, "software\t%s\n", dash(d.SoftwareVersion))
 	fmt.Fprintf(tw, "protocol\tprofile %s; writes %s\n", dash(d.Profile), dash(s.ProtocolVersion))
 	fmt.Fprintf(tw, "reserved by\t%s\n", dash(d.ReservedBy))
+	fmt.Fprintf(tw, "service\t%s\n", d.ServiceStatus)
 	if s.FatalError != "" {
 		fmt.Fprintf(tw, "FATAL\t%s\n", s.FatalError)
 	}

@@ -115,7 +115,8 @@ func nearest(cands []candidate, taken []bool, caps []string, minBattery, x, y fl
 }
 
 // freeRobots returns the robots of site that could be reserved now (ONLINE,
-// no fatal error, nothing left to drive, every action ended, not reserved),
+// no fatal error, in service unless robotID names it, nothing left to
+// drive, every action ended, not reserved),
 // sorted by ID, and locks their rows; only
 // robotID when it is not "" (a robot-specific request with nobody in line
 // needs no other row). Call it holding the site's advisory lock.
@@ -127,6 +128,7 @@ JOIN robot_state s ON s.robot_id = r.robot_id
 WHERE r.site = $1
   AND s.connection_state = 'ONLINE'
   AND s.fatal_error = ''
+  AND (r.service_status = 'in_service' OR $2 <> '')
   AND s.node_states_remaining = 0 AND NOT s.driving
   -- an action still under way (the last node's drop of an old order, an
   -- instant action) means the robot is not done: VDA 5050 §6.10.6 counts an

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 )
@@ -72,5 +73,46 @@ func TestReserveSkipsRobotWithActionUnderway(t *testing.T) {
 	res, err = s.Reserve(ctx, ReserveRequest{MissionID: "m1", WorkflowID: "mission-m1", Site: "a"})
 	if err != nil || res.Queued || res.RobotID != "acme/dropping" {
 		t.Fatalf("done, the robot is handed out: %+v %v", res, err)
+	}
+}
+
+// Only robots in service go to missions; a request for that very robot
+// (maintenance, OTA) still gets a draining one. Every change is audited.
+func TestReserveHonoursServiceStatus(t *testing.T) {
+	s, _ := newTestStore(t)
+	ctx := context.Background()
+	r := robot("svc", "a", 0, 0)
+	if err := s.RegisterRobots(ctx, []Robot{r}); err != nil {
+		t.Fatal(err)
+	}
+	onlineAt(t, s, 90, r)
+	before, err := s.SetServiceStatus(ctx, "acme/svc", Draining, "maintenance-acme-svc", "brake check")
+	if err != nil || before != InService {
+		t.Fatalf("set draining: %q %v", before, err)
+	}
+	if _, err := s.SetServiceStatus(ctx, "acme/svc", "on_holiday", "x", ""); err == nil {
+		t.Fatal("an unknown status must be refused")
+	}
+	if _, err := s.SetServiceStatus(ctx, "acme/none", Draining, "x", ""); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown robot: %v", err)
+	}
+	res, err := s.Reserve(ctx, ReserveRequest{MissionID: "m1", WorkflowID: "mission-m1", Site: "a"})
+	if err != nil || !res.Queued {
+		t.Fatalf("a draining robot must not go to a mission: %+v %v", res, err)
+	}
+	if err := s.CancelQueued(ctx, "m1"); err != nil {
+		t.Fatal(err)
+	}
+	res, err = s.Reserve(ctx, ReserveRequest{MissionID: "maintenance-acme-svc", WorkflowID: "maintenance-acme-svc", Site: "a", RobotID: "acme/svc"})
+	if err != nil || res.Queued || res.RobotID != "acme/svc" {
+		t.Fatalf("maintenance reserves its draining robot: %+v %v", res, err)
+	}
+	v, err := s.GetRobot(ctx, "acme/svc")
+	if err != nil || v.ServiceStatus != Draining {
+		t.Fatalf("view: %+v %v", v.ServiceStatus, err)
+	}
+	trail, err := s.AuditTrail(ctx, "acme/svc")
+	if err != nil || len(trail) != 1 || trail[0].Kind != "robot.service_status" || trail[0].Actor != "maintenance-acme-svc" {
+		t.Fatalf("audit: %+v %v", trail, err)
 	}
 }

@@ -92,6 +92,54 @@ type RobotView struct {
 	Robot
 	State      RobotState
 	ReservedBy string // mission ID holding the robot, "" when free
+	// ServiceStatus is one of the ServiceStatuses (migration 00008).
+	ServiceStatus string
+}
+
+// A robot's service status (robots.service_status): only robots
+// InService are handed to missions.
+const (
+	InService     = "in_service"
+	Draining      = "draining"
+	InMaintenance = "in_maintenance"
+	OutOfService  = "out_of_service"
+)
+
+// ServiceStatuses lists every service status.
+var ServiceStatuses = []string{InService, Draining, InMaintenance, OutOfService}
+
+// SetServiceStatus sets robotID's service status and writes an audit row
+// (kind robot.service_status, actor, details from, to, reason) in the same
+// transaction; it returns the status before. Errors: ErrNotFound for an
+// unknown robot, an error naming the known ones for an unknown status.
+func (s *Store) SetServiceStatus(ctx context.Context, robotID, status, actor, reason string) (string, error) {
+	if !slices.Contains(ServiceStatuses, status) {
+		return "", fmt.Errorf("service status %q: want one of %s", status, strings.Join(ServiceStatuses, ", "))
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return "", fmt.Errorf("set service status of %s: %w", robotID, err)
+	}
+	defer tx.Rollback(ctx)
+	var before string
+	err = tx.QueryRow(ctx, `SELECT service_status FROM robots WHERE robot_id = $1 FOR UPDATE`, robotID).Scan(&before)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", fmt.Errorf("robot %s: %w", robotID, ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("set service status of %s: %w", robotID, err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE robots SET service_status = $2 WHERE robot_id = $1`, robotID, status); err != nil {
+		return "", fmt.Errorf("set service status of %s: %w", robotID, err)
+	}
+	details, _ := json.Marshal(map[string]any{"from": before, "to": status, "reason": reason})
+	if _, err := tx.Exec(ctx, `INSERT INTO audit_log (actor, kind, subject, details) VALUES ($1, 'robot.service_status', $2, $3::jsonb)`, actor, robotID, string(details)); err != nil {
+		return "", fmt.Errorf("audit service status of %s: %w", robotID, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return "", fmt.Errorf("set service status of %s: %w", robotID, err)
+	}
+	return before, nil
 }
 
 func validSerial(s string) bool {
@@ -410,7 +458,7 @@ func (s *Store) GetRobot(ctx context.Context, robotID string) (RobotView, error)
 func (s *Store) robotViews(ctx context.Context, where string, arg string) ([]RobotView, error) {
 	rows, err := s.pool.Query(ctx, `
 SELECT r.robot_id, r.manufacturer, r.serial_number, r.model, r.site, r.capabilities,
-    COALESCE(NULLIF(s.software_version, ''), r.software_version), r.home_node, r.home_x, r.home_y, r.home_map_id, COALESCE(v.mission_id, ''), `+stateColumns+`
+    COALESCE(NULLIF(s.software_version, ''), r.software_version), r.home_node, r.home_x, r.home_y, r.home_map_id, COALESCE(v.mission_id, ''), r.service_status, `+stateColumns+`
 FROM robots r
 JOIN robot_state s ON s.robot_id = r.robot_id
 LEFT JOIN reservations v ON v.robot_id = r.robot_id
@@ -423,7 +471,7 @@ ORDER BY r.robot_id`, arg)
 		var v RobotView
 		stDst, done := stateScanTargets(&v.State)
 		dst := append([]any{&v.ID, &v.Manufacturer, &v.SerialNumber, &v.Model, &v.Site, &v.Capabilities,
-			&v.SoftwareVersion, &v.HomeNode, &v.X, &v.Y, &v.MapID, &v.ReservedBy}, stDst...)
+			&v.SoftwareVersion, &v.HomeNode, &v.X, &v.Y, &v.MapID, &v.ReservedBy, &v.ServiceStatus}, stDst...)
 		if err := row.Scan(dst...); err != nil {
 			return v, err
 		}
