@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -311,6 +312,23 @@ func (a *Activities) ReleaseRobot(ctx context.Context, in schemas.ReleaseRobotIn
 	}
 	a.wake(ctx, next)
 	return nil
+}
+
+// SetServiceStatus sets a robot's service status and audits it
+// (store.SetServiceStatus). Errors: UnknownRobot or an unknown status
+// (non-retryable), transient registry faults (retryable).
+func (a *Activities) SetServiceStatus(ctx context.Context, in schemas.SetServiceStatusInput) (schemas.SetServiceStatusResult, error) {
+	before, err := a.Store.SetServiceStatus(ctx, in.RobotID, in.Status, in.Actor, in.Reason)
+	if errors.Is(err, store.ErrNotFound) {
+		return schemas.SetServiceStatusResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrUnknownRobot, err)
+	}
+	if err != nil && !slices.Contains(store.ServiceStatuses, in.Status) {
+		return schemas.SetServiceStatusResult{}, invalid("%v", err)
+	}
+	if err != nil {
+		return schemas.SetServiceStatusResult{}, storeError(err)
+	}
+	return schemas.SetServiceStatusResult{Before: before}, nil
 }
 
 // wake signals queued missions that a robot waits for them. A lost wake-up

@@ -221,3 +221,17 @@ type SweepLeasesResult struct {
 	Checked int          `json:"checked"`
 	Freed   []FreedLease `json:"freed,omitempty"`
 }
+
+// SetServiceStatusInput sets a robot's service status (in_service,
+// draining, in_maintenance, out_of_service; activities/store).
+type SetServiceStatusInput struct {
+	RobotID string `json:"robotId"`
+	Status  string `json:"status"`
+	Actor   string `json:"actor"` // audited
+	Reason  string `json:"reason,omitempty"`
+}
+
+// SetServiceStatusResult says what the status was before.
+type SetServiceStatusResult struct {
+	Before string `json:"before"`
+}

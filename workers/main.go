@@ -2,7 +2,7 @@
 // and the health and metrics endpoints. It stops gracefully on SIGTERM or
 // SIGINT: polling stops, running activities finish, the bridge flushes.
 //
-//	workers [--config temporal.yaml] [--task-queues missions,robot-io,ota] [--bridge=true] [--http 127.0.0.1:9090] [--ingress 0.0.0.0:8080]
+//	workers [--config temporal.yaml] [--task-queues missions,robot-io,ota,maintenance] [--bridge=true] [--http 127.0.0.1:9090] [--ingress 0.0.0.0:8080]
 package main
 
 import (
@@ -21,7 +21,7 @@ import (
 
 func main() {
 	cfgPath := flag.String("config", "temporal.yaml", "configuration file")
-	queues := flag.String("task-queues", "", "comma-separated task queues to poll (default: missions,robot-io,ota; none = only the bridge and/or the ingress)")
+	queues := flag.String("task-queues", "", "comma-separated task queues to poll (default: missions,robot-io,ota,maintenance; none = only the bridge and/or the ingress)")
 	bridgeFlag := flag.String("bridge", "", "run the telemetry bridge (true/false; default from worker.bridge)")
 	httpAddr := flag.String("http", "", "address for /healthz, /readyz, /metrics (default from worker.httpAddr)")
 	ingressAddr := flag.String("ingress", "", "address of the REST ingress for WMS clients (default from wms.ingressAddr; off when both are empty)")

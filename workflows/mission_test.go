@@ -52,6 +52,8 @@ type fakeActivities struct {
 	// parts makes BuildOrder honour FromStep, ToStep, HoldLast and the
 	// stitching node (partsOrder) instead of answering one fixed order.
 	parts bool
+	// serviceStatuses are the service statuses set, in order.
+	serviceStatuses []string
 }
 
 func (f *fakeActivities) PlanMission(ctx context.Context, in schemas.PlanMissionInput) (schemas.PlanMissionResult, error) {
@@ -183,6 +185,13 @@ func (f *fakeActivities) Audit(ctx context.Context, in schemas.AuditInput) error
 	defer f.mu.Unlock()
 	f.audits = append(f.audits, in)
 	return nil
+}
+
+func (f *fakeActivities) SetServiceStatus(ctx context.Context, in schemas.SetServiceStatusInput) (schemas.SetServiceStatusResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.serviceStatuses = append(f.serviceStatuses, in.Status)
+	return schemas.SetServiceStatusResult{}, nil
 }
 
 func (f *fakeActivities) NotifyWMS(ctx context.Context, in schemas.NotifyWMSInput) error {

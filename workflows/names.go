@@ -73,6 +73,9 @@ const (
 	ActivitySweepLeases        = "SweepLeases"
 	ActivityDeliverWebhook     = "DeliverWebhook"
 
+	// Maintenance (task queue maintenance).
+	ActivitySetServiceStatus = "SetServiceStatus"
+
 	// OTA (task queue ota).
 	ActivityVerifyArtifact = "VerifyArtifact"
 	ActivityResolveTargets = "ResolveTargets"
@@ -84,7 +87,7 @@ var ActivityNames = []string{
 	ActivityPlanMission, ActivityReserveRobot, ActivityCancelQueued, ActivityBuildOrder,
 	ActivitySendOrder, ActivitySendInstantActions, ActivityRobotSnapshot, ActivityReleaseRobot,
 	ActivityAudit, ActivityNotifyWMS, ActivityVerifyArtifact, ActivityResolveTargets, ActivityLocateArtifact,
-	ActivitySweepLeases, ActivityDeliverWebhook,
+	ActivitySweepLeases, ActivityDeliverWebhook, ActivitySetServiceStatus,
 }
 
 // Search attributes set by fleetflow's workflows (registered on the server

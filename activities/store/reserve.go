@@ -62,6 +62,9 @@ type candidate struct {
 	caps    map[string]bool
 	battery float64
 	x, y    float64
+	// inService: service status in_service. A robot draining, in
+	// maintenance or out of service goes only to a request naming it.
+	inService bool
 }
 
 // waiter is a queued request.
@@ -77,7 +80,7 @@ type waiter struct {
 }
 
 func (c *candidate) fits(caps []string, minBattery float64) bool {
-	if c.battery < minBattery {
+	if !c.inService || c.battery < minBattery {
 		return false
 	}
 	for _, cp := range caps {
@@ -91,7 +94,8 @@ func (c *candidate) fits(caps []string, minBattery float64) bool {
 // nearest returns the index of the free candidate nearest to (x, y) that fits
 // the requirements, or -1. Ties go to the lower robot ID (candidates are
 // sorted by ID). A non-empty robotID admits only that robot, whatever its
-// capabilities and battery.
+// capabilities, battery and service status; otherwise only robots in
+// service fit.
 func nearest(cands []candidate, taken []bool, caps []string, minBattery, x, y float64, robotID string) int {
 	best, bestD := -1, math.Inf(1)
 	for i := range cands {
@@ -115,20 +119,19 @@ func nearest(cands []candidate, taken []bool, caps []string, minBattery, x, y fl
 }
 
 // freeRobots returns the robots of site that could be reserved now (ONLINE,
-// no fatal error, in service unless robotID names it, nothing left to
-// drive, every action ended, not reserved),
+// no fatal error, nothing left to drive, every action ended, not
+// reserved; whether it is in service is in candidate.inService),
 // sorted by ID, and locks their rows; only
 // robotID when it is not "" (a robot-specific request with nobody in line
 // needs no other row). Call it holding the site's advisory lock.
 func freeRobots(ctx context.Context, tx pgx.Tx, site, robotID string) ([]candidate, error) {
 	rows, err := tx.Query(ctx, `
-SELECT r.robot_id, r.capabilities, s.battery_charge, s.x, s.y
+SELECT r.robot_id, r.capabilities, s.battery_charge, s.x, s.y, r.service_status = 'in_service'
 FROM robots r
 JOIN robot_state s ON s.robot_id = r.robot_id
 WHERE r.site = $1
   AND s.connection_state = 'ONLINE'
   AND s.fatal_error = ''
-  AND (r.service_status = 'in_service' OR $2 <> '')
   AND s.node_states_remaining = 0 AND NOT s.driving
   -- an action still under way (the last node's drop of an old order, an
   -- instant action) means the robot is not done: VDA 5050 §6.10.6 counts an
@@ -145,7 +148,7 @@ FOR NO KEY UPDATE OF r SKIP LOCKED`, site, robotID)
 	cands, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (candidate, error) {
 		var c candidate
 		var cs []string
-		if err := row.Scan(&c.id, &cs, &c.battery, &c.x, &c.y); err != nil {
+		if err := row.Scan(&c.id, &cs, &c.battery, &c.x, &c.y, &c.inService); err != nil {
 			return c, err
 		}
 		c.caps = make(map[string]bool, len(cs))

@@ -153,6 +153,7 @@ func (r *Robot) factsheet() Factsheet {
 				{ActionType: vda5050.ActionStopPause, ActionScopes: instant},
 				{ActionType: vda5050.ActionStateRequest, ActionScopes: instant},
 				{ActionType: vda5050.ActionFactsheetRequest, ActionScopes: instant},
+				{ActionType: ActionDiagnostics, ActionDescription: "self-test; the result is the actionState's resultDescription", ActionScopes: instant},
 				{ActionType: ActionSimDropConnection, ActionDescription: "close the MQTT connection without DISCONNECT", ActionScopes: instant},
 				{ActionType: ActionSimFatal, ActionDescription: "raise a FATAL error", ActionScopes: instant, ActionParameters: []FactsheetActionParam{
 					{Key: "errorType", ValueDataType: "STRING", IsOptional: true},

@@ -22,6 +22,11 @@ const (
 	ActionSimStall = "simStall"
 	// ActionSimClearErrors clears every error like Robot.ClearErrors.
 	ActionSimClearErrors = "simClearErrors"
+	// ActionDiagnostics runs the vehicle's self-test (manufacturer-specific,
+	// VDA 5050 §6.8): it finishes at once with a resultDescription
+	// summarising battery, errors, software and odometry. A maintenance
+	// workflow sends it at the service station.
+	ActionDiagnostics = "diagnostics"
 )
 
 // handleInstantActions runs each action of an instantActions message; each
@@ -120,6 +125,9 @@ func (r *Robot) instantAction(a vda5050.Action, now time.Time) {
 		finish()
 	case ActionSimClearErrors:
 		r.clearErrors(now)
+		finish()
+	case ActionDiagnostics:
+		rec.state.ResultDescription = r.diagnose()
 		finish()
 	case ActionSoftwareUpdate:
 		r.startUpdate(rec, a)

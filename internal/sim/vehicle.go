@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"math"
 	"time"
 
@@ -504,4 +505,16 @@ func (v *vehicle) state(now time.Time) vda5050.State {
 	}
 	s.BatteryState = vda5050.BatteryState{BatteryCharge: min(100, max(0, charge)), Charging: false}
 	return s
+}
+
+// diagnose is the virtual vehicle's self-test result (ActionDiagnostics):
+// battery, errors, software version and where it stands.
+func (v *vehicle) diagnose() string {
+	verdict := "ok"
+	for _, e := range v.errors {
+		if e.ErrorLevel == vda5050.ErrorFatal {
+			verdict = "FATAL " + e.ErrorType
+		}
+	}
+	return fmt.Sprintf("self-test %s: battery %.1f %%, %d errors, software %s, at node %s", verdict, v.battery, len(v.errors), v.softwareVersion, v.lastNodeID)
 }

@@ -14,8 +14,14 @@ import (
 // VDA 5050 2.0 §6.8.1 predefined actions) is done at Station's node.
 type Step struct {
 	Station string
-	Action  string
+	Action  string // pick, drop, or DriveOnly
 }
+
+// DriveOnly is a Step's Action for a visit with no action: the robot
+// drives to the station and stops there (a maintenance workflow taking a
+// robot to its service station). Mission specs cannot ask for it
+// (mission.schema.json allows pick and drop only).
+const DriveOnly = ""
 
 // OrderRequest asks BuildOrder for the order that drives a robot standing
 // on StartNode through Steps. OrderID becomes the VDA 5050 orderId (fleetflow
@@ -143,7 +149,7 @@ func (m *Map) BuildOrder(req OrderRequest) (vda5050.Order, error) {
 		for _, id := range r[1:] {
 			path = append(path, visit{node: id})
 		}
-		if req.HoldLast && i == len(req.Steps)-1 {
+		if (req.HoldLast && i == len(req.Steps)-1) || s.Action == DriveOnly {
 			continue
 		}
 		v := &path[len(path)-1]
@@ -237,9 +243,10 @@ func stepAction(req OrderRequest, i int, s Step, st Station) vda5050.Action {
 }
 
 // checkStep adds the problems of step i: unknown station, an action other
-// than pick or drop, or an action the station's type does not allow.
+// than pick, drop or DriveOnly, or an action the station's type does not
+// allow.
 func (m *Map) checkStep(p *problems, i int, s Step) {
-	if s.Action != vda5050.ActionPick && s.Action != vda5050.ActionDrop {
+	if s.Action != vda5050.ActionPick && s.Action != vda5050.ActionDrop && s.Action != DriveOnly {
 		p.addf("steps[%d]: action %q is not pick or drop", i, s.Action)
 	}
 	st, ok := m.Station(s.Station)

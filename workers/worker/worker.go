@@ -50,7 +50,7 @@ import (
 type Options struct {
 	Config config.Config
 	// TaskQueues to poll (names from config.TaskQueues); nil = every queue
-	// that has work registered (missions, robot-io).
+	// (missions, robot-io, ota, maintenance).
 	TaskQueues []string
 	// Bridge runs the telemetry bridge in this process.
 	Bridge bool
@@ -311,7 +311,7 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 	worker.SetStickyWorkflowCacheSize(cfg.Worker.WorkflowCacheSize)
 	queues := opts.TaskQueues
 	if queues == nil {
-		queues = []string{cfg.TaskQueues.Missions, cfg.TaskQueues.RobotIO, cfg.TaskQueues.OTA}
+		queues = []string{cfg.TaskQueues.Missions, cfg.TaskQueues.RobotIO, cfg.TaskQueues.OTA, cfg.TaskQueues.Maintenance}
 	}
 	if slices.Contains(queues, cfg.TaskQueues.OTA) {
 		keys, err := artifact.LoadKeyring(cfg.Artifacts.TrustedKeys)
@@ -334,9 +334,12 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 			wk.RegisterWorkflowWithOptions(workflows.Rollout, workflow.RegisterOptions{Name: workflows.RolloutWorkflowType})
 			wk.RegisterWorkflowWithOptions(workflows.RobotUpdate, workflow.RegisterOptions{Name: workflows.RobotUpdateWorkflowType})
 			wk.RegisterActivity(acts)
+		case cfg.TaskQueues.Maintenance:
+			wk.RegisterWorkflowWithOptions(workflows.Maintenance, workflow.RegisterOptions{Name: workflows.MaintenanceWorkflowType})
+			wk.RegisterActivity(acts) // run as local activities by Maintenance
 		default:
-			return fail(fmt.Errorf("task queue %q: nothing is registered for it yet (known: %s, %s, %s)", q,
-				cfg.TaskQueues.Missions, cfg.TaskQueues.RobotIO, cfg.TaskQueues.OTA))
+			return fail(fmt.Errorf("task queue %q: nothing is registered for it (known: %s, %s, %s, %s)", q,
+				cfg.TaskQueues.Missions, cfg.TaskQueues.RobotIO, cfg.TaskQueues.OTA, cfg.TaskQueues.Maintenance))
 		}
 		if err := wk.Start(); err != nil {
 			return fail(fmt.Errorf("start worker on task queue %s: %w", q, err))

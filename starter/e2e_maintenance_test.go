@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+
+	"github.com/fleetflow/fleetflow/activities/store"
+	"github.com/fleetflow/fleetflow/workflows"
+)
+
+// A maintenance from drain to sign-off on the real stack with one virtual
+// robot: started while the robot runs a mission, it waits for that mission
+// (DRAINING); a mission started meanwhile does not get the robot; the robot
+// drives to the service station, answers the self-test, and once signed
+// off returns to service and takes the waiting mission.
+func TestEndToEndMaintenance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test skipped with -short")
+	}
+	cfg := e2eConfig(t)
+	cfg.Sim.Speed = 8
+	cfg.Sim.ActionDuration = 300 * time.Millisecond
+	cfg.Sim.Robots = "acme/AMR-001"
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: "../bin/temporal", headless: true}, io.Discard)
+	require.NoError(t, err)
+	defer ls.Stop()
+	c := ls.worker.Client
+	specs, err := loadMissionDir("../testdata/missions")
+	require.NoError(t, err)
+	first, second := specs[0], specs[1]
+	first.RequiredCapabilities, second.RequiredCapabilities = nil, nil
+	runA, err := startMission(ctx, c, ls.cfg, first, "test")
+	require.NoError(t, err)
+	// Queries may fail while a workflow task is under way: the callers poll.
+	status := func(id string) workflows.MissionStatus {
+		var st workflows.MissionStatus
+		if v, err := c.QueryWorkflow(ctx, workflows.MissionWorkflowID(id), "", workflows.QueryStatus); err == nil {
+			_ = v.Get(&st)
+		}
+		return st
+	}
+	var stA workflows.MissionStatus
+	require.Eventually(t, func() bool { stA = status(first.MissionID); return stA.State == workflows.MissionDriving }, time.Minute, 100*time.Millisecond)
+	t.Logf("A: %+v", stA)
+
+	id := workflows.MaintenanceWorkflowID("acme/AMR-001", "e2e")
+	maint, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: ls.cfg.TaskQueues.Maintenance}, workflows.MaintenanceWorkflowType,
+		workflows.MaintenanceInput{RobotID: "acme/AMR-001", Site: ls.cfg.Site.Name, Station: "charger-1", Reason: "brake check", Diagnostics: true, RequestedBy: "test"})
+	require.NoError(t, err)
+	mstatus := func() workflows.MaintenanceStatus {
+		var st workflows.MaintenanceStatus
+		if v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryStatus); err == nil {
+			_ = v.Get(&st)
+		}
+		return st
+	}
+	require.Eventually(t, func() bool { return mstatus().State == workflows.MaintDraining }, 30*time.Second, 100*time.Millisecond)
+	runB, err := startMission(ctx, c, ls.cfg, second, "test")
+	require.NoError(t, err)
+
+	var resA workflows.MissionResult
+	require.NoError(t, runA.Get(ctx, &resA))
+	require.Equal(t, workflows.MissionCompleted, resA.State, "the running mission is never interrupted")
+	var m workflows.MaintenanceStatus
+	require.Eventually(t, func() bool { m = mstatus(); return m.State == workflows.MaintAwaitSignOff }, 2*time.Minute, 200*time.Millisecond, "%+v", &m)
+	require.Contains(t, m.Diagnostics, "FINISHED: self-test ok")
+	require.Equal(t, workflows.MissionQueued, status(second.MissionID).State, "a mission does not get a robot in maintenance")
+	reg, err := store.Open(ctx, ls.cfg.Postgres.URL)
+	require.NoError(t, err)
+	defer reg.Close()
+	v, err := reg.GetRobot(ctx, "acme/AMR-001")
+	require.NoError(t, err)
+	require.Equal(t, store.InMaintenance, v.ServiceStatus)
+	charger, _ := ls.site.Station("charger-1")
+	require.Equal(t, charger.Node, v.State.LastNodeID, "the robot stands at the service station")
+
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: workflows.UpdateComplete,
+		Args: []any{workflows.SignOff{Result: workflows.SignOffPass, Notes: "pads replaced", By: "tech-7"}}, WaitForStage: client.WorkflowUpdateStageCompleted})
+	require.NoError(t, err)
+	require.NoError(t, h.Get(ctx, &m))
+	require.Equal(t, workflows.MaintReturned, m.State)
+	var end workflows.MaintenanceStatus
+	require.NoError(t, maint.Get(ctx, &end))
+	v, err = reg.GetRobot(ctx, "acme/AMR-001")
+	require.NoError(t, err)
+	require.Equal(t, store.InService, v.ServiceStatus)
+
+	var resB workflows.MissionResult
+	require.NoError(t, runB.Get(ctx, &resB))
+	require.Equal(t, workflows.MissionCompleted, resB.State)
+	require.Equal(t, "acme/AMR-001", resB.RobotID)
+	trail, err := reg.AuditTrail(ctx, "acme/AMR-001")
+	require.NoError(t, err)
+	var statuses []string
+	for _, a := range trail {
+		if a.Kind == "robot.service_status" {
+			statuses = append(statuses, string(a.Details))
+		}
+	}
+	require.Len(t, statuses, 3, "draining, in_maintenance, in_service: %v", statuses)
+}

@@ -1,0 +1,453 @@
+package workflows
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/fleetflow/fleetflow/internal/vda5050"
+	"github.com/fleetflow/fleetflow/schemas"
+)
+
+// MaintenanceWorkflowType is the registered name of Maintenance.
+const MaintenanceWorkflowType = "Maintenance"
+
+// MaintenanceWorkflowID is "maintenance-<robot>-<date>", the robot ID's
+// "/" written "." (it also prefixes the orderId and actionIds the workflow
+// sends, which the bridge routes back to it); date is YYYYMMDD (or any
+// label that tells one maintenance of the robot from another).
+func MaintenanceWorkflowID(robotID, date string) string {
+	return "maintenance-" + strings.ReplaceAll(robotID, "/", ".") + "-" + date
+}
+
+// Maintenance states (MaintenanceStatus.State).
+const (
+	MaintDraining     = "DRAINING"   // no new missions; waiting for the robot to be free
+	MaintDriving      = "DRIVING"    // on its way to the service station
+	MaintDiagnosing   = "DIAGNOSING" // the diagnostics instant action runs
+	MaintAwaitSignOff = "AWAITING_SIGNOFF"
+	MaintReturned     = "RETURNED" // back in service
+	MaintOutOfService = "OUT_OF_SERVICE"
+	MaintCancelled    = "CANCELLED"
+)
+
+// Updates of Maintenance.
+const (
+	UpdateComplete = "complete" // SignOff: the technician's result
+	UpdateEscalate = "escalate" // EscalateRequest
+)
+
+// Sign-off results.
+const (
+	SignOffPass = "pass" // the robot returns to service
+	SignOffFail = "fail" // the robot goes out of service
+)
+
+// MaintenanceInput starts a maintenance of one robot.
+type MaintenanceInput struct {
+	RobotID string `json:"robotId"` // manufacturer/serialNumber
+	Site    string `json:"site"`
+	// Station is the service station (site map) the robot drives to; ""
+	// services it where it stands.
+	Station     string `json:"station,omitempty"`
+	Reason      string `json:"reason"`
+	RequestedBy string `json:"requestedBy,omitempty"`
+	// Diagnostics runs the vehicle's self-test (instant action
+	// "diagnostics") at the station; its resultDescription is reported.
+	Diagnostics bool `json:"diagnostics,omitempty"`
+	// SignOffTimeoutSeconds: the technician's sign-off is due this long
+	// after the robot is ready; past it the maintenance escalates (and
+	// keeps waiting). 0 = MaintenanceTimings.SignOffTimeout.
+	SignOffTimeoutSeconds int `json:"signOffTimeoutSeconds,omitempty"`
+}
+
+// SignOff is the argument of update complete.
+type SignOff struct {
+	Result string `json:"result"` // SignOffPass or SignOffFail
+	Notes  string `json:"notes,omitempty"`
+	By     string `json:"by,omitempty"`
+}
+
+// EscalateRequest is the argument of update escalate.
+type EscalateRequest struct {
+	Reason string `json:"reason"`
+	By     string `json:"by,omitempty"`
+}
+
+// MaintenanceStatus answers query status; MaintenanceResult is the same.
+type MaintenanceStatus struct {
+	RobotID     string    `json:"robotId"`
+	State       string    `json:"state"`
+	Station     string    `json:"station,omitempty"`
+	Reason      string    `json:"reason"`
+	Diagnostics string    `json:"diagnostics,omitempty"`
+	SignOffDue  time.Time `json:"signOffDue,omitzero"`
+	// Escalated: the sign-off deadline passed or someone escalated
+	// (Escalations says who and why); the maintenance still waits.
+	Escalated   bool      `json:"escalated,omitempty"`
+	Escalations []string  `json:"escalations,omitempty"`
+	Result      string    `json:"result,omitempty"`
+	Notes       string    `json:"notes,omitempty"`
+	SignedOffBy string    `json:"signedOffBy,omitempty"`
+	LastError   string    `json:"lastError,omitempty"`
+	StartedAt   time.Time `json:"startedAt"`
+	UpdatedAt   time.Time `json:"updatedAt"`
+}
+
+// MaintenanceTimings tunes Maintenance; tests shorten them.
+type MaintenanceTimings struct {
+	RequeueAfter   time.Duration // waiting for the robot: ask again this often
+	ReconcileAfter time.Duration // nothing heard while driving: read the stored state
+	OrderAck       time.Duration // the order must show in the robot's state within this
+	DriveTimeout   time.Duration // the drive to the station must end within this
+	DiagTimeout    time.Duration // the self-test must answer within this
+	SignOffTimeout time.Duration // default sign-off deadline
+}
+
+// Maint holds Maintenance's timings.
+var Maint = MaintenanceTimings{
+	RequeueAfter: 30 * time.Second, ReconcileAfter: 15 * time.Second, OrderAck: 10 * time.Second,
+	DriveTimeout: 30 * time.Minute, DiagTimeout: time.Minute, SignOffTimeout: 4 * time.Hour,
+}
+
+type maintenance struct {
+	in     MaintenanceInput
+	id     string
+	logger log.Logger
+	status MaintenanceStatus
+
+	last     schemas.RobotEvent
+	events   int
+	wake     bool
+	reserved bool
+	signOff  *SignOff
+}
+
+// Maintenance takes one robot out of service, services it and returns it:
+// drain (service status draining: missions no longer get it; the one it
+// runs finishes) → reserve it like a mission does → in_maintenance → drive
+// to the service station (a VDA 5050 order whose orderId is this
+// workflow's ID) → diagnostics (instant action, optional) → wait for the
+// technician's sign-off (update complete) with a deadline that escalates
+// (update escalate escalates at once) → in_service (pass) or
+// out_of_service (fail) → release. A failure on the way (the robot cannot
+// reach the station, the registry refuses) leaves it out_of_service, for a
+// technician; a cancellation returns it to service. Every step is audited.
+// Query: status.
+func Maintenance(ctx workflow.Context, in MaintenanceInput) (MaintenanceStatus, error) {
+	now := workflow.Now(ctx)
+	m := &maintenance{in: in, id: workflow.GetInfo(ctx).WorkflowExecution.ID, logger: workflow.GetLogger(ctx)}
+	m.status = MaintenanceStatus{RobotID: in.RobotID, State: MaintDraining, Station: in.Station, Reason: in.Reason, StartedAt: now, UpdatedAt: now}
+	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (MaintenanceStatus, error) { return m.status, nil }); err != nil {
+		return m.status, err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateComplete, m.complete, workflow.UpdateHandlerOptions{Validator: m.validateComplete}); err != nil {
+		return m.status, err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateEscalate, m.doEscalate, workflow.UpdateHandlerOptions{Validator: m.validateEscalate}); err != nil {
+		return m.status, err
+	}
+	if in.RobotID == "" || in.Site == "" {
+		return m.status, temporal.NewNonRetryableApplicationError("maintenance needs robotId and site", "InvalidMaintenance", nil)
+	}
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	events, avail := workflow.GetSignalChannel(ctx, SignalRobotEvent), workflow.GetSignalChannel(ctx, SignalRobotAvailable)
+	workflow.Go(dctx, func(gctx workflow.Context) {
+		for {
+			var ev schemas.RobotEvent
+			if !events.Receive(gctx, &ev) {
+				return
+			}
+			m.apply(ev)
+		}
+	})
+	workflow.Go(dctx, func(gctx workflow.Context) {
+		for avail.Receive(gctx, nil) {
+			m.wake = true
+		}
+	})
+	res, err := m.run(ctx, dctx)
+	_ = workflow.Await(dctx, func() bool { return workflow.AllHandlersFinished(dctx) })
+	return res, err
+}
+
+func (m *maintenance) apply(ev schemas.RobotEvent) {
+	if ev.RobotID != m.in.RobotID {
+		return
+	}
+	m.last = ev
+	m.events++
+}
+
+func (m *maintenance) setState(ctx workflow.Context, s string) {
+	m.status.State = s
+	m.status.UpdatedAt = workflow.Now(ctx)
+	d := fmt.Sprintf("**%s** · robot `%s` · %s", s, m.in.RobotID, m.in.Reason)
+	if m.status.Diagnostics != "" {
+		d += " · " + m.status.Diagnostics
+	}
+	if m.status.Escalated {
+		d += " · **escalated**: " + m.status.Escalations[len(m.status.Escalations)-1]
+	}
+	if m.status.LastError != "" {
+		d += " · " + m.status.LastError
+	}
+	workflow.SetCurrentDetails(ctx, d)
+}
+
+func (m *maintenance) audit(ctx workflow.Context, kind string, details map[string]any) {
+	actor := m.in.RequestedBy
+	if actor == "" {
+		actor = m.id
+	}
+	if details == nil {
+		details = map[string]any{}
+	}
+	details["robotId"] = m.in.RobotID
+	if err := retryLocal(ctx, "audit "+kind, ActivityAudit, schemas.AuditInput{Actor: actor, Kind: kind, Subject: m.id, Details: details},
+		nil, storeOptions("audit"), workflow.Now(ctx).Add(Timings.ReleaseTimeout)); err != nil {
+		m.logger.Error("audit failed", "kind", kind, "error", err)
+	}
+}
+
+func (m *maintenance) serviceStatus(ctx workflow.Context, status, reason string) error {
+	return retryLocal(ctx, "service status "+status, ActivitySetServiceStatus, schemas.SetServiceStatusInput{
+		RobotID: m.in.RobotID, Status: status, Actor: m.id, Reason: reason,
+	}, nil, storeOptions("service status"), workflow.Now(ctx).Add(Timings.ReleaseTimeout))
+}
+
+// end sets the robot's final service status, releases it and audits.
+func (m *maintenance) end(ctx workflow.Context, state, service, reason string) (MaintenanceStatus, error) {
+	if err := m.serviceStatus(ctx, service, reason); err != nil {
+		m.status.LastError = "set service status: " + err.Error()
+	}
+	if m.reserved {
+		if err := retryLocal(ctx, "release "+m.in.RobotID, ActivityReleaseRobot, schemas.ReleaseRobotInput{
+			RobotID: m.in.RobotID, MissionID: m.id, Site: m.in.Site,
+		}, nil, storeOptions("release"), workflow.Now(ctx).Add(Timings.ReleaseTimeout)); err != nil {
+			m.logger.Error("release failed; the Reaper will free it", "error", err)
+		} else {
+			m.reserved = false
+		}
+	}
+	m.setState(ctx, state)
+	m.audit(ctx, "maintenance."+strings.ToLower(state), map[string]any{"service": service, "reason": reason, "result": m.status.Result, "notes": m.status.Notes})
+	return m.status, nil
+}
+
+func (m *maintenance) run(ctx, dctx workflow.Context) (MaintenanceStatus, error) {
+	m.setState(dctx, MaintDraining)
+	m.audit(dctx, "maintenance.started", map[string]any{"reason": m.in.Reason, "station": m.in.Station})
+	if err := m.serviceStatus(dctx, "draining", m.in.Reason); err != nil {
+		m.status.LastError = err.Error()
+		m.setState(dctx, MaintOutOfService)
+		return m.status, temporal.NewNonRetryableApplicationError("drain "+m.in.RobotID+": "+err.Error(), errType(err, "MaintenanceFailed"), nil)
+	}
+	if !m.reserve(ctx, dctx) {
+		m.leaveQueue(dctx)
+		m.reserved = true // a grant may have raced the cancellation: release is a no-op otherwise
+		return m.end(dctx, MaintCancelled, "in_service", "maintenance cancelled while waiting for the robot")
+	}
+	if err := m.serviceStatus(dctx, "in_maintenance", m.in.Reason); err != nil {
+		m.status.LastError = err.Error()
+	}
+	if m.in.Station != "" {
+		m.setState(dctx, MaintDriving)
+		if err := m.drive(ctx, dctx); err != nil {
+			if ctx.Err() != nil {
+				return m.end(dctx, MaintCancelled, "in_service", "maintenance cancelled on the way to the station")
+			}
+			m.status.LastError = err.Error()
+			return m.end(dctx, MaintOutOfService, "out_of_service", err.Error())
+		}
+	}
+	if m.in.Diagnostics {
+		m.setState(dctx, MaintDiagnosing)
+		m.status.Diagnostics = m.diagnose(dctx)
+		m.audit(dctx, "maintenance.diagnostics", map[string]any{"result": m.status.Diagnostics})
+	}
+	limit := Maint.SignOffTimeout
+	if m.in.SignOffTimeoutSeconds > 0 {
+		limit = time.Duration(m.in.SignOffTimeoutSeconds) * time.Second
+	}
+	m.status.SignOffDue = workflow.Now(dctx).Add(limit)
+	m.setState(dctx, MaintAwaitSignOff)
+	ok, err := workflow.AwaitWithTimeout(ctx, limit, func() bool { return m.signOff != nil })
+	if err == nil && !ok {
+		m.escalated(dctx, fmt.Sprintf("no sign-off within %s", limit))
+		err = workflow.Await(ctx, func() bool { return m.signOff != nil })
+	}
+	if err != nil {
+		return m.end(dctx, MaintCancelled, "in_service", "maintenance cancelled before sign-off")
+	}
+	s := m.signOff
+	m.status.Result, m.status.Notes, m.status.SignedOffBy = s.Result, s.Notes, s.By
+	if s.Result == SignOffPass {
+		return m.end(dctx, MaintReturned, "in_service", "signed off: "+s.Notes)
+	}
+	return m.end(dctx, MaintOutOfService, "out_of_service", "signed off as failed: "+s.Notes)
+}
+
+func (m *maintenance) escalated(ctx workflow.Context, why string) {
+	m.status.Escalated = true
+	m.status.Escalations = append(m.status.Escalations, why)
+	m.setState(ctx, m.status.State)
+	m.audit(ctx, "maintenance.escalated", map[string]any{"reason": why})
+}
+
+// reserve holds the robot like a mission, asking for it by name: it waits
+// while the robot finishes the mission it runs. false when cancelled.
+func (m *maintenance) reserve(ctx, dctx workflow.Context) bool {
+	req := schemas.ReserveRobotInput{MissionID: m.id, WorkflowID: m.id, Site: m.in.Site, RobotID: m.in.RobotID}
+	for {
+		m.wake = false
+		var res schemas.ReserveRobotResult
+		if err := retryLocal(dctx, "reserve "+m.in.RobotID, ActivityReserveRobot, req, &res, storeOptions("reserve"), workflow.Now(dctx).Add(Timings.ReleaseTimeout)); err != nil {
+			m.status.LastError = "reserve: " + err.Error()
+		} else if !res.Queued {
+			m.reserved = true
+			return true
+		}
+		_, _ = workflow.AwaitWithTimeout(ctx, Maint.RequeueAfter, func() bool { return m.wake })
+		if ctx.Err() != nil {
+			return false
+		}
+	}
+}
+
+func (m *maintenance) leaveQueue(ctx workflow.Context) {
+	if err := retryLocal(ctx, "leave the reservation queue", ActivityCancelQueued, schemas.CancelQueuedInput{MissionID: m.id},
+		nil, storeOptions("leave queue"), workflow.Now(ctx).Add(Timings.ReleaseTimeout)); err != nil {
+		m.logger.Warn("leave queue failed", "error", err)
+	}
+}
+
+// drive sends the robot to the service station and waits until its state
+// shows the order done there.
+func (m *maintenance) drive(ctx, dctx workflow.Context) error {
+	spec := schemas.MissionSpec{MissionID: m.id, Site: m.in.Site, Steps: []schemas.MissionStep{{Station: m.in.Station}}}
+	var built schemas.BuildOrderResult
+	if err := retryLocal(dctx, "build order to "+m.in.Station, ActivityBuildOrder, schemas.BuildOrderInput{
+		Spec: spec, RobotID: m.in.RobotID, OrderID: m.id,
+	}, &built, storeOptions("build order"), workflow.Now(dctx).Add(Timings.ReleaseTimeout)); err != nil {
+		return fmt.Errorf("drive to %s: %w", m.in.Station, err)
+	}
+	last := built.NodeIDs[len(built.NodeIDs)-1]
+	deadline := workflow.Now(dctx).Add(Maint.DriveTimeout)
+	for sends := 0; ; {
+		if err := robotIO(dctx, "send order to "+m.in.RobotID, ActivitySendOrder, schemas.SendOrderInput{RobotID: m.in.RobotID, Order: built.Order}, nil); err != nil {
+			return fmt.Errorf("send order to %s: %w", m.in.RobotID, err)
+		}
+		sends++
+		ackDue := workflow.Now(dctx).Add(Maint.OrderAck)
+		for {
+			ev := m.last
+			if ev.OrderID == m.id {
+				if ev.NodesRemaining == 0 && ev.EdgesRemaining == 0 && !ev.Driving && ev.LastNodeID == last {
+					return nil
+				}
+				ackDue = time.Time{}
+			}
+			for _, e := range ev.Errors {
+				if e.ErrorLevel == vda5050.ErrorFatal {
+					return fmt.Errorf("robot %s FATAL on the way to %s: %s", m.in.RobotID, m.in.Station, e.ErrorType)
+				}
+				if refersTo(e, "orderId", m.id) {
+					return fmt.Errorf("robot %s refused the order to %s: %s: %s", m.in.RobotID, m.in.Station, e.ErrorType, e.ErrorDescription)
+				}
+			}
+			now := workflow.Now(dctx)
+			if !now.Before(deadline) {
+				return fmt.Errorf("robot %s did not reach %s within %s", m.in.RobotID, m.in.Station, Maint.DriveTimeout)
+			}
+			if !ackDue.IsZero() && !now.Before(ackDue) {
+				if sends > 3 {
+					return fmt.Errorf("robot %s never showed the order to %s in its state (sent %d times)", m.in.RobotID, m.in.Station, sends)
+				}
+				break // send it again
+			}
+			wait := Maint.ReconcileAfter
+			if !ackDue.IsZero() {
+				wait = min(wait, ackDue.Sub(now))
+			}
+			seen := m.events
+			ok, err := workflow.AwaitWithTimeout(ctx, max(wait, time.Millisecond), func() bool { return m.events != seen })
+			if err != nil {
+				return err
+			}
+			if !ok {
+				var snap schemas.RobotEvent
+				if err := workflow.ExecuteLocalActivity(localCtx(dctx, "read stored state"), ActivityRobotSnapshot,
+					schemas.RobotSnapshotInput{RobotID: m.in.RobotID}).Get(dctx, &snap); err == nil {
+					m.apply(snap)
+				}
+			}
+		}
+	}
+}
+
+// diagnose runs the self-test and returns its result (or why there is none).
+func (m *maintenance) diagnose(ctx workflow.Context) string {
+	id := m.id + InstantActionSeparator + "diagnostics"
+	if err := robotIO(ctx, "diagnostics on "+m.in.RobotID, ActivitySendInstantActions, schemas.SendInstantActionsInput{
+		RobotID: m.in.RobotID, Actions: []vda5050.Action{{ActionType: "diagnostics", ActionID: id, BlockingType: vda5050.BlockingNone}},
+	}, nil); err != nil {
+		return "not run: " + err.Error()
+	}
+	var out string
+	_, _ = workflow.AwaitWithTimeout(ctx, Maint.DiagTimeout, func() bool {
+		for _, as := range m.last.ActionStates {
+			if as.ActionID == id && as.ActionStatus.Terminal() {
+				out = string(as.ActionStatus) + ": " + as.ResultDescription
+				return true
+			}
+		}
+		return false
+	})
+	if out == "" {
+		return fmt.Sprintf("no answer within %s", Maint.DiagTimeout)
+	}
+	return out
+}
+
+func (m *maintenance) validateComplete(ctx workflow.Context, s SignOff) error {
+	if s.Result != SignOffPass && s.Result != SignOffFail {
+		return fmt.Errorf("result %q: want %s or %s", s.Result, SignOffPass, SignOffFail)
+	}
+	if m.status.State != MaintAwaitSignOff {
+		return fmt.Errorf("maintenance of %s is %s: a sign-off is taken only while %s", m.in.RobotID, m.status.State, MaintAwaitSignOff)
+	}
+	if m.signOff != nil {
+		return fmt.Errorf("maintenance of %s is already signed off", m.in.RobotID)
+	}
+	return nil
+}
+
+// complete records the sign-off and returns once the robot's service
+// status is set and it is released.
+func (m *maintenance) complete(ctx workflow.Context, s SignOff) (MaintenanceStatus, error) {
+	m.signOff = &s
+	err := workflow.Await(ctx, func() bool { return m.status.State == MaintReturned || m.status.State == MaintOutOfService })
+	return m.status, err
+}
+
+func (m *maintenance) validateEscalate(ctx workflow.Context, e EscalateRequest) error {
+	if e.Reason == "" {
+		return fmt.Errorf("escalate: a reason is required")
+	}
+	switch m.status.State {
+	case MaintReturned, MaintOutOfService, MaintCancelled:
+		return fmt.Errorf("maintenance of %s has ended (%s)", m.in.RobotID, m.status.State)
+	}
+	return nil
+}
+
+// doEscalate records an escalation at once, in any state before the end.
+func (m *maintenance) doEscalate(ctx workflow.Context, e EscalateRequest) (MaintenanceStatus, error) {
+	m.escalated(ctx, fmt.Sprintf("escalated by %s: %s", dash(e.By), e.Reason))
+	return m.status, nil
+}
