@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -295,4 +297,11 @@ func TestEndToEndWMSSignalsAndAppend(t *testing.T) {
 	}, 2*time.Minute, 100*time.Millisecond)
 	require.False(t, seen[workflows.MissionAwaitingWMS], "the robot never waited: %v", seen)
 	require.Len(t, st.Signals, 1)
+
+	// FLEETFLOW_RECORD_HISTORIES=DIR writes the Mission histories the replay
+	// tests in workflows/ read: a wait for loadReady, and steps appended.
+	if dir := os.Getenv("FLEETFLOW_RECORD_HISTORIES"); dir != "" {
+		recordHistory(t, ctx, ls, workflows.MissionWorkflowID("w-1"), "", filepath.Join(dir, "mission-load-ready.json"))
+		recordHistory(t, ctx, ls, workflows.MissionWorkflowID("w-2"), "", filepath.Join(dir, "mission-appended.json"))
+	}
 }

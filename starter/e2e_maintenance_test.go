@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"io"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -105,4 +107,10 @@ func TestEndToEndMaintenance(t *testing.T) {
 		}
 	}
 	require.Len(t, statuses, 3, "draining, in_maintenance, in_service: %v", statuses)
+
+	// FLEETFLOW_RECORD_HISTORIES=DIR writes the history the replay tests in
+	// workflows/ read.
+	if dir := os.Getenv("FLEETFLOW_RECORD_HISTORIES"); dir != "" {
+		recordHistory(t, ctx, ls, id, "", filepath.Join(dir, "maintenance-signed-off.json"))
+	}
 }

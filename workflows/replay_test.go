@@ -77,6 +77,24 @@ func TestReplayRecordedWMSEvents(t *testing.T) {
 	}
 }
 
+// Recorded Maintenance histories (starter/e2e_maintenance_test.go with
+// FLEETFLOW_RECORD_HISTORIES=DIR): drain, drive, diagnostics, sign-off.
+func TestReplayRecordedMaintenance(t *testing.T) {
+	files, err := filepath.Glob("../testdata/histories/maintenance-*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no recorded Maintenance histories in testdata/histories: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			r := worker.NewWorkflowReplayer()
+			r.RegisterWorkflowWithOptions(Maintenance, workflow.RegisterOptions{Name: MaintenanceWorkflowType})
+			// Maintenance names its order and instant actions after its
+			// workflow ID, so it replays under the ID it ran with.
+			replayAsRecorded(t, r, f, MaintenanceWorkflowID("acme/AMR-001", "e2e"))
+		})
+	}
+}
+
 // replayAsRecorded replays history file f under workflow ID id ("" = the
 // replayer's default) and the run ID it ran with (the first execution's,
 // from its start event): a Mission names its WMSEvents child and its
