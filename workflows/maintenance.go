@@ -106,12 +106,16 @@ type MaintenanceTimings struct {
 	DriveTimeout   time.Duration // the drive to the station must end within this
 	DiagTimeout    time.Duration // the self-test must answer within this
 	SignOffTimeout time.Duration // default sign-off deadline
+	// UnavailableFor: a robot offline or FATAL this long while the
+	// maintenance waits for it is serviced where it stands, unreserved
+	// (its service status keeps missions off it).
+	UnavailableFor time.Duration
 }
 
 // Maint holds Maintenance's timings.
 var Maint = MaintenanceTimings{
 	RequeueAfter: 30 * time.Second, ReconcileAfter: 15 * time.Second, OrderAck: 10 * time.Second,
-	DriveTimeout: 30 * time.Minute, DiagTimeout: time.Minute, SignOffTimeout: 4 * time.Hour,
+	DriveTimeout: 30 * time.Minute, DiagTimeout: time.Minute, SignOffTimeout: 4 * time.Hour, UnavailableFor: 5 * time.Minute,
 }
 
 type maintenance struct {
@@ -125,6 +129,12 @@ type maintenance struct {
 	wake     bool
 	reserved bool
 	signOff  *SignOff
+	// before is the robot's service status before the drain: a cancelled
+	// maintenance puts it back.
+	before string
+	// unreachable says why the robot is serviced where it stands without
+	// a reservation ("" = it was reserved).
+	unreachable string
 }
 
 // Maintenance takes one robot out of service, services it and returns it:
@@ -214,15 +224,35 @@ func (m *maintenance) audit(ctx workflow.Context, kind string, details map[strin
 	}
 }
 
-func (m *maintenance) serviceStatus(ctx workflow.Context, status, reason string) error {
-	return retryLocal(ctx, "service status "+status, ActivitySetServiceStatus, schemas.SetServiceStatusInput{
+func (m *maintenance) serviceStatus(ctx workflow.Context, status, reason string) (string, error) {
+	var res schemas.SetServiceStatusResult
+	err := retryLocal(ctx, "service status "+status, ActivitySetServiceStatus, schemas.SetServiceStatusInput{
 		RobotID: m.in.RobotID, Status: status, Actor: m.id, Reason: reason,
-	}, nil, storeOptions("service status"), workflow.Now(ctx).Add(Timings.ReleaseTimeout))
+	}, &res, storeOptions("service status"), workflow.Now(ctx).Add(Timings.ReleaseTimeout))
+	return res.Before, err
+}
+
+// restored is the service status a cancelled maintenance leaves: the one
+// before the drain (a robot that was out of service stays so).
+func (m *maintenance) restored() string {
+	if m.before == "" || m.before == "draining" || m.before == "in_maintenance" {
+		return "in_service"
+	}
+	return m.before
+}
+
+// stopRobot sends cancelOrder for the drive (the robot may be on its way).
+func (m *maintenance) stopRobot(ctx workflow.Context) {
+	if err := robotIO(ctx, "stop "+m.in.RobotID, ActivitySendInstantActions, schemas.SendInstantActionsInput{
+		RobotID: m.in.RobotID, Actions: []vda5050.Action{{ActionType: vda5050.ActionCancelOrder, ActionID: m.id + InstantActionSeparator + "cancel", BlockingType: vda5050.BlockingHard}},
+	}, nil); err != nil {
+		m.logger.Warn("cancelOrder failed", "error", err)
+	}
 }
 
 // end sets the robot's final service status, releases it and audits.
 func (m *maintenance) end(ctx workflow.Context, state, service, reason string) (MaintenanceStatus, error) {
-	if err := m.serviceStatus(ctx, service, reason); err != nil {
+	if _, err := m.serviceStatus(ctx, service, reason); err != nil {
 		m.status.LastError = "set service status: " + err.Error()
 	}
 	if m.reserved {
@@ -242,30 +272,37 @@ func (m *maintenance) end(ctx workflow.Context, state, service, reason string) (
 func (m *maintenance) run(ctx, dctx workflow.Context) (MaintenanceStatus, error) {
 	m.setState(dctx, MaintDraining)
 	m.audit(dctx, "maintenance.started", map[string]any{"reason": m.in.Reason, "station": m.in.Station})
-	if err := m.serviceStatus(dctx, "draining", m.in.Reason); err != nil {
+	before, err := m.serviceStatus(dctx, "draining", m.in.Reason)
+	if err != nil {
 		m.status.LastError = err.Error()
 		m.setState(dctx, MaintOutOfService)
 		return m.status, temporal.NewNonRetryableApplicationError("drain "+m.in.RobotID+": "+err.Error(), errType(err, "MaintenanceFailed"), nil)
 	}
-	if !m.reserve(ctx, dctx) {
+	m.before = before
+	if !m.reserve(ctx, dctx) || ctx.Err() != nil {
 		m.leaveQueue(dctx)
 		m.reserved = true // a grant may have raced the cancellation: release is a no-op otherwise
-		return m.end(dctx, MaintCancelled, "in_service", "maintenance cancelled while waiting for the robot")
+		return m.end(dctx, MaintCancelled, m.restored(), "maintenance cancelled while waiting for the robot")
 	}
-	if err := m.serviceStatus(dctx, "in_maintenance", m.in.Reason); err != nil {
+	if _, err := m.serviceStatus(dctx, "in_maintenance", m.in.Reason); err != nil {
 		m.status.LastError = err.Error()
 	}
-	if m.in.Station != "" {
+	if m.unreachable != "" {
+		m.status.LastError = m.unreachable
+		m.audit(dctx, "maintenance.unreachable", map[string]any{"reason": m.unreachable})
+	}
+	if m.in.Station != "" && m.unreachable == "" {
 		m.setState(dctx, MaintDriving)
 		if err := m.drive(ctx, dctx); err != nil {
+			m.stopRobot(dctx)
 			if ctx.Err() != nil {
-				return m.end(dctx, MaintCancelled, "in_service", "maintenance cancelled on the way to the station")
+				return m.end(dctx, MaintCancelled, m.restored(), "maintenance cancelled on the way to the station")
 			}
 			m.status.LastError = err.Error()
 			return m.end(dctx, MaintOutOfService, "out_of_service", err.Error())
 		}
 	}
-	if m.in.Diagnostics {
+	if m.in.Diagnostics && m.unreachable == "" {
 		m.setState(dctx, MaintDiagnosing)
 		m.status.Diagnostics = m.diagnose(dctx)
 		m.audit(dctx, "maintenance.diagnostics", map[string]any{"result": m.status.Diagnostics})
@@ -282,7 +319,7 @@ func (m *maintenance) run(ctx, dctx workflow.Context) (MaintenanceStatus, error)
 		err = workflow.Await(ctx, func() bool { return m.signOff != nil })
 	}
 	if err != nil {
-		return m.end(dctx, MaintCancelled, "in_service", "maintenance cancelled before sign-off")
+		return m.end(dctx, MaintCancelled, m.restored(), "maintenance cancelled before sign-off")
 	}
 	s := m.signOff
 	m.status.Result, m.status.Notes, m.status.SignedOffBy = s.Result, s.Notes, s.By
@@ -300,9 +337,12 @@ func (m *maintenance) escalated(ctx workflow.Context, why string) {
 }
 
 // reserve holds the robot like a mission, asking for it by name: it waits
-// while the robot finishes the mission it runs. false when cancelled.
+// while the robot finishes the mission it runs. A robot offline or FATAL
+// for Maint.UnavailableFor is serviced where it stands, unreserved
+// (m.unreachable says why). false when cancelled.
 func (m *maintenance) reserve(ctx, dctx workflow.Context) bool {
 	req := schemas.ReserveRobotInput{MissionID: m.id, WorkflowID: m.id, Site: m.in.Site, RobotID: m.in.RobotID}
+	var unavailableSince time.Time
 	for {
 		m.wake = false
 		var res schemas.ReserveRobotResult
@@ -312,11 +352,42 @@ func (m *maintenance) reserve(ctx, dctx workflow.Context) bool {
 			m.reserved = true
 			return true
 		}
+		var snap schemas.RobotEvent
+		if err := workflow.ExecuteLocalActivity(localCtx(dctx, "read stored state"), ActivityRobotSnapshot,
+			schemas.RobotSnapshotInput{RobotID: m.in.RobotID}).Get(dctx, &snap); err == nil {
+			now := workflow.Now(dctx)
+			if why := unavailable(snap); why != "" {
+				if unavailableSince.IsZero() {
+					unavailableSince = now
+				}
+				if now.Sub(unavailableSince) >= Maint.UnavailableFor {
+					m.leaveQueue(dctx)
+					m.unreachable = fmt.Sprintf("robot %s has been unavailable (%s) for %s: serviced where it stands, unreserved", m.in.RobotID, why, now.Sub(unavailableSince))
+					return true
+				}
+			} else {
+				unavailableSince = time.Time{}
+			}
+		}
 		_, _ = workflow.AwaitWithTimeout(ctx, Maint.RequeueAfter, func() bool { return m.wake })
 		if ctx.Err() != nil {
 			return false
 		}
 	}
+}
+
+// unavailable says why a robot cannot be reserved or driven ("" = it can):
+// its connection is not ONLINE, or it reports a FATAL error.
+func unavailable(ev schemas.RobotEvent) string {
+	if ev.Connection != "" && ev.Connection != string(vda5050.ConnectionOnline) {
+		return ev.Connection
+	}
+	for _, e := range ev.Errors {
+		if e.ErrorLevel == vda5050.ErrorFatal {
+			return "FATAL " + e.ErrorType
+		}
+	}
+	return ""
 }
 
 func (m *maintenance) leaveQueue(ctx workflow.Context) {
@@ -335,6 +406,9 @@ func (m *maintenance) drive(ctx, dctx workflow.Context) error {
 		Spec: spec, RobotID: m.in.RobotID, OrderID: m.id,
 	}, &built, storeOptions("build order"), workflow.Now(dctx).Add(Timings.ReleaseTimeout)); err != nil {
 		return fmt.Errorf("drive to %s: %w", m.in.Station, err)
+	}
+	if len(built.NodeIDs) == 0 {
+		return fmt.Errorf("drive to %s: the order has no node", m.in.Station)
 	}
 	last := built.NodeIDs[len(built.NodeIDs)-1]
 	deadline := workflow.Now(dctx).Add(Maint.DriveTimeout)

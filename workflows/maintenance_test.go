@@ -126,3 +126,43 @@ func TestMaintenanceRobotRefusesOrder(t *testing.T) {
 	require.Equal(t, []string{"draining", "in_maintenance", "out_of_service"}, s.acts.serviceStatuses)
 	require.Len(t, s.acts.releases, 1)
 }
+
+// A robot that stays FATAL while the maintenance waits for it is serviced
+// where it stands, unreserved and undriven, once Maint.UnavailableFor has
+// passed.
+func TestMaintenanceOfAnUnreachableRobot(t *testing.T) {
+	s := newMaintEnv(t)
+	s.acts.queued = 1 << 20
+	s.acts.snapshot = &schemas.RobotEvent{RobotID: "acme/AMR-001", Connection: "ONLINE",
+		Errors: []vda5050.Error{{ErrorType: "motorFault", ErrorLevel: vda5050.ErrorFatal}}}
+	var mid MaintenanceStatus
+	s.at(Maint.UnavailableFor+2*Maint.RequeueAfter, func() { mid = s.maintStatus(t) })
+	s.at(time.Hour, func() {
+		s.env.UpdateWorkflow(UpdateComplete, "c1", &updateCallbacks{t: t}, SignOff{Result: SignOffPass, Notes: "motor replaced"})
+	})
+	s.env.ExecuteWorkflow(MaintenanceWorkflowType, maintInput())
+	var res MaintenanceStatus
+	require.NoError(t, s.env.GetWorkflowResult(&res))
+	require.Equal(t, MaintAwaitSignOff, mid.State)
+	require.Contains(t, mid.LastError, "unavailable (FATAL motorFault)")
+	require.Equal(t, MaintReturned, res.State)
+	require.Empty(t, s.acts.orders, "a broken robot is not driven")
+	require.Empty(t, s.acts.instant, "nor asked for a self-test")
+	require.Empty(t, s.acts.releases, "it was never reserved")
+	require.Contains(t, s.acts.cancelled, maintID, "it left the reservation queue")
+}
+
+// Cancelled on the way to the station: the robot is told to stop
+// (cancelOrder), released, and its service status put back.
+func TestMaintenanceCancelledWhileDriving(t *testing.T) {
+	s := newMaintEnv(t)
+	s.signal(time.Second, schemas.RobotEvent{RobotID: "acme/AMR-001", OrderID: maintID, LastNodeID: "A1", NodesRemaining: 2, EdgesRemaining: 2, Driving: true})
+	s.at(2*time.Second, func() { s.env.CancelWorkflow() })
+	s.env.ExecuteWorkflow(MaintenanceWorkflowType, maintInput())
+	var res MaintenanceStatus
+	require.NoError(t, s.env.GetWorkflowResult(&res))
+	require.Equal(t, MaintCancelled, res.State)
+	require.Equal(t, []string{maintID + "#cancel"}, s.acts.instantIDs())
+	require.Len(t, s.acts.releases, 1)
+	require.Equal(t, []string{"draining", "in_maintenance", "in_service"}, s.acts.serviceStatuses)
+}

@@ -118,7 +118,7 @@ type MissionStatus struct {
 	Handovers []Handover `json:"handovers,omitempty"`
 	// ResolveBy is the deadline of the operator decision while the state
 	// is AWAITING_OPERATOR.
-	ResolveBy time.Time `json:"resolveBy,omitempty"`
+	ResolveBy time.Time `json:"resolveBy,omitzero"`
 	// WaitingFor says, while the state is AWAITING_WMS, which WMS signal
 	// the robot waits for at which step, and until when.
 	WaitingFor string `json:"waitingFor,omitempty"`
@@ -319,6 +319,10 @@ type mission struct {
 
 	notify *notifier // the mission's events for its WMS client; nil = none
 
+	// startSpec is the spec the mission started with: update accept
+	// compares a repeated request with it (append grows in.Spec).
+	startSpec schemas.MissionSpec
+
 	reserveRounds int // ReserveRobot answers so far (reprioritize waits for the next)
 	accepts       int // accept updates answered
 
@@ -356,6 +360,7 @@ type mission struct {
 func Mission(ctx workflow.Context, in MissionInput) (MissionResult, error) {
 	m := &mission{
 		in:             in,
+		startSpec:      in.Spec,
 		logger:         workflow.GetLogger(ctx),
 		actionIDs:      map[string]bool{},
 		actionStep:     map[string]int{},
@@ -609,7 +614,9 @@ func (m *mission) run(ctx workflow.Context) (MissionResult, error) {
 	case MissionCancelled:
 		return m.end(ctx, MissionCancelled, "", m.cancelReason())
 	default:
-		if m.orderSent && m.cancelAct == nil && m.failType != ErrRobotRejectedOrder {
+		// A refused first order left the robot nothing to stop; a refused
+		// order update leaves it driving the part it accepted before.
+		if m.orderSent && m.cancelAct == nil && (m.failType != ErrRobotRejectedOrder || m.status.OrderUpdates > 0) {
 			// Stop the robot working on a failed mission before releasing it
 			// (a robot that is gone may hear it when it comes back: it would
 			// drive on with its released base, VDA 5050 §4.1).
@@ -709,17 +716,18 @@ func (m *mission) drive(ctx workflow.Context) (MissionResult, error, bool) {
 			m.outcome = MissionCancelled
 			break
 		}
-		if res, err, done := m.settleHold(ctx); done {
-			return res, err, true
+		// The next part goes out only once the robot's state shows the
+		// last one: a refusal or a loss of that one must be told apart
+		// (its resends, replan) before anything is stitched onto it.
+		if m.orderAcked {
+			m.settleHold(ctx)
+			if m.outcome == "" && m.hold == nil && m.partTo < len(m.in.Spec.Steps) && !m.cancelRequested && m.cancelAct == nil {
+				// Steps were appended while the robot drives its last part.
+				m.extendOrder(ctx, m.partTo)
+			}
 		}
 		if m.outcome != "" {
 			break
-		}
-		if m.hold == nil && m.partTo < len(m.in.Spec.Steps) && !m.cancelRequested && m.cancelAct == nil {
-			// Steps were appended while the robot drives its last part.
-			if res, err := m.extendOrder(ctx, m.partTo); err != nil {
-				return res, err, true
-			}
 		}
 		if m.cancelRequested && m.cancelAct == nil {
 			m.setState(ctx, MissionCancelling)
@@ -905,6 +913,7 @@ func (m *mission) handOver(ctx workflow.Context) (MissionResult, error, bool) {
 		if d.RestartFromStart {
 			from = 0
 			clear(m.stepDone)
+			clear(m.waitDone) // every step again, its waits too
 			hp.FromStep = 0
 		}
 	}
@@ -951,6 +960,7 @@ func (m *mission) resetRobot(ctx workflow.Context) {
 	m.replanWanted = false
 	m.failover, m.failoverType = "", ""
 	m.status.CurrentNode = ""
+	m.status.OrderUpdates, m.status.WaitingFor = 0, ""
 	m.setState(ctx, MissionQueued)
 }
 

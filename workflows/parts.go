@@ -140,12 +140,12 @@ func (m *mission) takeSignal(h *hold) (LoadSignal, bool) {
 
 // settleHold moves the mission past the wait that ends its current part
 // when the signal is there (at once, even before the robot arrives) or the
-// robot has waited out the step's timeout. It returns done when the
-// mission has nothing left to drive.
-func (m *mission) settleHold(ctx workflow.Context) (MissionResult, error, bool) {
+// robot has waited out the step's timeout. A failure is decided
+// (m.outcome), for the main loop to act on.
+func (m *mission) settleHold(ctx workflow.Context) {
 	h := m.hold
 	if h == nil || m.cancelRequested || m.cancelAct != nil {
-		return MissionResult{}, nil, false
+		return
 	}
 	next := h.step + 1
 	if sig, ok := m.takeSignal(h); ok {
@@ -160,13 +160,16 @@ func (m *mission) settleHold(ctx workflow.Context) (MissionResult, error, bool) 
 		what := fmt.Sprintf("no %s for step %d (%s) within %s", h.signal, h.step+1, m.in.Spec.Steps[h.step].Station, h.timeout)
 		if h.onTimeout != schemas.OnTimeoutSkip {
 			m.decideFail(ErrWMSTimeout, what)
-			return MissionResult{}, nil, false
+			return
 		}
 		m.waitDone[h.step] = true
+		if h.signal == SignalLoadReady {
+			m.stepDone[h.step] = true // left out: a next robot does not do it either
+		}
 		m.status.WaitingFor = ""
 		m.status.Skipped = append(m.status.Skipped, what+"; skipped")
 	} else {
-		return MissionResult{}, nil, false
+		return
 	}
 	m.hold = nil
 	if next >= len(m.in.Spec.Steps) {
@@ -174,17 +177,18 @@ func (m *mission) settleHold(ctx workflow.Context) (MissionResult, error, bool) 
 			m.outcome = MissionCompleted // nothing left to drive
 		}
 		// else: done once the robot finishes the part it drives (apply)
-		return MissionResult{}, nil, false
+		return
 	}
-	if res, err := m.extendOrder(ctx, next); err != nil {
-		return res, err, true
-	}
-	return MissionResult{}, nil, false
+	// Until the update is built and sent, the part the robot drives is not
+	// the mission's last: its end must not count as the mission's.
+	m.partTo = min(m.partTo, next)
+	m.extendOrder(ctx, next)
 }
 
 // extendOrder sends the part starting at step from as an order update
-// stitched onto the current order's last node.
-func (m *mission) extendOrder(ctx workflow.Context, from int) (MissionResult, error) {
+// stitched onto the current order's last node. A failure is decided
+// (m.outcome) for the main loop, which stops the robot and releases it.
+func (m *mission) extendOrder(ctx workflow.Context, from int) {
 	to, h := m.partEnd(from)
 	in := schemas.BuildOrderInput{
 		Spec: m.in.Spec, RobotID: m.status.RobotID, OrderID: m.vdaOrderID, OrderUpdateID: m.orderUpdateID + 1, FromStep: from,
@@ -195,7 +199,8 @@ func (m *mission) extendOrder(ctx workflow.Context, from int) (MissionResult, er
 	}
 	var built schemas.BuildOrderResult
 	if err := m.storeIO(ctx, "build VDA 5050 order update", ActivityBuildOrder, in, &built); err != nil {
-		return m.fail(ctx, errType(err, ""), "build order update: "+err.Error())
+		m.decideFail(errType(err, ""), "build order update: "+err.Error())
+		return
 	}
 	m.orderUpdateID++
 	m.order = built.Order
@@ -214,13 +219,13 @@ func (m *mission) extendOrder(ctx workflow.Context, from int) (MissionResult, er
 	m.status.OrderUpdates++
 	m.progressAt = workflow.Now(ctx)
 	if err := m.sendOrder(ctx); err != nil {
-		return m.fail(ctx, errType(err, ""), "send order update: "+err.Error())
+		m.decideFail(errType(err, ""), "send order update: "+err.Error())
+		return
 	}
 	if m.status.State == MissionAwaitingWMS {
 		m.setState(ctx, MissionDriving)
 	}
 	m.setDetails(ctx)
-	return MissionResult{}, nil
 }
 
 // arrivedAtHold is called when the robot finished the part it drives and
@@ -246,13 +251,13 @@ func (m *mission) validateAppend(ctx workflow.Context, req AppendRequest) error 
 	if n := len(m.in.Spec.Steps) + len(req.Steps); n > MaxMissionSteps {
 		return fmt.Errorf("append: %d steps in all; a mission has at most %d", n, MaxMissionSteps)
 	}
-	if m.appending {
-		return fmt.Errorf("mission %s: an append is already under way", m.status.MissionID)
-	}
 	for i, s := range req.Steps {
 		if s.Action != "pick" && s.Action != "drop" {
 			return fmt.Errorf("append: steps[%d].action %q: want pick or drop", i, s.Action)
 		}
+	}
+	if m.appending {
+		return fmt.Errorf("mission %s: an append is already under way", m.status.MissionID)
 	}
 	return nil
 }

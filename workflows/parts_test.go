@@ -89,6 +89,11 @@ func TestMissionEarlyLoadReadyDoesNotStop(t *testing.T) {
 	s.acts.parts = true
 	s.at(500*time.Millisecond, func() { s.env.SignalWorkflow(SignalLoadReady, LoadSignal{LoadID: "PAL-9"}) })
 	s.at(time.Second, func() { s.env.SignalWorkflow(SignalLoadReady, LoadSignal{LoadID: "PAL-1"}) })
+	var before MissionStatus
+	s.at(1500*time.Millisecond, func() { before = s.status(t) })
+	ack := standing("START", 0, 0)
+	ack.NodesRemaining, ack.EdgesRemaining, ack.Driving = 1, 1, true
+	s.signal(1600*time.Millisecond, ack) // the robot's state shows the first order
 	var mid MissionStatus
 	s.at(2*time.Second, func() { mid = s.status(t) })
 	s.signal(3*time.Second, standing("S0", 2, 0)) // the old part done: not the end
@@ -99,6 +104,7 @@ func TestMissionEarlyLoadReadyDoesNotStop(t *testing.T) {
 	r, err := s.result(t)
 	require.NoError(t, err)
 	require.Equal(t, MissionCompleted, r.State)
+	require.Zero(t, before.OrderUpdates, "nothing is stitched onto an order the robot has not shown yet")
 	require.Equal(t, MissionDriving, mid.State)
 	require.Equal(t, MissionDriving, after.State, "a state of the order before its update is not the end")
 	require.Equal(t, 1, mid.OrderUpdates)
@@ -177,6 +183,9 @@ func TestMissionAppendWhileDriving(t *testing.T) {
 	s.acts.parts = true
 	var got MissionStatus
 	var refused error
+	ack := standing("START", 0, 0)
+	ack.NodesRemaining, ack.EdgesRemaining, ack.Driving = 1, 1, true
+	s.signal(500*time.Millisecond, ack)
 	s.at(time.Second, func() {
 		s.env.UpdateWorkflow(UpdateAppend, "a1", &updateCallbacks{t: t, onComplete: func(v any, err error) {
 			require.NoError(t, err)

@@ -70,7 +70,7 @@ func (m *mission) reprioritize(ctx workflow.Context, req ReprioritizeRequest) (M
 }
 
 func (m *mission) validateAccept(ctx workflow.Context, req AcceptRequest) error {
-	if !SameSpec(req.Spec, m.in.Spec) || req.Client != m.in.Client {
+	if !SameSpec(req.Spec, m.startSpec) || req.Client != m.in.Client {
 		return temporal.NewApplicationError(fmt.Sprintf("mission %s already exists with another spec or client; a mission ID names one mission (send its own spec to get its status, or use a new ID)",
 			m.in.Spec.MissionID), ErrMissionConflict)
 	}

@@ -3,8 +3,8 @@
 // idempotently (internal/wms.StartMission), reads and lists them, and
 // sends them the mission updates cancel, pause, resume and reprioritize.
 // The contract is schemas/openapi.yaml; a test checks this server against
-// it. Every request is authenticated with a WMS client's API key and
-// audited under that client's name. It holds no workflow logic.
+// it. Every request is authenticated with a WMS client's API key, and every
+// authenticated one audited under that client's name. It holds no workflow logic.
 package ingress
 
 import (
@@ -137,7 +137,8 @@ func (r *recorder) Write(b []byte) (int, error) {
 	return r.ResponseWriter.Write(b)
 }
 
-// ServeHTTP authenticates, routes and audits one request.
+// ServeHTTP authenticates, routes and audits one request (an
+// unauthenticated one is logged, not audited).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &recorder{ResponseWriter: w}
 	req := &request{}
@@ -152,7 +153,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	actor := req.client
 	if actor == "" {
-		actor = "unauthenticated"
+		// Not written to the registry: anyone could fill the database
+		// with requests that carry no key.
+		s.log.Warn("ingress: unauthenticated request", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
 	defer cancel()

@@ -95,7 +95,7 @@ func TestNewRefusesNoClients(t *testing.T) {
 
 // No key, a malformed header, an unknown key, and a key that differs from
 // a real one only in its last character: 401 with nothing more said, and
-// each audited as unauthenticated.
+// no audit row (anyone could fill the registry with them).
 func TestUnauthorized(t *testing.T) {
 	f := newFixture(t)
 	for _, key := range []string{"", "nope", keyA[:len(keyA)-1] + "X", "Basic " + keyA} {
@@ -114,12 +114,7 @@ func TestUnauthorized(t *testing.T) {
 		require.JSONEq(t, `{"error":"unauthorized"}`, string(raw))
 		require.Equal(t, `Bearer realm="fleetflow"`, resp.Header.Get("WWW-Authenticate"))
 	}
-	require.Len(t, f.audit.rows, 4)
-	for _, r := range f.audit.rows {
-		require.Equal(t, "unauthenticated", r.actor)
-		require.Equal(t, AuditKind, r.kind)
-		require.Equal(t, http.StatusUnauthorized, r.details["status"])
-	}
+	require.Empty(t, f.audit.rows, "requests without a valid key are logged, never written to the registry")
 }
 
 // A body that breaks mission.schema.json gets 400 with every violation and
