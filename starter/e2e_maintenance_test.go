@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,6 +109,44 @@ func TestEndToEndMaintenance(t *testing.T) {
 		}
 	}
 	require.Len(t, statuses, 3, "draining, in_maintenance, in_service: %v", statuses)
+
+	// A maintenance schedule, made with the CLI, fires (triggered now
+	// rather than waiting a day): its Maintenance runs like a started one.
+	t.Setenv("FLEETFLOW_TEMPORAL_HOSTPORT", ls.cfg.Temporal.HostPort)
+	g := &globalFlags{config: filepath.Join(t.TempDir(), "absent.yaml"), output: "table"}
+	sched := maintenanceScheduleCmd(g)
+	sched.SilenceErrors, sched.SilenceUsage = true, true
+	var out bytes.Buffer
+	sched.SetOut(&out)
+	sched.SetArgs([]string{"create", "acme/AMR-001", "--every", "24h", "--reason", "daily check"})
+	require.NoError(t, sched.ExecuteContext(ctx), out.String())
+	sched.SetArgs([]string{"create", "acme/AMR-001", "--every", "24h", "--reason", "again"})
+	require.ErrorContains(t, sched.ExecuteContext(ctx), "already has a maintenance schedule")
+	sh := c.ScheduleClient().GetHandle(ctx, workflows.MaintenanceScheduleID("acme/AMR-001"))
+	require.NoError(t, sh.Trigger(ctx, client.ScheduleTriggerOptions{}))
+	var fired string
+	require.Eventually(t, func() bool {
+		d, err := sh.Describe(ctx)
+		if err != nil || len(d.Info.RecentActions) == 0 {
+			return false
+		}
+		fired = d.Info.RecentActions[0].StartWorkflowResult.WorkflowID
+		return true
+	}, 30*time.Second, 200*time.Millisecond)
+	require.True(t, strings.HasPrefix(fired, workflows.MaintenanceWorkflowID("acme/AMR-001", "scheduled")), fired)
+	var fm workflows.MaintenanceStatus
+	require.Eventually(t, func() bool {
+		v, err := c.QueryWorkflow(ctx, fired, "", workflows.QueryStatus)
+		return err == nil && v.Get(&fm) == nil && fm.State == workflows.MaintAwaitSignOff
+	}, time.Minute, 200*time.Millisecond, "%+v", &fm)
+	require.Equal(t, "daily check", fm.Reason)
+	h2, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: fired, UpdateName: workflows.UpdateComplete,
+		Args: []any{workflows.SignOff{Result: workflows.SignOffPass}}, WaitForStage: client.WorkflowUpdateStageCompleted})
+	require.NoError(t, err)
+	require.NoError(t, h2.Get(ctx, &fm))
+	require.Equal(t, workflows.MaintReturned, fm.State)
+	sched.SetArgs([]string{"delete", "acme/AMR-001"})
+	require.NoError(t, sched.ExecuteContext(ctx))
 
 	// FLEETFLOW_RECORD_HISTORIES=DIR writes the history the replay tests in
 	// workflows/ read.

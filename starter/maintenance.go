@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/fleetflow/fleetflow/workflows"
 )
@@ -30,7 +31,7 @@ for a technician's sign-off: pass returns it to service, fail takes it out
 of service. A sign-off that does not come in time escalates. MAINTENANCE is
 the workflow ID, or a robot ID for today's maintenance of that robot.`,
 	}
-	cmd.AddCommand(maintenanceStartCmd(g), maintenanceStatusCmd(g), maintenanceCompleteCmd(g), maintenanceEscalateCmd(g), maintenanceListCmd(g))
+	cmd.AddCommand(maintenanceStartCmd(g), maintenanceStatusCmd(g), maintenanceCompleteCmd(g), maintenanceEscalateCmd(g), maintenanceListCmd(g), maintenanceScheduleCmd(g))
 	return cmd
 }
 
@@ -257,5 +258,143 @@ func maintenanceListCmd(g *globalFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&open, "open", false, "only those still running")
+	return cmd
+}
+
+func maintenanceScheduleCmd(g *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "schedule",
+		Short: "Periodic maintenance of a robot (Temporal Schedules)",
+		Long: `A maintenance schedule (Temporal Schedule maintenance-schedule-<robot>)
+starts a Maintenance workflow for its robot every --every or on --cron
+(the Web UI's Schedules page shows it); a maintenance still running when
+the next is due is not doubled (overlap policy skip).`,
+	}
+	var in workflows.MaintenanceInput
+	var every time.Duration
+	var cron string
+	create := &cobra.Command{
+		Use:   "create ROBOT_ID (--every DURATION | --cron 'M H D M W') --reason TEXT [--station STATION] [--diagnostics]",
+		Short: "Create a robot's maintenance schedule",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if (every > 0) == (cron != "") {
+				return badInput("give one of --every (at least 1m) or --cron")
+			}
+			if every > 0 && every < time.Minute {
+				return badInput("--every %s: want at least 1m", every)
+			}
+			if in.Reason == "" {
+				return badInput("--reason is required (audited)")
+			}
+			c, cfg, err := dialTemporal(g)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			in.RobotID, in.RequestedBy = args[0], "schedule:"+currentUser()
+			if in.Site == "" {
+				in.Site = cfg.Site.Name
+			}
+			spec := client.ScheduleSpec{}
+			if every > 0 {
+				spec.Intervals = []client.ScheduleIntervalSpec{{Every: every}}
+			} else {
+				spec.CronExpressions = []string{cron}
+			}
+			id := workflows.MaintenanceScheduleID(in.RobotID)
+			_, err = c.ScheduleClient().Create(cmd.Context(), client.ScheduleOptions{
+				ID: id, Spec: spec, Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+				Action: &client.ScheduleWorkflowAction{
+					ID:       workflows.MaintenanceWorkflowID(in.RobotID, "scheduled"),
+					Workflow: workflows.MaintenanceWorkflowType, Args: []any{in}, TaskQueue: cfg.TaskQueues.Maintenance,
+				},
+				Note: fmt.Sprintf("fleetflow: periodic maintenance of %s: %s", in.RobotID, in.Reason),
+			})
+			if errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
+				return badInput("robot %s already has a maintenance schedule (%s); delete it first", in.RobotID, id)
+			}
+			if err != nil {
+				return fmt.Errorf("create schedule %s: %w", id, err)
+			}
+			return emit(cmd.OutOrStdout(), g, map[string]string{"scheduleId": id}, func(w io.Writer) {
+				fmt.Fprintf(w, "schedule %s created\n", id)
+			})
+		},
+	}
+	create.Flags().DurationVar(&every, "every", 0, "start a maintenance this often (e.g. 720h)")
+	create.Flags().StringVar(&cron, "cron", "", "or on this cron expression (UTC)")
+	create.Flags().StringVar(&in.Reason, "reason", "", "why (audited)")
+	create.Flags().StringVar(&in.Station, "station", "", "service station to drive to")
+	create.Flags().StringVar(&in.Site, "site", "", "the robot's site (default site.name)")
+	create.Flags().BoolVar(&in.Diagnostics, "diagnostics", false, "run the self-test")
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List maintenance schedules with their next run",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, _, err := dialTemporal(g)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			it, err := c.ScheduleClient().List(cmd.Context(), client.ScheduleListOptions{PageSize: 200})
+			if err != nil {
+				return err
+			}
+			type row struct {
+				ID   string    `json:"scheduleId"`
+				Next time.Time `json:"nextRun,omitzero"`
+				Note string    `json:"note"`
+			}
+			var rows []row
+			for it.HasNext() {
+				e, err := it.Next()
+				if err != nil {
+					return err
+				}
+				if !strings.HasPrefix(e.ID, "maintenance-schedule-") {
+					continue
+				}
+				r := row{ID: e.ID, Note: e.Note}
+				if len(e.NextActionTimes) > 0 {
+					r.Next = e.NextActionTimes[0]
+				}
+				rows = append(rows, r)
+			}
+			return emit(cmd.OutOrStdout(), g, rows, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
+				fmt.Fprintln(tw, "SCHEDULE\tNEXT RUN\tNOTE")
+				for _, r := range rows {
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", r.ID, r.Next.Local().Format(time.DateTime), r.Note)
+				}
+				tw.Flush()
+			})
+		},
+	}
+	del := &cobra.Command{
+		Use:   "delete ROBOT_ID",
+		Short: "Delete a robot's maintenance schedule (maintenances it started go on)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, _, err := dialTemporal(g)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			id := workflows.MaintenanceScheduleID(args[0])
+			err = c.ScheduleClient().GetHandle(cmd.Context(), id).Delete(cmd.Context())
+			var nf *serviceerror.NotFound
+			if errors.As(err, &nf) {
+				return badInput("no schedule %s", id)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "schedule %s deleted\n", id)
+			return nil
+		},
+	}
+	cmd.AddCommand(create, list, del)
 	return cmd
 }

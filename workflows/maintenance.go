@@ -24,6 +24,15 @@ func MaintenanceWorkflowID(robotID, date string) string {
 	return "maintenance-" + strings.ReplaceAll(robotID, "/", ".") + "-" + date
 }
 
+// MaintenanceScheduleID is the Temporal Schedule that starts periodic
+// maintenances of robotID ("maintenance-schedule-<manufacturer>.<serial>").
+// The workflows it starts are named
+// "maintenance-<manufacturer>.<serial>-scheduled-<timestamp>" (the
+// schedule appends the timestamp).
+func MaintenanceScheduleID(robotID string) string {
+	return "maintenance-schedule-" + strings.ReplaceAll(robotID, "/", ".")
+}
+
 // Maintenance states (MaintenanceStatus.State).
 const (
 	MaintDraining     = "DRAINING"   // no new missions; waiting for the robot to be free
