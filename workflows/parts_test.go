@@ -231,3 +231,27 @@ func TestMissionAppendRefusedByMap(t *testing.T) {
 	require.Len(t, s.acts.orders, 1)
 	require.Equal(t, 3, r.NodesTotal)
 }
+
+// A robot that refuses an order update still drives the part it accepted
+// before: the mission fails, stops the robot (cancelOrder) and releases it.
+func TestMissionRefusedOrderUpdateStopsTheRobot(t *testing.T) {
+	s := newEnv(t)
+	s.acts.parts = true
+	ack := standing("START", 0, 0)
+	ack.NodesRemaining, ack.EdgesRemaining, ack.Driving = 1, 1, true
+	s.signal(500*time.Millisecond, ack)
+	s.at(time.Second, func() { s.env.SignalWorkflow(SignalLoadReady, LoadSignal{LoadID: "PAL-1"}) })
+	refused := ack
+	refused.Errors = []vda5050.Error{{ErrorType: "orderUpdateError", ErrorLevel: vda5050.ErrorWarning, ErrorDescription: "update refused",
+		ErrorReferences: []vda5050.Reference{{ReferenceKey: "orderId", ReferenceValue: wfID}, {ReferenceKey: "orderUpdateId", ReferenceValue: "1"}}}}
+	s.signal(2*time.Second, refused)
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: waitSpec(SignalLoadReady, "")})
+	_, err := s.result(t)
+	require.Error(t, err)
+	require.Equal(t, ErrRobotRejectedOrder, appErrType(err))
+	require.Len(t, s.acts.orders, 2, "the order, then its update")
+	ids := s.acts.instantIDs()
+	require.Len(t, ids, 1)
+	require.Contains(t, ids[0], "fail-cancel", "the robot is told to stop the part it drives")
+	require.Len(t, s.acts.releases, 1)
+}
