@@ -15,6 +15,7 @@ import (
 	"math"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +38,9 @@ const (
 	// data, a constraint): repeating it cannot help. A registry that is
 	// restarting or unreachable is an ordinary, retryable error instead.
 	ErrStoreRefused = "StoreRefused"
+	// ErrNotReserved: instant actions for a holder that no longer holds
+	// the robot's reservation were withheld (SendInstantActionsInput.Holder).
+	ErrNotReserved = "NotReserved"
 )
 
 // storeError makes a registry refusal final and leaves every other error
@@ -254,13 +258,55 @@ func (a *Activities) SendOrder(ctx context.Context, in schemas.SendOrderInput) (
 
 // SendInstantActions publishes instant actions to the robot (QoS 0) in its
 // dialect and returns the topic and headerId (see SendOrder for errors).
+// With in.Holder set, it first reads the robot's reservation: held by
+// anyone else, or by nobody, it publishes nothing, writes an audit row
+// (kind instant_actions.withheld, subject the holder) and fails with the
+// non-retryable NotReserved. A registry that cannot be read is a
+// retryable error (nothing was sent).
 func (a *Activities) SendInstantActions(ctx context.Context, in schemas.SendInstantActionsInput) (schemas.SendResult, error) {
 	k, err := robotKey(in.RobotID)
 	if err != nil {
 		return schemas.SendResult{}, err
 	}
+	if in.Holder != "" {
+		if err := a.holds(ctx, in); err != nil {
+			return schemas.SendResult{}, err
+		}
+	}
 	sent, err := a.Link.SendInstantActions(ctx, k, in.Actions)
 	return schemas.SendResult{Topic: sent.Topic, HeaderID: sent.HeaderID}, sendError(err)
+}
+
+// holds checks that in.Holder holds the robot's reservation (see
+// SendInstantActions).
+func (a *Activities) holds(ctx context.Context, in schemas.SendInstantActionsInput) error {
+	holder, reserved, err := a.Store.ReservationHolder(ctx, in.RobotID)
+	if err != nil {
+		return storeError(err)
+	}
+	if reserved && holder == in.Holder {
+		return nil
+	}
+	types := make([]string, 0, len(in.Actions))
+	ids := make([]string, 0, len(in.Actions))
+	for _, act := range in.Actions {
+		types, ids = append(types, act.ActionType), append(ids, act.ActionID)
+	}
+	if activity.IsActivity(ctx) {
+		activity.GetLogger(ctx).Warn("instant actions withheld: the sender no longer holds the robot",
+			"robot", in.RobotID, "holder", in.Holder, "reservedBy", holder, "actions", ids)
+	}
+	if err := a.Store.Audit(ctx, in.Holder, "instant_actions.withheld", in.Holder, map[string]any{
+		"robotId": in.RobotID, "reservedBy": holder, "actionTypes": types, "actionIds": ids,
+	}); err != nil {
+		return storeError(err)
+	}
+	by := "nobody"
+	if reserved {
+		by = holder
+	}
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s withheld from robot %s: reserved by %s, not by %s",
+		strings.Join(types, ", "), in.RobotID, by, in.Holder), ErrNotReserved, nil)
 }
 
 // sendError makes a message the official schema refuses final: sending it

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -313,5 +314,111 @@ func TestRobotSnapshotFromStore(t *testing.T) {
 	}
 	if ev.OrderID != "mission-m-1" || ev.LastNodeSequenceID != 4 || ev.Connection != "ONLINE" || len(ev.ActionStates) != 1 || ev.Errors[0].ErrorLevel != vda5050.ErrorFatal {
 		t.Fatalf("%+v", ev)
+	}
+}
+
+// Instant actions sent for a reservation holder go out only while it holds
+// the robot: a cancelOrder run again after its mission released the robot
+// (a local activity re-executed when the workflow task is retried after a
+// crash) must not stop the next mission's order. Against real PostgreSQL
+// and Mosquitto: the withheld cancelOrder never reaches the robot's topic.
+func TestInstantActionsWithheldFromARobotHeldByAnother(t *testing.T) {
+	st := freshStore(t)
+	m := warehouse(t)
+	ctx := context.Background()
+	serial := fmt.Sprintf("W%d", rand.Uint32())
+	robotID := "acme/" + serial
+	if err := st.RegisterRobots(ctx, []store.Robot{{ID: robotID, Manufacturer: "acme", SerialNumber: serial, Site: "warehouse-a", HomeNode: m.Nodes[0].ID}}); err != nil {
+		t.Fatal(err)
+	}
+	at := m.Nodes[0]
+	if err := st.UpsertStates(ctx, []store.RobotState{{RobotID: robotID, LastNodeID: at.ID, X: at.X, Y: at.Y, BatteryCharge: 80, Timestamp: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.UpsertConnections(ctx, []store.ConnectionUpdate{{RobotID: robotID, State: "ONLINE", At: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	sub := mqttClient(t, "test-sub")
+	got := make(chan string, 8)
+	key := vda5050.RobotKey{Manufacturer: "acme", SerialNumber: serial}
+	if tok := sub.Subscribe(vda5050.TopicFor(key, vda5050.TopicInstantActions), 0, func(_ mqtt.Client, msg mqtt.Message) {
+		var ia vda5050.InstantActions
+		_ = json.Unmarshal(msg.Payload(), &ia)
+		for _, a := range ia.Actions {
+			got <- a.ActionID
+		}
+	}); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	a := &Activities{Store: st, Sites: map[string]*site.Map{"warehouse-a": m}, Link: NewRobotLink(mqttClient(t, "test-pub"), time.Second, nil)}
+	cancel := func(holder, id string) error {
+		_, err := a.SendInstantActions(ctx, schemas.SendInstantActionsInput{RobotID: robotID, Holder: holder,
+			Actions: []vda5050.Action{{ActionType: vda5050.ActionCancelOrder, ActionID: id, BlockingType: vda5050.BlockingHard}}})
+		return err
+	}
+	notReserved := func(err error) bool {
+		var ae *temporal.ApplicationError
+		return errors.As(err, &ae) && ae.Type() == ErrNotReserved && ae.NonRetryable()
+	}
+	// Nobody holds the robot: withheld.
+	if err := cancel("m-a", "mission-m-a#fail-cancel-1"); !notReserved(err) || !strings.Contains(err.Error(), "reserved by nobody") {
+		t.Fatalf("cancelOrder for a robot nobody holds: %v", err)
+	}
+	for _, holder := range []string{"m-a", "m-b"} {
+		if _, err := st.Reserve(ctx, store.ReserveRequest{MissionID: holder, WorkflowID: "mission-" + holder, Site: "warehouse-a", RobotID: robotID}); err != nil {
+			t.Fatal(err)
+		}
+		if holder == "m-a" {
+			// The holder's own cancelOrder goes out.
+			if err := cancel("m-a", "mission-m-a#cancel-1"); err != nil {
+				t.Fatalf("the holder's cancelOrder: %v", err)
+			}
+			if _, err := st.Release(ctx, robotID, "m-a"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// m-a released the robot and m-b took it: m-a's cancelOrder, run again,
+	// is withheld and audited.
+	if err := cancel("m-a", "mission-m-a#fail-cancel-2"); !notReserved(err) || !strings.Contains(err.Error(), "reserved by m-b, not by m-a") {
+		t.Fatalf("stale cancelOrder: %v", err)
+	}
+	// Untagged actions (no holder) are not checked.
+	if err := cancel("", "probe#1"); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	for len(seen) < 2 {
+		select {
+		case id := <-got:
+			seen = append(seen, id)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("only %v reached the robot", seen)
+		}
+	}
+	// The probe went out last: a withheld cancel would have reached the
+	// broker before it (one connection); the subscriber's callbacks run
+	// unordered, so give a straggler a moment.
+	select {
+	case id := <-got:
+		seen = append(seen, id)
+	case <-time.After(500 * time.Millisecond):
+	}
+	slices.Sort(seen)
+	if !slices.Equal(seen, []string{"mission-m-a#cancel-1", "probe#1"}) {
+		t.Fatalf("reached the robot: %v; want only the holder's cancel and the probe", seen)
+	}
+	trail, err := st.AuditTrail(ctx, "m-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	withheld := 0
+	for _, e := range trail {
+		if e.Kind == "instant_actions.withheld" {
+			withheld++
+		}
+	}
+	if withheld != 2 {
+		t.Fatalf("%d instant_actions.withheld audit rows for m-a, want 2: %+v", withheld, trail)
 	}
 }

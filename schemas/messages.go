@@ -151,9 +151,18 @@ type SendResult struct {
 }
 
 // SendInstantActionsInput publishes instant actions (activity SendInstantActions).
+//
+// Holder is the reservation holder the actions go out for (a mission ID,
+// or the workflow ID of a RobotUpdate or Maintenance). When set, nothing is
+// published unless the fleet registry shows Holder holding RobotID's
+// reservation: cancelOrder, startPause and stopPause name no order (VDA
+// 5050 §6.8), so one that arrived after the robot was released, say from a
+// local activity run again when its workflow task is retried after a
+// worker or server crash, would stop the next mission's order.
 type SendInstantActionsInput struct {
 	RobotID string           `json:"robotId"`
 	Actions []vda5050.Action `json:"actions"`
+	Holder  string           `json:"holder,omitempty"`
 }
 
 // RobotSnapshotInput reads the latest stored state (activity RobotSnapshot).

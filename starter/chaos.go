@@ -67,7 +67,8 @@ injects the fault and checks the invariants from the fleet registry and
 Temporal visibility:
 
   - every mission ends COMPLETED, FAILED with a reason, or CANCELLED
-    (lost: any other end, or an order a robot took twice);
+    (lost: any other end, an order a robot took twice, or a cancelOrder,
+    startPause or stopPause of one workflow that acted on another's order);
   - no mission runs past its deadline, no robot is reserved and no queue
     row is held by a closed workflow (stuck).
 
@@ -648,6 +649,20 @@ func (r *chaosRig) judge(ctx context.Context, row *chaosRow, ids, terminated []s
 				row.notes = append(row.notes, fmt.Sprintf("robot %s took order %s twice", robot.Key(), o))
 			}
 			seen[o] = true
+		}
+	}
+	// No instant action hit another workflow's order: cancelOrder,
+	// startPause and stopPause name no order, so one that arrives late (a
+	// local activity run again after its workflow released the robot)
+	// would stop the next mission (lost: that mission's end is a lie).
+	for _, robot := range r.fleet.Robots() {
+		for _, c := range robot.ControlsOnOrders() {
+			sender, _, _ := strings.Cut(c.ActionID, workflows.InstantActionSeparator)
+			owner, _, _ := strings.Cut(c.OrderID, workflows.InstantActionSeparator)
+			if sender != owner && strings.Contains(c.OrderID, fmt.Sprintf("chaos-%02d-", r.seq)) {
+				row.lost++
+				row.notes = append(row.notes, fmt.Sprintf("robot %s: %s %s hit order %s of another workflow", robot.Key(), c.ActionType, c.ActionID, c.OrderID))
+			}
 		}
 	}
 	for _, id := range terminated {

@@ -1102,6 +1102,7 @@ func (m *mission) sendInstant(ctx workflow.Context, actionType, actionID string)
 	err := robotIO(ctx, actionType+" to "+m.status.RobotID, ActivitySendInstantActions, schemas.SendInstantActionsInput{
 		RobotID: m.status.RobotID,
 		Actions: []vda5050.Action{{ActionType: actionType, ActionID: actionID, BlockingType: vda5050.BlockingHard}},
+		Holder:  m.in.Spec.MissionID,
 	}, &res)
 	return res, err
 }

@@ -387,7 +387,7 @@ func (u *robotUpdate) attempt(ctx workflow.Context, a schemas.ArtifactRef, rollb
 	u.status.ActionID = actionID
 	u.setState(ctx, UpdateSent)
 	if err := workflow.ExecuteLocalActivity(localCtx(ctx, ActionSoftwareUpdate+" to "+u.in.Robot.ID), ActivitySendInstantActions,
-		schemas.SendInstantActionsInput{RobotID: u.in.Robot.ID, Actions: []vda5050.Action{softwareUpdateAction(actionID, a, rollback)}}).Get(ctx, nil); err != nil {
+		schemas.SendInstantActionsInput{RobotID: u.in.Robot.ID, Holder: u.id, Actions: []vda5050.Action{softwareUpdateAction(actionID, a, rollback)}}).Get(ctx, nil); err != nil {
 		return attemptOutcome{state: UpdateFailed, kind: "SendFailed", reason: "send softwareUpdate: " + err.Error(), retryable: true}
 	}
 	deadline := workflow.Now(ctx).Add(u.in.Timeout)

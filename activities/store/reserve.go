@@ -478,6 +478,20 @@ func (s *Store) ReservationOf(ctx context.Context, missionID string) (robotID st
 	return robotID, true, nil
 }
 
+// ReservationHolder returns the mission ID holding robotID's reservation
+// (a RobotUpdate or Maintenance holds it under its workflow ID); ok is false
+// when the robot is not reserved. Database errors are wrapped.
+func (s *Store) ReservationHolder(ctx context.Context, robotID string) (missionID string, ok bool, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT mission_id FROM reservations WHERE robot_id = $1`, robotID).Scan(&missionID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("reservation holder of %s: %w", robotID, err)
+	}
+	return missionID, true, nil
+}
+
 // Lease is a hold of the fleet registry by a workflow: a robot's
 // reservation, or a place in a site's reservation queue.
 type Lease struct {

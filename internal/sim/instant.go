@@ -89,12 +89,14 @@ func (r *Robot) instantAction(a vda5050.Action, now time.Time) {
 			// Finished by step once the vehicle stands still.
 			rec.state.ActionStatus = vda5050.ActionRunning
 			r.cancel = rec
+			r.controls = append(r.controls, ControlOnOrder{ActionID: a.ActionID, ActionType: a.ActionType, OrderID: r.order.id})
 		}
-	case vda5050.ActionStartPause:
-		r.changeActivity(now, func() { r.paused = true })
-		finish()
-	case vda5050.ActionStopPause:
-		r.changeActivity(now, func() { r.paused = false })
+	case vda5050.ActionStartPause, vda5050.ActionStopPause:
+		if r.order != nil && !r.order.cancelled && (len(r.order.nodes) > 0 || r.current != nil || len(r.queue) > 0 || r.moving) {
+			r.controls = append(r.controls, ControlOnOrder{ActionID: a.ActionID, ActionType: a.ActionType, OrderID: r.order.id})
+		}
+		pause := a.ActionType == vda5050.ActionStartPause
+		r.changeActivity(now, func() { r.paused = pause })
 		finish()
 	case vda5050.ActionStateRequest:
 		finish() // the state goes out with this message's answer

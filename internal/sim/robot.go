@@ -255,6 +255,23 @@ func (r *Robot) AcceptedOrders() []string {
 	return append([]string(nil), r.accepted...)
 }
 
+// ControlOnOrder is an instant action (cancelOrder, startPause, stopPause)
+// that acted on the order the robot was working on. These actions name no
+// order (VDA 5050 §6.8): which order they hit is decided by when they
+// arrive, so a fault test compares who sent them (the actionId) with whose
+// order they hit.
+type ControlOnOrder struct {
+	ActionID, ActionType, OrderID string
+}
+
+// ControlsOnOrders returns the instant actions that acted on an order, in
+// the order they arrived.
+func (r *Robot) ControlsOnOrders() []ControlOnOrder {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]ControlOnOrder(nil), r.controls...)
+}
+
 // LoseOrders makes every order that reaches the robot vanish (on=true), as
 // if lost on the way (orders travel with QoS 0, VDA 5050 §6.1), until
 // LoseOrders(false). Instant actions still arrive.

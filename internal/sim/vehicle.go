@@ -26,6 +26,9 @@ type vehicle struct {
 	deaf bool
 	// accepted lists the orderIds the robot took as new orders, in order.
 	accepted []string
+	// controls lists the cancelOrder, startPause and stopPause instant
+	// actions that acted on an order the robot was working on.
+	controls []ControlOnOrder
 
 	// Installed software: version and Uptane release counter, the version
 	// it replaced ("" before the first update), how often the robot booted
