@@ -87,6 +87,8 @@ type Activities struct {
 	// LeasesFreed counts what the Reaper frees (NewLeasesFreedCounter);
 	// nil = not counted.
 	LeasesFreed *prometheus.CounterVec
+	// Charging is the charge policy (config charging); zero Threshold = off.
+	Charging ChargingPolicy
 }
 
 func invalid(format string, a ...any) error {
@@ -139,14 +141,22 @@ func (a *Activities) PlanMission(ctx context.Context, in schemas.PlanMissionInpu
 // ReserveRobot atomically reserves the nearest eligible idle robot, or puts
 // the mission in the site's queue (priority first, then FIFO).
 func (a *Activities) ReserveRobot(ctx context.Context, in schemas.ReserveRobotInput) (schemas.ReserveRobotResult, error) {
+	minBattery := in.MinBattery
+	if in.RobotID == "" && !in.InterruptCharging && a.Charging.Threshold > minBattery {
+		// A robot below the charge threshold goes charging, not on missions.
+		minBattery = a.Charging.Threshold
+	}
 	r, err := a.Store.Reserve(ctx, store.ReserveRequest{
 		MissionID: in.MissionID, WorkflowID: in.WorkflowID, Site: in.Site, Priority: in.Priority,
-		RequiredCapabilities: in.RequiredCapabilities, MinBattery: in.MinBattery, X: in.X, Y: in.Y, RobotID: in.RobotID,
+		RequiredCapabilities: in.RequiredCapabilities, MinBattery: minBattery, X: in.X, Y: in.Y, RobotID: in.RobotID,
 	})
 	if err != nil {
 		return schemas.ReserveRobotResult{}, storeError(err)
 	}
 	a.wake(ctx, r.Wake)
+	if r.Queued && in.InterruptCharging && in.RobotID == "" {
+		a.interruptCharging(ctx, in)
+	}
 	return schemas.ReserveRobotResult{RobotID: r.RobotID, Queued: r.Queued, QueuePosition: r.QueuePosition}, nil
 }
 
@@ -350,13 +360,18 @@ func EventFromStored(st store.RobotState) schemas.RobotEvent {
 }
 
 // ReleaseRobot ends the mission's reservation (no-op when it holds none)
-// and signals the site's queued missions that a robot may be free.
+// and signals the site's queued missions that a robot may be free. A
+// robot left below the charge threshold is sent charging (a Charge
+// workflow is started for it, unless the releaser is one).
 func (a *Activities) ReleaseRobot(ctx context.Context, in schemas.ReleaseRobotInput) error {
 	next, err := a.Store.Release(ctx, in.RobotID, in.MissionID)
 	if err != nil {
 		return storeError(err)
 	}
 	a.wake(ctx, next)
+	if !strings.HasPrefix(in.MissionID, schemas.ChargeWorkflowPrefix) {
+		a.chargeIfLow(ctx, in.RobotID, in.MissionID)
+	}
 	return nil
 }
 
@@ -380,11 +395,17 @@ func (a *Activities) SetServiceStatus(ctx context.Context, in schemas.SetService
 // wake signals queued missions that a robot waits for them. A lost wake-up
 // only delays a mission: queued missions retry on their own.
 func (a *Activities) wake(ctx context.Context, workflowIDs []string) {
+	a.signalAll(ctx, workflowIDs, signalRobotAvailable, nil)
+}
+
+// signalAll signals each workflow; a workflow that is gone is skipped, other
+// failures are logged (the waiting workflows ask again on their own).
+func (a *Activities) signalAll(ctx context.Context, workflowIDs []string, signal string, arg any) {
 	for _, wfID := range workflowIDs {
-		err := a.Temporal.SignalWorkflow(ctx, wfID, "", signalRobotAvailable, nil)
+		err := a.Temporal.SignalWorkflow(ctx, wfID, "", signal, arg)
 		var nf *serviceerror.NotFound
-		if err != nil && !errors.As(err, &nf) {
-			activity.GetLogger(ctx).Warn("wake queued mission failed", "workflowId", wfID, "error", err)
+		if err != nil && !errors.As(err, &nf) && activity.IsActivity(ctx) {
+			activity.GetLogger(ctx).Warn("signal failed", "signal", signal, "workflowId", wfID, "error", err)
 		}
 	}
 }

@@ -34,7 +34,9 @@ func NewLeasesFreedCounter() *prometheus.CounterVec {
 // lease.freed, actor "reaper"), wakes the missions waiting at the site,
 // and, when the robot's stored state shows it still working on the closed
 // workflow's order, sends cancelOrder (the robot would drive on: VDA 5050
-// §4.1). Leases younger than in.MinAge are not checked. It is idempotent:
+// §4.1). Leases younger than in.MinAge are not checked. Then it sends
+// charging every idle robot in service below the charge threshold (its
+// Charge workflow's start after its mission may have been lost). It is idempotent:
 // a lease freed twice is a no-op the second time.
 //
 // Errors: registry and Temporal errors that can pass are returned as they
@@ -76,6 +78,12 @@ func (a *Activities) SweepLeases(ctx context.Context, in schemas.SweepLeasesInpu
 			if err := a.Store.CancelQueued(ctx, l.MissionID); err != nil {
 				return res, storeError(err)
 			}
+		case store.LeaseStation, store.LeaseStationQueue:
+			next, err := a.Store.ReleaseStation(ctx, l.Site, l.WorkflowID)
+			if err != nil {
+				return res, storeError(err)
+			}
+			a.signalAll(ctx, next, schemas.SignalChargerAvailable, nil)
 		}
 		if err := a.Store.Audit(ctx, "reaper", "lease.freed", l.MissionID, map[string]any{
 			"kind": l.Kind, "robotId": l.RobotID, "workflowId": l.WorkflowID, "workflowStatus": st,
@@ -89,6 +97,7 @@ func (a *Activities) SweepLeases(ctx context.Context, in schemas.SweepLeasesInpu
 		activity.GetLogger(ctx).Info("reaper: freed a lease of a closed workflow", "kind", l.Kind, "mission", l.MissionID, "robot", l.RobotID, "workflowStatus", st)
 		res.Freed = append(res.Freed, freed)
 	}
+	res.ChargesStarted = a.chargeIdleLowRobots(ctx)
 	return res, nil
 }
 

@@ -57,6 +57,10 @@ type ReserveRobotInput struct {
 	// request waits until it is free, capabilities and battery are not
 	// checked, and no mission can take the robot while it waits first in line.
 	RobotID string `json:"robotId,omitempty"`
+	// InterruptCharging (MissionSpec.InterruptCharging): robots below the
+	// charge threshold are eligible, and while queued the mission takes a
+	// robot off its charger (SignalInterruptCharging).
+	InterruptCharging bool `json:"interruptCharging,omitempty"`
 }
 
 // ReserveRobotResult is either a reservation or a place in the queue.
@@ -229,6 +233,9 @@ type FreedLease struct {
 type SweepLeasesResult struct {
 	Checked int          `json:"checked"`
 	Freed   []FreedLease `json:"freed,omitempty"`
+	// ChargesStarted: Charge workflows started (or joined) for idle robots
+	// below the charge threshold.
+	ChargesStarted int `json:"chargesStarted,omitempty"`
 }
 
 // SetServiceStatusInput sets a robot's service status (in_service,

@@ -42,6 +42,11 @@ type MissionSpec struct {
 	// MinBattery is the least battery charge of an eligible robot, in
 	// percent (0–100); DefaultMinBattery when the spec gives none.
 	MinBattery float64 `json:"minBattery"`
+	// InterruptCharging lets an urgent mission take a robot that is
+	// charging, or below the charge threshold, when no other robot is
+	// free: the Charge workflow stops charging and releases it. Robots
+	// still need MinBattery.
+	InterruptCharging bool `json:"interruptCharging,omitempty"`
 	// Load is the load carried; nil when the spec names none.
 	Load *Load `json:"load,omitempty"`
 	// Steps are 1–32 station visits.

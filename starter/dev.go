@@ -202,7 +202,7 @@ func startLocalStack(ctx context.Context, cfg config.Config, f *devFlags, logOut
 	}
 	ls.fleet = sim.NewFleet(sim.Options{
 		BrokerURL: ls.cfg.MQTT.URL, Speed: cfg.Sim.Speed, ActionDuration: cfg.Sim.ActionDuration, Logger: log,
-		TrustedKeys: keys, RebootDelay: f.rebootDelay,
+		TrustedKeys: keys, RebootDelay: f.rebootDelay, ChargePerSecond: cfg.Sim.ChargePerSecond,
 	}, simRobots(m, cfg.Sim))
 	if err := ls.fleet.Start(ctx); err != nil {
 		return nil, fmt.Errorf("virtual fleet: %w", err)
@@ -242,6 +242,10 @@ func registerFleet(ctx context.Context, dbURL string, m *site.Map) error {
 // sim.robots names, speaking the robot's profile from the map.
 func simRobots(m *site.Map, s config.Sim) []sim.RobotConfig {
 	var out []sim.RobotConfig
+	battery := s.Battery
+	if battery <= 0 {
+		battery = 100
+	}
 	for _, r := range m.Robots {
 		if !s.Simulates(r.Key().String()) {
 			continue
@@ -249,7 +253,7 @@ func simRobots(m *site.Map, s config.Sim) []sim.RobotConfig {
 		n, _ := m.Node(r.HomeNode)
 		out = append(out, sim.RobotConfig{
 			Manufacturer: r.Manufacturer, SerialNumber: r.SerialNumber, Model: r.Model,
-			StartNode: r.HomeNode, X: n.X, Y: n.Y, Theta: n.Theta, MapID: m.MapID, Battery: 100, SoftwareVersion: r.SoftwareVersion,
+			StartNode: r.HomeNode, X: n.X, Y: n.Y, Theta: n.Theta, MapID: m.MapID, Battery: battery, SoftwareVersion: r.SoftwareVersion,
 			Profile: m.ProfileFor(r),
 		})
 	}

@@ -201,7 +201,7 @@ The broker is mqtt.url (FLEETFLOW_MQTT_URL).`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			fleet := sim.NewFleet(sim.Options{BrokerURL: cfg.MQTT.URL, Username: cfg.MQTT.Username, Password: cfg.MQTT.Password, Speed: speed, ActionDuration: cfg.Sim.ActionDuration}, simRobots(m, cfg.Sim))
+			fleet := sim.NewFleet(sim.Options{BrokerURL: cfg.MQTT.URL, Username: cfg.MQTT.Username, Password: cfg.MQTT.Password, Speed: speed, ActionDuration: cfg.Sim.ActionDuration, ChargePerSecond: cfg.Sim.ChargePerSecond}, simRobots(m, cfg.Sim))
 			if err := fleet.Start(ctx); err != nil {
 				return err
 			}

@@ -133,8 +133,7 @@ type maintenance struct {
 	logger log.Logger
 	status MaintenanceStatus
 
-	last     schemas.RobotEvent
-	events   int
+	robotWatch
 	wake     bool
 	reserved bool
 	signOff  *SignOff
@@ -159,7 +158,7 @@ type maintenance struct {
 // Query: status.
 func Maintenance(ctx workflow.Context, in MaintenanceInput) (MaintenanceStatus, error) {
 	now := workflow.Now(ctx)
-	m := &maintenance{in: in, id: workflow.GetInfo(ctx).WorkflowExecution.ID, logger: workflow.GetLogger(ctx)}
+	m := &maintenance{in: in, id: workflow.GetInfo(ctx).WorkflowExecution.ID, logger: workflow.GetLogger(ctx), robotWatch: robotWatch{robotID: in.RobotID}}
 	m.status = MaintenanceStatus{RobotID: in.RobotID, State: MaintDraining, Station: in.Station, Reason: in.Reason, StartedAt: now, UpdatedAt: now}
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (MaintenanceStatus, error) { return m.status, nil }); err != nil {
 		return m.status, err
@@ -192,14 +191,6 @@ func Maintenance(ctx workflow.Context, in MaintenanceInput) (MaintenanceStatus, 
 	res, err := m.run(ctx, dctx)
 	_ = workflow.Await(dctx, func() bool { return workflow.AllHandlersFinished(dctx) })
 	return res, err
-}
-
-func (m *maintenance) apply(ev schemas.RobotEvent) {
-	if ev.RobotID != m.in.RobotID {
-		return
-	}
-	m.last = ev
-	m.events++
 }
 
 func (m *maintenance) setState(ctx workflow.Context, s string) {
@@ -409,68 +400,7 @@ func (m *maintenance) leaveQueue(ctx workflow.Context) {
 // drive sends the robot to the service station and waits until its state
 // shows the order done there.
 func (m *maintenance) drive(ctx, dctx workflow.Context) error {
-	spec := schemas.MissionSpec{MissionID: m.id, Site: m.in.Site, Steps: []schemas.MissionStep{{Station: m.in.Station}}}
-	var built schemas.BuildOrderResult
-	if err := retryLocal(dctx, "build order to "+m.in.Station, ActivityBuildOrder, schemas.BuildOrderInput{
-		Spec: spec, RobotID: m.in.RobotID, OrderID: m.id,
-	}, &built, storeOptions("build order"), workflow.Now(dctx).Add(Timings.ReleaseTimeout)); err != nil {
-		return fmt.Errorf("drive to %s: %w", m.in.Station, err)
-	}
-	if len(built.NodeIDs) == 0 {
-		return fmt.Errorf("drive to %s: the order has no node", m.in.Station)
-	}
-	last := built.NodeIDs[len(built.NodeIDs)-1]
-	deadline := workflow.Now(dctx).Add(Maint.DriveTimeout)
-	for sends := 0; ; {
-		if err := robotIO(dctx, "send order to "+m.in.RobotID, ActivitySendOrder, schemas.SendOrderInput{RobotID: m.in.RobotID, Order: built.Order}, nil); err != nil {
-			return fmt.Errorf("send order to %s: %w", m.in.RobotID, err)
-		}
-		sends++
-		ackDue := workflow.Now(dctx).Add(Maint.OrderAck)
-		for {
-			ev := m.last
-			if ev.OrderID == m.id {
-				if ev.NodesRemaining == 0 && ev.EdgesRemaining == 0 && !ev.Driving && ev.LastNodeID == last {
-					return nil
-				}
-				ackDue = time.Time{}
-			}
-			for _, e := range ev.Errors {
-				if e.ErrorLevel == vda5050.ErrorFatal {
-					return fmt.Errorf("robot %s FATAL on the way to %s: %s", m.in.RobotID, m.in.Station, e.ErrorType)
-				}
-				if refersTo(e, "orderId", m.id) {
-					return fmt.Errorf("robot %s refused the order to %s: %s: %s", m.in.RobotID, m.in.Station, e.ErrorType, e.ErrorDescription)
-				}
-			}
-			now := workflow.Now(dctx)
-			if !now.Before(deadline) {
-				return fmt.Errorf("robot %s did not reach %s within %s", m.in.RobotID, m.in.Station, Maint.DriveTimeout)
-			}
-			if !ackDue.IsZero() && !now.Before(ackDue) {
-				if sends > 3 {
-					return fmt.Errorf("robot %s never showed the order to %s in its state (sent %d times)", m.in.RobotID, m.in.Station, sends)
-				}
-				break // send it again
-			}
-			wait := Maint.ReconcileAfter
-			if !ackDue.IsZero() {
-				wait = min(wait, ackDue.Sub(now))
-			}
-			seen := m.events
-			ok, err := workflow.AwaitWithTimeout(ctx, max(wait, time.Millisecond), func() bool { return m.events != seen })
-			if err != nil {
-				return err
-			}
-			if !ok {
-				var snap schemas.RobotEvent
-				if err := workflow.ExecuteLocalActivity(localCtx(dctx, "read stored state"), ActivityRobotSnapshot,
-					schemas.RobotSnapshotInput{RobotID: m.in.RobotID}).Get(dctx, &snap); err == nil {
-					m.apply(snap)
-				}
-			}
-		}
-	}
+	return m.driveTo(ctx, dctx, m.in.Site, m.in.Station, m.id, Maint.DriveTimeout, nil)
 }
 
 // diagnose runs the self-test and returns its result (or why there is none).

@@ -592,6 +592,7 @@ func (m *mission) run(ctx workflow.Context) (MissionResult, error) {
 	req := schemas.ReserveRobotInput{
 		MissionID: spec.MissionID, WorkflowID: m.orderID, Site: spec.Site, Priority: spec.Priority,
 		RequiredCapabilities: spec.RequiredCapabilities, MinBattery: spec.MinBattery, X: plan.X, Y: plan.Y,
+		InterruptCharging: spec.InterruptCharging,
 	}
 	// One pass per robot: the first, and one more for each failover.
 	for {

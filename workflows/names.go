@@ -75,6 +75,9 @@ const (
 
 	// Maintenance (task queue maintenance).
 	ActivitySetServiceStatus = "SetServiceStatus"
+	// Charge (task queue maintenance).
+	ActivityReserveCharger = "ReserveCharger"
+	ActivityReleaseCharger = "ReleaseCharger"
 
 	// OTA (task queue ota).
 	ActivityVerifyArtifact = "VerifyArtifact"
@@ -87,7 +90,7 @@ var ActivityNames = []string{
 	ActivityPlanMission, ActivityReserveRobot, ActivityCancelQueued, ActivityBuildOrder,
 	ActivitySendOrder, ActivitySendInstantActions, ActivityRobotSnapshot, ActivityReleaseRobot,
 	ActivityAudit, ActivityNotifyWMS, ActivityVerifyArtifact, ActivityResolveTargets, ActivityLocateArtifact,
-	ActivitySweepLeases, ActivityDeliverWebhook, ActivitySetServiceStatus,
+	ActivitySweepLeases, ActivityDeliverWebhook, ActivitySetServiceStatus, ActivityReserveCharger, ActivityReleaseCharger,
 }
 
 // Search attributes set by fleetflow's workflows (registered on the server

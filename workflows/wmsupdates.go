@@ -100,6 +100,6 @@ const ErrMissionConflict = "MissionConflict"
 func SameSpec(a, b schemas.MissionSpec) bool {
 	sameLoad := (a.Load == nil) == (b.Load == nil) && (a.Load == nil || *a.Load == *b.Load)
 	return a.MissionID == b.MissionID && a.Site == b.Site && slices.Equal(a.RequiredCapabilities, b.RequiredCapabilities) &&
-		a.MinBattery == b.MinBattery && sameLoad && slices.Equal(a.Steps, b.Steps) &&
+		a.MinBattery == b.MinBattery && a.InterruptCharging == b.InterruptCharging && sameLoad && slices.Equal(a.Steps, b.Steps) &&
 		a.TimeoutSeconds == b.TimeoutSeconds && a.RequestedBy == b.RequestedBy
 }

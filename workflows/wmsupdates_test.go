@@ -108,6 +108,7 @@ func TestSameSpecComparesEveryField(t *testing.T) {
 		"Site":                 func(s *schemas.MissionSpec) { s.Site = "b" },
 		"RequiredCapabilities": func(s *schemas.MissionSpec) { s.RequiredCapabilities = nil },
 		"MinBattery":           func(s *schemas.MissionSpec) { s.MinBattery = 50 },
+		"InterruptCharging":    func(s *schemas.MissionSpec) { s.InterruptCharging = true },
 		"Load":                 func(s *schemas.MissionSpec) { s.Load = &schemas.Load{LoadID: "p-2"} },
 		"Steps":                func(s *schemas.MissionSpec) { s.Steps = s.Steps[:1] },
 		"TimeoutSeconds":       func(s *schemas.MissionSpec) { s.TimeoutSeconds = 1 },

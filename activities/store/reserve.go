@@ -493,7 +493,8 @@ func (s *Store) ReservationHolder(ctx context.Context, robotID string) (missionI
 }
 
 // Lease is a hold of the fleet registry by a workflow: a robot's
-// reservation, or a place in a site's reservation queue.
+// reservation, a place in a site's reservation queue, a charging station or
+// a place in line for one.
 type Lease struct {
 	Kind       string // LeaseReservation or LeaseQueue
 	MissionID  string // the holder's mission ID (a RobotUpdate uses its workflow ID)
@@ -505,8 +506,10 @@ type Lease struct {
 
 // Lease kinds.
 const (
-	LeaseReservation = "reservation"
-	LeaseQueue       = "queue"
+	LeaseReservation  = "reservation"
+	LeaseQueue        = "queue"
+	LeaseStation      = "station"       // a charging station (ReserveStation)
+	LeaseStationQueue = "station-queue" // a place in line for one
 )
 
 // Leases returns every reservation and queue row held since before
@@ -521,6 +524,14 @@ UNION ALL
 SELECT 'queue', q.mission_id, q.workflow_id, '', q.site, q.enqueued_at
 FROM reservation_queue q
 WHERE q.enqueued_at < $1
+UNION ALL
+SELECT 'station', t.holder, t.holder, t.robot_id, t.site, t.reserved_at
+FROM station_reservations t
+WHERE t.reserved_at < $1
+UNION ALL
+SELECT 'station-queue', w.holder, w.holder, w.robot_id, w.site, w.enqueued_at
+FROM station_queue w
+WHERE w.enqueued_at < $1
 ORDER BY 6`, olderThan)
 	if err != nil {
 		return nil, fmt.Errorf("list leases: %w", err)

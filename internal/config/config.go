@@ -138,6 +138,22 @@ type Sim struct {
 	// broker instead), or a comma-separated list of robot IDs
 	// (manufacturer/serialNumber).
 	Robots string `yaml:"robots" env:"ROBOTS"`
+	// Battery is the virtual robots' charge at start, percent (0 = 100).
+	Battery float64 `yaml:"battery" env:"BATTERY"`
+	// ChargePerSecond is how fast a virtual robot charges, percent per
+	// second (0 = sim.DefaultChargePerSecond).
+	ChargePerSecond float64 `yaml:"chargePerSecond" env:"CHARGE_PER_SECOND"`
+}
+
+// Charging is the charge policy: robots below Threshold after a mission go
+// to a free charging station of their site (Charge workflow, task queue
+// maintenance) and return to the pool at Resume.
+type Charging struct {
+	// Threshold, percent: a robot released below it is sent charging and
+	// gets no mission unless the spec sets interruptCharging. 0 = off.
+	Threshold float64 `yaml:"threshold" env:"THRESHOLD"`
+	// Resume, percent: a charging robot is released at or above it.
+	Resume float64 `yaml:"resume" env:"RESUME"`
 }
 
 // Simulates reports whether the local stack runs a virtual robot for
@@ -260,6 +276,7 @@ type Config struct {
 	Site       Site       `yaml:"site" env:"SITE"`
 	Worker     Worker     `yaml:"worker" env:"WORKER"`
 	Robots     Robots     `yaml:"robots" env:"ROBOTS"`
+	Charging   Charging   `yaml:"charging" env:"CHARGING"`
 	Sim        Sim        `yaml:"sim" env:"SIM"`
 	WMS        WMS        `yaml:"wms" env:"WMS"`
 	Artifacts  Artifacts  `yaml:"artifacts" env:"ARTIFACTS"`
@@ -282,6 +299,7 @@ func Default() Config {
 		Site:       Site{Name: "warehouse-a", MapsDir: "testdata/sites"},
 		Worker:     Worker{HTTPAddr: "127.0.0.1:9090", Bridge: true, BridgeFlushInterval: 50 * time.Millisecond, BridgeBatchSize: 500, WorkflowTaskPollers: 8, ReaperInterval: time.Minute, WorkflowCacheSize: 1000},
 		Robots:     Robots{OrderAckTimeout: 10 * time.Second, OrderResends: 3, ConnectionGrace: 30 * time.Second},
+		Charging:   Charging{Threshold: 30, Resume: 80},
 		Sim:        Sim{Speed: 2, ActionDuration: time.Second},
 		WMS:        WMS{Timeout: 5 * time.Second, DeliveryTimeout: time.Hour, IngressMaxBody: 64 << 10},
 		Artifacts:  Artifacts{Dir: "testdata/artifacts", ServePort: 8089, TrustedKeys: "testdata/keys/trusted"},
@@ -458,6 +476,15 @@ func (c Config) Validate() error {
 	}
 	if c.Robots.ConnectionGrace <= 0 {
 		add("robots.connectionGrace", "must be positive")
+	}
+	if c.Charging.Threshold < 0 || c.Charging.Threshold > 100 {
+		add("charging.threshold", "%v%% outside 0–100", c.Charging.Threshold)
+	}
+	if c.Charging.Threshold > 0 && (c.Charging.Resume <= c.Charging.Threshold || c.Charging.Resume > 100) {
+		add("charging.resume", "%v%% must be above charging.threshold (%v%%) and at most 100", c.Charging.Resume, c.Charging.Threshold)
+	}
+	if c.Sim.Battery < 0 || c.Sim.Battery > 100 {
+		add("sim.battery", "%v%% outside 0–100", c.Sim.Battery)
 	}
 	if c.Robots.OrderResends < 0 {
 		add("robots.orderResends", "%d must not be negative", c.Robots.OrderResends)

@@ -152,6 +152,8 @@ func (r *Robot) factsheet() Factsheet {
 				{ActionType: vda5050.ActionStartPause, ActionScopes: instant},
 				{ActionType: vda5050.ActionStopPause, ActionScopes: instant},
 				{ActionType: vda5050.ActionStateRequest, ActionScopes: instant},
+				{ActionType: vda5050.ActionStartCharging, ActionScopes: instant},
+				{ActionType: vda5050.ActionStopCharging, ActionScopes: instant},
 				{ActionType: vda5050.ActionFactsheetRequest, ActionScopes: instant},
 				{ActionType: ActionDiagnostics, ActionDescription: "self-test; the result is the actionState's resultDescription", ActionScopes: instant},
 				{ActionType: ActionSimDropConnection, ActionDescription: "close the MQTT connection without DISCONNECT", ActionScopes: instant},

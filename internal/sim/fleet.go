@@ -35,6 +35,10 @@ const (
 	DefaultStateInterval = 30 * time.Second
 	// DefaultBatteryDrainPerMetre is in percent of charge per metre driven.
 	DefaultBatteryDrainPerMetre = 0.01
+	// DefaultChargePerSecond is how fast a virtual robot charges, percent
+	// per second (a real one takes an hour or more; the virtual fleet is
+	// for trying things out).
+	DefaultChargePerSecond = 0.5
 	// DefaultBattery is the initial charge in percent.
 	DefaultBattery = 100.0
 	// DefaultSoftwareVersion is reported when RobotConfig.SoftwareVersion is empty.
@@ -96,6 +100,9 @@ type Options struct {
 	// BatteryDrainPerMetre is in percent per metre; 0 means
 	// DefaultBatteryDrainPerMetre, a negative value means no drain.
 	BatteryDrainPerMetre float64
+	// ChargePerSecond is how fast a robot charges after startCharging,
+	// percent per second; 0 means DefaultChargePerSecond, negative none.
+	ChargePerSecond float64
 	// Logger receives connection events and rejected messages; nil = slog.Default().
 	Logger *slog.Logger
 
@@ -132,6 +139,12 @@ func NewFleet(opts Options, robots []RobotConfig) *Fleet {
 	}
 	if opts.BatteryDrainPerMetre < 0 {
 		opts.BatteryDrainPerMetre = 0
+	}
+	if opts.ChargePerSecond == 0 {
+		opts.ChargePerSecond = DefaultChargePerSecond
+	}
+	if opts.ChargePerSecond < 0 {
+		opts.ChargePerSecond = 0
 	}
 	if opts.Speed < 0 {
 		opts.Speed = 0

@@ -98,6 +98,17 @@ func (r *Robot) instantAction(a vda5050.Action, now time.Time) {
 		pause := a.ActionType == vda5050.ActionStartPause
 		r.changeActivity(now, func() { r.paused = pause })
 		finish()
+	case vda5050.ActionStartCharging:
+		// VDA 5050 §6.8: charging on a charging spot, the vehicle standing.
+		if r.moving {
+			fail("cannot start charging while driving")
+			return
+		}
+		r.setCharging(true, now)
+		finish()
+	case vda5050.ActionStopCharging:
+		r.setCharging(false, now)
+		finish()
 	case vda5050.ActionStateRequest:
 		finish() // the state goes out with this message's answer
 	case vda5050.ActionFactsheetRequest:

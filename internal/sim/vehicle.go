@@ -42,6 +42,10 @@ type vehicle struct {
 	// Pose at the last node reached or where the robot last stopped: metres, radians.
 	x, y, theta float64
 	battery     float64 // percent, drain of the current edge not yet deducted
+	// charging since chargeSince (startCharging); battery holds the
+	// charge at chargeSince.
+	charging    bool
+	chargeSince time.Time
 	lastNodeID  string
 	lastNodeSeq int
 
@@ -247,8 +251,32 @@ func (v *vehicle) canDepart() bool {
 	return true
 }
 
+// charge is the battery charge at now, percent.
+func (v *vehicle) charge(now time.Time) float64 {
+	c := v.battery
+	if v.charging {
+		c += v.opts.ChargePerSecond * now.Sub(v.chargeSince).Seconds()
+	}
+	if v.moving {
+		c -= v.opts.BatteryDrainPerMetre * (v.progress(now, false) - v.segDone)
+	}
+	return min(100, max(0, c))
+}
+
+// setCharging starts or stops charging at now (startCharging,
+// stopCharging, or driving off the charger).
+func (v *vehicle) setCharging(on bool, now time.Time) {
+	if v.charging {
+		v.battery = min(100, v.battery+v.opts.ChargePerSecond*now.Sub(v.chargeSince).Seconds())
+	}
+	v.charging, v.chargeSince = on, now
+}
+
 func (v *vehicle) depart(now time.Time) {
 	n, e := v.order.nodes[0], v.order.edges[0]
+	if v.charging {
+		v.setCharging(false, now) // driving off the charger
+	}
 	v.moving = true
 	v.fromX, v.fromY = v.x, v.y
 	v.toX, v.toY = n.NodePosition.X, n.NodePosition.Y
@@ -502,11 +530,7 @@ func (v *vehicle) state(now time.Time) vda5050.State {
 		s.Errors[i] = e
 		s.Errors[i].ErrorReferences = append([]vda5050.Reference(nil), e.ErrorReferences...)
 	}
-	charge := v.battery
-	if v.moving {
-		charge -= v.opts.BatteryDrainPerMetre * (v.progress(now, false) - v.segDone)
-	}
-	s.BatteryState = vda5050.BatteryState{BatteryCharge: min(100, max(0, charge)), Charging: false}
+	s.BatteryState = vda5050.BatteryState{BatteryCharge: v.charge(now), Charging: v.charging}
 	return s
 }
 

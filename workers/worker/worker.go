@@ -305,6 +305,7 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 		Webhooks: webhooks, WebhookDeliveryTimeout: cfg.WMS.DeliveryTimeout,
 		OrderAckTimeout: cfg.Robots.OrderAckTimeout, OrderResends: cfg.Robots.OrderResends, ConnectionGrace: cfg.Robots.ConnectionGrace,
 		LeasesFreed: activities.NewLeasesFreedCounter(),
+		Charging:    activities.ChargingPolicy{Threshold: cfg.Charging.Threshold, Resume: cfg.Charging.Resume, TaskQueue: cfg.TaskQueues.Maintenance},
 	}
 	w.Registry.MustRegister(acts.LeasesFreed)
 	// Process-wide in the SDK: the last Start wins (one worker process, one config).
@@ -336,7 +337,8 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 			wk.RegisterActivity(acts)
 		case cfg.TaskQueues.Maintenance:
 			wk.RegisterWorkflowWithOptions(workflows.Maintenance, workflow.RegisterOptions{Name: workflows.MaintenanceWorkflowType})
-			wk.RegisterActivity(acts) // run as local activities by Maintenance
+			wk.RegisterWorkflowWithOptions(workflows.Charge, workflow.RegisterOptions{Name: schemas.ChargeWorkflowType})
+			wk.RegisterActivity(acts) // run as local activities by Maintenance and Charge
 		default:
 			return fail(fmt.Errorf("task queue %q: nothing is registered for it (known: %s, %s, %s, %s)", q,
 				cfg.TaskQueues.Missions, cfg.TaskQueues.RobotIO, cfg.TaskQueues.OTA, cfg.TaskQueues.Maintenance))

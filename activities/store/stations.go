@@ -1,0 +1,234 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// stationLockClass is the first key of the transaction-level advisory lock
+// pg_advisory_xact_lock(stationLockClass, hashtext(site)) that serializes
+// the station reservations of one site ("ffst" in ASCII).
+const stationLockClass int32 = 0x66667374
+
+// Station is a station of the site map a request may get: its ID and the
+// position of its node, metres.
+type Station struct {
+	ID   string
+	X, Y float64
+}
+
+// StationRequest asks for one station of Site (a charger) for Holder.
+type StationRequest struct {
+	Site    string
+	Holder  string // the workflow ID; at most one station per holder
+	RobotID string // the robot that will use it (informational, audited)
+	// Stations are the site's stations of the wanted type, from the site map.
+	Stations []Station
+	// X, Y is where the robot stands: the nearest free station is chosen.
+	X, Y float64
+}
+
+// StationGrant is the outcome of ReserveStation.
+type StationGrant struct {
+	StationID string // "" when Queued
+	// Queued: every station is taken, or requests that came first wait;
+	// ask again when woken (ReleaseStation) or after a while.
+	Queued        bool
+	QueuePosition int // 1 for the first in line, 0 when not queued
+}
+
+// ReserveStation gives req.Holder the nearest free station of req.Stations,
+// or queues the request. First come, first served: a request gets a station
+// only when fewer requests of the site wait before it than stations are
+// free. Calling it again is safe: a holder gets the station it holds back,
+// and a queued holder keeps its place in line. One transaction, serialized
+// per site by an advisory lock; the primary key (site, station_id) makes a
+// double booking impossible. Audit rows (subject: the holder) are written
+// for a grant (station.granted) and for joining the line (station.queued).
+// Errors: a request without site, holder or stations wraps ErrInvalid;
+// database errors are wrapped (nothing is written then).
+func (s *Store) ReserveStation(ctx context.Context, req StationRequest) (StationGrant, error) {
+	if req.Site == "" || req.Holder == "" || len(req.Stations) == 0 {
+		return StationGrant{}, fmt.Errorf("reserve station for %q at %q: %w: site, holder and stations are required", req.Holder, req.Site, ErrInvalid)
+	}
+	var g StationGrant
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		g = StationGrant{}
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, stationLockClass, req.Site); err != nil {
+			return fmt.Errorf("lock site %s: %w", req.Site, err)
+		}
+		err := tx.QueryRow(ctx, `SELECT station_id FROM station_reservations WHERE holder = $1`, req.Holder).Scan(&g.StationID)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT station_id FROM station_reservations WHERE site = $1`, req.Site)
+		if err != nil {
+			return err
+		}
+		takenIDs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		taken := map[string]bool{}
+		for _, id := range takenIDs {
+			taken[id] = true
+		}
+		var ahead int
+		err = tx.QueryRow(ctx, `
+SELECT count(*) FROM station_queue q
+WHERE q.site = $1 AND q.holder <> $2
+  AND (q.enqueued_at, q.holder) < (SELECT coalesce((SELECT enqueued_at FROM station_queue WHERE holder = $2), now()), $2)`,
+			req.Site, req.Holder).Scan(&ahead)
+		if err != nil {
+			return err
+		}
+		best, bestD, free := "", math.Inf(1), 0
+		for _, st := range req.Stations {
+			if taken[st.ID] {
+				continue
+			}
+			free++
+			if d := math.Hypot(st.X-req.X, st.Y-req.Y); d < bestD {
+				best, bestD = st.ID, d
+			}
+		}
+		if best != "" && ahead < free {
+			if _, err := tx.Exec(ctx, `INSERT INTO station_reservations (site, station_id, holder, robot_id) VALUES ($1, $2, $3, $4)`,
+				req.Site, best, req.Holder, req.RobotID); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `DELETE FROM station_queue WHERE holder = $1`, req.Holder); err != nil {
+				return err
+			}
+			g.StationID = best
+			return audit(ctx, tx, req.Holder, "station.granted", req.Holder, map[string]any{"site": req.Site, "stationId": best, "robotId": req.RobotID})
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO station_queue (holder, site, robot_id) VALUES ($1, $2, $3) ON CONFLICT (holder) DO NOTHING`,
+			req.Holder, req.Site, req.RobotID)
+		if err != nil {
+			return err
+		}
+		g.Queued, g.QueuePosition = true, ahead+1
+		if tag.RowsAffected() == 1 {
+			return audit(ctx, tx, req.Holder, "station.queued", req.Holder, map[string]any{"site": req.Site, "robotId": req.RobotID, "position": g.QueuePosition})
+		}
+		return nil
+	})
+	if err != nil {
+		return StationGrant{}, fmt.Errorf("reserve station for %s: %w", req.Holder, err)
+	}
+	return g, nil
+}
+
+// ReleaseStation ends holder's station reservation and its place in line
+// (each a no-op when absent) and returns the holders of site now first in
+// line, as many as stations were freed, so the caller can wake them. An
+// audit row (station.released) is written when a station was freed.
+// Database errors are wrapped.
+func (s *Store) ReleaseStation(ctx context.Context, site, holder string) ([]string, error) {
+	var wake []string
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		wake = nil
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, stationLockClass, site); err != nil {
+			return fmt.Errorf("lock site %s: %w", site, err)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM station_queue WHERE holder = $1`, holder); err != nil {
+			return err
+		}
+		var station, robot string
+		err := tx.QueryRow(ctx, `DELETE FROM station_reservations WHERE holder = $1 RETURNING station_id, robot_id`, holder).Scan(&station, &robot)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := audit(ctx, tx, holder, "station.released", holder, map[string]any{"site": site, "stationId": station, "robotId": robot}); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT holder FROM station_queue WHERE site = $1 ORDER BY enqueued_at, holder LIMIT 1`, site)
+		if err != nil {
+			return err
+		}
+		wake, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("release station of %s: %w", holder, err)
+	}
+	return wake, nil
+}
+
+// StationHold is a station reservation as listed by StationHolds.
+type StationHold struct {
+	Site, StationID, Holder, RobotID string
+	Since                            time.Time
+}
+
+// StationHolds lists the station reservations of site ("" = every site),
+// by site and station.
+func (s *Store) StationHolds(ctx context.Context, site string) ([]StationHold, error) {
+	rows, err := s.pool.Query(ctx, `
+SELECT site, station_id, holder, robot_id, reserved_at FROM station_reservations
+WHERE $1 = '' OR site = $1 ORDER BY site, station_id`, site)
+	if err != nil {
+		return nil, fmt.Errorf("station holds: %w", err)
+	}
+	holds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (StationHold, error) {
+		var h StationHold
+		err := r.Scan(&h.Site, &h.StationID, &h.Holder, &h.RobotID, &h.Since)
+		return h, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("station holds: %w", err)
+	}
+	return holds, nil
+}
+
+// ChargingRobot is a robot a Charge workflow holds, as seen by an urgent
+// mission that may take it off the charger.
+type ChargingRobot struct {
+	RobotID, WorkflowID string
+	Battery             float64
+}
+
+// ChargingRobots lists the robots of site that Charge workflows hold
+// (reservation workflow IDs starting with chargePrefix), that are ONLINE
+// without a FATAL error, have every capability in caps and at least
+// minBattery percent, highest battery first. Database errors are wrapped.
+func (s *Store) ChargingRobots(ctx context.Context, site, chargePrefix string, caps []string, minBattery float64) ([]ChargingRobot, error) {
+	if caps == nil {
+		caps = []string{}
+	}
+	rows, err := s.pool.Query(ctx, `
+SELECT r.robot_id, v.workflow_id, s.battery_charge
+FROM reservations v
+JOIN robots r ON r.robot_id = v.robot_id
+JOIN robot_state s ON s.robot_id = r.robot_id
+WHERE r.site = $1 AND starts_with(v.workflow_id, $2)
+  AND s.connection_state = 'ONLINE' AND s.fatal_error = ''
+  AND r.service_status = 'in_service'
+  AND r.capabilities @> $3::text[]
+  AND s.battery_charge >= $4
+ORDER BY s.battery_charge DESC, r.robot_id`, site, chargePrefix, caps, minBattery)
+	if err != nil {
+		return nil, fmt.Errorf("charging robots of %s: %w", site, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ChargingRobot, error) {
+		var c ChargingRobot
+		err := r.Scan(&c.RobotID, &c.WorkflowID, &c.Battery)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("charging robots of %s: %w", site, err)
+	}
+	return out, nil
+}
