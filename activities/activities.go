@@ -89,6 +89,9 @@ type Activities struct {
 	LeasesFreed *prometheus.CounterVec
 	// Charging is the charge policy (config charging); zero Threshold = off.
 	Charging ChargingPolicy
+	// Maintenance is condition-based maintenance (config maintenance);
+	// zero thresholds = off.
+	Maintenance MaintenancePolicy
 }
 
 func invalid(format string, a ...any) error {
@@ -142,7 +145,7 @@ func (a *Activities) PlanMission(ctx context.Context, in schemas.PlanMissionInpu
 // the mission in the site's queue (priority first, then FIFO).
 func (a *Activities) ReserveRobot(ctx context.Context, in schemas.ReserveRobotInput) (schemas.ReserveRobotResult, error) {
 	minBattery := in.MinBattery
-	if in.RobotID == "" && !in.InterruptCharging && a.Charging.Threshold > minBattery {
+	if in.RobotID == "" && !in.InterruptCharging && a.Charging.Threshold > minBattery && a.hasCharger(in.Site) {
 		// A robot below the charge threshold goes charging, not on missions.
 		minBattery = a.Charging.Threshold
 	}
@@ -388,6 +391,11 @@ func (a *Activities) SetServiceStatus(ctx context.Context, in schemas.SetService
 	}
 	if err != nil {
 		return schemas.SetServiceStatusResult{}, storeError(err)
+	}
+	if in.Serviced {
+		if err := a.Store.MarkServiced(ctx, in.RobotID, in.Actor, in.Reason); err != nil {
+			return schemas.SetServiceStatusResult{}, storeError(err)
+		}
 	}
 	return schemas.SetServiceStatusResult{Before: before}, nil
 }

@@ -27,15 +27,16 @@ type ChargingPolicy struct {
 }
 
 // chargeIfLow starts a Charge workflow for robotID when the charge policy
-// is on and the robot, in service, stands below the threshold. Starting
-// it twice joins the running one (one per robot). A failure is logged:
-// the Reaper's next sweep starts it (SweepLeases).
+// is on, the robot's site has a charger and the robot, in service, stands
+// below the threshold. Starting it twice joins the running one (one per
+// robot). A failure is logged, and a start that joined a run about to end
+// is lost: the Reaper's next sweep starts it (SweepLeases).
 func (a *Activities) chargeIfLow(ctx context.Context, robotID, by string) {
 	if a.Charging.Threshold <= 0 || a.Temporal == nil {
 		return
 	}
 	v, err := a.Store.GetRobot(ctx, robotID)
-	if err != nil || v.ServiceStatus != store.InService || v.State.BatteryCharge >= a.Charging.Threshold {
+	if err != nil || v.ServiceStatus != store.InService || v.State.BatteryCharge >= a.Charging.Threshold || !a.hasCharger(v.Site) {
 		return
 	}
 	if err := a.startCharge(ctx, v, by); err != nil && activity.IsActivity(ctx) {
@@ -67,6 +68,9 @@ func (a *Activities) chargeIdleLowRobots(ctx context.Context) int {
 	}
 	n := 0
 	for name := range a.Sites {
+		if !a.hasCharger(name) {
+			continue
+		}
 		views, err := a.Store.ListRobots(ctx, name)
 		if err != nil {
 			continue
@@ -94,7 +98,26 @@ func (a *Activities) interruptCharging(ctx context.Context, in schemas.ReserveRo
 	if err != nil || len(robots) == 0 {
 		return
 	}
+	first, err := a.Store.ClaimInterrupt(ctx, in.MissionID, robots[0].WorkflowID, robots[0].RobotID)
+	if err != nil || !first {
+		return // one interrupt per mission (store.ClaimInterrupt)
+	}
 	a.signalAll(ctx, []string{robots[0].WorkflowID}, schemas.SignalInterruptCharging, schemas.InterruptChargingRequest{MissionID: in.MissionID})
+}
+
+// hasCharger reports whether the site map has a charging station: the
+// charge policy applies only to such sites.
+func (a *Activities) hasCharger(siteName string) bool {
+	m, ok := a.Sites[siteName]
+	if !ok {
+		return false
+	}
+	for _, s := range m.Stations {
+		if s.Type == site.StationCharge {
+			return true
+		}
+	}
+	return false
 }
 
 // ReserveCharger gives the Charge workflow in.Holder the free charging

@@ -36,7 +36,9 @@ func NewLeasesFreedCounter() *prometheus.CounterVec {
 // workflow's order, sends cancelOrder (the robot would drive on: VDA 5050
 // §4.1). Leases younger than in.MinAge are not checked. Then it sends
 // charging every idle robot in service below the charge threshold (its
-// Charge workflow's start after its mission may have been lost). It is idempotent:
+// Charge workflow's start after its mission may have been lost), and
+// starts the maintenances that robots' condition counters call for
+// (startDueMaintenances). It is idempotent:
 // a lease freed twice is a no-op the second time.
 //
 // Errors: registry and Temporal errors that can pass are returned as they
@@ -98,6 +100,7 @@ func (a *Activities) SweepLeases(ctx context.Context, in schemas.SweepLeasesInpu
 		res.Freed = append(res.Freed, freed)
 	}
 	res.ChargesStarted = a.chargeIdleLowRobots(ctx)
+	res.MaintenancesStarted = a.startDueMaintenances(ctx)
 	return res, nil
 }
 

@@ -5,7 +5,7 @@ import "strings"
 // Charging: a robot below the charge threshold after a mission is sent to
 // a free charging station of its site by a Charge workflow (task queue
 // maintenance), charges there with the VDA 5050 instant action
-// startCharging (§6.9, predefined action), and returns to the missions'
+// startCharging (a predefined action, VDA 5050 2.0 §6.8), and returns to the missions'
 // pool above the resume threshold. Charging stations are reserved like
 // robots, so two robots never share one.
 

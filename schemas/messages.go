@@ -236,6 +236,8 @@ type SweepLeasesResult struct {
 	// ChargesStarted: Charge workflows started (or joined) for idle robots
 	// below the charge threshold.
 	ChargesStarted int `json:"chargesStarted,omitempty"`
+	// MaintenancesStarted: condition-based maintenances started.
+	MaintenancesStarted int `json:"maintenancesStarted,omitempty"`
 }
 
 // SetServiceStatusInput sets a robot's service status (in_service,
@@ -245,6 +247,9 @@ type SetServiceStatusInput struct {
 	Status  string `json:"status"`
 	Actor   string `json:"actor"` // audited
 	Reason  string `json:"reason,omitempty"`
+	// Serviced: the robot was serviced (a maintenance passed); its
+	// condition counters start a new epoch (store.MarkServiced).
+	Serviced bool `json:"serviced,omitempty"`
 }
 
 // SetServiceStatusResult says what the status was before.

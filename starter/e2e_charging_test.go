@@ -128,20 +128,22 @@ func TestEndToEndCharging(t *testing.T) {
 	var resU workflows.MissionResult
 	require.NoError(t, runU.Get(ctx, &resU))
 	require.Equal(t, workflows.MissionCompleted, resU.State)
+	// The charge it interrupted ends once the robot has left the charger.
 	interrupted := ""
-	for _, r := range robots {
-		d, err := c.DescribeWorkflowExecution(ctx, schemas.ChargeWorkflowID(r), "")
-		require.NoError(t, err)
-		if d.GetWorkflowExecutionInfo().GetCloseTime() == nil {
-			continue
+	require.Eventually(t, func() bool {
+		for _, r := range robots {
+			d, err := c.DescribeWorkflowExecution(ctx, schemas.ChargeWorkflowID(r), "")
+			if err != nil || d.GetWorkflowExecutionInfo().GetCloseTime() == nil {
+				continue
+			}
+			var st workflows.ChargeStatus
+			if err := c.GetWorkflow(ctx, schemas.ChargeWorkflowID(r), "").Get(ctx, &st); err == nil && st.State == workflows.ChargeInterrupted && st.InterruptedBy == "urgent-4" {
+				interrupted = r
+				return true
+			}
 		}
-		var st workflows.ChargeStatus
-		if err := c.GetWorkflow(ctx, schemas.ChargeWorkflowID(r), "").Get(ctx, &st); err == nil && st.State == workflows.ChargeInterrupted {
-			require.Equal(t, "urgent-4", st.InterruptedBy)
-			interrupted = r
-		}
-	}
-	require.NotEmpty(t, interrupted, "no charge was interrupted for the urgent mission")
+		return false
+	}, 30*time.Second, 200*time.Millisecond, "no charge was interrupted for the urgent mission")
 	require.Equal(t, interrupted, resU.RobotID, "the urgent mission ran on the robot taken off charging")
 
 	// An ordinary mission needing 55 % waits for a charged robot.

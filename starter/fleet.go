@@ -99,6 +99,10 @@ type robotDetail struct {
 	// Profile is the configured VDA 5050 profile (site maps), resolved.
 	Profile    string                 `json:"profile"`
 	Deviations []store.DeviationCount `json:"deviations"`
+	Health     store.Health           `json:"health"`
+	// LastHolders: the robot's last reservations (missions, maintenances,
+	// charges), newest first.
+	LastHolders []store.Holding `json:"lastHolders"`
 }
 
 func fleetShowCmd(g *globalFlags) *cobra.Command {
@@ -127,6 +131,12 @@ func fleetShowCmd(g *globalFlags) *cobra.Command {
 			if d.Deviations, err = st.RobotDeviations(cmd.Context(), k.String()); err != nil {
 				return err
 			}
+			if d.Health, err = st.RobotHealth(cmd.Context(), k.String()); err != nil {
+				return err
+			}
+			if d.LastHolders, err = st.LastHolders(cmd.Context(), k.String(), 5); err != nil {
+				return err
+			}
 			if maps, err := site.LoadDir(cfg.Site.MapsDir); err == nil {
 				d.Profile = site.ProfileBook(maps).For(k).String()
 			}
@@ -152,6 +162,20 @@ func printRobot(w io.Writer, d robotDetail) {
 	}
 	if !s.Timestamp.IsZero() {
 		fmt.Fprintf(tw, "last state\t%s (headerId %d)\n", s.Timestamp.Format(time.RFC3339Nano), s.HeaderID)
+	}
+	h := d.Health
+	bh := "not reported"
+	if h.BatteryHealth != nil {
+		bh = fmt.Sprintf("%.0f %%", *h.BatteryHealth)
+	}
+	fmt.Fprintf(tw, "condition\tbattery health %s; since %s (service epoch %d): %d errors, %.1f h driving\n",
+		bh, h.Since.Local().Format(time.DateTime), h.Epoch, h.ErrorsSeen, h.DrivingSeconds/3600)
+	for i, l := range d.LastHolders {
+		label := ""
+		if i == 0 {
+			label = "last holders"
+		}
+		fmt.Fprintf(tw, "%s\t%s %s\n", label, l.At.Local().Format(time.DateTime), l.Holder)
 	}
 	tw.Flush()
 	if len(d.Deviations) == 0 {

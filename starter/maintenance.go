@@ -268,16 +268,31 @@ func maintenanceScheduleCmd(g *globalFlags) *cobra.Command {
 		Long: `A maintenance schedule (Temporal Schedule maintenance-schedule-<robot>)
 starts a Maintenance workflow for its robot every --every or on --cron
 (the Web UI's Schedules page shows it); a maintenance still running when
-the next is due is not doubled (overlap policy skip).`,
+the next is due is not doubled (overlap policy skip).
+
+A site's schedule (create --site SITE without a robot;
+maintenance-schedule-site-<site>) starts a MaintenanceRound instead: every
+robot of the site in service is serviced in turn, --parallel at a time
+(default 1), each by its own Maintenance workflow with its sign-off.`,
 	}
 	var in workflows.MaintenanceInput
 	var every time.Duration
 	var cron string
+	var parallel int
 	create := &cobra.Command{
-		Use:   "create ROBOT_ID (--every DURATION | --cron 'M H D M W') --reason TEXT [--station STATION] [--diagnostics]",
-		Short: "Create a robot's maintenance schedule",
-		Args:  cobra.ExactArgs(1),
+		Use:   "create (ROBOT_ID | --site SITE [--parallel N]) (--every DURATION | --cron 'M H D M W') --reason TEXT [--station STATION] [--diagnostics]",
+		Short: "Create a robot's, or a whole site's, maintenance schedule",
+		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 && in.Site == "" {
+				return badInput("give a ROBOT_ID, or --site SITE for a schedule of every robot of the site")
+			}
+			if len(args) == 1 && parallel != 0 {
+				return badInput("--parallel is for a site's schedule (no ROBOT_ID)")
+			}
+			if parallel < 0 {
+				return badInput("--parallel %d: want at least 1", parallel)
+			}
 			if (every > 0) == (cron != "") {
 				return badInput("give one of --every (at least 1m) or --cron")
 			}
@@ -292,27 +307,39 @@ the next is due is not doubled (overlap policy skip).`,
 				return err
 			}
 			defer c.Close()
-			in.RobotID, in.RequestedBy = args[0], "schedule:"+currentUser()
-			if in.Site == "" {
-				in.Site = cfg.Site.Name
-			}
+			in.RequestedBy = "schedule:" + currentUser()
 			spec := client.ScheduleSpec{}
 			if every > 0 {
 				spec.Intervals = []client.ScheduleIntervalSpec{{Every: every}}
 			} else {
 				spec.CronExpressions = []string{cron}
 			}
-			id := workflows.MaintenanceScheduleID(in.RobotID)
-			_, err = c.ScheduleClient().Create(cmd.Context(), client.ScheduleOptions{
-				ID: id, Spec: spec, Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
-				Action: &client.ScheduleWorkflowAction{
+			var id, what string
+			var action *client.ScheduleWorkflowAction
+			if len(args) == 1 {
+				in.RobotID = args[0]
+				if in.Site == "" {
+					in.Site = cfg.Site.Name
+				}
+				id, what = workflows.MaintenanceScheduleID(in.RobotID), "robot "+in.RobotID
+				action = &client.ScheduleWorkflowAction{
 					ID:       workflows.MaintenanceWorkflowID(in.RobotID, "scheduled"),
 					Workflow: workflows.MaintenanceWorkflowType, Args: []any{in}, TaskQueue: cfg.TaskQueues.Maintenance,
-				},
-				Note: fmt.Sprintf("fleetflow: periodic maintenance of %s: %s", in.RobotID, in.Reason),
+				}
+			} else {
+				id, what = workflows.MaintenanceRoundScheduleID(in.Site), "site "+in.Site
+				action = &client.ScheduleWorkflowAction{
+					ID: workflows.MaintenanceRoundWorkflowID(in.Site), Workflow: workflows.MaintenanceRoundWorkflowType, TaskQueue: cfg.TaskQueues.Maintenance,
+					Args: []any{workflows.MaintenanceRoundInput{Site: in.Site, Station: in.Station, Reason: in.Reason, RequestedBy: in.RequestedBy,
+						Diagnostics: in.Diagnostics, Parallel: parallel}},
+				}
+			}
+			_, err = c.ScheduleClient().Create(cmd.Context(), client.ScheduleOptions{
+				ID: id, Spec: spec, Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, Action: action,
+				Note: fmt.Sprintf("fleetflow: periodic maintenance of %s: %s", what, in.Reason),
 			})
 			if errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
-				return badInput("robot %s already has a maintenance schedule (%s); delete it first", in.RobotID, id)
+				return badInput("%s already has a maintenance schedule (%s); delete it first", what, id)
 			}
 			if err != nil {
 				return fmt.Errorf("create schedule %s: %w", id, err)
@@ -326,7 +353,8 @@ the next is due is not doubled (overlap policy skip).`,
 	create.Flags().StringVar(&cron, "cron", "", "or on this cron expression (UTC)")
 	create.Flags().StringVar(&in.Reason, "reason", "", "why (audited)")
 	create.Flags().StringVar(&in.Station, "station", "", "service station to drive to")
-	create.Flags().StringVar(&in.Site, "site", "", "the robot's site (default site.name)")
+	create.Flags().StringVar(&in.Site, "site", "", "with ROBOT_ID: the robot's site (default site.name); alone: a schedule for every robot of this site")
+	create.Flags().IntVar(&parallel, "parallel", 0, "a site's schedule: robots serviced at once (default 1)")
 	create.Flags().BoolVar(&in.Diagnostics, "diagnostics", false, "run the self-test")
 	list := &cobra.Command{
 		Use:   "list",
@@ -372,17 +400,24 @@ the next is due is not doubled (overlap policy skip).`,
 			})
 		},
 	}
+	var delSite string
 	del := &cobra.Command{
-		Use:   "delete ROBOT_ID",
-		Short: "Delete a robot's maintenance schedule (maintenances it started go on)",
-		Args:  cobra.ExactArgs(1),
+		Use:   "delete (ROBOT_ID | --site SITE)",
+		Short: "Delete a robot's or a site's maintenance schedule (maintenances it started go on)",
+		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if (len(args) == 1) == (delSite != "") {
+				return badInput("give a ROBOT_ID or --site SITE")
+			}
 			c, _, err := dialTemporal(g)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			id := workflows.MaintenanceScheduleID(args[0])
+			id := workflows.MaintenanceRoundScheduleID(delSite)
+			if len(args) == 1 {
+				id = workflows.MaintenanceScheduleID(args[0])
+			}
 			err = c.ScheduleClient().GetHandle(cmd.Context(), id).Delete(cmd.Context())
 			var nf *serviceerror.NotFound
 			if errors.As(err, &nf) {
@@ -395,6 +430,7 @@ the next is due is not doubled (overlap policy skip).`,
 			return nil
 		},
 	}
+	del.Flags().StringVar(&delSite, "site", "", "delete the site's schedule")
 	cmd.AddCommand(create, list, del)
 	return cmd
 }

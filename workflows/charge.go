@@ -75,6 +75,14 @@ type charge struct {
 	reserved          bool
 	station, node     string
 	charging          bool
+	// arrived: the robot reached the charger's node; the charger is then
+	// held until the robot has left that node, however the charge ends.
+	arrived bool
+	// tag prefixes the orderId and actionIds of this run
+	// ("charge-<robot>#<run>"): the workflow ID is the same for every
+	// charge of the robot, and a vehicle ignores an order whose orderId
+	// and orderUpdateId it already has (VDA 5050 §6.6.4).
+	tag string
 }
 
 // Charge takes one robot to a charging station and back into the pool:
@@ -85,8 +93,9 @@ type charge struct {
 // startCharging → read the battery every Charging.Poll until it reaches
 // in.Resume → stopCharging → release the robot (it stands at the charger,
 // the first candidate for the next mission) → hold the charger until the
-// robot has left its node (VACATING), so the next robot never drives onto
-// an occupied charger. Signal interrupt-charging (an urgent mission whose
+// robot has left its node (VACATING; also after an interrupted or failed
+// charge), so the next robot is not sent onto an occupied charger (a
+// cancelled charge frees it at once). Signal interrupt-charging (an urgent mission whose
 // spec allows it, sent by the allocator) stops charging or the drive and
 // releases the robot to that mission at once. A robot that refuses to
 // charge, or does not reach in.Resume within Charging.ChargeTimeout, is
@@ -94,7 +103,13 @@ type charge struct {
 // and again). Every step is audited. Query: status.
 func Charge(ctx workflow.Context, in schemas.ChargeInput) (ChargeStatus, error) {
 	now := workflow.Now(ctx)
-	c := &charge{in: in, id: workflow.GetInfo(ctx).WorkflowExecution.ID, logger: workflow.GetLogger(ctx), robotWatch: robotWatch{robotID: in.RobotID}}
+	info := workflow.GetInfo(ctx)
+	c := &charge{in: in, id: info.WorkflowExecution.ID, logger: workflow.GetLogger(ctx), robotWatch: robotWatch{robotID: in.RobotID}}
+	run := info.WorkflowExecution.RunID
+	if len(run) > 8 {
+		run = run[:8]
+	}
+	c.tag = c.id + InstantActionSeparator + run
 	c.status = ChargeStatus{RobotID: in.RobotID, State: ChargeWaitingRobot, Resume: in.Resume, Reason: in.Reason, StartedAt: now, UpdatedAt: now}
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (ChargeStatus, error) { return c.status, nil }); err != nil {
 		return c.status, err
@@ -170,7 +185,9 @@ func (c *charge) audit(ctx workflow.Context, kind string, details map[string]any
 
 // interrupted: an urgent mission asked for the robot, or the workflow was
 // cancelled.
-func (c *charge) interrupted(ctx workflow.Context) bool { return c.interrupt != nil || ctx.Err() != nil }
+func (c *charge) interrupted(ctx workflow.Context) bool {
+	return c.interrupt != nil || ctx.Err() != nil
+}
 
 func (c *charge) run(ctx, dctx workflow.Context) (ChargeStatus, error) {
 	c.setState(dctx, ChargeWaitingRobot)
@@ -188,13 +205,14 @@ func (c *charge) run(ctx, dctx workflow.Context) (ChargeStatus, error) {
 		return c.end(dctx)
 	}
 	c.setState(dctx, ChargeDriving)
-	if err := c.driveTo(ctx, dctx, c.in.Site, c.station, c.id, Charging.DriveTimeout, func() bool { return c.interrupt != nil }); err != nil {
+	if err := c.driveTo(ctx, dctx, c.in.Site, c.station, c.tag, Charging.DriveTimeout, func() bool { return c.interrupt != nil }); err != nil {
 		c.stop(dctx, vda5050.ActionCancelOrder, "cancel")
 		if c.interrupted(ctx) {
 			return c.end(dctx)
 		}
 		return c.fail(dctx, "drive to the charger: "+err.Error(), false)
 	}
+	c.arrived = true
 	if c.interrupted(ctx) {
 		return c.end(dctx)
 	}
@@ -204,7 +222,6 @@ func (c *charge) run(ctx, dctx workflow.Context) (ChargeStatus, error) {
 		}
 		return c.fail(dctx, err.Error(), true)
 	}
-	c.charging = true
 	c.setState(dctx, ChargeCharging)
 	c.audit(dctx, "charge.charging", map[string]any{"stationId": c.station})
 	deadline := workflow.Now(dctx).Add(Charging.ChargeTimeout)
@@ -291,7 +308,8 @@ func (c *charge) reserveCharger(ctx, dctx workflow.Context) bool {
 
 // startCharging sends the instant action and waits for it to finish.
 func (c *charge) startCharging(ctx, dctx workflow.Context) error {
-	id := c.id + InstantActionSeparator + "start-charging"
+	id := c.tag + "-start-charging"
+	c.charging = true // from here on, every end sends stopCharging
 	if err := robotIO(dctx, "startCharging on "+c.in.RobotID, ActivitySendInstantActions, schemas.SendInstantActionsInput{
 		RobotID: c.in.RobotID, Holder: c.id, Actions: []vda5050.Action{{ActionType: vda5050.ActionStartCharging, ActionID: id, BlockingType: vda5050.BlockingHard}},
 	}, nil); err != nil {
@@ -342,7 +360,7 @@ func (c *charge) stop(ctx workflow.Context, actionType, local string) {
 		return
 	}
 	if err := robotIO(ctx, actionType+" on "+c.in.RobotID, ActivitySendInstantActions, schemas.SendInstantActionsInput{
-		RobotID: c.in.RobotID, Holder: c.id, Actions: []vda5050.Action{{ActionType: actionType, ActionID: c.id + InstantActionSeparator + local, BlockingType: vda5050.BlockingHard}},
+		RobotID: c.in.RobotID, Holder: c.id, Actions: []vda5050.Action{{ActionType: actionType, ActionID: c.tag + "-" + local, BlockingType: vda5050.BlockingHard}},
 	}, nil); err != nil {
 		c.logger.Warn(actionType+" failed", "error", err)
 	}
@@ -380,9 +398,13 @@ func (c *charge) end(ctx workflow.Context) (ChargeStatus, error) {
 	}
 	if c.charging {
 		c.stop(ctx, vda5050.ActionStopCharging, "stop-charging")
+		c.charging = false
 	}
 	c.read(ctx)
 	c.releaseRobot(ctx)
+	if state != ChargeCancelled {
+		c.vacate(ctx) // the urgent mission drives it off at once
+	}
 	c.releaseCharger(ctx)
 	c.setState(ctx, state)
 	c.audit(ctx, "charge."+strings.ToLower(state), map[string]any{"reason": reason, "stationId": c.station})
@@ -399,6 +421,7 @@ func (c *charge) fail(ctx workflow.Context, reason string, outOfService bool) (C
 	c.status.LastError = reason
 	if c.charging {
 		c.stop(ctx, vda5050.ActionStopCharging, "stop-charging")
+		c.charging = false
 	}
 	if outOfService {
 		if err := retryLocal(ctx, "service status out_of_service", ActivitySetServiceStatus, schemas.SetServiceStatusInput{
@@ -408,6 +431,7 @@ func (c *charge) fail(ctx workflow.Context, reason string, outOfService bool) (C
 		}
 	}
 	c.releaseRobot(ctx)
+	c.vacate(ctx)
 	c.releaseCharger(ctx)
 	c.setState(ctx, ChargeFailed)
 	c.audit(ctx, "charge.failed", map[string]any{"reason": reason, "stationId": c.station, "outOfService": outOfService})
@@ -423,17 +447,30 @@ func (c *charge) finish(ctx workflow.Context, state, note string) (ChargeStatus,
 	}
 	c.releaseRobot(ctx)
 	c.audit(ctx, "charge.charged", map[string]any{"stationId": c.station, "batteryStart": c.status.BatteryStart, "note": note})
+	c.vacate(ctx)
 	if c.station != "" {
-		c.setState(ctx, ChargeVacating)
-		due := workflow.Now(ctx).Add(Charging.VacateTimeout)
-		for c.last.LastNodeID == c.node && (c.last.NodesRemaining == 0 || c.last.OrderID == c.id) && workflow.Now(ctx).Before(due) {
-			if err := workflow.Sleep(ctx, Charging.Poll); err != nil {
-				break
-			}
-			c.read(ctx)
-		}
 		c.releaseCharger(ctx)
 	}
 	c.setState(ctx, state)
 	return c.status, nil
+}
+
+// vacate holds the charger, once the robot has reached it, until the
+// robot's stored state shows it at another node (a mission drove it off),
+// read every Charging.Poll, at most Charging.VacateTimeout; a cancellation
+// ends the wait. The robot is released by then: the first mission that
+// takes it frees the charger.
+func (c *charge) vacate(ctx workflow.Context) {
+	if !c.arrived {
+		return
+	}
+	c.setState(ctx, ChargeVacating)
+	due := workflow.Now(ctx).Add(Charging.VacateTimeout)
+	c.read(ctx)
+	for c.last.LastNodeID == c.node && workflow.Now(ctx).Before(due) {
+		if err := workflow.Sleep(ctx, Charging.Poll); err != nil {
+			return
+		}
+		c.read(ctx)
+	}
 }

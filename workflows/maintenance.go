@@ -14,14 +14,14 @@ import (
 )
 
 // MaintenanceWorkflowType is the registered name of Maintenance.
-const MaintenanceWorkflowType = "Maintenance"
+const MaintenanceWorkflowType = schemas.MaintenanceWorkflowType
 
 // MaintenanceWorkflowID is "maintenance-<robot>-<date>", the robot ID's
 // "/" written "." (it also prefixes the orderId and actionIds the workflow
 // sends, which the bridge routes back to it); date is YYYYMMDD (or any
 // label that tells one maintenance of the robot from another).
 func MaintenanceWorkflowID(robotID, date string) string {
-	return "maintenance-" + strings.ReplaceAll(robotID, "/", ".") + "-" + date
+	return schemas.MaintenanceWorkflowID(robotID, date)
 }
 
 // MaintenanceScheduleID is the Temporal Schedule that starts periodic
@@ -56,23 +56,8 @@ const (
 	SignOffFail = "fail" // the robot goes out of service
 )
 
-// MaintenanceInput starts a maintenance of one robot.
-type MaintenanceInput struct {
-	RobotID string `json:"robotId"` // manufacturer/serialNumber
-	Site    string `json:"site"`
-	// Station is the service station (site map) the robot drives to; ""
-	// services it where it stands.
-	Station     string `json:"station,omitempty"`
-	Reason      string `json:"reason"`
-	RequestedBy string `json:"requestedBy,omitempty"`
-	// Diagnostics runs the vehicle's self-test (instant action
-	// "diagnostics") at the station; its resultDescription is reported.
-	Diagnostics bool `json:"diagnostics,omitempty"`
-	// SignOffTimeoutSeconds: the technician's sign-off is due this long
-	// after the robot is ready; past it the maintenance escalates (and
-	// keeps waiting). 0 = MaintenanceTimings.SignOffTimeout.
-	SignOffTimeoutSeconds int `json:"signOffTimeoutSeconds,omitempty"`
-}
+// MaintenanceInput starts a maintenance of one robot (schemas.MaintenanceInput).
+type MaintenanceInput = schemas.MaintenanceInput
 
 // SignOff is the argument of update complete.
 type SignOff struct {
@@ -228,6 +213,8 @@ func (m *maintenance) serviceStatus(ctx workflow.Context, status, reason string)
 	var res schemas.SetServiceStatusResult
 	err := retryLocal(ctx, "service status "+status, ActivitySetServiceStatus, schemas.SetServiceStatusInput{
 		RobotID: m.in.RobotID, Status: status, Actor: m.id, Reason: reason,
+		// Signed off as passed: the robot's condition counters start again.
+		Serviced: status == "in_service" && m.signOff != nil && m.signOff.Result == SignOffPass,
 	}, &res, storeOptions("service status"), workflow.Now(ctx).Add(Timings.ReleaseTimeout))
 	return res.Before, err
 }

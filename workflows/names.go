@@ -78,6 +78,8 @@ const (
 	// Charge (task queue maintenance).
 	ActivityReserveCharger = "ReserveCharger"
 	ActivityReleaseCharger = "ReleaseCharger"
+	// MaintenanceRound (task queue maintenance).
+	ActivitySiteRobots = "SiteRobots"
 
 	// OTA (task queue ota).
 	ActivityVerifyArtifact = "VerifyArtifact"
@@ -91,6 +93,7 @@ var ActivityNames = []string{
 	ActivitySendOrder, ActivitySendInstantActions, ActivityRobotSnapshot, ActivityReleaseRobot,
 	ActivityAudit, ActivityNotifyWMS, ActivityVerifyArtifact, ActivityResolveTargets, ActivityLocateArtifact,
 	ActivitySweepLeases, ActivityDeliverWebhook, ActivitySetServiceStatus, ActivityReserveCharger, ActivityReleaseCharger,
+	ActivitySiteRobots,
 }
 
 // Search attributes set by fleetflow's workflows (registered on the server

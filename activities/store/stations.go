@@ -232,3 +232,20 @@ ORDER BY s.battery_charge DESC, r.robot_id`, site, chargePrefix, caps, minBatter
 	}
 	return out, nil
 }
+
+// ClaimInterrupt records (audit row charge.interrupt_requested, subject
+// missionID) that missionID takes the robot of the Charge workflow
+// workflowID off its charger, and reports whether this is the mission's
+// first such claim: each urgent mission interrupts at most one charge, so
+// a mission that misses the robot it freed (another took it first) does
+// not empty the chargers one by one. Database errors are wrapped.
+func (s *Store) ClaimInterrupt(ctx context.Context, missionID, workflowID, robotID string) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `
+INSERT INTO audit_log (actor, kind, subject, details, once_key)
+VALUES ($1, 'charge.interrupt_requested', $1, jsonb_build_object('chargeWorkflowId', $2::text, 'robotId', $3::text), 'interrupt-charging:' || $1)
+ON CONFLICT (once_key) WHERE once_key IS NOT NULL DO NOTHING`, missionID, workflowID, robotID)
+	if err != nil {
+		return false, fmt.Errorf("claim interrupt for %s: %w", missionID, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}

@@ -145,6 +145,26 @@ type Sim struct {
 	ChargePerSecond float64 `yaml:"chargePerSecond" env:"CHARGE_PER_SECOND"`
 }
 
+// Maintenance configures condition-based maintenance: a robot in service
+// whose counters (kept by the bridge from its own states since its last
+// service) pass a trigger gets one Maintenance workflow per epoch,
+// started by the Reaper's sweep (worker.reaperInterval).
+type Maintenance struct {
+	Triggers MaintenanceTriggers `yaml:"triggers" env:"TRIGGERS"`
+	// Station is the service station triggered maintenances drive to
+	// ("" = serviced where the robot stands).
+	Station string `yaml:"station" env:"STATION"`
+	// Diagnostics runs the self-test in triggered maintenances.
+	Diagnostics bool `yaml:"diagnostics" env:"DIAGNOSTICS"`
+}
+
+// MaintenanceTriggers: 0 turns a trigger off.
+type MaintenanceTriggers struct {
+	BatteryHealthBelow float64 `yaml:"batteryHealthBelow" env:"BATTERY_HEALTH_BELOW"` // percent (batteryState.batteryHealth)
+	Errors             int64   `yaml:"errors" env:"ERRORS"`                           // errors reported since the last service
+	DrivingHours       float64 `yaml:"drivingHours" env:"DRIVING_HOURS"`              // hours driven since the last service
+}
+
 // Charging is the charge policy: robots below Threshold after a mission go
 // to a free charging station of their site (Charge workflow, task queue
 // maintenance) and return to the pool at Resume.
@@ -277,9 +297,12 @@ type Config struct {
 	Worker     Worker     `yaml:"worker" env:"WORKER"`
 	Robots     Robots     `yaml:"robots" env:"ROBOTS"`
 	Charging   Charging   `yaml:"charging" env:"CHARGING"`
-	Sim        Sim        `yaml:"sim" env:"SIM"`
-	WMS        WMS        `yaml:"wms" env:"WMS"`
-	Artifacts  Artifacts  `yaml:"artifacts" env:"ARTIFACTS"`
+	// Maintenance is condition-based maintenance (the yaml key is
+	// maintenance; the task queue is taskQueues.maintenance).
+	Maintenance Maintenance `yaml:"maintenance" env:"MAINTENANCE"`
+	Sim         Sim         `yaml:"sim" env:"SIM"`
+	WMS         WMS         `yaml:"wms" env:"WMS"`
+	Artifacts   Artifacts   `yaml:"artifacts" env:"ARTIFACTS"`
 
 	// Source is the file the configuration came from ("" = defaults only).
 	Source string `yaml:"-" env:"-"`
@@ -292,17 +315,18 @@ const EnvPrefix = "FLEETFLOW"
 // Default returns the configuration of the embedded local stack.
 func Default() Config {
 	return Config{
-		Temporal:   Temporal{HostPort: "127.0.0.1:7233", Namespace: "default", UIURL: "http://127.0.0.1:8233", DevServerPort: 7233, DevUIPort: 8233},
-		TaskQueues: TaskQueues{Missions: "missions", RobotIO: "robot-io", OTA: "ota", Maintenance: "maintenance"},
-		MQTT:       MQTT{EmbeddedPort: 1884, ClientID: "fleetflow"},
-		Postgres:   Postgres{MaxConns: 10},
-		Site:       Site{Name: "warehouse-a", MapsDir: "testdata/sites"},
-		Worker:     Worker{HTTPAddr: "127.0.0.1:9090", Bridge: true, BridgeFlushInterval: 50 * time.Millisecond, BridgeBatchSize: 500, WorkflowTaskPollers: 8, ReaperInterval: time.Minute, WorkflowCacheSize: 1000},
-		Robots:     Robots{OrderAckTimeout: 10 * time.Second, OrderResends: 3, ConnectionGrace: 30 * time.Second},
-		Charging:   Charging{Threshold: 30, Resume: 80},
-		Sim:        Sim{Speed: 2, ActionDuration: time.Second},
-		WMS:        WMS{Timeout: 5 * time.Second, DeliveryTimeout: time.Hour, IngressMaxBody: 64 << 10},
-		Artifacts:  Artifacts{Dir: "testdata/artifacts", ServePort: 8089, TrustedKeys: "testdata/keys/trusted"},
+		Temporal:    Temporal{HostPort: "127.0.0.1:7233", Namespace: "default", UIURL: "http://127.0.0.1:8233", DevServerPort: 7233, DevUIPort: 8233},
+		TaskQueues:  TaskQueues{Missions: "missions", RobotIO: "robot-io", OTA: "ota", Maintenance: "maintenance"},
+		MQTT:        MQTT{EmbeddedPort: 1884, ClientID: "fleetflow"},
+		Postgres:    Postgres{MaxConns: 10},
+		Site:        Site{Name: "warehouse-a", MapsDir: "testdata/sites"},
+		Worker:      Worker{HTTPAddr: "127.0.0.1:9090", Bridge: true, BridgeFlushInterval: 50 * time.Millisecond, BridgeBatchSize: 500, WorkflowTaskPollers: 8, ReaperInterval: time.Minute, WorkflowCacheSize: 1000},
+		Robots:      Robots{OrderAckTimeout: 10 * time.Second, OrderResends: 3, ConnectionGrace: 30 * time.Second},
+		Charging:    Charging{Threshold: 30, Resume: 80},
+		Maintenance: Maintenance{Triggers: MaintenanceTriggers{BatteryHealthBelow: 60, Errors: 200, DrivingHours: 500}, Diagnostics: true},
+		Sim:         Sim{Speed: 2, ActionDuration: time.Second},
+		WMS:         WMS{Timeout: 5 * time.Second, DeliveryTimeout: time.Hour, IngressMaxBody: 64 << 10},
+		Artifacts:   Artifacts{Dir: "testdata/artifacts", ServePort: 8089, TrustedKeys: "testdata/keys/trusted"},
 	}
 }
 
@@ -482,6 +506,12 @@ func (c Config) Validate() error {
 	}
 	if c.Charging.Threshold > 0 && (c.Charging.Resume <= c.Charging.Threshold || c.Charging.Resume > 100) {
 		add("charging.resume", "%v%% must be above charging.threshold (%v%%) and at most 100", c.Charging.Resume, c.Charging.Threshold)
+	}
+	if t := c.Maintenance.Triggers; t.BatteryHealthBelow < 0 || t.BatteryHealthBelow > 100 {
+		add("maintenance.triggers.batteryHealthBelow", "%v%% outside 0–100", t.BatteryHealthBelow)
+	}
+	if t := c.Maintenance.Triggers; t.Errors < 0 || t.DrivingHours < 0 {
+		add("maintenance.triggers", "errors and drivingHours must not be negative")
 	}
 	if c.Sim.Battery < 0 || c.Sim.Battery > 100 {
 		add("sim.battery", "%v%% outside 0–100", c.Sim.Battery)

@@ -255,6 +255,12 @@ func (r *Robot) AcceptedOrders() []string {
 	return append([]string(nil), r.accepted...)
 }
 
+// SetBatteryHealth makes the robot report its battery's state of health,
+// percent (batteryState.batteryHealth; 0 = not reported).
+func (r *Robot) SetBatteryHealth(h float64) {
+	r.do(func(time.Time) { r.batteryHealth, r.dirty = h, true })
+}
+
 // ControlOnOrder is an instant action (cancelOrder, startPause, stopPause)
 // that acted on the order the robot was working on. These actions name no
 // order (VDA 5050 §6.8): which order they hit is decided by when they

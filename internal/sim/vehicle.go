@@ -46,8 +46,10 @@ type vehicle struct {
 	// charge at chargeSince.
 	charging    bool
 	chargeSince time.Time
-	lastNodeID  string
-	lastNodeSeq int
+	// batteryHealth, percent, reported when above 0 (Robot.SetBatteryHealth).
+	batteryHealth float64
+	lastNodeID    string
+	lastNodeSeq   int
 
 	order   *orderRun
 	actions []*actionRec // every action state reported, in arrival order
@@ -531,6 +533,10 @@ func (v *vehicle) state(now time.Time) vda5050.State {
 		s.Errors[i].ErrorReferences = append([]vda5050.Reference(nil), e.ErrorReferences...)
 	}
 	s.BatteryState = vda5050.BatteryState{BatteryCharge: v.charge(now), Charging: v.charging}
+	if v.batteryHealth > 0 {
+		h := math.Round(v.batteryHealth)
+		s.BatteryState.BatteryHealth = &h
+	}
 	return s
 }
 

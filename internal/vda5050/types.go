@@ -226,6 +226,9 @@ type ActionState struct {
 type BatteryState struct {
 	BatteryCharge float64 `json:"batteryCharge"`
 	Charging      bool    `json:"charging"`
+	// BatteryHealth is the battery's state of health in percent
+	// (optional, an integer in the schema); nil when not reported.
+	BatteryHealth *float64 `json:"batteryHealth,omitempty"`
 }
 
 // ErrorLevel of a robot error (§6.10.7).

@@ -45,6 +45,8 @@ type Sink interface {
 	UpsertStates(ctx context.Context, states []store.RobotState) error
 	UpsertConnections(ctx context.Context, conns []store.ConnectionUpdate) error
 	AddDeviations(ctx context.Context, counts []store.DeviationCount) error
+	// AddHealth adds what was counted for condition-based maintenance.
+	AddHealth(ctx context.Context, deltas []store.HealthDelta) error
 }
 
 // Options configures a Bridge.
@@ -164,6 +166,7 @@ type Bridge struct {
 	conns   []store.ConnectionUpdate
 	devs    map[[2]string]*store.DeviationCount // (robot, kind) → counts not yet stored
 	devSeen map[[2]string]bool                  // (robot, kind) already logged once
+	health  map[string]*store.HealthDelta       // robot → counted, not yet stored
 
 	m metrics
 }
@@ -249,6 +252,7 @@ func New(sink Sink, signaler Signaler, opts Options) *Bridge {
 		pending: map[string]pendingState{},
 		devs:    map[[2]string]*store.DeviationCount{},
 		devSeen: map[[2]string]bool{},
+		health:  map[string]*store.HealthDelta{},
 		m:       newMetrics(opts.Registerer),
 	}
 	for i := 0; i < opts.Decoders; i++ {
@@ -708,6 +712,7 @@ func (b *Bridge) onState(k vda5050.RobotKey, st *vda5050.State, unusable []strin
 	// Errors and actionStates are turned into JSON at flush time: most
 	// states are superseded by a newer one before they are stored.
 	b.pending[id] = pendingState{state: rs, errors: st.Errors, actions: st.ActionStates}
+	b.countHealth(id, prev, st, ts)
 	next := &summary{
 		orderID: st.OrderID, orderUpdate: st.OrderUpdateID, lastNode: st.LastNodeID, lastSeq: st.LastNodeSequenceID,
 		nodes: len(st.NodeStates), edges: len(st.EdgeStates), driving: st.Driving, paused: rs.Paused,
@@ -747,6 +752,52 @@ func (b *Bridge) onState(k vda5050.RobotKey, st *vda5050.State, unusable []strin
 		jobs = append(jobs, routeJob{id, owner, ev, now})
 	}
 	return jobs
+}
+
+// maxDrivingGap bounds the driving time one pair of states adds: a robot
+// that went silent while driving (offline, the bridge down) is not counted
+// as driving all that time.
+const maxDrivingGap = time.Minute
+
+// countHealth adds what st tells about the robot's condition to the counts
+// for condition-based maintenance (store.HealthDelta): the time since
+// the previous state when that one said driving, the errors that were not
+// in the previous state, the battery's state of health. Call it holding
+// b.mu.
+func (b *Bridge) countHealth(id string, prev *summary, st *vda5050.State, ts time.Time) {
+	var drive float64
+	var fresh int64
+	if prev != nil && prev.hasPrev {
+		if prev.driving && ts.After(prev.timestamp) {
+			drive = min(ts.Sub(prev.timestamp), maxDrivingGap).Seconds()
+		}
+		old := make(map[string]bool, len(prev.errs))
+		for _, e := range prev.errs {
+			old[e.ErrorType+"\x00"+e.ErrorDescription] = true
+		}
+		for _, e := range st.Errors {
+			if !old[e.ErrorType+"\x00"+e.ErrorDescription] {
+				fresh++
+			}
+		}
+	} else {
+		fresh = int64(len(st.Errors))
+	}
+	hh := st.BatteryState.BatteryHealth
+	if drive == 0 && fresh == 0 && hh == nil {
+		return
+	}
+	d := b.health[id]
+	if d == nil {
+		d = &store.HealthDelta{RobotID: id}
+		b.health[id] = d
+	}
+	d.DrivingSeconds += drive
+	d.NewErrors += fresh
+	if hh != nil {
+		v := *hh
+		d.BatteryHealth = &v
+	}
 }
 
 // InfoSoftwareVersion is the state.information infoType that carries the
@@ -987,7 +1038,7 @@ func errorsKey(errs []vda5050.Error) string {
 // something newer replaced it.
 func (b *Bridge) Flush(ctx context.Context) {
 	b.mu.Lock()
-	if len(b.pending) == 0 && len(b.conns) == 0 && len(b.devs) == 0 {
+	if len(b.pending) == 0 && len(b.conns) == 0 && len(b.devs) == 0 && len(b.health) == 0 {
 		b.mu.Unlock()
 		return
 	}
@@ -1004,6 +1055,11 @@ func (b *Bridge) Flush(ctx context.Context) {
 	b.pending = map[string]pendingState{}
 	b.conns = nil
 	b.devs = map[[2]string]*store.DeviationCount{}
+	health := make([]store.HealthDelta, 0, len(b.health))
+	for _, h := range b.health {
+		health = append(health, *h)
+	}
+	b.health = map[string]*store.HealthDelta{}
 	b.mu.Unlock()
 
 	start := time.Now()
@@ -1012,7 +1068,7 @@ func (b *Bridge) Flush(ctx context.Context) {
 		defer cancel()
 		return f(wctx)
 	}
-	var stateErr, connErr, devErr error
+	var stateErr, connErr, devErr, healthErr error
 	var retry []pendingState
 	if len(held) > 0 {
 		stateErr = write(func(c context.Context) error { return b.sink.UpsertStates(c, statesOf(held)) })
@@ -1042,14 +1098,17 @@ func (b *Bridge) Flush(ctx context.Context) {
 	if len(devs) > 0 {
 		devErr = write(func(c context.Context) error { return b.sink.AddDeviations(c, devs) })
 	}
+	if len(health) > 0 {
+		healthErr = write(func(c context.Context) error { return b.sink.AddHealth(c, health) })
+	}
 	b.m.flushes.Inc()
 	b.m.flushSecs.Observe(time.Since(start).Seconds())
-	if stateErr == nil && connErr == nil && devErr == nil {
+	if stateErr == nil && connErr == nil && devErr == nil && healthErr == nil {
 		return
 	}
 	b.m.flushError.Inc()
 	b.log.Warn("bridge: batched upsert failed; will retry with the next batch", "states", len(held), "connections", len(conns),
-		"stateError", errString(stateErr), "connectionError", errString(connErr), "deviationError", errString(devErr))
+		"stateError", errString(stateErr), "connectionError", errString(connErr), "deviationError", errString(devErr), "healthError", errString(healthErr))
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, p := range retry {
@@ -1059,6 +1118,20 @@ func (b *Bridge) Flush(ctx context.Context) {
 	}
 	if connErr != nil {
 		b.conns = append(conns, b.conns...)
+	}
+	if healthErr != nil {
+		for _, h := range health {
+			if c := b.health[h.RobotID]; c != nil {
+				c.DrivingSeconds += h.DrivingSeconds
+				c.NewErrors += h.NewErrors
+				if c.BatteryHealth == nil {
+					c.BatteryHealth = h.BatteryHealth
+				}
+			} else {
+				h := h
+				b.health[h.RobotID] = &h
+			}
+		}
 	}
 	if devErr != nil {
 		for _, d := range devs {

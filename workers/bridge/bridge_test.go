@@ -30,6 +30,7 @@ type memSink struct {
 	states [][]store.RobotState
 	conns  []store.ConnectionUpdate
 	devs   []store.DeviationCount
+	health []store.HealthDelta
 }
 
 func (m *memSink) AddDeviations(_ context.Context, d []store.DeviationCount) error {
@@ -56,6 +57,13 @@ func (m *memSink) UpsertStates(_ context.Context, s []store.RobotState) error {
 	m.states = append(m.states, s)
 	return nil
 }
+func (m *memSink) AddHealth(_ context.Context, h []store.HealthDelta) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.health = append(m.health, h...)
+	return nil
+}
+
 func (m *memSink) UpsertConnections(_ context.Context, c []store.ConnectionUpdate) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -676,5 +684,47 @@ func TestHandedOverOrderRoutesToItsWorkflow(t *testing.T) {
 	j, _, ok = b.senders[b.shard("acme/AMR-001")].take(later())
 	if !ok || j.workflowID != "mission-m-1" || j.ev.Connection != "CONNECTIONBROKEN" {
 		t.Fatalf("connection change routed to %+v", j)
+	}
+}
+
+// What condition-based maintenance is decided on is counted from the
+// robot's own states: time reported driving (capped per gap, so a silent
+// robot is not driving all the while), errors that appeared (an error
+// repeated in the next state is one), the battery's state of health.
+func TestHealthIsCountedFromStates(t *testing.T) {
+	b, sink, _ := newBridge(nil)
+	ctx := context.Background()
+	s1 := state(1, "A", 0) // driving, t = 1 s
+	s2 := state(3, "A", 1) // driving, t = 3 s: 2 s driven
+	s2.Errors = []vda5050.Error{{ErrorType: "lidarDirty", ErrorLevel: vda5050.ErrorWarning, ErrorDescription: "front"}}
+	s3 := state(5, "B", 2) // t = 5 s: 2 s more; the same error again
+	s3.Errors = s2.Errors
+	s3.Driving = false
+	h := 71.0
+	s3.BatteryState.BatteryHealth = &h
+	s4 := state(9, "B", 2) // stood still: nothing driven
+	s4.Driving = false
+	s5 := state(200, "C", 3) // driving from t = 200 s ...
+	s6 := state(900, "C", 4) // ... silent for 700 s: counted as 60 s
+	s6.Errors = []vda5050.Error{{ErrorType: "bumper", ErrorLevel: vda5050.ErrorWarning, ErrorDescription: "hit"}}
+	for _, s := range []vda5050.State{s1, s2, s3, s4, s5, s6} {
+		b.Handle(ctx, stateTopic, raw(t, s))
+	}
+	b.Flush(ctx)
+	var drive float64
+	var errs int64
+	var health *float64
+	for _, d := range sink.health {
+		if d.RobotID != "acme/AMR-001" {
+			t.Fatalf("delta for %s", d.RobotID)
+		}
+		drive += d.DrivingSeconds
+		errs += d.NewErrors
+		if d.BatteryHealth != nil {
+			health = d.BatteryHealth
+		}
+	}
+	if drive != 2+2+60 || errs != 2 || health == nil || *health != 71 {
+		t.Fatalf("driving %v s (want 64), new errors %d (want 2), battery health %v (want 71)", drive, errs, health)
 	}
 }

@@ -306,6 +306,11 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 		OrderAckTimeout: cfg.Robots.OrderAckTimeout, OrderResends: cfg.Robots.OrderResends, ConnectionGrace: cfg.Robots.ConnectionGrace,
 		LeasesFreed: activities.NewLeasesFreedCounter(),
 		Charging:    activities.ChargingPolicy{Threshold: cfg.Charging.Threshold, Resume: cfg.Charging.Resume, TaskQueue: cfg.TaskQueues.Maintenance},
+		Maintenance: activities.MaintenancePolicy{
+			Triggers: store.HealthThresholds{BatteryHealthBelow: cfg.Maintenance.Triggers.BatteryHealthBelow, Errors: cfg.Maintenance.Triggers.Errors,
+				DrivingHours: cfg.Maintenance.Triggers.DrivingHours},
+			Station: cfg.Maintenance.Station, Diagnostics: cfg.Maintenance.Diagnostics, TaskQueue: cfg.TaskQueues.Maintenance,
+		},
 	}
 	w.Registry.MustRegister(acts.LeasesFreed)
 	// Process-wide in the SDK: the last Start wins (one worker process, one config).
@@ -338,6 +343,7 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 		case cfg.TaskQueues.Maintenance:
 			wk.RegisterWorkflowWithOptions(workflows.Maintenance, workflow.RegisterOptions{Name: workflows.MaintenanceWorkflowType})
 			wk.RegisterWorkflowWithOptions(workflows.Charge, workflow.RegisterOptions{Name: schemas.ChargeWorkflowType})
+			wk.RegisterWorkflowWithOptions(workflows.MaintenanceRound, workflow.RegisterOptions{Name: workflows.MaintenanceRoundWorkflowType})
 			wk.RegisterActivity(acts) // run as local activities by Maintenance and Charge
 		default:
 			return fail(fmt.Errorf("task queue %q: nothing is registered for it (known: %s, %s, %s, %s)", q,

@@ -1,0 +1,126 @@
+package workflows
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/fleetflow/fleetflow/schemas"
+)
+
+// MaintenanceRoundWorkflowType is the registered name of MaintenanceRound.
+const MaintenanceRoundWorkflowType = "MaintenanceRound"
+
+// MaintenanceRoundScheduleID is the Temporal Schedule that starts periodic
+// maintenance rounds of a whole site ("maintenance-schedule-site-<site>");
+// the workflows it starts are "maintenance-round-<site>-<timestamp>".
+func MaintenanceRoundScheduleID(site string) string { return "maintenance-schedule-site-" + site }
+
+// MaintenanceRoundWorkflowID is the ID a round schedule gives its
+// workflows (the schedule appends the timestamp).
+func MaintenanceRoundWorkflowID(site string) string { return "maintenance-round-" + site }
+
+// MaintenanceRoundInput services every robot of a site in service.
+type MaintenanceRoundInput struct {
+	Site        string `json:"site"`
+	Station     string `json:"station,omitempty"` // as MaintenanceInput.Station
+	Reason      string `json:"reason"`
+	RequestedBy string `json:"requestedBy,omitempty"`
+	Diagnostics bool   `json:"diagnostics,omitempty"`
+	// SignOffTimeoutSeconds: as MaintenanceInput's, for each robot.
+	SignOffTimeoutSeconds int `json:"signOffTimeoutSeconds,omitempty"`
+	// Parallel is how many robots are out of service at once (default 1:
+	// the site keeps all its robots but one).
+	Parallel int `json:"parallel,omitempty"`
+}
+
+// MaintenanceRoundStatus answers query status; it is the result too.
+type MaintenanceRoundStatus struct {
+	Site    string   `json:"site"`
+	Robots  []string `json:"robots"`  // in the order they are serviced
+	Running []string `json:"running"` // Maintenance workflow IDs under way
+	// Outcomes maps each robot done to its maintenance's final state
+	// (RETURNED, OUT_OF_SERVICE, CANCELLED) or the error it ended with.
+	Outcomes  map[string]string `json:"outcomes"`
+	StartedAt time.Time         `json:"startedAt"`
+}
+
+// MaintenanceRound services the robots of a site one after the other (or
+// in.Parallel at a time): it lists the robots in service when it starts
+// and runs a Maintenance child workflow for each
+// ("maintenance-<robot>-round-<start time>"), which drains, services and
+// returns the robot as a Maintenance started by hand does, sign-off
+// included. A round that is cancelled cancels the maintenances under way
+// (each returns its robot to service). Query: status.
+func MaintenanceRound(ctx workflow.Context, in MaintenanceRoundInput) (MaintenanceRoundStatus, error) {
+	st := MaintenanceRoundStatus{Site: in.Site, Outcomes: map[string]string{}, StartedAt: workflow.Now(ctx)}
+	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (MaintenanceRoundStatus, error) { return st, nil }); err != nil {
+		return st, err
+	}
+	if in.Site == "" || in.Reason == "" {
+		return st, temporal.NewNonRetryableApplicationError("a maintenance round needs site and reason", "InvalidMaintenance", nil)
+	}
+	parallel := max(in.Parallel, 1)
+	if err := workflow.ExecuteLocalActivity(localCtx(ctx, "robots of "+in.Site), ActivitySiteRobots,
+		schemas.SiteRobotsInput{Site: in.Site}).Get(ctx, &st.Robots); err != nil {
+		return st, err
+	}
+	label := "round-" + st.StartedAt.UTC().Format("20060102T150405")
+	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**maintenance round** · site `%s` · %d robots, %d at a time · %s", in.Site, len(st.Robots), parallel, in.Reason))
+	running := 0
+	for _, robot := range st.Robots {
+		if err := workflow.Await(ctx, func() bool { return running < parallel }); err != nil {
+			break
+		}
+		id := MaintenanceWorkflowID(robot, label)
+		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+			WorkflowID: id, ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
+			WaitForCancellation: true,
+		})
+		child := workflow.ExecuteChildWorkflow(cctx, MaintenanceWorkflowType, MaintenanceInput{
+			RobotID: robot, Site: in.Site, Station: in.Station, Reason: in.Reason + " (round " + label + ")",
+			RequestedBy: in.RequestedBy, Diagnostics: in.Diagnostics, SignOffTimeoutSeconds: in.SignOffTimeoutSeconds,
+		})
+		running++
+		st.Running = append(st.Running, id)
+		workflow.Go(ctx, func(gctx workflow.Context) {
+			var res MaintenanceStatus
+			outcome := ""
+			if err := child.Get(gctx, &res); err != nil {
+				outcome = "error: " + err.Error()
+			} else {
+				outcome = res.State
+			}
+			st.Outcomes[robot] = outcome
+			running--
+			for i, r := range st.Running {
+				if r == id {
+					st.Running = append(st.Running[:i], st.Running[i+1:]...)
+					break
+				}
+			}
+		})
+	}
+	// Wait for the maintenances under way, cancelled or not.
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	_ = workflow.Await(dctx, func() bool { return running == 0 })
+	if ctx.Err() != nil {
+		return st, temporal.NewCanceledError("maintenance round cancelled")
+	}
+	var bad []string
+	for _, robot := range st.Robots {
+		if o := st.Outcomes[robot]; o != MaintReturned {
+			bad = append(bad, robot+": "+o)
+		}
+	}
+	if len(bad) > 0 {
+		workflow.SetCurrentDetails(ctx, fmt.Sprintf("**maintenance round done** · site `%s` · not returned: %s", in.Site, strings.Join(bad, "; ")))
+	} else {
+		workflow.SetCurrentDetails(ctx, fmt.Sprintf("**maintenance round done** · site `%s` · %d robots returned to service", in.Site, len(st.Robots)))
+	}
+	return st, nil
+}
