@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -181,6 +183,15 @@ func TestEndToEndCharging(t *testing.T) {
 		}
 		return true
 	}, 30*time.Second, 200*time.Millisecond, "the charger is freed once its robot left")
+
+	// FLEETFLOW_RECORD_HISTORIES=DIR writes the histories the replay tests
+	// in workflows/ read.
+	if dir := os.Getenv("FLEETFLOW_RECORD_HISTORIES"); dir != "" {
+		var st workflows.ChargeStatus
+		require.NoError(t, c.GetWorkflow(ctx, schemas.ChargeWorkflowID(resO.RobotID), "").Get(ctx, &st))
+		recordHistory(t, ctx, ls, schemas.ChargeWorkflowID(resO.RobotID), "", filepath.Join(dir, "charge-charged.json"))
+		recordHistory(t, ctx, ls, schemas.ChargeWorkflowID(interrupted), "", filepath.Join(dir, "charge-interrupted.json"))
+	}
 
 	stopWatch()
 	<-watched

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -154,6 +155,9 @@ func TestEndToEndMaintenanceRound(t *testing.T) {
 	var res workflows.MaintenanceRoundStatus
 	require.NoError(t, c.GetWorkflow(ctx, round, "").Get(ctx, &res))
 	require.Equal(t, map[string]string{"acme/AMR-001": workflows.MaintReturned, "acme/AMR-002": workflows.MaintReturned}, res.Outcomes)
+	if dir := os.Getenv("FLEETFLOW_RECORD_HISTORIES"); dir != "" {
+		recordHistory(t, ctx, ls, round, "", filepath.Join(dir, "maintenanceround-two-robots.json"))
+	}
 	sched.SetArgs([]string{"delete", "--site", ls.cfg.Site.Name})
 	require.NoError(t, sched.ExecuteContext(ctx))
 }

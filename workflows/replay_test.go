@@ -6,8 +6,11 @@ import (
 	"testing"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/fleetflow/fleetflow/schemas"
 )
 
 // Recorded Mission histories (temporal workflow show --output json) replay
@@ -95,6 +98,36 @@ func TestReplayRecordedMaintenance(t *testing.T) {
 	}
 }
 
+func TestReplayRecordedCharge(t *testing.T) {
+	files, err := filepath.Glob("../testdata/histories/charge-*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no recorded Charge histories in testdata/histories: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			r := worker.NewWorkflowReplayer()
+			r.RegisterWorkflowWithOptions(Charge, workflow.RegisterOptions{Name: schemas.ChargeWorkflowType})
+			// Charge names its order and actions after its workflow ID and
+			// run: it replays under the ID it ran with.
+			replayAsRecorded(t, r, f, recordedWorkflowID(t, f))
+		})
+	}
+}
+
+func TestReplayRecordedMaintenanceRound(t *testing.T) {
+	files, err := filepath.Glob("../testdata/histories/maintenanceround-*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no recorded MaintenanceRound histories in testdata/histories: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			r := worker.NewWorkflowReplayer()
+			r.RegisterWorkflowWithOptions(MaintenanceRound, workflow.RegisterOptions{Name: MaintenanceRoundWorkflowType})
+			replayAsRecorded(t, r, f, "")
+		})
+	}
+}
+
 // replayAsRecorded replays history file f under workflow ID id ("" = the
 // replayer's default) and the run ID it ran with (the first execution's,
 // from its start event): a Mission names its WMSEvents child and its
@@ -117,4 +150,25 @@ func replayAsRecorded(t *testing.T, r worker.WorkflowReplayer, f, id string) {
 	if err := r.ReplayWorkflowHistoryWithOptions(nil, hist, worker.ReplayWorkflowHistoryOptions{OriginalExecution: exec}); err != nil {
 		t.Fatalf("replay %s: %v", f, err)
 	}
+}
+
+// recordedWorkflowID is the Charge workflow ID of the robot history file f
+// was recorded for (from its input).
+func recordedWorkflowID(t *testing.T, f string) string {
+	t.Helper()
+	raw, err := os.Open(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	hist, err := client.HistoryFromJSON(raw, client.HistoryJSONOptions{})
+	if err != nil || len(hist.GetEvents()) == 0 {
+		t.Fatalf("read %s: %v", f, err)
+	}
+	var in schemas.ChargeInput
+	payloads := hist.GetEvents()[0].GetWorkflowExecutionStartedEventAttributes().GetInput()
+	if err := converter.GetDefaultDataConverter().FromPayloads(payloads, &in); err != nil || in.RobotID == "" {
+		t.Fatalf("%s: no Charge input: %v", f, err)
+	}
+	return schemas.ChargeWorkflowID(in.RobotID)
 }
