@@ -29,6 +29,24 @@ type globalFlags struct {
 
 func main() {
 	g := &globalFlags{}
+	root := newRootCmd(g)
+	if err := root.Execute(); err != nil {
+		var se silentExit
+		if errors.As(err, &se) {
+			os.Exit(int(se)) // the command already said why
+		}
+		fmt.Fprintln(os.Stderr, "error:", err)
+		var ue usageError
+		if errors.As(err, &ue) || isCobraUsage(err) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+// newRootCmd is the starter command with every subcommand, its flags bound
+// to g.
+func newRootCmd(g *globalFlags) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "starter",
 		Short: "fleetflow CLI: missions and OTA rollouts on a fleet of VDA 5050 robots, run as durable Temporal workflows",
@@ -55,19 +73,8 @@ Quick start (no Docker needed):
 		return nil
 	}
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(missionCmd(g), fleetCmd(g), devCmd(g, false), devCmd(g, true), simCmd(g), benchCmd(g), artifactCmd(g), rolloutCmd(g), chaosCmd(g), wmsCmd(g), maintenanceCmd(g))
-	if err := root.Execute(); err != nil {
-		var se silentExit
-		if errors.As(err, &se) {
-			os.Exit(int(se)) // the command already said why
-		}
-		fmt.Fprintln(os.Stderr, "error:", err)
-		var ue usageError
-		if errors.As(err, &ue) || isCobraUsage(err) {
-			os.Exit(2)
-		}
-		os.Exit(1)
-	}
+	root.AddCommand(missionCmd(g), fleetCmd(g), devCmd(g, false), devCmd(g, true), simCmd(g), benchCmd(g), artifactCmd(g), rolloutCmd(g), chaosCmd(g), wmsCmd(g), maintenanceCmd(g), migrateCmd(g), temporalCmd(g))
+	return root
 }
 
 func isCobraUsage(err error) bool {

@@ -69,3 +69,27 @@ func Migrate(ctx context.Context, databaseURL string) (err error) {
 	}
 	return nil
 }
+
+// SchemaVersion returns the registry's applied migration version (goose),
+// 0 for a database never migrated. Errors: unreachable database.
+func SchemaVersion(ctx context.Context, databaseURL string) (int64, error) {
+	migrations, err := fs.Sub(schemas.Migrations, "migrations")
+	if err != nil {
+		return 0, err
+	}
+	cfg, err := pgx.ParseConfig(databaseURL)
+	if err != nil {
+		return 0, fmt.Errorf("schema version: parse database URL: %w", err)
+	}
+	db := stdlib.OpenDB(*cfg)
+	defer db.Close()
+	provider, err := goose.NewProvider(goose.DialectPostgres, db, migrations)
+	if err != nil {
+		return 0, fmt.Errorf("schema version: %w", err)
+	}
+	v, err := provider.GetDBVersion(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("schema version: %w", err)
+	}
+	return v, nil
+}

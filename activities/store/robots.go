@@ -168,35 +168,56 @@ func (s *Store) RegisterRobots(ctx context.Context, robots []Robot) error {
 	if len(robots) == 0 {
 		return nil
 	}
-	robots = slices.Clone(robots) // IDs are filled in below
+	robots, err := prepareRobots(robots)
+	if err != nil {
+		return fmt.Errorf("register robots: %w", err)
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return registerRobots(ctx, tx, robots) })
+	if err != nil {
+		return fmt.Errorf("register robots (%d): %w", len(robots), err)
+	}
+	return nil
+}
+
+// prepareRobots checks robots (see RegisterRobots), fills in their IDs and
+// sorts a copy by ID (rows are locked in ID order, so that concurrent
+// registrations cannot deadlock).
+func prepareRobots(robots []Robot) ([]Robot, error) {
+	robots = slices.Clone(robots)
 	for i := range robots {
 		r := &robots[i]
 		if r.Manufacturer == "" || strings.ContainsAny(r.Manufacturer, "/+#") {
-			return fmt.Errorf("register robots: robot %d %q: %w: manufacturer must be non-empty without / + #", i, r.ID, ErrInvalid)
+			return nil, fmt.Errorf("robot %d %q: %w: manufacturer must be non-empty without / + #", i, r.ID, ErrInvalid)
 		}
 		if !validSerial(r.SerialNumber) {
-			return fmt.Errorf("register robots: robot %d %q: %w: serial number %q must be non-empty A-Z a-z 0-9 _ . : -", i, r.ID, ErrInvalid, r.SerialNumber)
+			return nil, fmt.Errorf("robot %d %q: %w: serial number %q must be non-empty A-Z a-z 0-9 _ . : -", i, r.ID, ErrInvalid, r.SerialNumber)
 		}
 		id := r.Manufacturer + "/" + r.SerialNumber
 		if r.ID == "" {
 			r.ID = id
 		} else if r.ID != id {
-			return fmt.Errorf("register robots: robot %q: %w: ID must be %q", r.ID, ErrInvalid, id)
+			return nil, fmt.Errorf("robot %q: %w: ID must be %q", r.ID, ErrInvalid, id)
 		}
 		if r.Site == "" {
-			return fmt.Errorf("register robots: robot %q: %w: empty site", r.ID, ErrInvalid)
+			return nil, fmt.Errorf("robot %q: %w: empty site", r.ID, ErrInvalid)
 		}
 	}
-	// Lock rows in ID order, so that concurrent registrations cannot deadlock.
 	slices.SortStableFunc(robots, func(a, b Robot) int { return strings.Compare(a.ID, b.ID) })
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		for _, r := range robots {
-			caps := r.Capabilities
-			if caps == nil {
-				caps = []string{}
-			}
-			b.Queue(`
+	return robots, nil
+}
+
+// registerRobots upserts prepared robots in tx (see RegisterRobots).
+func registerRobots(ctx context.Context, tx pgx.Tx, robots []Robot) error {
+	if len(robots) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	for _, r := range robots {
+		caps := r.Capabilities
+		if caps == nil {
+			caps = []string{}
+		}
+		b.Queue(`
 INSERT INTO robots (robot_id, manufacturer, serial_number, model, site, capabilities, software_version,
     home_node, home_x, home_y, home_map_id)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
@@ -210,20 +231,15 @@ ON CONFLICT (robot_id) DO UPDATE SET
     home_y = EXCLUDED.home_y,
     home_map_id = EXCLUDED.home_map_id,
     updated_at = now()`,
-				r.ID, r.Manufacturer, r.SerialNumber, r.Model, r.Site, caps, r.SoftwareVersion,
-				r.HomeNode, r.X, r.Y, r.MapID)
-			b.Queue(`
+			r.ID, r.Manufacturer, r.SerialNumber, r.Model, r.Site, caps, r.SoftwareVersion,
+			r.HomeNode, r.X, r.Y, r.MapID)
+		b.Queue(`
 INSERT INTO robot_state (robot_id, connection_state, last_node_id, x, y, map_id)
 VALUES ($1, 'OFFLINE', $2, $3, $4, $5)
 ON CONFLICT (robot_id) DO NOTHING`,
-				r.ID, r.HomeNode, r.X, r.Y, r.MapID)
-		}
-		return tx.SendBatch(ctx, b).Close()
-	})
-	if err != nil {
-		return fmt.Errorf("register robots (%d): %w", len(robots), err)
+			r.ID, r.HomeNode, r.X, r.Y, r.MapID)
 	}
-	return nil
+	return tx.SendBatch(ctx, b).Close()
 }
 
 // upsertStatesSQL writes a batch of states in one statement. Per robot only

@@ -88,10 +88,9 @@ type Worker struct {
 // NewTemporalClient dials Temporal as configured (TLS, API key), with the
 // SDK's metrics going to reg (nil = none).
 func NewTemporalClient(cfg config.Config, logger *slog.Logger, reg prometheus.Registerer) (client.Client, error) {
-	opts := client.Options{
-		HostPort:  cfg.Temporal.HostPort,
-		Namespace: cfg.Temporal.Namespace,
-		Logger:    tlog.NewStructuredLogger(logger),
+	opts, err := TemporalClientOptions(cfg, logger)
+	if err != nil {
+		return nil, err
 	}
 	if reg != nil {
 		exp, err := otelprom.New(otelprom.WithRegisterer(reg))
@@ -104,21 +103,33 @@ func NewTemporalClient(cfg config.Config, logger *slog.Logger, reg prometheus.Re
 			OnError: func(err error) { logger.Warn("temporal metrics", "error", err) },
 		})
 	}
+	c, err := client.Dial(opts)
+	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s): %w", cfg.Temporal.HostPort, cfg.Temporal.Namespace, err)
+	}
+	return c, nil
+}
+
+// TemporalClientOptions are the client options of cfg: host, namespace,
+// TLS (temporal.tls) and API key (FLEETFLOW_TEMPORAL_API_KEY), without
+// metrics. Errors: unreadable TLS files.
+func TemporalClientOptions(cfg config.Config, logger *slog.Logger) (client.Options, error) {
+	opts := client.Options{
+		HostPort:  cfg.Temporal.HostPort,
+		Namespace: cfg.Temporal.Namespace,
+		Logger:    tlog.NewStructuredLogger(logger),
+	}
 	if t := cfg.Temporal.TLS; t.Enabled {
 		tc, err := tlsConfig(t)
 		if err != nil {
-			return nil, fmt.Errorf("temporal.tls: %w", err)
+			return opts, fmt.Errorf("temporal.tls: %w", err)
 		}
 		opts.ConnectionOptions.TLS = tc
 	}
 	if cfg.Temporal.APIKey != "" {
 		opts.Credentials = client.NewAPIKeyStaticCredentials(cfg.Temporal.APIKey)
 	}
-	c, err := client.Dial(opts)
-	if err != nil {
-		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s): %w", cfg.Temporal.HostPort, cfg.Temporal.Namespace, err)
-	}
-	return c, nil
+	return opts, nil
 }
 
 func tlsConfig(t config.TLS) (*tls.Config, error) {
