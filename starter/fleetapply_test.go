@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -68,4 +72,42 @@ func TestMigrateAndFleetApply(t *testing.T) {
 	require.NoError(t, os.WriteFile(bad, []byte("site: x\nnodes: []\n"), 0o644))
 	out, err = exec("fleet", "apply", "-f", bad)
 	require.Error(t, err, out)
+}
+
+// temporal setup against a real Temporal server with nothing registered:
+// the namespace and the search attributes are made, and a second run
+// changes nothing.
+func TestTemporalSetup(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the Temporal dev server")
+	}
+	port, ui := freePort(t), freePort(t)
+	srv := osexec.Command("../bin/temporal", "server", "start-dev", "--headless", "--port", strconv.Itoa(port), "--ui-port", strconv.Itoa(ui), "--log-level", "error")
+	require.NoError(t, srv.Start())
+	t.Cleanup(func() { _ = srv.Process.Kill(); _, _ = srv.Process.Wait() })
+	t.Setenv("FLEETFLOW_TEMPORAL_HOSTPORT", fmt.Sprintf("127.0.0.1:%d", port))
+	t.Setenv("FLEETFLOW_TEMPORAL_NAMESPACE", "fleetflow-setup")
+	cfgFile := filepath.Join(t.TempDir(), "absent.yaml")
+	exec := func() (map[string]any, error) {
+		root := newRootCmd(&globalFlags{})
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetArgs([]string{"--config", cfgFile, "-o", "json", "temporal", "setup"})
+		err := root.ExecuteContext(context.Background())
+		var res map[string]any
+		if err == nil {
+			err = json.Unmarshal(out.Bytes(), &res)
+		}
+		return res, err
+	}
+	var res map[string]any
+	require.Eventually(t, func() bool { // the server takes a few seconds to start
+		var err error
+		res, err = exec()
+		return err == nil
+	}, time.Minute, time.Second)
+	require.Equal(t, []any{"namespace fleetflow-setup registered", "search attributes added: MissionState, Priority, RobotId, RolloutId, Site, WmsClient"}, res["changes"])
+	res, err := exec()
+	require.NoError(t, err)
+	require.Nil(t, res["changes"], "a second run changes nothing")
 }
