@@ -51,7 +51,7 @@ func fleetCmd(g *globalFlags) *cobra.Command {
 		},
 	}
 	list.Flags().StringVar(&siteName, "site", "", "only this site")
-	cmd.AddCommand(list, fleetShowCmd(g), fleetSetStatusCmd(g), fleetApplyCmd(g))
+	cmd.AddCommand(list, fleetShowCmd(g), fleetSetStatusCmd(g), fleetApplyCmd(g), fleetMQTTACLCmd(g))
 	return cmd
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fleetflow/fleetflow/activities/store"
+	"github.com/fleetflow/fleetflow/internal/mqttacl"
 	"github.com/fleetflow/fleetflow/internal/site"
 )
 
@@ -120,4 +121,60 @@ not change the schema.`,
 			})
 		},
 	}
+}
+
+// fleetMQTTACLCmd writes the broker's ACL for the site maps.
+func fleetMQTTACLCmd(g *globalFlags) *cobra.Command {
+	var files []string
+	var service string
+	cmd := &cobra.Command{
+		Use:   "mqtt-acl -f SITE.yaml [-f …] [--service-user NAME] > acl",
+		Short: "Write the Mosquitto ACL that fences each robot into its own VDA 5050 topics",
+		Long: `mqtt-acl writes a Mosquitto acl_file for the robots of the site maps (the
+broker of deploy/mosquitto/mosquitto.conf reads it):
+
+  - robot <manufacturer>/<serialNumber> (its username, or its client
+    certificate's CN with use_identity_as_username) may publish only its
+    own state, connection, visualization and factsheet, and read only its
+    own order and instantActions, in the topics of its profile;
+  - the service user (--service-user, default mqtt.username or fleetflow)
+    may read every robot's telemetry and write every robot's order and
+    instantActions;
+  - nothing else is allowed.
+
+Write it again after each fleet apply and reload the broker (SIGHUP).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(files) == 0 {
+				return badInput("-f SITE.yaml is required (once per site map)")
+			}
+			cfg, err := loadConfig(g)
+			if err != nil {
+				return err
+			}
+			if service == "" {
+				service = cfg.MQTT.Username
+			}
+			if service == "" {
+				service = "fleetflow"
+			}
+			var maps []*site.Map
+			for _, f := range files {
+				m, err := site.Load(f)
+				if err != nil {
+					return badInput("%v", err)
+				}
+				maps = append(maps, m)
+			}
+			acl, err := mqttacl.Generate(maps, service)
+			if err != nil {
+				return badInput("%v", err)
+			}
+			_, err = cmd.OutOrStdout().Write(acl)
+			return err
+		},
+	}
+	cmd.Flags().StringArrayVarP(&files, "file", "f", nil, "a site map file (repeat for several sites on one broker)")
+	cmd.Flags().StringVar(&service, "service-user", "", "fleetflow's MQTT user (default mqtt.username, else fleetflow)")
+	return cmd
 }

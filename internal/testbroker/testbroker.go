@@ -61,7 +61,11 @@ func Start(t testing.TB) *Mosquitto {
 
 // New runs a broker on a free port, its configuration in dir; the caller
 // stops it (Stop).
-func New(dir string) (*Mosquitto, error) {
+func New(dir string) (*Mosquitto, error) { return NewWith(dir, "allow_anonymous true\n") }
+
+// NewWith runs a broker on a free port with the configuration lines extra
+// (authentication, an ACL) after its listener; the caller stops it.
+func NewWith(dir, extra string) (*Mosquitto, error) {
 	bin, err := Binary()
 	if err != nil {
 		return nil, err
@@ -73,7 +77,7 @@ func New(dir string) (*Mosquitto, error) {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	conf := filepath.Join(dir, "mosquitto.conf")
-	cfg := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence false\nlog_dest stderr\n", port)
+	cfg := fmt.Sprintf("listener %d 127.0.0.1\nset_tcp_nodelay true\npersistence false\nlog_dest stderr\n%s", port, extra)
 	if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
