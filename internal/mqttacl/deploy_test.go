@@ -173,7 +173,7 @@ func TestDeployedBrokerConfig(t *testing.T) {
 			}
 			tc.Certificates = []tls.Certificate{cert}
 		}
-		c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID("robot-"+filepath.Base(certFile)).SetTLSConfig(tc).SetAutoReconnect(false))
+		c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID("robot-" + filepath.Base(certFile)).SetTLSConfig(tc).SetAutoReconnect(false))
 		tok := c.Connect()
 		if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 			return nil, tok.Error()
