@@ -131,7 +131,7 @@ func fleetMQTTACLCmd(g *globalFlags) *cobra.Command {
 		Use:   "mqtt-acl -f SITE.yaml [-f …] [--service-user NAME] > acl",
 		Short: "Write the Mosquitto ACL that fences each robot into its own VDA 5050 topics",
 		Long: `mqtt-acl writes a Mosquitto acl_file for the robots of the site maps (the
-broker of deploy/mosquitto/mosquitto.conf reads it):
+broker of deploy/base/mosquitto/mosquitto.conf reads it):
 
   - robot <manufacturer>/<serialNumber> (its username, or its client
     certificate's CN with use_identity_as_username) may publish only its

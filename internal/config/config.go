@@ -110,6 +110,12 @@ type Worker struct {
 	// task. It bounds the workers' memory when thousands of missions queue
 	// (bench burst).
 	WorkflowCacheSize int `yaml:"workflowCacheSize" env:"WORKFLOW_CACHE_SIZE"`
+	// StopTimeout is how long a stopping worker (SIGTERM) lets running
+	// activities finish before it cancels them (Temporal worker option
+	// WorkerStopTimeout); a cancelled activity is retried elsewhere. A
+	// Kubernetes pod's terminationGracePeriodSeconds must be longer. 0 =
+	// cancelled at once (the local stack and tests).
+	StopTimeout time.Duration `yaml:"stopTimeout" env:"STOP_TIMEOUT"`
 }
 
 // Robots configures how fleetflow talks to vehicles.

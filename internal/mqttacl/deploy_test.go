@@ -87,14 +87,14 @@ func (p *pki) issue(t *testing.T, name, cn string, server bool) (certFile, keyFi
 	return p.write(t, name+".crt", "CERTIFICATE", der), p.write(t, name+".key", "EC PRIVATE KEY", kder)
 }
 
-// The shipped deploy/mosquitto/mosquitto.conf, run by a real Mosquitto
+// The shipped deploy/base/mosquitto/mosquitto.conf, run by a real Mosquitto
 // (its paths and port rewritten to a temporary directory): only clients
 // with a certificate of the site's CA get in, each known by its
 // certificate's CN; fleetflow's workers connect with theirs through their
 // own configuration (mqtt.tls) and hear a robot's state; a robot cannot
 // forge another robot's state nor read another robot's order.
 func TestDeployedBrokerConfig(t *testing.T) {
-	raw, err := os.ReadFile("../../deploy/mosquitto/mosquitto.conf")
+	raw, err := os.ReadFile("../../deploy/base/mosquitto/mosquitto.conf")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -338,7 +338,7 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 		acts.Artifacts = activities.ArtifactStore{BaseURL: cfg.Artifacts.BaseURL, Dir: cfg.Artifacts.Dir, Keys: keys}
 	}
 	for _, q := range queues {
-		wk := worker.New(w.Client, q, worker.Options{MaxConcurrentWorkflowTaskPollers: cfg.Worker.WorkflowTaskPollers})
+		wk := worker.New(w.Client, q, worker.Options{MaxConcurrentWorkflowTaskPollers: cfg.Worker.WorkflowTaskPollers, WorkerStopTimeout: cfg.Worker.StopTimeout})
 		switch q {
 		case cfg.TaskQueues.Missions:
 			wk.RegisterWorkflowWithOptions(workflows.Mission, workflow.RegisterOptions{Name: workflows.MissionWorkflowType})

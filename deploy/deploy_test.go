@@ -1,0 +1,381 @@
+package deploy
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/yaml"
+
+	"github.com/fleetflow/fleetflow/internal/config"
+)
+
+// scaledObject is the part of KEDA's ScaledObject (keda.sh/v1alpha1) the
+// manifests use; unknown fields fail the strict decoding like the
+// Kubernetes types'.
+type scaledObject struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name      string            `json:"name"`
+		Namespace string            `json:"namespace"`
+		Labels    map[string]string `json:"labels"`
+	} `json:"metadata"`
+	Spec struct {
+		ScaleTargetRef struct {
+			Name string `json:"name"`
+		} `json:"scaleTargetRef"`
+		MinReplicaCount int `json:"minReplicaCount"`
+		MaxReplicaCount int `json:"maxReplicaCount"`
+		Triggers        []struct {
+			Type     string            `json:"type"`
+			Metadata map[string]string `json:"metadata"`
+		} `json:"triggers"`
+	} `json:"spec"`
+}
+
+// built is one overlay, every object decoded into its type.
+type built struct {
+	deployments  []appsv1.Deployment
+	jobs         []batchv1.Job
+	pdbs         []policyv1.PodDisruptionBudget
+	hpas         []autoscalingv2.HorizontalPodAutoscaler
+	scaled       []scaledObject
+	configMaps   []corev1.ConfigMap
+	services     []corev1.Service
+	serviceAccts []corev1.ServiceAccount
+}
+
+// build runs kustomize on overlay (the kustomize Go API, root-only load
+// restrictions as `kustomize build` has them) and decodes every object
+// strictly: a field its Kubernetes type does not have fails.
+func build(t *testing.T, overlay string) built {
+	t.Helper()
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	rm, err := k.Run(filesys.MakeFsOnDisk(), "overlays/"+overlay)
+	if err != nil {
+		t.Fatalf("kustomize build overlays/%s: %v", overlay, err)
+	}
+	var b built
+	for _, r := range rm.Resources() {
+		raw, err := r.AsYAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		kind := r.GetKind()
+		into := map[string]any{
+			"Deployment": &appsv1.Deployment{}, "Job": &batchv1.Job{}, "PodDisruptionBudget": &policyv1.PodDisruptionBudget{},
+			"HorizontalPodAutoscaler": &autoscalingv2.HorizontalPodAutoscaler{}, "ScaledObject": &scaledObject{},
+			"ConfigMap": &corev1.ConfigMap{}, "Service": &corev1.Service{}, "ServiceAccount": &corev1.ServiceAccount{},
+		}[kind]
+		if into == nil {
+			t.Fatalf("overlays/%s: %s %s: no type to check it against", overlay, kind, r.GetName())
+		}
+		if err := yaml.UnmarshalStrict(raw, into); err != nil {
+			t.Fatalf("overlays/%s: %s %s does not decode strictly: %v", overlay, kind, r.GetName(), err)
+		}
+		switch o := into.(type) {
+		case *appsv1.Deployment:
+			b.deployments = append(b.deployments, *o)
+		case *batchv1.Job:
+			b.jobs = append(b.jobs, *o)
+		case *policyv1.PodDisruptionBudget:
+			b.pdbs = append(b.pdbs, *o)
+		case *autoscalingv2.HorizontalPodAutoscaler:
+			b.hpas = append(b.hpas, *o)
+		case *scaledObject:
+			b.scaled = append(b.scaled, *o)
+		case *corev1.ConfigMap:
+			b.configMaps = append(b.configMaps, *o)
+		case *corev1.Service:
+			b.services = append(b.services, *o)
+		case *corev1.ServiceAccount:
+			b.serviceAccts = append(b.serviceAccts, *o)
+		}
+	}
+	return b
+}
+
+func (b built) names(kind string) []string {
+	var out []string
+	switch kind {
+	case "Deployment":
+		for _, d := range b.deployments {
+			out = append(out, d.Name)
+		}
+	case "ScaledObject":
+		for _, s := range b.scaled {
+			out = append(out, s.Spec.ScaleTargetRef.Name)
+		}
+	case "HorizontalPodAutoscaler":
+		for _, h := range b.hpas {
+			out = append(out, h.Spec.ScaleTargetRef.Name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+var overlays = []string{"dev", "prod", "prod-hpa", "edge"}
+
+// Each overlay builds and holds what it is for.
+func TestOverlaysBuild(t *testing.T) {
+	central := []string{"workers-maintenance", "workers-missions", "workers-ota"}
+	want := map[string][]string{
+		"dev":      {"mosquitto", "workers-edge", "workers-maintenance", "workers-missions", "workers-ota"},
+		"prod":     central,
+		"prod-hpa": central,
+		"edge":     {"mosquitto", "workers-edge"},
+	}
+	for _, o := range overlays {
+		t.Run(o, func(t *testing.T) {
+			b := build(t, o)
+			if got := b.names("Deployment"); !slices.Equal(got, want[o]) {
+				t.Fatalf("Deployments %v, want %v", got, want[o])
+			}
+			// Every Deployment that polls a task queue scales on it: KEDA's
+			// temporal scaler in prod and edge, HPAs in prod-hpa.
+			var scaledNames []string
+			switch o {
+			case "prod", "edge":
+				scaledNames = b.names("ScaledObject")
+			case "prod-hpa":
+				scaledNames = b.names("HorizontalPodAutoscaler")
+			}
+			if o != "dev" {
+				workers := slices.DeleteFunc(slices.Clone(want[o]), func(n string) bool { return n == "mosquitto" })
+				if !slices.Equal(scaledNames, workers) {
+					t.Fatalf("autoscaled %v, want %v", scaledNames, workers)
+				}
+			}
+			for _, s := range b.scaled {
+				d := b.deployment(t, s.Spec.ScaleTargetRef.Name)
+				if len(s.Spec.Triggers) != 1 || s.Spec.Triggers[0].Type != "temporal" {
+					t.Fatalf("%s: want one trigger of type temporal: %+v", s.Metadata.Name, s.Spec.Triggers)
+				}
+				md := s.Spec.Triggers[0].Metadata
+				for _, k := range []string{"endpoint", "namespace", "taskQueue", "targetQueueSize"} {
+					if md[k] == "" {
+						t.Fatalf("%s: temporal scaler without %s", s.Metadata.Name, k)
+					}
+				}
+				if q := taskQueues(d); !slices.Equal(q, []string{md["taskQueue"]}) {
+					t.Fatalf("%s scales on task queue %s but its Deployment polls %v", s.Metadata.Name, md["taskQueue"], q)
+				}
+				if md["namespace"] != "fleetflow" || md["endpoint"] != "temporal-frontend.temporal.svc:7233" {
+					t.Fatalf("%s: scaler on %s/%s, the workers' temporal.yaml says temporal-frontend.temporal.svc:7233/fleetflow", s.Metadata.Name, md["endpoint"], md["namespace"])
+				}
+			}
+			// Every PodDisruptionBudget selects a Deployment of the overlay.
+			for _, p := range b.pdbs {
+				found := false
+				for _, d := range b.deployments {
+					if matches(p.Spec.Selector.MatchLabels, d.Spec.Template.Labels) {
+						found = true
+					}
+				}
+				if !found {
+					t.Fatalf("PodDisruptionBudget %s selects no pod of the overlay", p.Name)
+				}
+			}
+		})
+	}
+}
+
+func (b built) deployment(t *testing.T, name string) appsv1.Deployment {
+	for _, d := range b.deployments {
+		if d.Name == name {
+			return d
+		}
+	}
+	t.Fatalf("no Deployment %s", name)
+	return appsv1.Deployment{}
+}
+
+func matches(sel, labels map[string]string) bool {
+	for k, v := range sel {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return len(sel) > 0
+}
+
+// taskQueues are the task queues a workers container polls (--task-queues).
+func taskQueues(d appsv1.Deployment) []string {
+	cmd := d.Spec.Template.Spec.Containers[0].Command
+	for i, a := range cmd {
+		if a == "--task-queues" && i+1 < len(cmd) {
+			return strings.Split(cmd[i+1], ",")
+		}
+	}
+	return nil
+}
+
+// The security settings on every workload of every overlay: non-root,
+// read-only root filesystem, no privilege escalation, every capability
+// dropped, the RuntimeDefault seccomp profile, no service-account token,
+// requests and limits; Deployments have liveness and readiness probes and
+// a grace period longer than their workers' stop timeout.
+func TestWorkloadPolicy(t *testing.T) {
+	for _, o := range overlays {
+		b := build(t, o)
+		type workload struct {
+			name string
+			pod  corev1.PodSpec
+			long bool // a Deployment: probes and grace period apply
+		}
+		var ws []workload
+		for _, d := range b.deployments {
+			ws = append(ws, workload{"Deployment " + d.Name, d.Spec.Template.Spec, true})
+		}
+		for _, j := range b.jobs {
+			ws = append(ws, workload{"Job " + j.Name, j.Spec.Template.Spec, false})
+		}
+		for _, w := range ws {
+			where := fmt.Sprintf("overlays/%s: %s", o, w.name)
+			p := w.pod
+			if p.AutomountServiceAccountToken == nil || *p.AutomountServiceAccountToken {
+				t.Errorf("%s: mounts a service-account token", where)
+			}
+			sc := p.SecurityContext
+			if sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.RunAsUser == nil || *sc.RunAsUser == 0 {
+				t.Errorf("%s: not non-root", where)
+			}
+			if sc == nil || sc.SeccompProfile == nil || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+				t.Errorf("%s: no RuntimeDefault seccomp profile", where)
+			}
+			for _, c := range append(slices.Clone(p.InitContainers), p.Containers...) {
+				cw := where + " container " + c.Name
+				csc := c.SecurityContext
+				if csc == nil || csc.ReadOnlyRootFilesystem == nil || !*csc.ReadOnlyRootFilesystem {
+					t.Errorf("%s: root filesystem writable", cw)
+				}
+				if csc == nil || csc.AllowPrivilegeEscalation == nil || *csc.AllowPrivilegeEscalation {
+					t.Errorf("%s: privilege escalation allowed", cw)
+				}
+				if csc == nil || csc.Capabilities == nil || !slices.Contains(csc.Capabilities.Drop, "ALL") || len(csc.Capabilities.Add) > 0 {
+					t.Errorf("%s: capabilities not all dropped", cw)
+				}
+				for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+					if _, ok := c.Resources.Requests[r]; !ok {
+						t.Errorf("%s: no %s request", cw, r)
+					}
+					if _, ok := c.Resources.Limits[r]; !ok {
+						t.Errorf("%s: no %s limit", cw, r)
+					}
+				}
+				for _, e := range c.Env {
+					if secretish(e.Name) && e.Value != "" {
+						t.Errorf("%s: secret %s given as a literal value, not from a Secret", cw, e.Name)
+					}
+				}
+			}
+			if !w.long {
+				continue
+			}
+			c := p.Containers[0]
+			if c.LivenessProbe == nil || c.ReadinessProbe == nil {
+				t.Errorf("%s: liveness and readiness probes required", where)
+			}
+			if c.Name == "workers" {
+				if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" ||
+					c.LivenessProbe == nil || c.LivenessProbe.HTTPGet == nil || c.LivenessProbe.HTTPGet.Path != "/healthz" {
+					t.Errorf("%s: probes must be /healthz (liveness) and /readyz (readiness)", where)
+				}
+				stop := time.Duration(0)
+				for _, e := range c.Env {
+					if e.Name == "FLEETFLOW_WORKER_STOP_TIMEOUT" {
+						stop, _ = time.ParseDuration(e.Value)
+					}
+				}
+				grace := time.Duration(0)
+				if p.TerminationGracePeriodSeconds != nil {
+					grace = time.Duration(*p.TerminationGracePeriodSeconds) * time.Second
+				}
+				if stop <= 0 || grace < stop+15*time.Second {
+					t.Errorf("%s: grace period %s must exceed the workers' stop timeout %s by 15 s", where, grace, stop)
+				}
+			}
+		}
+	}
+}
+
+func secretish(name string) bool {
+	n := strings.ToUpper(name)
+	return strings.Contains(n, "PASSWORD") || strings.Contains(n, "API_KEY") || strings.Contains(n, "SECRET") || n == "DATABASE_URL"
+}
+
+// The workers' configuration in the ConfigMap loads as the workers load it
+// (unknown fields fail), and names no secret.
+func TestShippedConfigLoads(t *testing.T) {
+	raw, err := os.ReadFile("base/temporal.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Its TLS files exist only in the pod: stand-ins here.
+	dir := t.TempDir()
+	var env []string
+	for _, f := range []string{"CA_FILE", "CERT_FILE", "KEY_FILE"} {
+		path := dir + "/" + f
+		if err := os.WriteFile(path, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		env = append(env, "FLEETFLOW_MQTT_TLS_"+f+"="+path)
+	}
+	cfg, err := config.Load("base/temporal.yaml", env)
+	if err != nil {
+		t.Fatalf("base/temporal.yaml: %v", err)
+	}
+	if cfg.Worker.HTTPAddr != "0.0.0.0:9090" || cfg.MQTT.SharedGroup == "" || cfg.Temporal.Namespace != "fleetflow" {
+		t.Fatalf("the cluster configuration: http %s, shared group %q, namespace %s", cfg.Worker.HTTPAddr, cfg.MQTT.SharedGroup, cfg.Temporal.Namespace)
+	}
+	for _, word := range []string{"password:", "apiKey:", "secret:"} {
+		if bytes.Contains(bytes.ToLower(raw), bytes.ToLower([]byte(word))) {
+			t.Fatalf("base/temporal.yaml holds %s; secrets come from the environment", word)
+		}
+	}
+}
+
+// Every metric an autoscaler of the manifests uses is one a workers
+// process exposes (deploy/metrics.txt, captured from one).
+func TestAutoscalerMetricsExist(t *testing.T) {
+	raw, err := os.ReadFile("metrics.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, l := range strings.Split(string(raw), "\n") {
+		if l != "" && !strings.HasPrefix(l, "#") {
+			have[l] = true
+		}
+	}
+	b := build(t, "prod-hpa")
+	n := 0
+	for _, h := range b.hpas {
+		for _, m := range h.Spec.Metrics {
+			if m.Type == autoscalingv2.PodsMetricSourceType {
+				n++
+				if !have[m.Pods.Metric.Name] {
+					j, _ := json.Marshal(m)
+					t.Fatalf("HPA %s uses metric %s, which the workers do not expose: %s", h.Name, m.Pods.Metric.Name, j)
+				}
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no HPA uses the workers' own metrics")
+	}
+}
