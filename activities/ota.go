@@ -42,6 +42,10 @@ type ArtifactStore struct {
 	// Dir is the same store as a local directory ("" = none); LocateArtifact
 	// searches it for earlier versions to roll back to.
 	Dir string
+	// Allowed are other stores a rollout may name (its artifact.baseUrl
+	// must lie under BaseURL or one of them; config
+	// artifacts.allowedBaseURLs).
+	Allowed []string
 	// Keys are the trusted release keys.
 	Keys *artifact.Keyring
 	// HTTP downloads artifacts and manifests; nil means a client with a
@@ -109,9 +113,20 @@ func artifactURLs(base, file string) (fileURL, manifestURL, sigURL string, err e
 	return fileURL, fileURL + artifact.ManifestSuffix, fileURL + artifact.SignatureSuffix, nil
 }
 
+//
+// An override (a rollout's artifact.baseUrl) must lie under the configured
+// store or one of ArtifactStore.Allowed: the ota worker fetches from it,
+// and a rollout must not make it fetch an arbitrary internal URL (a cloud
+// metadata endpoint, an admin port). Refused: InvalidRollout naming both.
 func (a *Activities) base(override string) (string, error) {
 	if override != "" {
-		return override, nil
+		for _, allowed := range append([]string{a.Artifacts.BaseURL}, a.Artifacts.Allowed...) {
+			if underBase(override, allowed) {
+				return override, nil
+			}
+		}
+		return "", refused(ErrInvalidRollout, "artifact baseUrl %s is not under the configured artifact store (artifacts.baseURL %q, artifacts.allowedBaseURLs %q)",
+			override, a.Artifacts.BaseURL, a.Artifacts.Allowed)
 	}
 	if a.Artifacts.BaseURL == "" {
 		return "", refused(ErrInvalidRollout, "no artifact store configured (artifacts.baseURL)")
@@ -279,4 +294,27 @@ func (a *Activities) LocateArtifact(ctx context.Context, in schemas.LocateArtifa
 		return schemas.LocateArtifactResult{Found: true, Artifact: refOf(m, fileURL, manifestURL, sig)}, nil
 	}
 	return schemas.LocateArtifactResult{}, nil
+}
+
+// underBase reports whether u lies under base: same scheme and host (port
+// included), and u's path starts with base's path as whole segments. Query
+// strings and fragments of base are ignored; one of u (a presigned bucket
+// URL) is kept by the caller.
+func underBase(u, base string) bool {
+	if base == "" {
+		return false
+	}
+	pu, err := url.Parse(u)
+	if err != nil || pu.User != nil {
+		return false
+	}
+	pb, err := url.Parse(base)
+	if err != nil || (pb.Scheme != "http" && pb.Scheme != "https") {
+		return false
+	}
+	if !strings.EqualFold(pu.Scheme, pb.Scheme) || !strings.EqualFold(pu.Host, pb.Host) {
+		return false
+	}
+	up, bp := path.Clean("/"+pu.Path), path.Clean("/"+pb.Path)
+	return bp == "/" || up == bp || strings.HasPrefix(up, bp+"/")
 }

@@ -213,12 +213,31 @@ func TestVerifyArtifactAcceptsSignedArtifact(t *testing.T) {
 		})
 	}
 
-	// In.BaseURL overrides the configured store.
+	// In.BaseURL overrides the configured store when it is an allowed one.
 	srv := newArtifactServer(t, "")
-	a := &Activities{Artifacts: ArtifactStore{BaseURL: "http://127.0.0.1:1/nowhere", Keys: keys}}
+	a := &Activities{Artifacts: ArtifactStore{BaseURL: "http://127.0.0.1:1/nowhere", Allowed: []string{srv.url + "/"}, Keys: keys}}
 	ref, err := a.VerifyArtifact(context.Background(), schemas.VerifyArtifactInput{File: file, BaseURL: srv.url})
 	if err != nil || ref.ArtifactURL != srv.url+"/"+file {
 		t.Fatalf("VerifyArtifact with BaseURL override = %+v, %v", ref, err)
+	}
+	// Any other URL is refused before anything is fetched: a rollout
+	// cannot point the ota worker at an internal endpoint.
+	fetched := false
+	other := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { fetched = true }))
+	defer other.Close()
+	for _, u := range []string{other.URL, "http://169.254.169.254/latest/meta-data/", srv.url + "@evil.example/", "http://127.0.0.1:1/nowhere-else", "file:///etc/passwd"} {
+		_, err := a.VerifyArtifact(context.Background(), schemas.VerifyArtifactInput{File: file, BaseURL: u})
+		var ae *temporal.ApplicationError
+		if !errors.As(err, &ae) || ae.Type() != ErrInvalidRollout || !ae.NonRetryable() || !strings.Contains(err.Error(), "not under the configured artifact store") {
+			t.Fatalf("baseUrl %s: %v", u, err)
+		}
+	}
+	if fetched {
+		t.Fatal("a refused baseUrl was fetched")
+	}
+	// Under the configured store itself, a sub-path is fine.
+	if !underBase("http://127.0.0.1:1/nowhere/v2/", "http://127.0.0.1:1/nowhere") || underBase("http://127.0.0.1:1/nowhereelse", "http://127.0.0.1:1/nowhere") {
+		t.Fatal("underBase must compare whole path segments")
 	}
 }
 

@@ -282,6 +282,10 @@ type Artifacts struct {
 	// URL such as a cloud storage bucket; empty means the local stack
 	// serves Dir on ServePort.
 	BaseURL string `yaml:"baseURL" env:"BASE_URL"`
+	// AllowedBaseURLs are other stores a rollout's artifact.baseUrl may
+	// name; anything not under BaseURL or one of them is refused, so a
+	// rollout cannot make the ota worker fetch an arbitrary URL.
+	AllowedBaseURLs []string `yaml:"allowedBaseURLs" env:"ALLOWED_BASE_URLS"`
 	// Dir is the local artifact directory the local stack serves and where
 	// rollbacks look for earlier versions.
 	Dir string `yaml:"dir" env:"DIR"`

@@ -335,7 +335,7 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 		if err != nil {
 			return fail(fmt.Errorf("artifacts.trustedKeys: %w", err))
 		}
-		acts.Artifacts = activities.ArtifactStore{BaseURL: cfg.Artifacts.BaseURL, Dir: cfg.Artifacts.Dir, Keys: keys}
+		acts.Artifacts = activities.ArtifactStore{BaseURL: cfg.Artifacts.BaseURL, Allowed: cfg.Artifacts.AllowedBaseURLs, Dir: cfg.Artifacts.Dir, Keys: keys}
 	}
 	for _, q := range queues {
 		wk := worker.New(w.Client, q, worker.Options{MaxConcurrentWorkflowTaskPollers: cfg.Worker.WorkflowTaskPollers, WorkerStopTimeout: cfg.Worker.StopTimeout})
