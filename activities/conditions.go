@@ -26,10 +26,12 @@ type MaintenancePolicy struct {
 
 // startDueMaintenances starts one Maintenance workflow for each robot in
 // service whose condition counters passed a trigger
-// (store.HealthDue). The workflow ID names the robot's service epoch
-// ("maintenance-<robot>-condition-e<epoch>") and an ID is never reused, so
-// each epoch triggers at most one maintenance however often this runs; a
-// maintenance signed off as passed starts the next epoch. Each start is
+// (store.HealthDue). Each epoch triggers at most one maintenance however
+// often this runs: the start is recorded in the registry (MarkTriggered),
+// and the workflow ID names the epoch ("maintenance-<robot>-condition-e<N>",
+// never reused) should the record be lost. A maintenance signed off as
+// passed starts the next epoch; a cancelled one does not trigger again
+// until then. Each start is
 // audited (maintenance.triggered). It returns how many it started; a
 // failure is logged and tried again at the next sweep.
 func (a *Activities) startDueMaintenances(ctx context.Context) int {
@@ -55,12 +57,18 @@ func (a *Activities) startDueMaintenances(ctx context.Context) int {
 		var started *serviceerror.WorkflowExecutionAlreadyStarted
 		switch {
 		case errors.As(err, &started):
-			continue // this epoch's maintenance exists (running or done)
+			// This epoch's maintenance exists (running, or done within the
+			// namespace's retention): record it.
+			_ = a.Store.MarkTriggered(ctx, h.RobotID, h.Epoch)
+			continue
 		case err != nil:
 			a.warn(ctx, "condition-based maintenance: start failed; tried again at the next sweep", "robot", h.RobotID, "error", err)
 			continue
 		}
 		n++
+		if err := a.Store.MarkTriggered(ctx, h.RobotID, h.Epoch); err != nil {
+			a.warn(ctx, "condition-based maintenance: cannot record the trigger; the workflow ID keeps it once", "robot", h.RobotID, "error", err)
+		}
 		if err := a.Store.Audit(ctx, "condition-monitor", "maintenance.triggered", h.RobotID, map[string]any{
 			"workflowId": id, "reasons": reasons[i], "epoch": h.Epoch, "errorsSeen": h.ErrorsSeen, "drivingSeconds": h.DrivingSeconds, "batteryHealth": h.BatteryHealth,
 		}); err != nil {

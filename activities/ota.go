@@ -113,7 +113,6 @@ func artifactURLs(base, file string) (fileURL, manifestURL, sigURL string, err e
 	return fileURL, fileURL + artifact.ManifestSuffix, fileURL + artifact.SignatureSuffix, nil
 }
 
-//
 // An override (a rollout's artifact.baseUrl) must lie under the configured
 // store or one of ArtifactStore.Allowed: the ota worker fetches from it,
 // and a rollout must not make it fetch an arbitrary internal URL (a cloud

@@ -128,36 +128,38 @@ func (b built) names(kind string) []string {
 	return out
 }
 
-var overlays = []string{"dev", "prod", "prod-hpa", "edge"}
+var overlays = []string{"dev", "prod", "prod-hpa"}
 
 // Each overlay builds and holds what it is for.
 func TestOverlaysBuild(t *testing.T) {
-	central := []string{"workers-maintenance", "workers-missions", "workers-ota"}
-	want := map[string][]string{
-		"dev":      {"mosquitto", "workers-edge", "workers-maintenance", "workers-missions", "workers-ota"},
-		"prod":     central,
-		"prod-hpa": central,
-		"edge":     {"mosquitto", "workers-edge"},
-	}
+	all := []string{"mosquitto", "workers-bridge", "workers-maintenance", "workers-missions", "workers-ota"}
+	// The workers of the task queues that receive work scale on them; the
+	// bridge (one replica, see workers-bridge.yaml) and the broker do not.
+	queues := []string{"workers-maintenance", "workers-missions", "workers-ota"}
 	for _, o := range overlays {
 		t.Run(o, func(t *testing.T) {
 			b := build(t, o)
-			if got := b.names("Deployment"); !slices.Equal(got, want[o]) {
-				t.Fatalf("Deployments %v, want %v", got, want[o])
+			if got := b.names("Deployment"); !slices.Equal(got, all) {
+				t.Fatalf("Deployments %v, want %v", got, all)
 			}
 			// Every Deployment that polls a task queue scales on it: KEDA's
-			// temporal scaler in prod and edge, HPAs in prod-hpa.
+			// temporal scaler in prod, HPAs in prod-hpa.
 			var scaledNames []string
 			switch o {
-			case "prod", "edge":
+			case "prod":
 				scaledNames = b.names("ScaledObject")
 			case "prod-hpa":
 				scaledNames = b.names("HorizontalPodAutoscaler")
 			}
-			if o != "dev" {
-				workers := slices.DeleteFunc(slices.Clone(want[o]), func(n string) bool { return n == "mosquitto" })
-				if !slices.Equal(scaledNames, workers) {
-					t.Fatalf("autoscaled %v, want %v", scaledNames, workers)
+			if o != "dev" && !slices.Equal(scaledNames, queues) {
+				t.Fatalf("autoscaled %v, want %v", scaledNames, queues)
+			}
+			if o == "dev" && len(b.pdbs) != 0 {
+				t.Fatalf("dev runs one replica each: its PodDisruptionBudgets would block drains")
+			}
+			for _, d := range b.deployments {
+				if d.Name == "workers-bridge" && (d.Spec.Replicas == nil || *d.Spec.Replicas != 1) {
+					t.Fatal("one bridge per broker: its change detection follows each robot's states in order")
 				}
 			}
 			for _, s := range b.scaled {
@@ -335,12 +337,13 @@ func TestShippedConfigLoads(t *testing.T) {
 		}
 		env = append(env, "FLEETFLOW_MQTT_TLS_"+f+"="+path)
 	}
+	env = append(env, "FLEETFLOW_ARTIFACTS_TRUSTED_KEYS="+dir)
 	cfg, err := config.Load("base/temporal.yaml", env)
 	if err != nil {
 		t.Fatalf("base/temporal.yaml: %v", err)
 	}
-	if cfg.Worker.HTTPAddr != "0.0.0.0:9090" || cfg.MQTT.SharedGroup == "" || cfg.Temporal.Namespace != "fleetflow" {
-		t.Fatalf("the cluster configuration: http %s, shared group %q, namespace %s", cfg.Worker.HTTPAddr, cfg.MQTT.SharedGroup, cfg.Temporal.Namespace)
+	if cfg.Worker.HTTPAddr != "0.0.0.0:9090" || cfg.Temporal.Namespace != "fleetflow" || cfg.Artifacts.TrustedKeys == "" {
+		t.Fatalf("the cluster configuration: http %s, namespace %s, trusted keys %q", cfg.Worker.HTTPAddr, cfg.Temporal.Namespace, cfg.Artifacts.TrustedKeys)
 	}
 	for _, word := range []string{"password:", "apiKey:", "secret:"} {
 		if bytes.Contains(bytes.ToLower(raw), bytes.ToLower([]byte(word))) {

@@ -186,6 +186,7 @@ func TestEndToEndIngress(t *testing.T) {
 		cancelled = cancelled || (a.Kind == "mission.cancelled" && a.Actor == "wms:wms-a")
 	}
 	require.True(t, cancelled, "the cancel is audited with the client as its actor: %v", trail)
+	requireNoSecretInHistories(t, ctx, ls.worker.Client, keyA, keyB)
 }
 
 // Steps that wait for the warehouse and steps appended mid-route, on the

@@ -15,7 +15,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/fleetflow/fleetflow/internal/config"
 	"github.com/fleetflow/fleetflow/schemas"
@@ -226,4 +229,35 @@ func farthestSteps(t *testing.T, ls *localStack) []schemas.MissionStep {
 	}
 	require.NotEmpty(t, pick)
 	return []schemas.MissionStep{{Station: pick, Action: "pick"}, {Station: drop, Action: "drop"}}
+}
+
+// requireNoSecretInHistories reads the history of every workflow of the
+// namespace (every run) and fails when one of secrets appears in it, in
+// any event, as JSON text: API keys, webhook secrets and passwords live in
+// the workers' environment only, never in what Temporal stores.
+func requireNoSecretInHistories(t *testing.T, ctx context.Context, c client.Client, secrets ...string) {
+	t.Helper()
+	var next []byte
+	n := 0
+	for {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{PageSize: 100, NextPageToken: next})
+		require.NoError(t, err)
+		for _, e := range resp.GetExecutions() {
+			it := c.GetWorkflowHistory(ctx, e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+			for it.HasNext() {
+				ev, err := it.Next()
+				require.NoError(t, err)
+				raw, err := protojson.Marshal(ev)
+				require.NoError(t, err)
+				for _, s := range secrets {
+					require.NotContains(t, string(raw), s, "a secret in the history of %s", e.GetExecution().GetWorkflowId())
+				}
+			}
+			n++
+		}
+		if next = resp.GetNextPageToken(); len(next) == 0 {
+			break
+		}
+	}
+	require.Positive(t, n, "no workflow histories to check")
 }

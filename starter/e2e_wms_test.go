@@ -158,6 +158,8 @@ func TestEndToEndWMSWebhooks(t *testing.T) {
 	require.NoError(t, c.GetWorkflow(ctx, id, "").Get(ctx, &wr))
 	require.Equal(t, len(want), wr.Delivered)
 	require.Empty(t, wr.GaveUp)
+	// The signing secret stays in the workers' environment.
+	requireNoSecretInHistories(t, ctx, c, secret, secret[len("whsec_"):])
 
 	// FLEETFLOW_RECORD_HISTORIES=DIR writes the histories the replay tests
 	// in workflows/ read: the mission that sent events, and its deliveries.

@@ -78,6 +78,8 @@ type charge struct {
 	// arrived: the robot reached the charger's node; the charger is then
 	// held until the robot has left that node, however the charge ends.
 	arrived bool
+	// root is the workflow's own context: a cancellation ends VACATING.
+	root workflow.Context
 	// tag prefixes the orderId and actionIds of this run
 	// ("charge-<robot>#<run>"): the workflow ID is the same for every
 	// charge of the robot, and a vehicle ignores an order whose orderId
@@ -105,11 +107,9 @@ func Charge(ctx workflow.Context, in schemas.ChargeInput) (ChargeStatus, error) 
 	now := workflow.Now(ctx)
 	info := workflow.GetInfo(ctx)
 	c := &charge{in: in, id: info.WorkflowExecution.ID, logger: workflow.GetLogger(ctx), robotWatch: robotWatch{robotID: in.RobotID}}
-	run := info.WorkflowExecution.RunID
-	if len(run) > 8 {
-		run = run[:8]
-	}
-	c.tag = c.id + InstantActionSeparator + run
+	// The whole run ID: a prefix of a UUIDv7 is only its timestamp.
+	c.tag = c.id + InstantActionSeparator + info.WorkflowExecution.RunID
+	c.root = ctx
 	c.status = ChargeStatus{RobotID: in.RobotID, State: ChargeWaitingRobot, Resume: in.Resume, Reason: in.Reason, StartedAt: now, UpdatedAt: now}
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (ChargeStatus, error) { return c.status, nil }); err != nil {
 		return c.status, err
@@ -457,20 +457,24 @@ func (c *charge) finish(ctx workflow.Context, state, note string) (ChargeStatus,
 
 // vacate holds the charger, once the robot has reached it, until the
 // robot's stored state shows it at another node (a mission drove it off),
-// read every Charging.Poll, at most Charging.VacateTimeout; a cancellation
-// ends the wait. The robot is released by then: the first mission that
-// takes it frees the charger.
+// at most Charging.VacateTimeout; cancelling the workflow ends the wait.
+// The state is read every Charging.Poll at first, the interval doubling to
+// a minute, so a robot that stands for a day costs its history a few
+// thousand events, well under Temporal's limit. The robot is released by
+// then: the first mission that takes it frees the charger.
 func (c *charge) vacate(ctx workflow.Context) {
 	if !c.arrived {
 		return
 	}
 	c.setState(ctx, ChargeVacating)
 	due := workflow.Now(ctx).Add(Charging.VacateTimeout)
+	wait := Charging.Poll
 	c.read(ctx)
 	for c.last.LastNodeID == c.node && workflow.Now(ctx).Before(due) {
-		if err := workflow.Sleep(ctx, Charging.Poll); err != nil {
+		if err := workflow.Sleep(c.root, wait); err != nil {
 			return
 		}
+		wait = min(2*wait, time.Minute)
 		c.read(ctx)
 	}
 }

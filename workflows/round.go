@@ -73,8 +73,8 @@ func MaintenanceRound(ctx workflow.Context, in MaintenanceRoundInput) (Maintenan
 	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**maintenance round** · site `%s` · %d robots, %d at a time · %s", in.Site, len(st.Robots), parallel, in.Reason))
 	running := 0
 	for _, robot := range st.Robots {
-		if err := workflow.Await(ctx, func() bool { return running < parallel }); err != nil {
-			break
+		if err := workflow.Await(ctx, func() bool { return running < parallel }); err != nil || ctx.Err() != nil {
+			break // cancelled: start no more
 		}
 		id := MaintenanceWorkflowID(robot, label)
 		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{

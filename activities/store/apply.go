@@ -10,6 +10,10 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
+// applyLockKey is the transaction-level advisory lock one ApplySite holds
+// ("ffapply!" in ASCII).
+const applyLockKey int64 = 0x6666617070_6c7921
+
 // ApplyResult is what ApplySite changed (or, dry, would change), robot IDs
 // sorted.
 type ApplyResult struct {
@@ -28,8 +32,9 @@ type ApplyResult struct {
 // registered are added, changed ones updated (as RegisterRobots; their
 // state is left alone), and robots of the site missing from robots are
 // retired (deleted with their state, condition counters and deviations;
-// the audit log keeps their history), except a robot a workflow holds,
-// which is kept and listed in Kept. It runs in one transaction holding the
+// the audit log keeps their history), except a robot a workflow holds or
+// waits for by name (a maintenance, an OTA update), which is kept and
+// listed in Kept. Applies are serialized across sites. It runs in one transaction holding the
 // site's reservation lock, so no robot is granted to a mission while it
 // is retired. With dry, nothing is written. An audit row (kind
 // fleet.applied, subject the site, actor) lists the changes. Errors: a
@@ -56,12 +61,18 @@ func (s *Store) ApplySite(ctx context.Context, site, actor string, robots []Robo
 	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		res = ApplyResult{Site: site}
+		// One apply at a time, whatever the site (two sites' files naming
+		// the same new robot must not both take it), then the site's
+		// reservation lock (no robot is granted while it is retired).
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, applyLockKey); err != nil {
+			return fmt.Errorf("lock fleet apply: %w", err)
+		}
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, reserveLockClass, site); err != nil {
 			return fmt.Errorf("lock site %s: %w", site, err)
 		}
 		rows, err := tx.Query(ctx, `
 SELECT r.robot_id, r.model, r.capabilities, r.software_version, r.home_node, r.home_x, r.home_y, r.home_map_id,
-       coalesce(v.mission_id, '')
+       coalesce(v.mission_id, (SELECT q.mission_id FROM reservation_queue q WHERE q.robot_id = r.robot_id ORDER BY q.enqueued_at LIMIT 1), '')
 FROM robots r LEFT JOIN reservations v ON v.robot_id = r.robot_id
 WHERE r.site = $1 ORDER BY r.robot_id`, site)
 		if err != nil {
@@ -123,7 +134,7 @@ WHERE r.site = $1 ORDER BY r.robot_id`, site)
 				continue
 			}
 			if h.reserved != "" {
-				res.Kept = append(res.Kept, id+" (held by "+h.reserved+")")
+				res.Kept = append(res.Kept, id+" (held or awaited by "+h.reserved+")")
 				continue
 			}
 			res.Retired = append(res.Retired, id)

@@ -43,7 +43,7 @@ func TestApplySite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := ApplyResult{Site: "site-x", Added: []string{"acme/a4"}, Updated: []string{"acme/a2"}, Retired: []string{"acme/a3"}, Kept: []string{"acme/a1 (held by m-1)"}}
+	want := ApplyResult{Site: "site-x", Added: []string{"acme/a4"}, Updated: []string{"acme/a2"}, Retired: []string{"acme/a3"}, Kept: []string{"acme/a1 (held or awaited by m-1)"}}
 	if !slices.Equal(res.Added, want.Added) || !slices.Equal(res.Updated, want.Updated) || !slices.Equal(res.Retired, want.Retired) || !slices.Equal(res.Kept, want.Kept) {
 		t.Fatalf("apply: %+v, want %+v", res, want)
 	}

@@ -38,6 +38,7 @@ INSERT INTO robot_health AS h (robot_id, battery_health, errors_seen, driving_se
 SELECT d.robot_id, d.battery_health, d.errors_seen, d.driving_seconds
 FROM unnest($1::text[], $2::float8[], $3::int8[], $4::float8[]) AS d(robot_id, battery_health, errors_seen, driving_seconds)
 JOIN robots r ON r.robot_id = d.robot_id
+ORDER BY d.robot_id COLLATE "C" -- one lock order for every writer of these rows
 ON CONFLICT (robot_id) DO UPDATE SET
     battery_health  = coalesce(EXCLUDED.battery_health, h.battery_health),
     errors_seen     = h.errors_seen + EXCLUDED.errors_seen,
@@ -88,11 +89,27 @@ type HealthThresholds struct {
 	DrivingHours       float64 // hours driven in the epoch
 }
 
+// HealthMargin is how many percentage points the battery health must lose
+// below the value a technician accepted before it triggers again (a
+// reading that wobbles by a point must not call them back).
+const HealthMargin = 5
+
+// MarkTriggered records that epoch's maintenance of robotID was started:
+// HealthDue does not list the robot again until its next epoch. Database
+// errors are wrapped.
+func (s *Store) MarkTriggered(ctx context.Context, robotID string, epoch int) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE robot_health SET triggered_epoch = greatest(triggered_epoch, $2) WHERE robot_id = $1`, robotID, epoch); err != nil {
+		return fmt.Errorf("mark %s triggered: %w", robotID, err)
+	}
+	return nil
+}
+
 // HealthDue lists the robots in service whose counters passed a
-// threshold, each with the reasons, by robot ID. Battery health counts only
-// below the value it had when the robot was last serviced (a technician
-// who returned a robot with a worn battery is not called again until it
-// wears further). Database errors are
+// threshold in an epoch not yet triggered (MarkTriggered), each with the
+// reasons, by robot ID. Battery health counts again only HealthMargin
+// points below the value it had when the robot was last serviced (a
+// technician who returned a robot with a worn battery is not called again
+// until it wears further). Database errors are
 // wrapped.
 func (s *Store) HealthDue(ctx context.Context, t HealthThresholds) ([]Health, [][]string, error) {
 	if t.BatteryHealthBelow <= 0 && t.Errors <= 0 && t.DrivingHours <= 0 {
@@ -102,8 +119,9 @@ func (s *Store) HealthDue(ctx context.Context, t HealthThresholds) ([]Health, []
 SELECT h.robot_id, r.site, h.battery_health, h.health_at_service, h.errors_seen, h.driving_seconds, h.epoch, h.since
 FROM robot_health h JOIN robots r ON r.robot_id = h.robot_id
 WHERE r.service_status = 'in_service'
-  AND (($1 > 0 AND h.battery_health < $1 AND (h.health_at_service IS NULL OR h.battery_health < h.health_at_service)) OR ($2 > 0 AND h.errors_seen >= $2) OR ($3 > 0 AND h.driving_seconds >= $3 * 3600))
-ORDER BY h.robot_id`, t.BatteryHealthBelow, t.Errors, t.DrivingHours)
+  AND h.triggered_epoch < h.epoch
+  AND (($1 > 0 AND h.battery_health < $1 AND (h.health_at_service IS NULL OR h.battery_health <= h.health_at_service - $4)) OR ($2 > 0 AND h.errors_seen >= $2) OR ($3 > 0 AND h.driving_seconds >= $3 * 3600))
+ORDER BY h.robot_id`, t.BatteryHealthBelow, t.Errors, t.DrivingHours, HealthMargin)
 	if err != nil {
 		return nil, nil, fmt.Errorf("robots due for maintenance: %w", err)
 	}
@@ -117,7 +135,7 @@ ORDER BY h.robot_id`, t.BatteryHealthBelow, t.Errors, t.DrivingHours)
 	}
 	reasons := make([][]string, len(due))
 	for i, h := range due {
-		if t.BatteryHealthBelow > 0 && h.BatteryHealth != nil && *h.BatteryHealth < t.BatteryHealthBelow && (h.healthAtService == nil || *h.BatteryHealth < *h.healthAtService) {
+		if t.BatteryHealthBelow > 0 && h.BatteryHealth != nil && *h.BatteryHealth < t.BatteryHealthBelow && (h.healthAtService == nil || *h.BatteryHealth <= *h.healthAtService-HealthMargin) {
 			reasons[i] = append(reasons[i], fmt.Sprintf("battery health %.0f %% below %.0f %%", *h.BatteryHealth, t.BatteryHealthBelow))
 		}
 		if t.Errors > 0 && h.ErrorsSeen >= t.Errors {

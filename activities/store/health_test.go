@@ -70,6 +70,23 @@ func TestHealthCountersAndTriggers(t *testing.T) {
 	if due, reasons, _ := s.HealthDue(ctx, th); len(due) != 1 || due[0].RobotID != "acme/h2" || due[0].Epoch != 1 {
 		t.Fatalf("a battery that wore further is due again: %+v %q", due, reasons)
 	}
+	// Its maintenance started: not due again in this epoch.
+	if err := s.MarkTriggered(ctx, "acme/h2", 1); err != nil {
+		t.Fatal(err)
+	}
+	if due, _, _ := s.HealthDue(ctx, th); len(due) != 0 {
+		t.Fatalf("due again in a triggered epoch: %+v", due)
+	}
+	// A wobble of a point below the accepted value is no new wear.
+	if err := s.MarkServiced(ctx, "acme/h2", "maintenance-y", "signed off"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddHealth(ctx, []HealthDelta{{RobotID: "acme/h2", BatteryHealth: f(49)}}); err != nil {
+		t.Fatal(err)
+	}
+	if due, _, _ := s.HealthDue(ctx, th); len(due) != 0 {
+		t.Fatalf("a wobble within HealthMargin triggered: %+v", due)
+	}
 	if err := s.MarkServiced(ctx, "acme/none", "t", ""); err == nil {
 		t.Fatal("unknown robot serviced")
 	}

@@ -132,6 +132,7 @@ func TestDeployedBrokerConfig(t *testing.T) {
 			continue
 		}
 		l = strings.ReplaceAll(l, "/mosquitto/config/", dir+"/")
+		l = strings.ReplaceAll(l, "/mosquitto/acl/", dir+"/")
 		l = strings.ReplaceAll(l, "/mosquitto/certs/", dir+"/")
 		l = strings.ReplaceAll(l, "/mosquitto/data/", dir+"/data/")
 		lines = append(lines, l)

@@ -2,7 +2,8 @@
 -- the bridge from the robot's own state messages since its last service.
 -- A maintenance that returns the robot to service starts a new epoch (the
 -- counters start again from zero); a maintenance triggered by the counters
--- names its epoch, so each epoch triggers at most one.
+-- is recorded with its epoch (triggered_epoch), so each epoch triggers at
+-- most one, however long ago.
 
 -- +goose Up
 CREATE TABLE robot_health (
@@ -12,6 +13,7 @@ CREATE TABLE robot_health (
     errors_seen     bigint NOT NULL DEFAULT 0,          -- errors (WARNING or FATAL) that appeared in its states
     driving_seconds double precision NOT NULL DEFAULT 0, -- time it reported driving
     epoch           int NOT NULL DEFAULT 0,             -- services so far
+    triggered_epoch int NOT NULL DEFAULT -1,            -- the last epoch a maintenance was triggered for: one per epoch
     since           timestamptz NOT NULL DEFAULT now(), -- start of the epoch
     updated_at      timestamptz NOT NULL DEFAULT now()
 );

@@ -762,12 +762,16 @@ const maxDrivingGap = time.Minute
 // countHealth adds what st tells about the robot's condition to the counts
 // for condition-based maintenance (store.HealthDelta): the time since
 // the previous state when that one said driving, the errors that were not
-// in the previous state, the battery's state of health. Call it holding
-// b.mu.
+// in the previous state, the battery's state of health. Time and errors
+// count only between states with consecutive headerIds (VDA 5050 §6.2:
+// one per message): across a gap, a restarted bridge, or a bridge that
+// shares the robot's messages with another (MQTT shared subscription),
+// nothing is known of what happened in between, so nothing is counted
+// rather than counted twice. Call it holding b.mu.
 func (b *Bridge) countHealth(id string, prev *summary, st *vda5050.State, ts time.Time) {
 	var drive float64
 	var fresh int64
-	if prev != nil && prev.hasPrev {
+	if prev != nil && prev.hasPrev && st.HeaderID == prev.headerID+1 {
 		if prev.driving && ts.After(prev.timestamp) {
 			drive = min(ts.Sub(prev.timestamp), maxDrivingGap).Seconds()
 		}
@@ -780,8 +784,6 @@ func (b *Bridge) countHealth(id string, prev *summary, st *vda5050.State, ts tim
 				fresh++
 			}
 		}
-	} else {
-		fresh = int64(len(st.Errors))
 	}
 	hh := st.BatteryState.BatteryHealth
 	if drive == 0 && fresh == 0 && hh == nil {

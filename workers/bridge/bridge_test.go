@@ -690,24 +690,32 @@ func TestHandedOverOrderRoutesToItsWorkflow(t *testing.T) {
 // What condition-based maintenance is decided on is counted from the
 // robot's own states: time reported driving (capped per gap, so a silent
 // robot is not driving all the while), errors that appeared (an error
-// repeated in the next state is one), the battery's state of health.
+// repeated in the next state is one), the battery's state of health; only
+// between consecutive headerIds (a gap, as when another bridge shares the
+// robot's messages, counts nothing).
 func TestHealthIsCountedFromStates(t *testing.T) {
 	b, sink, _ := newBridge(nil)
 	ctx := context.Background()
-	s1 := state(1, "A", 0) // driving, t = 1 s
-	s2 := state(3, "A", 1) // driving, t = 3 s: 2 s driven
+	s1 := state(1, "A", 0) // driving, t = 1 s; its errors (none) are not counted: first sight
+	s2 := state(2, "A", 1) // driving, t = 3 s: 2 s driven
+	s2.Timestamp = vda5050.Timestamp(time.Date(2026, 1, 1, 0, 0, 3, 0, time.UTC))
 	s2.Errors = []vda5050.Error{{ErrorType: "lidarDirty", ErrorLevel: vda5050.ErrorWarning, ErrorDescription: "front"}}
-	s3 := state(5, "B", 2) // t = 5 s: 2 s more; the same error again
+	s3 := state(3, "B", 2) // t = 5 s: 2 s more; the same error again
+	s3.Timestamp = vda5050.Timestamp(time.Date(2026, 1, 1, 0, 0, 5, 0, time.UTC))
 	s3.Errors = s2.Errors
 	s3.Driving = false
 	h := 71.0
 	s3.BatteryState.BatteryHealth = &h
-	s4 := state(9, "B", 2) // stood still: nothing driven
+	s4 := state(4, "B", 2) // stood still: nothing driven
 	s4.Driving = false
-	s5 := state(200, "C", 3) // driving from t = 200 s ...
-	s6 := state(900, "C", 4) // ... silent for 700 s: counted as 60 s
+	s5 := state(10, "C", 3) // driving from t = 10 s ...
+	s6 := state(11, "C", 4) // ... silent for 700 s, next headerId: counted as 60 s
+	s6.Timestamp = vda5050.Timestamp(time.Date(2026, 1, 1, 0, 11, 50, 0, time.UTC))
 	s6.Errors = []vda5050.Error{{ErrorType: "bumper", ErrorLevel: vda5050.ErrorWarning, ErrorDescription: "hit"}}
-	for _, s := range []vda5050.State{s1, s2, s3, s4, s5, s6} {
+	s7 := state(20, "C", 5) // headers 12–19 went elsewhere: this gap is not counted
+	s7.Timestamp = vda5050.Timestamp(time.Date(2026, 1, 1, 0, 12, 50, 0, time.UTC))
+	s7.Errors = []vda5050.Error{{ErrorType: "estop", ErrorLevel: vda5050.ErrorWarning, ErrorDescription: "pressed"}}
+	for _, s := range []vda5050.State{s1, s2, s3, s4, s5, s6, s7} {
 		b.Handle(ctx, stateTopic, raw(t, s))
 	}
 	b.Flush(ctx)
