@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/fleetflow/fleetflow/internal/config"
 	"github.com/fleetflow/fleetflow/schemas"
@@ -233,7 +234,7 @@ func farthestSteps(t *testing.T, ls *localStack) []schemas.MissionStep {
 
 // requireNoSecretInHistories reads the history of every workflow of the
 // namespace (every run) and fails when one of secrets appears in it, in
-// any event, as JSON text: API keys, webhook secrets and passwords live in
+// any event or payload: API keys, webhook secrets and passwords live in
 // the workers' environment only, never in what Temporal stores.
 func requireNoSecretInHistories(t *testing.T, ctx context.Context, c client.Client, secrets ...string) {
 	t.Helper()
@@ -247,10 +248,15 @@ func requireNoSecretInHistories(t *testing.T, ctx context.Context, c client.Clie
 			for it.HasNext() {
 				ev, err := it.Next()
 				require.NoError(t, err)
-				raw, err := protojson.Marshal(ev)
+				// Payloads are bytes (base64 in JSON): look in the binary
+				// encoding too, where their data stands as it is.
+				text, err := protojson.Marshal(ev)
+				require.NoError(t, err)
+				bin, err := proto.Marshal(ev)
 				require.NoError(t, err)
 				for _, s := range secrets {
-					require.NotContains(t, string(raw), s, "a secret in the history of %s", e.GetExecution().GetWorkflowId())
+					require.NotContains(t, string(text), s, "a secret in the history of %s", e.GetExecution().GetWorkflowId())
+					require.NotContains(t, string(bin), s, "a secret in the history of %s", e.GetExecution().GetWorkflowId())
 				}
 			}
 			n++

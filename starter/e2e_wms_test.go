@@ -159,7 +159,7 @@ func TestEndToEndWMSWebhooks(t *testing.T) {
 	require.Equal(t, len(want), wr.Delivered)
 	require.Empty(t, wr.GaveUp)
 	// The signing secret stays in the workers' environment.
-	requireNoSecretInHistories(t, ctx, c, secret, secret[len("whsec_"):])
+	requireNoSecretInHistories(t, ctx, c, secret, secret[len("whsec_"):], "e2e-webhook-secret-of-32-bytes!!")
 
 	// FLEETFLOW_RECORD_HISTORIES=DIR writes the histories the replay tests
 	// in workflows/ read: the mission that sent events, and its deliveries.
