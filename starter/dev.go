@@ -224,6 +224,15 @@ func registerFleet(ctx context.Context, dbURL string, m *site.Map) error {
 		return err
 	}
 	defer st.Close()
+	if err := st.RegisterRobots(ctx, siteRobots(m)); err != nil {
+		return fmt.Errorf("register fleet of %s: %w", m.Site, err)
+	}
+	return nil
+}
+
+// siteRobots are the robots of the site map as the registry holds them,
+// at their home node's pose.
+func siteRobots(m *site.Map) []store.Robot {
 	var robots []store.Robot
 	for _, r := range m.Robots {
 		n, _ := m.Node(r.HomeNode)
@@ -232,10 +241,7 @@ func registerFleet(ctx context.Context, dbURL string, m *site.Map) error {
 			Site: m.Site, Capabilities: r.Capabilities, SoftwareVersion: r.SoftwareVersion, HomeNode: r.HomeNode, X: n.X, Y: n.Y, MapID: m.MapID,
 		})
 	}
-	if err := st.RegisterRobots(ctx, robots); err != nil {
-		return fmt.Errorf("register fleet of %s: %w", m.Site, err)
-	}
-	return nil
+	return robots
 }
 
 // simRobots configures a virtual robot for each robot of the map that

@@ -51,15 +51,7 @@ Needs DATABASE_URL; run starter migrate first on a new database.`,
 				return err
 			}
 			defer st.Close()
-			var robots []store.Robot
-			for _, r := range m.Robots {
-				n, _ := m.Node(r.HomeNode)
-				robots = append(robots, store.Robot{
-					Manufacturer: r.Manufacturer, SerialNumber: r.SerialNumber, Model: r.Model, Site: m.Site,
-					Capabilities: r.Capabilities, SoftwareVersion: r.SoftwareVersion, HomeNode: r.HomeNode, X: n.X, Y: n.Y, MapID: m.MapID,
-				})
-			}
-			res, err := st.ApplySite(cmd.Context(), m.Site, currentUser(), robots, dry)
+			res, err := st.ApplySite(cmd.Context(), m.Site, currentUser(), siteRobots(m), dry)
 			if errors.Is(err, store.ErrInvalid) {
 				return badInput("%v", err)
 			}
