@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -355,6 +356,23 @@ func TestShippedConfigLoads(t *testing.T) {
 // Every metric an autoscaler of the manifests uses is one a workers
 // process exposes (deploy/metrics.txt, captured from one).
 func TestAutoscalerMetricsExist(t *testing.T) {
+	have := metricNames(t)
+	b := build(t, "prod-hpa")
+	n := 0
+	for _, h := range b.hpas {
+		for _, m := range h.Spec.Metrics {
+			if m.Type == autoscalingv2.PodsMetricSourceType {
+				n += requireMetricsExist(t, have, "HPA "+h.Name, m.Pods.Metric.Name)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no HPA uses the workers' own metrics")
+	}
+}
+
+// metricNames are the workers' metric names (metrics.txt).
+func metricNames(t *testing.T) map[string]bool {
 	raw, err := os.ReadFile("metrics.txt")
 	if err != nil {
 		t.Fatal(err)
@@ -365,20 +383,100 @@ func TestAutoscalerMetricsExist(t *testing.T) {
 			have[l] = true
 		}
 	}
-	b := build(t, "prod-hpa")
+	return have
+}
+
+var metricRef = regexp.MustCompile(`\b(?:fleetflow|temporal)_[a-z0-9_]+`)
+
+// requireMetricsExist fails for every fleetflow_* or temporal_* name in
+// expr that the workers do not expose.
+func requireMetricsExist(t *testing.T, have map[string]bool, where, expr string) int {
+	t.Helper()
+	refs := metricRef.FindAllString(expr, -1)
+	for _, m := range refs {
+		if !have[m] {
+			t.Errorf("%s uses metric %s, which the workers do not expose (deploy/metrics.txt): %s", where, m, expr)
+		}
+	}
+	return len(refs)
+}
+
+// The alert rules decode strictly as Prometheus rule groups, and every
+// metric they use exists.
+func TestAlertRules(t *testing.T) {
+	raw, err := os.ReadFile("observability/alerts.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules struct {
+		Groups []struct {
+			Name  string `json:"name"`
+			Rules []struct {
+				Alert       string            `json:"alert"`
+				Expr        string            `json:"expr"`
+				For         string            `json:"for,omitempty"`
+				Labels      map[string]string `json:"labels"`
+				Annotations map[string]string `json:"annotations"`
+			} `json:"rules"`
+		} `json:"groups"`
+	}
+	if err := yaml.UnmarshalStrict(raw, &rules); err != nil {
+		t.Fatalf("alerts.yaml: %v", err)
+	}
+	have := metricNames(t)
 	n := 0
-	for _, h := range b.hpas {
-		for _, m := range h.Spec.Metrics {
-			if m.Type == autoscalingv2.PodsMetricSourceType {
-				n++
-				if !have[m.Pods.Metric.Name] {
-					j, _ := json.Marshal(m)
-					t.Fatalf("HPA %s uses metric %s, which the workers do not expose: %s", h.Name, m.Pods.Metric.Name, j)
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" || r.Expr == "" || r.Labels["severity"] == "" || r.Annotations["summary"] == "" {
+				t.Errorf("rule %+v: alert, expr, severity and summary are required", r)
+			}
+			if r.For != "" {
+				if _, err := time.ParseDuration(r.For); err != nil {
+					t.Errorf("%s: for %q: %v", r.Alert, r.For, err)
 				}
 			}
+			if requireMetricsExist(t, have, "alert "+r.Alert, r.Expr) == 0 {
+				t.Errorf("alert %s uses no fleetflow or Temporal metric", r.Alert)
+			}
+			n++
 		}
 	}
 	if n == 0 {
-		t.Fatal("no HPA uses the workers' own metrics")
+		t.Fatal("no alert rules")
+	}
+}
+
+// The Grafana dashboard is valid JSON with a query per panel, and every
+// metric its queries use exists.
+func TestGrafanaDashboard(t *testing.T) {
+	raw, err := os.ReadFile("observability/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Title  string `json:"title"`
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(raw, &d); err != nil {
+		t.Fatalf("grafana-dashboard.json: %v", err)
+	}
+	have := metricNames(t)
+	for _, p := range d.Panels {
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, q := range p.Targets {
+			if requireMetricsExist(t, have, "panel "+p.Title, q.Expr) == 0 {
+				t.Errorf("panel %q: query %q uses no fleetflow or Temporal metric", p.Title, q.Expr)
+			}
+		}
+	}
+	if len(d.Panels) < 8 {
+		t.Fatalf("%d panels", len(d.Panels))
 	}
 }

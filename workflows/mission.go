@@ -316,6 +316,8 @@ type mission struct {
 	released  bool
 	finished  bool
 	startedAt time.Time
+	// metricQueueWaitDone: the queue wait was recorded (metricReserved).
+	metricQueueWaitDone bool
 
 	notify *notifier // the mission's events for its WMS client; nil = none
 
@@ -575,6 +577,7 @@ func (m *mission) run(ctx workflow.Context) (MissionResult, error) {
 	if err := m.storeIO(ctx, "check mission against site map", ActivityPlanMission, schemas.PlanMissionInput{Spec: spec, Client: m.in.Client}, &plan); err != nil {
 		return m.fail(ctx, errType(err, ErrInvalidMission), err.Error())
 	}
+	m.metricStarted(ctx)
 	if plan.Webhook && m.in.Client != "" {
 		m.startNotifier(ctx, m.in.Client, plan.WebhookDeliveryTimeout)
 	}
@@ -651,6 +654,7 @@ func (m *mission) reserve(ctx workflow.Context, req schemas.ReserveRobotInput) (
 			}
 			m.setState(ctx, MissionReserved)
 			_ = workflow.UpsertTypedSearchAttributes(ctx, saRobotID.ValueSet(res.RobotID))
+			m.metricReserved(ctx)
 			break
 		}
 		m.status.QueuePosition = res.QueuePosition
@@ -1386,6 +1390,7 @@ func (m *mission) end(ctx workflow.Context, state, errType, reason string) (Miss
 		m.leaveQueue(ctx)
 	}
 	m.setState(ctx, state)
+	m.metricEnded(ctx, state, errType)
 	details := map[string]any{"state": state, "robotId": m.status.RobotID, "nodesDone": m.status.NodesDone, "nodesTotal": m.status.NodesTotal}
 	if reason != "" {
 		details["reason"] = reason

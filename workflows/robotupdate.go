@@ -121,6 +121,7 @@ func RobotUpdate(ctx workflow.Context, in RobotUpdateInput) (RobotUpdateResult, 
 		}
 	})
 	res := u.run(ctx, dctx)
+	workflow.GetMetricsHandler(dctx).WithTags(map[string]string{"state": res.State}).Counter(MetricRobotUpdatesEnded).Inc(1)
 	return res, nil
 }
 

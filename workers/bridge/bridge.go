@@ -182,6 +182,8 @@ type metrics struct {
 	rowsLost   prometheus.Counter
 	flushSecs  prometheus.Histogram
 	signalSecs prometheus.Histogram
+	battery    *prometheus.GaugeVec // by robot
+	online     *prometheus.GaugeVec // by robot
 }
 
 func newMetrics(reg prometheus.Registerer) metrics {
@@ -196,9 +198,17 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		rowsLost:   prometheus.NewCounter(prometheus.CounterOpts{Name: "fleetflow_bridge_dropped_states_total", Help: "Robot states the registry refused on their own, flush after flush, and that were dropped (the rest of their batch was stored)."}),
 		flushSecs:  prometheus.NewHistogram(prometheus.HistogramOpts{Name: "fleetflow_bridge_flush_seconds", Help: "Duration of a batched upsert.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 		signalSecs: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "fleetflow_bridge_signal_seconds", Help: "Duration of one SignalWorkflow call.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
+		battery:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "fleetflow_robot_battery_percent", Help: "Each robot's battery charge as its latest accepted state reports it (VDA 5050 batteryState.batteryCharge)."}, []string{"robot"}),
+		online:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "fleetflow_robot_online", Help: "1 while a robot's connection topic says ONLINE, 0 after OFFLINE or CONNECTIONBROKEN."}, []string{"robot"}),
+	}
+	// Series at zero from the start: a dashboard or alert sees 0, not
+	// nothing, before the first rejection.
+	for _, t := range []vda5050.Topic{vda5050.TopicState, vda5050.TopicConnection, vda5050.TopicFactsheet, vda5050.TopicVisualization} {
+		m.received.WithLabelValues(string(t))
+		m.rejected.WithLabelValues(string(t))
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.received, m.rejected, m.deviations, m.dropped, m.signals, m.flushes, m.flushError, m.rowsLost, m.flushSecs, m.signalSecs} {
+		for _, c := range []prometheus.Collector{m.received, m.rejected, m.deviations, m.dropped, m.signals, m.flushes, m.flushError, m.rowsLost, m.flushSecs, m.signalSecs, m.battery, m.online} {
 			_ = reg.Register(c)
 		}
 	}
@@ -713,6 +723,7 @@ func (b *Bridge) onState(k vda5050.RobotKey, st *vda5050.State, unusable []strin
 	// states are superseded by a newer one before they are stored.
 	b.pending[id] = pendingState{state: rs, errors: st.Errors, actions: st.ActionStates}
 	b.countHealth(id, prev, st, ts)
+	b.m.battery.WithLabelValues(id).Set(st.BatteryState.BatteryCharge)
 	next := &summary{
 		orderID: st.OrderID, orderUpdate: st.OrderUpdateID, lastNode: st.LastNodeID, lastSeq: st.LastNodeSequenceID,
 		nodes: len(st.NodeStates), edges: len(st.EdgeStates), driving: st.Driving, paused: rs.Paused,
@@ -930,6 +941,11 @@ func (b *Bridge) onConnection(k vda5050.RobotKey, c *vda5050.Connection) []route
 		return nil
 	}
 	b.conns = append(b.conns, store.ConnectionUpdate{RobotID: id, State: string(c.ConnectionState), At: ts})
+	if c.ConnectionState == vda5050.ConnectionOnline {
+		b.m.online.WithLabelValues(id).Set(1)
+	} else {
+		b.m.online.WithLabelValues(id).Set(0)
+	}
 	changed := prev == nil || prev.connection != string(c.ConnectionState)
 	var orderID string
 	if prev == nil {
