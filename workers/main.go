@@ -27,13 +27,20 @@ func main() {
 	ingressAddr := flag.String("ingress", "", "address of the REST ingress for WMS clients (default from wms.ingressAddr; off when both are empty)")
 	flag.Parse()
 	worker.TuneGC()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-
 	cfg, err := config.Load(*cfgPath, nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "workers:", err)
 		os.Exit(2)
 	}
+	// worker.logFormat json: one JSON object a line, for a log pipeline;
+	// records from workflows and activities carry the SDK's Namespace,
+	// TaskQueue, WorkflowID and RunID, the bridge's the robot.
+	hopts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	var handler slog.Handler = slog.NewTextHandler(os.Stderr, hopts)
+	if cfg.Worker.LogFormat == "json" {
+		handler = slog.NewJSONHandler(os.Stderr, hopts)
+	}
+	log := slog.New(handler)
 	opts := worker.Options{Config: cfg, Bridge: cfg.Worker.Bridge, HTTPAddr: cfg.Worker.HTTPAddr, IngressAddr: cfg.WMS.IngressAddr, Logger: log}
 	switch *queues {
 	case "":

@@ -116,6 +116,9 @@ type Worker struct {
 	// Kubernetes pod's terminationGracePeriodSeconds must be longer. 0 =
 	// cancelled at once (the local stack and tests).
 	StopTimeout time.Duration `yaml:"stopTimeout" env:"STOP_TIMEOUT"`
+	// LogFormat is text (default) or json (slog's JSON handler: one
+	// object a line).
+	LogFormat string `yaml:"logFormat" env:"LOG_FORMAT"`
 }
 
 // Robots configures how fleetflow talks to vehicles.
@@ -522,6 +525,9 @@ func (c Config) Validate() error {
 	}
 	if t := c.Maintenance.Triggers; t.Errors < 0 || t.DrivingHours < 0 {
 		add("maintenance.triggers", "errors and drivingHours must not be negative")
+	}
+	if f := c.Worker.LogFormat; f != "" && f != "text" && f != "json" {
+		add("worker.logFormat", "%q: want text or json", f)
 	}
 	if c.Sim.Battery < 0 || c.Sim.Battery > 100 {
 		add("sim.battery", "%v%% outside 0–100", c.Sim.Battery)
