@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/fleetflow/fleetflow/internal/codec"
 	"github.com/fleetflow/fleetflow/workers/worker"
 	"github.com/fleetflow/fleetflow/workflows"
 )
@@ -126,7 +127,27 @@ console or tcld; setup then only checks them.`,
 		},
 	}
 	setup.Flags().DurationVar(&retention, "retention", 30*24*time.Hour, "how long a new namespace keeps closed workflows' histories")
-	cmd.AddCommand(setup)
+	newKey := &cobra.Command{
+		Use:   "new-payload-key",
+		Short: "Print a new payload encryption key (for FLEETFLOW_TEMPORAL_PAYLOAD_KEY)",
+		Long: `new-payload-key prints 32 random bytes in base64: set it as
+FLEETFLOW_TEMPORAL_PAYLOAD_KEY for every process of the namespace (workers,
+starter, ingress) and every payload they send Temporal is encrypted with
+AES-256-GCM (inputs, results, signals, updates, error messages). Keep it in
+a secret store: whoever loses it cannot read the histories written with it.
+The Web UI shows the payloads through the workers' codec server:
+Settings → Codec Server → http://<worker>:9090/codec.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			k, err := codec.NewKey()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), k)
+			return nil
+		},
+	}
+	cmd.AddCommand(setup, newKey)
 	return cmd
 }
 

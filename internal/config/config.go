@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/fleetflow/fleetflow/internal/codec"
 )
 
 // TLS configures a client TLS connection; paths are PEM files.
@@ -40,7 +42,12 @@ type Temporal struct {
 	UIURL string `yaml:"uiURL" env:"UI_URL"`
 	// APIKey comes from the environment only (FLEETFLOW_TEMPORAL_API_KEY).
 	APIKey string `yaml:"-" env:"API_KEY"`
-	TLS    TLS    `yaml:"tls" env:"TLS"`
+	// PayloadKey, when set, encrypts every payload this process sends to
+	// Temporal (AES-256-GCM, internal/codec): standard base64 of 32 bytes,
+	// from the environment only (FLEETFLOW_TEMPORAL_PAYLOAD_KEY). Every
+	// process of the namespace needs the same key.
+	PayloadKey string `yaml:"-" env:"PAYLOAD_KEY"`
+	TLS        TLS    `yaml:"tls" env:"TLS"`
 	// Dev server settings used by `starter dev` and `make demo`.
 	DevServerPort int `yaml:"devServerPort" env:"DEV_SERVER_PORT"`
 	DevUIPort     int `yaml:"devUIPort" env:"DEV_UI_PORT"`
@@ -525,6 +532,11 @@ func (c Config) Validate() error {
 	}
 	if t := c.Maintenance.Triggers; t.Errors < 0 || t.DrivingHours < 0 {
 		add("maintenance.triggers", "errors and drivingHours must not be negative")
+	}
+	if c.Temporal.PayloadKey != "" {
+		if _, err := codec.ParseKey(c.Temporal.PayloadKey); err != nil {
+			add("FLEETFLOW_TEMPORAL_PAYLOAD_KEY", "%v", err)
+		}
 	}
 	if f := c.Worker.LogFormat; f != "" && f != "text" && f != "json" {
 		add("worker.logFormat", "%q: want text or json", f)

@@ -30,6 +30,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
+	"go.temporal.io/sdk/converter"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
@@ -38,6 +39,7 @@ import (
 	"github.com/fleetflow/fleetflow/activities"
 	"github.com/fleetflow/fleetflow/activities/store"
 	"github.com/fleetflow/fleetflow/internal/artifact"
+	"github.com/fleetflow/fleetflow/internal/codec"
 	"github.com/fleetflow/fleetflow/internal/config"
 	"github.com/fleetflow/fleetflow/internal/site"
 	"github.com/fleetflow/fleetflow/schemas"
@@ -77,6 +79,7 @@ type Worker struct {
 	IngressAddr string
 
 	log     *slog.Logger
+	cfg     config.Config
 	workers []worker.Worker
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -129,7 +132,29 @@ func TemporalClientOptions(cfg config.Config, logger *slog.Logger) (client.Optio
 	if cfg.Temporal.APIKey != "" {
 		opts.Credentials = client.NewAPIKeyStaticCredentials(cfg.Temporal.APIKey)
 	}
+	if c, err := payloadCodec(cfg); err != nil {
+		return opts, err
+	} else if c != nil {
+		opts.DataConverter = c.DataConverter()
+		// Error messages and stack traces are payloads too: encrypted.
+		opts.FailureConverter = temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{
+			DataConverter: opts.DataConverter, EncodeCommonAttributes: true,
+		})
+	}
 	return opts, nil
+}
+
+// payloadCodec is the payload encryption of cfg (temporal payload key),
+// nil when none is configured.
+func payloadCodec(cfg config.Config) (*codec.AESGCM, error) {
+	if cfg.Temporal.PayloadKey == "" {
+		return nil, nil
+	}
+	key, err := codec.ParseKey(cfg.Temporal.PayloadKey)
+	if err != nil {
+		return nil, err
+	}
+	return codec.New(key)
 }
 
 func tlsConfig(t config.TLS) (*tls.Config, error) {
@@ -251,7 +276,7 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 	if cfg.MQTT.URL == "" {
 		return nil, errors.New("no MQTT broker: set mqtt.url / FLEETFLOW_MQTT_URL (or use `starter dev`, which starts one)")
 	}
-	w := &Worker{log: log, Registry: prometheus.NewRegistry()}
+	w := &Worker{log: log, Registry: prometheus.NewRegistry(), cfg: cfg}
 	w.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	fail := func(err error) (*Worker, error) { w.Stop(); return nil, err }
 
@@ -438,6 +463,12 @@ func (w *Worker) serveHTTP(addr string) error {
 		rw.Write([]byte("ready\n"))
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(w.Registry, promhttp.HandlerOpts{}))
+	if c, err := payloadCodec(w.cfg); err == nil && c != nil {
+		// The codec server the Web UI decrypts payloads with (its
+		// "Codec Server endpoint": http://<worker>/codec). The browser calls
+		// it: CORS for the Web UI's origin (temporal.uiURL).
+		mux.Handle("/codec/", codecCORS(w.cfg.Temporal.UIURL, http.StripPrefix("/codec", converter.NewPayloadCodecHTTPHandler(c))))
+	}
 	w.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go w.http.Serve(ln)
 	return nil
@@ -486,4 +517,23 @@ func TuneGC() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(DefaultGCPercent)
 	}
+}
+
+// codecCORS lets the Web UI at uiURL call the codec server from the
+// browser: it answers preflights and names that origin only.
+func codecCORS(uiURL string, next http.Handler) http.Handler {
+	origin := strings.TrimRight(uiURL, "/")
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if o := r.Header.Get("Origin"); o != "" && o == origin {
+			rw.Header().Set("Access-Control-Allow-Origin", o)
+			rw.Header().Set("Access-Control-Allow-Credentials", "true")
+			rw.Header().Set("Access-Control-Allow-Headers", "Content-Type, X-Namespace, Authorization")
+			rw.Header().Set("Access-Control-Allow-Methods", "POST, OPTIONS")
+		}
+		if r.Method == http.MethodOptions {
+			rw.WriteHeader(http.StatusNoContent)
+			return
+		}
+		next.ServeHTTP(rw, r)
+	})
 }
