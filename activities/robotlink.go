@@ -9,6 +9,11 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/fleetflow/fleetflow/internal/vda5050"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // ErrNotConnected is wrapped by a publish while the MQTT client has no open
@@ -79,7 +84,23 @@ func (l *RobotLink) SendInstantActions(ctx context.Context, k vda5050.RobotKey, 
 	return Sent{topic, msg.HeaderID}, l.publish(ctx, topic, raw)
 }
 
-func (l *RobotLink) publish(ctx context.Context, topic string, raw []byte) error {
+// tracerName names the MQTT publish spans; the global provider's tracer is
+// a no-op unless tracing is set up (worker.SetupTracing).
+const tracerName = "github.com/fleetflow/fleetflow/activities"
+
+func (l *RobotLink) publish(ctx context.Context, topic string, raw []byte) (err error) {
+	// One span per message to a robot, child of the activity's span: a
+	// mission's trace ends at the broker.
+	_, span := otel.Tracer(tracerName).Start(ctx, "mqtt publish "+topic, trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attribute.String("messaging.system", "mqtt"), attribute.String("messaging.destination.name", topic),
+			attribute.Int("messaging.message.body.size", len(raw))))
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
 	if !l.client.IsConnectionOpen() {
 		return fmt.Errorf("publish %s: %w (reconnecting to the broker); not sent", topic, ErrNotConnected)
 	}

@@ -6,10 +6,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -30,7 +32,11 @@ type globalFlags struct {
 func main() {
 	g := &globalFlags{}
 	root := newRootCmd(g)
-	if err := root.Execute(); err != nil {
+	err := root.Execute()
+	flush, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_ = flushTracing(flush)
+	cancel()
+	if err != nil {
 		var se silentExit
 		if errors.As(err, &se) {
 			os.Exit(int(se)) // the command already said why

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -40,13 +41,26 @@ func dialTemporal(g *globalFlags) (client.Client, config.Config, error) {
 		return nil, cfg, err
 	}
 	// The workers' client options: temporal.tls and FLEETFLOW_TEMPORAL_API_KEY
-	// apply to the CLI too (Temporal Cloud needs one of them).
+	// apply to the CLI too (Temporal Cloud needs one of them), and so does
+	// tracing: a mission's trace starts at the CLI's start call.
+	tracingOnce.Do(func() {
+		stop, err := worker.SetupTracing(context.Background(), cfg, "fleetflow-starter")
+		if err == nil {
+			flushTracing = stop
+		}
+	})
 	c, err := worker.NewTemporalClient(cfg, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		return nil, cfg, fmt.Errorf("%w (is `starter dev` running?)", err)
 	}
 	return c, cfg, nil
 }
+
+var (
+	tracingOnce sync.Once
+	// flushTracing sends the CLI's spans before it exits (main).
+	flushTracing = func(context.Context) error { return nil }
+)
 
 func missionCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "mission", Short: "Start, watch and control transport missions"}

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/fleetflow/fleetflow/internal/config"
 	"github.com/fleetflow/fleetflow/workers/worker"
@@ -67,6 +68,11 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	stopTracing, err := worker.SetupTracing(ctx, cfg, "fleetflow-workers")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "workers:", err)
+		os.Exit(2)
+	}
 	w, err := worker.Start(ctx, opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "workers:", err)
@@ -76,4 +82,9 @@ func main() {
 	<-ctx.Done()
 	log.Info("shutting down")
 	w.Stop()
+	flush, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := stopTracing(flush); err != nil {
+		log.Warn("flush traces", "error", err)
+	}
 }

@@ -181,6 +181,23 @@ type MaintenanceTriggers struct {
 	DrivingHours       float64 `yaml:"drivingHours" env:"DRIVING_HOURS"`              // hours driven since the last service
 }
 
+// Tracing sends OpenTelemetry traces (a mission from the CLI or ingress
+// through its workflow and activities to the MQTT publish) to an OTLP
+// collector.
+type Tracing struct {
+	// Endpoint is the collector's OTLP/gRPC address (host:port); "" = no
+	// export.
+	Endpoint string `yaml:"endpoint" env:"ENDPOINT"`
+	// Insecure sends without TLS (a collector on the same host or pod).
+	Insecure bool `yaml:"insecure" env:"INSECURE"`
+	// Enabled traces through the process's global tracer provider even
+	// without an endpoint (tests install one); an endpoint enables it.
+	Enabled bool `yaml:"enabled" env:"ENABLED"`
+}
+
+// On reports whether Temporal clients get the tracing interceptor.
+func (t Tracing) On() bool { return t.Enabled || t.Endpoint != "" }
+
 // Charging is the charge policy: robots below Threshold after a mission go
 // to a free charging station of their site (Charge workflow, task queue
 // maintenance) and return to the pool at Resume.
@@ -317,6 +334,7 @@ type Config struct {
 	Worker     Worker     `yaml:"worker" env:"WORKER"`
 	Robots     Robots     `yaml:"robots" env:"ROBOTS"`
 	Charging   Charging   `yaml:"charging" env:"CHARGING"`
+	Tracing    Tracing    `yaml:"tracing" env:"TRACING"`
 	// Maintenance is condition-based maintenance (the yaml key is
 	// maintenance; the task queue is taskQueues.maintenance).
 	Maintenance Maintenance `yaml:"maintenance" env:"MAINTENANCE"`

@@ -132,6 +132,13 @@ func TemporalClientOptions(cfg config.Config, logger *slog.Logger) (client.Optio
 	if cfg.Temporal.APIKey != "" {
 		opts.Credentials = client.NewAPIKeyStaticCredentials(cfg.Temporal.APIKey)
 	}
+	if cfg.Tracing.On() {
+		ti, err := tracingInterceptor()
+		if err != nil {
+			return opts, fmt.Errorf("tracing: %w", err)
+		}
+		opts.Interceptors = append(opts.Interceptors, ti)
+	}
 	if c, err := payloadCodec(cfg); err != nil {
 		return opts, err
 	} else if c != nil {
