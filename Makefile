@@ -53,7 +53,7 @@ workflowcheck: bin/workflowcheck
 	./bin/workflowcheck ./workflows/...
 
 test: build bin/temporal services vet workflowcheck thirdparty
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -timeout 30m ./...  # the starter package (end-to-end tests) takes about 13 min on 2 cores
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_SHORT)
 
 # fuzz: every go test -fuzz target for FUZZTIME each (seed corpora in
