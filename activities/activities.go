@@ -372,7 +372,9 @@ func (a *Activities) ReleaseRobot(ctx context.Context, in schemas.ReleaseRobotIn
 		return storeError(err)
 	}
 	a.wake(ctx, next)
-	if !strings.HasPrefix(in.MissionID, schemas.ChargeWorkflowPrefix) {
+	// No registry read for a site without a charger (most releases of a
+	// site without one would pay it for nothing).
+	if !strings.HasPrefix(in.MissionID, schemas.ChargeWorkflowPrefix) && (in.Site == "" || a.hasCharger(in.Site)) {
 		a.chargeIfLow(ctx, in.RobotID, in.MissionID)
 	}
 	return nil

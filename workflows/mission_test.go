@@ -54,6 +54,9 @@ type fakeActivities struct {
 	parts bool
 	// serviceStatuses are the service statuses set, in order.
 	serviceStatuses []string
+	// chargerReleases: where the robot stood (its snapshot's lastNodeId)
+	// each time ReleaseCharger was called.
+	chargerReleases []string
 }
 
 func (f *fakeActivities) PlanMission(ctx context.Context, in schemas.PlanMissionInput) (schemas.PlanMissionResult, error) {

@@ -1,0 +1,72 @@
+package workflows
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/fleetflow/fleetflow/internal/vda5050"
+	"github.com/fleetflow/fleetflow/schemas"
+)
+
+func (f *fakeActivities) ReserveCharger(ctx context.Context, in schemas.ReserveChargerInput) (schemas.ReserveChargerResult, error) {
+	return schemas.ReserveChargerResult{StationID: "charger-1", Node: "C1"}, nil
+}
+
+func (f *fakeActivities) ReleaseCharger(ctx context.Context, in schemas.ReleaseChargerInput) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	at := ""
+	if f.snapshot != nil {
+		at = f.snapshot.LastNodeID
+	}
+	f.chargerReleases = append(f.chargerReleases, at)
+	return nil
+}
+
+// A robot that refuses startCharging at the charger: the charge fails,
+// stopCharging is sent all the same (the action may have taken), the robot
+// is taken out of service (it would be sent charging again and again) and
+// released, and the charger stays held while the robot stands on it.
+func TestChargeRefusedAtTheCharger(t *testing.T) {
+	const id = "charge-acme.AMR-001"
+	s := &suite{acts: &fakeActivities{}}
+	s.SetLogger(nil)
+	s.env = s.NewTestWorkflowEnvironment()
+	s.env.SetStartWorkflowOptions(clientOptions(id))
+	s.env.RegisterWorkflowWithOptions(Charge, workflow.RegisterOptions{Name: schemas.ChargeWorkflowType})
+	s.env.RegisterActivity(s.acts)
+	atCharger := schemas.RobotEvent{RobotID: "acme/AMR-001", LastNodeID: "C1", BatteryCharge: 20}
+	s.acts.snapshot = &atCharger
+	tag := id + "#" + "default-test-run-id"
+	arrived := atCharger
+	arrived.OrderID, arrived.LastNodeSequenceID = tag, 4
+	s.signal(time.Second, arrived)
+	refused := arrived
+	refused.ActionStates = []vda5050.ActionState{{ActionID: tag + "-start-charging", ActionType: vda5050.ActionStartCharging,
+		ActionStatus: vda5050.ActionFailed, ResultDescription: "no charging contact"}}
+	s.signal(2*time.Second, refused)
+	// A mission drives the (released) robot off the charger an hour later.
+	s.at(time.Hour, func() {
+		s.acts.mu.Lock()
+		s.acts.snapshot = &schemas.RobotEvent{RobotID: "acme/AMR-001", LastNodeID: "A1", BatteryCharge: 20}
+		s.acts.mu.Unlock()
+	})
+	s.env.ExecuteWorkflow(schemas.ChargeWorkflowType, schemas.ChargeInput{RobotID: "acme/AMR-001", Site: "warehouse-a", Resume: 80, Reason: "test"})
+	require.True(t, s.env.IsWorkflowCompleted())
+	err := s.env.GetWorkflowError()
+	require.ErrorContains(t, err, "refused startCharging at charger-1: no charging contact")
+	var types []string
+	for _, a := range s.acts.instant {
+		types = append(types, a.ActionType)
+	}
+	require.Equal(t, []string{vda5050.ActionStartCharging, vda5050.ActionStopCharging}, types)
+	require.Equal(t, []string{"out_of_service"}, s.acts.serviceStatuses)
+	require.Len(t, s.acts.releases, 1)
+	require.Equal(t, []string{"A1"}, s.acts.chargerReleases, "the charger is held until the robot has left it")
+	require.Equal(t, "acme/AMR-001", s.acts.reserves[0].RobotID, "the robot is reserved by name")
+	require.Equal(t, tag, s.acts.orders[0].Order.OrderID, "the order names this run")
+}
