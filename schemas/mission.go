@@ -192,6 +192,9 @@ func parseMission(source string, raw []byte) (MissionSpec, error) {
 	if err := json.Unmarshal(norm, &spec); err != nil {
 		return fail("/: " + err.Error())
 	}
+	if len(spec.RequiredCapabilities) == 0 {
+		spec.RequiredCapabilities = nil // [] and none mean the same: no capability required
+	}
 	return spec, nil
 }
 
