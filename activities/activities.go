@@ -92,6 +92,10 @@ type Activities struct {
 	// Maintenance is condition-based maintenance (config maintenance);
 	// zero thresholds = off.
 	Maintenance MaintenancePolicy
+	// EdgeQueues maps each edge site to its robot I/O task queue (config
+	// edge.sites, taskQueues.robotIO); ReserveRobot hands the holder its
+	// robot's queue. Sites not in it are single-site mode.
+	EdgeQueues map[string]string
 }
 
 func invalid(format string, a ...any) error {
@@ -160,7 +164,11 @@ func (a *Activities) ReserveRobot(ctx context.Context, in schemas.ReserveRobotIn
 	if r.Queued && in.InterruptCharging && in.RobotID == "" {
 		a.interruptCharging(ctx, in)
 	}
-	return schemas.ReserveRobotResult{RobotID: r.RobotID, Queued: r.Queued, QueuePosition: r.QueuePosition}, nil
+	res := schemas.ReserveRobotResult{RobotID: r.RobotID, Queued: r.Queued, QueuePosition: r.QueuePosition}
+	if !r.Queued {
+		res.RobotIOQueue = a.EdgeQueues[in.Site]
+	}
+	return res, nil
 }
 
 // CancelQueued removes a mission from the reservation queue (idempotent).
@@ -328,6 +336,9 @@ func sendError(err error) error {
 	var me *vda5050.MessageError
 	if errors.As(err, &me) {
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidMission, err)
+	}
+	if errors.Is(err, ErrNoBroker) {
+		return temporal.NewNonRetryableApplicationError(err.Error(), "NoBroker", err)
 	}
 	return err
 }

@@ -67,41 +67,85 @@ func (a *Activities) SweepLeases(ctx context.Context, in schemas.SweepLeasesInpu
 		if st == "" {
 			continue // still running: its lease is its own
 		}
-		freed := schemas.FreedLease{Kind: l.Kind, MissionID: l.MissionID, WorkflowID: l.WorkflowID, RobotID: l.RobotID, WorkflowStatus: st}
-		switch l.Kind {
-		case store.LeaseReservation:
-			freed.OrderCancelled = a.stopOrphanedOrder(ctx, l)
-			next, err := a.Store.Release(ctx, l.RobotID, l.MissionID)
-			if err != nil {
-				return res, storeError(err)
-			}
-			a.wake(ctx, next)
-		case store.LeaseQueue:
-			if err := a.Store.CancelQueued(ctx, l.MissionID); err != nil {
-				return res, storeError(err)
-			}
-		case store.LeaseStation, store.LeaseStationQueue:
-			next, err := a.Store.ReleaseStation(ctx, l.Site, l.WorkflowID)
-			if err != nil {
-				return res, storeError(err)
-			}
-			a.signalAll(ctx, next, schemas.SignalChargerAvailable, nil)
+		freed := schemas.FreedLease{Kind: l.Kind, MissionID: l.MissionID, WorkflowID: l.WorkflowID, RobotID: l.RobotID, WorkflowStatus: st, Site: l.Site}
+		if q := a.EdgeQueues[l.Site]; q != "" && l.Kind == store.LeaseReservation && a.worksOnOrphanedOrder(ctx, l) {
+			// An edge site: only its edge worker reaches the robot. The
+			// Reaper workflow sends cancelOrder through its queue while the
+			// lease still stands, then frees it (FreeLease), so the cancel
+			// cannot reach the robot's next holder.
+			freed.RobotIOQueue = q
+			res.EdgeStops = append(res.EdgeStops, freed)
+			continue
 		}
-		if err := a.Store.Audit(ctx, "reaper", "lease.freed", l.MissionID, map[string]any{
-			"kind": l.Kind, "robotId": l.RobotID, "workflowId": l.WorkflowID, "workflowStatus": st,
-			"heldSince": l.Since, "orderCancelled": freed.OrderCancelled,
-		}); err != nil {
-			return res, storeError(err)
+		if freed.OrderCancelled, err = a.freeLease(ctx, l, st, func() bool { return a.stopOrphanedOrder(ctx, l) }); err != nil {
+			return res, err
 		}
-		if a.LeasesFreed != nil {
-			a.LeasesFreed.WithLabelValues(l.Kind).Inc()
-		}
-		activity.GetLogger(ctx).Info("reaper: freed a lease of a closed workflow", "kind", l.Kind, "mission", l.MissionID, "robot", l.RobotID, "workflowStatus", st)
 		res.Freed = append(res.Freed, freed)
 	}
 	res.ChargesStarted = a.chargeIdleLowRobots(ctx)
 	res.MaintenancesStarted = a.startDueMaintenances(ctx)
 	return res, nil
+}
+
+// FreeLease frees one robot reservation of a closed workflow that the
+// Reaper workflow has stopped the order of first (SweepLeasesResult.EdgeStops):
+// release, wake the site's waiting missions, audit lease.freed, count.
+// Idempotent: a lease already freed is a no-op (no audit row then).
+func (a *Activities) FreeLease(ctx context.Context, in schemas.FreedLease) error {
+	holder, held, err := a.Store.ReservationHolder(ctx, in.RobotID)
+	if err != nil {
+		return storeError(err)
+	}
+	if !held || holder != in.MissionID {
+		return nil
+	}
+	l := store.Lease{Kind: store.LeaseReservation, MissionID: in.MissionID, WorkflowID: in.WorkflowID, RobotID: in.RobotID, Site: in.Site}
+	_, err = a.freeLease(ctx, l, in.WorkflowStatus, func() bool { return in.OrderCancelled })
+	return err
+}
+
+// freeLease frees l (its holder closed with status st): stop runs between
+// reading and releasing a reservation and says whether cancelOrder went
+// to the robot. Audited and counted.
+func (a *Activities) freeLease(ctx context.Context, l store.Lease, st string, stop func() bool) (cancelled bool, err error) {
+	switch l.Kind {
+	case store.LeaseReservation:
+		cancelled = stop()
+		next, err := a.Store.Release(ctx, l.RobotID, l.MissionID)
+		if err != nil {
+			return cancelled, storeError(err)
+		}
+		a.wake(ctx, next)
+	case store.LeaseQueue:
+		if err := a.Store.CancelQueued(ctx, l.MissionID); err != nil {
+			return false, storeError(err)
+		}
+	case store.LeaseStation, store.LeaseStationQueue:
+		next, err := a.Store.ReleaseStation(ctx, l.Site, l.WorkflowID)
+		if err != nil {
+			return false, storeError(err)
+		}
+		a.signalAll(ctx, next, schemas.SignalChargerAvailable, nil)
+	}
+	if err := a.Store.Audit(ctx, "reaper", "lease.freed", l.MissionID, map[string]any{
+		"kind": l.Kind, "robotId": l.RobotID, "workflowId": l.WorkflowID, "workflowStatus": st,
+		"heldSince": l.Since, "orderCancelled": cancelled,
+	}); err != nil {
+		return cancelled, storeError(err)
+	}
+	if a.LeasesFreed != nil {
+		a.LeasesFreed.WithLabelValues(l.Kind).Inc()
+	}
+	activity.GetLogger(ctx).Info("reaper: freed a lease of a closed workflow", "kind", l.Kind, "mission", l.MissionID, "robot", l.RobotID, "workflowStatus", st)
+	return cancelled, nil
+}
+
+// worksOnOrphanedOrder: the robot's stored state shows it still working on
+// the order of l's closed workflow (the orderId names the workflow).
+func (a *Activities) worksOnOrphanedOrder(ctx context.Context, l store.Lease) bool {
+	st, err := a.Store.RobotState(ctx, l.RobotID)
+	owner, _, _ := strings.Cut(st.OrderID, "#") // "<workflowID>#h<n>" after a handover
+	return err == nil && owner == l.WorkflowID && (st.NodeStatesRemaining > 0 || st.Driving || st.ActionsUnderway())
 }
 
 // holderStatus returns "" while workflowID runs, else its close status
@@ -126,12 +170,7 @@ func (a *Activities) holderStatus(ctx context.Context, workflowID string) (strin
 // it still working on the order of the closed workflow (the orderId names
 // the workflow). It reports whether it sent one.
 func (a *Activities) stopOrphanedOrder(ctx context.Context, l store.Lease) bool {
-	if a.Link == nil {
-		return false
-	}
-	st, err := a.Store.RobotState(ctx, l.RobotID)
-	owner, _, _ := strings.Cut(st.OrderID, "#") // "<workflowID>#h<n>" after a handover
-	if err != nil || owner != l.WorkflowID || (st.NodeStatesRemaining == 0 && !st.Driving && !st.ActionsUnderway()) {
+	if a.Link == nil || !a.worksOnOrphanedOrder(ctx, l) {
 		return false
 	}
 	k, err := vda5050.ParseRobotID(l.RobotID)

@@ -24,6 +24,11 @@ import (
 // the client is back.
 var ErrNotConnected = errors.New("MQTT client not connected")
 
+// ErrNoBroker: this worker has no MQTT client (no mqtt.url: every site it
+// serves is an edge site), so it cannot publish; a robot of an edge site
+// is reached through its edge worker's queue. Not retryable.
+var ErrNoBroker = errors.New("this worker has no MQTT broker (mqtt.url is empty): a robot not at an edge site (edge.sites) cannot be reached from it")
+
 // RobotLink publishes VDA 5050 messages to robots through one MQTT client,
 // each in the robot's own profile (edition, topics, dialect; see
 // vda5050.Profile). Every message is validated against the official schema
@@ -38,7 +43,8 @@ type RobotLink struct {
 }
 
 // NewRobotLink wraps a paho client. timeout bounds each publish; profiles
-// may be nil (every robot speaks the default profile).
+// may be nil (every robot speaks the default profile); c may be nil (a
+// worker without a broker: every publish fails with ErrNoBroker).
 func NewRobotLink(c mqtt.Client, timeout time.Duration, profiles *vda5050.ProfileBook) *RobotLink {
 	if timeout <= 0 {
 		timeout = 5 * time.Second
@@ -101,6 +107,9 @@ func (l *RobotLink) publish(ctx context.Context, topic string, raw []byte) (err 
 		}
 		span.End()
 	}()
+	if l.client == nil {
+		return fmt.Errorf("publish %s: %w", topic, ErrNoBroker)
+	}
 	if !l.client.IsConnectionOpen() {
 		return fmt.Errorf("publish %s: %w (reconnecting to the broker); not sent", topic, ErrNotConnected)
 	}

@@ -68,6 +68,12 @@ type ReserveRobotResult struct {
 	RobotID       string `json:"robotId,omitempty"`
 	Queued        bool   `json:"queued"`
 	QueuePosition int    `json:"queuePosition,omitempty"` // 1 = next
+	// RobotIOQueue, with a reservation, is the task queue of the robot's
+	// site's edge worker, where the holder's SendOrder and
+	// SendInstantActions run (config edge.sites); "" = single-site mode:
+	// the holder publishes itself (local activities). Recorded in the
+	// holder's history, so a replay routes as the run did.
+	RobotIOQueue string `json:"robotIoQueue,omitempty"`
 }
 
 // PlanMissionInput checks a mission against its site map (activity PlanMission).
@@ -226,13 +232,22 @@ type FreedLease struct {
 	WorkflowStatus string `json:"workflowStatus"`
 	// OrderCancelled: the robot still worked on the closed workflow's
 	// order, and was sent cancelOrder.
-	OrderCancelled bool `json:"orderCancelled,omitempty"`
+	OrderCancelled bool   `json:"orderCancelled,omitempty"`
+	Site           string `json:"site,omitempty"`
+	// RobotIOQueue, in SweepLeasesResult.EdgeStops, is the robot's edge
+	// site's robot I/O queue the cancelOrder goes through.
+	RobotIOQueue string `json:"robotIoQueue,omitempty"`
 }
 
 // SweepLeasesResult says what was checked and freed.
 type SweepLeasesResult struct {
 	Checked int          `json:"checked"`
 	Freed   []FreedLease `json:"freed,omitempty"`
+	// EdgeStops are reservations at edge sites whose robot still works on
+	// the closed holder's order: not freed yet. The Reaper workflow sends
+	// each robot cancelOrder through its site's queue, then frees the
+	// lease (activity FreeLease); they join Freed in its result.
+	EdgeStops []FreedLease `json:"edgeStops,omitempty"`
 	// ChargesStarted: Charge workflows started (or joined) for idle robots
 	// below the charge threshold.
 	ChargesStarted int `json:"chargesStarted,omitempty"`

@@ -38,16 +38,23 @@ type localStack struct {
 	site   *site.Map
 	arts   *stack.ArtifactServer
 	log    *slog.Logger
+	// edges are the edge sites in multi-site mode (config edge.sites), in
+	// that order: each with its own broker, edge worker and virtual fleet;
+	// worker is then the central one (no bridge, no broker). site and
+	// fleet are the first edge site's.
+	edges []*edgeSite
 }
 
 type devFlags struct {
-	temporalBin string
-	missionsDir string
-	headless    bool
-	stateDir    string
-	timeout     time.Duration
-	siteMap     *site.Map     // overrides site.name from site.mapsDir (bench)
-	rebootDelay time.Duration // virtual robots' reboot after an update; 0 = the sim's default
+	temporalBin   string
+	missionsDir   string
+	headless      bool
+	stateDir      string
+	timeout       time.Duration
+	siteMap       *site.Map     // overrides site.name from site.mapsDir (bench)
+	siteMaps      []*site.Map   // override site.mapsDir's maps (multi-site tests)
+	stateInterval time.Duration // virtual robots' longest time between two states; 0 = the sim's default (30 s)
+	rebootDelay   time.Duration // virtual robots' reboot after an update; 0 = the sim's default
 }
 
 func devCmd(g *globalFlags, demo bool) *cobra.Command {
@@ -96,9 +103,17 @@ everything and exits 0 only when every mission completed.`
 		}
 		defer ls.Stop()
 		out := cmd.OutOrStdout()
-		fmt.Fprintf(out, "\nfleetflow local stack is up\n  Temporal   %s (namespace %s)\n  Web UI     %s\n  MQTT       %s\n  PostgreSQL %s\n  Artifacts  %s (%s)\n  Fleet      %d virtual robots at %s\n\n",
-			ls.cfg.Temporal.HostPort, ls.cfg.Temporal.Namespace, ls.cfg.Temporal.UIURL, ls.cfg.MQTT.URL, ls.cfg.Postgres.URL,
-			ls.cfg.Artifacts.BaseURL, ls.cfg.Artifacts.Dir, len(ls.fleet.Robots()), ls.site.Site)
+		fmt.Fprintf(out, "\nfleetflow local stack is up\n  Temporal   %s (namespace %s)\n  Web UI     %s\n  PostgreSQL %s\n  Artifacts  %s (%s)\n",
+			ls.cfg.Temporal.HostPort, ls.cfg.Temporal.Namespace, ls.cfg.Temporal.UIURL, ls.cfg.Postgres.URL, ls.cfg.Artifacts.BaseURL, ls.cfg.Artifacts.Dir)
+		if len(ls.edges) == 0 {
+			fmt.Fprintf(out, "  MQTT       %s\n  Fleet      %d virtual robots at %s\n\n", ls.cfg.MQTT.URL, len(ls.fleet.Robots()), ls.site.Site)
+		} else {
+			for _, e := range ls.edges {
+				fmt.Fprintf(out, "  Site %s: MQTT %s, edge worker on task queue %s, %d virtual robots\n",
+					e.m.Site, e.cfg.MQTT.URL, ls.cfg.TaskQueues.RobotIOFor(e.m.Site), len(e.fleet.Robots()))
+			}
+			fmt.Fprintln(out)
+		}
 		if ls.worker.IngressAddr != "" {
 			fmt.Fprintf(out, "  REST ingress http://%s/v1/missions (schemas/openapi.yaml; Authorization: Bearer <a wms.clients API key>)\n\n", ls.worker.IngressAddr)
 		}
@@ -151,12 +166,18 @@ func startLocalStack(ctx context.Context, cfg config.Config, f *devFlags, logOut
 	}()
 	var maps map[string]*site.Map
 	m := f.siteMap
-	if m == nil {
+	if len(f.siteMaps) > 0 {
+		maps = map[string]*site.Map{}
+		for _, sm := range f.siteMaps {
+			maps[sm.Site] = sm
+		}
+		m = f.siteMaps[0]
+	} else if m == nil {
 		if maps, err = site.LoadDir(cfg.Site.MapsDir); err != nil {
 			return nil, usageError{fmt.Errorf("site maps in %s: %w", cfg.Site.MapsDir, err)}
 		}
 		var ok bool
-		if m, ok = maps[cfg.Site.Name]; !ok {
+		if m, ok = maps[cfg.Site.Name]; !ok && len(cfg.Edge.Sites) == 0 {
 			return nil, usageError{fmt.Errorf("site.name %q: no such map in %s", cfg.Site.Name, cfg.Site.MapsDir)}
 		}
 	} else {
@@ -192,6 +213,9 @@ func startLocalStack(ctx context.Context, cfg config.Config, f *devFlags, logOut
 
 	if err := store.Migrate(ctx, ls.cfg.Postgres.URL); err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	if len(cfg.Edge.Sites) > 0 {
+		return ls, ls.startMultiSite(ctx, maps, keys, f)
 	}
 	if err := registerFleet(ctx, ls.cfg.Postgres.URL, m); err != nil {
 		return nil, err
@@ -297,6 +321,10 @@ func waitFleetOnline(ctx context.Context, st *store.Store, m *site.Map, timeout 
 
 // Stop stops what was started, in reverse order.
 func (ls *localStack) Stop() {
+	for _, e := range ls.edges {
+		e.fleet.Stop()
+		ls.stopEdgeWorker(e.m.Site)
+	}
 	if ls.fleet != nil {
 		ls.fleet.Stop()
 	}

@@ -2,7 +2,13 @@
 // and the health and metrics endpoints. It stops gracefully on SIGTERM or
 // SIGINT: polling stops, running activities finish, the bridge flushes.
 //
-//	workers [--config temporal.yaml] [--task-queues missions,robot-io,ota,maintenance] [--bridge=true] [--http 127.0.0.1:9090] [--ingress 0.0.0.0:8080]
+//	workers [--config temporal.yaml] [--task-queues missions,ota,maintenance] [--bridge=true] [--http 127.0.0.1:9090] [--ingress 0.0.0.0:8080]
+//	workers --edge-site SITE [--config temporal.yaml]
+//
+// With --edge-site it is that site's edge worker (multi-site mode, config
+// edge.sites): it polls the site's robot I/O queue robot-io-SITE and runs
+// the bridge against the site's broker (mqtt.url), and nothing else unless
+// --task-queues names more.
 package main
 
 import (
@@ -22,7 +28,8 @@ import (
 
 func main() {
 	cfgPath := flag.String("config", "temporal.yaml", "configuration file")
-	queues := flag.String("task-queues", "", "comma-separated task queues to poll (default: missions,robot-io,ota,maintenance; none = only the bridge and/or the ingress)")
+	queues := flag.String("task-queues", "", "comma-separated task queues to poll (default: missions,ota,maintenance; with --edge-site none; none = only the bridge and/or the ingress)")
+	edgeSite := flag.String("edge-site", "", "be this site's edge worker: poll its robot I/O queue (taskQueues.robotIO-SITE) and run the bridge against mqtt.url, the site's broker; the site must be in edge.sites")
 	bridgeFlag := flag.String("bridge", "", "run the telemetry bridge (true/false; default from worker.bridge)")
 	httpAddr := flag.String("http", "", "address for /healthz, /readyz, /metrics (default from worker.httpAddr)")
 	ingressAddr := flag.String("ingress", "", "address of the REST ingress for WMS clients (default from wms.ingressAddr; off when both are empty)")
@@ -42,7 +49,10 @@ func main() {
 		handler = slog.NewJSONHandler(os.Stderr, hopts)
 	}
 	log := slog.New(handler)
-	opts := worker.Options{Config: cfg, Bridge: cfg.Worker.Bridge, HTTPAddr: cfg.Worker.HTTPAddr, IngressAddr: cfg.WMS.IngressAddr, Logger: log}
+	opts := worker.Options{Config: cfg, Bridge: cfg.Worker.Bridge, HTTPAddr: cfg.Worker.HTTPAddr, IngressAddr: cfg.WMS.IngressAddr, Logger: log, EdgeSite: *edgeSite}
+	if *edgeSite != "" {
+		opts.Bridge, opts.IngressAddr = true, "" // the site's bridge; the ingress runs centrally
+	}
 	switch *queues {
 	case "":
 	case "none":

@@ -251,6 +251,8 @@ func (c *charge) reserve(ctx, dctx workflow.Context) bool {
 			c.status.LastError = "reserve: " + err.Error()
 		} else if !res.Queued {
 			c.reserved = true
+			c.io = res.RobotIOQueue
+			c.io = res.RobotIOQueue
 			return true
 		}
 		timedOut := !workflow.Now(dctx).Before(giveUp)
@@ -310,7 +312,7 @@ func (c *charge) reserveCharger(ctx, dctx workflow.Context) bool {
 func (c *charge) startCharging(ctx, dctx workflow.Context) error {
 	id := c.tag + "-start-charging"
 	c.charging = true // from here on, every end sends stopCharging
-	if err := robotIO(dctx, "startCharging on "+c.in.RobotID, ActivitySendInstantActions, schemas.SendInstantActionsInput{
+	if err := robotIO(dctx, c.io, "startCharging on "+c.in.RobotID, ActivitySendInstantActions, schemas.SendInstantActionsInput{
 		RobotID: c.in.RobotID, Holder: c.id, Actions: []vda5050.Action{{ActionType: vda5050.ActionStartCharging, ActionID: id, BlockingType: vda5050.BlockingHard}},
 	}, nil); err != nil {
 		return fmt.Errorf("send startCharging: %w", err)
@@ -359,7 +361,7 @@ func (c *charge) stop(ctx workflow.Context, actionType, local string) {
 	if !c.reserved {
 		return
 	}
-	if err := robotIO(ctx, actionType+" on "+c.in.RobotID, ActivitySendInstantActions, schemas.SendInstantActionsInput{
+	if err := robotIO(ctx, c.io, actionType+" on "+c.in.RobotID, ActivitySendInstantActions, schemas.SendInstantActionsInput{
 		RobotID: c.in.RobotID, Holder: c.id, Actions: []vda5050.Action{{ActionType: actionType, ActionID: c.tag + "-" + local, BlockingType: vda5050.BlockingHard}},
 	}, nil); err != nil {
 		c.logger.Warn(actionType+" failed", "error", err)

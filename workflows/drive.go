@@ -15,8 +15,11 @@ import (
 // robot-event, or the stored state read when nothing came) and how many.
 type robotWatch struct {
 	robotID string
-	last    schemas.RobotEvent
-	events  int
+	// io is the robot's robot I/O task queue while it is reserved
+	// (ReserveRobotResult.RobotIOQueue; "" = local activities).
+	io     string
+	last   schemas.RobotEvent
+	events int
 }
 
 func (w *robotWatch) apply(ev schemas.RobotEvent) {
@@ -51,7 +54,7 @@ func (w *robotWatch) driveTo(ctx, dctx workflow.Context, site, station, orderID 
 	last := built.NodeIDs[len(built.NodeIDs)-1]
 	deadline := workflow.Now(dctx).Add(timeout)
 	for sends := 0; ; {
-		if err := robotIO(dctx, "send order to "+w.robotID, ActivitySendOrder, schemas.SendOrderInput{RobotID: w.robotID, Order: built.Order}, nil); err != nil {
+		if err := robotIO(dctx, w.io, "send order to "+w.robotID, ActivitySendOrder, schemas.SendOrderInput{RobotID: w.robotID, Order: built.Order}, nil); err != nil {
 			return fmt.Errorf("send order to %s: %w", w.robotID, err)
 		}
 		sends++

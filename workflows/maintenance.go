@@ -230,7 +230,7 @@ func (m *maintenance) restored() string {
 
 // stopRobot sends cancelOrder for the drive (the robot may be on its way).
 func (m *maintenance) stopRobot(ctx workflow.Context) {
-	if err := robotIO(ctx, "stop "+m.in.RobotID, ActivitySendInstantActions, schemas.SendInstantActionsInput{
+	if err := robotIO(ctx, m.io, "stop "+m.in.RobotID, ActivitySendInstantActions, schemas.SendInstantActionsInput{
 		RobotID: m.in.RobotID, Holder: m.id, Actions: []vda5050.Action{{ActionType: vda5050.ActionCancelOrder, ActionID: m.id + InstantActionSeparator + "cancel", BlockingType: vda5050.BlockingHard}},
 	}, nil); err != nil {
 		m.logger.Warn("cancelOrder failed", "error", err)
@@ -337,6 +337,7 @@ func (m *maintenance) reserve(ctx, dctx workflow.Context) bool {
 			m.status.LastError = "reserve: " + err.Error()
 		} else if !res.Queued {
 			m.reserved = true
+			m.io = res.RobotIOQueue
 			return true
 		}
 		var snap schemas.RobotEvent
@@ -393,7 +394,7 @@ func (m *maintenance) drive(ctx, dctx workflow.Context) error {
 // diagnose runs the self-test and returns its result (or why there is none).
 func (m *maintenance) diagnose(ctx workflow.Context) string {
 	id := m.id + InstantActionSeparator + "diagnostics"
-	if err := robotIO(ctx, "diagnostics on "+m.in.RobotID, ActivitySendInstantActions, schemas.SendInstantActionsInput{
+	if err := robotIO(ctx, m.io, "diagnostics on "+m.in.RobotID, ActivitySendInstantActions, schemas.SendInstantActionsInput{
 		RobotID: m.in.RobotID, Holder: m.id, Actions: []vda5050.Action{{ActionType: "diagnostics", ActionID: id, BlockingType: vda5050.BlockingNone}},
 	}, nil); err != nil {
 		return "not run: " + err.Error()

@@ -207,6 +207,11 @@ type MissionTimings struct {
 	// client may be reconnecting: a broker restart is waited out, see
 	// robotIO; default 2 min).
 	RobotIOTimeout time.Duration
+	// EdgeIOTimeout bounds how long a publish to a robot of an edge site
+	// may wait in its site's robot I/O queue for the edge worker, retries
+	// included (robotIO; default 10 min: an edge worker restarting or a
+	// site's uplink down is waited out).
+	EdgeIOTimeout time.Duration
 	// ReleaseTimeout bounds how long a mission that ended keeps trying to
 	// release its robot and leave the queue (default 10 min; after that the
 	// Reaper frees what is left).
@@ -233,6 +238,7 @@ var Timings = MissionTimings{
 	ResolveTimeout:  15 * time.Minute,
 	MaxHandovers:    2,
 	RobotIOTimeout:  2 * time.Minute,
+	EdgeIOTimeout:   10 * time.Minute,
 	ReleaseTimeout:  10 * time.Minute,
 
 	WebhookDeliveryTimeout: time.Hour,
@@ -250,6 +256,7 @@ type mission struct {
 	status MissionStatus
 
 	orderID       string // the workflow ID, which the first order's orderId is
+	robotIO       string // the current robot's robot I/O task queue ("" = local; ReserveRobotResult.RobotIOQueue)
 	vdaOrderID    string // the orderId sent to the current robot: orderID, then orderID#h<n> after the n-th handover
 	orderUpdateID uint32
 	order         vda5050.Order // as last built, resent unchanged while unacknowledged
@@ -648,6 +655,7 @@ func (m *mission) reserve(ctx workflow.Context, req schemas.ReserveRobotInput) (
 		m.reserveRounds++
 		if !res.Queued {
 			m.status.RobotID = res.RobotID
+			m.robotIO = res.RobotIOQueue
 			m.status.QueuePosition = 0
 			if n := len(m.status.Handovers); n > 0 {
 				m.status.Handovers[n-1].ToRobot = res.RobotID
@@ -1014,7 +1022,7 @@ func (m *mission) buildOrder(ctx workflow.Context) (MissionResult, error) {
 // state to show it.
 func (m *mission) sendOrder(ctx workflow.Context) error {
 	m.status.OrderSends++
-	err := robotIO(ctx, "send order to "+m.status.RobotID, ActivitySendOrder, schemas.SendOrderInput{
+	err := robotIO(ctx, m.robotIO, "send order to "+m.status.RobotID, ActivitySendOrder, schemas.SendOrderInput{
 		RobotID: m.status.RobotID, Order: m.order,
 	}, nil)
 	m.ackDue = workflow.Now(ctx).Add(m.ackTimeout)
@@ -1104,7 +1112,7 @@ func (m *mission) pauseDue() time.Time {
 
 func (m *mission) sendInstant(ctx workflow.Context, actionType, actionID string) (schemas.SendResult, error) {
 	var res schemas.SendResult
-	err := robotIO(ctx, actionType+" to "+m.status.RobotID, ActivitySendInstantActions, schemas.SendInstantActionsInput{
+	err := robotIO(ctx, m.robotIO, actionType+" to "+m.status.RobotID, ActivitySendInstantActions, schemas.SendInstantActionsInput{
 		RobotID: m.status.RobotID,
 		Actions: []vda5050.Action{{ActionType: actionType, ActionID: actionID, BlockingType: vda5050.BlockingHard}},
 		Holder:  m.in.Spec.MissionID,
@@ -1534,23 +1542,44 @@ func errType(err error, fallback string) string {
 	return fallback
 }
 
-// robotIO publishes to a robot: activity (SendOrder or SendInstantActions)
-// runs as a local activity with a short retry budget, and while it keeps
-// failing with an error that can pass (the MQTT client is reconnecting:
-// activities.ErrNotConnected; a broker timeout), the workflow tries again
-// (retryLocal) until Timings.RobotIOTimeout has passed. Refusals (a
-// message the schema refuses, an unknown robot) are final at once.
-func robotIO(ctx workflow.Context, summary, activity string, in, out any) error {
+// robotIO publishes to a robot: activity (SendOrder or SendInstantActions).
+//
+// queue "" is single-site mode: it runs as a local activity with a short
+// retry budget, and while it keeps failing with an error that can pass
+// (the MQTT client is reconnecting: activities.ErrNotConnected; a broker
+// timeout), the workflow tries again (retryLocal) until
+// Timings.RobotIOTimeout has passed.
+//
+// Otherwise queue is the robot I/O task queue of the robot's edge site
+// (ReserveRobotResult.RobotIOQueue, config edge.sites): the activity runs
+// on that site's edge worker, which publishes to the site's broker. While
+// the edge worker is away (its uplink is down, it restarts) the task waits
+// in the queue, up to Timings.EdgeIOTimeout, and the workflow task is free
+// meanwhile.
+//
+// Either way, refusals (a message the schema refuses, an unknown robot, a
+// robot the holder no longer holds) are final at once.
+func robotIO(ctx workflow.Context, queue, summary, activity string, in, out any) error {
+	retry := &temporal.RetryPolicy{
+		InitialInterval:        200 * time.Millisecond,
+		BackoffCoefficient:     2,
+		MaximumInterval:        2 * time.Second,
+		NonRetryableErrorTypes: []string{ErrInvalidMission, "UnknownRobot", "NotReserved"},
+	}
+	if queue != "" {
+		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			TaskQueue:              queue,
+			ScheduleToCloseTimeout: Timings.EdgeIOTimeout,
+			StartToCloseTimeout:    10 * time.Second,
+			RetryPolicy:            retry,
+			Summary:                summary,
+		}), activity, in).Get(ctx, out)
+	}
 	opts := workflow.LocalActivityOptions{
 		StartToCloseTimeout:    6 * time.Second,
 		ScheduleToCloseTimeout: 10 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        200 * time.Millisecond,
-			BackoffCoefficient:     2,
-			MaximumInterval:        2 * time.Second,
-			NonRetryableErrorTypes: []string{ErrInvalidMission, "UnknownRobot"},
-		},
-		Summary: summary,
+		RetryPolicy:            retry,
+		Summary:                summary,
 	}
 	return retryLocal(ctx, summary, activity, in, out, opts, workflow.Now(ctx).Add(Timings.RobotIOTimeout))
 }

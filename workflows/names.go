@@ -71,6 +71,7 @@ const (
 	ActivityAudit              = "Audit"
 	ActivityNotifyWMS          = "NotifyWMS"
 	ActivitySweepLeases        = "SweepLeases"
+	ActivityFreeLease          = "FreeLease"
 	ActivityDeliverWebhook     = "DeliverWebhook"
 
 	// Maintenance (task queue maintenance).
@@ -92,7 +93,7 @@ var ActivityNames = []string{
 	ActivityPlanMission, ActivityReserveRobot, ActivityCancelQueued, ActivityBuildOrder,
 	ActivitySendOrder, ActivitySendInstantActions, ActivityRobotSnapshot, ActivityReleaseRobot,
 	ActivityAudit, ActivityNotifyWMS, ActivityVerifyArtifact, ActivityResolveTargets, ActivityLocateArtifact,
-	ActivitySweepLeases, ActivityDeliverWebhook, ActivitySetServiceStatus, ActivityReserveCharger, ActivityReleaseCharger,
+	ActivitySweepLeases, ActivityFreeLease, ActivityDeliverWebhook, ActivitySetServiceStatus, ActivityReserveCharger, ActivityReleaseCharger,
 	ActivitySiteRobots,
 }
 

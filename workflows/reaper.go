@@ -6,6 +6,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/fleetflow/fleetflow/internal/vda5050"
 	"github.com/fleetflow/fleetflow/schemas"
 )
 
@@ -30,6 +31,27 @@ func Reaper(ctx workflow.Context, in ReaperInput) (schemas.SweepLeasesResult, er
 		Summary:             "free leases of closed workflows",
 	})
 	var res schemas.SweepLeasesResult
-	err := workflow.ExecuteActivity(ctx, ActivitySweepLeases, schemas.SweepLeasesInput{MinAge: in.MinAge}).Get(ctx, &res)
-	return res, err
+	if err := workflow.ExecuteActivity(ctx, ActivitySweepLeases, schemas.SweepLeasesInput{MinAge: in.MinAge}).Get(ctx, &res); err != nil {
+		return res, err
+	}
+	// Robots of edge sites still on a closed workflow's order: cancelOrder
+	// through the site's queue in the holder's name (the lease still
+	// stands, so it cannot reach a next holder), then free the lease.
+	for _, stop := range res.EdgeStops {
+		id := stop.WorkflowID + InstantActionSeparator + "reaper-cancel-" + workflow.GetInfo(ctx).WorkflowExecution.RunID
+		err := robotIO(ctx, stop.RobotIOQueue, "cancelOrder to "+stop.RobotID, ActivitySendInstantActions, schemas.SendInstantActionsInput{
+			RobotID: stop.RobotID, Holder: stop.MissionID,
+			Actions: []vda5050.Action{{ActionType: vda5050.ActionCancelOrder, ActionID: id, BlockingType: vda5050.BlockingHard}},
+		}, nil)
+		if err != nil {
+			workflow.GetLogger(ctx).Warn("reaper: cancelOrder to a robot of a closed workflow failed; freed anyway", "robot", stop.RobotID, "error", err)
+		}
+		stop.OrderCancelled = err == nil
+		if err := workflow.ExecuteActivity(ctx, ActivityFreeLease, stop).Get(ctx, nil); err != nil {
+			return res, err
+		}
+		res.Freed = append(res.Freed, stop)
+	}
+	res.EdgeStops = nil
+	return res, nil
 }

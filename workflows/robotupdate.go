@@ -65,6 +65,7 @@ type robotUpdate struct {
 	haveLast bool
 	wake     bool
 	reserved bool
+	io       string // the robot's robot I/O task queue while reserved ("" = local)
 }
 
 // attemptOutcome is how one softwareUpdate instant action ended.
@@ -254,6 +255,7 @@ func (u *robotUpdate) reserve(ctx, dctx workflow.Context) (RobotUpdateResult, bo
 		}
 		if !res.Queued {
 			u.reserved = true
+			u.io = res.RobotIOQueue
 			return RobotUpdateResult{}, false
 		}
 		u.setState(dctx, UpdateWaiting)
@@ -387,8 +389,14 @@ func (u *robotUpdate) attempt(ctx workflow.Context, a schemas.ArtifactRef, rollb
 	actionID := u.id + InstantActionSeparator + local
 	u.status.ActionID = actionID
 	u.setState(ctx, UpdateSent)
-	if err := workflow.ExecuteLocalActivity(localCtx(ctx, ActionSoftwareUpdate+" to "+u.in.Robot.ID), ActivitySendInstantActions,
-		schemas.SendInstantActionsInput{RobotID: u.in.Robot.ID, Holder: u.id, Actions: []vda5050.Action{softwareUpdateAction(actionID, a, rollback)}}).Get(ctx, nil); err != nil {
+	send := schemas.SendInstantActionsInput{RobotID: u.in.Robot.ID, Holder: u.id, Actions: []vda5050.Action{softwareUpdateAction(actionID, a, rollback)}}
+	var err error
+	if u.io != "" { // an edge site: through its robot I/O queue
+		err = robotIO(ctx, u.io, ActionSoftwareUpdate+" to "+u.in.Robot.ID, ActivitySendInstantActions, send, nil)
+	} else {
+		err = workflow.ExecuteLocalActivity(localCtx(ctx, ActionSoftwareUpdate+" to "+u.in.Robot.ID), ActivitySendInstantActions, send).Get(ctx, nil)
+	}
+	if err != nil {
 		return attemptOutcome{state: UpdateFailed, kind: "SendFailed", reason: "send softwareUpdate: " + err.Error(), retryable: true}
 	}
 	deadline := workflow.Now(ctx).Add(u.in.Timeout)

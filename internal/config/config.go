@@ -55,11 +55,36 @@ type Temporal struct {
 
 // TaskQueues names the queues workers poll (workflows.TaskQueue* by default).
 type TaskQueues struct {
-	Missions    string `yaml:"missions" env:"MISSIONS"`
+	Missions string `yaml:"missions" env:"MISSIONS"`
+	// RobotIO is the prefix of the edge sites' robot I/O queues: the edge
+	// worker of site S polls "<robotIO>-S" (RobotIOFor). No worker polls
+	// the prefix itself.
 	RobotIO     string `yaml:"robotIO" env:"ROBOT_IO"`
 	OTA         string `yaml:"ota" env:"OTA"`
 	Maintenance string `yaml:"maintenance" env:"MAINTENANCE"`
 }
+
+// RobotIOFor is the robot I/O task queue of site: "<robotIO>-<site>",
+// e.g. robot-io-warehouse-b. Its edge worker polls it (Edge.Sites).
+func (q TaskQueues) RobotIOFor(site string) string { return q.RobotIO + "-" + site }
+
+// Edge is multi-site mode: one control plane for many sites, each site
+// with its own MQTT broker on the site network (robots never talk across
+// the internet). For every site in Sites, the workflows (Mission,
+// RobotUpdate, Maintenance, Charge) run centrally and publish to robots
+// only through activities on the site's robot I/O task queue
+// (TaskQueues.RobotIOFor), which the site's edge worker polls (`workers
+// --edge-site S`: that queue plus the bridge against the site's broker).
+// While a site's edge worker is away, its robot I/O waits in the queue,
+// nothing is lost. Sites not listed are reached in single-site mode: the
+// workflow workers publish themselves (local activities, one broker).
+type Edge struct {
+	// Sites reached through their edge worker (site map names).
+	Sites []string `yaml:"sites" env:"SITES"`
+}
+
+// Has reports whether site is an edge site.
+func (e Edge) Has(site string) bool { return slices.Contains(e.Sites, site) }
 
 // MQTT is the broker robots and the bridge talk through.
 type MQTT struct {
@@ -273,6 +298,9 @@ type WMSClient struct {
 	APIKey string `yaml:"-"`
 }
 
+// siteName: a site map's name as a task queue suffix allows it.
+var siteName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
 var wmsClientName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
 // CheckWebhookSecret checks a Standard Webhooks signing secret: "whsec_"
@@ -334,6 +362,7 @@ type Config struct {
 	Worker     Worker     `yaml:"worker" env:"WORKER"`
 	Robots     Robots     `yaml:"robots" env:"ROBOTS"`
 	Charging   Charging   `yaml:"charging" env:"CHARGING"`
+	Edge       Edge       `yaml:"edge" env:"EDGE"`
 	Tracing    Tracing    `yaml:"tracing" env:"TRACING"`
 	// Maintenance is condition-based maintenance (the yaml key is
 	// maintenance; the task queue is taskQueues.maintenance).
@@ -532,6 +561,11 @@ func (c Config) Validate() error {
 	}
 	if c.Site.Name == "" {
 		add("site.name", "must not be empty")
+	}
+	for i, s := range c.Edge.Sites {
+		if !siteName.MatchString(s) {
+			add(fmt.Sprintf("edge.sites[%d]", i), "%q is not a site name (1–64 of A-Z a-z 0-9 _ . -)", s)
+		}
 	}
 	if c.Robots.OrderAckTimeout <= 0 {
 		add("robots.orderAckTimeout", "must be positive")

@@ -17,29 +17,52 @@ import (
 // free port), allowing every client. It binds the port itself, so the port
 // it reports is the one it serves.
 func (s *Stack) startBroker(port int) error {
+	srv, url, err := s.newBroker(port)
+	if err != nil {
+		return err
+	}
+	s.broker = srv
+	s.MQTTURL = url
+	s.log.Info("embedded MQTT broker ready at " + s.MQTTURL)
+	return nil
+}
+
+// StartSiteBroker runs one more embedded broker on 127.0.0.1:port (0 = a
+// free port) and returns its URL, tcp://host:port: the local stack in
+// multi-site mode gives each edge site its own broker, as each warehouse
+// has one on its site network. Stop closes it.
+func (s *Stack) StartSiteBroker(port int) (string, error) {
+	srv, url, err := s.newBroker(port)
+	if err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	s.siteBrokers = append(s.siteBrokers, srv)
+	s.mu.Unlock()
+	return url, nil
+}
+
+func (s *Stack) newBroker(port int) (*mqtt.Server, string, error) {
 	ln, err := net.Listen("tcp", hostPort(port))
 	if err != nil {
-		return fmt.Errorf("port %d (embedded MQTT broker) is already in use — stop the other process or set %s (%v)", port, envMQTTPort, shortErr(err))
+		return nil, "", fmt.Errorf("port %d (embedded MQTT broker) is already in use — stop the other process or set %s (%v)", port, envMQTTPort, shortErr(err))
 	}
 	// mochi logs every connection at Info; keep only its warnings.
 	brokerLog := slog.New(minLevel{s.log.Handler(), slog.LevelWarn}).With("component", "mqtt")
 	srv := mqtt.New(&mqtt.Options{InlineClient: false, Logger: brokerLog})
 	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
 		_ = ln.Close()
-		return fmt.Errorf("embedded MQTT broker: %w", err)
+		return nil, "", fmt.Errorf("embedded MQTT broker: %w", err)
 	}
 	if err := srv.AddListener(listeners.NewNet("tcp", ln)); err != nil {
 		_ = ln.Close()
-		return fmt.Errorf("embedded MQTT broker: %w", err)
+		return nil, "", fmt.Errorf("embedded MQTT broker: %w", err)
 	}
 	if err := srv.Serve(); err != nil {
 		_ = srv.Close()
-		return fmt.Errorf("embedded MQTT broker: %w", err)
+		return nil, "", fmt.Errorf("embedded MQTT broker: %w", err)
 	}
-	s.broker = srv
-	s.MQTTURL = "tcp://" + ln.Addr().String()
-	s.log.Info("embedded MQTT broker ready at " + s.MQTTURL)
-	return nil
+	return srv, "tcp://" + ln.Addr().String(), nil
 }
 
 // checkExternalMQTT dials the broker's TCP port (3 s).

@@ -139,6 +139,7 @@ type Stack struct {
 	opts        Options // as resolved by Start: what a restart starts again
 	temporal    *proc
 	broker      *mqtt.Server
+	siteBrokers []*mqtt.Server // StartSiteBroker's, guarded by mu
 	postgres    *proc
 	pgDataDir   string
 	pgServer    func() (*proc, error) // starts the throwaway cluster's server again
@@ -303,6 +304,11 @@ func (s *Stack) Stop() {
 			_ = s.broker.Close()
 			s.log.Info("embedded MQTT broker stopped")
 		}
+		s.mu.Lock()
+		for _, b := range s.siteBrokers {
+			_ = b.Close()
+		}
+		s.mu.Unlock()
 		wg.Wait()
 		if s.pgDataDir != "" {
 			if err := os.RemoveAll(s.pgDataDir); err != nil {

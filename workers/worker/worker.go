@@ -51,9 +51,14 @@ import (
 // Options says what this worker process does.
 type Options struct {
 	Config config.Config
-	// TaskQueues to poll (names from config.TaskQueues); nil = every queue
-	// (missions, robot-io, ota, maintenance).
+	// TaskQueues to poll (names from config.TaskQueues); nil = every
+	// workflow queue (missions, ota, maintenance), none when EdgeSite is set.
 	TaskQueues []string
+	// EdgeSite makes this the edge worker of that site (config edge.sites):
+	// it also polls the site's robot I/O queue (taskQueues.robotIO + "-" +
+	// site), publishing what the central workflows send to the site's
+	// robots, and config mqtt is the site's broker.
+	EdgeSite string
 	// Bridge runs the telemetry bridge in this process.
 	Bridge bool
 	// HTTPAddr serves /healthz, /readyz, /metrics; "" = none.
@@ -280,9 +285,17 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 	if cfg.Postgres.URL == "" {
 		return nil, errors.New("no database: set DATABASE_URL (or use `starter dev`, which starts one)")
 	}
-	if cfg.MQTT.URL == "" {
-		return nil, errors.New("no MQTT broker: set mqtt.url / FLEETFLOW_MQTT_URL (or use `starter dev`, which starts one)")
+	if opts.EdgeSite != "" && !cfg.Edge.Has(opts.EdgeSite) {
+		return nil, fmt.Errorf("edge site %q is not in edge.sites %v: the workflows would not route its robot I/O to it", opts.EdgeSite, cfg.Edge.Sites)
 	}
+	queues := opts.TaskQueues
+	if queues == nil && opts.EdgeSite == "" {
+		queues = []string{cfg.TaskQueues.Missions, cfg.TaskQueues.OTA, cfg.TaskQueues.Maintenance}
+	}
+	if opts.EdgeSite != "" {
+		queues = append(slices.Clone(queues), cfg.TaskQueues.RobotIOFor(opts.EdgeSite))
+	}
+
 	w := &Worker{log: log, Registry: prometheus.NewRegistry(), cfg: cfg}
 	w.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	fail := func(err error) (*Worker, error) { w.Stop(); return nil, err }
@@ -293,6 +306,9 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 		if maps, err = site.LoadDir(cfg.Site.MapsDir); err != nil {
 			return nil, fmt.Errorf("site maps (site.mapsDir %s): %w", cfg.Site.MapsDir, err)
 		}
+	}
+	if cfg.MQTT.URL == "" && needsBroker(opts, queues, maps, cfg.Edge) {
+		return nil, errors.New("no MQTT broker: set mqtt.url / FLEETFLOW_MQTT_URL (or use `starter dev`, which starts one)")
 	}
 	if err := store.Migrate(ctx, cfg.Postgres.URL); err != nil {
 		return nil, fmt.Errorf("migrate fleet registry: %w", err)
@@ -318,18 +334,24 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 		go func() { defer w.wg.Done(); w.Bridge.Run(runCtx) }()
 	}
 	b := w.Bridge
-	w.MQTT, err = NewMQTTClient(cfg, UniqueClientID(cfg.MQTT.ClientID, "worker"), func(c mqtt.Client) {
-		if b == nil {
-			return
+	if cfg.MQTT.URL != "" {
+		w.MQTT, err = NewMQTTClient(cfg, UniqueClientID(cfg.MQTT.ClientID, "worker"), func(c mqtt.Client) {
+			if b == nil {
+				return
+			}
+			if err := b.Subscribe(c, cfg.MQTT.SharedGroup); err != nil {
+				log.Error("bridge: subscribe failed", "error", err)
+			} else {
+				log.Info("bridge: subscribed to robot state and connection", "broker", cfg.MQTT.URL)
+			}
+		})
+		if err != nil {
+			return fail(err)
 		}
-		if err := b.Subscribe(c, cfg.MQTT.SharedGroup); err != nil {
-			log.Error("bridge: subscribe failed", "error", err)
-		} else {
-			log.Info("bridge: subscribed to robot state and connection", "broker", cfg.MQTT.URL)
-		}
-	})
-	if err != nil {
-		return fail(err)
+	}
+	edgeQueues := map[string]string{}
+	for _, s := range cfg.Edge.Sites {
+		edgeQueues[s] = cfg.TaskQueues.RobotIOFor(s)
 	}
 	webhooks := map[string]activities.WebhookClient{}
 	for i, c := range cfg.WMS.Clients {
@@ -347,7 +369,7 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 		Temporal: w.Client, HTTP: &http.Client{Timeout: cfg.WMS.Timeout},
 		Webhooks: webhooks, WebhookDeliveryTimeout: cfg.WMS.DeliveryTimeout,
 		OrderAckTimeout: cfg.Robots.OrderAckTimeout, OrderResends: cfg.Robots.OrderResends, ConnectionGrace: cfg.Robots.ConnectionGrace,
-		LeasesFreed: activities.NewLeasesFreedCounter(),
+		LeasesFreed: activities.NewLeasesFreedCounter(), EdgeQueues: edgeQueues,
 		Charging:    activities.ChargingPolicy{Threshold: cfg.Charging.Threshold, Resume: cfg.Charging.Resume, TaskQueue: cfg.TaskQueues.Maintenance},
 		Maintenance: activities.MaintenancePolicy{
 			Triggers: store.HealthThresholds{BatteryHealthBelow: cfg.Maintenance.Triggers.BatteryHealthBelow, Errors: cfg.Maintenance.Triggers.Errors,
@@ -358,10 +380,6 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 	w.Registry.MustRegister(acts.LeasesFreed)
 	// Process-wide in the SDK: the last Start wins (one worker process, one config).
 	worker.SetStickyWorkflowCacheSize(cfg.Worker.WorkflowCacheSize)
-	queues := opts.TaskQueues
-	if queues == nil {
-		queues = []string{cfg.TaskQueues.Missions, cfg.TaskQueues.RobotIO, cfg.TaskQueues.OTA, cfg.TaskQueues.Maintenance}
-	}
 	if slices.Contains(queues, cfg.TaskQueues.OTA) {
 		keys, err := artifact.LoadKeyring(cfg.Artifacts.TrustedKeys)
 		if err != nil {
@@ -377,8 +395,8 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 			wk.RegisterWorkflowWithOptions(workflows.Reaper, workflow.RegisterOptions{Name: workflows.ReaperWorkflowType})
 			wk.RegisterWorkflowWithOptions(workflows.WMSEvents, workflow.RegisterOptions{Name: workflows.WMSEventsWorkflowType})
 			wk.RegisterActivity(acts) // run as local activities by Mission
-		case cfg.TaskQueues.RobotIO:
-			wk.RegisterActivity(acts)
+		case cfg.TaskQueues.RobotIOFor(opts.EdgeSite):
+			wk.RegisterActivity(acts) // SendOrder and SendInstantActions of the site's robots
 		case cfg.TaskQueues.OTA:
 			wk.RegisterWorkflowWithOptions(workflows.Rollout, workflow.RegisterOptions{Name: workflows.RolloutWorkflowType})
 			wk.RegisterWorkflowWithOptions(workflows.RobotUpdate, workflow.RegisterOptions{Name: workflows.RobotUpdateWorkflowType})
@@ -389,8 +407,8 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 			wk.RegisterWorkflowWithOptions(workflows.MaintenanceRound, workflow.RegisterOptions{Name: workflows.MaintenanceRoundWorkflowType})
 			wk.RegisterActivity(acts) // run as local activities by Maintenance and Charge
 		default:
-			return fail(fmt.Errorf("task queue %q: nothing is registered for it (known: %s, %s, %s, %s)", q,
-				cfg.TaskQueues.Missions, cfg.TaskQueues.RobotIO, cfg.TaskQueues.OTA, cfg.TaskQueues.Maintenance))
+			return fail(fmt.Errorf("task queue %q: nothing is registered for it (known: %s, %s, %s; an edge worker's %s-<site> comes with --edge-site)", q,
+				cfg.TaskQueues.Missions, cfg.TaskQueues.OTA, cfg.TaskQueues.Maintenance, cfg.TaskQueues.RobotIO))
 		}
 		if err := wk.Start(); err != nil {
 			return fail(fmt.Errorf("start worker on task queue %s: %w", q, err))
@@ -414,6 +432,24 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 		}
 	}
 	return w, nil
+}
+
+// needsBroker: the bridge and an edge worker talk to robots; workflow
+// workers do so too (local activities) for every site that is not an edge
+// site. Central workers whose every site is an edge site need no broker.
+func needsBroker(opts Options, queues []string, maps map[string]*site.Map, edge config.Edge) bool {
+	if opts.Bridge || opts.EdgeSite != "" {
+		return true
+	}
+	if len(queues) == 0 {
+		return false
+	}
+	for name := range maps {
+		if !edge.Has(name) {
+			return true
+		}
+	}
+	return false
 }
 
 // serveIngress runs the REST ingress on its own listener: it faces the
@@ -459,7 +495,7 @@ func (w *Worker) serveHTTP(addr string) error {
 		if err := w.Store.Pool().Ping(ctx); err != nil {
 			problems = append(problems, "postgres: "+err.Error())
 		}
-		if !w.MQTT.IsConnectionOpen() {
+		if w.MQTT != nil && !w.MQTT.IsConnectionOpen() {
 			problems = append(problems, "mqtt: not connected")
 		}
 		if len(problems) > 0 {
