@@ -14,7 +14,11 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/jackc/pgx/v5"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
 
 	"github.com/fleetflow/fleetflow/activities/store"
 	"github.com/fleetflow/fleetflow/internal/site"
@@ -420,5 +424,88 @@ func TestInstantActionsWithheldFromARobotHeldByAnother(t *testing.T) {
 	}
 	if withheld != 2 {
 		t.Fatalf("%d instant_actions.withheld audit rows for m-a, want 2: %+v", withheld, trail)
+	}
+}
+
+// closedWorkflows answers every DescribeWorkflowExecution with NotFound: the
+// holders of all leases are gone. Other client calls panic.
+type closedWorkflows struct{ client.Client }
+
+func (closedWorkflows) DescribeWorkflowExecution(context.Context, string, string) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
+	return nil, serviceerror.NewNotFound("workflow not found")
+}
+
+// At an edge site the sweep does not free a reservation whose robot still
+// drives the closed holder's order: it hands it to the Reaper workflow
+// (EdgeStops), which cancels the order through the site's queue and then
+// frees it with FreeLease (once: a second call is a no-op).
+func TestSweepLeavesEdgeRobotsToTheReaperWorkflow(t *testing.T) {
+	st := freshStore(t)
+	m := warehouse(t)
+	ctx := context.Background()
+	serial := fmt.Sprintf("E%d", rand.Uint32())
+	robotID := "acme/" + serial
+	at := m.Nodes[0]
+	if err := st.RegisterRobots(ctx, []store.Robot{{ID: robotID, Manufacturer: "acme", SerialNumber: serial, Site: "warehouse-a", HomeNode: at.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.UpsertStates(ctx, []store.RobotState{{RobotID: robotID, LastNodeID: at.ID, X: at.X, Y: at.Y, BatteryCharge: 80, Timestamp: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.UpsertConnections(ctx, []store.ConnectionUpdate{{RobotID: robotID, State: "ONLINE", At: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := st.Reserve(ctx, store.ReserveRequest{MissionID: "m-gone", WorkflowID: "mission-m-gone", Site: "warehouse-a", RobotID: robotID}); err != nil || r.Queued {
+		t.Fatalf("reserve: %+v %v", r, err)
+	}
+	// The holder sent its order, then closed without releasing.
+	if err := st.UpsertStates(ctx, []store.RobotState{{RobotID: robotID, OrderID: "mission-m-gone", LastNodeID: at.ID, X: at.X, Y: at.Y,
+		NodeStatesRemaining: 3, Driving: true, BatteryCharge: 80, Timestamp: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	a := &Activities{Store: st, Sites: map[string]*site.Map{"warehouse-a": m}, Temporal: closedWorkflows{},
+		EdgeQueues: map[string]string{"warehouse-a": "robot-io-warehouse-a"}}
+	time.Sleep(10 * time.Millisecond)
+	env := (&testsuite.WorkflowTestSuite{}).NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	v, err := env.ExecuteActivity(a.SweepLeases, schemas.SweepLeasesInput{MinAge: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res schemas.SweepLeasesResult
+	if err := v.Get(&res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Freed) != 0 || len(res.EdgeStops) != 1 || res.EdgeStops[0].RobotIOQueue != "robot-io-warehouse-a" || res.EdgeStops[0].MissionID != "m-gone" {
+		t.Fatalf("sweep: %+v", res)
+	}
+	if holder, held, err := st.ReservationHolder(ctx, robotID); err != nil || !held || holder != "m-gone" {
+		t.Fatalf("the lease must stand until its order is cancelled: %q %v %v", holder, held, err)
+	}
+	stop := res.EdgeStops[0]
+	stop.OrderCancelled = true
+	for range 2 {
+		if _, err := env.ExecuteActivity(a.FreeLease, stop); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, held, err := st.ReservationHolder(ctx, robotID); err != nil || held {
+		t.Fatalf("not freed: %v %v", held, err)
+	}
+	trail, err := st.AuditTrail(ctx, "m-gone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	freed := 0
+	for _, e := range trail {
+		if e.Kind == "lease.freed" {
+			freed++
+			if !strings.Contains(string(e.Details), `"orderCancelled": true`) && !strings.Contains(string(e.Details), `"orderCancelled":true`) {
+				t.Fatalf("audit row: %s", e.Details)
+			}
+		}
+	}
+	if freed != 1 {
+		t.Fatalf("%d lease.freed rows, want 1: %+v", freed, trail)
 	}
 }

@@ -129,38 +129,45 @@ func (b built) names(kind string) []string {
 	return out
 }
 
-var overlays = []string{"dev", "prod", "prod-hpa"}
+var overlays = []string{"dev", "prod", "prod-hpa", "central", "edge"}
+
+// overlayWants is what each overlay runs: its Deployments and which of
+// them an autoscaler scales (KEDA's ScaledObjects or HPAs).
+var overlayWants = map[string]struct{ deployments, scaled []string }{
+	// Single-site: the workflow workers, the bridge and the site's broker.
+	"dev":      {[]string{"mosquitto", "workers-bridge", "workers-maintenance", "workers-missions", "workers-ota"}, nil},
+	"prod":     {[]string{"mosquitto", "workers-bridge", "workers-maintenance", "workers-missions", "workers-ota"}, []string{"workers-maintenance", "workers-missions", "workers-ota"}},
+	"prod-hpa": {[]string{"mosquitto", "workers-bridge", "workers-maintenance", "workers-missions", "workers-ota"}, []string{"workers-maintenance", "workers-missions", "workers-ota"}},
+	// Multi-site: the control plane has no broker and no bridge; each
+	// site's edge has its broker and its edge worker.
+	"central": {[]string{"workers-maintenance", "workers-missions", "workers-ota"}, []string{"workers-maintenance", "workers-missions", "workers-ota"}},
+	"edge":    {[]string{"mosquitto", "workers-edge"}, nil},
+}
 
 // Each overlay builds and holds what it is for.
 func TestOverlaysBuild(t *testing.T) {
-	all := []string{"mosquitto", "workers-bridge", "workers-maintenance", "workers-missions", "workers-ota"}
-	// The workers of the task queues that receive work scale on them; the
-	// bridge (one replica, see workers-bridge.yaml) and the broker do not.
-	queues := []string{"workers-maintenance", "workers-missions", "workers-ota"}
 	for _, o := range overlays {
 		t.Run(o, func(t *testing.T) {
 			b := build(t, o)
-			if got := b.names("Deployment"); !slices.Equal(got, all) {
-				t.Fatalf("Deployments %v, want %v", got, all)
+			want := overlayWants[o]
+			if got := b.names("Deployment"); !slices.Equal(got, want.deployments) {
+				t.Fatalf("Deployments %v, want %v", got, want.deployments)
 			}
-			// Every Deployment that polls a task queue scales on it: KEDA's
-			// temporal scaler in prod, HPAs in prod-hpa.
-			var scaledNames []string
-			switch o {
-			case "prod":
-				scaledNames = b.names("ScaledObject")
-			case "prod-hpa":
-				scaledNames = b.names("HorizontalPodAutoscaler")
-			}
-			if o != "dev" && !slices.Equal(scaledNames, queues) {
-				t.Fatalf("autoscaled %v, want %v", scaledNames, queues)
+			// Every Deployment that polls a workflow task queue scales on
+			// it: KEDA's temporal scaler, or HPAs in prod-hpa.
+			scaledNames := append(b.names("ScaledObject"), b.names("HorizontalPodAutoscaler")...)
+			if !slices.Equal(scaledNames, want.scaled) {
+				t.Fatalf("autoscaled %v, want %v", scaledNames, want.scaled)
 			}
 			if o == "dev" && len(b.pdbs) != 0 {
 				t.Fatalf("dev runs one replica each: its PodDisruptionBudgets would block drains")
 			}
 			for _, d := range b.deployments {
-				if d.Name == "workers-bridge" && (d.Spec.Replicas == nil || *d.Spec.Replicas != 1) {
+				if (d.Name == "workers-bridge" || d.Name == "workers-edge") && (d.Spec.Replicas == nil || *d.Spec.Replicas != 1) {
 					t.Fatal("one bridge per broker: its change detection follows each robot's states in order")
+				}
+				if d.Name == "workers-edge" && d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+					t.Fatal("the edge worker runs the site's bridge: replaced by Recreate, never two at once")
 				}
 			}
 			for _, s := range b.scaled {
@@ -478,5 +485,55 @@ func TestGrafanaDashboard(t *testing.T) {
 	}
 	if len(d.Panels) < 8 {
 		t.Fatalf("%d panels", len(d.Panels))
+	}
+}
+
+// Multi-site mode's two configurations load as the workers load them and
+// agree: the control plane names every site as an edge site and has no
+// broker; the edge worker's --edge-site is in its edge.sites, its bridge
+// is on, and it talks to the site's broker; every edge site has a map.
+func TestMultiSiteConfigsAgree(t *testing.T) {
+	dir := t.TempDir()
+	var env []string
+	for _, f := range []string{"CA_FILE", "CERT_FILE", "KEY_FILE"} {
+		path := dir + "/" + f
+		if err := os.WriteFile(path, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		env = append(env, "FLEETFLOW_MQTT_TLS_"+f+"="+path)
+	}
+	env = append(env, "FLEETFLOW_ARTIFACTS_TRUSTED_KEYS="+dir)
+	central, err := config.Load("overlays/central/temporal.yaml", env)
+	if err != nil {
+		t.Fatalf("overlays/central/temporal.yaml: %v", err)
+	}
+	edge, err := config.Load("overlays/edge/temporal.yaml", env)
+	if err != nil {
+		t.Fatalf("overlays/edge/temporal.yaml: %v", err)
+	}
+	if len(central.Edge.Sites) == 0 || central.MQTT.URL != "" || central.Worker.Bridge {
+		t.Fatalf("the control plane: edge.sites %v, mqtt.url %q, bridge %v; want every site an edge site, no broker, no bridge",
+			central.Edge.Sites, central.MQTT.URL, central.Worker.Bridge)
+	}
+	d := build(t, "edge").deployment(t, "workers-edge")
+	cmd := d.Spec.Template.Spec.Containers[0].Command
+	site := ""
+	for i, a := range cmd {
+		if a == "--edge-site" && i+1 < len(cmd) {
+			site = cmd[i+1]
+		}
+	}
+	if site == "" || !edge.Edge.Has(site) || !central.Edge.Has(site) {
+		t.Fatalf("edge worker --edge-site %q: its config's edge.sites %v and the control plane's %v must name it", site, edge.Edge.Sites, central.Edge.Sites)
+	}
+	if !edge.Worker.Bridge || !strings.HasPrefix(edge.MQTT.URL, "ssl://") || edge.Temporal.Namespace != central.Temporal.Namespace ||
+		edge.TaskQueues != central.TaskQueues {
+		t.Fatalf("the edge worker's config: bridge %v, mqtt %q, namespace %q vs %q, task queues %+v vs %+v",
+			edge.Worker.Bridge, edge.MQTT.URL, edge.Temporal.Namespace, central.Temporal.Namespace, edge.TaskQueues, central.TaskQueues)
+	}
+	for _, s := range central.Edge.Sites {
+		if _, err := os.Stat("base/sites/" + s + ".yaml"); err != nil {
+			t.Fatalf("edge site %s has no map in base/sites: %v", s, err)
+		}
 	}
 }

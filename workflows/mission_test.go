@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
@@ -57,6 +58,20 @@ type fakeActivities struct {
 	// chargerReleases: where the robot stood (its snapshot's lastNodeId)
 	// each time ReleaseCharger was called.
 	chargerReleases []string
+	// edgeQueue, when set, is the robot I/O queue ReserveRobot hands out
+	// with each grant (an edge site); routes records where each SendOrder
+	// and SendInstantActions ran: "local" or the activity's task queue.
+	edgeQueue string
+	routes    []string
+}
+
+// route records where a robot I/O activity ran (caller holds f.mu).
+func (f *fakeActivities) route(ctx context.Context) {
+	if info := activity.GetInfo(ctx); info.IsLocalActivity {
+		f.routes = append(f.routes, "local")
+	} else {
+		f.routes = append(f.routes, info.TaskQueue)
+	}
 }
 
 func (f *fakeActivities) PlanMission(ctx context.Context, in schemas.PlanMissionInput) (schemas.PlanMissionResult, error) {
@@ -111,7 +126,7 @@ func (f *fakeActivities) ReserveRobot(ctx context.Context, in schemas.ReserveRob
 		robot = f.handout[min(f.granted, len(f.handout)-1)]
 	}
 	f.granted++
-	return schemas.ReserveRobotResult{RobotID: robot}, nil
+	return schemas.ReserveRobotResult{RobotID: robot, RobotIOQueue: f.edgeQueue}, nil
 }
 
 func (f *fakeActivities) CancelQueued(ctx context.Context, in schemas.CancelQueuedInput) error {
@@ -141,6 +156,7 @@ func (f *fakeActivities) SendOrder(ctx context.Context, in schemas.SendOrderInpu
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.orders = append(f.orders, in)
+	f.route(ctx)
 	return schemas.SendResult{Topic: "uagv/v2/acme/AMR-001/order", HeaderID: uint32(len(f.orders) - 1)}, nil
 }
 
@@ -148,6 +164,7 @@ func (f *fakeActivities) SendInstantActions(ctx context.Context, in schemas.Send
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.instant = append(f.instant, in.Actions...)
+	f.route(ctx)
 	f.headerID = uint32(len(f.instant) + 100)
 	return schemas.SendResult{Topic: "uagv/v2/acme/AMR-001/instantActions", HeaderID: f.headerID}, nil
 }
@@ -472,6 +489,31 @@ func TestMissionFailsOverOnFatal(t *testing.T) {
 	require.Equal(t, []string{"acme/AMR-001", "acme/AMR-002"}, []string{s.acts.releases[0].RobotID, s.acts.releases[1].RobotID})
 	require.Len(t, s.acts.orders, 2)
 	require.Equal(t, wfID+"#h1", s.acts.orders[1].Order.OrderID, "a new orderId: the next robot may have had the first one")
+}
+
+// A robot of an edge site (ReserveRobotResult.RobotIOQueue) is reached
+// only through its site's robot I/O queue: the order, the failed robot's
+// cancelOrder and the next robot's order all run there as activities,
+// none as a local activity of the workflow worker.
+func TestMissionAtEdgeSiteSendsThroughItsQueue(t *testing.T) {
+	s := newEnv(t)
+	s.acts.edgeQueue = "robot-io-warehouse-a"
+	s.acts.handout = []string{"acme/AMR-001", "acme/AMR-002"}
+	s.signal(time.Second, fatal("acme/AMR-001"))
+	s.signal(3*time.Second, on("acme/AMR-002", handed(finished(), 1)))
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	r, err := s.result(t)
+	require.NoError(t, err)
+	require.Equal(t, MissionCompleted, r.State)
+	require.Len(t, s.acts.orders, 2)
+	require.Equal(t, []string{"robot-io-warehouse-a", "robot-io-warehouse-a", "robot-io-warehouse-a"}, s.acts.routes)
+
+	single := newEnv(t)
+	single.signal(time.Second, finished())
+	single.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	_, err = single.result(t)
+	require.NoError(t, err)
+	require.Equal(t, []string{"local"}, single.acts.routes, "single-site mode publishes from the workflow worker")
 }
 
 // Handovers are bounded: a mission whose robots keep failing fails.

@@ -486,6 +486,18 @@ func setValue(fv reflect.Value, s string) error {
 	switch fv.Kind() {
 	case reflect.String:
 		fv.SetString(s)
+	case reflect.Slice:
+		if fv.Type().Elem().Kind() != reflect.String {
+			return fmt.Errorf("unsupported type %s", fv.Type())
+		}
+		// A comma-separated list (e.g. FLEETFLOW_EDGE_SITES=a,b); "" = none.
+		var items []string
+		for _, it := range strings.Split(s, ",") {
+			if it = strings.TrimSpace(it); it != "" {
+				items = append(items, it)
+			}
+		}
+		fv.Set(reflect.ValueOf(items))
 	case reflect.Bool:
 		b, err := strconv.ParseBool(s)
 		if err != nil {

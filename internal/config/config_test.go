@@ -128,3 +128,21 @@ func TestWMSIngress(t *testing.T) {
 		}
 	}
 }
+
+func TestEdgeSites(t *testing.T) {
+	cfg, err := Load("", []string{"FLEETFLOW_EDGE_SITES=warehouse-a,warehouse-b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Edge.Has("warehouse-b") || cfg.Edge.Has("warehouse-c") {
+		t.Fatalf("edge.sites from the environment: %v", cfg.Edge.Sites)
+	}
+	if q := cfg.TaskQueues.RobotIOFor("warehouse-b"); q != "robot-io-warehouse-b" {
+		t.Fatalf("robot I/O queue of warehouse-b: %q", q)
+	}
+	p := filepath.Join(t.TempDir(), "temporal.yaml")
+	os.WriteFile(p, []byte("edge:\n  sites: [ok-site, \"bad site/1\"]\n"), 0o644)
+	if _, err := Load(p, []string{}); err == nil || !strings.Contains(err.Error(), "edge.sites[1]") {
+		t.Fatalf("a site name a task queue cannot carry must be refused, naming the field: %v", err)
+	}
+}
