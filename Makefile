@@ -76,6 +76,7 @@ bench: build bin/temporal
 	./bin/starter bench rollout
 	./bin/starter bench burst
 	./bin/starter bench ingress
+	./bin/starter bench edge
 	$(GO) test -run '^$$' -bench DecodeAndRoute -cpu 1 -benchtime 3s ./workers/bridge/
 
 clean:

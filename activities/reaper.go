@@ -1,9 +1,11 @@
 package activities
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,7 +36,12 @@ func NewLeasesFreedCounter() *prometheus.CounterVec {
 // lease.freed, actor "reaper"), wakes the missions waiting at the site,
 // and, when the robot's stored state shows it still working on the closed
 // workflow's order, sends cancelOrder (the robot would drive on: VDA 5050
-// §4.1). Leases younger than in.MinAge are not checked. Then it sends
+// §4.1). At an edge site (EdgeQueues) it cannot reach the robot: such a
+// reservation is not freed but handed to the Reaper workflow
+// (SweepLeasesResult.EdgeStops), which cancels the order through the
+// site's robot I/O queue and then frees it (FreeLease); the same closed
+// workflow's charger waits for the next sweep. Leases younger than
+// in.MinAge are not checked. Then it sends
 // charging every idle robot in service below the charge threshold (its
 // Charge workflow's start after its mission may have been lost), and
 // starts the maintenances that robots' condition counters call for
@@ -55,6 +62,14 @@ func (a *Activities) SweepLeases(ctx context.Context, in schemas.SweepLeasesInpu
 	}
 	res := schemas.SweepLeasesResult{Checked: len(leases)}
 	status := map[string]string{} // workflow ID → status, "" = running
+	// Robot reservations first: a closed Charge whose robot is handed to
+	// the Reaper workflow (EdgeStops) keeps its charger until the next
+	// sweep, so no other robot is sent to a charger the orphaned robot may
+	// still be driving to.
+	slices.SortStableFunc(leases, func(a, b store.Lease) int {
+		return cmp.Compare(leaseOrder(a.Kind), leaseOrder(b.Kind))
+	})
+	handedOver := map[string]bool{} // workflow IDs with an edge stop
 	for _, l := range leases {
 		st, seen := status[l.WorkflowID]
 		if !seen {
@@ -67,17 +82,26 @@ func (a *Activities) SweepLeases(ctx context.Context, in schemas.SweepLeasesInpu
 		if st == "" {
 			continue // still running: its lease is its own
 		}
-		freed := schemas.FreedLease{Kind: l.Kind, MissionID: l.MissionID, WorkflowID: l.WorkflowID, RobotID: l.RobotID, WorkflowStatus: st, Site: l.Site}
-		if q := a.EdgeQueues[l.Site]; q != "" && l.Kind == store.LeaseReservation && a.worksOnOrphanedOrder(ctx, l) {
+		freed := schemas.FreedLease{Kind: l.Kind, MissionID: l.MissionID, WorkflowID: l.WorkflowID, RobotID: l.RobotID, WorkflowStatus: st,
+			Site: l.Site, HeldSince: l.Since}
+		stop := func() bool { return a.stopOrphanedOrder(ctx, l) }
+		if q := a.EdgeQueues[l.Site]; q != "" {
 			// An edge site: only its edge worker reaches the robot. The
 			// Reaper workflow sends cancelOrder through its queue while the
 			// lease still stands, then frees it (FreeLease), so the cancel
 			// cannot reach the robot's next holder.
-			freed.RobotIOQueue = q
-			res.EdgeStops = append(res.EdgeStops, freed)
-			continue
+			if l.Kind == store.LeaseReservation && a.worksOnOrphanedOrder(ctx, l) {
+				freed.RobotIOQueue = q
+				res.EdgeStops = append(res.EdgeStops, freed)
+				handedOver[l.WorkflowID] = true
+				continue
+			}
+			if handedOver[l.WorkflowID] {
+				continue // its charger: next sweep, after the robot is stopped
+			}
+			stop = func() bool { return false } // this worker does not reach the site's broker
 		}
-		if freed.OrderCancelled, err = a.freeLease(ctx, l, st, func() bool { return a.stopOrphanedOrder(ctx, l) }); err != nil {
+		if freed.OrderCancelled, err = a.freeLease(ctx, l, st, stop); err != nil {
 			return res, err
 		}
 		res.Freed = append(res.Freed, freed)
@@ -99,7 +123,7 @@ func (a *Activities) FreeLease(ctx context.Context, in schemas.FreedLease) error
 	if !held || holder != in.MissionID {
 		return nil
 	}
-	l := store.Lease{Kind: store.LeaseReservation, MissionID: in.MissionID, WorkflowID: in.WorkflowID, RobotID: in.RobotID, Site: in.Site}
+	l := store.Lease{Kind: store.LeaseReservation, MissionID: in.MissionID, WorkflowID: in.WorkflowID, RobotID: in.RobotID, Site: in.Site, Since: in.HeldSince}
 	_, err = a.freeLease(ctx, l, in.WorkflowStatus, func() bool { return in.OrderCancelled })
 	return err
 }
@@ -138,6 +162,14 @@ func (a *Activities) freeLease(ctx context.Context, l store.Lease, st string, st
 	}
 	activity.GetLogger(ctx).Info("reaper: freed a lease of a closed workflow", "kind", l.Kind, "mission", l.MissionID, "robot", l.RobotID, "workflowStatus", st)
 	return cancelled, nil
+}
+
+// leaseOrder sorts robot reservations before the other leases.
+func leaseOrder(kind string) int {
+	if kind == store.LeaseReservation {
+		return 0
+	}
+	return 1
 }
 
 // worksOnOrphanedOrder: the robot's stored state shows it still working on

@@ -234,6 +234,8 @@ type FreedLease struct {
 	// order, and was sent cancelOrder.
 	OrderCancelled bool   `json:"orderCancelled,omitempty"`
 	Site           string `json:"site,omitempty"`
+	// HeldSince is when the lease was taken (audited).
+	HeldSince time.Time `json:"heldSince,omitzero"`
 	// RobotIOQueue, in SweepLeasesResult.EdgeStops, is the robot's edge
 	// site's robot I/O queue the cancelOrder goes through.
 	RobotIOQueue string `json:"robotIoQueue,omitempty"`

@@ -65,7 +65,7 @@ per second and the virtual fleet's memory, each against its target.`,
 	cmd.Flags().StringVar(&f.temporalBin, "temporal-bin", "bin/temporal", "the pinned Temporal CLI")
 	cmd.Flags().BoolVar(&f.explain, "explain-slowest", false, "print the event history of the slowest mission")
 	cmd.Flags().StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (workers, bridge, virtual fleet, embedded broker) during the missions to `FILE`")
-	cmd.AddCommand(benchRolloutCmd(g), benchBurstCmd(g), benchIngressCmd(g))
+	cmd.AddCommand(benchRolloutCmd(g), benchBurstCmd(g), benchIngressCmd(g), benchEdgeCmd(g))
 	return cmd
 }
 
@@ -175,13 +175,104 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out io.Writer)
 	noopP50 := percentile(noop, 0.5)
 	noopRate := float64(f.noops) / noopWall.Seconds()
 
-	// Watch the robots' side: when each order arrives, when each finishes.
+	var picks, drops []string
+	for _, s := range grid.Stations {
+		switch s.Type {
+		case site.StationPick:
+			picks = append(picks, s.ID)
+		case site.StationDrop:
+			drops = append(drops, s.ID)
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	specs := make([]schemas.MissionSpec, f.missions)
+	for i := range specs {
+		specs[i] = schemas.MissionSpec{MissionID: fmt.Sprintf("bench-%s-%05d", runID, i), Site: grid.Site, MinBattery: 5,
+			Steps: []schemas.MissionStep{{Station: picks[rng.IntN(len(picks))], Action: "pick"}, {Station: drops[rng.IntN(len(drops))], Action: "drop"}}}
+	}
+	fmt.Fprintf(out, "baseline done; running %d missions, %d in flight…\n", f.missions, f.concurrency)
+	if f.cpuProfile != "" {
+		stop, err := startCPUProfile(f.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	cpu0 := stackCPU(ls)
+	mr, err := benchMissions(ctx, c, ls.cfg, ls.cfg.MQTT.URL, specs, f.concurrency)
+	if err != nil {
+		return err
+	}
+	cpuUsed := stackCPU(ls).sub(cpu0)
+	dispatch, finish, execution, startAt, doneAt, finishAt, failed, missionWall := mr.dispatch, mr.finish, mr.execution, mr.startAt, mr.doneAt, mr.finishAt, mr.failed, mr.wall
+	rate := float64(f.missions-failed) / missionWall.Seconds()
+	if f.explain {
+		slowest := 0
+		for i := range specs {
+			if doneAt[i].Sub(startAt[i]) > doneAt[slowest].Sub(startAt[slowest]) {
+				slowest = i
+			}
+		}
+		explainHistory(ctx, c, workflows.MissionWorkflowID(specs[slowest].MissionID), out)
+	}
+
+	breakdown := finishBreakdown(ctx, c, specs, finishAt, doneAt, 100)
+
+	rss, err := fleetRSS(ctx, ls.cfg, f.memRobots)
+	if err != nil {
+		fmt.Fprintf(out, "memory measurement failed: %v\n", err)
+	}
+	dispP50, finP50 := percentile(dispatch, 0.5), percentile(finish, 0.5)
+	pass := func(ok bool) string {
+		if ok {
+			return "ok"
+		}
+		return "MISSED"
+	}
+	fmt.Fprintf(out, "\nfleetflow benchmark — %d robots at speed 0, %d missions, %d in flight, one run\n", f.robots, f.missions, f.concurrency)
+	fmt.Fprintf(out, "baseline  no-op workflow: p50 %s, p99 %s, %.0f workflows/s\n", ms(noopP50), ms(percentile(noop, 0.99)), noopRate)
+	fmt.Fprintf(out, "dispatch  start → order at robot: p50 %s, p99 %s  = %.2f× no-op p50 (target ≤ 1.5×) %s\n", ms(dispP50), ms(percentile(dispatch, 0.99)),
+		float64(dispP50)/float64(noopP50), pass(float64(dispP50) <= 1.5*float64(noopP50)))
+	fmt.Fprintf(out, "finish    robot finished → workflow completed: p50 %s, p99 %s  = %.2f× no-op p50 (target ≤ 1.0×) %s\n", ms(finP50), ms(percentile(finish, 0.99)),
+		float64(finP50)/float64(noopP50), pass(finP50 <= noopP50))
+	fmt.Fprintf(out, "finish    breakdown (p50 of %s\n", breakdown)
+	fmt.Fprintf(out, "robot     order received → finished (virtual robot, speed 0): p50 %s, p99 %s\n", ms(percentile(execution, 0.5)), ms(percentile(execution, 0.99)))
+	fmt.Fprintf(out, "throughput %.0f missions/s = %.0f%% of no-op throughput (target ≥ 50%%) %s; %d failed\n", rate, 100*rate/noopRate, pass(rate >= noopRate/2), failed)
+	if rss > 0 {
+		fmt.Fprintf(out, "memory    %d virtual robots in one process: %.0f MB RSS (target < 300 MB) %s\n", f.memRobots, float64(rss)/(1<<20), pass(rss < 300<<20))
+	}
+	fmt.Fprintf(out, "samples   %d dispatch, %d finish\n", len(dispatch), len(finish))
+	fmt.Fprintf(out, "cpu       per no-op workflow: %s\n", noopCPU.perMission(f.noops))
+	fmt.Fprintf(out, "cpu       per mission: %s\n", cpuUsed.perMission(f.missions))
+	fmt.Fprintf(out, "bridge    %s\n", bridgeCounters(ls))
+	fmt.Fprintf(out, "local activities (mean, whole run) %s\n", localActivityLatency(ls))
+	if failed > 0 {
+		return fmt.Errorf("%d missions failed", failed)
+	}
+	return nil
+}
+
+// missionRun is what benchMissions measured.
+type missionRun struct {
+	// dispatch: start → order at the robot; finish: robot finished →
+	// workflow completed; execution: order received → robot finished.
+	dispatch, finish, execution []time.Duration
+	startAt, doneAt             []time.Time // per spec
+	finishAt                    map[string]time.Time
+	failed                      int
+	wall                        time.Duration
+}
+
+// benchMissions runs specs, concurrency at a time, and watches the
+// robots' side on the broker at brokerURL: when each order arrives, when
+// each finishes.
+func benchMissions(ctx context.Context, c client.Client, cfg config.Config, brokerURL string, specs []schemas.MissionSpec, concurrency int) (missionRun, error) {
 	var mu sync.Mutex
 	orderAt := map[string]time.Time{}
 	finishAt := map[string]time.Time{}
-	obs := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(ls.cfg.MQTT.URL).SetClientID("bench-observer").SetOrderMatters(false))
+	obs := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(brokerURL).SetClientID(fmt.Sprintf("bench-observer-%d", time.Now().UnixNano())).SetOrderMatters(false))
 	if t := obs.Connect(); !t.WaitTimeout(10*time.Second) || t.Error() != nil {
-		return fmt.Errorf("observer: %v", t.Error())
+		return missionRun{}, fmt.Errorf("observer: %v", t.Error())
 	}
 	defer obs.Disconnect(100)
 	subTok := obs.SubscribeMultiple(map[string]byte{vda5050.Subscription(vda5050.TopicOrder): 0, vda5050.Subscription(vda5050.TopicState): 0}, func(_ mqtt.Client, m mqtt.Message) {
@@ -228,115 +319,42 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out io.Writer)
 		mu.Unlock()
 	})
 	if !subTok.WaitTimeout(10*time.Second) || subTok.Error() != nil {
-		return fmt.Errorf("observer: subscribe to orders and states: %v", subTok.Error())
+		return missionRun{}, fmt.Errorf("observer: subscribe to orders and states: %v", subTok.Error())
 	}
-
-	var picks, drops []string
-	for _, s := range grid.Stations {
-		switch s.Type {
-		case site.StationPick:
-			picks = append(picks, s.ID)
-		case site.StationDrop:
-			drops = append(drops, s.ID)
-		}
-	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	specs := make([]schemas.MissionSpec, f.missions)
-	for i := range specs {
-		specs[i] = schemas.MissionSpec{MissionID: fmt.Sprintf("bench-%s-%05d", runID, i), Site: grid.Site, MinBattery: 5,
-			Steps: []schemas.MissionStep{{Station: picks[rng.IntN(len(picks))], Action: "pick"}, {Station: drops[rng.IntN(len(drops))], Action: "drop"}}}
-	}
-	startAt := make([]time.Time, f.missions)
-	doneAt := make([]time.Time, f.missions)
-	failed := 0
+	r := missionRun{startAt: make([]time.Time, len(specs)), doneAt: make([]time.Time, len(specs)), finishAt: finishAt}
 	var fmu sync.Mutex
-	fmt.Fprintf(out, "baseline done; running %d missions, %d in flight…\n", f.missions, f.concurrency)
-	if f.cpuProfile != "" {
-		stop, err := startCPUProfile(f.cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer stop()
-	}
-	cpu0 := stackCPU(ls)
-	missionWall := runConcurrent(f.missions, f.concurrency, func(i int) {
-		startAt[i] = time.Now()
-		run, err := startMission(ctx, c, ls.cfg, specs[i], "bench")
+	r.wall = runConcurrent(len(specs), concurrency, func(i int) {
+		r.startAt[i] = time.Now()
+		run, err := startMission(ctx, c, cfg, specs[i], "bench")
 		var res workflows.MissionResult
 		if err == nil {
 			err = run.Get(ctx, &res)
 		}
-		doneAt[i] = time.Now()
+		r.doneAt[i] = time.Now()
 		if err != nil || res.State != workflows.MissionCompleted {
 			fmu.Lock()
-			failed++
-			if failed <= 3 {
+			r.failed++
+			if r.failed <= 3 {
 				fmt.Fprintf(os.Stderr, "mission %s: %v %s\n", specs[i].MissionID, err, res.State)
 			}
 			fmu.Unlock()
 		}
 	})
-	cpuUsed := stackCPU(ls).sub(cpu0)
-	var dispatch, finish, execution []time.Duration
 	mu.Lock()
+	defer mu.Unlock()
 	for i, s := range specs {
 		wf := workflows.MissionWorkflowID(s.MissionID)
 		if t, ok := orderAt[wf]; ok {
-			dispatch = append(dispatch, t.Sub(startAt[i]))
+			r.dispatch = append(r.dispatch, t.Sub(r.startAt[i]))
 		}
-		if t, ok := finishAt[wf]; ok && doneAt[i].After(t) {
-			finish = append(finish, doneAt[i].Sub(t))
+		if t, ok := finishAt[wf]; ok && r.doneAt[i].After(t) {
+			r.finish = append(r.finish, r.doneAt[i].Sub(t))
 			if o, ok := orderAt[wf]; ok {
-				execution = append(execution, t.Sub(o))
+				r.execution = append(r.execution, t.Sub(o))
 			}
 		}
 	}
-	mu.Unlock()
-	rate := float64(f.missions-failed) / missionWall.Seconds()
-	if f.explain {
-		slowest := 0
-		for i := range specs {
-			if doneAt[i].Sub(startAt[i]) > doneAt[slowest].Sub(startAt[slowest]) {
-				slowest = i
-			}
-		}
-		explainHistory(ctx, c, workflows.MissionWorkflowID(specs[slowest].MissionID), out)
-	}
-
-	breakdown := finishBreakdown(ctx, c, specs, finishAt, doneAt, 100)
-
-	rss, err := fleetRSS(ctx, ls.cfg, f.memRobots)
-	if err != nil {
-		fmt.Fprintf(out, "memory measurement failed: %v\n", err)
-	}
-	dispP50, finP50 := percentile(dispatch, 0.5), percentile(finish, 0.5)
-	pass := func(ok bool) string {
-		if ok {
-			return "ok"
-		}
-		return "MISSED"
-	}
-	fmt.Fprintf(out, "\nfleetflow benchmark — %d robots at speed 0, %d missions, %d in flight, one run\n", f.robots, f.missions, f.concurrency)
-	fmt.Fprintf(out, "baseline  no-op workflow: p50 %s, p99 %s, %.0f workflows/s\n", ms(noopP50), ms(percentile(noop, 0.99)), noopRate)
-	fmt.Fprintf(out, "dispatch  start → order at robot: p50 %s, p99 %s  = %.2f× no-op p50 (target ≤ 1.5×) %s\n", ms(dispP50), ms(percentile(dispatch, 0.99)),
-		float64(dispP50)/float64(noopP50), pass(float64(dispP50) <= 1.5*float64(noopP50)))
-	fmt.Fprintf(out, "finish    robot finished → workflow completed: p50 %s, p99 %s  = %.2f× no-op p50 (target ≤ 1.0×) %s\n", ms(finP50), ms(percentile(finish, 0.99)),
-		float64(finP50)/float64(noopP50), pass(finP50 <= noopP50))
-	fmt.Fprintf(out, "finish    breakdown (p50 of %s\n", breakdown)
-	fmt.Fprintf(out, "robot     order received → finished (virtual robot, speed 0): p50 %s, p99 %s\n", ms(percentile(execution, 0.5)), ms(percentile(execution, 0.99)))
-	fmt.Fprintf(out, "throughput %.0f missions/s = %.0f%% of no-op throughput (target ≥ 50%%) %s; %d failed\n", rate, 100*rate/noopRate, pass(rate >= noopRate/2), failed)
-	if rss > 0 {
-		fmt.Fprintf(out, "memory    %d virtual robots in one process: %.0f MB RSS (target < 300 MB) %s\n", f.memRobots, float64(rss)/(1<<20), pass(rss < 300<<20))
-	}
-	fmt.Fprintf(out, "samples   %d dispatch, %d finish\n", len(dispatch), len(finish))
-	fmt.Fprintf(out, "cpu       per no-op workflow: %s\n", noopCPU.perMission(f.noops))
-	fmt.Fprintf(out, "cpu       per mission: %s\n", cpuUsed.perMission(f.missions))
-	fmt.Fprintf(out, "bridge    %s\n", bridgeCounters(ls))
-	fmt.Fprintf(out, "local activities (mean, whole run) %s\n", localActivityLatency(ls))
-	if failed > 0 {
-		return fmt.Errorf("%d missions failed", failed)
-	}
-	return nil
+	return r, nil
 }
 
 func freePortNumber() (int, error) {

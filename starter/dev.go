@@ -322,7 +322,9 @@ func waitFleetOnline(ctx context.Context, st *store.Store, m *site.Map, timeout 
 // Stop stops what was started, in reverse order.
 func (ls *localStack) Stop() {
 	for _, e := range ls.edges {
-		e.fleet.Stop()
+		if e.fleet != nil {
+			e.fleet.Stop()
+		}
 		ls.stopEdgeWorker(e.m.Site)
 	}
 	if ls.fleet != nil {

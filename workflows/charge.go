@@ -252,7 +252,6 @@ func (c *charge) reserve(ctx, dctx workflow.Context) bool {
 		} else if !res.Queued {
 			c.reserved = true
 			c.io = res.RobotIOQueue
-			c.io = res.RobotIOQueue
 			return true
 		}
 		timedOut := !workflow.Now(dctx).Before(giveUp)

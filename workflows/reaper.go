@@ -23,7 +23,10 @@ type ReaperInput struct {
 // (activity SweepLeases) and ends; a Temporal Schedule (ReaperScheduleID,
 // created by the workers) starts it every worker.reaperInterval, skipping a
 // run while the previous one is still going. Each freed lease has an audit
-// row (lease.freed) and counts in fleetflow_leases_freed_total.
+// row (lease.freed) and counts in fleetflow_leases_freed_total. A robot of
+// an edge site still on a closed workflow's order is stopped here, through
+// its site's robot I/O queue, before its lease is freed (activity
+// FreeLease; SweepLeasesResult.EdgeStops).
 func Reaper(ctx workflow.Context, in ReaperInput) (schemas.SweepLeasesResult, error) {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 2 * time.Minute,
@@ -35,14 +38,25 @@ func Reaper(ctx workflow.Context, in ReaperInput) (schemas.SweepLeasesResult, er
 		return res, err
 	}
 	// Robots of edge sites still on a closed workflow's order: cancelOrder
-	// through the site's queue in the holder's name (the lease still
-	// stands, so it cannot reach a next holder), then free the lease.
-	for _, stop := range res.EdgeStops {
+	// through each site's queue in the holder's name (the lease still
+	// stands, so it cannot reach a next holder), all at once and each
+	// within ReaperEdgeCancelTimeout (a site whose edge worker is away must
+	// not hold up the others, nor the sweep's 10-minute run), then free
+	// the leases.
+	sent := make([]workflow.Future, len(res.EdgeStops))
+	for i, stop := range res.EdgeStops {
 		id := stop.WorkflowID + InstantActionSeparator + "reaper-cancel-" + workflow.GetInfo(ctx).WorkflowExecution.RunID
-		err := robotIO(ctx, stop.RobotIOQueue, "cancelOrder to "+stop.RobotID, ActivitySendInstantActions, schemas.SendInstantActionsInput{
+		sent[i] = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			TaskQueue: stop.RobotIOQueue, ScheduleToCloseTimeout: ReaperEdgeCancelTimeout, StartToCloseTimeout: 10 * time.Second,
+			RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, NonRetryableErrorTypes: []string{"NotReserved", "UnknownRobot"}},
+			Summary:     "cancelOrder to " + stop.RobotID,
+		}), ActivitySendInstantActions, schemas.SendInstantActionsInput{
 			RobotID: stop.RobotID, Holder: stop.MissionID,
 			Actions: []vda5050.Action{{ActionType: vda5050.ActionCancelOrder, ActionID: id, BlockingType: vda5050.BlockingHard}},
-		}, nil)
+		})
+	}
+	for i, stop := range res.EdgeStops {
+		err := sent[i].Get(ctx, nil)
 		if err != nil {
 			workflow.GetLogger(ctx).Warn("reaper: cancelOrder to a robot of a closed workflow failed; freed anyway", "robot", stop.RobotID, "error", err)
 		}
@@ -55,3 +69,9 @@ func Reaper(ctx workflow.Context, in ReaperInput) (schemas.SweepLeasesResult, er
 	res.EdgeStops = nil
 	return res, nil
 }
+
+// ReaperEdgeCancelTimeout bounds the Reaper's cancelOrder to a robot of an
+// edge site, retries included: past it the lease is freed all the same
+// (the robot's order belongs to a closed workflow; its next state shows
+// the site's bridge whatever it does).
+var ReaperEdgeCancelTimeout = time.Minute

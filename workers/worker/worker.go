@@ -292,6 +292,12 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 	if queues == nil && opts.EdgeSite == "" {
 		queues = []string{cfg.TaskQueues.Missions, cfg.TaskQueues.OTA, cfg.TaskQueues.Maintenance}
 	}
+	if i := slices.Index(queues, cfg.TaskQueues.RobotIO); i >= 0 {
+		// The plain robot I/O queue was once polled by default; no work is
+		// sent to it (an edge site's queue is robot-io-<site>).
+		log.Warn("task queue " + cfg.TaskQueues.RobotIO + " receives no work: skipped (an edge worker polls " + cfg.TaskQueues.RobotIO + "-<site>, see --edge-site)")
+		queues = slices.Delete(slices.Clone(queues), i, i+1)
+	}
 	if opts.EdgeSite != "" {
 		queues = append(slices.Clone(queues), cfg.TaskQueues.RobotIOFor(opts.EdgeSite))
 	}
@@ -308,7 +314,11 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 		}
 	}
 	if cfg.MQTT.URL == "" && needsBroker(opts, queues, maps, cfg.Edge) {
-		return nil, errors.New("no MQTT broker: set mqtt.url / FLEETFLOW_MQTT_URL (or use `starter dev`, which starts one)")
+		why := "the workflows publish to robots of sites not in edge.sites"
+		if opts.Bridge {
+			why = "the bridge runs here (worker.bridge, --bridge=false turns it off)"
+		}
+		return nil, fmt.Errorf("no MQTT broker: set mqtt.url / FLEETFLOW_MQTT_URL (or use `starter dev`, which starts one): %s", why)
 	}
 	if err := store.Migrate(ctx, cfg.Postgres.URL); err != nil {
 		return nil, fmt.Errorf("migrate fleet registry: %w", err)
@@ -388,7 +398,14 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 		acts.Artifacts = activities.ArtifactStore{BaseURL: cfg.Artifacts.BaseURL, Allowed: cfg.Artifacts.AllowedBaseURLs, Dir: cfg.Artifacts.Dir, Keys: keys}
 	}
 	for _, q := range queues {
-		wk := worker.New(w.Client, q, worker.Options{MaxConcurrentWorkflowTaskPollers: cfg.Worker.WorkflowTaskPollers, WorkerStopTimeout: cfg.Worker.StopTimeout})
+		wo := worker.Options{MaxConcurrentWorkflowTaskPollers: cfg.Worker.WorkflowTaskPollers, WorkerStopTimeout: cfg.Worker.StopTimeout}
+		if opts.EdgeSite != "" && q == cfg.TaskQueues.RobotIOFor(opts.EdgeSite) {
+			// Every order of the site's missions is one activity task here:
+			// as many polls open as the workflow workers keep (the SDK's
+			// default of 2 left tasks waiting for a poll round trip).
+			wo.MaxConcurrentActivityTaskPollers = cfg.Worker.WorkflowTaskPollers
+		}
+		wk := worker.New(w.Client, q, wo)
 		switch q {
 		case cfg.TaskQueues.Missions:
 			wk.RegisterWorkflowWithOptions(workflows.Mission, workflow.RegisterOptions{Name: workflows.MissionWorkflowType})
