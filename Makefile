@@ -9,7 +9,7 @@ GO ?= go
 BIN := $(CURDIR)/bin
 TEMPORAL_CLI_VERSION := v1.5.1
 
-.PHONY: all build demo dev test vet workflowcheck services bench clean thirdparty fuzz chaos
+.PHONY: all build demo dev test vet workflowcheck services bench clean thirdparty fuzz chaos webui-screenshot
 
 all: build
 
@@ -45,6 +45,11 @@ dev: build bin/temporal
 
 services:
 	./scripts/ensure-services.sh
+
+# webui-screenshot: with `make dev` up (and a mission or two run), the
+# Web UI's workflow list with fleetflow's columns, checked and saved.
+webui-screenshot: build
+	./bin/starter webui screenshot --out webui-workflows.png
 
 vet:
 	$(GO) vet ./...

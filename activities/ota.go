@@ -136,12 +136,16 @@ func (a *Activities) base(override string) (string, error) {
 // VerifyArtifact downloads an artifact's manifest, signature and file from
 // the store and verifies them once in the cloud, before any robot is
 // touched: signed by a trusted key, not expired, and the file's sha256 and
-// length as the manifest says (Uptane/TUF). Hardware and rollback are
-// checked per robot later (ResolveTargets, and the robot itself). Refusals
-// are non-retryable ApplicationErrors whose type is the verifier's kind
-// (BadSignature, UnknownKey, DigestMismatch, LengthMismatch, Expired,
-// Malformed), Unsigned when the signature file is missing, or
-// ArtifactNotFound; download errors are retried.
+// length as the manifest says (Uptane/TUF). An explicit rollback
+// (in.Rollback) is refused here already, as Rollback, when the signed
+// manifest authorises no rollback (no rollbackFrom): every robot would
+// refuse it. Hardware and the rollback itself (installed version against
+// rollbackFrom) are checked per robot later (ResolveTargets, and the robot
+// itself). Refusals are non-retryable ApplicationErrors whose type is the
+// verifier's kind (BadSignature, UnknownKey, DigestMismatch,
+// LengthMismatch, Expired, Malformed, Rollback), Unsigned when the
+// signature file is missing, or ArtifactNotFound; download errors are
+// retried.
 func (a *Activities) VerifyArtifact(ctx context.Context, in schemas.VerifyArtifactInput) (schemas.ArtifactRef, error) {
 	if a.Artifacts.Keys == nil {
 		return schemas.ArtifactRef{}, refused(ErrInvalidRollout, "no trusted keys configured (artifacts.trustedKeys)")
@@ -172,6 +176,11 @@ func (a *Activities) VerifyArtifact(ctx context.Context, in schemas.VerifyArtifa
 	}
 	if m.File != in.File {
 		return schemas.ArtifactRef{}, refused(artifact.KindMalformed, "manifest %s describes file %q, not %q", manifestURL, m.File, in.File)
+	}
+	if in.Rollback && m.RollbackFrom == "" {
+		return schemas.ArtifactRef{}, refused(artifact.KindRollback,
+			"artifact %s: the release's signed manifest authorises no rollback (rollbackFrom): a rollback rollout cannot install %s %s on any robot; sign it with --rollback-from RANGE naming the versions it may replace",
+			in.File, m.Name, m.Version)
 	}
 	body, err := a.fetch(ctx, fileURL)
 	if err != nil {

@@ -299,6 +299,44 @@ func TestVerifyArtifactRefusals(t *testing.T) {
 	}
 }
 
+// A rollback rollout (rollback: true) of a release whose signed manifest
+// authorises no rollback (no rollbackFrom) is refused up front, before the
+// artifact is even downloaded: every robot would refuse it.
+func TestVerifyArtifactRollbackNeedsRollbackFrom(t *testing.T) {
+	keys := trustedKeyring(t)
+	const file = "fleetos-2.1.0-bad.bin"
+	if m := testManifest(t, file); m.RollbackFrom != "" {
+		t.Fatalf("testdata %s has rollbackFrom %q; the test needs one without", file, m.RollbackFrom)
+	}
+	srv := newArtifactServer(t, "")
+	// Downloading the file would fail (retryably): the refusal comes first.
+	srv.failWith("/"+file, http.StatusInternalServerError)
+	a := &Activities{Artifacts: ArtifactStore{BaseURL: srv.url, Keys: keys}}
+	ref, err := a.VerifyArtifact(context.Background(), schemas.VerifyArtifactInput{File: file, Rollback: true})
+	wantRefusal(t, err, artifact.KindRollback)
+	if !strings.Contains(err.Error(), "the release's signed manifest authorises no rollback (rollbackFrom)") || !strings.Contains(err.Error(), file) {
+		t.Errorf("refusal does not say why: %v", err)
+	}
+	if !reflect.DeepEqual(ref, schemas.ArtifactRef{}) {
+		t.Errorf("refused artifact still returned a ref: %+v", ref)
+	}
+	// The same release in a normal rollout is fine (its content aside).
+	srv.recover("/" + file)
+	if _, err := a.VerifyArtifact(context.Background(), schemas.VerifyArtifactInput{File: file}); err != nil {
+		t.Errorf("without rollback: %v", err)
+	}
+	// Releases signed with a rollbackFrom pass; which robots they may
+	// replace is each robot's check.
+	for _, f := range []string{"fleetos-1.4.2.bin", "fleetos-2.0.0.bin"} {
+		if testManifest(t, f).RollbackFrom == "" {
+			t.Fatalf("testdata %s has no rollbackFrom", f)
+		}
+		if _, err := a.VerifyArtifact(context.Background(), schemas.VerifyArtifactInput{File: f, Rollback: true}); err != nil {
+			t.Errorf("%s with rollback: %v", f, err)
+		}
+	}
+}
+
 func TestVerifyArtifactServerErrorsAreRetried(t *testing.T) {
 	keys := trustedKeyring(t)
 	const file = "fleetos-2.0.0.bin"

@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -49,6 +50,14 @@ type Manifest struct {
 	// ReleaseCounter is at least 1 and never decreases from one installed
 	// release to the next, except in an explicit rollback (Uptane).
 	ReleaseCounter int64 `json:"releaseCounter"`
+	// RollbackFrom is optional: a semver constraint (Masterminds/semver,
+	// e.g. ">=2.0.1 <2.2.0") naming the installed versions this release may
+	// replace in an explicit rollback, when its version or release counter
+	// is lower than the installed one. Being signed, it is what authorises a
+	// downgrade (Uptane rollback protection); the unsigned rollback flag of
+	// a rollout or softwareUpdate alone is not enough. Empty: the release
+	// never replaces newer software.
+	RollbackFrom string `json:"rollbackFrom,omitempty"`
 	// Expires is when the manifest stops being valid (TUF: freeze attack).
 	Expires time.Time `json:"expires"`
 	// KeyID names the signing key: artifact.KeyID of its public key.
@@ -66,8 +75,10 @@ var compiledManifestSchema = sync.OnceValues(func() (*jsonschema.Schema, error) 
 // ParseManifest reads a manifest in JSON (no YAML: its bytes are what is
 // signed) and validates it against ManifestSchema. The version must be
 // strict semver (Masterminds/semver StrictNewVersion: MAJOR.MINOR.PATCH,
-// no "v"). A manifest that is not JSON, breaks the schema or has a bad
-// version returns a *SpecError (Source "manifest") naming every violation.
+// no "v") and rollbackFrom, if set, a semver constraint
+// (semver.NewConstraint). A manifest that is not JSON, breaks the schema or
+// has a bad version or rollbackFrom returns a *SpecError (Source
+// "manifest") naming every violation.
 func ParseManifest(raw []byte) (Manifest, error) {
 	fail := func(v ...string) (Manifest, error) {
 		return Manifest{}, &SpecError{Source: "manifest", Violations: v}
@@ -81,6 +92,12 @@ func ParseManifest(raw []byte) (Manifest, error) {
 	if ver, ok := obj["version"].(string); ok {
 		if _, err := semver.StrictNewVersion(ver); err != nil {
 			v = append(v, "/version: "+ver+" is not a semantic version (MAJOR.MINOR.PATCH, no leading v): "+err.Error())
+			slices.Sort(v)
+		}
+	}
+	if r, ok := obj["rollbackFrom"].(string); ok && r != "" {
+		if _, err := semver.NewConstraint(r); err != nil {
+			v = append(v, "/rollbackFrom: "+strconv.Quote(r)+" is not a semantic version constraint: "+err.Error())
 			slices.Sort(v)
 		}
 	}

@@ -82,6 +82,10 @@ func TestManifestRejects(t *testing.T) {
 		{"bad expiry", editManifest(t, "expires", "2036-01-01"), []string{"/expires: "}},
 		{"no keyId", editManifest(t, "keyId", nil), []string{"/: missing property 'keyId'"}},
 		{"unknown field", editManifest(t, "signature", "x"), []string{"/: additional properties 'signature' not allowed"}},
+		{"rollbackFrom not a constraint", editManifest(t, "rollbackFrom", ">=2.0.1 <<2.2"), []string{`/rollbackFrom: ">=2.0.1 <<2.2" is not a semantic version constraint`}},
+		{"rollbackFrom empty", editManifest(t, "rollbackFrom", ""), []string{"/rollbackFrom: "}},
+		{"rollbackFrom not a string", editManifest(t, "rollbackFrom", 2), []string{"/rollbackFrom: "}},
+		{"rollbackFrom too long", editManifest(t, "rollbackFrom", ">=1.0.0"+strings.Repeat(" ", 256)), []string{"/rollbackFrom: "}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseManifest(tc.raw)
@@ -101,9 +105,25 @@ func TestManifestRejects(t *testing.T) {
 	}
 }
 
+// rollbackFrom is optional, and a valid constraint when set.
+func TestManifestRollbackFrom(t *testing.T) {
+	m, err := ParseManifest(editManifest(t, "rollbackFrom", ">=2.0.1 <2.2.0"))
+	if err != nil || m.RollbackFrom != ">=2.0.1 <2.2.0" {
+		t.Fatalf("%+v %v", m, err)
+	}
+	for _, r := range []string{"2.1.0", "~2.1", "^1.4 || >=2.0.0 <2.2.0"} {
+		if _, err := ParseManifest(editManifest(t, "rollbackFrom", r)); err != nil {
+			t.Errorf("%q: %v", r, err)
+		}
+	}
+	if m, err := ParseManifest([]byte(goodManifest)); err != nil || m.RollbackFrom != "" {
+		t.Errorf("without rollbackFrom: %+v %v", m, err)
+	}
+}
+
 // Every violation is reported at once, the semver one included.
 func TestManifestListsEveryViolation(t *testing.T) {
-	raw := []byte(`{"name":"fleetos","version":"v2","file":"a/b","sha256":"x","length":0,"hardware":[],"releaseCounter":0,"expires":"soon","keyId":"k"}`)
+	raw := []byte(`{"name":"fleetos","version":"v2","file":"a/b","sha256":"x","length":0,"hardware":[],"releaseCounter":0,"rollbackFrom":"newer","expires":"soon","keyId":"k"}`)
 	_, err := ParseManifest(raw)
 	var se *SpecError
 	if !errors.As(err, &se) {
@@ -113,7 +133,7 @@ func TestManifestListsEveryViolation(t *testing.T) {
 	for _, v := range se.Violations {
 		paths = append(paths, v[:strings.Index(v, ": ")])
 	}
-	want := []string{"/expires", "/file", "/hardware", "/keyId", "/length", "/releaseCounter", "/sha256", "/version"}
+	want := []string{"/expires", "/file", "/hardware", "/keyId", "/length", "/releaseCounter", "/rollbackFrom", "/sha256", "/version"}
 	if !reflect.DeepEqual(paths, want) {
 		t.Errorf("violations at %v, want %v:\n%s", paths, want, se)
 	}

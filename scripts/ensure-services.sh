@@ -2,8 +2,9 @@
 # ensure-services.sh — make sure the services the tests talk to are up:
 # PostgreSQL on 127.0.0.1:5432 (trust auth) and an MQTT broker (Mosquitto) on
 # 127.0.0.1:1883; and that the tests' own tools are installed: the mosquitto
-# binary (tests that restart a broker run their own) and Node.js with npm
-# (the third-party VDA 5050 vehicle, `make thirdparty`). Installs what is
+# binary (tests that restart a broker run their own), Node.js with npm
+# (the third-party VDA 5050 vehicle, `make thirdparty`) and Chromium (the
+# Web UI check, `starter webui screenshot`). Installs what is
 # missing from Debian packages (needs root and apt), starts services when
 # stopped, and says clearly what is missing when it cannot.
 # DATABASE_URL / MQTT_URL pointing elsewhere skip the service checks.
@@ -86,5 +87,10 @@ if ! command -v python3 >/dev/null; then
   apt_install python3 || { say "could not install python3 (need root and apt): apt-get install python3"; ok=0; }
 fi
 
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null && ! command -v google-chrome >/dev/null; then
+  say "Chromium missing (the Web UI check takes a headless screenshot of the workflow list); installing the Debian package chromium"
+  apt_install chromium || { say "could not install chromium (need root and apt): apt-get install chromium"; ok=0; }
+fi
+
 [ "$ok" = 1 ] || exit 1
-say "PostgreSQL and MQTT are up; mosquitto, node and python3 are installed"
+say "PostgreSQL and MQTT are up; mosquitto, node, python3 and chromium are installed"

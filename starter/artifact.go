@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -14,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/Masterminds/semver/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/fleetflow/fleetflow/internal/artifact"
@@ -113,13 +115,17 @@ func digestFile(path string) (string, int64, error) {
 }
 
 func artifactSignCmd(g *globalFlags) *cobra.Command {
-	var keyPath, file, name, version, expires, outDir string
+	var keyPath, file, name, version, expires, outDir, rollbackFrom string
 	var hardware []string
 	var counter int64
 	cmd := &cobra.Command{
-		Use:   "sign --key KEY --file F --name N --version V --hardware M/MODEL --release-counter N --expires RFC3339",
+		Use:   "sign --key KEY --file F --name N --version V --hardware M/MODEL --release-counter N --expires RFC3339 [--rollback-from RANGE]",
 		Short: "Write F.manifest.json and its signature F.manifest.json.sig next to F (or in --out-dir)",
-		Args:  cobra.NoArgs,
+		Long: `sign writes F's manifest and signs it. --rollback-from RANGE (a semver constraint,
+e.g. ">=2.0.1 <2.2.0") authorises explicit rollbacks to this release from the installed
+versions it names: without it, the release is never installed over newer software,
+whatever a rollout or softwareUpdate says (Uptane rollback protection).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			for _, f := range []struct{ flag, v string }{{"key", keyPath}, {"file", file}, {"name", name}, {"version", version}, {"expires", expires}} {
 				if f.v == "" {
@@ -129,7 +135,15 @@ func artifactSignCmd(g *globalFlags) *cobra.Command {
 			if len(hardware) == 0 {
 				return badInput("--hardware manufacturer/model is required (repeat it for each model)")
 			}
-			m := schemas.Manifest{Name: name, Version: version, File: filepath.Base(file), ReleaseCounter: counter}
+			if cmd.Flags().Changed("rollback-from") {
+				if strings.TrimSpace(rollbackFrom) == "" {
+					return badInput("--rollback-from is empty: want a semver constraint, e.g. \">=2.0.1 <2.2.0\"")
+				}
+				if _, err := semver.NewConstraint(rollbackFrom); err != nil {
+					return badInput("--rollback-from %q is not a semver constraint (e.g. \">=2.0.1 <2.2.0\"): %v", rollbackFrom, err)
+				}
+			}
+			m := schemas.Manifest{Name: name, Version: version, File: filepath.Base(file), ReleaseCounter: counter, RollbackFrom: rollbackFrom}
 			for _, s := range hardware {
 				h, err := parseHardware(s)
 				if err != nil {
@@ -155,11 +169,16 @@ func artifactSignCmd(g *globalFlags) *cobra.Command {
 			if m.SHA256, m.Length, err = digestFile(file); err != nil {
 				return usageError{err}
 			}
-			raw, err := json.MarshalIndent(m, "", "  ")
-			if err != nil {
+			// Indented, with a final newline, and rollbackFrom's "<" and ">"
+			// as they are (not \u003c): humans read manifests.
+			var buf bytes.Buffer
+			enc := json.NewEncoder(&buf)
+			enc.SetEscapeHTML(false)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(m); err != nil {
 				return err
 			}
-			raw = append(raw, '\n')
+			raw := buf.Bytes()
 			if _, err := schemas.ParseManifest(raw); err != nil { // e.g. a "v" version, a zero counter
 				return usageError{err}
 			}
@@ -191,6 +210,7 @@ func artifactSignCmd(g *globalFlags) *cobra.Command {
 	f.StringArrayVar(&hardware, "hardware", nil, "manufacturer/model the artifact is built for (repeatable)")
 	f.Int64Var(&counter, "release-counter", 0, "Uptane release counter, >= 1, never lower than the previous release's")
 	f.StringVar(&expires, "expires", "", "manifest expiry, RFC 3339, e.g. 2036-01-01T00:00:00Z")
+	f.StringVar(&rollbackFrom, "rollback-from", "", `semver constraint of the installed versions an explicit rollback may replace with this release, e.g. ">=2.0.1 <2.2.0" (default: none may)`)
 	f.StringVar(&outDir, "out-dir", "", "write the manifest and signature here instead of next to the file")
 	return cmd
 }
@@ -205,8 +225,9 @@ func artifactVerifyCmd(g *globalFlags) *cobra.Command {
 		Short: "Verify F against F.manifest.json and its signature; exit 2 with <Kind>: message if rejected",
 		Long: `verify checks, in order: the manifest parses, its key is trusted (--keys), the signature
 is valid, the manifest has not expired, --hardware is listed, the version and release
-counter are not lower than --installed-version/--installed-counter (unless --rollback),
-and F has the manifest's length and SHA-256. A rejection exits 2 with its kind:
+counter are not lower than --installed-version/--installed-counter (unless --rollback
+and the manifest's signed rollbackFrom includes --installed-version), and F has the
+manifest's length and SHA-256. A rejection exits 2 with its kind:
 Malformed, UnknownKey, BadSignature, Expired, HardwareMismatch, Rollback,
 LengthMismatch or DigestMismatch.`,
 		Args: cobra.NoArgs,
@@ -260,7 +281,7 @@ LengthMismatch or DigestMismatch.`,
 	f.StringVar(&hardware, "hardware", "", "manufacturer/model of the robot to install on")
 	f.StringVar(&installedVersion, "installed-version", "", "version the robot runs (rollback check)")
 	f.Int64Var(&installedCounter, "installed-counter", 0, "release counter of the installed version")
-	f.BoolVar(&rollback, "rollback", false, "an explicit rollback: allow a lower version and release counter")
+	f.BoolVar(&rollback, "rollback", false, "an explicit rollback: allow a lower version and release counter if the manifest's signed rollbackFrom includes --installed-version")
 	return cmd
 }
 
@@ -277,6 +298,9 @@ func printManifest(w io.Writer, m schemas.Manifest) {
 	fmt.Fprintf(tw, "length\t%d bytes\n", m.Length)
 	fmt.Fprintf(tw, "sha256\t%s\n", m.SHA256)
 	fmt.Fprintf(tw, "hardware\t%s\n", strings.Join(hw, ", "))
+	if m.RollbackFrom != "" {
+		fmt.Fprintf(tw, "rollback from\t%s\n", m.RollbackFrom)
+	}
 	fmt.Fprintf(tw, "expires\t%s\n", m.Expires.UTC().Format(time.RFC3339))
 	fmt.Fprintf(tw, "key\t%s\n", m.KeyID)
 	tw.Flush()

@@ -79,7 +79,7 @@ Quick start (no Docker needed):
 		return nil
 	}
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(missionCmd(g), fleetCmd(g), devCmd(g, false), devCmd(g, true), simCmd(g), benchCmd(g), artifactCmd(g), rolloutCmd(g), chaosCmd(g), wmsCmd(g), maintenanceCmd(g), migrateCmd(g), temporalCmd(g))
+	root.AddCommand(missionCmd(g), fleetCmd(g), devCmd(g, false), devCmd(g, true), simCmd(g), benchCmd(g), artifactCmd(g), rolloutCmd(g), chaosCmd(g), wmsCmd(g), maintenanceCmd(g), migrateCmd(g), temporalCmd(g), webUICmd(g))
 	return root
 }
 

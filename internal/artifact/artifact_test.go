@@ -72,12 +72,19 @@ func keyring(t *testing.T, keys ...key) *artifact.Keyring {
 // expiring in 2036, naming keyID.
 func manifestFor(t *testing.T, data []byte, version string, counter int64, keyID string) []byte {
 	t.Helper()
+	return manifestRollbackFrom(t, data, version, counter, keyID, "")
+}
+
+// manifestRollbackFrom is manifestFor with rollbackFrom (omitted when "").
+func manifestRollbackFrom(t *testing.T, data []byte, version string, counter int64, keyID, rollbackFrom string) []byte {
+	t.Helper()
 	sum := sha256.Sum256(data)
 	raw, err := json.MarshalIndent(schemas.Manifest{
 		Name: "fleetos", Version: version, File: "fleetos-" + version + ".bin",
 		SHA256: hex.EncodeToString(sum[:]), Length: int64(len(data)),
 		Hardware:       []schemas.Hardware{tug, lift},
 		ReleaseCounter: counter,
+		RollbackFrom:   rollbackFrom,
 		Expires:        time.Date(2036, 1, 1, 0, 0, 0, 0, time.UTC),
 		KeyID:          keyID,
 	}, "", "  ")
@@ -167,6 +174,10 @@ func TestRejections(t *testing.T) {
 	ring := keyring(t, release, edKey)
 	good := manifestFor(t, content, "2.0.0", 20, release.id)
 	goodSig := sign(t, release, good)
+	// authorised may replace 2.0.0 up to 2.1.x in an explicit rollback.
+	authorised := manifestRollbackFrom(t, content, "2.0.0", 20, release.id, ">=2.0.0 <2.2.0")
+	authorisedSig := sign(t, release, authorised)
+	notAConstraint := manifestRollbackFrom(t, content, "2.0.0", 20, release.id, "newer than 2.0.0")
 	flipped := bytes.Clone(content)
 	flipped[3] ^= 0x20
 
@@ -224,13 +235,18 @@ func TestRejections(t *testing.T) {
 		{name: "wrong hardware", p: artifact.Policy{Now: now, Hardware: &schemas.Hardware{Manufacturer: "acme", Model: "Lift-5"}},
 			kind: artifact.KindHardwareMismatch, msg: "built for acme/Tug-200, robotix/Lift-5, not for acme/Lift-5"},
 		{name: "lower version", p: artifact.Policy{Now: now, Installed: &artifact.Installed{Version: "2.1.0"}}, kind: artifact.KindRollback,
-			msg: "rollback: version 2.0.0 is lower than the installed 2.1.0; only an explicit rollback",
+			msg: "rollback: version 2.0.0 is lower than the installed 2.1.0; not an explicit rollback",
 			inspect: func(t *testing.T, err error) {
 				var e *artifact.RollbackError
-				if !errors.As(err, &e) || !e.VersionLower || e.CounterLower {
+				if !errors.As(err, &e) || !e.VersionLower || e.CounterLower || e.Explicit {
 					t.Errorf("%#v", err)
 				}
 			}},
+		// The signed rollbackFrom alone is not enough either: the rollout
+		// or softwareUpdate must ask for a rollback.
+		{name: "lower version, rollbackFrom but not explicit", raw: authorised, sig: authorisedSig,
+			p: artifact.Policy{Now: now, Installed: &artifact.Installed{Version: "2.1.0", ReleaseCounter: 21}}, kind: artifact.KindRollback,
+			msg: "; not an explicit rollback"},
 		{name: "lower prerelease", p: artifact.Policy{Now: now, Installed: &artifact.Installed{Version: "v2.0.1-rc.1"}}, kind: artifact.KindRollback},
 		{name: "lower release counter", p: artifact.Policy{Now: now, Installed: &artifact.Installed{Version: "1.4.2", ReleaseCounter: 21}}, kind: artifact.KindRollback,
 			msg: "rollback: release counter 20 is lower than the installed 21;",
@@ -240,9 +256,54 @@ func TestRejections(t *testing.T) {
 					t.Errorf("%#v", err)
 				}
 			}},
-		{name: "rollback allowed", p: artifact.Policy{Now: now, Installed: &artifact.Installed{Version: "2.1.0", ReleaseCounter: 21}, AllowRollback: true}},
+		// An explicit rollback passes only when the signed rollbackFrom
+		// includes the installed version.
+		{name: "rollback authorised", raw: authorised, sig: authorisedSig,
+			p: artifact.Policy{Now: now, Installed: &artifact.Installed{Version: "2.1.0", ReleaseCounter: 21}, AllowRollback: true}},
+		{name: "rollback authorised, v-prefixed installed version", raw: authorised, sig: authorisedSig,
+			p: artifact.Policy{Now: now, Installed: &artifact.Installed{Version: "v2.1", ReleaseCounter: 21}, AllowRollback: true}},
+		{name: "rollback authorised, lower release counter only", raw: authorised, sig: authorisedSig,
+			p: artifact.Policy{Now: now, Installed: &artifact.Installed{Version: "2.0.0", ReleaseCounter: 21}, AllowRollback: true}},
+		{name: "rollback without rollbackFrom", p: artifact.Policy{Now: now, Installed: &artifact.Installed{Version: "2.1.0", ReleaseCounter: 21}, AllowRollback: true},
+			kind: artifact.KindRollback,
+			msg:  "rollback: version 2.0.0 is lower than the installed 2.1.0 and release counter 20 is lower than the installed 21; explicit rollback refused: the signed manifest authorises no rollback (no rollbackFrom)",
+			inspect: func(t *testing.T, err error) {
+				var e *artifact.RollbackError
+				if !errors.As(err, &e) || !e.Explicit || e.RollbackFrom != "" || !e.VersionLower || !e.CounterLower {
+					t.Errorf("%#v", err)
+				}
+			}},
+		{name: "lower release counter, explicit, without rollbackFrom", p: artifact.Policy{Now: now, Installed: &artifact.Installed{Version: "1.4.2", ReleaseCounter: 21}, AllowRollback: true},
+			kind: artifact.KindRollback, msg: "release counter 20 is lower than the installed 21; explicit rollback refused: the signed manifest authorises no rollback"},
+		{name: "rollback outside rollbackFrom", raw: authorised, sig: authorisedSig,
+			p:    artifact.Policy{Now: now, Installed: &artifact.Installed{Version: "2.2.0", ReleaseCounter: 22}, AllowRollback: true},
+			kind: artifact.KindRollback, msg: `explicit rollback refused: its signed rollbackFrom ">=2.0.0 <2.2.0" does not include installed version 2.2.0`,
+			inspect: func(t *testing.T, err error) {
+				var e *artifact.RollbackError
+				if !errors.As(err, &e) || !e.Explicit || e.RollbackFrom != ">=2.0.0 <2.2.0" || e.InstalledVersion != "2.2.0" {
+					t.Errorf("%#v", err)
+				}
+			}},
+		{name: "lower release counter outside rollbackFrom", raw: authorised, sig: authorisedSig,
+			p:    artifact.Policy{Now: now, Installed: &artifact.Installed{Version: "1.4.2", ReleaseCounter: 21}, AllowRollback: true},
+			kind: artifact.KindRollback, msg: `release counter 20 is lower than the installed 21; explicit rollback refused: its signed rollbackFrom ">=2.0.0 <2.2.0" does not include installed version 1.4.2`,
+			inspect: func(t *testing.T, err error) {
+				var e *artifact.RollbackError
+				if !errors.As(err, &e) || e.VersionLower || !e.CounterLower {
+					t.Errorf("%#v", err)
+				}
+			}},
+		// Masterminds semantics: a prerelease is in no range without one.
+		{name: "rollback from a prerelease outside rollbackFrom", raw: authorised, sig: authorisedSig,
+			p:    artifact.Policy{Now: now, Installed: &artifact.Installed{Version: "2.1.0-rc.1", ReleaseCounter: 21}, AllowRollback: true},
+			kind: artifact.KindRollback, msg: "does not include installed version 2.1.0-rc.1"},
+		{name: "upgrade with rollbackFrom", raw: authorised, sig: authorisedSig,
+			p: artifact.Policy{Now: now, Installed: &artifact.Installed{Version: "1.4.2", ReleaseCounter: 14}, AllowRollback: true}},
 		{name: "same version", p: artifact.Policy{Now: now, Installed: &artifact.Installed{Version: "2.0.0", ReleaseCounter: 20}}},
 		{name: "installed version not semver", p: artifact.Policy{Now: now, Installed: &artifact.Installed{Version: "latest"}}, kind: artifact.KindMalformed,
+			msg: "malformed installed version"},
+		{name: "installed version not semver, explicit rollback", raw: authorised, sig: authorisedSig,
+			p: artifact.Policy{Now: now, Installed: &artifact.Installed{Version: "latest"}, AllowRollback: true}, kind: artifact.KindMalformed,
 			msg: "malformed installed version"},
 		{name: "manifest not JSON", raw: []byte("fleetos 2.0.0"), kind: artifact.KindMalformed, msg: "malformed manifest: manifest: /: ",
 			inspect: func(t *testing.T, err error) {
@@ -253,6 +314,9 @@ func TestRejections(t *testing.T) {
 			}},
 		{name: "manifest breaks the schema", raw: bytes.Replace(good, []byte(`"version": "2.0.0"`), []byte(`"version": "v2.0.0"`), 1),
 			kind: artifact.KindMalformed, msg: "/version: v2.0.0 is not a semantic version"},
+		{name: "manifest breaks the schema: rollbackFrom", raw: notAConstraint, sig: sign(t, release, notAConstraint),
+			p: artifact.Policy{Now: now, Installed: &artifact.Installed{Version: "2.1.0"}, AllowRollback: true}, kind: artifact.KindMalformed,
+			msg: `malformed manifest: manifest: /rollbackFrom: "newer than 2.0.0" is not a semantic version constraint`},
 		{name: "signature not base64", sig: []byte("not base64!"), kind: artifact.KindMalformed, msg: "artifact fleetos-2.0.0.bin: malformed signature: not base64"},
 		{name: "unsigned", sig: []byte{}, kind: artifact.KindMalformed, msg: "malformed signature: missing (the artifact is unsigned)"},
 		// Order: a wrong key is reported before expiry, expiry before hardware.
@@ -427,13 +491,14 @@ func TestTestdataArtifacts(t *testing.T) {
 		counter       int64
 		keyID, kind   string
 		fault         string
+		rollbackFrom  string
 	}{
-		{"fleetos-2.0.0.bin", "2.0.0", 20, ecdsaID, "", ""},
-		{"fleetos-2.1.0-bad.bin", "2.1.0", 21, ecdsaID, "", "sim-fault: fatal-after-boot"},
-		{"fleetos-2.0.1-hang.bin", "2.0.1", 21, ecdsaID, "", "sim-fault: hang-install"},
-		{"fleetos-1.4.2.bin", "1.4.2", 14, edID, "", ""},
-		{"fleetos-2.2.0-unsigned.bin", "2.2.0", 22, ecdsaID, artifact.KindMalformed, ""},
-		{"fleetos-2.3.0-rogue.bin", "2.3.0", 23, rogueID, artifact.KindUnknownKey, ""},
+		{"fleetos-2.0.0.bin", "2.0.0", 20, ecdsaID, "", "", ">=2.0.1 <2.2.0"},
+		{"fleetos-2.1.0-bad.bin", "2.1.0", 21, ecdsaID, "", "sim-fault: fatal-after-boot", ""},
+		{"fleetos-2.0.1-hang.bin", "2.0.1", 21, ecdsaID, "", "sim-fault: hang-install", ""},
+		{"fleetos-1.4.2.bin", "1.4.2", 14, edID, "", "", ">=2.0.0 <2.2.0"},
+		{"fleetos-2.2.0-unsigned.bin", "2.2.0", 22, ecdsaID, artifact.KindMalformed, "", ""},
+		{"fleetos-2.3.0-rogue.bin", "2.3.0", 23, rogueID, artifact.KindUnknownKey, "", ""},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			file, manifestPath, sigPath := artifact.Paths(dir, tc.file)
@@ -479,7 +544,7 @@ func TestTestdataArtifacts(t *testing.T) {
 			// The manifest itself is well formed and names the expected key,
 			// so a rejection is about trust and signatures only.
 			m, err := schemas.ParseManifest(raw)
-			if err != nil || m.KeyID != tc.keyID || m.Version != tc.version || m.ReleaseCounter != tc.counter {
+			if err != nil || m.KeyID != tc.keyID || m.Version != tc.version || m.ReleaseCounter != tc.counter || m.RollbackFrom != tc.rollbackFrom {
 				t.Errorf("manifest %+v %v", m, err)
 			}
 			if tc.kind == artifact.KindUnknownKey {
@@ -493,17 +558,34 @@ func TestTestdataArtifacts(t *testing.T) {
 			}
 		})
 	}
-	// Rolling back from 2.0.0 to 1.4.2 takes an explicit rollback.
-	file, manifestPath, sigPath := artifact.Paths(dir, "fleetos-1.4.2.bin")
-	raw, _ := os.ReadFile(manifestPath)
-	sig, _ := os.ReadFile(sigPath)
-	data, _ := os.ReadFile(file)
-	p := artifact.Policy{Now: now, Hardware: &tug, Installed: &artifact.Installed{Version: "2.0.0", ReleaseCounter: 20}}
-	if _, err := artifact.VerifyArtifact(ring, raw, sig, bytes.NewReader(data), p); artifact.ErrorKind(err) != artifact.KindRollback {
-		t.Errorf("1.4.2 over 2.0.0: %v", err)
-	}
-	p.AllowRollback = true
-	if _, err := artifact.VerifyArtifact(ring, raw, sig, bytes.NewReader(data), p); err != nil {
-		t.Errorf("1.4.2 over 2.0.0 with AllowRollback: %v", err)
+	// Rolling back takes an explicit rollback that the release's signed
+	// rollbackFrom authorises: 1.4.2 over 2.0.0 … 2.1.x (r-rollback-1.4.2),
+	// 2.0.0 over 2.0.1 … 2.1.x (the e2e rollout's canaries on 2.1.0-bad).
+	for _, tc := range []struct {
+		file             string
+		installed        string
+		installedCounter int64
+		allowRollback    bool
+		kind             string
+	}{
+		{"fleetos-1.4.2.bin", "2.0.0", 20, false, artifact.KindRollback},
+		{"fleetos-1.4.2.bin", "2.0.0", 20, true, ""},
+		{"fleetos-1.4.2.bin", "2.1.0", 21, true, ""},
+		{"fleetos-1.4.2.bin", "2.2.0", 22, true, artifact.KindRollback},
+		{"fleetos-1.4.2.bin", "1.9.0", 19, true, artifact.KindRollback},
+		{"fleetos-2.0.0.bin", "2.1.0", 21, false, artifact.KindRollback},
+		{"fleetos-2.0.0.bin", "2.1.0", 21, true, ""},
+		{"fleetos-2.0.0.bin", "2.0.1", 21, true, ""},
+		{"fleetos-2.0.0.bin", "2.3.0", 23, true, artifact.KindRollback},
+		{"fleetos-2.0.1-hang.bin", "2.1.0", 21, true, artifact.KindRollback}, // no rollbackFrom
+	} {
+		file, manifestPath, sigPath := artifact.Paths(dir, tc.file)
+		raw, _ := os.ReadFile(manifestPath)
+		sig, _ := os.ReadFile(sigPath)
+		data, _ := os.ReadFile(file)
+		p := artifact.Policy{Now: now, Hardware: &tug, Installed: &artifact.Installed{Version: tc.installed, ReleaseCounter: tc.installedCounter}, AllowRollback: tc.allowRollback}
+		if _, err := artifact.VerifyArtifact(ring, raw, sig, bytes.NewReader(data), p); artifact.ErrorKind(err) != tc.kind || (tc.kind == "" && err != nil) {
+			t.Errorf("%s over %s (counter %d), AllowRollback %v: %v, want kind %q", tc.file, tc.installed, tc.installedCounter, tc.allowRollback, err, tc.kind)
+		}
 	}
 }

@@ -126,15 +126,21 @@ func (e *HardwareMismatchError) Error() string {
 func (e *HardwareMismatchError) Kind() string { return KindHardwareMismatch }
 
 // RollbackError is a manifest whose version or release counter is lower than
-// what is installed, outside an explicit rollback (Uptane: rollback attack).
+// what is installed, and whose installation is not an explicit rollback
+// authorised by the signed manifest (Uptane: rollback attack): either it is
+// not an explicit rollback (Explicit false), or the manifest has no
+// rollbackFrom (RollbackFrom ""), or its rollbackFrom does not include
+// InstalledVersion.
 type RollbackError struct {
 	Artifact         string
 	Version          string
 	ReleaseCounter   int64
 	InstalledVersion string
 	InstalledCounter int64
-	VersionLower     bool // Version < InstalledVersion (semver precedence)
-	CounterLower     bool // ReleaseCounter < InstalledCounter
+	VersionLower     bool   // Version < InstalledVersion (semver precedence)
+	CounterLower     bool   // ReleaseCounter < InstalledCounter
+	Explicit         bool   // Policy.AllowRollback: an explicit rollback was asked for
+	RollbackFrom     string // the manifest's signed rollbackFrom; "" = none
 }
 
 func (e *RollbackError) Error() string {
@@ -145,7 +151,16 @@ func (e *RollbackError) Error() string {
 	if e.CounterLower {
 		why = append(why, fmt.Sprintf("release counter %d is lower than the installed %d", e.ReleaseCounter, e.InstalledCounter))
 	}
-	return fmt.Sprintf("%srollback: %s; only an explicit rollback may install it", prefix(e.Artifact), strings.Join(why, " and "))
+	var refused string
+	switch {
+	case !e.Explicit:
+		refused = "not an explicit rollback, and only an explicit rollback authorised by the signed manifest may install it"
+	case e.RollbackFrom == "":
+		refused = "explicit rollback refused: the signed manifest authorises no rollback (no rollbackFrom)"
+	default:
+		refused = fmt.Sprintf("explicit rollback refused: its signed rollbackFrom %q does not include installed version %s", e.RollbackFrom, e.InstalledVersion)
+	}
+	return fmt.Sprintf("%srollback: %s; %s", prefix(e.Artifact), strings.Join(why, " and "), refused)
 }
 
 // Kind is KindRollback.

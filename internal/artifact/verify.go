@@ -51,8 +51,11 @@ type Policy struct {
 	// Installed is what the robot runs; nil skips the rollback check
 	// (nothing installed, or not checked here).
 	Installed *Installed
-	// AllowRollback lets an explicit rollback rollout install a lower
-	// version or release counter than Installed.
+	// AllowRollback marks an explicit rollback (a rollout or softwareUpdate
+	// with rollback: true). It is not enough on its own: a lower version or
+	// release counter than Installed passes only if the signed manifest's
+	// rollbackFrom also includes the installed version (see VerifyManifest,
+	// rule 6), since the flag is not signed by the release key.
 	AllowRollback bool
 }
 
@@ -70,11 +73,15 @@ type Policy struct {
 //     *ExpiredError;
 //  5. p.Hardware, if set, is listed (Uptane hardware identifier):
 //     *HardwareMismatchError;
-//  6. unless p.AllowRollback, with p.Installed set, neither the version
-//     (semver precedence) nor the release counter is lower than installed
-//     (Uptane: rollback attack): *RollbackError, or *MalformedError (What
-//     "installed version") when p.Installed.Version is not semver. The same
-//     version passes; callers decide to skip it.
+//  6. with p.Installed set, neither the version (semver precedence) nor
+//     the release counter is lower than installed (Uptane: rollback
+//     attack), unless the downgrade is an explicit rollback authorised by
+//     signed data: p.AllowRollback is set AND the manifest's rollbackFrom
+//     is set AND its constraint includes the installed version (Masterminds
+//     semantics: a prerelease matches only a range naming a prerelease).
+//     Otherwise *RollbackError, saying which of the three is missing; or
+//     *MalformedError (What "installed version") when p.Installed.Version
+//     is not semver. The same version passes; callers decide to skip it.
 //
 // A zero p.Now is a programming error, returned as a plain error.
 func VerifyManifest(keys *Keyring, manifestRaw, sigBase64 []byte, p Policy) (schemas.Manifest, error) {
@@ -106,15 +113,17 @@ func VerifyManifest(keys *Keyring, manifestRaw, sigBase64 []byte, p Policy) (sch
 	if p.Hardware != nil && !m.Supports(*p.Hardware) {
 		return schemas.Manifest{}, &HardwareMismatchError{Artifact: m.File, Hardware: *p.Hardware, Supported: m.Hardware}
 	}
-	if p.Installed != nil && !p.AllowRollback {
-		if err := checkRollback(m, *p.Installed); err != nil {
+	if p.Installed != nil {
+		if err := checkRollback(m, *p.Installed, p.AllowRollback); err != nil {
 			return schemas.Manifest{}, err
 		}
 	}
 	return m, nil
 }
 
-func checkRollback(m schemas.Manifest, in Installed) error {
+// checkRollback is rule 6 of VerifyManifest; explicit is
+// Policy.AllowRollback.
+func checkRollback(m schemas.Manifest, in Installed, explicit bool) error {
 	installed, err := semver.NewVersion(in.Version)
 	if err != nil {
 		return &MalformedError{What: "installed version", Artifact: m.File, Err: fmt.Errorf("%q: %w", in.Version, err)}
@@ -128,8 +137,20 @@ func checkRollback(m schemas.Manifest, in Installed) error {
 		InstalledVersion: in.Version, InstalledCounter: in.ReleaseCounter,
 		VersionLower: version.LessThan(installed),
 		CounterLower: m.ReleaseCounter < in.ReleaseCounter,
+		Explicit:     explicit,
+		RollbackFrom: m.RollbackFrom,
 	}
-	if e.VersionLower || e.CounterLower {
+	if !e.VersionLower && !e.CounterLower {
+		return nil
+	}
+	if !explicit || m.RollbackFrom == "" {
+		return e
+	}
+	from, err := semver.NewConstraint(m.RollbackFrom)
+	if err != nil { // ParseManifest checked it
+		return &MalformedError{What: "manifest", Artifact: m.File, Err: fmt.Errorf("rollbackFrom %q: %w", m.RollbackFrom, err)}
+	}
+	if !from.Check(installed) {
 		return e
 	}
 	return nil

@@ -89,7 +89,7 @@ type updateParams struct {
 	Signature   []byte // "signature": base64 signature over the manifest's exact bytes (cosign sign-blob)
 	SHA256      string // "sha256": expected SHA-256 of the artifact, 64 hex digits
 	Version     string // "version": the target version, as in the manifest
-	Rollback    bool   // "rollback" (optional, default false): allow a lower version or release counter
+	Rollback    bool   // "rollback" (optional, default false): an explicit rollback; a lower version or release counter installs only if the manifest's signed rollbackFrom also includes the installed version (artifact.Policy.AllowRollback)
 }
 
 // parseUpdateParams reads and checks the parameters of a softwareUpdate;

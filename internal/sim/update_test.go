@@ -64,7 +64,10 @@ type spec struct {
 	faults   []string
 	hardware []schemas.Hardware
 	expires  time.Time
-	signer   []byte // private key PEM; nil = the trusted key
+	// rollbackFrom is the manifest's signed rollbackFrom: the installed
+	// versions an explicit rollback may replace with it; "" = none.
+	rollbackFrom string
+	signer       []byte // private key PEM; nil = the trusted key
 	// tamper changes one byte of the served artifact after the digest was
 	// taken; editManifest changes the manifest after it was signed.
 	tamper, editManifest bool
@@ -103,7 +106,7 @@ func (k *otaKit) publish(t *testing.T, s spec) release {
 	m := schemas.Manifest{
 		Name: "fleetos", Version: s.version, File: file, SHA256: hex.EncodeToString(sum[:]),
 		Length: int64(len(content)), Hardware: s.hardware, ReleaseCounter: s.counter,
-		Expires: s.expires, KeyID: keyID,
+		RollbackFrom: s.rollbackFrom, Expires: s.expires, KeyID: keyID,
 	}
 	raw, err := json.Marshal(m)
 	if err != nil {
@@ -323,6 +326,17 @@ func TestSoftwareUpdateRefusals(t *testing.T) {
 		{"lower release counter without rollback", func() vda5050.Action {
 			return update("u-lower-counter", kit.publish(t, spec{version: "2.0.0", counter: 2}), false)
 		}, "Rollback: ", "release counter"},
+		// The unsigned rollback flag alone authorises no downgrade: the
+		// release's signed rollbackFrom must include the installed 1.2.3.
+		{"lower version, rollback without rollbackFrom", func() vda5050.Action {
+			return update("u-lower-explicit", kit.publish(t, spec{version: "1.0.0", counter: 3}), true)
+		}, "Rollback: ", "the signed manifest authorises no rollback (no rollbackFrom)"},
+		{"lower release counter, rollback outside rollbackFrom", func() vda5050.Action {
+			return update("u-lower-counter-range", kit.publish(t, spec{version: "2.0.0", counter: 2, rollbackFrom: ">=2.0.0"}), true)
+		}, "Rollback: ", `its signed rollbackFrom ">=2.0.0" does not include installed version 1.2.3`},
+		{"lower version, rollbackFrom without rollback", func() vda5050.Action {
+			return update("u-lower-range-no-flag", kit.publish(t, spec{version: "1.0.0", counter: 3, rollbackFrom: ">=1.2.0 <2.0.0"}))
+		}, "Rollback: ", "not an explicit rollback"},
 		{"expired manifest", func() vda5050.Action {
 			return update("u-expired", kit.publish(t, spec{version: "2.0.0", counter: 4, expires: time.Now().Add(-time.Hour).UTC().Truncate(time.Second)}))
 		}, "Expired: ", ""},
@@ -419,15 +433,33 @@ func TestSoftwareUpdateRollback(t *testing.T) {
 	rg := startWith(t, Options{TrustedKeys: kit.keys, RebootDelay: -1}, func(c *RobotConfig) {
 		c.SoftwareVersion, c.ReleaseCounter = "2.0.0", 5
 	})
-	old := kit.publish(t, spec{version: "1.2.3", counter: 3})
+	// Only old's signed manifest authorises replacing 2.0.0 with it.
+	old := kit.publish(t, spec{version: "1.2.3", counter: 3, rollbackFrom: ">=2.0.0 <2.1.0"})
+	unauthorised := kit.publish(t, spec{version: "1.2.3", counter: 3})
+	otherRange := kit.publish(t, spec{version: "1.2.3", counter: 3, rollbackFrom: ">=2.1.0"})
 
-	from := rg.obs.mark()
-	rg.instant(t, update("u-back-refused", old, false))
-	if got := rg.waitAction(t, from, "u-back-refused"); got.ActionStatus != vda5050.ActionFailed || !strings.HasPrefix(got.ResultDescription, "Rollback: ") {
-		t.Errorf("rollback=false: %+v", got)
+	for _, c := range []struct {
+		id   string
+		rel  release
+		flag bool
+		want string
+	}{
+		{"u-back-refused", old, false, "not an explicit rollback"},
+		{"u-back-unauthorised", unauthorised, true, "the signed manifest authorises no rollback (no rollbackFrom)"},
+		{"u-back-other-range", otherRange, true, `its signed rollbackFrom ">=2.1.0" does not include installed version 2.0.0`},
+	} {
+		from := rg.obs.mark()
+		rg.instant(t, update(c.id, c.rel, c.flag))
+		if got := rg.waitAction(t, from, c.id); got.ActionStatus != vda5050.ActionFailed || !strings.HasPrefix(got.ResultDescription, "Rollback: ") ||
+			!strings.Contains(got.ResultDescription, c.want) {
+			t.Errorf("%s (rollback=%v): %+v, want FAILED \"Rollback: …%s\"", c.id, c.flag, got, c.want)
+		}
+	}
+	if v := rg.robot.SoftwareVersion(); v != "2.0.0" {
+		t.Fatalf("a refused rollback installed %s", v)
 	}
 
-	from = rg.obs.mark()
+	from := rg.obs.mark()
 	rg.instant(t, update("u-back", old, true))
 	got := rg.waitAction(t, from, "u-back")
 	if got.ActionStatus != vda5050.ActionFinished || got.ResultDescription != "installed 1.2.3" {
@@ -496,7 +528,7 @@ func TestSoftwareUpdateFatalAfterBoot(t *testing.T) {
 	}
 	// The FATAL robot takes the rollback.
 	from = rg.obs.mark()
-	rg.instant(t, update("u-rollback", kit.publish(t, spec{version: "1.2.3", counter: 1}), true))
+	rg.instant(t, update("u-rollback", kit.publish(t, spec{version: "1.2.3", counter: 1, rollbackFrom: "2.0.0"}), true))
 	got := rg.waitAction(t, from, "u-rollback")
 	if got.ActionStatus != vda5050.ActionFinished || got.ResultDescription != "installed 1.2.3" {
 		t.Fatalf("rollback: %+v", got)

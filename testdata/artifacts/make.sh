@@ -27,17 +27,20 @@ firmware() {
 	} >"$dir/$f"
 }
 
-# sign FILE VERSION COUNTER KEY
+# sign FILE VERSION COUNTER KEY [ROLLBACK_FROM]: ROLLBACK_FROM (a semver
+# range) is the signed rollbackFrom, the installed versions an explicit
+# rollback may replace with this release; none when omitted.
 sign() {
 	$STARTER artifact sign --key "$keys/$4.key" --file "$dir/$1" --name fleetos --version "$2" \
 		--release-counter "$3" --expires "$expires" \
 		--hardware acme/Tug-200 --hardware robotix/Lift-5 \
 		--hardware acme/acme-grid --hardware robotix/robotix-grid --hardware nordbot/nordbot-grid \
-		--hardware gridsim/gridsim-grid
+		--hardware gridsim/gridsim-grid ${5:+--rollback-from "$5"}
 }
 
 firmware fleetos-2.0.0.bin 2.0.0 "changes: smoother lane changes, battery telemetry every 5 s"
-sign fleetos-2.0.0.bin 2.0.0 20 release-ecdsa
+# Robots that got 2.0.1 … 2.1.x (e.g. 2.1.0-bad) may be rolled back to it.
+sign fleetos-2.0.0.bin 2.0.0 20 release-ecdsa ">=2.0.1 <2.2.0"
 
 firmware fleetos-2.1.0-bad.bin 2.1.0 "changes: new motor controller" "sim-fault: fatal-after-boot"
 sign fleetos-2.1.0-bad.bin 2.1.0 21 release-ecdsa
@@ -46,7 +49,8 @@ firmware fleetos-2.0.1-hang.bin 2.0.1 "changes: bootloader update" "sim-fault: h
 sign fleetos-2.0.1-hang.bin 2.0.1 21 release-ecdsa
 
 firmware fleetos-1.4.2.bin 1.4.2 "changes: none (the version the fleet runs; used for rollbacks)"
-sign fleetos-1.4.2.bin 1.4.2 14 release-ed25519
+# Robots on 2.0.0 … 2.1.x may be rolled back to it (r-rollback-1.4.2).
+sign fleetos-1.4.2.bin 1.4.2 14 release-ed25519 ">=2.0.0 <2.2.0"
 
 firmware fleetos-2.2.0-unsigned.bin 2.2.0 "changes: never signed: its manifest has no .sig"
 sign fleetos-2.2.0-unsigned.bin 2.2.0 22 release-ecdsa
