@@ -132,6 +132,35 @@ func TestArtifactCLISignVerify(t *testing.T) {
 		})
 	}
 
+	// An explicit rollback needs the signed --rollback-from to include the
+	// installed version.
+	rollbackOver := func(installed string) (string, error, int) {
+		return verify("table", "--installed-version", installed, "--installed-counter", "21", "--rollback")
+	}
+	if _, err, code := rollbackOver("2.1.0"); code != 2 || !strings.Contains(err.Error(), "the signed manifest authorises no rollback (no rollbackFrom)") {
+		t.Errorf("--rollback without rollbackFrom: exit %d %v", code, err)
+	}
+	if out, err, _ := sign("ed25519.key", "--rollback-from", ">=2.0.1 <2.2.0"); err != nil || !strings.Contains(out, "signed fleetos 2.0.0") {
+		t.Fatalf("sign --rollback-from: %q %v", out, err)
+	}
+	raw, err = os.ReadFile(firmware + ".manifest.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(raw, []byte(`"rollbackFrom": ">=2.0.1 <2.2.0",`)) {
+		t.Errorf("manifest does not carry rollbackFrom readably:\n%s", raw)
+	}
+	if out, err, _ := rollbackOver("2.1.0"); err != nil || !strings.Contains(out, "rollback from    >=2.0.1 <2.2.0\n") {
+		t.Errorf("--rollback within rollbackFrom: %q %v", out, err)
+	}
+	if _, err, code := rollbackOver("2.2.0"); code != 2 || !strings.HasPrefix(err.Error(), "Rollback: ") ||
+		!strings.Contains(err.Error(), `its signed rollbackFrom ">=2.0.1 <2.2.0" does not include installed version 2.2.0`) {
+		t.Errorf("--rollback outside rollbackFrom: exit %d %v", code, err)
+	}
+	if _, err, code := verify("table", "--installed-version", "2.1.0"); code != 2 || !strings.Contains(err.Error(), "not an explicit rollback") {
+		t.Errorf("rollbackFrom without --rollback: exit %d %v", code, err)
+	}
+
 	// Signed by a key outside the keyring.
 	if _, err, _ := sign("ecdsa-p256.key"); err != nil {
 		t.Fatal(err)
@@ -168,6 +197,8 @@ func TestArtifactCLIBadInput(t *testing.T) {
 		{"past expiry", append(slices.Clone(base), "--version", "2.0.0", "--expires", "2020-01-01T00:00:00Z"), "in the past"},
 		{"bad expiry", append(slices.Clone(base), "--version", "2.0.0", "--expires", "2036-01-01"), "want RFC 3339"},
 		{"bad hardware", append(slices.Clone(base), "--version", "2.0.0", "--expires", "2036-01-01T00:00:00Z", "--hardware", "acme"), "want manufacturer/model"},
+		{"bad rollback range", append(slices.Clone(base), "--version", "2.0.0", "--expires", "2036-01-01T00:00:00Z", "--rollback-from", "newer"), `--rollback-from "newer" is not a semver constraint`},
+		{"empty rollback range", append(slices.Clone(base), "--version", "2.0.0", "--expires", "2036-01-01T00:00:00Z", "--rollback-from", " "), "--rollback-from is empty"},
 		{"public key to sign", []string{"sign", "--key", filepath.Join(dir, "k.pub"), "--file", firmware, "--name", "fleetos", "--version", "2.0.0",
 			"--release-counter", "1", "--hardware", "acme/Tug-200", "--expires", "2036-01-01T00:00:00Z"}, "private key"},
 		{"no keys", []string{"verify", "--file", firmware}, "--keys PATH and --file F are required"},
@@ -200,6 +231,9 @@ func TestArtifactCLITestdata(t *testing.T) {
 		{"fleetos-2.1.0-bad.bin", []string{"--hardware", "robotix/Lift-5"}, ""},
 		{"fleetos-1.4.2.bin", []string{"--installed-version", "2.0.0", "--installed-counter", "20"}, "Rollback: "},
 		{"fleetos-1.4.2.bin", []string{"--installed-version", "2.0.0", "--installed-counter", "20", "--rollback"}, ""},
+		{"fleetos-1.4.2.bin", []string{"--installed-version", "2.2.0", "--installed-counter", "22", "--rollback"}, "Rollback: "},
+		{"fleetos-2.0.0.bin", []string{"--installed-version", "2.1.0", "--installed-counter", "21", "--rollback"}, ""},
+		{"fleetos-2.1.0-bad.bin", []string{"--installed-version", "3.0.0", "--rollback"}, "Rollback: "},
 		{"fleetos-2.2.0-unsigned.bin", nil, "Malformed: artifact fleetos-2.2.0-unsigned.bin: malformed signature: missing"},
 		{"fleetos-2.3.0-rogue.bin", nil, "UnknownKey: "},
 	} {

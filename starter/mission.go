@@ -80,8 +80,11 @@ func missionStartOptions(cfg config.Config, spec schemas.MissionSpec, wmsClient 
 	o.WorkflowExecutionErrorWhenAlreadyStarted = true
 	// When this client also runs the missions worker (starter dev/demo,
 	// bench), the first workflow task goes straight to it, skipping the
-	// task-queue hop; elsewhere the server ignores it.
-	o.EnableEagerStart = true
+	// task-queue hop; elsewhere the server ignores it. Not with versioned
+	// workers (worker.versioning): the eager task went to this process's
+	// worker even when another version was current, pinning the mission to
+	// a release being replaced (TestEndToEndWorkerVersionRollout).
+	o.EnableEagerStart = cfg.Worker.Versioning.BuildID == ""
 	return o
 }
 

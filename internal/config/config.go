@@ -151,6 +151,26 @@ type Worker struct {
 	// LogFormat is text (default) or json (slog's JSON handler: one
 	// object a line).
 	LogFormat string `yaml:"logFormat" env:"LOG_FORMAT"`
+	// Versioning registers the workers as one version of a Temporal Worker
+	// Deployment, so a new release does not break running workflows.
+	Versioning Versioning `yaml:"versioning" env:"VERSIONING"`
+}
+
+// Versioning is Temporal Worker Deployment Versioning (server 1.29+):
+// workers say which version of the deployment they are; a workflow runs
+// on the version that is current when it starts, and a pinned one stays
+// there until it ends (README, "Releasing a new worker version").
+type Versioning struct {
+	// DeploymentName names the Worker Deployment (default "fleetflow").
+	DeploymentName string `yaml:"deploymentName" env:"DEPLOYMENT_NAME"`
+	// BuildID is this release's version in it (e.g. the image tag or git
+	// commit); "" = unversioned workers (the local stack, tests).
+	BuildID string `yaml:"buildID" env:"BUILD_ID"`
+	// SetCurrentIfNone makes this version the deployment's current one at
+	// start when it has none yet (a first install). A later release is
+	// made current by the operator: `temporal worker deployment
+	// set-current-version` (or set-ramping-version).
+	SetCurrentIfNone bool `yaml:"setCurrentIfNone" env:"SET_CURRENT_IF_NONE"`
 }
 
 // Robots configures how fleetflow talks to vehicles.
@@ -382,12 +402,13 @@ const EnvPrefix = "FLEETFLOW"
 // Default returns the configuration of the embedded local stack.
 func Default() Config {
 	return Config{
-		Temporal:    Temporal{HostPort: "127.0.0.1:7233", Namespace: "default", UIURL: "http://127.0.0.1:8233", DevServerPort: 7233, DevUIPort: 8233},
-		TaskQueues:  TaskQueues{Missions: "missions", RobotIO: "robot-io", OTA: "ota", Maintenance: "maintenance"},
-		MQTT:        MQTT{EmbeddedPort: 1884, ClientID: "fleetflow"},
-		Postgres:    Postgres{MaxConns: 10},
-		Site:        Site{Name: "warehouse-a", MapsDir: "testdata/sites"},
-		Worker:      Worker{HTTPAddr: "127.0.0.1:9090", Bridge: true, BridgeFlushInterval: 50 * time.Millisecond, BridgeBatchSize: 500, WorkflowTaskPollers: 8, ReaperInterval: time.Minute, WorkflowCacheSize: 1000},
+		Temporal:   Temporal{HostPort: "127.0.0.1:7233", Namespace: "default", UIURL: "http://127.0.0.1:8233", DevServerPort: 7233, DevUIPort: 8233},
+		TaskQueues: TaskQueues{Missions: "missions", RobotIO: "robot-io", OTA: "ota", Maintenance: "maintenance"},
+		MQTT:       MQTT{EmbeddedPort: 1884, ClientID: "fleetflow"},
+		Postgres:   Postgres{MaxConns: 10},
+		Site:       Site{Name: "warehouse-a", MapsDir: "testdata/sites"},
+		Worker: Worker{HTTPAddr: "127.0.0.1:9090", Bridge: true, BridgeFlushInterval: 50 * time.Millisecond, BridgeBatchSize: 500, WorkflowTaskPollers: 8, ReaperInterval: time.Minute, WorkflowCacheSize: 1000,
+			Versioning: Versioning{DeploymentName: "fleetflow", SetCurrentIfNone: true}},
 		Robots:      Robots{OrderAckTimeout: 10 * time.Second, OrderResends: 3, ConnectionGrace: 30 * time.Second},
 		Charging:    Charging{Threshold: 30, Resume: 80},
 		Maintenance: Maintenance{Triggers: MaintenanceTriggers{BatteryHealthBelow: 60, Errors: 200, DrivingHours: 500}, Diagnostics: true},
@@ -601,6 +622,9 @@ func (c Config) Validate() error {
 		if _, err := codec.ParseKey(c.Temporal.PayloadKey); err != nil {
 			add("FLEETFLOW_TEMPORAL_PAYLOAD_KEY", "%v", err)
 		}
+	}
+	if v := c.Worker.Versioning; v.BuildID != "" && v.DeploymentName == "" {
+		add("worker.versioning.deploymentName", "must not be empty with a buildID")
 	}
 	if f := c.Worker.LogFormat; f != "" && f != "text" && f != "json" {
 		add("worker.logFormat", "%q: want text or json", f)

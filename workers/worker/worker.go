@@ -398,7 +398,8 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 		acts.Artifacts = activities.ArtifactStore{BaseURL: cfg.Artifacts.BaseURL, Allowed: cfg.Artifacts.AllowedBaseURLs, Dir: cfg.Artifacts.Dir, Keys: keys}
 	}
 	for _, q := range queues {
-		wo := worker.Options{MaxConcurrentWorkflowTaskPollers: cfg.Worker.WorkflowTaskPollers, WorkerStopTimeout: cfg.Worker.StopTimeout}
+		wo := worker.Options{MaxConcurrentWorkflowTaskPollers: cfg.Worker.WorkflowTaskPollers, WorkerStopTimeout: cfg.Worker.StopTimeout,
+			DeploymentOptions: deploymentOptions(cfg.Worker.Versioning)}
 		if opts.EdgeSite != "" && q == cfg.TaskQueues.RobotIOFor(opts.EdgeSite) {
 			// Every order of the site's missions is one activity task here:
 			// as many polls open as the workflow workers keep (the SDK's
@@ -410,12 +411,14 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 		case cfg.TaskQueues.Missions:
 			wk.RegisterWorkflowWithOptions(workflows.Mission, workflow.RegisterOptions{Name: workflows.MissionWorkflowType})
 			wk.RegisterWorkflowWithOptions(workflows.Reaper, workflow.RegisterOptions{Name: workflows.ReaperWorkflowType})
-			wk.RegisterWorkflowWithOptions(workflows.WMSEvents, workflow.RegisterOptions{Name: workflows.WMSEventsWorkflowType})
+			wk.RegisterWorkflowWithOptions(workflows.WMSEvents, workflow.RegisterOptions{Name: workflows.WMSEventsWorkflowType,
+				VersioningBehavior: autoUpgrade(cfg.Worker.Versioning)})
 			wk.RegisterActivity(acts) // run as local activities by Mission
 		case cfg.TaskQueues.RobotIOFor(opts.EdgeSite):
 			wk.RegisterActivity(acts) // SendOrder and SendInstantActions of the site's robots
 		case cfg.TaskQueues.OTA:
-			wk.RegisterWorkflowWithOptions(workflows.Rollout, workflow.RegisterOptions{Name: workflows.RolloutWorkflowType})
+			wk.RegisterWorkflowWithOptions(workflows.Rollout, workflow.RegisterOptions{Name: workflows.RolloutWorkflowType,
+				VersioningBehavior: autoUpgrade(cfg.Worker.Versioning)})
 			wk.RegisterWorkflowWithOptions(workflows.RobotUpdate, workflow.RegisterOptions{Name: workflows.RobotUpdateWorkflowType})
 			wk.RegisterActivity(acts)
 		case cfg.TaskQueues.Maintenance:
@@ -433,6 +436,11 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 		w.workers = append(w.workers, wk)
 		log.Info("worker polling", "taskQueue", q)
 	}
+	if v := cfg.Worker.Versioning; v.BuildID != "" && v.SetCurrentIfNone && len(w.workers) > 0 {
+		if err := setCurrentIfNone(ctx, w.Client, v, log); err != nil {
+			return fail(fmt.Errorf("worker.versioning: %w", err))
+		}
+	}
 	if slices.Contains(queues, cfg.TaskQueues.Missions) && cfg.Worker.ReaperInterval > 0 {
 		if err := EnsureReaperSchedule(ctx, w.Client, cfg.TaskQueues.Missions, cfg.Worker.ReaperInterval); err != nil {
 			return fail(fmt.Errorf("reaper schedule: %w", err))
@@ -449,6 +457,64 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 		}
 	}
 	return w, nil
+}
+
+// deploymentOptions registers the workers as version v.BuildID of the
+// Worker Deployment v.DeploymentName; none when BuildID is empty. A
+// workflow is pinned to the version it started on (it ends on the code it
+// began with) unless registered otherwise (autoUpgrade).
+func deploymentOptions(v config.Versioning) worker.DeploymentOptions {
+	if v.BuildID == "" {
+		return worker.DeploymentOptions{}
+	}
+	return worker.DeploymentOptions{
+		UseVersioning:             true,
+		Version:                   worker.WorkerDeploymentVersion{DeploymentName: v.DeploymentName, BuildID: v.BuildID},
+		DefaultVersioningBehavior: workflow.VersioningBehaviorPinned,
+	}
+}
+
+// autoUpgrade is the versioning behaviour of the workflows that may live
+// for days and move to the current version at their next workflow task:
+// Rollout (it continues as new at each wave) and WMSEvents (it waits up to
+// 48 h for a mission's next event). Their code must replay the histories
+// of the version before (the replay tests in workflows/ guard it).
+func autoUpgrade(v config.Versioning) workflow.VersioningBehavior {
+	if v.BuildID == "" {
+		return workflow.VersioningBehaviorUnspecified
+	}
+	return workflow.VersioningBehaviorAutoUpgrade
+}
+
+// setCurrentIfNone makes v the Worker Deployment's current version when
+// it has none (a first install); a later version is made current by the
+// operator. The server creates the deployment when the first versioned
+// worker polls, and accepts a version as current once it has seen its
+// pollers: this waits up to 30 s for both.
+func setCurrentIfNone(ctx context.Context, c client.Client, v config.Versioning, log *slog.Logger) error {
+	h := c.WorkerDeploymentClient().GetHandle(v.DeploymentName)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		d, err := h.Describe(ctx, client.WorkerDeploymentDescribeOptions{})
+		if err == nil && d.Info.RoutingConfig.CurrentVersion != nil {
+			return nil // someone chose already
+		}
+		if err == nil {
+			_, err = h.SetCurrentVersion(ctx, client.WorkerDeploymentSetCurrentVersionOptions{BuildID: v.BuildID, ConflictToken: d.ConflictToken})
+			if err == nil {
+				log.Info("worker deployment: this version is now current (it had none)", "deployment", v.DeploymentName, "buildId", v.BuildID)
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("make build %s the current version of deployment %s: %w", v.BuildID, v.DeploymentName, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // needsBroker: the bridge and an edge worker talk to robots; workflow
