@@ -23,8 +23,10 @@ type ArtifactRef struct {
 type VerifyArtifactInput struct {
 	File    string `json:"file"`
 	BaseURL string `json:"baseUrl,omitempty"` // "" = the configured artifact store
-	// Rollback allows a manifest older than what robots run; checked per
-	// robot later, recorded here for the audit.
+	// Rollback asks for an explicit rollback: a manifest older than what
+	// robots run, allowed only when its signed rollbackFrom names the
+	// installed version (checked per robot later; VerifyArtifact refuses
+	// a manifest without rollbackFrom up front).
 	Rollback bool `json:"rollback,omitempty"`
 }
 

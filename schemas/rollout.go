@@ -74,8 +74,9 @@ type RolloutSpec struct {
 	// rollout updated when it aborts.
 	RollbackOnAbort bool `json:"rollbackOnAbort"`
 	// Rollback marks an explicit rollback: a version lower than the
-	// installed one may be installed. Without it a downgrade is refused
-	// (Uptane's rollback protection).
+	// installed one may be installed where the release's signed manifest
+	// allows it (rollbackFrom names the installed version). Without both a
+	// downgrade is refused (Uptane's rollback protection).
 	Rollback bool `json:"rollback"`
 	// ChangeRequest and RequestedBy are written to the audit log.
 	ChangeRequest string `json:"changeRequest,omitempty"`

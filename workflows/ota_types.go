@@ -176,7 +176,8 @@ type RobotUpdateInput struct {
 	// Previous is what to roll back to when the update fails after the
 	// robot installed something; nil when the store has no such artifact.
 	Previous *schemas.ArtifactRef `json:"previous,omitempty"`
-	// Rollback marks an explicit rollback (a lower version is allowed).
+	// Rollback marks an explicit rollback: a lower version is allowed
+	// where the release's signed manifest says so (rollbackFrom).
 	Rollback      bool          `json:"rollback,omitempty"`
 	Timeout       time.Duration `json:"timeout"`     // one attempt: send → installed and reporting the version (the health check follows)
 	Retries       int           `json:"retries"`     // extra attempts after a retryable failure

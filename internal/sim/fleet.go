@@ -69,8 +69,10 @@ type RobotConfig struct {
 	// "softwareVersion") and the factsheet; empty means DefaultSoftwareVersion.
 	SoftwareVersion string
 	// ReleaseCounter is the Uptane release counter of the installed
-	// software (0 = none known): a softwareUpdate to a lower counter is
-	// refused unless it is an explicit rollback.
+	// software (0 = none known): a softwareUpdate to a lower counter (or
+	// version) is refused unless it is an explicit rollback that the
+	// release's signed manifest authorises (rollbackFrom names the
+	// installed version; artifact.VerifyManifest).
 	ReleaseCounter int64
 	// Profile is how the robot speaks VDA 5050: its edition (topics,
 	// header version, schemas), interface name, and the instantActions
