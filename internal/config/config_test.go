@@ -146,3 +146,17 @@ func TestEdgeSites(t *testing.T) {
 		t.Fatalf("a site name a task queue cannot carry must be refused, naming the field: %v", err)
 	}
 }
+
+func TestVersioningFromEnvironment(t *testing.T) {
+	cfg, err := Load("", []string{"FLEETFLOW_WORKER_VERSIONING_BUILD_ID=0.2.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := cfg.Worker.Versioning; v.BuildID != "0.2.0" || v.DeploymentName != "fleetflow" || !v.SetCurrentIfNone {
+		t.Fatalf("versioning from the image's environment (Dockerfile): %+v", v)
+	}
+	if _, err := Load("", []string{"FLEETFLOW_WORKER_VERSIONING_BUILD_ID=x", "FLEETFLOW_WORKER_VERSIONING_DEPLOYMENT_NAME="}); err == nil ||
+		!strings.Contains(err.Error(), "worker.versioning.deploymentName") {
+		t.Fatalf("a build ID without a deployment name: %v", err)
+	}
+}
