@@ -294,8 +294,32 @@ func (a *Activities) SendInstantActions(ctx context.Context, in schemas.SendInst
 			return schemas.SendResult{}, err
 		}
 	}
-	sent, err := a.Link.SendInstantActions(ctx, k, in.Actions)
+	sent, err := a.Link.SendInstantActions(ctx, k, a.withArtifactQuery(in.Actions))
 	return schemas.SendResult{Topic: sent.Topic, HeaderID: sent.HeaderID}, sendError(err)
+}
+
+// withArtifactQuery adds the artifact store's URL query (a presigned
+// token, ArtifactStore.URLQuery) to the URLs of softwareUpdate actions as
+// they go out to the robot; the actions in the workflow's history keep
+// the plain URLs. Other actions are returned as they are.
+func (a *Activities) withArtifactQuery(actions []vda5050.Action) []vda5050.Action {
+	if a.Artifacts.URLQuery == "" {
+		return actions
+	}
+	out := make([]vda5050.Action, len(actions))
+	for i, act := range actions {
+		out[i] = act
+		if act.ActionType != schemas.ActionSoftwareUpdate {
+			continue
+		}
+		out[i].ActionParameters = slices.Clone(act.ActionParameters)
+		for j, p := range out[i].ActionParameters {
+			if s, ok := p.Value.(string); ok && (p.Key == schemas.SoftwareUpdateParamArtifactURL || p.Key == schemas.SoftwareUpdateParamManifestURL) {
+				out[i].ActionParameters[j].Value = a.Artifacts.WithQuery(s)
+			}
+		}
+	}
+	return out
 }
 
 // holds checks that in.Holder holds the robot's reservation (see

@@ -52,6 +52,26 @@ type ArtifactStore struct {
 	// 5-minute timeout (artifacts are large; the WMS webhook's client, with
 	// its seconds-long timeout, must not be used for them).
 	HTTP *http.Client
+	// URLQuery is a query string every artifact URL carries when it is
+	// fetched or sent to a robot: a store-wide presigned token (an Azure
+	// container SAS, a CDN token), e.g. "sv=2024-05-04&sig=…". A secret
+	// (config artifacts.urlQuery, from FLEETFLOW_ARTIFACTS_URL_QUERY only):
+	// the workflows carry plain URLs, and only the download here and the
+	// publish to the robot (SendInstantActions) add it, so it never lands
+	// in a history, nor in an error that does.
+	URLQuery string
+}
+
+// WithQuery is u with the store's URL query added (u unchanged without
+// one). u's own query, if any, comes first.
+func (s ArtifactStore) WithQuery(u string) string {
+	if s.URLQuery == "" {
+		return u
+	}
+	if strings.Contains(u, "?") {
+		return u + "&" + s.URLQuery
+	}
+	return u + "?" + s.URLQuery
 }
 
 func refused(kind, format string, a ...any) error {
@@ -65,15 +85,21 @@ func (a *Activities) httpClient() *http.Client {
 	return &http.Client{Timeout: 5 * time.Minute}
 }
 
-// fetch GETs u. A 404 is final (ErrArtifactNotFound), other failures retry.
+// fetch GETs u with the store's URL query (ArtifactStore.URLQuery). A 404
+// is final (ErrArtifactNotFound), other failures retry. Errors name u
+// without the query: they end up in histories.
 func (a *Activities) fetch(ctx context.Context, u string) (io.ReadCloser, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.Artifacts.WithQuery(u), nil)
 	if err != nil {
-		return nil, refused(ErrInvalidRollout, "bad artifact URL %q: %v", u, err)
+		return nil, refused(ErrInvalidRollout, "bad artifact URL %q", u)
 	}
 	resp, err := a.httpClient().Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("download %s: %w", u, err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its URL would carry the query
+		}
+		return nil, fmt.Errorf("download %s: %v", u, err)
 	}
 	switch {
 	case resp.StatusCode == http.StatusNotFound:
@@ -118,6 +144,11 @@ func artifactURLs(base, file string) (fileURL, manifestURL, sigURL string, err e
 // and a rollout must not make it fetch an arbitrary internal URL (a cloud
 // metadata endpoint, an admin port). Refused: InvalidRollout naming both.
 func (a *Activities) base(override string) (string, error) {
+	if strings.ContainsAny(override, "?#") {
+		// A presigned token in the spec would be recorded in the
+		// rollout's history: it belongs in artifacts.urlQuery.
+		return "", refused(ErrInvalidRollout, "artifact baseUrl carries a query string or fragment; a store's token goes in FLEETFLOW_ARTIFACTS_URL_QUERY, never in a rollout spec (it would be kept in the workflow history)")
+	}
 	if override != "" {
 		for _, allowed := range append([]string{a.Artifacts.BaseURL}, a.Artifacts.Allowed...) {
 			if underBase(override, allowed) {

@@ -75,3 +75,18 @@ type ResolveTargetsResult struct {
 	Targets []TargetRobot  `json:"targets"`
 	Skipped []SkippedRobot `json:"skipped,omitempty"`
 }
+
+// The softwareUpdate instant action: the manufacturer-specific action that
+// carries an update to a robot, its progress coming back in actionStates,
+// and its parameters (workflows build it; the robot I/O activity adds the
+// artifact store's URL query to the two URLs as it publishes).
+const (
+	ActionSoftwareUpdate = "softwareUpdate"
+
+	SoftwareUpdateParamArtifactURL = "artifactUrl"
+	SoftwareUpdateParamManifestURL = "manifestUrl"
+	SoftwareUpdateParamSignature   = "signature"
+	SoftwareUpdateParamSHA256      = "sha256"
+	SoftwareUpdateParamVersion     = "version"
+	SoftwareUpdateParamRollback    = "rollback"
+)

@@ -201,7 +201,7 @@ func startLocalStack(ctx context.Context, cfg config.Config, f *devFlags, logOut
 	ls.cfg.Postgres.URL = ls.stack.DatabaseURL
 
 	if ls.cfg.Artifacts.BaseURL == "" {
-		if ls.arts, err = stack.ServeArtifacts(cfg.Artifacts.Dir, cfg.Artifacts.ServePort); err != nil {
+		if ls.arts, err = stack.ServeArtifacts(cfg.Artifacts.Dir, cfg.Artifacts.ServePort, cfg.Artifacts.URLQuery); err != nil {
 			return nil, err
 		}
 		ls.cfg.Artifacts.BaseURL = ls.arts.BaseURL

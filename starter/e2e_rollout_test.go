@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -27,11 +30,17 @@ import (
 //   - fleetos 2.1.0-bad makes robots FATAL after boot: the rollout aborts
 //     itself after the canary and rolls the canary robots back to 2.0.0;
 //   - an unsigned artifact is refused before any robot is touched.
+//
+// The store is private, as a bucket is: it answers only URLs that carry
+// its presigned token (artifacts.urlQuery). The ota worker and the robots
+// get it, and no workflow history holds it.
 func TestEndToEndRollouts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test skipped with -short")
 	}
 	cfg := e2eConfig(t)
+	sas := fmt.Sprintf("sig%016x", rand.Uint64())
+	cfg.Artifacts.URLQuery = "sv=2024-05-04&sp=r&sig=" + sas
 	grid := site.Grid("ota-e2e", 5, 4, 2, 20, []string{"acme", "robotix"})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -137,6 +146,12 @@ func TestEndToEndRollouts(t *testing.T) {
 	// FLEETFLOW_RECORD_HISTORIES=DIR writes the histories the replay tests
 	// in workflows/ read (the good rollout's first run, which continued as
 	// new; the aborted one; a canary robot's update that was rolled back).
+	requireNoSecretInHistories(t, ctx, c, sas)
+	resp, err := http.Get(ls.cfg.Artifacts.BaseURL + "fleetos-2.0.0.bin")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusForbidden, resp.StatusCode, "the store refuses a URL without its token")
+
 	if dir := os.Getenv("FLEETFLOW_RECORD_HISTORIES"); dir != "" {
 		record := func(wfID, runID, file string) { recordHistory(t, ctx, ls, wfID, runID, filepath.Join(dir, file)) }
 		record(goodRun.GetID(), goodRun.GetRunID(), "rollout-continued-as-new.json")

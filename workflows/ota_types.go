@@ -21,14 +21,14 @@ const (
 	// carries an update to a robot (DESIGN: OTA travels as an instant action
 	// whose progress comes back in actionStates). Its parameters are the
 	// SoftwareUpdateParam* keys.
-	ActionSoftwareUpdate = "softwareUpdate"
+	ActionSoftwareUpdate = schemas.ActionSoftwareUpdate
 
-	SoftwareUpdateParamArtifactURL = "artifactUrl"
-	SoftwareUpdateParamManifestURL = "manifestUrl"
-	SoftwareUpdateParamSignature   = "signature"
-	SoftwareUpdateParamSHA256      = "sha256"
-	SoftwareUpdateParamVersion     = "version"
-	SoftwareUpdateParamRollback    = "rollback"
+	SoftwareUpdateParamArtifactURL = schemas.SoftwareUpdateParamArtifactURL
+	SoftwareUpdateParamManifestURL = schemas.SoftwareUpdateParamManifestURL
+	SoftwareUpdateParamSignature   = schemas.SoftwareUpdateParamSignature
+	SoftwareUpdateParamSHA256      = schemas.SoftwareUpdateParamSHA256
+	SoftwareUpdateParamVersion     = schemas.SoftwareUpdateParamVersion
+	SoftwareUpdateParamRollback    = schemas.SoftwareUpdateParamRollback
 )
 
 // RolloutWorkflowID is "rollout-<id>".

@@ -366,6 +366,12 @@ type Artifacts struct {
 	Dir string `yaml:"dir" env:"DIR"`
 	// ServePort is the local stack's artifact HTTP port.
 	ServePort int `yaml:"servePort" env:"SERVE_PORT"`
+	// URLQuery is a query string every artifact URL carries when the ota
+	// worker fetches it or a robot is sent it (a store-wide presigned
+	// token: an Azure container SAS, a CDN token). A secret: from
+	// FLEETFLOW_ARTIFACTS_URL_QUERY only, never in histories (the
+	// activities add it at the edge; activities.ArtifactStore.URLQuery).
+	URLQuery string `yaml:"-" env:"URL_QUERY"`
 	// TrustedKeys is a PEM public key file or a directory of *.pub files:
 	// the keys release manifests must be signed with (the ota worker and the
 	// virtual robots both verify).
@@ -720,6 +726,18 @@ func (c Config) Validate() error {
 		if u, err := url.Parse(c.Artifacts.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			add("artifacts.baseURL", "%q is not an http(s) URL", c.Artifacts.BaseURL)
 		}
+	}
+	for i, u := range append([]string{c.Artifacts.BaseURL}, c.Artifacts.AllowedBaseURLs...) {
+		if strings.ContainsAny(u, "?#") {
+			field := "artifacts.baseURL"
+			if i > 0 {
+				field = fmt.Sprintf("artifacts.allowedBaseURLs[%d]", i-1)
+			}
+			add(field, "carries a query string or fragment: a store's presigned token is a secret and goes in FLEETFLOW_ARTIFACTS_URL_QUERY (it would land in workflow histories)")
+		}
+	}
+	if q := c.Artifacts.URLQuery; strings.HasPrefix(q, "?") || strings.ContainsAny(q, "# ") {
+		add("FLEETFLOW_ARTIFACTS_URL_QUERY", "must be a query string without the leading ? (e.g. sv=…&sig=…)")
 	}
 	if c.Artifacts.BaseURL == "" && (c.Artifacts.ServePort < 0 || c.Artifacts.ServePort > 65535) {
 		add("artifacts.servePort", "%d is not a port", c.Artifacts.ServePort)

@@ -160,3 +160,20 @@ func TestVersioningFromEnvironment(t *testing.T) {
 		t.Fatalf("a build ID without a deployment name: %v", err)
 	}
 }
+
+// A store's presigned token is a secret from the environment: a base URL
+// that carries one would put it in every workflow history.
+func TestArtifactTokenOnlyFromTheEnvironment(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "temporal.yaml")
+	os.WriteFile(p, []byte("artifacts:\n  baseURL: https://acct.blob.core.windows.net/fleetflow?sv=1&sig=abc\n"), 0o644)
+	if _, err := Load(p, []string{}); err == nil || !strings.Contains(err.Error(), "artifacts.baseURL") || !strings.Contains(err.Error(), "FLEETFLOW_ARTIFACTS_URL_QUERY") {
+		t.Fatalf("a token in artifacts.baseURL must be refused, naming where it goes: %v", err)
+	}
+	cfg, err := Load("", []string{"FLEETFLOW_ARTIFACTS_URL_QUERY=sv=1&sig=abc"})
+	if err != nil || cfg.Artifacts.URLQuery != "sv=1&sig=abc" {
+		t.Fatalf("token from the environment: %q %v", cfg.Artifacts.URLQuery, err)
+	}
+	if _, err := Load("", []string{"FLEETFLOW_ARTIFACTS_URL_QUERY=?sig=abc"}); err == nil {
+		t.Fatal("a token with a leading ? must be refused")
+	}
+}

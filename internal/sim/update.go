@@ -436,13 +436,27 @@ func fetch(ctx context.Context, c *http.Client, rawURL string) (*http.Response, 
 	}
 	resp, err := c.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return nil, fmt.Errorf("GET %s: %v", redact(rawURL), ue.Err)
+		}
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
-		return nil, fmt.Errorf("GET %s: HTTP %s", rawURL, resp.Status)
+		return nil, fmt.Errorf("GET %s: HTTP %s", redact(rawURL), resp.Status)
 	}
 	return resp, nil
+}
+
+// redact is rawURL without its query string: a presigned token must not
+// reach the robot's resultDescription (and from there the workflow's
+// history).
+func redact(rawURL string) string {
+	if i := strings.IndexAny(rawURL, "?#"); i >= 0 {
+		return rawURL[:i] + "?…"
+	}
+	return rawURL
 }
 
 // fetchBytes downloads rawURL into memory, at most limit bytes.
@@ -454,10 +468,10 @@ func fetchBytes(ctx context.Context, c *http.Client, rawURL string, limit int64)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", rawURL, err)
+		return nil, fmt.Errorf("GET %s: %w", redact(rawURL), err)
 	}
 	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("GET %s: larger than %d bytes", rawURL, limit)
+		return nil, fmt.Errorf("GET %s: larger than %d bytes", redact(rawURL), limit)
 	}
 	return b, nil
 }
@@ -482,7 +496,7 @@ func fetchFile(ctx context.Context, c *http.Client, rawURL string, limit int64) 
 	if err != nil {
 		f.Close()
 		os.Remove(f.Name())
-		return nil, fmt.Errorf("GET %s: %w", rawURL, err)
+		return nil, fmt.Errorf("GET %s: %w", redact(rawURL), err)
 	}
 	return f, nil
 }

@@ -21,8 +21,11 @@ type ArtifactServer struct {
 }
 
 // ServeArtifacts serves dir on 127.0.0.1:port (0 = any free port). A port
-// in use is reported, not fought over.
-func ServeArtifacts(dir string, port int) (*ArtifactServer, error) {
+// in use is reported, not fought over. With query set it is a private
+// store: a request whose query string is not exactly query (a store-wide
+// presigned token, config artifacts.urlQuery) gets 403, as a bucket
+// refuses a URL without its SAS.
+func ServeArtifacts(dir string, port int, query string) (*ArtifactServer, error) {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("artifacts.dir %s: not a directory", dir)
 	}
@@ -34,6 +37,10 @@ func ServeArtifacts(dir string, port int) (*ArtifactServer, error) {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/") || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
 			http.NotFound(w, r)
+			return
+		}
+		if query != "" && r.URL.RawQuery != query {
+			http.Error(w, "signature required", http.StatusForbidden)
 			return
 		}
 		files.ServeHTTP(w, r)

@@ -397,6 +397,9 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 		}
 		acts.Artifacts = activities.ArtifactStore{BaseURL: cfg.Artifacts.BaseURL, Allowed: cfg.Artifacts.AllowedBaseURLs, Dir: cfg.Artifacts.Dir, Keys: keys}
 	}
+	// Every worker that publishes a softwareUpdate adds the store's token
+	// to its URLs (an edge worker too).
+	acts.Artifacts.URLQuery = cfg.Artifacts.URLQuery
 	for _, q := range queues {
 		wo := worker.Options{MaxConcurrentWorkflowTaskPollers: cfg.Worker.WorkflowTaskPollers, WorkerStopTimeout: cfg.Worker.StopTimeout,
 			DeploymentOptions: deploymentOptions(cfg.Worker.Versioning)}
