@@ -325,7 +325,7 @@ func TestWorkloadPolicy(t *testing.T) {
 
 func secretish(name string) bool {
 	n := strings.ToUpper(name)
-	return strings.Contains(n, "PASSWORD") || strings.Contains(n, "API_KEY") || strings.Contains(n, "SECRET") || n == "DATABASE_URL"
+	return strings.Contains(n, "PASSWORD") || strings.Contains(n, "API_KEY") || strings.Contains(n, "SECRET") || n == "DATABASE_URL" || strings.HasSuffix(n, "URL_QUERY")
 }
 
 // The workers' configuration in the ConfigMap loads as the workers load it
