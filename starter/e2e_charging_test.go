@@ -6,11 +6,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
 	"github.com/fleetflow/fleetflow/activities/store"
@@ -108,16 +110,28 @@ func TestEndToEndCharging(t *testing.T) {
 	}
 	// Released below 30 %, each robot went charging: two chargers, so
 	// two charge and one waits in line, holding its robot.
+	// The urgent mission below interrupts the held robot with the most
+	// charge (store.ChargingRobots): wait until the two on chargers have
+	// more than the one waiting in line, so it takes one off a charger.
 	var states map[string]string
+	battery := func(robot string) float64 {
+		return ls.fleet.Robot(strings.SplitN(robot, "/", 2)[1]).Snapshot().BatteryState.BatteryCharge
+	}
 	require.Eventually(t, func() bool {
 		states = map[string]string{}
 		count := map[string]int{}
+		waiting, least := "", 101.0
 		for _, r := range robots {
 			s := chargeStatus(r).State
-			states[r] = s
+			states[r] = fmt.Sprintf("%s %.1f%%", s, battery(r))
 			count[s]++
+			if s == workflows.ChargeWaitingCharger {
+				waiting = r
+			} else {
+				least = min(least, battery(r))
+			}
 		}
-		return count[workflows.ChargeCharging] == 2 && count[workflows.ChargeWaitingCharger] == 1
+		return count[workflows.ChargeCharging] == 2 && count[workflows.ChargeWaitingCharger] == 1 && least > battery(waiting)+2
 	}, 90*time.Second, 200*time.Millisecond, "charge states %v", &states)
 	holds, err := reg.StationHolds(ctx, ls.cfg.Site.Name)
 	require.NoError(t, err)
@@ -131,21 +145,26 @@ func TestEndToEndCharging(t *testing.T) {
 	require.NoError(t, runU.Get(ctx, &resU))
 	require.Equal(t, workflows.MissionCompleted, resU.State)
 	// The charge it interrupted ends once the robot has left the charger.
+	// (A robot released below the threshold gets a new Charge run of the
+	// same ID: look at every closed run.)
 	interrupted := ""
+	seen := map[string]string{}
 	require.Eventually(t, func() bool {
-		for _, r := range robots {
-			d, err := c.DescribeWorkflowExecution(ctx, schemas.ChargeWorkflowID(r), "")
-			if err != nil || d.GetWorkflowExecutionInfo().GetCloseTime() == nil {
-				continue
-			}
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: fmt.Sprintf("WorkflowType = %q AND ExecutionStatus != 'Running'", schemas.ChargeWorkflowType)})
+		if err != nil {
+			return false
+		}
+		for _, e := range resp.GetExecutions() {
 			var st workflows.ChargeStatus
-			if err := c.GetWorkflow(ctx, schemas.ChargeWorkflowID(r), "").Get(ctx, &st); err == nil && st.State == workflows.ChargeInterrupted && st.InterruptedBy == "urgent-4" {
-				interrupted = r
+			err := c.GetWorkflow(ctx, e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId()).Get(ctx, &st)
+			seen[e.GetExecution().GetRunId()] = fmt.Sprintf("%s %s interruptedBy %q %v", e.GetExecution().GetWorkflowId(), st.State, st.InterruptedBy, err)
+			if err == nil && st.State == workflows.ChargeInterrupted && st.InterruptedBy == "urgent-4" {
+				interrupted = st.RobotID
 				return true
 			}
 		}
 		return false
-	}, 30*time.Second, 200*time.Millisecond, "no charge was interrupted for the urgent mission")
+	}, 30*time.Second, 200*time.Millisecond, "no charge was interrupted for the urgent mission (it ran on %s): %v", resU.RobotID, seen)
 	require.Equal(t, interrupted, resU.RobotID, "the urgent mission ran on the robot taken off charging")
 
 	// An ordinary mission needing 55 % waits for a charged robot.
