@@ -59,10 +59,6 @@ func storeError(err error) error {
 	return err
 }
 
-// signalRobotAvailable is workflows.SignalRobotAvailable; activities do not
-// import workflows (dependencies point one way), a test keeps them equal.
-const signalRobotAvailable = "robot-available"
-
 // Activities holds the dependencies of every activity.
 type Activities struct {
 	Store    *store.Store
@@ -440,7 +436,7 @@ func (a *Activities) SetServiceStatus(ctx context.Context, in schemas.SetService
 // wake signals queued missions that a robot waits for them. A lost wake-up
 // only delays a mission: queued missions retry on their own.
 func (a *Activities) wake(ctx context.Context, workflowIDs []string) {
-	a.signalAll(ctx, workflowIDs, signalRobotAvailable, nil)
+	a.signalAll(ctx, workflowIDs, schemas.SignalRobotAvailable, nil)
 }
 
 // signalAll signals each workflow; a workflow that is gone is skipped, other

@@ -29,6 +29,10 @@ const (
 	ErrUnsigned = "Unsigned"
 	// ErrArtifactNotFound: the store has no such artifact or manifest.
 	ErrArtifactNotFound = "ArtifactNotFound"
+	// ErrArtifactForbidden: the store refused the download (401, 403): a
+	// private store without, or with an expired, presigned token
+	// (FLEETFLOW_ARTIFACTS_URL_QUERY). Retrying would not help.
+	ErrArtifactForbidden = "ArtifactForbidden"
 	// ErrInvalidRollout: the rollout asks for something impossible (an
 	// unknown robot, no artifact store).
 	ErrInvalidRollout = "InvalidRollout"
@@ -105,6 +109,13 @@ func (a *Activities) fetch(ctx context.Context, u string) (io.ReadCloser, error)
 	case resp.StatusCode == http.StatusNotFound:
 		resp.Body.Close()
 		return nil, refused(ErrArtifactNotFound, "%s: %s", u, resp.Status)
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		resp.Body.Close()
+		hint := "a private store needs its presigned token in FLEETFLOW_ARTIFACTS_URL_QUERY"
+		if a.Artifacts.URLQuery != "" {
+			hint = "the token in FLEETFLOW_ARTIFACTS_URL_QUERY was refused: expired or for another store?"
+		}
+		return nil, refused(ErrArtifactForbidden, "%s: %s; %s", u, resp.Status, hint)
 	case resp.StatusCode >= 400:
 		resp.Body.Close()
 		return nil, fmt.Errorf("download %s: %s", u, resp.Status)
@@ -299,7 +310,9 @@ func (a *Activities) ResolveTargets(ctx context.Context, in schemas.ResolveTarge
 // LocateArtifact searches the local artifact directory for a signed
 // artifact of the given name and version built for the hardware, to roll a
 // robot back to what it ran before. Found is false when there is none (or
-// no directory is configured); a candidate that does not verify is ignored.
+// no directory is configured); a candidate that does not verify is ignored,
+// and so, with in.RollbackFrom, is one whose signed manifest does not
+// authorise a rollback from that version (the robot would refuse it).
 func (a *Activities) LocateArtifact(ctx context.Context, in schemas.LocateArtifactInput) (schemas.LocateArtifactResult, error) {
 	if a.Artifacts.Dir == "" || a.Artifacts.Keys == nil {
 		return schemas.LocateArtifactResult{}, nil
@@ -322,7 +335,12 @@ func (a *Activities) LocateArtifact(ctx context.Context, in schemas.LocateArtifa
 		if err != nil {
 			continue
 		}
-		m, err := artifact.VerifyManifest(a.Artifacts.Keys, raw, sig, artifact.Policy{Now: time.Now(), Hardware: &in.Hardware})
+		p := artifact.Policy{Now: time.Now(), Hardware: &in.Hardware}
+		if in.RollbackFrom != "" {
+			// As the robot will check it, from the version it will run.
+			p.Installed, p.AllowRollback = &artifact.Installed{Version: in.RollbackFrom}, true
+		}
+		m, err := artifact.VerifyManifest(a.Artifacts.Keys, raw, sig, p)
 		if err != nil || m.Name != in.Name || m.Version != in.Version {
 			continue
 		}

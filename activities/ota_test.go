@@ -559,6 +559,9 @@ func TestLocateArtifact(t *testing.T) {
 		"unsigned (no .sig)":       {Name: "fleetos", Version: "2.2.0", Hardware: tug},
 		"signed by untrusted key":  {Name: "fleetos", Version: "2.3.0", Hardware: tug},
 		"version prefix not exact": {Name: "fleetos", Version: "1.4", Hardware: tug},
+		// 2.0.0's signed rollbackFrom is ">=2.0.1 <2.2.0": a robot on 2.3.0
+		// would refuse it, so it is no way back from there.
+		"rollback not authorised": {Name: "fleetos", Version: "2.0.0", Hardware: tug, RollbackFrom: "2.3.0"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			res, err := a.LocateArtifact(ctx, in)
@@ -572,9 +575,27 @@ func TestLocateArtifact(t *testing.T) {
 		!res.Found || res.Artifact.File != "fleetos-2.0.0.bin" || res.Artifact.KeyID != releaseECDSAKeyID {
 		t.Fatalf("LocateArtifact 2.0.0 = %+v, %v", res, err)
 	}
+	// A way back the release authorises: from 2.1.0 to 2.0.0.
+	if res, err := a.LocateArtifact(ctx, schemas.LocateArtifactInput{Name: "fleetos", Version: "2.0.0", Hardware: tug, RollbackFrom: "2.1.0"}); err != nil || !res.Found {
+		t.Fatalf("LocateArtifact 2.0.0 to roll back from 2.1.0 = %+v, %v", res, err)
+	}
 	// Without a local directory nothing is found.
 	noDir := &Activities{Artifacts: ArtifactStore{BaseURL: srv.url, Keys: keys}}
 	if res, err := noDir.LocateArtifact(ctx, schemas.LocateArtifactInput{Name: "fleetos", Version: "1.4.2", Hardware: tug}); err != nil || res.Found {
 		t.Fatalf("LocateArtifact without a directory = %+v, %v", res, err)
+	}
+}
+
+// A private store that refuses the download (its token missing or
+// expired) fails the verification at once, saying where the token goes,
+// and the token never shows in the error.
+func TestVerifyArtifactForbiddenIsFinal(t *testing.T) {
+	srv := newArtifactServer(t, "")
+	srv.failWith("/fleetos-2.0.0.bin.manifest.json", http.StatusForbidden)
+	a := &Activities{Artifacts: ArtifactStore{BaseURL: srv.url, Keys: trustedKeyring(t), URLQuery: "sv=1&sig=SECRET"}}
+	_, err := a.VerifyArtifact(context.Background(), schemas.VerifyArtifactInput{File: "fleetos-2.0.0.bin"})
+	wantRefusal(t, err, ErrArtifactForbidden)
+	if !strings.Contains(err.Error(), "FLEETFLOW_ARTIFACTS_URL_QUERY") || strings.Contains(err.Error(), "SECRET") {
+		t.Fatalf("the refusal must point at the token and not show it: %v", err)
 	}
 }

@@ -23,6 +23,12 @@ func ChargeWorkflowID(robotID string) string {
 	return ChargeWorkflowPrefix + strings.ReplaceAll(robotID, "/", ".")
 }
 
+// SignalRobotAvailable wakes the workflows waiting for a robot of a site
+// (Mission, RobotUpdate, Maintenance, Charge): one may be free now. Sent by
+// the activities that release robots; workflows.SignalRobotAvailable is
+// this name.
+const SignalRobotAvailable = "robot-available"
+
 // Signals of Charge.
 const (
 	// SignalChargerAvailable: a charging station of the site was released;

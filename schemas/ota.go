@@ -38,6 +38,11 @@ type LocateArtifactInput struct {
 	Version  string   `json:"version"`
 	Hardware Hardware `json:"hardware"`
 	BaseURL  string   `json:"baseUrl,omitempty"`
+	// RollbackFrom is the version the robot will run when it is rolled
+	// back to Version (the rollout's target): only a release whose signed
+	// manifest authorises that rollback (rollbackFrom names it) is found,
+	// as the robot would refuse any other. "" = no such check.
+	RollbackFrom string `json:"rollbackFrom,omitempty"`
 }
 
 // LocateArtifactResult is the located artifact, verified like any other.

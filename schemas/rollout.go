@@ -325,6 +325,9 @@ func (spec *RolloutSpec) check() []string {
 	if b := spec.Artifact.BaseURL; b != "" {
 		if u, err := url.Parse(b); err != nil || u.Host == "" {
 			bad = append(bad, "/artifact/baseUrl: "+strconv.Quote(b)+" is not an absolute http(s) URL with a host")
+		} else if u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(b, "?#") {
+			// Not quoted back: it may be a presigned token.
+			bad = append(bad, "/artifact/baseUrl: carries a query string or fragment; a store's presigned token is a secret (FLEETFLOW_ARTIFACTS_URL_QUERY on the workers), never part of a rollout spec, which is kept in the workflow history")
 		}
 	}
 	if mw := spec.MaintenanceWindow; mw != nil {

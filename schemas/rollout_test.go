@@ -188,6 +188,8 @@ func TestRolloutSemanticChecks(t *testing.T) {
 		{"zero health check", "healthCheck", "0s", []string{"/healthCheck: must be more than 0s, got 0s"}},
 		{"relative base URL", "artifact", map[string]any{"file": "a.bin", "baseUrl": "https:///fleetos"}, []string{
 			`/artifact/baseUrl: "https:///fleetos" is not an absolute http(s) URL with a host`}},
+		{"presigned base URL", "artifact", map[string]any{"file": "a.bin", "baseUrl": "https://acct.blob.core.windows.net/fleetos?sv=1&sig=SECRET"}, []string{
+			"/artifact/baseUrl: carries a query string or fragment; a store's presigned token is a secret (FLEETFLOW_ARTIFACTS_URL_QUERY on the workers), never part of a rollout spec, which is kept in the workflow history"}},
 		{"local zone", "maintenanceWindow", map[string]any{"start": "01:00", "end": "02:00", "timeZone": "Local"}, []string{
 			`/maintenanceWindow/timeZone: "Local" is not an IANA time zone`}},
 		{"wrapping window", "maintenanceWindow", map[string]any{"start": "23:30", "end": "00:30", "timeZone": "America/New_York"}, nil},

@@ -247,6 +247,8 @@ LengthMismatch or DigestMismatch.`,
 				p.Installed = &artifact.Installed{Version: installedVersion, ReleaseCounter: installedCounter}
 			} else if cmd.Flags().Changed("installed-counter") {
 				return badInput("--installed-counter needs --installed-version")
+			} else if rollback {
+				return badInput("--rollback needs --installed-version: a rollback is checked against what the robot runs")
 			}
 			ring, err := artifact.LoadKeyring(keys...)
 			if err != nil {

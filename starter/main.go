@@ -1,6 +1,10 @@
 // Command starter is fleetflow's CLI: launch, watch, pause, resume and cancel
-// missions, list the fleet, run the virtual fleet, and bring up the local
-// stack (`starter dev`, `starter demo`).
+// missions (`mission`), roll out signed software (`rollout`, `artifact`),
+// service robots (`maintenance`), manage the fleet registry and its MQTT
+// fence (`fleet`, `migrate`, `temporal setup`), integrate WMS clients
+// (`wms`), run the virtual fleet (`sim`), bring up the local stack (`dev`,
+// `demo`), check the Web UI (`webui`), and measure and break it (`bench`,
+// `chaos`).
 //
 // Exit codes: 0 success, 1 failure, 2 bad usage or bad input.
 package main

@@ -5,6 +5,8 @@
 // HTTP, no clock or randomness outside the workflow API.
 package workflows
 
+import "github.com/fleetflow/fleetflow/schemas"
+
 // Task queues, one per kind of work, each scalable on its own backlog.
 const (
 	TaskQueueMissions    = "missions"
@@ -31,7 +33,7 @@ const (
 	// SignalRobotEvent carries a schemas.RobotEvent from the bridge.
 	SignalRobotEvent = "robot-event"
 	// SignalRobotAvailable wakes a queued mission: a robot at its site may be free.
-	SignalRobotAvailable = "robot-available"
+	SignalRobotAvailable = schemas.SignalRobotAvailable
 
 	UpdateCancel = "cancel"
 	UpdatePause  = "pause"

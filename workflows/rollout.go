@@ -314,6 +314,7 @@ func (r *rollout) prepare(ctx workflow.Context) error {
 		var loc schemas.LocateArtifactResult
 		if err := workflow.ExecuteActivity(otaActivityCtx(ctx, "locate "+art.Name+" "+t.Version), ActivityLocateArtifact, schemas.LocateArtifactInput{
 			Name: art.Name, Version: t.Version, Hardware: schemas.Hardware{Manufacturer: t.Manufacturer, Model: t.Model}, BaseURL: spec.Artifact.BaseURL,
+			RollbackFrom: art.Version,
 		}).Get(ctx, &loc); err != nil {
 			r.logger.Warn("locate previous artifact failed", "version", t.Version, "error", err)
 		}

@@ -167,8 +167,10 @@ type Versioning struct {
 	// commit); "" = unversioned workers (the local stack, tests).
 	BuildID string `yaml:"buildID" env:"BUILD_ID"`
 	// SetCurrentIfNone makes this version the deployment's current one at
-	// start when it has none yet (a first install). A later release is
-	// made current by the operator: `temporal worker deployment
+	// start when it has none yet: for a first install only (default off).
+	// Turned on where unversioned workers ran before, it would move their
+	// running workflows to this version at their next task. Otherwise the
+	// operator makes a version current: `temporal worker deployment
 	// set-current-version` (or set-ramping-version).
 	SetCurrentIfNone bool `yaml:"setCurrentIfNone" env:"SET_CURRENT_IF_NONE"`
 }
@@ -414,7 +416,7 @@ func Default() Config {
 		Postgres:   Postgres{MaxConns: 10},
 		Site:       Site{Name: "warehouse-a", MapsDir: "testdata/sites"},
 		Worker: Worker{HTTPAddr: "127.0.0.1:9090", Bridge: true, BridgeFlushInterval: 50 * time.Millisecond, BridgeBatchSize: 500, WorkflowTaskPollers: 8, ReaperInterval: time.Minute, WorkflowCacheSize: 1000,
-			Versioning: Versioning{DeploymentName: "fleetflow", SetCurrentIfNone: true}},
+			Versioning: Versioning{DeploymentName: "fleetflow"}},
 		Robots:      Robots{OrderAckTimeout: 10 * time.Second, OrderResends: 3, ConnectionGrace: 30 * time.Second},
 		Charging:    Charging{Threshold: 30, Resume: 80},
 		Maintenance: Maintenance{Triggers: MaintenanceTriggers{BatteryHealthBelow: 60, Errors: 200, DrivingHours: 500}, Diagnostics: true},

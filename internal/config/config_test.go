@@ -152,7 +152,7 @@ func TestVersioningFromEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := cfg.Worker.Versioning; v.BuildID != "0.2.0" || v.DeploymentName != "fleetflow" || !v.SetCurrentIfNone {
+	if v := cfg.Worker.Versioning; v.BuildID != "0.2.0" || v.DeploymentName != "fleetflow" || v.SetCurrentIfNone {
 		t.Fatalf("versioning from the image's environment (Dockerfile): %+v", v)
 	}
 	if _, err := Load("", []string{"FLEETFLOW_WORKER_VERSIONING_BUILD_ID=x", "FLEETFLOW_WORKER_VERSIONING_DEPLOYMENT_NAME="}); err == nil ||

@@ -120,7 +120,7 @@ func parseUpdateParams(a vda5050.Action) (updateParams, error) {
 		}
 		u, err := url.Parse(s)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("parameter %q: %q is not an http(s) URL", key, s))
+			errs = append(errs, fmt.Errorf("parameter %q: %q is not an http(s) URL", key, redact(s)))
 		}
 		return s
 	}
@@ -432,7 +432,7 @@ func flatten(s string) string { return strings.ReplaceAll(s, "\n", "; ") }
 func fetch(ctx context.Context, c *http.Client, rawURL string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("GET %s: not a URL", redact(rawURL))
 	}
 	resp, err := c.Do(req)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -698,6 +699,7 @@ func (b *Bridge) onState(k vda5050.RobotKey, st *vda5050.State, unusable []strin
 		}
 		b.mu.Unlock()
 	}
+	redactURLQueries(st)
 	rs := store.RobotState{
 		RobotID: id, OrderID: st.OrderID, OrderUpdateID: int64(st.OrderUpdateID),
 		LastNodeID: st.LastNodeID, LastNodeSequenceID: st.LastNodeSequenceID, Driving: st.Driving,
@@ -1177,4 +1179,27 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// urlQuery matches an http(s) URL's query string (and fragment).
+var urlQuery = regexp.MustCompile(`(https?://[^\s?#"']+)[?#][^\s"']*`)
+
+// redactURLQueries drops the query strings of URLs a robot echoes in its
+// actionStates' resultDescription and errors' errorDescription (a
+// softwareUpdate's artifactUrl, say, with the artifact store's presigned
+// token): they go from here into workflow histories and the registry.
+// States without a URL cost two substring checks.
+func redactURLQueries(st *vda5050.State) {
+	clean := func(s string) string {
+		if !strings.Contains(s, "://") || !strings.ContainsAny(s, "?#") {
+			return s
+		}
+		return urlQuery.ReplaceAllString(s, "$1?…")
+	}
+	for i := range st.ActionStates {
+		st.ActionStates[i].ResultDescription = clean(st.ActionStates[i].ResultDescription)
+	}
+	for i := range st.Errors {
+		st.Errors[i].ErrorDescription = clean(st.Errors[i].ErrorDescription)
+	}
 }

@@ -736,3 +736,36 @@ func TestHealthIsCountedFromStates(t *testing.T) {
 		t.Fatalf("driving %v s (want 64), new errors %d (want 2), battery health %v (want 71)", drive, errs, health)
 	}
 }
+
+// A robot that echoes a softwareUpdate's URL with the store's presigned
+// token: the token goes neither to the workflow (signal) nor to the
+// registry.
+func TestURLQueriesRedactedFromRobotText(t *testing.T) {
+	b, sink, _ := newBridge(prometheus.NewRegistry())
+	ctx := context.Background()
+	st := state(1, "N1", 1, vda5050.ActionState{ActionID: "mission-m-1#u1", ActionType: "softwareUpdate", ActionStatus: vda5050.ActionFailed,
+		ResultDescription: "download https://acct.blob.core.windows.net/fleetos/fleetos-2.0.0.bin?sv=2024&sig=SECRET failed: 403"})
+	st.Errors = []vda5050.Error{{ErrorType: "downloadFailed", ErrorLevel: vda5050.ErrorWarning, ErrorDescription: "GET http://store/x.bin#frag?sig=SECRET refused"}}
+	b.Handle(ctx, "uagv/v2/acme/AMR-001/state", raw(t, st))
+	j, _, ok := b.senders[b.shard("acme/AMR-001")].take(later())
+	if !ok {
+		t.Fatal("no signal")
+	}
+	if strings.Contains(fmt.Sprint(j.ev), "SECRET") {
+		t.Fatalf("the signal carries the token: %+v", j.ev)
+	}
+	if got := j.ev.ActionStates[0].ResultDescription; !strings.Contains(got, "https://acct.blob.core.windows.net/fleetos/fleetos-2.0.0.bin?…") {
+		t.Fatalf("the URL itself is kept, its query dropped: %q", got)
+	}
+	b.Flush(ctx)
+	if len(sink.states) == 0 {
+		t.Fatal("nothing stored")
+	}
+	for _, batch := range sink.states {
+		for _, s := range batch {
+			if strings.Contains(string(s.ActionStates)+string(s.Errors), "SECRET") {
+				t.Fatalf("the registry gets the token: %s %s", s.ActionStates, s.Errors)
+			}
+		}
+	}
+}

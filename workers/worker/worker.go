@@ -388,6 +388,15 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 		},
 	}
 	w.Registry.MustRegister(acts.LeasesFreed)
+	versioning := cfg.Worker.Versioning
+	if opts.EdgeSite != "" && versioning.BuildID != "" {
+		// An edge worker serves only activities, on its site's own queue,
+		// and is replaced in place: as a version of the deployment it would
+		// join the central workers' versions (and could make itself
+		// current). Unversioned, every version's workflows reach it.
+		log.Info("edge worker: worker.versioning ignored (activities only)", "buildId", versioning.BuildID)
+		versioning = config.Versioning{}
+	}
 	// Process-wide in the SDK: the last Start wins (one worker process, one config).
 	worker.SetStickyWorkflowCacheSize(cfg.Worker.WorkflowCacheSize)
 	if slices.Contains(queues, cfg.TaskQueues.OTA) {
@@ -402,7 +411,7 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 	acts.Artifacts.URLQuery = cfg.Artifacts.URLQuery
 	for _, q := range queues {
 		wo := worker.Options{MaxConcurrentWorkflowTaskPollers: cfg.Worker.WorkflowTaskPollers, WorkerStopTimeout: cfg.Worker.StopTimeout,
-			DeploymentOptions: deploymentOptions(cfg.Worker.Versioning)}
+			DeploymentOptions: deploymentOptions(versioning)}
 		if opts.EdgeSite != "" && q == cfg.TaskQueues.RobotIOFor(opts.EdgeSite) {
 			// Every order of the site's missions is one activity task here:
 			// as many polls open as the workflow workers keep (the SDK's
@@ -415,13 +424,13 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 			wk.RegisterWorkflowWithOptions(workflows.Mission, workflow.RegisterOptions{Name: workflows.MissionWorkflowType})
 			wk.RegisterWorkflowWithOptions(workflows.Reaper, workflow.RegisterOptions{Name: workflows.ReaperWorkflowType})
 			wk.RegisterWorkflowWithOptions(workflows.WMSEvents, workflow.RegisterOptions{Name: workflows.WMSEventsWorkflowType,
-				VersioningBehavior: autoUpgrade(cfg.Worker.Versioning)})
+				VersioningBehavior: autoUpgrade(versioning)})
 			wk.RegisterActivity(acts) // run as local activities by Mission
 		case cfg.TaskQueues.RobotIOFor(opts.EdgeSite):
 			wk.RegisterActivity(acts) // SendOrder and SendInstantActions of the site's robots
 		case cfg.TaskQueues.OTA:
 			wk.RegisterWorkflowWithOptions(workflows.Rollout, workflow.RegisterOptions{Name: workflows.RolloutWorkflowType,
-				VersioningBehavior: autoUpgrade(cfg.Worker.Versioning)})
+				VersioningBehavior: autoUpgrade(versioning)})
 			wk.RegisterWorkflowWithOptions(workflows.RobotUpdate, workflow.RegisterOptions{Name: workflows.RobotUpdateWorkflowType})
 			wk.RegisterActivity(acts)
 		case cfg.TaskQueues.Maintenance:
@@ -439,7 +448,7 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 		w.workers = append(w.workers, wk)
 		log.Info("worker polling", "taskQueue", q)
 	}
-	if v := cfg.Worker.Versioning; v.BuildID != "" && v.SetCurrentIfNone && len(w.workers) > 0 {
+	if v := versioning; v.BuildID != "" && v.SetCurrentIfNone && len(w.workers) > 0 {
 		if err := setCurrentIfNone(ctx, w.Client, v, log); err != nil {
 			return fail(fmt.Errorf("worker.versioning: %w", err))
 		}
