@@ -20,6 +20,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/spf13/cobra"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
@@ -33,6 +34,102 @@ import (
 
 // noopWorkflow is the baseline: one workflow task, no activity.
 func noopWorkflow(ctx workflow.Context) error { return nil }
+
+// missionShapeWorkflow is the second baseline, a Mission's minimal shape:
+// one local activity (the dispatch: plan, reserve and send the order), a
+// wait for one signal (the robot's "order finished"), one local activity
+// (the release), complete. Started eagerly, as the bench's missions are.
+func missionShapeWorkflow(ctx workflow.Context) error {
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 10 * time.Second})
+	if err := workflow.ExecuteLocalActivity(lctx, shapeStep, "dispatch").Get(ctx, nil); err != nil {
+		return err
+	}
+	workflow.GetSignalChannel(ctx, shapeSignal).Receive(ctx, nil)
+	return workflow.ExecuteLocalActivity(lctx, shapeStep, "release").Get(ctx, nil)
+}
+
+const shapeSignal = "finished"
+
+// shapeDispatched: workflow ID → closed when its first local activity ran
+// (the mission-shaped baseline's "order at the robot").
+var shapeDispatched sync.Map
+
+func shapeStep(ctx context.Context, step string) error {
+	if step == "dispatch" {
+		if ch, ok := shapeDispatched.Load(activity.GetInfo(ctx).WorkflowExecution.ID); ok {
+			select {
+			case <-ch.(chan struct{}):
+			default:
+				close(ch.(chan struct{}))
+			}
+		}
+	}
+	return nil
+}
+
+// shapeRun is what the mission-shaped baseline measured.
+type shapeRun struct {
+	dispatch, finish []time.Duration // start → first local activity; signal → completed
+	rate             float64         // workflows/s
+	cpu              cpuTimes
+	failed           int
+}
+
+// benchMissionShape runs n mission-shaped workflows, concurrency at a
+// time: start eagerly, wait for the first local activity, signal, wait
+// for the completion.
+func benchMissionShape(ctx context.Context, ls *localStack, c client.Client, runID string, n, concurrency int) shapeRun {
+	r := shapeRun{dispatch: make([]time.Duration, n), finish: make([]time.Duration, n)}
+	var mu sync.Mutex
+	cpu0 := stackCPU(ls)
+	wall := runConcurrent(n, concurrency, func(i int) {
+		id := fmt.Sprintf("shape-%s-%d", runID, i)
+		ch := make(chan struct{})
+		shapeDispatched.Store(id, ch)
+		defer shapeDispatched.Delete(id)
+		t0 := time.Now()
+		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: noopQueue, EnableEagerStart: true}, "BenchMissionShape")
+		if err == nil {
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
+		}
+		var t1, t2 time.Time
+		if err == nil {
+			t1 = time.Now()
+			err = c.SignalWorkflow(ctx, id, "", shapeSignal, nil)
+		}
+		if err == nil {
+			t2 = time.Now()
+			err = run.Get(ctx, nil)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			r.failed++
+			r.dispatch[i], r.finish[i] = -1, -1
+			return
+		}
+		r.dispatch[i], r.finish[i] = t1.Sub(t0), time.Since(t2)
+	})
+	r.cpu = stackCPU(ls).sub(cpu0)
+	r.dispatch, r.finish = positive(r.dispatch), positive(r.finish)
+	r.rate = float64(n-r.failed) / wall.Seconds()
+	return r
+}
+
+// positive drops the failed samples (-1).
+func positive(d []time.Duration) []time.Duration {
+	out := d[:0:0]
+	for _, v := range d {
+		if v >= 0 {
+			out = append(out, v)
+		}
+	}
+	return out
+}
 
 const noopQueue = "bench-noop"
 
@@ -135,6 +232,8 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out io.Writer)
 	// worker polling like the mission worker.
 	w := worker.New(c, noopQueue, worker.Options{MaxConcurrentWorkflowTaskPollers: ls.cfg.Worker.WorkflowTaskPollers})
 	w.RegisterWorkflowWithOptions(noopWorkflow, workflow.RegisterOptions{Name: "BenchNoop"})
+	w.RegisterWorkflowWithOptions(missionShapeWorkflow, workflow.RegisterOptions{Name: "BenchMissionShape"})
+	w.RegisterActivity(shapeStep)
 	if err := w.Start(); err != nil {
 		return err
 	}
@@ -174,6 +273,12 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out io.Writer)
 	noop = okNoop
 	noopP50 := percentile(noop, 0.5)
 	noopRate := float64(f.noops) / noopWall.Seconds()
+	// The second baseline: a mission's minimal shape, same server, same
+	// concurrency (issue 12: the Mission at Temporal's floor).
+	shape := benchMissionShape(ctx, ls, c, runID, f.noops, f.concurrency)
+	if shape.failed > 0 {
+		return fmt.Errorf("baseline: %d of %d mission-shaped workflows failed", shape.failed, f.noops)
+	}
 
 	var picks, drops []string
 	for _, s := range grid.Stations {
@@ -243,7 +348,17 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out io.Writer)
 	}
 	fmt.Fprintf(out, "samples   %d dispatch, %d finish\n", len(dispatch), len(finish))
 	fmt.Fprintf(out, "cpu       per no-op workflow: %s\n", noopCPU.perMission(f.noops))
+	fmt.Fprintf(out, "cpu       per mission-shaped workflow: %s\n", shape.cpu.perMission(f.noops))
 	fmt.Fprintf(out, "cpu       per mission: %s\n", cpuUsed.perMission(f.missions))
+	// The Mission against its minimal shape (issue 12 targets).
+	shapeFin := percentile(shape.finish, 0.5)
+	serverMission := float64(cpuUsed["temporal"]) / float64(max(f.missions, 1))
+	serverShape := float64(shape.cpu["temporal"]) / float64(max(f.noops, 1))
+	fmt.Fprintf(out, "shape     mission-shaped baseline (eager start, local activity, one signal, local activity): start → first local activity p50 %s; signal → completed p50 %s, p99 %s; %.0f workflows/s\n",
+		ms(percentile(shape.dispatch, 0.5)), ms(shapeFin), ms(percentile(shape.finish, 0.99)), shape.rate)
+	fmt.Fprintf(out, "vs shape  throughput %.0f%% of the shape's (target ≥ 80%%) %s; finish p50 %.2f× the shape's signal → completed (target ≤ 1.2×) %s; Temporal server CPU per mission %.2f× the shape's (target ≤ 1.25×) %s\n",
+		100*rate/shape.rate, pass(rate >= 0.8*shape.rate), float64(finP50)/float64(shapeFin), pass(float64(finP50) <= 1.2*float64(shapeFin)),
+		serverMission/serverShape, pass(serverMission <= 1.25*serverShape))
 	fmt.Fprintf(out, "bridge    %s\n", bridgeCounters(ls))
 	fmt.Fprintf(out, "local activities (mean, whole run) %s\n", localActivityLatency(ls))
 	if failed > 0 {
