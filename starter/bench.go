@@ -35,6 +35,56 @@ import (
 // noopWorkflow is the baseline: one workflow task, no activity.
 func noopWorkflow(ctx workflow.Context) error { return nil }
 
+// startBaselineWorker polls the baselines' task queue (noopQueue) for the
+// no-op and the mission-shaped workflow, with as many workflow task polls
+// as the mission worker keeps.
+func startBaselineWorker(c client.Client, pollers int) (worker.Worker, error) {
+	w := worker.New(c, noopQueue, worker.Options{MaxConcurrentWorkflowTaskPollers: pollers})
+	w.RegisterWorkflowWithOptions(noopWorkflow, workflow.RegisterOptions{Name: "BenchNoop"})
+	w.RegisterWorkflowWithOptions(missionShapeWorkflow, workflow.RegisterOptions{Name: "BenchMissionShape"})
+	w.RegisterActivity(shapeStep)
+	return w, w.Start()
+}
+
+// noopRun is what the no-op baseline measured.
+type noopRun struct {
+	durations []time.Duration // start → result of each no-op workflow
+	rate      float64         // workflows/s
+	cpu       cpuTimes
+}
+
+// noopBaseline runs n no-op workflows, concurrency at a time, after a
+// warm-up (startBaselineWorker must run). A failed one fails the baseline:
+// it must not pull the figures down and flatter every ratio.
+func noopBaseline(ctx context.Context, ls *localStack, c client.Client, runID string, n, concurrency int) (noopRun, error) {
+	noop := make([]time.Duration, n)
+	warm := min(n/10, 100)
+	for i := 0; i < warm; i++ { // warm up connections and caches
+		r, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("noop-warm-%s-%d", runID, i), TaskQueue: noopQueue}, "BenchNoop")
+		if err == nil {
+			_ = r.Get(ctx, nil)
+		}
+	}
+	cpu0 := stackCPU(ls)
+	wall := runConcurrent(n, concurrency, func(i int) {
+		t0 := time.Now()
+		r, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("noop-%s-%d", runID, i), TaskQueue: noopQueue}, "BenchNoop")
+		if err == nil {
+			err = r.Get(ctx, nil)
+		}
+		if err != nil {
+			noop[i] = -1
+			return
+		}
+		noop[i] = time.Since(t0)
+	})
+	r := noopRun{cpu: stackCPU(ls).sub(cpu0), durations: positive(noop), rate: float64(n) / wall.Seconds()}
+	if len(r.durations) < n {
+		return r, fmt.Errorf("baseline: %d of %d no-op workflows failed", n-len(r.durations), n)
+	}
+	return r, nil
+}
+
 // missionShapeWorkflow is the second baseline, a Mission's minimal shape:
 // one local activity (the dispatch: plan, reserve and send the order), a
 // wait for one signal (the robot's "order finished"), one local activity
@@ -230,49 +280,19 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out io.Writer)
 
 	// Baseline: a no-op workflow on the same server, same concurrency, and a
 	// worker polling like the mission worker.
-	w := worker.New(c, noopQueue, worker.Options{MaxConcurrentWorkflowTaskPollers: ls.cfg.Worker.WorkflowTaskPollers})
-	w.RegisterWorkflowWithOptions(noopWorkflow, workflow.RegisterOptions{Name: "BenchNoop"})
-	w.RegisterWorkflowWithOptions(missionShapeWorkflow, workflow.RegisterOptions{Name: "BenchMissionShape"})
-	w.RegisterActivity(shapeStep)
-	if err := w.Start(); err != nil {
+	w, err := startBaselineWorker(c, ls.cfg.Worker.WorkflowTaskPollers)
+	if err != nil {
 		return err
 	}
 	defer w.Stop()
 	runID := strconv.FormatInt(time.Now().Unix(), 36)
-	noop := make([]time.Duration, f.noops)
-	warm := min(f.noops/10, 100)
-	for i := 0; i < warm; i++ { // warm up connections and caches
-		r, _ := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("noop-warm-%s-%d", runID, i), TaskQueue: noopQueue}, "BenchNoop")
-		r.Get(ctx, nil)
+	base, err := noopBaseline(ctx, ls, c, runID, f.noops, f.concurrency)
+	if err != nil {
+		return err
 	}
-	noopCPU0 := stackCPU(ls)
-	noopWall := runConcurrent(f.noops, f.concurrency, func(i int) {
-		t0 := time.Now()
-		r, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("noop-%s-%d", runID, i), TaskQueue: noopQueue}, "BenchNoop")
-		if err == nil {
-			err = r.Get(ctx, nil)
-		}
-		if err != nil {
-			noop[i] = -1
-			return
-		}
-		noop[i] = time.Since(t0)
-	})
-	noopCPU := stackCPU(ls).sub(noopCPU0)
-	// Only successful round trips count; a failed one must not pull the
-	// baseline down and flatter every ratio.
-	okNoop := noop[:0:0]
-	for _, d := range noop {
-		if d > 0 {
-			okNoop = append(okNoop, d)
-		}
-	}
-	if len(okNoop) < f.noops {
-		return fmt.Errorf("baseline: %d of %d no-op workflows failed", f.noops-len(okNoop), f.noops)
-	}
-	noop = okNoop
+	noop, noopCPU := base.durations, base.cpu
 	noopP50 := percentile(noop, 0.5)
-	noopRate := float64(f.noops) / noopWall.Seconds()
+	noopRate := base.rate
 	// The second baseline: a mission's minimal shape, same server, same
 	// concurrency (issue 12: the Mission at Temporal's floor).
 	shape := benchMissionShape(ctx, ls, c, runID, f.noops, f.concurrency)
