@@ -335,18 +335,7 @@ func TestShippedConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Its TLS files exist only in the pod: stand-ins here.
-	dir := t.TempDir()
-	var env []string
-	for _, f := range []string{"CA_FILE", "CERT_FILE", "KEY_FILE"} {
-		path := dir + "/" + f
-		if err := os.WriteFile(path, nil, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		env = append(env, "FLEETFLOW_MQTT_TLS_"+f+"="+path)
-	}
-	env = append(env, "FLEETFLOW_ARTIFACTS_TRUSTED_KEYS="+dir)
-	cfg, err := config.Load("base/temporal.yaml", env)
+	cfg, err := config.Load("base/temporal.yaml", podFiles(t))
 	if err != nil {
 		t.Fatalf("base/temporal.yaml: %v", err)
 	}
@@ -493,16 +482,7 @@ func TestGrafanaDashboard(t *testing.T) {
 // broker; the edge worker's --edge-site is in its edge.sites, its bridge
 // is on, and it talks to the site's broker; every edge site has a map.
 func TestMultiSiteConfigsAgree(t *testing.T) {
-	dir := t.TempDir()
-	var env []string
-	for _, f := range []string{"CA_FILE", "CERT_FILE", "KEY_FILE"} {
-		path := dir + "/" + f
-		if err := os.WriteFile(path, nil, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		env = append(env, "FLEETFLOW_MQTT_TLS_"+f+"="+path)
-	}
-	env = append(env, "FLEETFLOW_ARTIFACTS_TRUSTED_KEYS="+dir)
+	env := podFiles(t)
 	central, err := config.Load("overlays/central/temporal.yaml", env)
 	if err != nil {
 		t.Fatalf("overlays/central/temporal.yaml: %v", err)
@@ -536,4 +516,20 @@ func TestMultiSiteConfigsAgree(t *testing.T) {
 			t.Fatalf("edge site %s has no map in base/sites: %v", s, err)
 		}
 	}
+}
+
+// podFiles is the environment that points the configuration's files,
+// which exist only in the pod (the MQTT TLS files, the trusted keys), at
+// empty stand-ins.
+func podFiles(t *testing.T) []string {
+	dir := t.TempDir()
+	var env []string
+	for _, f := range []string{"CA_FILE", "CERT_FILE", "KEY_FILE"} {
+		path := dir + "/" + f
+		if err := os.WriteFile(path, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		env = append(env, "FLEETFLOW_MQTT_TLS_"+f+"="+path)
+	}
+	return append(env, "FLEETFLOW_ARTIFACTS_TRUSTED_KEYS="+dir)
 }
