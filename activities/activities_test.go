@@ -463,6 +463,11 @@ func TestSweepLeavesEdgeRobotsToTheReaperWorkflow(t *testing.T) {
 		NodeStatesRemaining: 3, Driving: true, BatteryCharge: 80, Timestamp: time.Now()}}); err != nil {
 		t.Fatal(err)
 	}
+	// The closed holder also held a charger the robot may still drive to.
+	if g, err := st.ReserveStation(ctx, store.StationRequest{Site: "warehouse-a", Holder: "mission-m-gone", RobotID: robotID,
+		Stations: []store.Station{{ID: "CH-test"}}}); err != nil || g.StationID != "CH-test" {
+		t.Fatalf("reserve station: %+v %v", g, err)
+	}
 	a := &Activities{Store: st, Sites: map[string]*site.Map{"warehouse-a": m}, Temporal: closedWorkflows{},
 		EdgeQueues: map[string]string{"warehouse-a": "robot-io-warehouse-a"}}
 	time.Sleep(10 * time.Millisecond)
@@ -482,6 +487,9 @@ func TestSweepLeavesEdgeRobotsToTheReaperWorkflow(t *testing.T) {
 	if holder, held, err := st.ReservationHolder(ctx, robotID); err != nil || !held || holder != "m-gone" {
 		t.Fatalf("the lease must stand until its order is cancelled: %q %v %v", holder, held, err)
 	}
+	if holds, err := st.StationHolds(ctx, "warehouse-a"); err != nil || len(holds) != 1 {
+		t.Fatalf("the closed holder's charger must wait for the next sweep, after its robot is stopped: %+v %v", holds, err)
+	}
 	stop := res.EdgeStops[0]
 	stop.OrderCancelled = true
 	for range 2 {
@@ -491,6 +499,13 @@ func TestSweepLeavesEdgeRobotsToTheReaperWorkflow(t *testing.T) {
 	}
 	if _, held, err := st.ReservationHolder(ctx, robotID); err != nil || held {
 		t.Fatalf("not freed: %v %v", held, err)
+	}
+	// The next sweep frees the charger.
+	if _, err := env.ExecuteActivity(a.SweepLeases, schemas.SweepLeasesInput{MinAge: time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if holds, err := st.StationHolds(ctx, "warehouse-a"); err != nil || len(holds) != 0 {
+		t.Fatalf("the charger is freed by the next sweep: %+v %v", holds, err)
 	}
 	trail, err := st.AuditTrail(ctx, "m-gone")
 	if err != nil {

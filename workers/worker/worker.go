@@ -380,7 +380,7 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 		Webhooks: webhooks, WebhookDeliveryTimeout: cfg.WMS.DeliveryTimeout,
 		OrderAckTimeout: cfg.Robots.OrderAckTimeout, OrderResends: cfg.Robots.OrderResends, ConnectionGrace: cfg.Robots.ConnectionGrace,
 		LeasesFreed: activities.NewLeasesFreedCounter(), EdgeQueues: edgeQueues,
-		Charging:    activities.ChargingPolicy{Threshold: cfg.Charging.Threshold, Resume: cfg.Charging.Resume, TaskQueue: cfg.TaskQueues.Maintenance},
+		Charging: activities.ChargingPolicy{Threshold: cfg.Charging.Threshold, Resume: cfg.Charging.Resume, TaskQueue: cfg.TaskQueues.Maintenance},
 		Maintenance: activities.MaintenancePolicy{
 			Triggers: store.HealthThresholds{BatteryHealthBelow: cfg.Maintenance.Triggers.BatteryHealthBelow, Errors: cfg.Maintenance.Triggers.Errors,
 				DrivingHours: cfg.Maintenance.Triggers.DrivingHours},
