@@ -398,7 +398,11 @@ func EventFromStored(st store.RobotState) schemas.RobotEvent {
 // robot left below the charge threshold is sent charging (a Charge
 // workflow is started for it, unless the releaser is one).
 func (a *Activities) ReleaseRobot(ctx context.Context, in schemas.ReleaseRobotInput) error {
-	next, err := a.Store.Release(ctx, in.RobotID, in.MissionID)
+	var also []store.AuditRow
+	if au := in.Audit; au != nil {
+		also = append(also, store.AuditRow{Key: au.Once, Actor: au.Actor, Kind: au.Kind, Subject: au.Subject, Details: au.Details})
+	}
+	next, err := a.Store.Release(ctx, in.RobotID, in.MissionID, also...)
 	if err != nil {
 		return storeError(err)
 	}
@@ -457,14 +461,4 @@ func (a *Activities) Audit(ctx context.Context, in schemas.AuditInput) error {
 		return storeError(a.Store.AuditOnce(ctx, in.Once, in.Actor, in.Kind, in.Subject, in.Details))
 	}
 	return storeError(a.Store.Audit(ctx, in.Actor, in.Kind, in.Subject, in.Details))
-}
-
-// NotifyWMS is what missions recorded before mission events (WMSEvents)
-// called when they ended; it stays registered so that those histories
-// replay and such missions still finish. It delivers nothing: the single
-// unsigned webhook it used is no longer configured (events go to
-// wms.clients through DeliverWebhook).
-func (a *Activities) NotifyWMS(ctx context.Context, in schemas.NotifyWMSInput) error {
-	activity.GetLogger(ctx).Info("mission recorded before mission events ended; no webhook", "mission", in.MissionID, "state", in.State)
-	return nil
 }

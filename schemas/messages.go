@@ -187,6 +187,10 @@ type ReleaseRobotInput struct {
 	RobotID   string `json:"robotId"`
 	MissionID string `json:"missionId"`
 	Site      string `json:"site"`
+	// Audit, when set, is written in the release's transaction (a
+	// mission's end row; set Once so that a retried release writes it
+	// once).
+	Audit *AuditInput `json:"audit,omitempty"`
 }
 
 // CancelQueuedInput removes a mission from the reservation queue.
@@ -203,14 +207,6 @@ type AuditInput struct {
 	// Once, when set, writes the row only once for this key however often
 	// the activity runs (e.g. "mission-m-1/end").
 	Once string `json:"once,omitempty"`
-}
-
-// NotifyWMSInput reports a mission's end to the WMS webhook (activity NotifyWMS).
-type NotifyWMSInput struct {
-	MissionID string `json:"missionId"`
-	State     string `json:"state"`
-	RobotID   string `json:"robotId,omitempty"`
-	Reason    string `json:"reason,omitempty"`
 }
 
 // SweepLeasesInput asks the Reaper's activity to free what closed

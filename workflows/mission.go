@@ -328,6 +328,14 @@ type mission struct {
 
 	notify *notifier // the mission's events for its WMS client; nil = none
 
+	// The one timer of the mission's waits (timer.go), and the search
+	// attributes set since the last upsert (flushSA writes them in one
+	// command before the mission waits, so a workflow task carries at
+	// most one UpsertWorkflowSearchAttributes).
+	timer   waitTimer
+	saRobot *string
+	saState *string
+
 	// startSpec is the spec the mission started with: update accept
 	// compares a repeated request with it (append grows in.Spec).
 	startSpec schemas.MissionSpec
@@ -661,7 +669,7 @@ func (m *mission) reserve(ctx workflow.Context, req schemas.ReserveRobotInput) (
 				m.status.Handovers[n-1].ToRobot = res.RobotID
 			}
 			m.setState(ctx, MissionReserved)
-			_ = workflow.UpsertTypedSearchAttributes(ctx, saRobotID.ValueSet(res.RobotID))
+			m.saRobot = &res.RobotID
 			m.metricReserved(ctx)
 			break
 		}
@@ -671,7 +679,7 @@ func (m *mission) reserve(ctx workflow.Context, req schemas.ReserveRobotInput) (
 		if left := m.deadline.Sub(workflow.Now(ctx)); left < wait {
 			wait = left
 		}
-		if _, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return m.wake || m.cancelRequested }); err != nil {
+		if _, err := m.wait(ctx, wait, func() bool { return m.wake || m.cancelRequested }); err != nil {
 			r, err := m.cleanupAfterCancel(ctx)
 			return r, err, true
 		}
@@ -828,7 +836,7 @@ func (m *mission) drive(ctx workflow.Context) (MissionResult, error, bool) {
 			}
 		}
 		cancelAct, pauseAct := m.cancelAct, m.pauseAct
-		ok, err := workflow.AwaitWithTimeout(ctx, wait, func() bool {
+		ok, err := m.wait(ctx, wait, func() bool {
 			return m.outcome != "" || m.failover != "" || m.events != seen || m.replanWanted ||
 				len(m.signals) != signals || m.hold != hold || len(m.in.Spec.Steps) != steps ||
 				(m.cancelRequested && m.cancelAct == nil) || (!m.cancelRequested && m.pauseAct == nil && m.pauseWanted != m.pauseSentFor) ||
@@ -901,7 +909,7 @@ func (m *mission) handOver(ctx workflow.Context) (MissionResult, error, bool) {
 		m.status.LastError = fmt.Sprintf("%s with the load on board (step %d of %d done); waiting for an operator until %s: update resolve with reassign or abort",
 			reason, from, len(m.stepDone), m.status.ResolveBy.UTC().Format(time.RFC3339))
 		m.setState(ctx, MissionAwaitingOperator)
-		ok, err := workflow.AwaitWithTimeout(ctx, Timings.ResolveTimeout, func() bool { return m.resolution != nil || m.cancelRequested })
+		ok, err := m.wait(ctx, Timings.ResolveTimeout, func() bool { return m.resolution != nil || m.cancelRequested })
 		if err != nil {
 			r, err := m.cleanupAfterCancel(ctx)
 			return r, err, true
@@ -1022,6 +1030,7 @@ func (m *mission) buildOrder(ctx workflow.Context) (MissionResult, error) {
 // state to show it.
 func (m *mission) sendOrder(ctx workflow.Context) error {
 	m.status.OrderSends++
+	m.flushBeforeEdgeIO(ctx)
 	err := robotIO(ctx, m.robotIO, "send order to "+m.status.RobotID, ActivitySendOrder, schemas.SendOrderInput{
 		RobotID: m.status.RobotID, Order: m.order,
 	}, nil)
@@ -1112,6 +1121,7 @@ func (m *mission) pauseDue() time.Time {
 
 func (m *mission) sendInstant(ctx workflow.Context, actionType, actionID string) (schemas.SendResult, error) {
 	var res schemas.SendResult
+	m.flushBeforeEdgeIO(ctx)
 	err := robotIO(ctx, m.robotIO, actionType+" to "+m.status.RobotID, ActivitySendInstantActions, schemas.SendInstantActionsInput{
 		RobotID: m.status.RobotID,
 		Actions: []vda5050.Action{{ActionType: actionType, ActionID: actionID, BlockingType: vda5050.BlockingHard}},
@@ -1386,19 +1396,9 @@ func (m *mission) fail(ctx workflow.Context, errType, reason string) (MissionRes
 // frees it then).
 func (m *mission) end(ctx workflow.Context, state, errType, reason string) (MissionResult, error) {
 	ctx, _ = workflow.NewDisconnectedContext(ctx)
-	if m.status.RobotID != "" && !m.released {
-		if err := retryLocal(ctx, "release "+m.status.RobotID, ActivityReleaseRobot, schemas.ReleaseRobotInput{
-			RobotID: m.status.RobotID, MissionID: m.in.Spec.MissionID, Site: m.in.Spec.Site,
-		}, nil, storeOptions("release "+m.status.RobotID), workflow.Now(ctx).Add(Timings.ReleaseTimeout)); err != nil {
-			m.logger.Error("release robot failed; the Reaper will free it", "robot", m.status.RobotID, "error", err)
-		} else {
-			m.released = true
-		}
-	} else if m.status.RobotID == "" && m.reserveSent && !m.leftQueue {
-		m.leaveQueue(ctx)
-	}
-	m.setState(ctx, state)
-	m.metricEnded(ctx, state, errType)
+	// The outcome is decided: no timer may stay running (it would fire
+	// into a closed workflow).
+	m.timer.stop()
 	details := map[string]any{"state": state, "robotId": m.status.RobotID, "nodesDone": m.status.NodesDone, "nodesTotal": m.status.NodesTotal}
 	if reason != "" {
 		details["reason"] = reason
@@ -1413,27 +1413,36 @@ func (m *mission) end(ctx workflow.Context, state, errType, reason string) (Miss
 	if actor == "" {
 		actor = "fleetflow"
 	}
-	if err := retryLocal(ctx, "audit", ActivityAudit, schemas.AuditInput{
+	endAudit := &schemas.AuditInput{
 		Actor: actor, Kind: "mission." + strings.ToLower(state), Subject: m.orderID, Details: details,
 		Once: m.orderID + "/end/" + workflow.GetInfo(ctx).WorkflowExecution.RunID,
-	}, nil, storeOptions("audit"), workflow.Now(ctx).Add(Timings.ReleaseTimeout)); err != nil {
-		m.logger.Error("audit failed", "error", err)
 	}
-	if workflow.GetVersion(ctx, "wms-events", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
-		// Recorded before mission events: the end was reported by NotifyWMS.
-		if err := workflow.ExecuteLocalActivity(localCtx(ctx, "notify WMS"), ActivityNotifyWMS, schemas.NotifyWMSInput{
-			MissionID: m.in.Spec.MissionID, State: state, RobotID: m.status.RobotID, Reason: reason,
-		}).Get(ctx, nil); err != nil {
-			m.logger.Warn("notify WMS failed", "error", err)
+	if m.status.RobotID != "" && !m.released {
+		// The end's audit row goes in the release's transaction.
+		if err := retryLocal(ctx, "release "+m.status.RobotID, ActivityReleaseRobot, schemas.ReleaseRobotInput{
+			RobotID: m.status.RobotID, MissionID: m.in.Spec.MissionID, Site: m.in.Spec.Site, Audit: endAudit,
+		}, nil, storeOptions("release "+m.status.RobotID), workflow.Now(ctx).Add(Timings.ReleaseTimeout)); err != nil {
+			m.logger.Error("release robot failed; the Reaper will free it", "robot", m.status.RobotID, "error", err)
+		} else {
+			m.released, endAudit = true, nil
 		}
-	} else {
-		kind := map[string]string{MissionCompleted: schemas.WMSEventCompleted, MissionCancelled: schemas.WMSEventCancelled}[state]
-		if kind == "" {
-			kind = schemas.WMSEventFailed
-		}
-		m.emit(ctx, kind, schemas.WMSEventData{State: state, Reason: reason, ErrorType: errType})
-		m.flushEvents(ctx)
+	} else if m.status.RobotID == "" && m.reserveSent && !m.leftQueue {
+		m.leaveQueue(ctx)
 	}
+	m.setState(ctx, state)
+	m.metricEnded(ctx, state, errType)
+	if endAudit != nil {
+		if err := retryLocal(ctx, "audit", ActivityAudit, *endAudit, nil, storeOptions("audit"), workflow.Now(ctx).Add(Timings.ReleaseTimeout)); err != nil {
+			m.logger.Error("audit failed", "error", err)
+		}
+	}
+	m.flushSA(ctx)
+	kind := map[string]string{MissionCompleted: schemas.WMSEventCompleted, MissionCancelled: schemas.WMSEventCancelled}[state]
+	if kind == "" {
+		kind = schemas.WMSEventFailed
+	}
+	m.emit(ctx, kind, schemas.WMSEventData{State: state, Reason: reason, ErrorType: errType})
+	m.flushEvents(ctx)
 	m.finished = true
 	res := m.result()
 	res.Reason = reason
@@ -1463,10 +1472,43 @@ func (m *mission) setState(ctx workflow.Context, state string) {
 	case MissionAwaitingOperator:
 		m.emit(ctx, schemas.WMSEventAwaitingOperator, schemas.WMSEventData{Reason: m.status.LastError})
 	}
-	if err := workflow.UpsertTypedSearchAttributes(ctx, saMissionState.ValueSet(state)); err != nil {
-		m.logger.Warn("upsert search attribute failed", "error", err)
-	}
+	m.saState = &state
 	m.setDetails(ctx)
+}
+
+// wait flushes the pending search attributes and waits for cond with the
+// mission's one timer (waitTimer.await): ok is false when d passed first.
+func (m *mission) wait(ctx workflow.Context, d time.Duration, cond func() bool) (bool, error) {
+	m.flushSA(ctx)
+	return m.timer.await(ctx, d, cond)
+}
+
+// flushBeforeEdgeIO flushes the pending search attributes before robot
+// I/O through an edge site's queue: that activity ends the workflow task,
+// and may wait in the queue for minutes while the site is cut off.
+func (m *mission) flushBeforeEdgeIO(ctx workflow.Context) {
+	if m.robotIO != "" {
+		m.flushSA(ctx)
+	}
+}
+
+// flushSA upserts the search attributes set since the last flush, in one
+// command (RobotId, MissionState; the latest value of each).
+func (m *mission) flushSA(ctx workflow.Context) {
+	var ups []temporal.SearchAttributeUpdate
+	if m.saRobot != nil {
+		ups = append(ups, saRobotID.ValueSet(*m.saRobot))
+	}
+	if m.saState != nil {
+		ups = append(ups, saMissionState.ValueSet(*m.saState))
+	}
+	m.saRobot, m.saState = nil, nil
+	if len(ups) == 0 {
+		return
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, ups...); err != nil {
+		m.logger.Warn("upsert search attributes failed", "error", err)
+	}
 }
 
 // setDetails writes the Web UI's "current details" line.

@@ -32,7 +32,6 @@ type fakeActivities struct {
 	releases  []schemas.ReleaseRobotInput
 	cancelled []string
 	audits    []schemas.AuditInput
-	notified  []schemas.NotifyWMSInput
 	webhooks  []schemas.DeliverWebhookInput
 	// webhookDown fails DeliverWebhook this many times first (retryable);
 	// webhookRejects answers every delivery with a final 4xx.
@@ -196,6 +195,12 @@ func (f *fakeActivities) ReleaseRobot(ctx context.Context, in schemas.ReleaseRob
 		f.releaseDown--
 		return errors.New("failed to connect to `host=127.0.0.1`: connection refused")
 	}
+	// The mission's end row is written in the release's transaction, as
+	// the real activity does: recorded with the audits.
+	if in.Audit != nil {
+		f.audits = append(f.audits, *in.Audit)
+		in.Audit = nil
+	}
 	f.releases = append(f.releases, in)
 	return nil
 }
@@ -212,13 +217,6 @@ func (f *fakeActivities) SetServiceStatus(ctx context.Context, in schemas.SetSer
 	defer f.mu.Unlock()
 	f.serviceStatuses = append(f.serviceStatuses, in.Status)
 	return schemas.SetServiceStatusResult{}, nil
-}
-
-func (f *fakeActivities) NotifyWMS(ctx context.Context, in schemas.NotifyWMSInput) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.notified = append(f.notified, in)
-	return nil
 }
 
 const wfID = "mission-m-1"
@@ -311,7 +309,6 @@ func TestMissionHappyPath(t *testing.T) {
 	require.Equal(t, wfID, s.acts.orders[0].Order.OrderID, "the orderId names the owning workflow")
 	require.Equal(t, []schemas.ReleaseRobotInput{{RobotID: "acme/AMR-001", MissionID: "m-1", Site: "warehouse-a"}}, s.acts.releases)
 	require.Equal(t, "mission.completed", s.acts.audits[0].Kind)
-	require.Empty(t, s.acts.notified, "NotifyWMS only runs in missions recorded before mission events")
 	require.Empty(t, s.acts.webhooks, "a mission without a WMS client sends no events")
 	require.Equal(t, 4.0, s.acts.reserves[0].X, "reservation asks for the robot nearest the first station")
 }

@@ -71,7 +71,6 @@ const (
 	ActivityRobotSnapshot      = "RobotSnapshot"
 	ActivityReleaseRobot       = "ReleaseRobot"
 	ActivityAudit              = "Audit"
-	ActivityNotifyWMS          = "NotifyWMS"
 	ActivitySweepLeases        = "SweepLeases"
 	ActivityFreeLease          = "FreeLease"
 	ActivityDeliverWebhook     = "DeliverWebhook"
@@ -94,7 +93,7 @@ const (
 var ActivityNames = []string{
 	ActivityPlanMission, ActivityReserveRobot, ActivityCancelQueued, ActivityBuildOrder,
 	ActivitySendOrder, ActivitySendInstantActions, ActivityRobotSnapshot, ActivityReleaseRobot,
-	ActivityAudit, ActivityNotifyWMS, ActivityVerifyArtifact, ActivityResolveTargets, ActivityLocateArtifact,
+	ActivityAudit, ActivityVerifyArtifact, ActivityResolveTargets, ActivityLocateArtifact,
 	ActivitySweepLeases, ActivityFreeLease, ActivityDeliverWebhook, ActivitySetServiceStatus, ActivityReserveCharger, ActivityReleaseCharger,
 	ActivitySiteRobots,
 }
