@@ -82,6 +82,7 @@ bench: build bin/temporal
 	./bin/starter bench burst
 	./bin/starter bench ingress
 	./bin/starter bench edge
+	./bin/starter bench scale
 	$(GO) test -run '^$$' -bench DecodeAndRoute -cpu 1 -benchtime 3s ./workers/bridge/
 
 clean:

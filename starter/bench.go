@@ -212,7 +212,7 @@ per second and the virtual fleet's memory, each against its target.`,
 	cmd.Flags().StringVar(&f.temporalBin, "temporal-bin", "bin/temporal", "the pinned Temporal CLI")
 	cmd.Flags().BoolVar(&f.explain, "explain-slowest", false, "print the event history of the slowest mission")
 	cmd.Flags().StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (workers, bridge, virtual fleet, embedded broker) during the missions to `FILE`")
-	cmd.AddCommand(benchRolloutCmd(g), benchBurstCmd(g), benchIngressCmd(g), benchEdgeCmd(g))
+	cmd.AddCommand(benchRolloutCmd(g), benchBurstCmd(g), benchIngressCmd(g), benchEdgeCmd(g), benchScaleCmd(g))
 	return cmd
 }
 

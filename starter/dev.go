@@ -54,7 +54,10 @@ type devFlags struct {
 	siteMap       *site.Map     // overrides site.name from site.mapsDir (bench)
 	siteMaps      []*site.Map   // override site.mapsDir's maps (multi-site tests)
 	stateInterval time.Duration // virtual robots' longest time between two states; 0 = the sim's default (30 s)
-	rebootDelay   time.Duration // virtual robots' reboot after an update; 0 = the sim's default
+	// drivingStateInterval: the same while a robot drives or runs an
+	// action; 0 = stateInterval (bench scale: 100 ms).
+	drivingStateInterval time.Duration
+	rebootDelay          time.Duration // virtual robots' reboot after an update; 0 = the sim's default
 }
 
 func devCmd(g *globalFlags, demo bool) *cobra.Command {
@@ -227,6 +230,7 @@ func startLocalStack(ctx context.Context, cfg config.Config, f *devFlags, logOut
 	ls.fleet = sim.NewFleet(sim.Options{
 		BrokerURL: ls.cfg.MQTT.URL, Speed: cfg.Sim.Speed, ActionDuration: cfg.Sim.ActionDuration, Logger: log,
 		TrustedKeys: keys, RebootDelay: f.rebootDelay, ChargePerSecond: cfg.Sim.ChargePerSecond,
+		StateInterval: f.stateInterval, DrivingStateInterval: f.drivingStateInterval,
 	}, simRobots(m, cfg.Sim))
 	if err := ls.fleet.Start(ctx); err != nil {
 		return nil, fmt.Errorf("virtual fleet: %w", err)

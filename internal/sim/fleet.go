@@ -99,6 +99,11 @@ type Options struct {
 	// StateInterval is the longest time between two state messages;
 	// 0 means DefaultStateInterval (VDA 5050 §6.10: at least every 30 s).
 	StateInterval time.Duration
+	// DrivingStateInterval, when positive and shorter, is the longest time
+	// between two state messages while the vehicle drives or runs a node
+	// action (vehicles commonly publish their state at 1–10 Hz then;
+	// starter bench scale uses 100 ms, 10 states per second).
+	DrivingStateInterval time.Duration
 	// BatteryDrainPerMetre is in percent per metre; 0 means
 	// DefaultBatteryDrainPerMetre, a negative value means no drain.
 	BatteryDrainPerMetre float64

@@ -170,7 +170,7 @@ func (r *Robot) run(quit, done chan struct{}) {
 			next = r.withState(func(time.Time) { r.dirty = true })
 		case <-timer.C:
 			next = r.withState(func(now time.Time) {
-				if now.Sub(r.lastPublish) >= r.opts.StateInterval-time.Millisecond {
+				if now.Sub(r.lastPublish) >= r.stateInterval()-time.Millisecond {
 					r.dirty = true // periodic state, VDA 5050 §6.10
 				}
 			})

@@ -825,6 +825,30 @@ func TestPeriodicState(t *testing.T) {
 	}
 }
 
+// While driving, DrivingStateInterval sets the state rate (bench scale:
+// 10 per second); idle, StateInterval does.
+func TestDrivingStateInterval(t *testing.T) {
+	rg := start(t, Options{Speed: 2, DrivingStateInterval: 100 * time.Millisecond})
+	from := rg.obs.mark()
+	rg.sendOrder(t, order("o-rate", 0, 0, 0, pt{id: "A", x: 0, y: 0}, pt{id: "B", x: 2, y: 0}))
+	rg.obs.waitState(t, from, "order finished", func(s vda5050.State) bool { return finished(s, "o-rate", "B") })
+	driving := 0
+	for _, s := range rg.obs.states(from) {
+		if s.Driving {
+			driving++
+		}
+	}
+	// 2 m at 2 m/s: about 10 states at 100 ms (a node passed adds one).
+	if driving < 7 || driving > 14 {
+		t.Errorf("%d driving states in 1 s at a 100 ms driving interval, want about 10", driving)
+	}
+	idle := rg.obs.mark()
+	time.Sleep(500 * time.Millisecond)
+	if n := len(rg.obs.states(idle)); n > 1 {
+		t.Errorf("%d states in 500 ms idle: the driving interval must not apply", n)
+	}
+}
+
 func TestStartFailsWithoutBroker(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -458,10 +458,20 @@ func (v *vehicle) setStalled(on bool, now time.Time) {
 	// No publish: a stuck vehicle does not know it is stuck.
 }
 
+// stateInterval is the longest time to the next state message now:
+// Options.DrivingStateInterval while driving or running a node action,
+// else Options.StateInterval.
+func (v *vehicle) stateInterval() time.Duration {
+	if d := v.opts.DrivingStateInterval; d > 0 && d < v.opts.StateInterval && (v.moving || v.current != nil) {
+		return d
+	}
+	return v.opts.StateInterval
+}
+
 // nextWake is when the vehicle next has something to do: an action or an
 // edge ends, or the periodic state is due (VDA 5050 §6.10).
 func (v *vehicle) nextWake() time.Time {
-	next := v.lastPublish.Add(v.opts.StateInterval)
+	next := v.lastPublish.Add(v.stateInterval())
 	if !v.active() {
 		return next
 	}
