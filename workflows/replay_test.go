@@ -15,8 +15,11 @@ import (
 
 // Recorded Mission histories (temporal workflow show --output json) replay
 // against today's code: a change that would break running missions fails
-// here. A change that must alter running workflows goes behind
-// workflow.GetVersion; new histories are recorded from `starter dev` with
+// here. Once missions run in production, a change that must alter running
+// workflows goes behind workflow.GetVersion; before that (today), a change
+// of the command sequence re-records them: the end-to-end tests write them
+// with FLEETFLOW_RECORD_HISTORIES=DIR (starter/e2e_test.go,
+// e2e_ingress_test.go, e2e_wms_test.go), or by hand from `starter dev` with
 // `bin/temporal workflow show -w mission-<id> -o json > testdata/histories/mission-<case>.json`.
 func TestReplayRecordedMissions(t *testing.T) {
 	files, err := filepath.Glob("../testdata/histories/mission-*.json")
