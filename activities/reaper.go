@@ -176,7 +176,7 @@ func leaseOrder(kind string) int {
 // the order of l's closed workflow (the orderId names the workflow).
 func (a *Activities) worksOnOrphanedOrder(ctx context.Context, l store.Lease) bool {
 	st, err := a.Store.RobotState(ctx, l.RobotID)
-	owner, _, _ := strings.Cut(st.OrderID, "#") // "<workflowID>#h<n>" after a handover
+	owner := schemas.OwnerWorkflowID(st.OrderID) // "<workflowID>#h<n>" after a handover
 	return err == nil && owner == l.WorkflowID && (st.NodeStatesRemaining > 0 || st.Driving || st.ActionsUnderway())
 }
 

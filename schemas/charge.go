@@ -1,7 +1,5 @@
 package schemas
 
-import "strings"
-
 // Charging: a robot below the charge threshold after a mission is sent to
 // a free charging station of its site by a Charge workflow (task queue
 // maintenance), charges there with the VDA 5050 instant action
@@ -11,17 +9,6 @@ import "strings"
 
 // ChargeWorkflowType is the registered name of the Charge workflow.
 const ChargeWorkflowType = "Charge"
-
-// ChargeWorkflowPrefix starts every Charge workflow ID; it also prefixes
-// the orderId and actionIds that workflow sends, which the bridge routes
-// back to it.
-const ChargeWorkflowPrefix = "charge-"
-
-// ChargeWorkflowID is "charge-<manufacturer>.<serialNumber>": one Charge
-// workflow per robot runs at a time (a second start joins the running one).
-func ChargeWorkflowID(robotID string) string {
-	return ChargeWorkflowPrefix + strings.ReplaceAll(robotID, "/", ".")
-}
 
 // SignalRobotAvailable wakes the workflows waiting for a robot of a site
 // (Mission, RobotUpdate, Maintenance, Charge): one may be free now. Sent by

@@ -1,18 +1,7 @@
 package schemas
 
-import "strings"
-
 // MaintenanceWorkflowType is the registered name of the Maintenance workflow.
 const MaintenanceWorkflowType = "Maintenance"
-
-// MaintenanceWorkflowID is "maintenance-<robot>-<label>", the robot ID's
-// "/" written "." (it also prefixes the orderId and actionIds the workflow
-// sends, which the bridge routes back to it); label is YYYYMMDD, or any
-// label that tells one maintenance of the robot from another
-// ("condition-e<epoch>" for one its condition counters triggered).
-func MaintenanceWorkflowID(robotID, label string) string {
-	return "maintenance-" + strings.ReplaceAll(robotID, "/", ".") + "-" + label
-}
 
 // MaintenanceInput starts a maintenance of one robot.
 type MaintenanceInput struct {

@@ -338,7 +338,7 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out io.Writer)
 				slowest = i
 			}
 		}
-		explainHistory(ctx, c, workflows.MissionWorkflowID(specs[slowest].MissionID), out)
+		explainHistory(ctx, c, schemas.MissionWorkflowID(specs[slowest].MissionID), out)
 	}
 
 	breakdown := finishBreakdown(ctx, c, specs, finishAt, doneAt, 100)
@@ -478,7 +478,7 @@ func benchMissions(ctx context.Context, c client.Client, cfg config.Config, brok
 	mu.Lock()
 	defer mu.Unlock()
 	for i, s := range specs {
-		wf := workflows.MissionWorkflowID(s.MissionID)
+		wf := schemas.MissionWorkflowID(s.MissionID)
 		if t, ok := orderAt[wf]; ok {
 			r.dispatch = append(r.dispatch, t.Sub(r.startAt[i]))
 		}
@@ -599,7 +599,7 @@ func finishBreakdown(ctx context.Context, c client.Client, specs []schemas.Missi
 	var toSignal, toTask, task, toClient []time.Duration
 	step := max(1, len(specs)/n)
 	for i := 0; i < len(specs); i += step {
-		wf := workflows.MissionWorkflowID(specs[i].MissionID)
+		wf := schemas.MissionWorkflowID(specs[i].MissionID)
 		fin, ok := finishAt[wf]
 		if !ok {
 			continue

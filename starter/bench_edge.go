@@ -160,7 +160,7 @@ func orderHop(ctx context.Context, c client.Client, specs []schemas.MissionSpec)
 	for _, s := range specs {
 		var started, scheduled time.Time
 		var schedID int64
-		it := c.GetWorkflowHistory(ctx, workflows.MissionWorkflowID(s.MissionID), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		it := c.GetWorkflowHistory(ctx, schemas.MissionWorkflowID(s.MissionID), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 		for it.HasNext() {
 			ev, err := it.Next()
 			if err != nil {

@@ -517,7 +517,7 @@ func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, 
 	actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
 	defer acancel()
 
-	wfID := workflows.RolloutWorkflowID(id)
+	wfID := schemas.RolloutWorkflowID(id)
 	var tl rolloutTimeline
 	if trail, err := ls.worker.Store.AuditTrail(actx, wfID); err != nil {
 		fmt.Fprintf(out, "audit trail: %v\n", err)
@@ -529,7 +529,7 @@ func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, 
 	children, childErr := childHistoryLengths(actx, c, id)
 	var sampled []historyCount
 	for _, i := range sampleIndices(len(st.Robots), f.samples) {
-		h, _, err := countHistory(actx, c, workflows.RobotUpdateWorkflowID(id, st.Robots[i].RobotID), "")
+		h, _, err := countHistory(actx, c, schemas.RobotUpdateWorkflowID(id, st.Robots[i].RobotID), "")
 		if err != nil {
 			fmt.Fprintf(out, "%v\n", err)
 			continue

@@ -387,7 +387,7 @@ var scenarios = []scenario{
 			for _, id := range missions {
 				if st, err := queryStatus(ctx, r.client, id); err == nil && st.State == workflows.MissionAwaitingOperator {
 					_, err := r.client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-						WorkflowID: workflows.MissionWorkflowID(id), UpdateName: workflows.UpdateResolve, WaitForStage: client.WorkflowUpdateStageAccepted,
+						WorkflowID: schemas.MissionWorkflowID(id), UpdateName: workflows.UpdateResolve, WaitForStage: client.WorkflowUpdateStageAccepted,
 						Args: []any{workflows.ResolveRequest{Decision: workflows.DecisionReassign, RestartFromStart: true, Reason: "chaos: load put back", By: "chaos"}},
 					})
 					if err != nil {
@@ -406,7 +406,7 @@ var scenarios = []scenario{
 		for _, id := range missions {
 			st, err := queryStatus(ctx, r.client, id)
 			if err == nil && st.State == workflows.MissionDriving {
-				return []string{id}, r.client.TerminateWorkflow(ctx, workflows.MissionWorkflowID(id), "", "chaos: terminated from the CLI")
+				return []string{id}, r.client.TerminateWorkflow(ctx, schemas.MissionWorkflowID(id), "", "chaos: terminated from the CLI")
 			}
 		}
 		return nil, errors.New("no driving mission to terminate")
@@ -501,7 +501,7 @@ func (r *chaosRig) run(ctx context.Context, sc *scenario) chaosRow {
 	cancelled := make(chan error, 1)
 	go func() {
 		_, err := r.client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-			WorkflowID: workflows.MissionWorkflowID(ids[0]), UpdateName: workflows.UpdateCancel,
+			WorkflowID: schemas.MissionWorkflowID(ids[0]), UpdateName: workflows.UpdateCancel,
 			Args: []any{workflows.CancelRequest{Reason: "chaos: cancelled as the fault hits", By: "chaos"}}, WaitForStage: client.WorkflowUpdateStageAccepted,
 		})
 		cancelled <- err
@@ -587,7 +587,7 @@ func (r *chaosRig) judge(ctx context.Context, row *chaosRow, ids, terminated []s
 			if closed[id] {
 				continue
 			}
-			d, err := r.client.DescribeWorkflowExecution(ctx, workflows.MissionWorkflowID(id), "")
+			d, err := r.client.DescribeWorkflowExecution(ctx, schemas.MissionWorkflowID(id), "")
 			if err != nil || d.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 				continue
 			}
@@ -610,7 +610,7 @@ func (r *chaosRig) judge(ctx context.Context, row *chaosRow, ids, terminated []s
 		if contains(terminated, id) {
 			continue
 		}
-		run := r.client.GetWorkflow(ctx, workflows.MissionWorkflowID(id), "")
+		run := r.client.GetWorkflow(ctx, schemas.MissionWorkflowID(id), "")
 		var res workflows.MissionResult
 		err := run.Get(ctx, &res)
 		switch {
@@ -657,8 +657,8 @@ func (r *chaosRig) judge(ctx context.Context, row *chaosRow, ids, terminated []s
 	// would stop the next mission (lost: that mission's end is a lie).
 	for _, robot := range r.fleet.Robots() {
 		for _, c := range robot.ControlsOnOrders() {
-			sender, _, _ := strings.Cut(c.ActionID, workflows.InstantActionSeparator)
-			owner, _, _ := strings.Cut(c.OrderID, workflows.InstantActionSeparator)
+			sender, _, _ := strings.Cut(c.ActionID, schemas.InstantActionSeparator)
+			owner, _, _ := strings.Cut(c.OrderID, schemas.InstantActionSeparator)
 			if sender != owner && strings.Contains(c.OrderID, fmt.Sprintf("chaos-%02d-", r.seq)) {
 				row.lost++
 				row.notes = append(row.notes, fmt.Sprintf("robot %s: %s %s hit order %s of another workflow", robot.Key(), c.ActionType, c.ActionID, c.OrderID))

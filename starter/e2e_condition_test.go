@@ -118,7 +118,7 @@ func TestEndToEndMaintenanceRound(t *testing.T) {
 	require.ErrorContains(t, sched.ExecuteContext(ctx), "give a ROBOT_ID, or --site SITE")
 	sched.SetArgs([]string{"create", "--site", ls.cfg.Site.Name, "--every", "168h", "--reason", "weekly round"})
 	require.NoError(t, sched.ExecuteContext(ctx), out.String())
-	sh := c.ScheduleClient().GetHandle(ctx, workflows.MaintenanceRoundScheduleID(ls.cfg.Site.Name))
+	sh := c.ScheduleClient().GetHandle(ctx, schemas.MaintenanceRoundScheduleID(ls.cfg.Site.Name))
 	require.NoError(t, sh.Trigger(ctx, client.ScheduleTriggerOptions{}))
 	var round string
 	require.Eventually(t, func() bool {

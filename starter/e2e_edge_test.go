@@ -132,7 +132,7 @@ func TestEndToEndEdgeSites(t *testing.T) {
 
 // workflowMissionID is the mission ID of a Mission workflow run.
 func workflowMissionID(run client.WorkflowRun) string {
-	return run.GetID()[len(workflows.MissionWorkflowID("")):]
+	return run.GetID()[len(schemas.MissionWorkflowID("")):]
 }
 
 // startEdgeRollout starts fleetos 2.0.0 on every robot of s, all at once.
@@ -145,7 +145,7 @@ func startEdgeRollout(t *testing.T, ctx context.Context, c client.Client, queue 
 	spec.MaxConcurrent = len(s.Robots)
 	spec.SoakTime, spec.HealthCheck = schemas.Duration(time.Second), schemas.Duration(time.Second)
 	spec.RobotTimeout = schemas.Duration(4 * time.Minute)
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.RolloutWorkflowID(spec.RolloutID), TaskQueue: queue},
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: schemas.RolloutWorkflowID(spec.RolloutID), TaskQueue: queue},
 		workflows.RolloutWorkflowType, workflows.RolloutInput{Spec: spec, RequestedBy: "e2e"})
 	require.NoError(t, err)
 	return run

@@ -123,7 +123,7 @@ func TestEndToEndIngress(t *testing.T) {
 	// A rejected mission starts nothing.
 	require.Equal(t, http.StatusBadRequest, call("POST", "/v1/missions", keyA, strings.Replace(spec("in-bad", 1), "rack-1", "rack-99", 1), &e))
 	require.Contains(t, strings.Join(e.Violations, "\n"), "rack-99")
-	_, err = ls.worker.Client.DescribeWorkflowExecution(ctx, workflows.MissionWorkflowID("in-bad"), "")
+	_, err = ls.worker.Client.DescribeWorkflowExecution(ctx, schemas.MissionWorkflowID("in-bad"), "")
 	var nf *serviceerror.NotFound
 	require.ErrorAs(t, err, &nf)
 
@@ -157,7 +157,7 @@ func TestEndToEndIngress(t *testing.T) {
 	// from the ended mission.
 	var wfDone bool
 	require.Eventually(t, func() bool {
-		d, err := ls.worker.Client.DescribeWorkflowExecution(ctx, workflows.MissionWorkflowID("in-1"), "")
+		d, err := ls.worker.Client.DescribeWorkflowExecution(ctx, schemas.MissionWorkflowID("in-1"), "")
 		wfDone = err == nil && d.GetWorkflowExecutionInfo().GetCloseTime() != nil
 		return wfDone
 	}, 30*time.Second, 200*time.Millisecond)
@@ -171,7 +171,7 @@ func TestEndToEndIngress(t *testing.T) {
 	st2, err := store.Open(ctx, cfg.Postgres.URL)
 	require.NoError(t, err)
 	defer st2.Close()
-	trail, err := st2.AuditTrail(ctx, workflows.MissionWorkflowID("in-1"))
+	trail, err := st2.AuditTrail(ctx, schemas.MissionWorkflowID("in-1"))
 	require.NoError(t, err)
 	actors := map[string]int{}
 	for _, a := range trail {
@@ -284,7 +284,7 @@ func TestEndToEndWMSSignalsAndAppend(t *testing.T) {
 	spec, err := schemas.ParseMission([]byte(`{"missionId":"w-3","site":"warehouse-a","load":{"loadId":"PAL-W3"},
 		"steps":[{"station":"inbound-2","action":"pick","waitFor":{"signal":"loadReady","timeoutSeconds":60}},{"station":"rack-3","action":"drop"}]}`))
 	require.NoError(t, err)
-	_, err = ls.worker.Client.SignalWithStartWorkflow(ctx, workflows.MissionWorkflowID("w-3"), workflows.SignalLoadReady,
+	_, err = ls.worker.Client.SignalWithStartWorkflow(ctx, schemas.MissionWorkflowID("w-3"), workflows.SignalLoadReady,
 		workflows.LoadSignal{LoadID: "PAL-W3", By: "wms-a"}, wms.StartOptions(cfg.TaskQueues.Missions, spec, "wms-a", 0),
 		workflows.MissionWorkflowType, workflows.MissionInput{Spec: spec, Client: "wms-a"})
 	require.NoError(t, err)
@@ -302,7 +302,7 @@ func TestEndToEndWMSSignalsAndAppend(t *testing.T) {
 	// FLEETFLOW_RECORD_HISTORIES=DIR writes the Mission histories the replay
 	// tests in workflows/ read: a wait for loadReady, and steps appended.
 	if dir := os.Getenv("FLEETFLOW_RECORD_HISTORIES"); dir != "" {
-		recordHistory(t, ctx, ls, workflows.MissionWorkflowID("w-1"), "", filepath.Join(dir, "mission-load-ready.json"))
-		recordHistory(t, ctx, ls, workflows.MissionWorkflowID("w-2"), "", filepath.Join(dir, "mission-appended.json"))
+		recordHistory(t, ctx, ls, schemas.MissionWorkflowID("w-1"), "", filepath.Join(dir, "mission-load-ready.json"))
+		recordHistory(t, ctx, ls, schemas.MissionWorkflowID("w-2"), "", filepath.Join(dir, "mission-appended.json"))
 	}
 }

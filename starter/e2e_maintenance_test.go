@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/fleetflow/fleetflow/activities/store"
+	"github.com/fleetflow/fleetflow/schemas"
 	"github.com/fleetflow/fleetflow/workflows"
 )
 
@@ -45,7 +46,7 @@ func TestEndToEndMaintenance(t *testing.T) {
 	// Queries may fail while a workflow task is under way: the callers poll.
 	status := func(id string) workflows.MissionStatus {
 		var st workflows.MissionStatus
-		if v, err := c.QueryWorkflow(ctx, workflows.MissionWorkflowID(id), "", workflows.QueryStatus); err == nil {
+		if v, err := c.QueryWorkflow(ctx, schemas.MissionWorkflowID(id), "", workflows.QueryStatus); err == nil {
 			_ = v.Get(&st)
 		}
 		return st
@@ -54,7 +55,7 @@ func TestEndToEndMaintenance(t *testing.T) {
 	require.Eventually(t, func() bool { stA = status(first.MissionID); return stA.State == workflows.MissionDriving }, time.Minute, 100*time.Millisecond)
 	t.Logf("A: %+v", stA)
 
-	id := workflows.MaintenanceWorkflowID("acme/AMR-001", "e2e")
+	id := schemas.MaintenanceWorkflowID("acme/AMR-001", "e2e")
 	maint, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: ls.cfg.TaskQueues.Maintenance}, workflows.MaintenanceWorkflowType,
 		workflows.MaintenanceInput{RobotID: "acme/AMR-001", Site: ls.cfg.Site.Name, Station: "charger-1", Reason: "brake check", Diagnostics: true, RequestedBy: "test"})
 	require.NoError(t, err)
@@ -122,7 +123,7 @@ func TestEndToEndMaintenance(t *testing.T) {
 	require.NoError(t, sched.ExecuteContext(ctx), out.String())
 	sched.SetArgs([]string{"create", "acme/AMR-001", "--every", "24h", "--reason", "again"})
 	require.ErrorContains(t, sched.ExecuteContext(ctx), "already has a maintenance schedule")
-	sh := c.ScheduleClient().GetHandle(ctx, workflows.MaintenanceScheduleID("acme/AMR-001"))
+	sh := c.ScheduleClient().GetHandle(ctx, schemas.MaintenanceScheduleID("acme/AMR-001"))
 	require.NoError(t, sh.Trigger(ctx, client.ScheduleTriggerOptions{}))
 	var fired string
 	require.Eventually(t, func() bool {
@@ -133,7 +134,7 @@ func TestEndToEndMaintenance(t *testing.T) {
 		fired = d.Info.RecentActions[0].StartWorkflowResult.WorkflowID
 		return true
 	}, 30*time.Second, 200*time.Millisecond)
-	require.True(t, strings.HasPrefix(fired, workflows.MaintenanceWorkflowID("acme/AMR-001", "scheduled")), fired)
+	require.True(t, strings.HasPrefix(fired, schemas.MaintenanceWorkflowID("acme/AMR-001", "scheduled")), fired)
 	var fm workflows.MaintenanceStatus
 	require.Eventually(t, func() bool {
 		v, err := c.QueryWorkflow(ctx, fired, "", workflows.QueryStatus)

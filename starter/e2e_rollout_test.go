@@ -61,7 +61,7 @@ func TestEndToEndRollouts(t *testing.T) {
 	}
 	start := func(spec schemas.RolloutSpec) client.WorkflowRun {
 		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-			ID: workflows.RolloutWorkflowID(spec.RolloutID), TaskQueue: ls.cfg.TaskQueues.OTA,
+			ID: schemas.RolloutWorkflowID(spec.RolloutID), TaskQueue: ls.cfg.TaskQueues.OTA,
 			WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE, WorkflowExecutionErrorWhenAlreadyStarted: true,
 		}, workflows.RolloutWorkflowType, workflows.RolloutInput{Spec: spec, RequestedBy: "e2e"})
 		require.NoError(t, err)
@@ -136,7 +136,7 @@ func TestEndToEndRollouts(t *testing.T) {
 	require.Error(t, err)
 	require.True(t, errors.As(err, &ae), "%v", err)
 	require.Equal(t, "Unsigned", ae.Type(), "%v", err)
-	trail, err := ls.worker.Store.AuditTrail(ctx, workflows.RobotUpdateWorkflowID("e2e-unsigned", "acme/R00001"))
+	trail, err := ls.worker.Store.AuditTrail(ctx, schemas.RobotUpdateWorkflowID("e2e-unsigned", "acme/R00001"))
 	require.NoError(t, err)
 	require.Empty(t, trail, "no robot was touched")
 	for id, v := range versions() {
@@ -156,6 +156,6 @@ func TestEndToEndRollouts(t *testing.T) {
 		record := func(wfID, runID, file string) { recordHistory(t, ctx, ls, wfID, runID, filepath.Join(dir, file)) }
 		record(goodRun.GetID(), goodRun.GetRunID(), "rollout-continued-as-new.json")
 		record(badRun.GetID(), "", "rollout-aborted-rolled-back.json")
-		record(workflows.RobotUpdateWorkflowID("e2e-bad", st.Robots[0].RobotID), "", "robotupdate-fatal-rolled-back.json")
+		record(schemas.RobotUpdateWorkflowID("e2e-bad", st.Robots[0].RobotID), "", "robotupdate-fatal-rolled-back.json")
 	}
 }

@@ -190,8 +190,8 @@ func TestEndToEndMissions(t *testing.T) {
 	// FLEETFLOW_RECORD_HISTORIES=DIR writes the Mission histories the replay
 	// tests in workflows/ read.
 	if dir := os.Getenv("FLEETFLOW_RECORD_HISTORIES"); dir != "" {
-		recordHistory(t, ctx, ls, workflows.MissionWorkflowID(specs[0].MissionID), "", filepath.Join(dir, "mission-completed.json"))
-		recordHistory(t, ctx, ls, workflows.MissionWorkflowID(long.MissionID), "", filepath.Join(dir, "mission-paused-resumed-cancelled.json"))
+		recordHistory(t, ctx, ls, schemas.MissionWorkflowID(specs[0].MissionID), "", filepath.Join(dir, "mission-completed.json"))
+		recordHistory(t, ctx, ls, schemas.MissionWorkflowID(long.MissionID), "", filepath.Join(dir, "mission-paused-resumed-cancelled.json"))
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/fleetflow/fleetflow/internal/testbroker"
+	"github.com/fleetflow/fleetflow/schemas"
 	"github.com/fleetflow/fleetflow/workflows"
 )
 
@@ -93,7 +94,7 @@ func TestEndToEndNoOrderLostOnTheWire(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, held, "the robot is released")
 	robot := ls.fleet.Robot(strings.SplitN(st.RobotID, "/", 2)[1])
-	require.NotEqual(t, workflows.MissionWorkflowID(lost.MissionID), robot.Snapshot().OrderID, "the robot never had the order")
+	require.NotEqual(t, schemas.MissionWorkflowID(lost.MissionID), robot.Snapshot().OrderID, "the robot never had the order")
 
 	// The orders get through again: the same robot takes the next mission.
 	for _, r := range ls.fleet.Robots() {

@@ -86,7 +86,7 @@ func TestEndToEndWMSWebhooks(t *testing.T) {
 		}
 	}
 	require.Equal(t, 1, created, "exactly one submission started the mission")
-	runs, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: fmt.Sprintf("WorkflowId = %q", workflows.MissionWorkflowID(spec.MissionID))})
+	runs, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: fmt.Sprintf("WorkflowId = %q", schemas.MissionWorkflowID(spec.MissionID))})
 	require.NoError(t, err)
 	require.Len(t, runs.Executions, 1)
 	other := spec
@@ -153,7 +153,7 @@ func TestEndToEndWMSWebhooks(t *testing.T) {
 	require.Positive(t, retried, "the first event was retried while the receiver was down")
 
 	// The deliveries workflow ended after the terminal event.
-	id := workflows.MissionWorkflowID(spec.MissionID) + "-wms-events-" + run.GetRunID()
+	id := schemas.MissionWorkflowID(spec.MissionID) + "-wms-events-" + run.GetRunID()
 	var wr workflows.WMSEventsResult
 	require.NoError(t, c.GetWorkflow(ctx, id, "").Get(ctx, &wr))
 	require.Equal(t, len(want), wr.Delivered)

@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/fleetflow/fleetflow/schemas"
 	"github.com/fleetflow/fleetflow/workflows"
 )
 
@@ -37,10 +38,10 @@ the workflow ID, or a robot ID for today's maintenance of that robot.`,
 
 // maintenanceID reads MAINTENANCE: a workflow ID, or a robot ID (today's).
 func maintenanceID(arg string) string {
-	if strings.HasPrefix(arg, "maintenance-") {
+	if strings.HasPrefix(arg, schemas.MaintenanceWorkflowPrefix) {
 		return arg
 	}
-	return workflows.MaintenanceWorkflowID(arg, time.Now().UTC().Format("20060102"))
+	return schemas.MaintenanceWorkflowID(arg, time.Now().UTC().Format("20060102"))
 }
 
 func maintenanceStartCmd(g *globalFlags) *cobra.Command {
@@ -72,7 +73,7 @@ func maintenanceStartCmd(g *globalFlags) *cobra.Command {
 			if label == "" {
 				label = time.Now().UTC().Format("20060102")
 			}
-			id := workflows.MaintenanceWorkflowID(in.RobotID, label)
+			id := schemas.MaintenanceWorkflowID(in.RobotID, label)
 			run, err := c.ExecuteWorkflow(cmd.Context(), client.StartWorkflowOptions{
 				ID: id, TaskQueue: cfg.TaskQueues.Maintenance, WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 				WorkflowExecutionErrorWhenAlreadyStarted: true,
@@ -321,15 +322,15 @@ robot of the site in service is serviced in turn, --parallel at a time
 				if in.Site == "" {
 					in.Site = cfg.Site.Name
 				}
-				id, what = workflows.MaintenanceScheduleID(in.RobotID), "robot "+in.RobotID
+				id, what = schemas.MaintenanceScheduleID(in.RobotID), "robot "+in.RobotID
 				action = &client.ScheduleWorkflowAction{
-					ID:       workflows.MaintenanceWorkflowID(in.RobotID, "scheduled"),
+					ID:       schemas.MaintenanceWorkflowID(in.RobotID, "scheduled"),
 					Workflow: workflows.MaintenanceWorkflowType, Args: []any{in}, TaskQueue: cfg.TaskQueues.Maintenance,
 				}
 			} else {
-				id, what = workflows.MaintenanceRoundScheduleID(in.Site), "site "+in.Site
+				id, what = schemas.MaintenanceRoundScheduleID(in.Site), "site "+in.Site
 				action = &client.ScheduleWorkflowAction{
-					ID: workflows.MaintenanceRoundWorkflowID(in.Site), Workflow: workflows.MaintenanceRoundWorkflowType, TaskQueue: cfg.TaskQueues.Maintenance,
+					ID: schemas.MaintenanceRoundWorkflowID(in.Site), Workflow: workflows.MaintenanceRoundWorkflowType, TaskQueue: cfg.TaskQueues.Maintenance,
 					Args: []any{workflows.MaintenanceRoundInput{Site: in.Site, Station: in.Station, Reason: in.Reason, RequestedBy: in.RequestedBy,
 						Diagnostics: in.Diagnostics, Parallel: parallel}},
 				}
@@ -414,9 +415,9 @@ robot of the site in service is serviced in turn, --parallel at a time
 				return err
 			}
 			defer c.Close()
-			id := workflows.MaintenanceRoundScheduleID(delSite)
+			id := schemas.MaintenanceRoundScheduleID(delSite)
 			if len(args) == 1 {
-				id = workflows.MaintenanceScheduleID(args[0])
+				id = schemas.MaintenanceScheduleID(args[0])
 			}
 			err = c.ScheduleClient().GetHandle(cmd.Context(), id).Delete(cmd.Context())
 			var nf *serviceerror.NotFound

@@ -106,7 +106,7 @@ func startMissionFor(ctx context.Context, c client.Client, cfg config.Config, sp
 	run, err := c.ExecuteWorkflow(ctx, missionStartOptions(cfg, spec, wmsClient), workflows.MissionWorkflowType, workflows.MissionInput{Spec: spec, RequestedBy: by, Client: wmsClient})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
-		return nil, badInput("mission %s already exists (workflow %s); a mission ID starts at most one workflow", spec.MissionID, workflows.MissionWorkflowID(spec.MissionID))
+		return nil, badInput("mission %s already exists (workflow %s); a mission ID starts at most one workflow", spec.MissionID, schemas.MissionWorkflowID(spec.MissionID))
 	}
 	return run, err
 }
@@ -234,15 +234,13 @@ func webLink(cfg config.Config, wfID string) string {
 	return fmt.Sprintf("%s/namespaces/%s/workflows/%s", strings.TrimRight(cfg.Temporal.UIURL, "/"), cfg.Temporal.Namespace, wfID)
 }
 
-func missionID(arg string) string { return strings.TrimPrefix(arg, "mission-") }
-
 func queryStatus(ctx context.Context, c client.Client, id string) (workflows.MissionStatus, error) {
 	var st workflows.MissionStatus
-	v, err := c.QueryWorkflow(ctx, workflows.MissionWorkflowID(id), "", workflows.QueryStatus)
+	v, err := c.QueryWorkflow(ctx, schemas.MissionWorkflowID(id), "", workflows.QueryStatus)
 	if err != nil {
 		var nf *serviceerror.NotFound
 		if errors.As(err, &nf) {
-			return st, badInput("no mission %s (workflow %s not found)", id, workflows.MissionWorkflowID(id))
+			return st, badInput("no mission %s (workflow %s not found)", id, schemas.MissionWorkflowID(id))
 		}
 		return st, err
 	}
@@ -260,11 +258,11 @@ func missionStatusCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			st, err := queryStatus(cmd.Context(), c, missionID(args[0]))
+			st, err := queryStatus(cmd.Context(), c, schemas.MissionIDOf(args[0]))
 			if err != nil {
 				return err
 			}
-			return emit(cmd.OutOrStdout(), g, st, func(w io.Writer) { printStatus(w, st, webLink(cfg, workflows.MissionWorkflowID(st.MissionID))) })
+			return emit(cmd.OutOrStdout(), g, st, func(w io.Writer) { printStatus(w, st, webLink(cfg, schemas.MissionWorkflowID(st.MissionID))) })
 		},
 	}
 }
@@ -366,7 +364,7 @@ func missionControlCmd(g *globalFlags, update string) *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			id := missionID(args[0])
+			id := schemas.MissionIDOf(args[0])
 			var uargs []any
 			switch update {
 			case workflows.UpdateCancel:
@@ -377,7 +375,7 @@ func missionControlCmd(g *globalFlags, update string) *cobra.Command {
 			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
 			defer cancel()
 			h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-				WorkflowID: workflows.MissionWorkflowID(id), UpdateName: update, Args: uargs,
+				WorkflowID: schemas.MissionWorkflowID(id), UpdateName: update, Args: uargs,
 				WaitForStage: client.WorkflowUpdateStageCompleted,
 			})
 			if err != nil {
@@ -438,11 +436,11 @@ abort ends the mission as failed.`,
 				return err
 			}
 			defer c.Close()
-			id := missionID(args[0])
+			id := schemas.MissionIDOf(args[0])
 			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
 			defer cancel()
 			h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-				WorkflowID: workflows.MissionWorkflowID(id), UpdateName: workflows.UpdateResolve,
+				WorkflowID: schemas.MissionWorkflowID(id), UpdateName: workflows.UpdateResolve,
 				Args:         []any{workflows.ResolveRequest{Decision: decision, RestartFromStart: restart, Reason: reason, By: currentUser()}},
 				WaitForStage: client.WorkflowUpdateStageCompleted,
 			})
@@ -516,7 +514,7 @@ func missionListCmd(g *globalFlags) *cobra.Command {
 					return fmt.Errorf("list missions: %w", err)
 				}
 				for _, e := range resp.Executions {
-					r := row{MissionID: missionID(e.Execution.WorkflowId), Status: strings.TrimPrefix(e.Status.String(), "WORKFLOW_EXECUTION_STATUS_"), Started: e.StartTime.AsTime()}
+					r := row{MissionID: schemas.MissionIDOf(e.Execution.WorkflowId), Status: strings.TrimPrefix(e.Status.String(), "WORKFLOW_EXECUTION_STATUS_"), Started: e.StartTime.AsTime()}
 					sa, _ := searchAttrs(e.SearchAttributes)
 					r.State, _ = sa[workflows.SearchAttrMissionState].(string)
 					r.Robot, _ = sa[workflows.SearchAttrRobotID].(string)

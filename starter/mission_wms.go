@@ -92,10 +92,10 @@ for another load than the mission's is ignored (mission status lists it).`,
 				return err
 			}
 			defer c.Close()
-			id := missionID(args[0])
+			id := schemas.MissionIDOf(args[0])
 			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 			defer cancel()
-			err = c.SignalWorkflow(ctx, workflows.MissionWorkflowID(id), "", name, sig)
+			err = c.SignalWorkflow(ctx, schemas.MissionWorkflowID(id), "", name, sig)
 			var nf *serviceerror.NotFound
 			if errors.As(err, &nf) {
 				return badInput("no running mission %s", id)
@@ -121,11 +121,11 @@ func runUpdate(cmd *cobra.Command, g *globalFlags, rawID, name string, arg any, 
 		return err
 	}
 	defer c.Close()
-	id := missionID(rawID)
+	id := schemas.MissionIDOf(rawID)
 	ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
 	defer cancel()
 	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: workflows.MissionWorkflowID(id), UpdateName: name, Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted,
+		WorkflowID: schemas.MissionWorkflowID(id), UpdateName: name, Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
 	if err != nil {
 		return updateError(id, name, err)

@@ -61,7 +61,7 @@ Commands that take an ID accept it with or without the "rollout-" prefix.`,
 // RolloutId search attribute and a Web UI summary set.
 func rolloutStartOptions(cfg config.Config, spec schemas.RolloutSpec) client.StartWorkflowOptions {
 	return client.StartWorkflowOptions{
-		ID:                       workflows.RolloutWorkflowID(spec.RolloutID),
+		ID:                       schemas.RolloutWorkflowID(spec.RolloutID),
 		TaskQueue:                cfg.TaskQueues.OTA,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
@@ -124,7 +124,7 @@ func startRollout(ctx context.Context, c client.Client, cfg config.Config, spec 
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return nil, badInput("rollout %s already exists (workflow %s); a rollout ID starts at most one workflow, even after it ended: give the new rollout a new rolloutId",
-			spec.RolloutID, workflows.RolloutWorkflowID(spec.RolloutID))
+			spec.RolloutID, schemas.RolloutWorkflowID(spec.RolloutID))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("start rollout %s: %w", spec.RolloutID, err)
@@ -360,7 +360,7 @@ func waveSkipped(st workflows.RolloutStatus, i int) int {
 // "rollout-r1" is rollout r1 (the workflow ID was pasted), but a rollout
 // may itself be named "rollout-r1" (its workflow rollout-rollout-r1).
 func rolloutIDs(arg string) []string {
-	if id, ok := strings.CutPrefix(arg, "rollout-"); ok && id != "" {
+	if id, ok := strings.CutPrefix(arg, schemas.RolloutWorkflowPrefix); ok && id != "" {
 		return []string{id, arg}
 	}
 	return []string{arg}
@@ -397,11 +397,11 @@ func queryRollout(ctx context.Context, c client.Client, arg string) (workflows.R
 	var st workflows.RolloutStatus
 	err := eachRolloutID(arg, func(id string) error {
 		var err error
-		st, err = queryRolloutID(ctx, c, workflows.RolloutWorkflowID(id))
+		st, err = queryRolloutID(ctx, c, schemas.RolloutWorkflowID(id))
 		return err
 	})
 	if isNotFound(err) {
-		return st, badInput("no rollout %s (workflow %s not found)", rolloutID(arg), workflows.RolloutWorkflowID(rolloutID(arg)))
+		return st, badInput("no rollout %s (workflow %s not found)", rolloutID(arg), schemas.RolloutWorkflowID(rolloutID(arg)))
 	}
 	return st, err
 }
@@ -439,7 +439,7 @@ Ended rollouts are answered too, as long as an ota worker is running.`,
 				return err
 			}
 			return emit(cmd.OutOrStdout(), g, st, func(w io.Writer) {
-				printRolloutStatus(w, st, webLink(cfg, workflows.RolloutWorkflowID(st.RolloutID)))
+				printRolloutStatus(w, st, webLink(cfg, schemas.RolloutWorkflowID(st.RolloutID)))
 			})
 		},
 	}
@@ -591,7 +591,7 @@ func updateRollout(ctx context.Context, c client.Client, arg, update string, uar
 	var st workflows.RolloutStatus
 	err := eachRolloutID(arg, func(id string) error {
 		h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-			WorkflowID: workflows.RolloutWorkflowID(id), UpdateName: update, Args: uargs,
+			WorkflowID: schemas.RolloutWorkflowID(id), UpdateName: update, Args: uargs,
 			WaitForStage: client.WorkflowUpdateStageCompleted,
 		})
 		if err != nil {
@@ -604,7 +604,7 @@ func updateRollout(ctx context.Context, c client.Client, arg, update string, uar
 	}
 	id := rolloutID(arg)
 	if isNotFound(err) {
-		return st, badInput("no running rollout %s (workflow %s not found or already ended)", id, workflows.RolloutWorkflowID(id))
+		return st, badInput("no running rollout %s (workflow %s not found or already ended)", id, schemas.RolloutWorkflowID(id))
 	}
 	var ae *temporal.ApplicationError
 	if errors.As(err, &ae) {

@@ -108,7 +108,7 @@ func Charge(ctx workflow.Context, in schemas.ChargeInput) (ChargeStatus, error) 
 	info := workflow.GetInfo(ctx)
 	c := &charge{in: in, id: info.WorkflowExecution.ID, logger: workflow.GetLogger(ctx), robotWatch: robotWatch{robotID: in.RobotID}}
 	// The whole run ID: a prefix of a UUIDv7 is only its timestamp.
-	c.tag = c.id + InstantActionSeparator + info.WorkflowExecution.RunID
+	c.tag = c.id + schemas.InstantActionSeparator + info.WorkflowExecution.RunID
 	c.root = ctx
 	c.status = ChargeStatus{RobotID: in.RobotID, State: ChargeWaitingRobot, Resume: in.Resume, Reason: in.Reason, StartedAt: now, UpdatedAt: now}
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (ChargeStatus, error) { return c.status, nil }); err != nil {

@@ -16,23 +16,6 @@ import (
 // MaintenanceWorkflowType is the registered name of Maintenance.
 const MaintenanceWorkflowType = schemas.MaintenanceWorkflowType
 
-// MaintenanceWorkflowID is "maintenance-<robot>-<date>", the robot ID's
-// "/" written "." (it also prefixes the orderId and actionIds the workflow
-// sends, which the bridge routes back to it); date is YYYYMMDD (or any
-// label that tells one maintenance of the robot from another).
-func MaintenanceWorkflowID(robotID, date string) string {
-	return schemas.MaintenanceWorkflowID(robotID, date)
-}
-
-// MaintenanceScheduleID is the Temporal Schedule that starts periodic
-// maintenances of robotID ("maintenance-schedule-<manufacturer>.<serial>").
-// The workflows it starts are named
-// "maintenance-<manufacturer>.<serial>-scheduled-<timestamp>" (the
-// schedule appends the timestamp).
-func MaintenanceScheduleID(robotID string) string {
-	return "maintenance-schedule-" + strings.ReplaceAll(robotID, "/", ".")
-}
-
 // Maintenance states (MaintenanceStatus.State).
 const (
 	MaintDraining     = "DRAINING"   // no new missions; waiting for the robot to be free
@@ -231,7 +214,7 @@ func (m *maintenance) restored() string {
 // stopRobot sends cancelOrder for the drive (the robot may be on its way).
 func (m *maintenance) stopRobot(ctx workflow.Context) {
 	if err := robotIO(ctx, m.io, "stop "+m.in.RobotID, ActivitySendInstantActions, schemas.SendInstantActionsInput{
-		RobotID: m.in.RobotID, Holder: m.id, Actions: []vda5050.Action{{ActionType: vda5050.ActionCancelOrder, ActionID: m.id + InstantActionSeparator + "cancel", BlockingType: vda5050.BlockingHard}},
+		RobotID: m.in.RobotID, Holder: m.id, Actions: []vda5050.Action{{ActionType: vda5050.ActionCancelOrder, ActionID: m.id + schemas.InstantActionSeparator + "cancel", BlockingType: vda5050.BlockingHard}},
 	}, nil); err != nil {
 		m.logger.Warn("cancelOrder failed", "error", err)
 	}
@@ -393,7 +376,7 @@ func (m *maintenance) drive(ctx, dctx workflow.Context) error {
 
 // diagnose runs the self-test and returns its result (or why there is none).
 func (m *maintenance) diagnose(ctx workflow.Context) string {
-	id := m.id + InstantActionSeparator + "diagnostics"
+	id := m.id + schemas.InstantActionSeparator + "diagnostics"
 	if err := robotIO(ctx, m.io, "diagnostics on "+m.in.RobotID, ActivitySendInstantActions, schemas.SendInstantActionsInput{
 		RobotID: m.in.RobotID, Holder: m.id, Actions: []vda5050.Action{{ActionType: "diagnostics", ActionID: id, BlockingType: vda5050.BlockingNone}},
 	}, nil); err != nil {

@@ -392,7 +392,7 @@ func Mission(ctx workflow.Context, in MissionInput) (MissionResult, error) {
 	// The orderId names the owning workflow (DESIGN: the bridge signals it
 	// without a lookup); derived from the spec, not from GetInfo, so it is
 	// the same in every replay.
-	m.orderID = MissionWorkflowID(in.Spec.MissionID)
+	m.orderID = schemas.MissionWorkflowID(in.Spec.MissionID)
 	m.vdaOrderID = m.orderID
 	if err := m.registerHandlers(ctx); err != nil {
 		return MissionResult{}, err
@@ -640,7 +640,7 @@ func (m *mission) run(ctx workflow.Context) (MissionResult, error) {
 			// (a robot that is gone may hear it when it comes back: it would
 			// drive on with its released base, VDA 5050 §4.1).
 			m.cancelSeq++
-			_, _ = m.sendInstant(ctx, vda5050.ActionCancelOrder, fmt.Sprintf("%s%sfail-cancel-%d", m.orderID, InstantActionSeparator, m.cancelSeq))
+			_, _ = m.sendInstant(ctx, vda5050.ActionCancelOrder, fmt.Sprintf("%s%sfail-cancel-%d", m.orderID, schemas.InstantActionSeparator, m.cancelSeq))
 		}
 		return m.fail(ctx, m.failType, m.status.LastError)
 	}
@@ -753,7 +753,7 @@ func (m *mission) drive(ctx workflow.Context) (MissionResult, error, bool) {
 		if m.cancelRequested && m.cancelAct == nil {
 			m.setState(ctx, MissionCancelling)
 			m.cancelSeq++
-			act, err := m.sendControl(ctx, vda5050.ActionCancelOrder, fmt.Sprintf("%s%scancel-%d", m.orderID, InstantActionSeparator, m.cancelSeq), m.cancelTicket)
+			act, err := m.sendControl(ctx, vda5050.ActionCancelOrder, fmt.Sprintf("%s%scancel-%d", m.orderID, schemas.InstantActionSeparator, m.cancelSeq), m.cancelTicket)
 			if err != nil {
 				r, err := m.fail(ctx, "", "send cancelOrder: "+err.Error())
 				return r, err, true
@@ -762,7 +762,7 @@ func (m *mission) drive(ctx workflow.Context) (MissionResult, error, bool) {
 		}
 		if !m.cancelRequested && m.pauseAct == nil && m.pauseWanted != m.pauseSentFor {
 			m.pauseSeq++
-			id := fmt.Sprintf("%s%s%s-%d", m.orderID, InstantActionSeparator, pauseAction(m.pauseWanted), m.pauseSeq)
+			id := fmt.Sprintf("%s%s%s-%d", m.orderID, schemas.InstantActionSeparator, pauseAction(m.pauseWanted), m.pauseSeq)
 			act, err := m.sendControl(ctx, pauseAction(m.pauseWanted), id, m.pauseTicket)
 			if err != nil {
 				r, err := m.fail(ctx, "", "send "+pauseAction(m.pauseWanted)+": "+err.Error())
@@ -811,7 +811,7 @@ func (m *mission) drive(ctx workflow.Context) (MissionResult, error, bool) {
 		left := m.deadline.Sub(workflow.Now(ctx))
 		if left <= 0 {
 			m.cancelSeq++
-			_, _ = m.sendInstant(ctx, vda5050.ActionCancelOrder, fmt.Sprintf("%s%stimeout-cancel-%d", m.orderID, InstantActionSeparator, m.cancelSeq))
+			_, _ = m.sendInstant(ctx, vda5050.ActionCancelOrder, fmt.Sprintf("%s%stimeout-cancel-%d", m.orderID, schemas.InstantActionSeparator, m.cancelSeq))
 			r, err := m.fail(ctx, ErrMissionTimeout, fmt.Sprintf("mission did not finish within %s", m.deadline.Sub(m.startedAt)))
 			return r, err, true
 		}
@@ -885,7 +885,7 @@ func (m *mission) giveUp(errType, reason string) {
 func (m *mission) handOver(ctx workflow.Context) (MissionResult, error, bool) {
 	old, reason, errT := m.status.RobotID, m.failover, m.failoverType
 	m.cancelSeq++
-	_, _ = m.sendInstant(ctx, vda5050.ActionCancelOrder, fmt.Sprintf("%s%sfailover-cancel-%d", m.orderID, InstantActionSeparator, m.cancelSeq))
+	_, _ = m.sendInstant(ctx, vda5050.ActionCancelOrder, fmt.Sprintf("%s%sfailover-cancel-%d", m.orderID, schemas.InstantActionSeparator, m.cancelSeq))
 	if err := retryLocal(ctx, "release "+old, ActivityReleaseRobot, schemas.ReleaseRobotInput{
 		RobotID: old, MissionID: m.in.Spec.MissionID, Site: m.in.Spec.Site,
 	}, nil, storeOptions("release "+old), workflow.Now(ctx).Add(Timings.ReleaseTimeout)); err != nil {
@@ -972,7 +972,7 @@ func (m *mission) resetRobot(ctx workflow.Context) {
 	// before (it came back healthy), and a vehicle takes the same orderId as
 	// an update of what it had. The part before '#' still names the
 	// workflow, for the bridge.
-	m.vdaOrderID = fmt.Sprintf("%s%sh%d", m.orderID, InstantActionSeparator, len(m.status.Handovers))
+	m.vdaOrderID = fmt.Sprintf("%s%sh%d", m.orderID, schemas.InstantActionSeparator, len(m.status.Handovers))
 	m.orderUpdateID = 0
 	m.cancelAct, m.pauseAct = nil, nil
 	m.pauseWanted, m.pauseSentFor, m.status.Paused = false, false, false
@@ -1367,7 +1367,7 @@ func (m *mission) cleanupAfterCancel(ctx workflow.Context) (MissionResult, error
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	if m.orderSent {
 		m.cancelSeq++
-		_, _ = m.sendInstant(dctx, vda5050.ActionCancelOrder, fmt.Sprintf("%s%swf-cancel-%d", m.orderID, InstantActionSeparator, m.cancelSeq))
+		_, _ = m.sendInstant(dctx, vda5050.ActionCancelOrder, fmt.Sprintf("%s%swf-cancel-%d", m.orderID, schemas.InstantActionSeparator, m.cancelSeq))
 	}
 	m.status.LastError = "workflow cancelled"
 	_, _ = m.end(dctx, MissionCancelled, "", "workflow cancelled")

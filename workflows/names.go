@@ -122,12 +122,3 @@ var SearchAttributeTypes = map[string]string{
 	SearchAttrPriority:     "Int",
 	SearchAttrWMSClient:    "Keyword",
 }
-
-// MissionWorkflowID is the workflow ID of mission id: "mission-<id>". It is
-// also the VDA 5050 orderId sent to the robot, so the bridge can signal the
-// owner of an order without a lookup.
-func MissionWorkflowID(missionID string) string { return "mission-" + missionID }
-
-// InstantActionSeparator splits an instant action's actionId into the owning
-// workflow ID and a local part: "<workflowID>#<local>".
-const InstantActionSeparator = "#"

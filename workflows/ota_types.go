@@ -31,15 +31,6 @@ const (
 	SoftwareUpdateParamRollback    = schemas.SoftwareUpdateParamRollback
 )
 
-// RolloutWorkflowID is "rollout-<id>".
-func RolloutWorkflowID(rolloutID string) string { return "rollout-" + rolloutID }
-
-// RobotUpdateWorkflowID is "rollout-<id>-robot-<robotId>"; a rollback of the
-// same robot after an abort appends "-rollback".
-func RobotUpdateWorkflowID(rolloutID, robotID string) string {
-	return "rollout-" + rolloutID + "-robot-" + robotID
-}
-
 // Rollout states (status query, MissionState-like details in the Web UI).
 const (
 	RolloutVerifying   = "VERIFYING"

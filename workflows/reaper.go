@@ -45,7 +45,7 @@ func Reaper(ctx workflow.Context, in ReaperInput) (schemas.SweepLeasesResult, er
 	// the leases.
 	sent := make([]workflow.Future, len(res.EdgeStops))
 	for i, stop := range res.EdgeStops {
-		id := stop.WorkflowID + InstantActionSeparator + "reaper-cancel-" + workflow.GetInfo(ctx).WorkflowExecution.RunID
+		id := stop.WorkflowID + schemas.InstantActionSeparator + "reaper-cancel-" + workflow.GetInfo(ctx).WorkflowExecution.RunID
 		sent[i] = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 			TaskQueue: stop.RobotIOQueue, ScheduleToCloseTimeout: ReaperEdgeCancelTimeout, StartToCloseTimeout: 10 * time.Second,
 			RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, NonRetryableErrorTypes: []string{"NotReserved", "UnknownRobot"}},

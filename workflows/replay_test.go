@@ -61,9 +61,9 @@ func TestReplayRecordedOTA(t *testing.T) {
 
 // recordedIDs are the workflow IDs the recorded OTA histories ran under.
 var recordedIDs = map[string]string{
-	"rollout-continued-as-new.json":      RolloutWorkflowID("e2e-good"),
-	"rollout-aborted-rolled-back.json":   RolloutWorkflowID("e2e-bad"),
-	"robotupdate-fatal-rolled-back.json": RobotUpdateWorkflowID("e2e-bad", "acme/R00001"),
+	"rollout-continued-as-new.json":      schemas.RolloutWorkflowID("e2e-good"),
+	"rollout-aborted-rolled-back.json":   schemas.RolloutWorkflowID("e2e-bad"),
+	"robotupdate-fatal-rolled-back.json": schemas.RobotUpdateWorkflowID("e2e-bad", "acme/R00001"),
 }
 
 // Recorded WMSEvents histories (starter/e2e_wms_test.go with
@@ -96,7 +96,7 @@ func TestReplayRecordedMaintenance(t *testing.T) {
 			r.RegisterWorkflowWithOptions(Maintenance, workflow.RegisterOptions{Name: MaintenanceWorkflowType})
 			// Maintenance names its order and instant actions after its
 			// workflow ID, so it replays under the ID it ran with.
-			replayAsRecorded(t, r, f, MaintenanceWorkflowID("acme/AMR-001", "e2e"))
+			replayAsRecorded(t, r, f, schemas.MaintenanceWorkflowID("acme/AMR-001", "e2e"))
 		})
 	}
 }

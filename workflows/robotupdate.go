@@ -386,7 +386,7 @@ var phases = map[string]string{
 // attempt sends one softwareUpdate and follows its actionState until
 // FINISHED with the robot reporting the version, FAILED, or the timeout.
 func (u *robotUpdate) attempt(ctx workflow.Context, a schemas.ArtifactRef, rollback bool, local string) attemptOutcome {
-	actionID := u.id + InstantActionSeparator + local
+	actionID := u.id + schemas.InstantActionSeparator + local
 	u.status.ActionID = actionID
 	u.setState(ctx, UpdateSent)
 	send := schemas.SendInstantActionsInput{RobotID: u.in.Robot.ID, Holder: u.id, Actions: []vda5050.Action{softwareUpdateAction(actionID, a, rollback)}}

@@ -263,7 +263,7 @@ const (
 	ruSite  = "warehouse-a"
 )
 
-var ruID = RobotUpdateWorkflowID("r1", ruRobot)
+var ruID = schemas.RobotUpdateWorkflowID("r1", ruRobot)
 
 func ruInput() RobotUpdateInput {
 	prev := artifactV("1.0.0")

@@ -231,7 +231,7 @@ func (r *rollout) audit(ctx workflow.Context, kind string, details map[string]an
 		actor = "fleetflow"
 	}
 	if err := workflow.ExecuteLocalActivity(localCtx(ctx, "audit "+kind), ActivityAudit, schemas.AuditInput{
-		Actor: actor, Kind: kind, Subject: RolloutWorkflowID(r.spec.RolloutID), Details: details,
+		Actor: actor, Kind: kind, Subject: schemas.RolloutWorkflowID(r.spec.RolloutID), Details: details,
 	}).Get(ctx, nil); err != nil {
 		r.logger.Error("audit failed", "kind", kind, "error", err)
 	}
@@ -556,7 +556,7 @@ func (r *rollout) startRobot(ctx workflow.Context, i int) {
 	cctx, cancel := workflow.WithCancel(ctx)
 	r.children[i] = cancel
 	r.running = append(r.running, i)
-	cctx = r.childCtx(cctx, RobotUpdateWorkflowID(r.spec.RolloutID, t.ID), t.ID,
+	cctx = r.childCtx(cctx, schemas.RobotUpdateWorkflowID(r.spec.RolloutID, t.ID), t.ID,
 		fmt.Sprintf("update %s %s → %s (rollout %s, wave %d)", t.ID, t.Version, r.carry.Artifact.Version, r.spec.RolloutID, out.Wave+1))
 	fut := workflow.ExecuteChildWorkflow(cctx, RobotUpdateWorkflowType, r.childInput(i, r.carry.Artifact, r.carry.Previous[previousKey(t)], r.spec.Rollback))
 	abortingAtStart := r.aborting
@@ -674,7 +674,7 @@ func (r *rollout) rollBack(ctx workflow.Context, due []int) {
 		running++
 		in := r.childInput(i, *prev, nil, true)
 		in.Robot = t
-		cctx := r.childCtx(ctx, RobotUpdateWorkflowID(r.spec.RolloutID, t.ID)+"-rollback", t.ID,
+		cctx := r.childCtx(ctx, schemas.RobotUpdateWorkflowID(r.spec.RolloutID, t.ID)+"-rollback", t.ID,
 			fmt.Sprintf("roll %s back to %s (rollout %s aborted)", t.ID, prev.Version, r.spec.RolloutID))
 		fut := workflow.ExecuteChildWorkflow(cctx, RobotUpdateWorkflowType, in)
 		workflow.Go(ctx, func(gctx workflow.Context) {

@@ -19,7 +19,7 @@ import (
 
 const rid = "r1"
 
-var rolloutWFID = RolloutWorkflowID(rid)
+var rolloutWFID = schemas.RolloutWorkflowID(rid)
 
 func robotID(i int) string { return fmt.Sprintf("acme/AMR-%03d", i+1) }
 
@@ -218,7 +218,7 @@ func takes(d time.Duration, outcomes map[string]string) func(workflow.Context, R
 	}
 }
 
-func childID(i int) string { return RobotUpdateWorkflowID(rid, robotID(i)) }
+func childID(i int) string { return schemas.RobotUpdateWorkflowID(rid, robotID(i)) }
 
 func robotStates(st RolloutStatus) []string {
 	out := make([]string, len(st.Robots))

@@ -15,15 +15,6 @@ import (
 // MaintenanceRoundWorkflowType is the registered name of MaintenanceRound.
 const MaintenanceRoundWorkflowType = "MaintenanceRound"
 
-// MaintenanceRoundScheduleID is the Temporal Schedule that starts periodic
-// maintenance rounds of a whole site ("maintenance-schedule-site-<site>");
-// the workflows it starts are "maintenance-round-<site>-<timestamp>".
-func MaintenanceRoundScheduleID(site string) string { return "maintenance-schedule-site-" + site }
-
-// MaintenanceRoundWorkflowID is the ID a round schedule gives its
-// workflows (the schedule appends the timestamp).
-func MaintenanceRoundWorkflowID(site string) string { return "maintenance-round-" + site }
-
 // MaintenanceRoundInput services every robot of a site in service.
 type MaintenanceRoundInput struct {
 	Site        string `json:"site"`
@@ -76,7 +67,7 @@ func MaintenanceRound(ctx workflow.Context, in MaintenanceRoundInput) (Maintenan
 		if err := workflow.Await(ctx, func() bool { return running < parallel }); err != nil || ctx.Err() != nil {
 			break // cancelled: start no more
 		}
-		id := MaintenanceWorkflowID(robot, label)
+		id := schemas.MaintenanceWorkflowID(robot, label)
 		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 			WorkflowID: id, ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
 			WaitForCancellation: true,

@@ -106,7 +106,7 @@ func WMSEvents(ctx workflow.Context, in WMSEventsInput) (WMSEventsResult, error)
 		res.GaveUp = append(res.GaveUp, ev.ID)
 		logger.Warn("mission event given up", "event", ev.ID, "kind", ev.Kind, "error", err)
 		_ = retryLocal(ctx, "audit", ActivityAudit, schemas.AuditInput{
-			Actor: in.Client, Kind: "wms.delivery.gave_up", Subject: MissionWorkflowID(in.MissionID),
+			Actor: in.Client, Kind: "wms.delivery.gave_up", Subject: schemas.MissionWorkflowID(in.MissionID),
 			Details: map[string]any{"eventId": ev.ID, "kind": ev.Kind, "error": err.Error()},
 			Once:    "wms-gave-up/" + ev.ID,
 		}, nil, storeOptions("audit"), workflow.Now(ctx).Add(Timings.ReleaseTimeout))

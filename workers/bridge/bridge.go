@@ -74,7 +74,7 @@ type Options struct {
 	// (per-row fallback) is kept for before it is dropped (default 3).
 	RowRetries int
 	// OwnerPrefixes: only orderIds/actionIds with one of these prefixes name a
-	// fleetflow workflow (default "mission-", "rollout-", "maintenance-", "charge-").
+	// fleetflow workflow (default schemas.OwnerPrefixes).
 	OwnerPrefixes []string
 	// Profiles says how each robot speaks VDA 5050 (edition, topics,
 	// dialect); nil = every robot speaks the default profile (2.0.0, uagv).
@@ -246,7 +246,7 @@ func New(sink Sink, signaler Signaler, opts Options) *Bridge {
 		opts.RowRetries = 3
 	}
 	if opts.OwnerPrefixes == nil {
-		opts.OwnerPrefixes = []string{"mission-", "rollout-", "maintenance-", "charge-"}
+		opts.OwnerPrefixes = schemas.OwnerPrefixes
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

@@ -221,17 +221,16 @@ func (b *Bridge) owners(st *vda5050.State) []string {
 		}
 		out = append(out, id)
 	}
-	owner := func(id string) string { wf, _, _ := strings.Cut(id, "#"); return wf }
-	add(owner(st.OrderID)) // after a handover the orderId is "<workflowID>#h<n>"
+	add(schemas.OwnerWorkflowID(st.OrderID)) // after a handover the orderId is "<workflowID>#h<n>"
 	for _, a := range st.ActionStates {
-		if wf, _, ok := strings.Cut(a.ActionID, "#"); ok {
-			add(wf)
+		if strings.Contains(a.ActionID, schemas.InstantActionSeparator) {
+			add(schemas.OwnerWorkflowID(a.ActionID))
 		}
 	}
 	for _, e := range st.Errors {
 		for _, r := range e.ErrorReferences {
 			if r.ReferenceKey == "orderId" {
-				add(owner(r.ReferenceValue))
+				add(schemas.OwnerWorkflowID(r.ReferenceValue))
 			}
 		}
 	}
@@ -291,7 +290,7 @@ func (b *Bridge) onConnection(k vda5050.RobotKey, c *vda5050.Connection) []route
 	if !changed || !b.isOwner(orderID) {
 		return nil
 	}
-	wf, _, _ := strings.Cut(orderID, "#") // "<workflowID>#h<n>" after a handover
+	wf := schemas.OwnerWorkflowID(orderID) // "<workflowID>#h<n>" after a handover
 	return []routeJob{{id, wf, ev, true}}
 }
 

@@ -269,7 +269,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, errorBody{Error: err.Error()})
 		return
 	}
-	req.mission = workflows.MissionWorkflowID(spec.MissionID)
+	req.mission = schemas.MissionWorkflowID(spec.MissionID)
 	if s.o.Sites != nil {
 		if problems := checkSite(s.o.Sites, spec); len(problems) > 0 {
 			writeError(w, http.StatusBadRequest, errorBody{Error: "mission does not fit site " + spec.Site, Violations: problems})
@@ -331,8 +331,8 @@ func (s *Server) owned(w http.ResponseWriter, r *http.Request) (string, enumspb.
 		writeError(w, http.StatusBadRequest, errorBody{Error: fmt.Sprintf("mission ID %q: want 1–64 of A-Z a-z 0-9 _ . : -", id)})
 		return "", 0, false
 	}
-	req.mission = workflows.MissionWorkflowID(id)
-	desc, err := s.o.Temporal.DescribeWorkflowExecution(r.Context(), workflows.MissionWorkflowID(id), "")
+	req.mission = schemas.MissionWorkflowID(id)
+	desc, err := s.o.Temporal.DescribeWorkflowExecution(r.Context(), schemas.MissionWorkflowID(id), "")
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
 		writeError(w, http.StatusNotFound, errorBody{Error: "no mission " + id})
@@ -361,7 +361,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	v, err := s.o.Temporal.QueryWorkflow(r.Context(), workflows.MissionWorkflowID(id), "", workflows.QueryStatus)
+	v, err := s.o.Temporal.QueryWorkflow(r.Context(), schemas.MissionWorkflowID(id), "", workflows.QueryStatus)
 	if err != nil {
 		s.temporalError(w, "status of mission "+id, err)
 		return
@@ -445,7 +445,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	for _, e := range res.GetExecutions() {
 		f := e.GetSearchAttributes().GetIndexedFields()
 		row := MissionSummary{
-			MissionID:      strings.TrimPrefix(e.GetExecution().GetWorkflowId(), workflows.MissionWorkflowID("")),
+			MissionID:      strings.TrimPrefix(e.GetExecution().GetWorkflowId(), schemas.MissionWorkflowID("")),
 			WorkflowStatus: statusName(e.GetStatus()),
 			StartTime:      e.GetStartTime().AsTime(),
 		}
@@ -499,7 +499,7 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.o.UpdateTimeout)
 	defer cancel()
-	opts := client.UpdateWorkflowOptions{WorkflowID: workflows.MissionWorkflowID(id), UpdateName: action, WaitForStage: client.WorkflowUpdateStageCompleted}
+	opts := client.UpdateWorkflowOptions{WorkflowID: schemas.MissionWorkflowID(id), UpdateName: action, WaitForStage: client.WorkflowUpdateStageCompleted}
 	if arg != nil {
 		opts.Args = []any{arg}
 	}
@@ -603,7 +603,7 @@ func (s *Server) signal(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, errorBody{Error: fmt.Sprintf("mission %s has ended (%s)", id, statusName(status))})
 		return
 	}
-	if err := s.o.Temporal.SignalWorkflow(r.Context(), workflows.MissionWorkflowID(id), "", name, sig); err != nil {
+	if err := s.o.Temporal.SignalWorkflow(r.Context(), schemas.MissionWorkflowID(id), "", name, sig); err != nil {
 		s.temporalError(w, name+" to mission "+id, err)
 		return
 	}
