@@ -59,7 +59,7 @@ func StartOptions(taskQueue string, spec schemas.MissionSpec, wmsClient string, 
 		sa = append(sa, temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrWMSClient).ValueSet(wmsClient))
 	}
 	return client.StartWorkflowOptions{
-		ID:                       workflows.MissionWorkflowID(spec.MissionID),
+		ID:                       schemas.MissionWorkflowID(spec.MissionID),
 		TaskQueue:                taskQueue,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy: conflict,
