@@ -187,7 +187,8 @@ type RobotUpdateResult struct {
 	Attempts    int    `json:"attempts"`
 	Reason      string `json:"reason,omitempty"`
 	// ErrorKind is the robot's or verifier's refusal kind when known
-	// (e.g. "DigestMismatch"), or "Timeout", "RobotFatal", "Busy".
+	// (schemas.UpdateRefusal: "Busy", "DigestMismatch", "BadParameter", …),
+	// or "Timeout", "RobotFatal", "HealthCheck", "SendFailed".
 	ErrorKind  string `json:"errorKind,omitempty"`
 	RolledBack bool   `json:"rolledBack,omitempty"`
 }

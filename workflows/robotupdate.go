@@ -278,7 +278,7 @@ func (u *robotUpdate) reserve(ctx, dctx workflow.Context) (RobotUpdateResult, bo
 			unavailableSince = time.Time{}
 		}
 		if now.Sub(waitStart) >= OTA.MaxWait {
-			return giveUp("Busy", fmt.Sprintf("robot %s stayed busy for %s", u.in.Robot.ID, now.Sub(waitStart)))
+			return giveUp(string(schemas.RefusalBusy), fmt.Sprintf("robot %s stayed busy for %s", u.in.Robot.ID, now.Sub(waitStart)))
 		}
 		_, _ = workflow.AwaitWithTimeout(ctx, OTA.RequeueAfter, func() bool { return u.wake })
 		if ctx.Err() != nil {
@@ -377,10 +377,10 @@ func softwareUpdateAction(actionID string, a schemas.ArtifactRef, rollback bool)
 
 // phases maps the robot's resultDescription while RUNNING to our states.
 var phases = map[string]string{
-	"downloading": UpdateDownloading,
-	"verifying":   UpdateVerifying,
-	"installing":  UpdateInstalling,
-	"rebooting":   UpdateRebooting,
+	string(schemas.PhaseDownloading): UpdateDownloading,
+	string(schemas.PhaseVerifying):   UpdateVerifying,
+	string(schemas.PhaseInstalling):  UpdateInstalling,
+	string(schemas.PhaseRebooting):   UpdateRebooting,
 }
 
 // attempt sends one softwareUpdate and follows its actionState until
@@ -416,7 +416,8 @@ func (u *robotUpdate) attempt(ctx workflow.Context, a schemas.ArtifactRef, rollb
 					}
 					touched = true // finished but not yet reporting the version: wait
 				case vda5050.ActionFailed:
-					kind, retry := refusalKind(as.ResultDescription)
+					refusal := schemas.ParseRefusal(as.ResultDescription)
+					kind, retry := string(refusal), refusal.Retryable()
 					return attemptOutcome{state: UpdateFailed, kind: kind, retryable: retry, touched: touched,
 						reason: fmt.Sprintf("robot %s refused %s %s: %s", u.in.Robot.ID, a.Name, a.Version, as.ResultDescription)}
 				default:
@@ -440,34 +441,6 @@ func (u *robotUpdate) attempt(ctx workflow.Context, a schemas.ArtifactRef, rollb
 			u.snapshot(ctx)
 		}
 	}
-}
-
-// refusalKind reads "<Kind>: reason" from a FAILED resultDescription; a
-// verification refusal is final, anything else (download, busy) may pass.
-//
-// Transient: "busy: …", "paused: …", "download …" and anything unknown.
-// Final: the verifier's kinds, VersionMismatch, a bad parameter, and a robot
-// with no trusted keys — sending the same update again cannot help.
-func refusalKind(desc string) (kind string, retryable bool) {
-	switch {
-	case strings.HasPrefix(desc, "busy:"):
-		return "Busy", true
-	case strings.HasPrefix(desc, "paused:"):
-		return "Paused", true
-	case strings.HasPrefix(desc, "download "):
-		return "DownloadFailed", true
-	case strings.HasPrefix(desc, "parameter "), strings.HasPrefix(desc, "no trusted keys"):
-		return "RobotRefused", false
-	}
-	k, _, ok := strings.Cut(desc, ":")
-	if !ok || strings.ContainsAny(k, " \t") {
-		return "RobotRefused", true
-	}
-	switch k {
-	case "BadSignature", "UnknownKey", "DigestMismatch", "LengthMismatch", "Expired", "HardwareMismatch", "Rollback", "Malformed", "VersionMismatch":
-		return k, false
-	}
-	return k, true
 }
 
 // healthOnlineTries bounds the health check's wait for a rebooted robot's

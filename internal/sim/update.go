@@ -38,12 +38,13 @@ const (
 const ErrSoftwareFault = "softwareFault"
 
 // Phases of a softwareUpdate, reported as the resultDescription of its
-// RUNNING actionState (VDA 5050 §6.10.6), in this order.
+// RUNNING actionState (VDA 5050 §6.10.6), in this order (the contract:
+// schemas.UpdatePhase).
 const (
-	UpdateDownloading = "downloading"
-	UpdateVerifying   = "verifying"
-	UpdateInstalling  = "installing"
-	UpdateRebooting   = "rebooting"
+	UpdateDownloading = string(schemas.PhaseDownloading)
+	UpdateVerifying   = string(schemas.PhaseVerifying)
+	UpdateInstalling  = string(schemas.PhaseInstalling)
+	UpdateRebooting   = string(schemas.PhaseRebooting)
 )
 
 // Fault markers: a line of the artifact's content that reads exactly so
@@ -176,28 +177,28 @@ func (r *Robot) startUpdate(rec *actionRec, a vda5050.Action) {
 	p, err := parseUpdateParams(a)
 	switch {
 	case err != nil:
-		fail(flatten(err.Error()))
+		fail(flatten(err.Error())) // each problem reads "parameter …" (schemas.RefusalParameter)
 		return
 	case r.opts.TrustedKeys == nil:
-		fail("no trusted keys configured: the vehicle cannot verify software")
+		fail(schemas.RefusalDescription(schemas.RefusalNoTrustedKeys, "configured: the vehicle cannot verify software"))
 		return
 	case r.cancel != nil && r.order != nil:
-		fail(fmt.Sprintf("busy: order %s is being cancelled", r.order.id))
+		fail(schemas.RefusalDescription(schemas.RefusalBusy, fmt.Sprintf("order %s is being cancelled", r.order.id)))
 		return
 	case r.runningOrder():
-		fail(fmt.Sprintf("busy: order %s is running", r.order.id))
+		fail(schemas.RefusalDescription(schemas.RefusalBusy, fmt.Sprintf("order %s is running", r.order.id)))
 		return
 	case r.paused:
-		fail("paused: the vehicle is paused; send stopPause first")
+		fail(schemas.RefusalDescription(schemas.RefusalPaused, "the vehicle is paused; send stopPause first"))
 		return
 	case r.update != nil && r.update.phase == UpdateRebooting:
-		fail(fmt.Sprintf("busy: rebooting into %s (%s)", r.update.params.Version, r.update.rec.state.ActionID))
+		fail(schemas.RefusalDescription(schemas.RefusalBusy, fmt.Sprintf("rebooting into %s (%s)", r.update.params.Version, r.update.rec.state.ActionID)))
 		return
 	}
 	if old := r.update; old != nil {
 		old.cancel()
 		old.rec.state.ActionStatus = vda5050.ActionFailed
-		old.rec.state.ResultDescription = "superseded by " + a.ActionID
+		old.rec.state.ResultDescription = schemas.RefusalDescription(schemas.RefusalSuperseded, a.ActionID)
 	}
 	ctx, cancel := context.WithCancel(r.lifeContext())
 	job := &updateJob{
@@ -259,11 +260,11 @@ func (r *Robot) fetchAndVerify(job *updateJob) (schemas.Manifest, updateFaults, 
 	p := job.params
 	manifestRaw, err := fetchBytes(ctx, r.opts.HTTPClient, p.ManifestURL, maxManifestBytes)
 	if err != nil {
-		return schemas.Manifest{}, updateFaults{}, fmt.Errorf("download manifest: %w", err)
+		return schemas.Manifest{}, updateFaults{}, errors.New(schemas.RefusalDescription(schemas.RefusalDownload, "manifest: "+err.Error()))
 	}
 	file, err := fetchFile(ctx, r.opts.HTTPClient, p.ArtifactURL, maxArtifactBytes)
 	if err != nil {
-		return schemas.Manifest{}, updateFaults{}, fmt.Errorf("download artifact: %w", err)
+		return schemas.Manifest{}, updateFaults{}, errors.New(schemas.RefusalDescription(schemas.RefusalDownload, "artifact: "+err.Error()))
 	}
 	defer func() {
 		file.Close()
@@ -280,10 +281,10 @@ func (r *Robot) fetchAndVerify(job *updateJob) (schemas.Manifest, updateFaults, 
 		return m, updateFaults{}, kindError(err)
 	}
 	if !strings.EqualFold(m.SHA256, p.SHA256) {
-		return m, updateFaults{}, fmt.Errorf("DigestMismatch: the manifest's sha256 %s differs from the sha256 parameter %s", m.SHA256, p.SHA256)
+		return m, updateFaults{}, errors.New(schemas.RefusalDescription(schemas.RefusalDigestMismatch, fmt.Sprintf("the manifest's sha256 %s differs from the sha256 parameter %s", m.SHA256, p.SHA256)))
 	}
 	if m.Version != p.Version {
-		return m, updateFaults{}, fmt.Errorf("VersionMismatch: the manifest's version %s differs from the version parameter %s", m.Version, p.Version)
+		return m, updateFaults{}, errors.New(schemas.RefusalDescription(schemas.RefusalVersionMismatch, fmt.Sprintf("the manifest's version %s differs from the version parameter %s", m.Version, p.Version)))
 	}
 	if _, err := file.Seek(0, io.SeekStart); err != nil {
 		return m, updateFaults{}, fmt.Errorf("read artifact: %w", err)
