@@ -35,13 +35,18 @@ func TestMissionKeepsOneTimer(t *testing.T) {
 	require.Empty(t, pending, "timers left running after the mission decided to finish")
 }
 
-// The recorded Mission histories (re-recorded by the end-to-end tests with
-// FLEETFLOW_RECORD_HISTORIES) carry at most one search-attribute upsert per
-// workflow task, and no timer is still running when the workflow completes.
+// The recorded Mission and RobotUpdate histories (re-recorded by the
+// end-to-end tests with FLEETFLOW_RECORD_HISTORIES) carry at most one
+// search-attribute upsert per workflow task, and no timer is still running
+// when the workflow completes.
 func TestRecordedMissionsCommandSequence(t *testing.T) {
-	files, err := filepath.Glob("../testdata/histories/mission-*.json")
+	missions, err := filepath.Glob("../testdata/histories/mission-*.json")
 	require.NoError(t, err)
-	require.NotEmpty(t, files)
+	updates, err := filepath.Glob("../testdata/histories/robotupdate-*.json")
+	require.NoError(t, err)
+	require.NotEmpty(t, missions)
+	require.NotEmpty(t, updates)
+	files := append(missions, updates...)
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			raw, err := os.ReadFile(f)

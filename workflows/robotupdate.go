@@ -66,6 +66,9 @@ type robotUpdate struct {
 	wake     bool
 	reserved bool
 	io       string // the robot's robot I/O task queue while reserved ("" = local)
+	// timer is the one timer of the update's waits (timer.go): a wait
+	// woken by a robot event leaves none behind.
+	timer waitTimer
 }
 
 // attemptOutcome is how one softwareUpdate instant action ended.
@@ -280,7 +283,7 @@ func (u *robotUpdate) reserve(ctx, dctx workflow.Context) (RobotUpdateResult, bo
 		if now.Sub(waitStart) >= OTA.MaxWait {
 			return giveUp(string(schemas.RefusalBusy), fmt.Sprintf("robot %s stayed busy for %s", u.in.Robot.ID, now.Sub(waitStart)))
 		}
-		_, _ = workflow.AwaitWithTimeout(ctx, OTA.RequeueAfter, func() bool { return u.wake })
+		_, _ = u.timer.await(ctx, OTA.RequeueAfter, func() bool { return u.wake })
 		if ctx.Err() != nil {
 			if err := workflow.ExecuteLocalActivity(localCtx(dctx, "leave the reservation queue"), ActivityCancelQueued,
 				schemas.CancelQueuedInput{MissionID: u.id}).Get(dctx, nil); err != nil {
@@ -297,6 +300,7 @@ func (u *robotUpdate) reserve(ctx, dctx workflow.Context) (RobotUpdateResult, bo
 }
 
 func (u *robotUpdate) release(ctx workflow.Context) {
+	u.timer.stop() // the update has ended: no timer stays running
 	if !u.reserved {
 		return
 	}
@@ -436,7 +440,7 @@ func (u *robotUpdate) attempt(ctx workflow.Context, a schemas.ArtifactRef, rollb
 				reason: fmt.Sprintf("robot %s did not finish %s %s within %s (last state %s)", u.in.Robot.ID, a.Name, a.Version, u.in.Timeout, u.status.State)}
 		}
 		cur := u.events
-		ok, _ := workflow.AwaitWithTimeout(ctx, min(left, OTA.ReconcileAfter), func() bool { return u.events != cur })
+		ok, _ := u.timer.await(ctx, min(left, OTA.ReconcileAfter), func() bool { return u.events != cur })
 		if !ok && workflow.Now(ctx).Before(deadline) {
 			u.snapshot(ctx)
 		}
@@ -470,7 +474,7 @@ func (u *robotUpdate) healthCheck(ctx workflow.Context) attemptOutcome {
 			break
 		}
 		cur := u.events
-		_, _ = workflow.AwaitWithTimeout(ctx, left, func() bool { return u.events != cur })
+		_, _ = u.timer.await(ctx, left, func() bool { return u.events != cur })
 	}
 	_, ok := u.snapshot(ctx)
 	// Right after a reboot the ONLINE may not be stored yet (connection and
@@ -478,7 +482,7 @@ func (u *robotUpdate) healthCheck(ctx workflow.Context) attemptOutcome {
 	// it a few seconds before calling the robot offline.
 	for tries := 0; ok && u.last.Connection != string(vda5050.ConnectionOnline) && tries < healthOnlineTries; tries++ {
 		cur := u.events
-		_, _ = workflow.AwaitWithTimeout(ctx, time.Second, func() bool { return u.events != cur })
+		_, _ = u.timer.await(ctx, time.Second, func() bool { return u.events != cur })
 		if u.last.Connection != string(vda5050.ConnectionOnline) {
 			_, ok = u.snapshot(ctx)
 		}
