@@ -500,6 +500,7 @@ func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, 
 		defer pf.Close()
 		defer pprof.StopCPUProfile() // also stopped right after the rollout; a second stop is a no-op
 	}
+	cpu0 := stackCPU(ls)
 	start := time.Now()
 	run, err := startRollout(rctx, c, ls.cfg, spec, "bench")
 	if err != nil {
@@ -508,6 +509,7 @@ func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, 
 	firstRunID := run.GetRunID() // Get follows continue-as-new and moves GetRunID along
 	st, runErr := waitRollout(rctx, c, run, waveLabels(plan, false), out, 5*time.Second)
 	wall := time.Since(start)
+	cpuUsed := stackCPU(ls).sub(cpu0)
 	if f.cpuProfile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -613,6 +615,9 @@ func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, 
 			len(children), lens[len(lens)/2], m.Events, m.WorkflowID)
 		fmt.Fprintf(out, "robot     RobotUpdate start → close: p50 %s, p99 %s, max %s\n",
 			ms(percentile(took, 0.5)), ms(percentile(took, 0.99)), ms(percentile(took, 1)))
+		// Where the CPU goes: the whole rollout (parent runs, children,
+		// bridge, virtual robots) per robot, beside a no-op workflow's.
+		fmt.Fprintf(out, "cpu       per robot updated: %s; per no-op workflow: %s\n", cpuUsed.perMission(len(children)), base.cpu.perMission(f.noops))
 		if f.explain {
 			byTook := append([]historyCount(nil), children...)
 			sort.Slice(byTook, func(i, j int) bool { return byTook[i].Took < byTook[j].Took })
