@@ -216,6 +216,20 @@ per second and the virtual fleet's memory, each against its target.`,
 	return cmd
 }
 
+// pickAndDropStations returns the IDs of the site map's pick and drop
+// stations, in map order (the benchmarks draw their missions from them).
+func pickAndDropStations(m *site.Map) (picks, drops []string) {
+	for _, s := range m.Stations {
+		switch s.Type {
+		case site.StationPick:
+			picks = append(picks, s.ID)
+		case site.StationDrop:
+			drops = append(drops, s.ID)
+		}
+	}
+	return picks, drops
+}
+
 func percentile(d []time.Duration, p float64) time.Duration {
 	if len(d) == 0 {
 		return 0
@@ -300,15 +314,7 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out io.Writer)
 		return fmt.Errorf("baseline: %d of %d mission-shaped workflows failed", shape.failed, f.noops)
 	}
 
-	var picks, drops []string
-	for _, s := range grid.Stations {
-		switch s.Type {
-		case site.StationPick:
-			picks = append(picks, s.ID)
-		case site.StationDrop:
-			drops = append(drops, s.ID)
-		}
-	}
+	picks, drops := pickAndDropStations(grid)
 	rng := rand.New(rand.NewPCG(1, 2))
 	specs := make([]schemas.MissionSpec, f.missions)
 	for i := range specs {

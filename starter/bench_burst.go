@@ -64,15 +64,7 @@ func runBenchBurst(ctx context.Context, g *globalFlags, f *benchBurstFlags, out 
 	}
 	defer ls.Stop()
 	c := ls.worker.Client
-	var picks, drops []string
-	for _, s := range grid.Stations {
-		switch s.Type {
-		case site.StationPick:
-			picks = append(picks, s.ID)
-		case site.StationDrop:
-			drops = append(drops, s.ID)
-		}
-	}
+	picks, drops := pickAndDropStations(grid)
 	runID := strconv.FormatInt(time.Now().Unix(), 36)
 	rng := rand.New(rand.NewPCG(3, 4))
 	specs := make([]schemas.MissionSpec, f.missions)

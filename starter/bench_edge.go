@@ -113,15 +113,7 @@ func benchEdgeMode(ctx context.Context, g *globalFlags, f *benchEdgeFlags, mode 
 	if mode == "edge" {
 		broker = ls.edges[0].cfg.MQTT.URL // the site's own broker, where its robots are
 	}
-	var picks, drops []string
-	for _, s := range grid.Stations {
-		switch s.Type {
-		case site.StationPick:
-			picks = append(picks, s.ID)
-		case site.StationDrop:
-			drops = append(drops, s.ID)
-		}
-	}
+	picks, drops := pickAndDropStations(grid)
 	runID := strconv.FormatInt(time.Now().UnixNano(), 36)
 	rng := rand.New(rand.NewPCG(1, 2))
 	specs := func(prefix string, n int) []schemas.MissionSpec {

@@ -72,15 +72,7 @@ func runBenchIngress(ctx context.Context, g *globalFlags, f *benchIngressFlags, 
 	}
 	defer ls.Stop()
 	c := ls.worker.Client
-	var picks, drops []string
-	for _, s := range grid.Stations {
-		switch s.Type {
-		case site.StationPick:
-			picks = append(picks, s.ID)
-		case site.StationDrop:
-			drops = append(drops, s.ID)
-		}
-	}
+	picks, drops := pickAndDropStations(grid)
 	runID := strconv.FormatInt(time.Now().Unix(), 36)
 	spec := func(phase string, i int) schemas.MissionSpec {
 		return schemas.MissionSpec{MissionID: fmt.Sprintf("in-%s-%s-%05d", runID, phase, i), Site: grid.Site, MinBattery: schemas.DefaultMinBattery,

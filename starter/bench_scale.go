@@ -126,15 +126,7 @@ func benchScaleSize(ctx context.Context, g *globalFlags, f *benchScaleFlags, n i
 		return scaleRun{}, err
 	}
 	defer ls.Stop()
-	var picks, drops []string
-	for _, s := range grid.Stations {
-		switch s.Type {
-		case site.StationPick:
-			picks = append(picks, s.ID)
-		case site.StationDrop:
-			drops = append(drops, s.ID)
-		}
-	}
+	picks, drops := pickAndDropStations(grid)
 	runID := strconv.FormatInt(time.Now().UnixNano(), 36)
 	rng := rand.New(rand.NewPCG(1, 2)) // the same missions at every size
 	specs := func(prefix string, count int) []schemas.MissionSpec {

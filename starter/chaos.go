@@ -522,15 +522,7 @@ func (r *chaosRig) run(ctx context.Context, sc *scenario) chaosRow {
 }
 
 func (r *chaosRig) missionSpec(id string) schemas.MissionSpec {
-	var picks, drops []string
-	for _, s := range r.site.Stations {
-		switch s.Type {
-		case site.StationPick:
-			picks = append(picks, s.ID)
-		case site.StationDrop:
-			drops = append(drops, s.ID)
-		}
-	}
+	picks, drops := pickAndDropStations(r.site)
 	return schemas.MissionSpec{
 		MissionID: id, Site: r.site.Site, Priority: rand.IntN(5), TimeoutSeconds: int(r.f.deadline.Seconds()),
 		Load: &schemas.Load{LoadID: "PAL-" + id, LoadType: "EPAL"},
