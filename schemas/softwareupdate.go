@@ -51,17 +51,19 @@ const (
 )
 
 // refusalWords are the lower-case words that begin the resultDescription
-// of the refusals whose wording is not "<Kind>: …".
+// of the refusals whose wording is not "<Kind>: …": a description is read
+// by match (as the code before this contract read it, so "busy:x" and
+// "no trusted keys: …" still count), and written as write + detail.
 var refusalWords = []struct {
-	prefix string
-	kind   UpdateRefusal
+	match, write string
+	kind         UpdateRefusal
 }{
-	{"busy: ", RefusalBusy},
-	{"paused: ", RefusalPaused},
-	{"download ", RefusalDownload},
-	{"superseded by ", RefusalSuperseded},
-	{"parameter ", RefusalParameter},
-	{"no trusted keys ", RefusalNoTrustedKeys},
+	{"busy:", "busy: ", RefusalBusy},
+	{"paused:", "paused: ", RefusalPaused},
+	{"download ", "download ", RefusalDownload},
+	{"superseded by ", "superseded by ", RefusalSuperseded},
+	{"parameter ", "parameter ", RefusalParameter},
+	{"no trusted keys", "no trusted keys ", RefusalNoTrustedKeys},
 }
 
 // Retryable reports whether sending the same update again may succeed.
@@ -81,10 +83,7 @@ func (k UpdateRefusal) Retryable() bool {
 func RefusalDescription(k UpdateRefusal, detail string) string {
 	for _, w := range refusalWords {
 		if w.kind == k {
-			if strings.HasSuffix(w.prefix, " ") {
-				return w.prefix + detail
-			}
-			return w.prefix + ": " + detail
+			return w.write + detail
 		}
 	}
 	return string(k) + ": " + detail
@@ -95,7 +94,7 @@ func RefusalDescription(k UpdateRefusal, detail string) string {
 // word; anything else is RefusalRobot.
 func ParseRefusal(desc string) UpdateRefusal {
 	for _, w := range refusalWords {
-		if strings.HasPrefix(desc, w.prefix) {
+		if strings.HasPrefix(desc, w.match) {
 			return w.kind
 		}
 	}

@@ -32,6 +32,8 @@ func TestRefusalDescriptionsReadBack(t *testing.T) {
 		"battery too low to update":     RefusalRobot, // another make's wording
 		"Expired: the manifest expired": RefusalExpired,
 		"":                              RefusalRobot,
+		"busy:rebooting":                RefusalBusy,
+		"no trusted keys: none loaded":  RefusalNoTrustedKeys,
 	} {
 		if got := ParseRefusal(desc); got != want {
 			t.Errorf("ParseRefusal(%q) = %s, want %s", desc, got, want)

@@ -118,7 +118,10 @@ func benchScaleSize(ctx context.Context, g *globalFlags, f *benchScaleFlags, n i
 	cfg.Worker.ReaperInterval = 0
 	cfg.Charging.Threshold = 0 // no Charge workflows in the figures
 	cfg.Sim.Speed, cfg.Sim.ActionDuration = 0, f.actionDuration
-	grid := site.Grid("bench-scale", 20, 20, 2, n, []string{"acme", "robotix"})
+	runID := strconv.FormatInt(time.Now().UnixNano(), 36)
+	// A site of its own per run and size: a registry shared with earlier
+	// runs keeps their robots, and this site must hold exactly n.
+	grid := site.Grid(fmt.Sprintf("scale-%d-%s", n, runID), 20, 20, 2, n, []string{"acme", "robotix"})
 	fmt.Fprintf(out, "%d robots: starting the local stack…\n", n)
 	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: f.temporalBin, headless: true, siteMap: grid,
 		drivingStateInterval: time.Duration(float64(time.Second) / f.stateRate)}, io.Discard)
@@ -127,7 +130,6 @@ func benchScaleSize(ctx context.Context, g *globalFlags, f *benchScaleFlags, n i
 	}
 	defer ls.Stop()
 	picks, drops := pickAndDropStations(grid)
-	runID := strconv.FormatInt(time.Now().UnixNano(), 36)
 	rng := rand.New(rand.NewPCG(1, 2)) // the same missions at every size
 	specs := func(prefix string, count int) []schemas.MissionSpec {
 		s := make([]schemas.MissionSpec, count)

@@ -251,6 +251,7 @@ func (u *robotUpdate) reserve(ctx, dctx workflow.Context) (RobotUpdateResult, bo
 		var res schemas.ReserveRobotResult
 		if err := workflow.ExecuteLocalActivity(localCtx(dctx, "reserve "+u.in.Robot.ID), ActivityReserveRobot, req).Get(dctx, &res); err != nil {
 			reason := "reserve robot: " + err.Error()
+			u.timer.stop() // a queued wait's timer: none stays running
 			u.status.LastError = reason
 			u.setState(dctx, UpdateFailed)
 			u.audit(dctx, "update.failed", map[string]any{"reason": reason})

@@ -6,6 +6,7 @@ package workflows
 import (
 	"time"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
 
@@ -29,7 +30,8 @@ type waitTimer struct {
 }
 
 // await blocks until cond() is true (ok) or d has passed (!ok). It returns
-// the context's CanceledError when the workflow is cancelled. The timer it
+// a CanceledError when ctx is cancelled (the workflow, or the scope the
+// caller waits in) and cond() is not true. The timer it
 // arms may stay armed for the next await (call stop when the loop ends).
 func (t *waitTimer) await(ctx workflow.Context, d time.Duration, cond func() bool) (ok bool, err error) {
 	if cond() {
@@ -37,6 +39,12 @@ func (t *waitTimer) await(ctx workflow.Context, d time.Duration, cond func() boo
 	}
 	due := workflow.Now(ctx).Add(d)
 	for {
+		// A cancelled workflow cancels the timer too, which makes it
+		// ready: without this check the loop would re-arm a timer on the
+		// cancelled context forever without yielding.
+		if ctx.Err() != nil {
+			return false, temporal.NewCanceledError("wait cancelled")
+		}
 		if t.f != nil && t.at.After(due) {
 			t.stop() // fires too late for this wait
 		}
@@ -57,6 +65,9 @@ func (t *waitTimer) await(ctx workflow.Context, d time.Duration, cond func() boo
 		}
 		if cond() {
 			return true, nil
+		}
+		if ctx.Err() != nil {
+			return false, temporal.NewCanceledError("wait cancelled")
 		}
 		if !workflow.Now(ctx).Before(due) {
 			return false, nil

@@ -91,3 +91,43 @@ func TestReleaseWritesTheEndRowOnce(t *testing.T) {
 		t.Fatalf("unknown robot: %d rows, want the end row", len(trail))
 	}
 }
+
+// The look again after queueing counts only robots the request could
+// use: a freed robot without the required capability leaves the request
+// queued after one decision (one reservation.queued row, not two).
+func TestReserveQueuedLooksAgainOnlyForRobotsItCanUse(t *testing.T) {
+	s, _ := newTestStore(t)
+	ctx := context.Background()
+	r1 := robot("r1", "a", 0, 0) // no "lift"
+	if err := s.RegisterRobots(ctx, []Robot{r1}); err != nil {
+		t.Fatal(err)
+	}
+	onlineAt(t, s, 100, r1)
+	if h, err := s.Reserve(ctx, ReserveRequest{MissionID: "holder", WorkflowID: "wf-holder", Site: "a"}); err != nil || h.RobotID != "acme/r1" {
+		t.Fatalf("holder = %+v, %v", h, err)
+	}
+	testHookQueued = func(ReserveRequest) {
+		testHookQueued = nil
+		if _, err := s.pool.Exec(ctx, `DELETE FROM reservations WHERE mission_id = 'holder'`); err != nil {
+			t.Error(err)
+		}
+	}
+	t.Cleanup(func() { testHookQueued = nil })
+	w, err := s.Reserve(ctx, ReserveRequest{MissionID: "lifter", WorkflowID: "wf-lifter", Site: "a", RequiredCapabilities: []string{"lift"}})
+	if err != nil || !w.Queued {
+		t.Fatalf("lifter = %+v, %v; want queued (the free robot cannot lift)", w, err)
+	}
+	trail, err := s.AuditTrail(ctx, "lifter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued := 0
+	for _, e := range trail {
+		if e.Kind == "reservation.queued" {
+			queued++
+		}
+	}
+	if queued != 1 {
+		t.Fatalf("%d reservation.queued rows, want 1 (one decision): %+v", queued, trail)
+	}
+}

@@ -285,9 +285,16 @@ func (s *Store) Reserve(ctx context.Context, req ReserveRequest) (Reservation, e
 var testHookQueued func(ReserveRequest)
 
 // lostWakeUp reports whether site req.Site has a robot that Reserve
-// could hand out now (free as freeRobots says; in service, or the robot
-// req names): a queued request may have missed its release.
+// could hand out to req now (free as freeRobots says; the robot req
+// names, or one in service with req's capabilities and battery): a
+// queued request may have missed its release. It may say yes for a robot
+// a request ahead in line gets (Reserve then decides once more, and
+// queues again).
 func (s *Store) lostWakeUp(ctx context.Context, req ReserveRequest) (bool, error) {
+	caps := req.RequiredCapabilities
+	if caps == nil {
+		caps = []string{}
+	}
 	var free bool
 	err := s.pool.QueryRow(ctx, `
 SELECT EXISTS (
@@ -297,7 +304,8 @@ SELECT EXISTS (
     AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(s.action_states) a
                     WHERE a->>'actionStatus' NOT IN ('FINISHED', 'FAILED'))
     AND NOT EXISTS (SELECT 1 FROM reservations v WHERE v.robot_id = r.robot_id)
-    AND (r.service_status = 'in_service' OR r.robot_id = $2))`, req.Site, req.RobotID).Scan(&free)
+    AND (r.robot_id = $2 OR ($2 = '' AND r.service_status = 'in_service'
+         AND s.battery_charge >= $3 AND r.capabilities @> $4::text[])))`, req.Site, req.RobotID, req.MinBattery, caps).Scan(&free)
 	if err != nil {
 		return false, fmt.Errorf("reserve %s: look again for a free robot: %w", req.MissionID, err)
 	}

@@ -838,8 +838,10 @@ func TestDrivingStateInterval(t *testing.T) {
 			driving++
 		}
 	}
-	// 2 m at 2 m/s: about 10 states at 100 ms (a node passed adds one).
-	if driving < 7 || driving > 14 {
+	// 2 m at 2 m/s: about 10 states at 100 ms (a node passed adds one);
+	// without the driving interval there is one. Wide bounds: a loaded
+	// machine delays the robot's timer.
+	if driving < 4 || driving > 20 {
 		t.Errorf("%d driving states in 1 s at a 100 ms driving interval, want about 10", driving)
 	}
 	idle := rg.obs.mark()
