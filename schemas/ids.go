@@ -82,7 +82,9 @@ func MaintenanceRoundScheduleID(site string) string {
 
 // MaintenanceRoundWorkflowID is the ID a round schedule gives its
 // workflows (the schedule appends the timestamp).
-func MaintenanceRoundWorkflowID(site string) string { return MaintenanceWorkflowPrefix + "round-" + site }
+func MaintenanceRoundWorkflowID(site string) string {
+	return MaintenanceWorkflowPrefix + "round-" + site
+}
 
 // ChargeWorkflowID is "charge-<manufacturer>.<serialNumber>": one Charge
 // workflow per robot runs at a time (a second start joins the running one).
