@@ -177,7 +177,7 @@ func (c *charge) audit(ctx workflow.Context, kind string, details map[string]any
 	}
 	details["robotId"] = c.in.RobotID
 	details["battery"] = c.status.Battery
-	if err := retryLocal(ctx, "audit "+kind, ActivityAudit, schemas.AuditInput{Actor: c.id, Kind: kind, Subject: c.id, Details: details},
+	if err := audit.retry(ctx, "audit "+kind, schemas.AuditInput{Actor: c.id, Kind: kind, Subject: c.id, Details: details},
 		nil, storeOptions("audit"), workflow.Now(ctx).Add(Timings.ReleaseTimeout)); err != nil {
 		c.logger.Error("audit failed", "kind", kind, "error", err)
 	}
@@ -247,7 +247,7 @@ func (c *charge) reserve(ctx, dctx workflow.Context) bool {
 	for {
 		c.wake = false
 		var res schemas.ReserveRobotResult
-		if err := retryLocal(dctx, "reserve "+c.in.RobotID, ActivityReserveRobot, req, &res, storeOptions("reserve"), workflow.Now(dctx).Add(Timings.ReleaseTimeout)); err != nil {
+		if err := reserveRobot.retry(dctx, "reserve "+c.in.RobotID, req, &res, storeOptions("reserve"), workflow.Now(dctx).Add(Timings.ReleaseTimeout)); err != nil {
 			c.status.LastError = "reserve: " + err.Error()
 		} else if !res.Queued {
 			c.reserved = true
@@ -268,7 +268,7 @@ func (c *charge) reserve(ctx, dctx workflow.Context) bool {
 }
 
 func (c *charge) leaveQueue(ctx workflow.Context) {
-	if err := retryLocal(ctx, "leave the reservation queue", ActivityCancelQueued, schemas.CancelQueuedInput{MissionID: c.id},
+	if err := cancelQueued.retry(ctx, "leave the reservation queue", schemas.CancelQueuedInput{MissionID: c.id},
 		nil, storeOptions("leave queue"), workflow.Now(ctx).Add(Timings.ReleaseTimeout)); err != nil {
 		c.logger.Warn("leave queue failed", "error", err)
 	}
@@ -280,7 +280,7 @@ func (c *charge) reserveCharger(ctx, dctx workflow.Context) bool {
 	for {
 		c.chargerWake = false
 		var res schemas.ReserveChargerResult
-		err := retryLocal(dctx, "reserve a charger", ActivityReserveCharger, schemas.ReserveChargerInput{Site: c.in.Site, Holder: c.id, RobotID: c.in.RobotID},
+		err := reserveCharger.retry(dctx, "reserve a charger", schemas.ReserveChargerInput{Site: c.in.Site, Holder: c.id, RobotID: c.in.RobotID},
 			&res, storeOptions("reserve a charger"), workflow.Now(dctx).Add(Timings.ReleaseTimeout))
 		var ae *temporal.ApplicationError
 		switch {
@@ -311,7 +311,7 @@ func (c *charge) reserveCharger(ctx, dctx workflow.Context) bool {
 func (c *charge) startCharging(ctx, dctx workflow.Context) error {
 	id := c.tag + "-start-charging"
 	c.charging = true // from here on, every end sends stopCharging
-	if err := robotIO(dctx, c.io, "startCharging on "+c.in.RobotID, ActivitySendInstantActions, schemas.SendInstantActionsInput{
+	if err := sendInstantActions.io(dctx, c.io, "startCharging on "+c.in.RobotID, schemas.SendInstantActionsInput{
 		RobotID: c.in.RobotID, Holder: c.id, Actions: []vda5050.Action{{ActionType: vda5050.ActionStartCharging, ActionID: id, BlockingType: vda5050.BlockingHard}},
 	}, nil); err != nil {
 		return fmt.Errorf("send startCharging: %w", err)
@@ -347,8 +347,7 @@ func (c *charge) startCharging(ctx, dctx workflow.Context) error {
 // read takes the robot's stored state (battery, actions) as an event.
 func (c *charge) read(ctx workflow.Context) {
 	var snap schemas.RobotEvent
-	if err := workflow.ExecuteLocalActivity(localCtx(ctx, "read stored state"), ActivityRobotSnapshot,
-		schemas.RobotSnapshotInput{RobotID: c.in.RobotID}).Get(ctx, &snap); err == nil {
+	if err := robotSnapshot.local(ctx, "read stored state", schemas.RobotSnapshotInput{RobotID: c.in.RobotID}, &snap); err == nil {
 		c.apply(snap)
 		c.status.Battery = snap.BatteryCharge
 	}
@@ -360,7 +359,7 @@ func (c *charge) stop(ctx workflow.Context, actionType, local string) {
 	if !c.reserved {
 		return
 	}
-	if err := robotIO(ctx, c.io, actionType+" on "+c.in.RobotID, ActivitySendInstantActions, schemas.SendInstantActionsInput{
+	if err := sendInstantActions.io(ctx, c.io, actionType+" on "+c.in.RobotID, schemas.SendInstantActionsInput{
 		RobotID: c.in.RobotID, Holder: c.id, Actions: []vda5050.Action{{ActionType: actionType, ActionID: c.tag + "-" + local, BlockingType: vda5050.BlockingHard}},
 	}, nil); err != nil {
 		c.logger.Warn(actionType+" failed", "error", err)
@@ -371,7 +370,7 @@ func (c *charge) releaseRobot(ctx workflow.Context) {
 	if !c.reserved {
 		return
 	}
-	if err := retryLocal(ctx, "release "+c.in.RobotID, ActivityReleaseRobot, schemas.ReleaseRobotInput{
+	if err := releaseRobot.retry(ctx, "release "+c.in.RobotID, schemas.ReleaseRobotInput{
 		RobotID: c.in.RobotID, MissionID: c.id, Site: c.in.Site,
 	}, nil, storeOptions("release"), workflow.Now(ctx).Add(Timings.ReleaseTimeout)); err != nil {
 		c.logger.Error("release failed; the Reaper will free it", "error", err)
@@ -381,7 +380,7 @@ func (c *charge) releaseRobot(ctx workflow.Context) {
 }
 
 func (c *charge) releaseCharger(ctx workflow.Context) {
-	if err := retryLocal(ctx, "release the charger", ActivityReleaseCharger, schemas.ReleaseChargerInput{Site: c.in.Site, Holder: c.id},
+	if err := releaseCharger.retry(ctx, "release the charger", schemas.ReleaseChargerInput{Site: c.in.Site, Holder: c.id},
 		nil, storeOptions("release the charger"), workflow.Now(ctx).Add(Timings.ReleaseTimeout)); err != nil {
 		c.logger.Error("release of the charger failed; the Reaper will free it", "error", err)
 	}
@@ -425,7 +424,7 @@ func (c *charge) fail(ctx workflow.Context, reason string, outOfService bool) (C
 		c.charging = false
 	}
 	if outOfService {
-		if err := retryLocal(ctx, "service status out_of_service", ActivitySetServiceStatus, schemas.SetServiceStatusInput{
+		if err := setServiceStatus.retry(ctx, "service status out_of_service", schemas.SetServiceStatusInput{
 			RobotID: c.in.RobotID, Status: "out_of_service", Actor: c.id, Reason: "charging failed: " + reason,
 		}, nil, storeOptions("service status"), workflow.Now(ctx).Add(Timings.ReleaseTimeout)); err != nil {
 			c.logger.Error("set out_of_service failed", "error", err)

@@ -43,7 +43,7 @@ func (w *robotWatch) driveTo(ctx, dctx workflow.Context, site, station, orderID 
 	}
 	spec := schemas.MissionSpec{MissionID: orderID, Site: site, Steps: []schemas.MissionStep{{Station: station}}}
 	var built schemas.BuildOrderResult
-	if err := retryLocal(dctx, "build order to "+station, ActivityBuildOrder, schemas.BuildOrderInput{
+	if err := buildOrder.retry(dctx, "build order to "+station, schemas.BuildOrderInput{
 		Spec: spec, RobotID: w.robotID, OrderID: orderID,
 	}, &built, storeOptions("build order"), workflow.Now(dctx).Add(Timings.ReleaseTimeout)); err != nil {
 		return fmt.Errorf("drive to %s: %w", station, err)
@@ -54,7 +54,7 @@ func (w *robotWatch) driveTo(ctx, dctx workflow.Context, site, station, orderID 
 	last := built.NodeIDs[len(built.NodeIDs)-1]
 	deadline := workflow.Now(dctx).Add(timeout)
 	for sends := 0; ; {
-		if err := robotIO(dctx, w.io, "send order to "+w.robotID, ActivitySendOrder, schemas.SendOrderInput{RobotID: w.robotID, Order: built.Order}, nil); err != nil {
+		if err := sendOrder.io(dctx, w.io, "send order to "+w.robotID, schemas.SendOrderInput{RobotID: w.robotID, Order: built.Order}, nil); err != nil {
 			return fmt.Errorf("send order to %s: %w", w.robotID, err)
 		}
 		sends++
@@ -99,8 +99,7 @@ func (w *robotWatch) driveTo(ctx, dctx workflow.Context, site, station, orderID 
 			}
 			if !ok {
 				var snap schemas.RobotEvent
-				if err := workflow.ExecuteLocalActivity(localCtx(dctx, "read stored state"), ActivityRobotSnapshot,
-					schemas.RobotSnapshotInput{RobotID: w.robotID}).Get(dctx, &snap); err == nil {
+				if err := robotSnapshot.local(dctx, "read stored state", schemas.RobotSnapshotInput{RobotID: w.robotID}, &snap); err == nil {
 					w.apply(snap)
 				}
 			}

@@ -186,7 +186,7 @@ func (m *maintenance) audit(ctx workflow.Context, kind string, details map[strin
 		details = map[string]any{}
 	}
 	details["robotId"] = m.in.RobotID
-	if err := retryLocal(ctx, "audit "+kind, ActivityAudit, schemas.AuditInput{Actor: actor, Kind: kind, Subject: m.id, Details: details},
+	if err := audit.retry(ctx, "audit "+kind, schemas.AuditInput{Actor: actor, Kind: kind, Subject: m.id, Details: details},
 		nil, storeOptions("audit"), workflow.Now(ctx).Add(Timings.ReleaseTimeout)); err != nil {
 		m.logger.Error("audit failed", "kind", kind, "error", err)
 	}
@@ -194,7 +194,7 @@ func (m *maintenance) audit(ctx workflow.Context, kind string, details map[strin
 
 func (m *maintenance) serviceStatus(ctx workflow.Context, status, reason string) (string, error) {
 	var res schemas.SetServiceStatusResult
-	err := retryLocal(ctx, "service status "+status, ActivitySetServiceStatus, schemas.SetServiceStatusInput{
+	err := setServiceStatus.retry(ctx, "service status "+status, schemas.SetServiceStatusInput{
 		RobotID: m.in.RobotID, Status: status, Actor: m.id, Reason: reason,
 		// Signed off as passed: the robot's condition counters start again.
 		Serviced: status == "in_service" && m.signOff != nil && m.signOff.Result == SignOffPass,
@@ -213,7 +213,7 @@ func (m *maintenance) restored() string {
 
 // stopRobot sends cancelOrder for the drive (the robot may be on its way).
 func (m *maintenance) stopRobot(ctx workflow.Context) {
-	if err := robotIO(ctx, m.io, "stop "+m.in.RobotID, ActivitySendInstantActions, schemas.SendInstantActionsInput{
+	if err := sendInstantActions.io(ctx, m.io, "stop "+m.in.RobotID, schemas.SendInstantActionsInput{
 		RobotID: m.in.RobotID, Holder: m.id, Actions: []vda5050.Action{{ActionType: vda5050.ActionCancelOrder, ActionID: m.id + schemas.InstantActionSeparator + "cancel", BlockingType: vda5050.BlockingHard}},
 	}, nil); err != nil {
 		m.logger.Warn("cancelOrder failed", "error", err)
@@ -226,7 +226,7 @@ func (m *maintenance) end(ctx workflow.Context, state, service, reason string) (
 		m.status.LastError = "set service status: " + err.Error()
 	}
 	if m.reserved {
-		if err := retryLocal(ctx, "release "+m.in.RobotID, ActivityReleaseRobot, schemas.ReleaseRobotInput{
+		if err := releaseRobot.retry(ctx, "release "+m.in.RobotID, schemas.ReleaseRobotInput{
 			RobotID: m.in.RobotID, MissionID: m.id, Site: m.in.Site,
 		}, nil, storeOptions("release"), workflow.Now(ctx).Add(Timings.ReleaseTimeout)); err != nil {
 			m.logger.Error("release failed; the Reaper will free it", "error", err)
@@ -316,7 +316,7 @@ func (m *maintenance) reserve(ctx, dctx workflow.Context) bool {
 	for {
 		m.wake = false
 		var res schemas.ReserveRobotResult
-		if err := retryLocal(dctx, "reserve "+m.in.RobotID, ActivityReserveRobot, req, &res, storeOptions("reserve"), workflow.Now(dctx).Add(Timings.ReleaseTimeout)); err != nil {
+		if err := reserveRobot.retry(dctx, "reserve "+m.in.RobotID, req, &res, storeOptions("reserve"), workflow.Now(dctx).Add(Timings.ReleaseTimeout)); err != nil {
 			m.status.LastError = "reserve: " + err.Error()
 		} else if !res.Queued {
 			m.reserved = true
@@ -324,8 +324,7 @@ func (m *maintenance) reserve(ctx, dctx workflow.Context) bool {
 			return true
 		}
 		var snap schemas.RobotEvent
-		if err := workflow.ExecuteLocalActivity(localCtx(dctx, "read stored state"), ActivityRobotSnapshot,
-			schemas.RobotSnapshotInput{RobotID: m.in.RobotID}).Get(dctx, &snap); err == nil {
+		if err := robotSnapshot.local(dctx, "read stored state", schemas.RobotSnapshotInput{RobotID: m.in.RobotID}, &snap); err == nil {
 			now := workflow.Now(dctx)
 			if why := unavailable(snap); why != "" {
 				if unavailableSince.IsZero() {
@@ -362,7 +361,7 @@ func unavailable(ev schemas.RobotEvent) string {
 }
 
 func (m *maintenance) leaveQueue(ctx workflow.Context) {
-	if err := retryLocal(ctx, "leave the reservation queue", ActivityCancelQueued, schemas.CancelQueuedInput{MissionID: m.id},
+	if err := cancelQueued.retry(ctx, "leave the reservation queue", schemas.CancelQueuedInput{MissionID: m.id},
 		nil, storeOptions("leave queue"), workflow.Now(ctx).Add(Timings.ReleaseTimeout)); err != nil {
 		m.logger.Warn("leave queue failed", "error", err)
 	}
@@ -377,7 +376,7 @@ func (m *maintenance) drive(ctx, dctx workflow.Context) error {
 // diagnose runs the self-test and returns its result (or why there is none).
 func (m *maintenance) diagnose(ctx workflow.Context) string {
 	id := m.id + schemas.InstantActionSeparator + "diagnostics"
-	if err := robotIO(ctx, m.io, "diagnostics on "+m.in.RobotID, ActivitySendInstantActions, schemas.SendInstantActionsInput{
+	if err := sendInstantActions.io(ctx, m.io, "diagnostics on "+m.in.RobotID, schemas.SendInstantActionsInput{
 		RobotID: m.in.RobotID, Holder: m.id, Actions: []vda5050.Action{{ActionType: "diagnostics", ActionID: id, BlockingType: vda5050.BlockingNone}},
 	}, nil); err != nil {
 		return "not run: " + err.Error()

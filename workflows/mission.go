@@ -589,7 +589,7 @@ func (m *mission) run(ctx workflow.Context) (MissionResult, error) {
 	m.waitDone = make([]bool, len(spec.Steps))
 
 	var plan schemas.PlanMissionResult
-	if err := m.storeIO(ctx, "check mission against site map", ActivityPlanMission, schemas.PlanMissionInput{Spec: spec, Client: m.in.Client}, &plan); err != nil {
+	if err := planMission.retry(ctx, "check mission against site map", schemas.PlanMissionInput{Spec: spec, Client: m.in.Client}, &plan, storeOptions("check mission against site map"), m.deadline); err != nil {
 		return m.fail(ctx, errType(err, ErrInvalidMission), err.Error())
 	}
 	m.metricStarted(ctx)
@@ -656,7 +656,7 @@ func (m *mission) reserve(ctx workflow.Context, req schemas.ReserveRobotInput) (
 		// The priority may have changed while queued (update reprioritize):
 		// the registry moves the request in line, keeping when it was queued.
 		req.Priority = m.status.Priority
-		if err := m.storeIO(ctx, "reserve a robot", ActivityReserveRobot, req, &res); err != nil {
+		if err := reserveRobot.retry(ctx, "reserve a robot", req, &res, storeOptions("reserve a robot"), m.deadline); err != nil {
 			r, err := m.fail(ctx, errType(err, ""), "reserve robot: "+err.Error())
 			return r, err, true
 		}
@@ -886,7 +886,7 @@ func (m *mission) handOver(ctx workflow.Context) (MissionResult, error, bool) {
 	old, reason, errT := m.status.RobotID, m.failover, m.failoverType
 	m.cancelSeq++
 	_, _ = m.sendInstant(ctx, vda5050.ActionCancelOrder, fmt.Sprintf("%s%sfailover-cancel-%d", m.orderID, schemas.InstantActionSeparator, m.cancelSeq))
-	if err := retryLocal(ctx, "release "+old, ActivityReleaseRobot, schemas.ReleaseRobotInput{
+	if err := releaseRobot.retry(ctx, "release "+old, schemas.ReleaseRobotInput{
 		RobotID: old, MissionID: m.in.Spec.MissionID, Site: m.in.Spec.Site,
 	}, nil, storeOptions("release "+old), workflow.Now(ctx).Add(Timings.ReleaseTimeout)); err != nil {
 		m.logger.Error("release of the failed robot failed; the Reaper will free it", "robot", old, "error", err)
@@ -1004,7 +1004,7 @@ func (m *mission) buildOrder(ctx workflow.Context) (MissionResult, error) {
 	if to < len(m.in.Spec.Steps) {
 		in.ToStep = to
 	}
-	if err := m.storeIO(ctx, "build VDA 5050 order", ActivityBuildOrder, in, &built); err != nil {
+	if err := buildOrder.retry(ctx, "build VDA 5050 order", in, &built, storeOptions("build VDA 5050 order"), m.deadline); err != nil {
 		return m.fail(ctx, errType(err, ""), "build order: "+err.Error())
 	}
 	m.hold, m.partTo = h, to
@@ -1031,7 +1031,7 @@ func (m *mission) buildOrder(ctx workflow.Context) (MissionResult, error) {
 func (m *mission) sendOrder(ctx workflow.Context) error {
 	m.status.OrderSends++
 	m.flushBeforeEdgeIO(ctx)
-	err := robotIO(ctx, m.robotIO, "send order to "+m.status.RobotID, ActivitySendOrder, schemas.SendOrderInput{
+	err := sendOrder.io(ctx, m.robotIO, "send order to "+m.status.RobotID, schemas.SendOrderInput{
 		RobotID: m.status.RobotID, Order: m.order,
 	}, nil)
 	m.ackDue = workflow.Now(ctx).Add(m.ackTimeout)
@@ -1059,8 +1059,7 @@ func (m *mission) replan(ctx workflow.Context) (MissionResult, error) {
 // reconcile reads the robot's latest stored state and applies it.
 func (m *mission) reconcile(ctx workflow.Context) {
 	var ev schemas.RobotEvent
-	if err := workflow.ExecuteLocalActivity(localCtx(ctx, "reconcile from stored robot state"), ActivityRobotSnapshot,
-		schemas.RobotSnapshotInput{RobotID: m.status.RobotID}).Get(ctx, &ev); err != nil {
+	if err := robotSnapshot.local(ctx, "reconcile from stored robot state", schemas.RobotSnapshotInput{RobotID: m.status.RobotID}, &ev); err != nil {
 		m.logger.Warn("reconcile failed", "error", err)
 		return
 	}
@@ -1122,7 +1121,7 @@ func (m *mission) pauseDue() time.Time {
 func (m *mission) sendInstant(ctx workflow.Context, actionType, actionID string) (schemas.SendResult, error) {
 	var res schemas.SendResult
 	m.flushBeforeEdgeIO(ctx)
-	err := robotIO(ctx, m.robotIO, actionType+" to "+m.status.RobotID, ActivitySendInstantActions, schemas.SendInstantActionsInput{
+	err := sendInstantActions.io(ctx, m.robotIO, actionType+" to "+m.status.RobotID, schemas.SendInstantActionsInput{
 		RobotID: m.status.RobotID,
 		Actions: []vda5050.Action{{ActionType: actionType, ActionID: actionID, BlockingType: vda5050.BlockingHard}},
 		Holder:  m.in.Spec.MissionID,
@@ -1419,7 +1418,7 @@ func (m *mission) end(ctx workflow.Context, state, errType, reason string) (Miss
 	}
 	if m.status.RobotID != "" && !m.released {
 		// The end's audit row goes in the release's transaction.
-		if err := retryLocal(ctx, "release "+m.status.RobotID, ActivityReleaseRobot, schemas.ReleaseRobotInput{
+		if err := releaseRobot.retry(ctx, "release "+m.status.RobotID, schemas.ReleaseRobotInput{
 			RobotID: m.status.RobotID, MissionID: m.in.Spec.MissionID, Site: m.in.Spec.Site, Audit: endAudit,
 		}, nil, storeOptions("release "+m.status.RobotID), workflow.Now(ctx).Add(Timings.ReleaseTimeout)); err != nil {
 			m.logger.Error("release robot failed; the Reaper will free it", "robot", m.status.RobotID, "error", err)
@@ -1432,7 +1431,7 @@ func (m *mission) end(ctx workflow.Context, state, errType, reason string) (Miss
 	m.setState(ctx, state)
 	m.metricEnded(ctx, state, errType)
 	if endAudit != nil {
-		if err := retryLocal(ctx, "audit", ActivityAudit, *endAudit, nil, storeOptions("audit"), workflow.Now(ctx).Add(Timings.ReleaseTimeout)); err != nil {
+		if err := audit.retry(ctx, "audit", *endAudit, nil, storeOptions("audit"), workflow.Now(ctx).Add(Timings.ReleaseTimeout)); err != nil {
 			m.logger.Error("audit failed", "error", err)
 		}
 	}
@@ -1576,17 +1575,9 @@ func checkSpec(s schemas.MissionSpec) error {
 	return nil
 }
 
-// storeIO runs a fleet-registry activity (PlanMission, ReserveRobot,
-// BuildOrder, …) and waits out a database that is restarting or
-// unreachable within the mission's deadline: only refusals are final
-// (non-retryable errors: InvalidMission, UnknownRobot, StoreRefused).
-func (m *mission) storeIO(ctx workflow.Context, summary, activity string, in, out any) error {
-	return retryLocal(ctx, summary, activity, in, out, storeOptions(summary), m.deadline)
-}
-
 // leaveQueue removes the mission's reservation request, if any.
 func (m *mission) leaveQueue(ctx workflow.Context) {
-	if err := retryLocal(ctx, "leave the reservation queue", ActivityCancelQueued, schemas.CancelQueuedInput{MissionID: m.in.Spec.MissionID}, nil,
+	if err := cancelQueued.retry(ctx, "leave the reservation queue", schemas.CancelQueuedInput{MissionID: m.in.Spec.MissionID}, nil,
 		storeOptions("leave the reservation queue"), workflow.Now(ctx).Add(Timings.ReleaseTimeout)); err != nil {
 		m.logger.Error("leave queue failed; the Reaper will remove it", "error", err)
 		return

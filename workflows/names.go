@@ -89,14 +89,15 @@ const (
 	ActivityLocateArtifact = "LocateArtifact"
 )
 
-// ActivityNames lists every activity a worker must register.
-var ActivityNames = []string{
-	ActivityPlanMission, ActivityReserveRobot, ActivityCancelQueued, ActivityBuildOrder,
-	ActivitySendOrder, ActivitySendInstantActions, ActivityRobotSnapshot, ActivityReleaseRobot,
-	ActivityAudit, ActivityVerifyArtifact, ActivityResolveTargets, ActivityLocateArtifact,
-	ActivitySweepLeases, ActivityFreeLease, ActivityDeliverWebhook, ActivitySetServiceStatus, ActivityReserveCharger, ActivityReleaseCharger,
-	ActivitySiteRobots,
-}
+// ActivityNames lists every activity a worker must register: the names
+// of ActivityContracts (acts.go).
+var ActivityNames = func() []string {
+	names := make([]string, len(ActivityContracts))
+	for i, c := range ActivityContracts {
+		names[i] = c.Name
+	}
+	return names
+}()
 
 // Search attributes set by fleetflow's workflows (registered on the server
 // by the local stack; see deploy/ for production).

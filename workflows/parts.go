@@ -198,7 +198,7 @@ func (m *mission) extendOrder(ctx workflow.Context, from int) {
 		in.ToStep = to
 	}
 	var built schemas.BuildOrderResult
-	if err := m.storeIO(ctx, "build VDA 5050 order update", ActivityBuildOrder, in, &built); err != nil {
+	if err := buildOrder.retry(ctx, "build VDA 5050 order update", in, &built, storeOptions("build VDA 5050 order update"), m.deadline); err != nil {
 		m.decideFail(errType(err, ""), "build order update: "+err.Error())
 		return
 	}
@@ -272,7 +272,7 @@ func (m *mission) appendSteps(ctx workflow.Context, req AppendRequest) (MissionS
 	grown := m.in.Spec
 	grown.Steps = append(slices.Clip(m.in.Spec.Steps), req.Steps...)
 	var plan schemas.PlanMissionResult
-	if err := m.storeIO(ctx, "check appended steps against site map", ActivityPlanMission, schemas.PlanMissionInput{Spec: grown, Client: m.in.Client}, &plan); err != nil {
+	if err := planMission.retry(ctx, "check appended steps against site map", schemas.PlanMissionInput{Spec: grown, Client: m.in.Client}, &plan, storeOptions("check appended steps against site map"), m.deadline); err != nil {
 		return m.status, temporal.NewApplicationError("append refused: "+err.Error(), ErrInvalidMission)
 	}
 	if m.outcome != "" {
@@ -284,7 +284,7 @@ func (m *mission) appendSteps(ctx workflow.Context, req AppendRequest) (MissionS
 	m.waitDone = append(m.waitDone, make([]bool, len(req.Steps))...)
 	by := dash(req.By)
 	m.status.Appended = append(m.status.Appended, fmt.Sprintf("%d steps from step %d by %s", len(req.Steps), first+1, by))
-	if err := retryLocal(ctx, "audit", ActivityAudit, schemas.AuditInput{
+	if err := audit.retry(ctx, "audit", schemas.AuditInput{
 		Actor: by, Kind: "mission.appended", Subject: m.orderID,
 		Details: map[string]any{"steps": req.Steps, "fromStep": first, "reason": req.Reason},
 	}, nil, storeOptions("audit"), workflow.Now(ctx).Add(Timings.ReleaseTimeout)); err != nil {

@@ -34,7 +34,7 @@ func Reaper(ctx workflow.Context, in ReaperInput) (schemas.SweepLeasesResult, er
 		Summary:             "free leases of closed workflows",
 	})
 	var res schemas.SweepLeasesResult
-	if err := workflow.ExecuteActivity(ctx, ActivitySweepLeases, schemas.SweepLeasesInput{MinAge: in.MinAge}).Get(ctx, &res); err != nil {
+	if err := sweepLeases.run(ctx, schemas.SweepLeasesInput{MinAge: in.MinAge}, &res); err != nil {
 		return res, err
 	}
 	// Robots of edge sites still on a closed workflow's order: cancelOrder
@@ -46,11 +46,11 @@ func Reaper(ctx workflow.Context, in ReaperInput) (schemas.SweepLeasesResult, er
 	sent := make([]workflow.Future, len(res.EdgeStops))
 	for i, stop := range res.EdgeStops {
 		id := stop.WorkflowID + schemas.InstantActionSeparator + "reaper-cancel-" + workflow.GetInfo(ctx).WorkflowExecution.RunID
-		sent[i] = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		sent[i] = sendInstantActions.start(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 			TaskQueue: stop.RobotIOQueue, ScheduleToCloseTimeout: ReaperEdgeCancelTimeout, StartToCloseTimeout: 10 * time.Second,
 			RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, NonRetryableErrorTypes: []string{"NotReserved", "UnknownRobot"}},
 			Summary:     "cancelOrder to " + stop.RobotID,
-		}), ActivitySendInstantActions, schemas.SendInstantActionsInput{
+		}), schemas.SendInstantActionsInput{
 			RobotID: stop.RobotID, Holder: stop.MissionID,
 			Actions: []vda5050.Action{{ActionType: vda5050.ActionCancelOrder, ActionID: id, BlockingType: vda5050.BlockingHard}},
 		})
@@ -61,7 +61,7 @@ func Reaper(ctx workflow.Context, in ReaperInput) (schemas.SweepLeasesResult, er
 			workflow.GetLogger(ctx).Warn("reaper: cancelOrder to a robot of a closed workflow failed; freed anyway", "robot", stop.RobotID, "error", err)
 		}
 		stop.OrderCancelled = err == nil
-		if err := workflow.ExecuteActivity(ctx, ActivityFreeLease, stop).Get(ctx, nil); err != nil {
+		if err := freeLease.run(ctx, stop, nil); err != nil {
 			return res, err
 		}
 		res.Freed = append(res.Freed, stop)

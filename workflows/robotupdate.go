@@ -161,9 +161,9 @@ func (u *robotUpdate) audit(ctx workflow.Context, kind string, details map[strin
 	if actor == "" {
 		actor = "fleetflow"
 	}
-	if err := workflow.ExecuteLocalActivity(localCtx(ctx, "audit "+kind), ActivityAudit, schemas.AuditInput{
+	if err := audit.local(ctx, "audit "+kind, schemas.AuditInput{
 		Actor: actor, Kind: kind, Subject: u.id, Details: details,
-	}).Get(ctx, nil); err != nil {
+	}, nil); err != nil {
 		u.logger.Error("audit failed", "kind", kind, "error", err)
 	}
 }
@@ -235,8 +235,7 @@ func (u *robotUpdate) reserve(ctx, dctx workflow.Context) (RobotUpdateResult, bo
 	req := schemas.ReserveRobotInput{MissionID: u.id, WorkflowID: u.id, Site: u.in.Robot.Site, RobotID: u.in.Robot.ID}
 	var waitStart, unavailableSince time.Time
 	giveUp := func(kind, reason string) (RobotUpdateResult, bool) {
-		if err := workflow.ExecuteLocalActivity(localCtx(dctx, "leave the reservation queue"), ActivityCancelQueued,
-			schemas.CancelQueuedInput{MissionID: u.id}).Get(dctx, nil); err != nil {
+		if err := cancelQueued.local(dctx, "leave the reservation queue", schemas.CancelQueuedInput{MissionID: u.id}, nil); err != nil {
 			u.logger.Warn("leave queue failed", "error", err)
 		}
 		u.reserved = true // a grant may have raced: release is a no-op otherwise
@@ -249,7 +248,7 @@ func (u *robotUpdate) reserve(ctx, dctx workflow.Context) (RobotUpdateResult, bo
 	for {
 		u.wake = false
 		var res schemas.ReserveRobotResult
-		if err := workflow.ExecuteLocalActivity(localCtx(dctx, "reserve "+u.in.Robot.ID), ActivityReserveRobot, req).Get(dctx, &res); err != nil {
+		if err := reserveRobot.local(dctx, "reserve "+u.in.Robot.ID, req, &res); err != nil {
 			reason := "reserve robot: " + err.Error()
 			u.timer.stop() // a queued wait's timer: none stays running
 			u.status.LastError = reason
@@ -286,8 +285,7 @@ func (u *robotUpdate) reserve(ctx, dctx workflow.Context) (RobotUpdateResult, bo
 		}
 		_, _ = u.timer.await(ctx, OTA.RequeueAfter, func() bool { return u.wake })
 		if ctx.Err() != nil {
-			if err := workflow.ExecuteLocalActivity(localCtx(dctx, "leave the reservation queue"), ActivityCancelQueued,
-				schemas.CancelQueuedInput{MissionID: u.id}).Get(dctx, nil); err != nil {
+			if err := cancelQueued.local(dctx, "leave the reservation queue", schemas.CancelQueuedInput{MissionID: u.id}, nil); err != nil {
 				u.logger.Warn("leave queue failed", "error", err)
 			}
 			// A grant may have raced the cancellation: release is a no-op otherwise.
@@ -305,9 +303,9 @@ func (u *robotUpdate) release(ctx workflow.Context) {
 	if !u.reserved {
 		return
 	}
-	if err := workflow.ExecuteLocalActivity(localCtx(ctx, "release "+u.in.Robot.ID), ActivityReleaseRobot, schemas.ReleaseRobotInput{
+	if err := releaseRobot.local(ctx, "release "+u.in.Robot.ID, schemas.ReleaseRobotInput{
 		RobotID: u.in.Robot.ID, MissionID: u.id, Site: u.in.Robot.Site,
-	}).Get(ctx, nil); err != nil {
+	}, nil); err != nil {
 		u.logger.Error("release robot failed", "robot", u.in.Robot.ID, "error", err)
 		return
 	}
@@ -316,8 +314,7 @@ func (u *robotUpdate) release(ctx workflow.Context) {
 
 func (u *robotUpdate) snapshot(ctx workflow.Context) (schemas.RobotEvent, bool) {
 	var ev schemas.RobotEvent
-	if err := workflow.ExecuteLocalActivity(localCtx(ctx, "read stored state of "+u.in.Robot.ID), ActivityRobotSnapshot,
-		schemas.RobotSnapshotInput{RobotID: u.in.Robot.ID}).Get(ctx, &ev); err != nil {
+	if err := robotSnapshot.local(ctx, "read stored state of "+u.in.Robot.ID, schemas.RobotSnapshotInput{RobotID: u.in.Robot.ID}, &ev); err != nil {
 		u.logger.Warn("robot snapshot failed", "error", err)
 		return ev, false
 	}
@@ -397,9 +394,9 @@ func (u *robotUpdate) attempt(ctx workflow.Context, a schemas.ArtifactRef, rollb
 	send := schemas.SendInstantActionsInput{RobotID: u.in.Robot.ID, Holder: u.id, Actions: []vda5050.Action{softwareUpdateAction(actionID, a, rollback)}}
 	var err error
 	if u.io != "" { // an edge site: through its robot I/O queue
-		err = robotIO(ctx, u.io, ActionSoftwareUpdate+" to "+u.in.Robot.ID, ActivitySendInstantActions, send, nil)
+		err = sendInstantActions.io(ctx, u.io, ActionSoftwareUpdate+" to "+u.in.Robot.ID, send, nil)
 	} else {
-		err = workflow.ExecuteLocalActivity(localCtx(ctx, ActionSoftwareUpdate+" to "+u.in.Robot.ID), ActivitySendInstantActions, send).Get(ctx, nil)
+		err = sendInstantActions.local(ctx, ActionSoftwareUpdate+" to "+u.in.Robot.ID, send, nil)
 	}
 	if err != nil {
 		return attemptOutcome{state: UpdateFailed, kind: "SendFailed", reason: "send softwareUpdate: " + err.Error(), retryable: true}

@@ -230,9 +230,9 @@ func (r *rollout) audit(ctx workflow.Context, kind string, details map[string]an
 	if actor == "" {
 		actor = "fleetflow"
 	}
-	if err := workflow.ExecuteLocalActivity(localCtx(ctx, "audit "+kind), ActivityAudit, schemas.AuditInput{
+	if err := audit.local(ctx, "audit "+kind, schemas.AuditInput{
 		Actor: actor, Kind: kind, Subject: schemas.RolloutWorkflowID(r.spec.RolloutID), Details: details,
-	}).Get(ctx, nil); err != nil {
+	}, nil); err != nil {
 		r.logger.Error("audit failed", "kind", kind, "error", err)
 	}
 }
@@ -259,9 +259,9 @@ func (r *rollout) prepare(ctx workflow.Context) error {
 	st := r.st()
 	r.audit(ctx, "rollout.started", map[string]any{"requestedBy": r.in.RequestedBy, "rollback": spec.Rollback})
 	var art schemas.ArtifactRef
-	if err := workflow.ExecuteActivity(otaActivityCtx(ctx, "verify "+spec.Artifact.File), ActivityVerifyArtifact, schemas.VerifyArtifactInput{
+	if err := verifyArtifact.run(otaActivityCtx(ctx, "verify "+spec.Artifact.File), schemas.VerifyArtifactInput{
 		File: spec.Artifact.File, BaseURL: spec.Artifact.BaseURL, Rollback: spec.Rollback,
-	}).Get(ctx, &art); err != nil {
+	}, &art); err != nil {
 		return otaError(otaErrType(err, ErrArtifactRefused), "artifact "+spec.Artifact.File+" refused: "+rootMessage(err))
 	}
 	r.carry.Artifact = art
@@ -270,9 +270,9 @@ func (r *rollout) prepare(ctx workflow.Context) error {
 
 	r.setState(ctx, RolloutResolving)
 	var res schemas.ResolveTargetsResult
-	if err := workflow.ExecuteLocalActivity(localCtx(ctx, "resolve target robots"), ActivityResolveTargets, schemas.ResolveTargetsInput{
+	if err := resolveTargets.local(ctx, "resolve target robots", schemas.ResolveTargetsInput{
 		Selector: spec.Targets, Artifact: art, Rollback: spec.Rollback,
-	}).Get(ctx, &res); err != nil {
+	}, &res); err != nil {
 		return otaError(otaErrType(err, ErrInvalidRollout), "resolve targets: "+rootMessage(err))
 	}
 	st.Skipped = res.Skipped
@@ -312,10 +312,10 @@ func (r *rollout) prepare(ctx workflow.Context) error {
 			continue
 		}
 		var loc schemas.LocateArtifactResult
-		if err := workflow.ExecuteActivity(otaActivityCtx(ctx, "locate "+art.Name+" "+t.Version), ActivityLocateArtifact, schemas.LocateArtifactInput{
+		if err := locateArtifact.run(otaActivityCtx(ctx, "locate "+art.Name+" "+t.Version), schemas.LocateArtifactInput{
 			Name: art.Name, Version: t.Version, Hardware: schemas.Hardware{Manufacturer: t.Manufacturer, Model: t.Model}, BaseURL: spec.Artifact.BaseURL,
 			RollbackFrom: art.Version,
-		}).Get(ctx, &loc); err != nil {
+		}, &loc); err != nil {
 			r.logger.Warn("locate previous artifact failed", "version", t.Version, "error", err)
 		}
 		if loc.Found {

@@ -56,8 +56,7 @@ func MaintenanceRound(ctx workflow.Context, in MaintenanceRoundInput) (Maintenan
 		return st, temporal.NewNonRetryableApplicationError("a maintenance round needs site and reason", "InvalidMaintenance", nil)
 	}
 	parallel := max(in.Parallel, 1)
-	if err := workflow.ExecuteLocalActivity(localCtx(ctx, "robots of "+in.Site), ActivitySiteRobots,
-		schemas.SiteRobotsInput{Site: in.Site}).Get(ctx, &st.Robots); err != nil {
+	if err := siteRobots.local(ctx, "robots of "+in.Site, schemas.SiteRobotsInput{Site: in.Site}, &st.Robots); err != nil {
 		return st, err
 	}
 	label := "round-" + st.StartedAt.UTC().Format("20060102T150405")

@@ -98,14 +98,14 @@ func WMSEvents(ctx workflow.Context, in WMSEventsInput) (WMSEventsResult, error)
 		if ev.Terminal() {
 			ended = true
 		}
-		err := workflow.ExecuteActivity(actx, ActivityDeliverWebhook, schemas.DeliverWebhookInput{Client: in.Client, Event: ev}).Get(ctx, nil)
+		err := deliverWebhook.run(actx, schemas.DeliverWebhookInput{Client: in.Client, Event: ev}, nil)
 		if err == nil {
 			res.Delivered++
 			continue
 		}
 		res.GaveUp = append(res.GaveUp, ev.ID)
 		logger.Warn("mission event given up", "event", ev.ID, "kind", ev.Kind, "error", err)
-		_ = retryLocal(ctx, "audit", ActivityAudit, schemas.AuditInput{
+		_ = audit.retry(ctx, "audit", schemas.AuditInput{
 			Actor: in.Client, Kind: "wms.delivery.gave_up", Subject: schemas.MissionWorkflowID(in.MissionID),
 			Details: map[string]any{"eventId": ev.ID, "kind": ev.Kind, "error": err.Error()},
 			Once:    "wms-gave-up/" + ev.ID,

@@ -52,7 +52,7 @@ func (m *mission) reprioritize(ctx workflow.Context, req ReprioritizeRequest) (M
 	if by == "" {
 		by = "unknown"
 	}
-	if err := retryLocal(ctx, "audit", ActivityAudit, schemas.AuditInput{
+	if err := audit.retry(ctx, "audit", schemas.AuditInput{
 		Actor: by, Kind: "mission.reprioritized", Subject: m.orderID,
 		Details: map[string]any{"from": old, "to": req.Priority, "reason": req.Reason},
 	}, nil, storeOptions("audit"), workflow.Now(ctx).Add(Timings.ReleaseTimeout)); err != nil {
