@@ -210,7 +210,8 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 			}
 		}
 	}
-	if opts.DatabaseURL == "" && opts.PGPort == 0 {
+	pgPortPicked := opts.DatabaseURL == "" && opts.PGPort == 0
+	if pgPortPicked {
 		if opts.PGPort, err = pickFreePort(picked); err != nil {
 			return st, err
 		}
@@ -252,7 +253,13 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 		return st, err
 	}
 	if opts.DatabaseURL == "" {
-		if err := st.startPostgres(ctx, pgBin, opts.PGPort, opts.StateDir); err != nil {
+		var pick func() (int, error)
+		if pgPortPicked {
+			pick = func() (int, error) { return pickFreePort(picked) }
+		}
+		if opts.PGPort, err = startOnFreePort(opts.PGPort, pick, log, func(port int) error {
+			return st.startPostgres(ctx, pgBin, port, opts.StateDir)
+		}); err != nil {
 			return st, err
 		}
 	} else {
@@ -465,4 +472,26 @@ func (s *Stack) ProcessGroups() map[string]int {
 		groups["postgres"] = s.postgres.cmd.Process.Pid
 	}
 	return groups
+}
+
+// startOnFreePort runs start on port and, while it fails because the port
+// was taken meanwhile ("Address already in use": a port picked free can
+// be taken before the server binds it, e.g. by the dev server's random
+// internal ports), on another port from pick, up to three tries in all.
+// A nil pick (the user configured the port) tries once. It returns the
+// port that started.
+func startOnFreePort(port int, pick func() (int, error), log *slog.Logger, start func(port int) error) (int, error) {
+	for attempt := 1; ; attempt++ {
+		err := start(port)
+		if err == nil {
+			return port, nil
+		}
+		if pick == nil || attempt == 3 || !strings.Contains(err.Error(), "Address already in use") {
+			return port, err
+		}
+		log.Warn("a server's port was taken before it could bind it; trying another", "port", port)
+		if port, err = pick(); err != nil {
+			return port, err
+		}
+	}
 }

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/url"
@@ -292,5 +293,40 @@ func TestTemporalDevServerArgs(t *testing.T) {
 	}
 	if slices.Contains(got, "--ui-port") || slices.Contains(got, "--namespace") {
 		t.Errorf("headless default-namespace args %q have --ui-port or --namespace", got)
+	}
+}
+
+// A throwaway server whose picked port was taken meanwhile starts on
+// another; a configured port is tried once; other errors end at once.
+func TestStartOnFreePortRetriesATakenPort(t *testing.T) {
+	taken := errors.New("throwaway PostgreSQL exited during start: could not bind IPv4 address 127.0.0.1: Address already in use")
+	var tried []int
+	next := 41000
+	pick := func() (int, error) { next++; return next, nil }
+	start := func(fail int) func(int) error {
+		return func(port int) error {
+			tried = append(tried, port)
+			if len(tried) <= fail {
+				return taken
+			}
+			return nil
+		}
+	}
+	port, err := startOnFreePort(41000, pick, testLogger(t), start(2))
+	if err != nil || port != 41002 || len(tried) != 3 {
+		t.Fatalf("port %d, err %v, tried %v; want 41002 on the third try", port, err, tried)
+	}
+	tried = nil
+	if _, err := startOnFreePort(41000, pick, testLogger(t), start(5)); err == nil || len(tried) != 3 {
+		t.Fatalf("err %v, tried %v; want the error after three tries", err, tried)
+	}
+	tried = nil
+	if _, err := startOnFreePort(5432, nil, testLogger(t), start(1)); err == nil || len(tried) != 1 {
+		t.Fatalf("configured port: err %v, tried %v; want one try", err, tried)
+	}
+	tried = nil
+	other := func(port int) error { tried = append(tried, port); return errors.New("initdb failed") }
+	if _, err := startOnFreePort(41000, pick, testLogger(t), other); err == nil || len(tried) != 1 {
+		t.Fatalf("other error: err %v, tried %v; want one try", err, tried)
 	}
 }
