@@ -230,6 +230,19 @@ func pickAndDropStations(m *site.Map) (picks, drops []string) {
 	return picks, drops
 }
 
+// pickDropMissions returns n missions at site map m, each a pick at a
+// station drawn from rng then a drop at another drawn from rng (MinBattery
+// 5); id names mission i. The same rng seed gives the same missions.
+func pickDropMissions(m *site.Map, rng *rand.Rand, n int, id func(i int) string) []schemas.MissionSpec {
+	picks, drops := pickAndDropStations(m)
+	specs := make([]schemas.MissionSpec, n)
+	for i := range specs {
+		specs[i] = schemas.MissionSpec{MissionID: id(i), Site: m.Site, MinBattery: 5,
+			Steps: []schemas.MissionStep{{Station: picks[rng.IntN(len(picks))], Action: "pick"}, {Station: drops[rng.IntN(len(drops))], Action: "drop"}}}
+	}
+	return specs
+}
+
 func percentile(d []time.Duration, p float64) time.Duration {
 	if len(d) == 0 {
 		return 0
@@ -314,13 +327,7 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out io.Writer)
 		return fmt.Errorf("baseline: %d of %d mission-shaped workflows failed", shape.failed, f.noops)
 	}
 
-	picks, drops := pickAndDropStations(grid)
-	rng := rand.New(rand.NewPCG(1, 2))
-	specs := make([]schemas.MissionSpec, f.missions)
-	for i := range specs {
-		specs[i] = schemas.MissionSpec{MissionID: fmt.Sprintf("bench-%s-%05d", runID, i), Site: grid.Site, MinBattery: 5,
-			Steps: []schemas.MissionStep{{Station: picks[rng.IntN(len(picks))], Action: "pick"}, {Station: drops[rng.IntN(len(drops))], Action: "drop"}}}
-	}
+	specs := pickDropMissions(grid, rand.New(rand.NewPCG(1, 2)), f.missions, func(i int) string { return fmt.Sprintf("bench-%s-%05d", runID, i) })
 	fmt.Fprintf(out, "baseline done; running %d missions, %d in flight…\n", f.missions, f.concurrency)
 	if f.cpuProfile != "" {
 		stop, err := startCPUProfile(f.cpuProfile)

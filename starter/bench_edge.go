@@ -113,16 +113,10 @@ func benchEdgeMode(ctx context.Context, g *globalFlags, f *benchEdgeFlags, mode 
 	if mode == "edge" {
 		broker = ls.edges[0].cfg.MQTT.URL // the site's own broker, where its robots are
 	}
-	picks, drops := pickAndDropStations(grid)
 	runID := strconv.FormatInt(time.Now().UnixNano(), 36)
 	rng := rand.New(rand.NewPCG(1, 2))
 	specs := func(prefix string, n int) []schemas.MissionSpec {
-		out := make([]schemas.MissionSpec, n)
-		for i := range out {
-			out[i] = schemas.MissionSpec{MissionID: fmt.Sprintf("%s-%s-%s-%05d", prefix, mode, runID, i), Site: grid.Site, MinBattery: 5,
-				Steps: []schemas.MissionStep{{Station: picks[rng.IntN(len(picks))], Action: "pick"}, {Station: drops[rng.IntN(len(drops))], Action: "drop"}}}
-		}
-		return out
+		return pickDropMissions(grid, rng, n, func(i int) string { return fmt.Sprintf("%s-%s-%s-%05d", prefix, mode, runID, i) })
 	}
 	c := ls.worker.Client
 	if _, err := benchMissions(ctx, c, ls.cfg, broker, specs("warm", min(f.missions/10, 50)), f.concurrency); err != nil {

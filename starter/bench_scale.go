@@ -129,15 +129,9 @@ func benchScaleSize(ctx context.Context, g *globalFlags, f *benchScaleFlags, n i
 		return scaleRun{}, err
 	}
 	defer ls.Stop()
-	picks, drops := pickAndDropStations(grid)
 	rng := rand.New(rand.NewPCG(1, 2)) // the same missions at every size
 	specs := func(prefix string, count int) []schemas.MissionSpec {
-		s := make([]schemas.MissionSpec, count)
-		for i := range s {
-			s[i] = schemas.MissionSpec{MissionID: fmt.Sprintf("%s-%d-%s-%05d", prefix, n, runID, i), Site: grid.Site, MinBattery: 5,
-				Steps: []schemas.MissionStep{{Station: picks[rng.IntN(len(picks))], Action: "pick"}, {Station: drops[rng.IntN(len(drops))], Action: "drop"}}}
-		}
-		return s
+		return pickDropMissions(grid, rng, count, func(i int) string { return fmt.Sprintf("%s-%d-%s-%05d", prefix, n, runID, i) })
 	}
 	c := ls.worker.Client
 	if _, err := benchMissions(ctx, c, ls.cfg, ls.cfg.MQTT.URL, specs("warm", min(f.missions/10, f.concurrency)), f.concurrency); err != nil {

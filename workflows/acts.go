@@ -23,9 +23,6 @@ type none struct{}
 // does not need the result.
 type act[In, Out any] struct{ name string }
 
-// Name is the activity's registered name.
-func (a act[In, Out]) Name() string { return a.name }
-
 // resultPtr is out as Future.Get wants it: nil for none (no result to
 // decode).
 func resultPtr[Out any](out *Out) any {

@@ -976,6 +976,33 @@ func TestMissionRetriesRelease(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, MissionCompleted, r.State)
 	require.Len(t, s.acts.releases, 1, "released in the end")
+	require.Equal(t, []string{"mission.completed"}, auditKinds(s.acts.audits, "mission."), "the end's row goes with the release, once")
+}
+
+// A release that fails until Timings.ReleaseTimeout is left to the
+// Reaper, and the end's audit row, which would have gone in its
+// transaction, is written on its own.
+func TestMissionAuditsItsEndWhenTheReleaseNeverGoesThrough(t *testing.T) {
+	s := newEnv(t)
+	s.acts.releaseDown = 1 << 20
+	s.signal(time.Second, finished())
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	r, err := s.result(t)
+	require.NoError(t, err)
+	require.Equal(t, MissionCompleted, r.State)
+	require.Empty(t, s.acts.releases)
+	require.Equal(t, []string{"mission.completed"}, auditKinds(s.acts.audits, "mission."))
+}
+
+// auditKinds lists the kinds of audits with prefix, in order.
+func auditKinds(audits []schemas.AuditInput, prefix string) []string {
+	var kinds []string
+	for _, a := range audits {
+		if strings.HasPrefix(a.Kind, prefix) {
+			kinds = append(kinds, a.Kind)
+		}
+	}
+	return kinds
 }
 
 // Cancelled by Temporal while a local activity runs: the mission still

@@ -9,29 +9,11 @@ import (
 // line before that Reserve commits, wakes nobody: the Reserve must see the
 // robot free when it looks again after its commit, and take it.
 func TestReserveQueuedAfterAReleaseItMissedTakesTheRobot(t *testing.T) {
-	s, _ := newTestStore(t)
+	s := oneRobotHeld(t)
 	ctx := context.Background()
-	r1 := robot("r1", "a", 0, 0)
-	if err := s.RegisterRobots(ctx, []Robot{r1}); err != nil {
-		t.Fatal(err)
-	}
-	onlineAt(t, s, 100, r1)
 	req := func(mission string) ReserveRequest {
 		return ReserveRequest{MissionID: mission, WorkflowID: "wf-" + mission, Site: "a"}
 	}
-	if h, err := s.Reserve(ctx, req("holder")); err != nil || h.RobotID != "acme/r1" {
-		t.Fatalf("holder = %+v, %v", h, err)
-	}
-	// The holder's release lands between the waiter's decision and its
-	// look for a lost wake-up, as if its read of the line had come first
-	// (the reservation goes without a queue read, so nobody is woken).
-	testHookQueued = func(ReserveRequest) {
-		testHookQueued = nil
-		if _, err := s.pool.Exec(ctx, `DELETE FROM reservations WHERE mission_id = 'holder'`); err != nil {
-			t.Error(err)
-		}
-	}
-	t.Cleanup(func() { testHookQueued = nil })
 	w, err := s.Reserve(ctx, req("waiter"))
 	if err != nil || w.Queued || w.RobotID != "acme/r1" {
 		t.Fatalf("waiter = %+v, %v; want acme/r1 (the robot freed while it queued)", w, err)
@@ -96,23 +78,8 @@ func TestReleaseWritesTheEndRowOnce(t *testing.T) {
 // use: a freed robot without the required capability leaves the request
 // queued after one decision (one reservation.queued row, not two).
 func TestReserveQueuedLooksAgainOnlyForRobotsItCanUse(t *testing.T) {
-	s, _ := newTestStore(t)
+	s := oneRobotHeld(t) // r1 has no "lift"
 	ctx := context.Background()
-	r1 := robot("r1", "a", 0, 0) // no "lift"
-	if err := s.RegisterRobots(ctx, []Robot{r1}); err != nil {
-		t.Fatal(err)
-	}
-	onlineAt(t, s, 100, r1)
-	if h, err := s.Reserve(ctx, ReserveRequest{MissionID: "holder", WorkflowID: "wf-holder", Site: "a"}); err != nil || h.RobotID != "acme/r1" {
-		t.Fatalf("holder = %+v, %v", h, err)
-	}
-	testHookQueued = func(ReserveRequest) {
-		testHookQueued = nil
-		if _, err := s.pool.Exec(ctx, `DELETE FROM reservations WHERE mission_id = 'holder'`); err != nil {
-			t.Error(err)
-		}
-	}
-	t.Cleanup(func() { testHookQueued = nil })
 	w, err := s.Reserve(ctx, ReserveRequest{MissionID: "lifter", WorkflowID: "wf-lifter", Site: "a", RequiredCapabilities: []string{"lift"}})
 	if err != nil || !w.Queued {
 		t.Fatalf("lifter = %+v, %v; want queued (the free robot cannot lift)", w, err)
@@ -130,4 +97,31 @@ func TestReserveQueuedLooksAgainOnlyForRobotsItCanUse(t *testing.T) {
 	if queued != 1 {
 		t.Fatalf("%d reservation.queued rows, want 1 (one decision): %+v", queued, trail)
 	}
+}
+
+// oneRobotHeld registers robot r1 (caps) at site a, ONLINE, reserved by
+// mission "holder", and arranges that the holder's reservation goes away
+// between the next queued decision and its look again: as if the
+// holder's release had committed and read the line before that request
+// was in it (so it woke nobody).
+func oneRobotHeld(t *testing.T, caps ...string) *Store {
+	t.Helper()
+	s, _ := newTestStore(t)
+	ctx := context.Background()
+	r1 := robot("r1", "a", 0, 0, caps...)
+	if err := s.RegisterRobots(ctx, []Robot{r1}); err != nil {
+		t.Fatal(err)
+	}
+	onlineAt(t, s, 100, r1)
+	if h, err := s.Reserve(ctx, ReserveRequest{MissionID: "holder", WorkflowID: "wf-holder", Site: "a"}); err != nil || h.RobotID != "acme/r1" {
+		t.Fatalf("holder = %+v, %v", h, err)
+	}
+	testHookQueued = func(ReserveRequest) {
+		testHookQueued = nil
+		if _, err := s.pool.Exec(ctx, `DELETE FROM reservations WHERE mission_id = 'holder'`); err != nil {
+			t.Error(err)
+		}
+	}
+	t.Cleanup(func() { testHookQueued = nil })
+	return s
 }

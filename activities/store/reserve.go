@@ -118,6 +118,22 @@ func nearest(cands []candidate, taken []bool, caps []string, minBattery, x, y fl
 	return best
 }
 
+// freeRobotOfSite is the SQL condition on robots r joined with robot_state
+// s that makes a robot of site $1 free to hand out: ONLINE, no FATAL
+// error, nothing left to drive and every action ended (an action still
+// under way, the last node's drop of an old order or an instant action,
+// means the robot is not done: VDA 5050 §6.10.6 counts an order finished
+// only with every action FINISHED or FAILED), and not reserved.
+// freeRobots and lostWakeUp share it, so that the look again after
+// queueing can never miss a robot Reserve would hand out.
+const freeRobotOfSite = `r.site = $1
+  AND s.connection_state = 'ONLINE'
+  AND s.fatal_error = ''
+  AND s.node_states_remaining = 0 AND NOT s.driving
+  AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(s.action_states) a
+                  WHERE a->>'actionStatus' NOT IN ('FINISHED', 'FAILED'))
+  AND NOT EXISTS (SELECT 1 FROM reservations v WHERE v.robot_id = r.robot_id)`
+
 // freeRobots returns the robots of site that could be reserved now (ONLINE,
 // no fatal error, nothing left to drive, every action ended, not
 // reserved; whether it is in service is in candidate.inService),
@@ -129,16 +145,7 @@ func freeRobots(ctx context.Context, tx pgx.Tx, site, robotID string) ([]candida
 SELECT r.robot_id, r.capabilities, s.battery_charge, s.x, s.y, r.service_status = 'in_service'
 FROM robots r
 JOIN robot_state s ON s.robot_id = r.robot_id
-WHERE r.site = $1
-  AND s.connection_state = 'ONLINE'
-  AND s.fatal_error = ''
-  AND s.node_states_remaining = 0 AND NOT s.driving
-  -- an action still under way (the last node's drop of an old order, an
-  -- instant action) means the robot is not done: VDA 5050 §6.10.6 counts an
-  -- order finished only with every action FINISHED or FAILED
-  AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(s.action_states) a
-                  WHERE a->>'actionStatus' NOT IN ('FINISHED', 'FAILED'))
-  AND NOT EXISTS (SELECT 1 FROM reservations v WHERE v.robot_id = r.robot_id)
+WHERE `+freeRobotOfSite+`
   AND ($2 = '' OR r.robot_id = $2)
 ORDER BY r.robot_id
 FOR NO KEY UPDATE OF r SKIP LOCKED`, site, robotID)
@@ -299,11 +306,7 @@ func (s *Store) lostWakeUp(ctx context.Context, req ReserveRequest) (bool, error
 	err := s.pool.QueryRow(ctx, `
 SELECT EXISTS (
   SELECT 1 FROM robots r JOIN robot_state s ON s.robot_id = r.robot_id
-  WHERE r.site = $1 AND s.connection_state = 'ONLINE' AND s.fatal_error = ''
-    AND s.node_states_remaining = 0 AND NOT s.driving
-    AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(s.action_states) a
-                    WHERE a->>'actionStatus' NOT IN ('FINISHED', 'FAILED'))
-    AND NOT EXISTS (SELECT 1 FROM reservations v WHERE v.robot_id = r.robot_id)
+  WHERE `+freeRobotOfSite+`
     AND (r.robot_id = $2 OR ($2 = '' AND r.service_status = 'in_service'
          AND s.battery_charge >= $3 AND r.capabilities @> $4::text[])))`, req.Site, req.RobotID, req.MinBattery, caps).Scan(&free)
 	if err != nil {
