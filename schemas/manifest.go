@@ -10,6 +10,8 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/fleetflow/fleetflow/internal/schemacheck"
 )
 
 // ManifestSchema is manifest.schema.json, the JSON Schema (draft 2020-12) of
@@ -69,7 +71,7 @@ type Manifest struct {
 func (m Manifest) Supports(h Hardware) bool { return slices.Contains(m.Hardware, h) }
 
 var compiledManifestSchema = sync.OnceValues(func() (*jsonschema.Schema, error) {
-	return compileSchema("manifest.schema.json", ManifestSchemaID, ManifestSchema)
+	return schemacheck.Compile("manifest.schema.json", ManifestSchemaID, ManifestSchema)
 })
 
 // ParseManifest reads a manifest in JSON (no YAML: its bytes are what is
@@ -87,7 +89,7 @@ func ParseManifest(raw []byte) (Manifest, error) {
 	if err != nil {
 		return Manifest{}, err
 	}
-	inst, v := validate(s, raw)
+	inst, v := schemacheck.Validate(s, raw)
 	obj, _ := inst.(map[string]any)
 	if ver, ok := obj["version"].(string); ok {
 		if _, err := semver.StrictNewVersion(ver); err != nil {

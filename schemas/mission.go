@@ -1,20 +1,19 @@
 package schemas
 
 import (
-	"bytes"
 	_ "embed"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"gopkg.in/yaml.v3"
+
+	"github.com/fleetflow/fleetflow/internal/schemacheck"
 )
 
 // MissionSchema is mission.schema.json, the JSON Schema (draft 2020-12) of
@@ -119,23 +118,8 @@ func (e *SpecError) Error() string {
 }
 
 var compiledMissionSchema = sync.OnceValues(func() (*jsonschema.Schema, error) {
-	return compileSchema("mission.schema.json", MissionSchemaID, MissionSchema)
+	return schemacheck.Compile("mission.schema.json", MissionSchemaID, MissionSchema)
 })
-
-// compileSchema compiles an embedded JSON Schema whose $id is id; name
-// prefixes its errors. Formats (e.g. date-time) are asserted.
-func compileSchema(name, id string, raw []byte) (*jsonschema.Schema, error) {
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	if err := c.AddResource(id, doc); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	return c.Compile(id)
-}
 
 // ParseMission reads a mission spec in JSON or YAML (YAML is converted to
 // JSON first), validates it against MissionSchema and fills in the schema's
@@ -173,7 +157,7 @@ func parseMission(source string, raw []byte) (MissionSpec, error) {
 			return fail("/: YAML without a JSON equivalent: " + err.Error())
 		}
 	}
-	inst, v := validate(s, raw)
+	inst, v := schemacheck.Validate(s, raw)
 	if len(v) > 0 {
 		return fail(v...)
 	}
@@ -257,48 +241,4 @@ func integral(n json.Number) json.Number {
 		return n
 	}
 	return json.Number(strconv.FormatInt(int64(f), 10))
-}
-
-// validate decodes the JSON document raw (numbers as json.Number) and
-// validates it against s. It returns the decoded document (nil when raw is
-// not JSON) and the violations (see violations); none means valid.
-func validate(s *jsonschema.Schema, raw []byte) (any, []string) {
-	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-	if err != nil {
-		return nil, []string{"/: " + err.Error()}
-	}
-	if err := s.Validate(inst); err != nil {
-		var ve *jsonschema.ValidationError
-		if !errors.As(err, &ve) {
-			return inst, []string{"/: " + err.Error()}
-		}
-		return inst, violations(ve)
-	}
-	return inst, nil
-}
-
-// violations lists the leaves of the validation error tree as
-// "<JSON pointer>: <message>", sorted and without duplicates.
-func violations(ve *jsonschema.ValidationError) []string {
-	var out []string
-	var walk func(u jsonschema.OutputUnit)
-	walk = func(u jsonschema.OutputUnit) {
-		if u.Error != nil && len(u.Errors) == 0 {
-			loc := u.InstanceLocation
-			if loc == "" {
-				loc = "/"
-			}
-			out = append(out, loc+": "+u.Error.String())
-		}
-		for _, e := range u.Errors {
-			walk(e)
-		}
-	}
-	walk(*ve.DetailedOutput())
-	slices.Sort(out)
-	out = slices.Compact(out)
-	if len(out) == 0 {
-		out = []string{"/: " + ve.Error()}
-	}
-	return out
 }

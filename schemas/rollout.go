@@ -16,6 +16,8 @@ import (
 	"github.com/Masterminds/semver/v3"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"gopkg.in/yaml.v3"
+
+	"github.com/fleetflow/fleetflow/internal/schemacheck"
 )
 
 // RolloutSchema is rollout.schema.json, the JSON Schema (draft 2020-12) of
@@ -207,7 +209,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 }
 
 var compiledRolloutSchema = sync.OnceValues(func() (*jsonschema.Schema, error) {
-	return compileSchema("rollout.schema.json", RolloutSchemaID, RolloutSchema)
+	return schemacheck.Compile("rollout.schema.json", RolloutSchemaID, RolloutSchema)
 })
 
 // ParseRollout reads a rollout spec in JSON or YAML, validates it against
@@ -251,7 +253,7 @@ func parseRollout(source string, raw []byte) (RolloutSpec, error) {
 			return fail("/: YAML without a JSON equivalent: " + err.Error())
 		}
 	}
-	inst, v := validate(s, raw)
+	inst, v := schemacheck.Validate(s, raw)
 	obj, _ := inst.(map[string]any)
 	bad := checkDurations(obj)
 	if len(v) > 0 {

@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/fleetflow/fleetflow/internal/schemacheck"
 )
 
 // UpdateSchemas holds updates/<name>.schema.json: the JSON Schema of the
@@ -42,7 +44,7 @@ var compiledLoadSignalSchema = sync.OnceValues(func() (*jsonschema.Schema, error
 	if err != nil {
 		return nil, err
 	}
-	return compileSchema("signals/load.schema.json", "https://fleetflow.dev/schemas/signals/load.schema.json", raw)
+	return schemacheck.Compile("signals/load.schema.json", "https://fleetflow.dev/schemas/signals/load.schema.json", raw)
 })
 
 // UpdateSchemaID is the $id of update name's schema.
@@ -93,12 +95,4 @@ func compileUpdateSchema(name string) (*jsonschema.Schema, error) {
 		}
 	}
 	return c.Compile(UpdateSchemaID(name))
-}
-
-// Validate checks the JSON document raw against s and lists every
-// violation as "<JSON pointer>: <message>", sorted; none means valid (a
-// document that is not JSON is one violation at "/").
-func Validate(s *jsonschema.Schema, raw []byte) []string {
-	_, v := validate(s, raw)
-	return v
 }

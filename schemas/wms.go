@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/fleetflow/fleetflow/internal/schemacheck"
 )
 
 // Mission events, POSTed to the webhook of the WMS client that started the
@@ -43,7 +45,7 @@ var WMSEventSchema []byte
 const WMSEventSchemaID = "https://fleetflow.dev/schemas/wms-event.schema.json"
 
 var compiledWMSEventSchema = sync.OnceValues(func() (*jsonschema.Schema, error) {
-	return compileSchema("wms-event.schema.json", WMSEventSchemaID, WMSEventSchema)
+	return schemacheck.Compile("wms-event.schema.json", WMSEventSchemaID, WMSEventSchema)
 })
 
 // CompiledWMSEventSchema returns WMSEventSchema compiled (for tests and

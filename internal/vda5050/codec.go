@@ -1,15 +1,14 @@
 package vda5050
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
 	gojson "github.com/goccy/go-json"
 	"github.com/santhosh-tekuri/jsonschema/v6"
-	"github.com/santhosh-tekuri/jsonschema/v6/kind"
+
+	"github.com/fleetflow/fleetflow/internal/schemacheck"
 )
 
 // Validate checks raw JSON against the official 2.0.0 schema of topic t and
@@ -24,7 +23,7 @@ func ValidateEdition(e Edition, t Topic, raw []byte) error {
 	if err != nil {
 		return err
 	}
-	inst, err := parseInstance(raw)
+	inst, err := schemacheck.Parse(raw)
 	if err != nil {
 		return &MessageError{Topic: t, Reason: "not JSON: " + err.Error()}
 	}
@@ -32,63 +31,14 @@ func ValidateEdition(e Edition, t Topic, raw []byte) error {
 }
 
 func validateInstance(s *jsonschema.Schema, t Topic, inst any) error {
-	if err := s.Validate(inst); err != nil {
-		var ve *jsonschema.ValidationError
-		if errors.As(err, &ve) {
-			return &MessageError{Topic: t, Reason: "schema violation", Violations: violations(ve), leaves: leafViolations(ve)}
-		}
+	leaves, err := schemacheck.Check(s, inst)
+	if err != nil {
 		return &MessageError{Topic: t, Reason: err.Error()}
 	}
+	if len(leaves) > 0 {
+		return &MessageError{Topic: t, Reason: "schema violation", Violations: schemacheck.Lines(leaves), leaves: leaves}
+	}
 	return nil
-}
-
-// Violation is one schema violation at a place in the instance.
-type Violation struct {
-	// Path is the instance location as JSON pointer tokens, e.g.
-	// ["nodeStates", "0", "nodePosition"].
-	Path []string
-	// Missing lists the required properties absent there ("required"
-	// violations only).
-	Missing []string
-	// EnumGot and EnumWant are set for "enum" violations: the value found
-	// and the values allowed.
-	EnumGot  any
-	EnumWant []any
-	Message  string
-}
-
-// Pointer is Path as a JSON pointer ("/nodeStates/0/nodePosition"; "/" for
-// the root).
-func (v Violation) Pointer() string {
-	if len(v.Path) == 0 {
-		return "/"
-	}
-	return "/" + strings.Join(v.Path, "/")
-}
-
-// leafViolations flattens the validator's error tree to its leaves: the
-// violations that name what is wrong, not the groups that contain them.
-func leafViolations(ve *jsonschema.ValidationError) []Violation {
-	var out []Violation
-	var walk func(e *jsonschema.ValidationError)
-	walk = func(e *jsonschema.ValidationError) {
-		if len(e.Causes) == 0 {
-			v := Violation{Path: e.InstanceLocation, Message: e.Error()}
-			switch k := e.ErrorKind.(type) {
-			case *kind.Required:
-				v.Missing = k.Missing
-			case *kind.Enum:
-				v.EnumGot, v.EnumWant = k.Got, k.Want
-			}
-			out = append(out, v)
-			return
-		}
-		for _, c := range e.Causes {
-			walk(c)
-		}
-	}
-	walk(ve)
-	return out
 }
 
 // MessageError is a VDA 5050 message that failed to parse or validate.
@@ -97,11 +47,11 @@ type MessageError struct {
 	Reason     string
 	Violations []string // "JSON pointer: message", one per violation
 
-	leaves []Violation
+	leaves []schemacheck.Violation
 }
 
 // Leaves returns the violations one by one, with their paths.
-func (e *MessageError) Leaves() []Violation { return e.leaves }
+func (e *MessageError) Leaves() []schemacheck.Violation { return e.leaves }
 
 func (e *MessageError) Error() string {
 	if len(e.Violations) == 0 {
@@ -134,43 +84,4 @@ func Decode(t Topic, raw []byte, out any) error {
 		return &MessageError{Topic: t, Reason: err.Error()}
 	}
 	return nil
-}
-
-// parseInstance parses raw into the generic form the validator walks
-// (numbers as json.Number — goccy's Number is an alias of encoding/json's —
-// as jsonschema.UnmarshalJSON does), with
-// goccy/go-json: the bridge decodes every robot state on this path, and the
-// standard library's decoder was half of its cost (see BenchmarkDecodeAndRoute).
-func parseInstance(raw []byte) (any, error) {
-	dec := gojson.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	if dec.More() {
-		return nil, errors.New("trailing data after the JSON value")
-	}
-	return v, nil
-}
-
-// violations renders the validator's basic output as "JSON pointer:
-// message" lines, one per violation.
-func violations(ve *jsonschema.ValidationError) []string {
-	var out []string
-	var walk func(u jsonschema.OutputUnit)
-	walk = func(u jsonschema.OutputUnit) {
-		if u.Error != nil {
-			loc := u.InstanceLocation
-			if loc == "" {
-				loc = "/"
-			}
-			out = append(out, loc+": "+u.Error.String())
-		}
-		for _, e := range u.Errors {
-			walk(e)
-		}
-	}
-	walk(*ve.BasicOutput())
-	return out
 }

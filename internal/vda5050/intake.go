@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	gojson "github.com/goccy/go-json"
+
+	"github.com/fleetflow/fleetflow/internal/schemacheck"
 )
 
 // Deviation kinds: how a vehicle's state departs from its edition's
@@ -88,7 +90,7 @@ var itemParts = map[string]bool{"errors": true, "actionStates": true, "informati
 // used at all: not a JSON object, or a header (headerId, timestamp,
 // version, manufacturer, serialNumber) that breaks the schema.
 func DecodeState(e Edition, raw []byte) (*Intake, error) {
-	inst, err := parseInstance(raw)
+	inst, err := schemacheck.Parse(raw)
 	if err != nil {
 		return nil, &MessageError{Topic: TopicState, Reason: "not JSON: " + err.Error()}
 	}
@@ -235,13 +237,13 @@ func (in *Intake) repair(obj map[string]any, me *MessageError) error {
 }
 
 // isThetaMissing: a node state's nodePosition lacks theta and nothing else.
-func isThetaMissing(v Violation) bool {
+func isThetaMissing(v schemacheck.Violation) bool {
 	return len(v.Path) == 3 && v.Path[0] == "nodeStates" && v.Path[2] == "nodePosition" &&
 		len(v.Missing) == 1 && v.Missing[0] == "theta"
 }
 
 // isEnumCase: an enum value that matches an allowed one but for letter case.
-func isEnumCase(v Violation) bool {
+func isEnumCase(v schemacheck.Violation) bool {
 	got, ok := v.EnumGot.(string)
 	if !ok {
 		return false

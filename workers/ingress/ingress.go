@@ -31,6 +31,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/fleetflow/fleetflow/internal/schemacheck"
 	"github.com/fleetflow/fleetflow/internal/site"
 	"github.com/fleetflow/fleetflow/internal/wms"
 	"github.com/fleetflow/fleetflow/schemas"
@@ -543,7 +544,7 @@ func updateArg(action string, raw []byte, by string) (any, *errorBody) {
 	if err != nil {
 		return nil, &errorBody{Error: err.Error()}
 	}
-	if v := schemas.Validate(sch, raw); len(v) > 0 {
+	if _, v := schemacheck.Validate(sch, raw); len(v) > 0 {
 		return nil, &errorBody{Error: fmt.Sprintf("invalid %s request (schemas/updates/%s.schema.json)", action, action), Violations: v}
 	}
 	switch action {
@@ -588,7 +589,7 @@ func (s *Server) signal(w http.ResponseWriter, r *http.Request) {
 	}
 	var sig workflows.LoadSignal
 	if len(strings.TrimSpace(string(raw))) > 0 {
-		if v := schemas.Validate(sch, raw); len(v) > 0 {
+		if _, v := schemacheck.Validate(sch, raw); len(v) > 0 {
 			writeError(w, http.StatusBadRequest, errorBody{Error: fmt.Sprintf("invalid %s signal (schemas/signals/load.schema.json)", name), Violations: v})
 			return
 		}
