@@ -30,19 +30,6 @@ import (
 	"github.com/fleetflow/fleetflow/schemas"
 )
 
-// Error types activities fail with (non-retryable).
-const (
-	ErrInvalidMission = "InvalidMission"
-	ErrUnknownRobot   = "UnknownRobot"
-	// ErrStoreRefused: the fleet registry refused the call itself (bad
-	// data, a constraint): repeating it cannot help. A registry that is
-	// restarting or unreachable is an ordinary, retryable error instead.
-	ErrStoreRefused = "StoreRefused"
-	// ErrNotReserved: instant actions for a holder that no longer holds
-	// the robot's reservation were withheld (SendInstantActionsInput.Holder).
-	ErrNotReserved = "NotReserved"
-)
-
 // storeError makes a registry refusal final and leaves every other error
 // retryable (store.Transient faults, and anything unknown).
 func storeError(err error) error {
@@ -54,7 +41,7 @@ func storeError(err error) error {
 		return err
 	}
 	if store.Refused(err) {
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrStoreRefused, err)
+		return temporal.NewNonRetryableApplicationError(err.Error(), schemas.ErrStoreRefused, err)
 	}
 	return err
 }
@@ -95,7 +82,7 @@ type Activities struct {
 }
 
 func invalid(format string, a ...any) error {
-	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, a...), ErrInvalidMission, nil)
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, a...), schemas.ErrInvalidMission, nil)
 }
 
 func (a *Activities) siteMap(name string) (*site.Map, error) {
@@ -195,7 +182,7 @@ func (a *Activities) BuildOrder(ctx context.Context, in schemas.BuildOrderInput)
 	}
 	st, err := a.Store.RobotState(ctx, in.RobotID)
 	if errors.Is(err, store.ErrNotFound) {
-		return schemas.BuildOrderResult{}, temporal.NewNonRetryableApplicationError("robot "+in.RobotID+" has no state in the registry", ErrUnknownRobot, err)
+		return schemas.BuildOrderResult{}, temporal.NewNonRetryableApplicationError("robot "+in.RobotID+" has no state in the registry", schemas.ErrUnknownRobot, err)
 	}
 	if err != nil {
 		return schemas.BuildOrderResult{}, storeError(err)
@@ -253,7 +240,7 @@ func (a *Activities) BuildOrder(ctx context.Context, in schemas.BuildOrderInput)
 func robotKey(id string) (vda5050.RobotKey, error) {
 	k, err := vda5050.ParseRobotID(id)
 	if err != nil {
-		return k, temporal.NewNonRetryableApplicationError(err.Error(), ErrUnknownRobot, nil)
+		return k, temporal.NewNonRetryableApplicationError(err.Error(), schemas.ErrUnknownRobot, nil)
 	}
 	return k, nil
 }
@@ -347,7 +334,7 @@ func (a *Activities) holds(ctx context.Context, in schemas.SendInstantActionsInp
 		by = holder
 	}
 	return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s withheld from robot %s: reserved by %s, not by %s",
-		strings.Join(types, ", "), in.RobotID, by, in.Holder), ErrNotReserved, nil)
+		strings.Join(types, ", "), in.RobotID, by, in.Holder), schemas.ErrNotReserved, nil)
 }
 
 // sendError makes a message the official schema refuses final: sending it
@@ -355,7 +342,7 @@ func (a *Activities) holds(ctx context.Context, in schemas.SendInstantActionsInp
 func sendError(err error) error {
 	var me *vda5050.MessageError
 	if errors.As(err, &me) {
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidMission, err)
+		return temporal.NewNonRetryableApplicationError(err.Error(), schemas.ErrInvalidMission, err)
 	}
 	if errors.Is(err, ErrNoBroker) {
 		return temporal.NewNonRetryableApplicationError(err.Error(), "NoBroker", err)
@@ -421,7 +408,7 @@ func (a *Activities) ReleaseRobot(ctx context.Context, in schemas.ReleaseRobotIn
 func (a *Activities) SetServiceStatus(ctx context.Context, in schemas.SetServiceStatusInput) (schemas.SetServiceStatusResult, error) {
 	before, err := a.Store.SetServiceStatus(ctx, in.RobotID, in.Status, in.Actor, in.Reason)
 	if errors.Is(err, store.ErrNotFound) {
-		return schemas.SetServiceStatusResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrUnknownRobot, err)
+		return schemas.SetServiceStatusResult{}, temporal.NewNonRetryableApplicationError(err.Error(), schemas.ErrUnknownRobot, err)
 	}
 	if err != nil && !slices.Contains(store.ServiceStatuses, in.Status) {
 		return schemas.SetServiceStatusResult{}, invalid("%v", err)

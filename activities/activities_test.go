@@ -103,7 +103,7 @@ func TestPlanMissionRejectsUnknownStation(t *testing.T) {
 	bad.Steps[1].Station = "nowhere"
 	_, err = a.PlanMission(context.Background(), schemas.PlanMissionInput{Spec: bad})
 	var ae *temporal.ApplicationError
-	if !asApp(err, &ae) || ae.Type() != ErrInvalidMission || !ae.NonRetryable() {
+	if !asApp(err, &ae) || ae.Type() != schemas.ErrInvalidMission || !ae.NonRetryable() {
 		t.Fatalf("want non-retryable InvalidMission, got %v", err)
 	}
 	bad.Site = "mars"
@@ -362,7 +362,7 @@ func TestInstantActionsWithheldFromARobotHeldByAnother(t *testing.T) {
 	}
 	notReserved := func(err error) bool {
 		var ae *temporal.ApplicationError
-		return errors.As(err, &ae) && ae.Type() == ErrNotReserved && ae.NonRetryable()
+		return errors.As(err, &ae) && ae.Type() == schemas.ErrNotReserved && ae.NonRetryable()
 	}
 	// Nobody holds the robot: withheld.
 	if err := cancel("m-a", "mission-m-a#fail-cancel-1"); !notReserved(err) || !strings.Contains(err.Error(), "reserved by nobody") {

@@ -21,23 +21,6 @@ import (
 	"github.com/fleetflow/fleetflow/schemas"
 )
 
-// OTA error types (non-retryable), besides the verifier's kinds
-// (artifact.Kind*), which VerifyArtifact and LocateArtifact use as types.
-const (
-	// ErrUnsigned: the artifact has no signature file; unsigned software is
-	// never installed.
-	ErrUnsigned = "Unsigned"
-	// ErrArtifactNotFound: the store has no such artifact or manifest.
-	ErrArtifactNotFound = "ArtifactNotFound"
-	// ErrArtifactForbidden: the store refused the download (401, 403): a
-	// private store without, or with an expired, presigned token
-	// (FLEETFLOW_ARTIFACTS_URL_QUERY). Retrying would not help.
-	ErrArtifactForbidden = "ArtifactForbidden"
-	// ErrInvalidRollout: the rollout asks for something impossible (an
-	// unknown robot, no artifact store).
-	ErrInvalidRollout = "InvalidRollout"
-)
-
 // ArtifactStore is where artifacts live and whom they must be signed by.
 type ArtifactStore struct {
 	// BaseURL is the HTTP(S) base robots and VerifyArtifact download from:
@@ -90,12 +73,12 @@ func (a *Activities) httpClient() *http.Client {
 }
 
 // fetch GETs u with the store's URL query (ArtifactStore.URLQuery). A 404
-// is final (ErrArtifactNotFound), other failures retry. Errors name u
+// is final (schemas.ErrArtifactNotFound), other failures retry. Errors name u
 // without the query: they end up in histories.
 func (a *Activities) fetch(ctx context.Context, u string) (io.ReadCloser, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.Artifacts.WithQuery(u), nil)
 	if err != nil {
-		return nil, refused(ErrInvalidRollout, "bad artifact URL %q", u)
+		return nil, refused(schemas.ErrInvalidRollout, "bad artifact URL %q", u)
 	}
 	resp, err := a.httpClient().Do(req)
 	if err != nil {
@@ -108,14 +91,14 @@ func (a *Activities) fetch(ctx context.Context, u string) (io.ReadCloser, error)
 	switch {
 	case resp.StatusCode == http.StatusNotFound:
 		resp.Body.Close()
-		return nil, refused(ErrArtifactNotFound, "%s: %s", u, resp.Status)
+		return nil, refused(schemas.ErrArtifactNotFound, "%s: %s", u, resp.Status)
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
 		resp.Body.Close()
 		hint := "a private store needs its presigned token in FLEETFLOW_ARTIFACTS_URL_QUERY"
 		if a.Artifacts.URLQuery != "" {
 			hint = "the token in FLEETFLOW_ARTIFACTS_URL_QUERY was refused: expired or for another store?"
 		}
-		return nil, refused(ErrArtifactForbidden, "%s: %s; %s", u, resp.Status, hint)
+		return nil, refused(schemas.ErrArtifactForbidden, "%s: %s; %s", u, resp.Status, hint)
 	case resp.StatusCode >= 400:
 		resp.Body.Close()
 		return nil, fmt.Errorf("download %s: %s", u, resp.Status)
@@ -140,10 +123,10 @@ func (a *Activities) fetchAll(ctx context.Context, u string, limit int64) ([]byt
 func artifactURLs(base, file string) (fileURL, manifestURL, sigURL string, err error) {
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", "", "", refused(ErrInvalidRollout, "artifact store %q is not an http(s) URL", base)
+		return "", "", "", refused(schemas.ErrInvalidRollout, "artifact store %q is not an http(s) URL", base)
 	}
 	if file == "" || strings.ContainsAny(file, "/\\") || file == "." || file == ".." {
-		return "", "", "", refused(ErrInvalidRollout, "artifact file name %q must be a plain file name", file)
+		return "", "", "", refused(schemas.ErrInvalidRollout, "artifact file name %q must be a plain file name", file)
 	}
 	u.Path = path.Join("/", u.Path, file)
 	fileURL = u.String()
@@ -158,7 +141,7 @@ func (a *Activities) base(override string) (string, error) {
 	if strings.ContainsAny(override, "?#") {
 		// A presigned token in the spec would be recorded in the
 		// rollout's history: it belongs in artifacts.urlQuery.
-		return "", refused(ErrInvalidRollout, "artifact baseUrl carries a query string or fragment; a store's token goes in FLEETFLOW_ARTIFACTS_URL_QUERY, never in a rollout spec (it would be kept in the workflow history)")
+		return "", refused(schemas.ErrInvalidRollout, "artifact baseUrl carries a query string or fragment; a store's token goes in FLEETFLOW_ARTIFACTS_URL_QUERY, never in a rollout spec (it would be kept in the workflow history)")
 	}
 	if override != "" {
 		for _, allowed := range append([]string{a.Artifacts.BaseURL}, a.Artifacts.Allowed...) {
@@ -166,11 +149,11 @@ func (a *Activities) base(override string) (string, error) {
 				return override, nil
 			}
 		}
-		return "", refused(ErrInvalidRollout, "artifact baseUrl %s is not under the configured artifact store (artifacts.baseURL %q, artifacts.allowedBaseURLs %q)",
+		return "", refused(schemas.ErrInvalidRollout, "artifact baseUrl %s is not under the configured artifact store (artifacts.baseURL %q, artifacts.allowedBaseURLs %q)",
 			override, a.Artifacts.BaseURL, a.Artifacts.Allowed)
 	}
 	if a.Artifacts.BaseURL == "" {
-		return "", refused(ErrInvalidRollout, "no artifact store configured (artifacts.baseURL)")
+		return "", refused(schemas.ErrInvalidRollout, "no artifact store configured (artifacts.baseURL)")
 	}
 	return a.Artifacts.BaseURL, nil
 }
@@ -190,7 +173,7 @@ func (a *Activities) base(override string) (string, error) {
 // retried.
 func (a *Activities) VerifyArtifact(ctx context.Context, in schemas.VerifyArtifactInput) (schemas.ArtifactRef, error) {
 	if a.Artifacts.Keys == nil {
-		return schemas.ArtifactRef{}, refused(ErrInvalidRollout, "no trusted keys configured (artifacts.trustedKeys)")
+		return schemas.ArtifactRef{}, refused(schemas.ErrInvalidRollout, "no trusted keys configured (artifacts.trustedKeys)")
 	}
 	base, err := a.base(in.BaseURL)
 	if err != nil {
@@ -206,8 +189,8 @@ func (a *Activities) VerifyArtifact(ctx context.Context, in schemas.VerifyArtifa
 	}
 	sig, err := a.fetchAll(ctx, sigURL, 64<<10)
 	var ae *temporal.ApplicationError
-	if errors.As(err, &ae) && ae.Type() == ErrArtifactNotFound {
-		return schemas.ArtifactRef{}, refused(ErrUnsigned, "artifact %s has no signature (%s): unsigned software is never installed", in.File, sigURL)
+	if errors.As(err, &ae) && ae.Type() == schemas.ErrArtifactNotFound {
+		return schemas.ArtifactRef{}, refused(schemas.ErrUnsigned, "artifact %s has no signature (%s): unsigned software is never installed", in.File, sigURL)
 	}
 	if err != nil {
 		return schemas.ArtifactRef{}, err
@@ -272,7 +255,7 @@ func (a *Activities) ResolveTargets(ctx context.Context, in schemas.ResolveTarge
 		}
 		ok, err := in.Selector.Matches(schemas.RobotFacts{ID: r.ID, Site: r.Site, Manufacturer: r.Manufacturer, Model: r.Model, SoftwareVersion: r.SoftwareVersion})
 		if err != nil {
-			return res, refused(ErrInvalidRollout, "target selector: %v", err)
+			return res, refused(schemas.ErrInvalidRollout, "target selector: %v", err)
 		}
 		if !ok {
 			continue
@@ -302,7 +285,7 @@ func (a *Activities) ResolveTargets(ctx context.Context, in schemas.ResolveTarge
 		}
 	}
 	if len(unknown) > 0 {
-		return res, refused(ErrInvalidRollout, "robots not registered at site %q: %s", in.Selector.Site, strings.Join(unknown, ", "))
+		return res, refused(schemas.ErrInvalidRollout, "robots not registered at site %q: %s", in.Selector.Site, strings.Join(unknown, ", "))
 	}
 	return res, nil
 }

@@ -228,7 +228,7 @@ func TestVerifyArtifactAcceptsSignedArtifact(t *testing.T) {
 	for _, u := range []string{other.URL, "http://169.254.169.254/latest/meta-data/", srv.url + "@evil.example/", "http://127.0.0.1:1/nowhere-else", "file:///etc/passwd"} {
 		_, err := a.VerifyArtifact(context.Background(), schemas.VerifyArtifactInput{File: file, BaseURL: u})
 		var ae *temporal.ApplicationError
-		if !errors.As(err, &ae) || ae.Type() != ErrInvalidRollout || !ae.NonRetryable() || !strings.Contains(err.Error(), "not under the configured artifact store") {
+		if !errors.As(err, &ae) || ae.Type() != schemas.ErrInvalidRollout || !ae.NonRetryable() || !strings.Contains(err.Error(), "not under the configured artifact store") {
 			t.Fatalf("baseUrl %s: %v", u, err)
 		}
 	}
@@ -249,9 +249,9 @@ func TestVerifyArtifactRefusals(t *testing.T) {
 		tamper func(t *testing.T, s *artifactServer)
 		kind   string
 	}{
-		{name: "no signature", file: "fleetos-2.2.0-unsigned.bin", kind: ErrUnsigned},
+		{name: "no signature", file: "fleetos-2.2.0-unsigned.bin", kind: schemas.ErrUnsigned},
 		{name: "untrusted key", file: "fleetos-2.3.0-rogue.bin", kind: artifact.KindUnknownKey},
-		{name: "no such artifact", file: "fleetos-9.9.9.bin", kind: ErrArtifactNotFound},
+		{name: "no such artifact", file: "fleetos-9.9.9.bin", kind: schemas.ErrArtifactNotFound},
 		{name: "content altered, same length", file: "fleetos-2.0.0.bin", kind: artifact.KindDigestMismatch,
 			tamper: func(t *testing.T, s *artifactServer) {
 				s.rewrite(t, "fleetos-2.0.0.bin", func(b []byte) []byte {
@@ -378,7 +378,7 @@ func TestVerifyArtifactMisconfigured(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := c.a.VerifyArtifact(context.Background(), c.in)
-			wantRefusal(t, err, ErrInvalidRollout)
+			wantRefusal(t, err, schemas.ErrInvalidRollout)
 		})
 	}
 }
@@ -472,18 +472,18 @@ func TestResolveTargets(t *testing.T) {
 			name: "unknown robot",
 			in: schemas.ResolveTargetsInput{Selector: schemas.TargetSelector{Site: "warehouse-a", Robots: []string{"acme/T1", "acme/ghost"}},
 				Artifact: art},
-			errorKind: ErrInvalidRollout,
+			errorKind: schemas.ErrInvalidRollout,
 		},
 		{
 			name: "robot of another site",
 			in: schemas.ResolveTargetsInput{Selector: schemas.TargetSelector{Site: "warehouse-a", Robots: []string{"acme/X1"}},
 				Artifact: art},
-			errorKind: ErrInvalidRollout,
+			errorKind: schemas.ErrInvalidRollout,
 		},
 		{
 			name:      "bad version range",
 			in:        schemas.ResolveTargetsInput{Selector: schemas.TargetSelector{Site: "warehouse-a", VersionRange: "not-a-range"}, Artifact: art},
-			errorKind: ErrInvalidRollout,
+			errorKind: schemas.ErrInvalidRollout,
 		},
 	}
 	for _, c := range cases {
@@ -594,7 +594,7 @@ func TestVerifyArtifactForbiddenIsFinal(t *testing.T) {
 	srv.failWith("/fleetos-2.0.0.bin.manifest.json", http.StatusForbidden)
 	a := &Activities{Artifacts: ArtifactStore{BaseURL: srv.url, Keys: trustedKeyring(t), URLQuery: "sv=1&sig=SECRET"}}
 	_, err := a.VerifyArtifact(context.Background(), schemas.VerifyArtifactInput{File: "fleetos-2.0.0.bin"})
-	wantRefusal(t, err, ErrArtifactForbidden)
+	wantRefusal(t, err, schemas.ErrArtifactForbidden)
 	if !strings.Contains(err.Error(), "FLEETFLOW_ARTIFACTS_URL_QUERY") || strings.Contains(err.Error(), "SECRET") {
 		t.Fatalf("the refusal must point at the token and not show it: %v", err)
 	}

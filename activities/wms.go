@@ -17,16 +17,6 @@ import (
 	"github.com/fleetflow/fleetflow/schemas"
 )
 
-// Error types of DeliverWebhook (non-retryable).
-const (
-	// ErrWMSRejected: the receiver answered 4xx other than 408 and 429; the
-	// same request cannot succeed.
-	ErrWMSRejected = "WMSRejected"
-	// ErrWMSClientUnknown: the event names a client the workers do not
-	// have a webhook for (configuration changed under a running mission).
-	ErrWMSClientUnknown = "WMSClientUnknown"
-)
-
 // WebhookClient is where a WMS client's mission events go and the key they
 // are signed with.
 type WebhookClient struct {
@@ -75,11 +65,11 @@ func CloudEvent(ev schemas.WMSEvent) ([]byte, error) {
 func (a *Activities) DeliverWebhook(ctx context.Context, in schemas.DeliverWebhookInput) error {
 	wc, ok := a.Webhooks[in.Client]
 	if !ok {
-		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("WMS client %q has no webhook on this worker", in.Client), ErrWMSClientUnknown, nil)
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("WMS client %q has no webhook on this worker", in.Client), schemas.ErrWMSClientUnknown, nil)
 	}
 	body, err := CloudEvent(in.Event)
 	if err != nil {
-		return temporal.NewNonRetryableApplicationError("mission event "+in.Event.ID+": "+err.Error(), ErrWMSRejected, err)
+		return temporal.NewNonRetryableApplicationError("mission event "+in.Event.ID+": "+err.Error(), schemas.ErrWMSRejected, err)
 	}
 	now := time.Now()
 	sig, err := wc.Signer.Sign(in.Event.ID, now, body)
@@ -88,7 +78,7 @@ func (a *Activities) DeliverWebhook(ctx context.Context, in schemas.DeliverWebho
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, wc.URL, bytes.NewReader(body))
 	if err != nil {
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrWMSRejected, nil)
+		return temporal.NewNonRetryableApplicationError(err.Error(), schemas.ErrWMSRejected, nil)
 	}
 	req.Header.Set("Content-Type", "application/cloudevents+json")
 	req.Header.Set(standardwebhooks.HeaderWebhookID, in.Event.ID)
@@ -123,7 +113,7 @@ func (a *Activities) DeliverWebhook(ctx context.Context, in schemas.DeliverWebho
 			result = fmt.Errorf("deliver %s to %s: %s", in.Event.ID, in.Client, resp.Status)
 		default:
 			d.Outcome, d.Error = store.DeliveryRejected, resp.Status
-			result = temporal.NewNonRetryableApplicationError(fmt.Sprintf("deliver %s to %s: %s", in.Event.ID, in.Client, resp.Status), ErrWMSRejected, nil)
+			result = temporal.NewNonRetryableApplicationError(fmt.Sprintf("deliver %s to %s: %s", in.Event.ID, in.Client, resp.Status), schemas.ErrWMSRejected, nil)
 		}
 	}
 	if a.Store != nil {

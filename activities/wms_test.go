@@ -172,7 +172,7 @@ func TestDeliverWebhookSignedCloudEvent(t *testing.T) {
 	// A client this worker has no webhook for: final.
 	_, err = env.ExecuteActivity(a.DeliverWebhook, schemas.DeliverWebhookInput{Client: "nobody", Event: sampleEvent()})
 	var ae *temporal.ApplicationError
-	if !errors.As(err, &ae) || ae.Type() != ErrWMSClientUnknown {
+	if !errors.As(err, &ae) || ae.Type() != schemas.ErrWMSClientUnknown {
 		t.Fatalf("unknown client: %v", err)
 	}
 }

@@ -7,26 +7,6 @@ package schemas
 // pool above the resume threshold. Charging stations are reserved like
 // robots, so two robots never share one.
 
-// ChargeWorkflowType is the registered name of the Charge workflow.
-const ChargeWorkflowType = "Charge"
-
-// SignalRobotAvailable wakes the workflows waiting for a robot of a site
-// (Mission, RobotUpdate, Maintenance, Charge): one may be free now. Sent by
-// the activities that release robots; workflows.SignalRobotAvailable is
-// this name.
-const SignalRobotAvailable = "robot-available"
-
-// Signals of Charge.
-const (
-	// SignalChargerAvailable: a charging station of the site was released;
-	// a Charge workflow waiting for one asks again.
-	SignalChargerAvailable = "charger-available"
-	// SignalInterruptCharging (InterruptChargingRequest): an urgent mission
-	// whose spec allows it wants the robot; the Charge workflow stops
-	// charging (or driving to the charger) and releases the robot.
-	SignalInterruptCharging = "interrupt-charging"
-)
-
 // ChargeInput starts a Charge workflow.
 type ChargeInput struct {
 	RobotID string `json:"robotId"` // manufacturer/serialNumber

@@ -1,8 +1,5 @@
 package schemas
 
-// MaintenanceWorkflowType is the registered name of the Maintenance workflow.
-const MaintenanceWorkflowType = "Maintenance"
-
 // MaintenanceInput starts a maintenance of one robot.
 type MaintenanceInput struct {
 	RobotID string `json:"robotId"` // manufacturer/serialNumber

@@ -7,7 +7,7 @@ import (
 )
 
 // RobotEvent is what the bridge tells the workflow owning a robot's order
-// (signal workflows.SignalRobotEvent), and what a workflow reads back when it
+// (signal SignalRobotEvent), and what a workflow reads back when it
 // reconciles from the latest stored state. It is a hint that wakes a workflow;
 // the robot's latest state is the truth.
 type RobotEvent struct {

@@ -87,12 +87,10 @@ type WaitFor struct {
 	OnTimeout string `json:"onTimeout,omitempty"`
 }
 
-// The WMS mission signals a step can wait for, and what a timeout does.
+// What a step's signal timeout does (MissionStep.OnTimeout).
 const (
-	SignalLoadReady = "loadReady" // waited for before the step's action
-	SignalLoadTaken = "loadTaken" // waited for after the step's action
-	OnTimeoutFail   = "fail"
-	OnTimeoutSkip   = "skip"
+	OnTimeoutFail = "fail"
+	OnTimeoutSkip = "skip"
 )
 
 // DefaultMinBattery is minBattery, in percent, when a spec gives none (the

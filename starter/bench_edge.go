@@ -14,7 +14,6 @@ import (
 
 	"github.com/fleetflow/fleetflow/internal/site"
 	"github.com/fleetflow/fleetflow/schemas"
-	"github.com/fleetflow/fleetflow/workflows"
 )
 
 type benchEdgeFlags struct {
@@ -155,7 +154,7 @@ func orderHop(ctx context.Context, c client.Client, specs []schemas.MissionSpec)
 			switch {
 			case ev.GetWorkflowExecutionStartedEventAttributes() != nil:
 				started = ev.GetEventTime().AsTime()
-			case ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName() == workflows.ActivitySendOrder && schedID == 0:
+			case ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName() == schemas.ActivitySendOrder && schedID == 0:
 				scheduled, schedID = ev.GetEventTime().AsTime(), ev.GetEventId()
 			case ev.GetActivityTaskStartedEventAttributes() != nil && ev.GetActivityTaskStartedEventAttributes().GetScheduledEventId() == schedID && schedID != 0:
 				toSchedule = append(toSchedule, scheduled.Sub(started))

@@ -102,7 +102,7 @@ func runBenchIngress(ctx context.Context, g *globalFlags, f *benchIngressFlags, 
 	}{
 		{"direct", "baseline  ExecuteWorkflow (Temporal client)", func(s schemas.MissionSpec) error {
 			_, err := c.ExecuteWorkflow(ctx, wms.StartOptions(cfg.TaskQueues.Missions, s, "bench-wms", enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL),
-				workflows.MissionWorkflowType, workflows.MissionInput{Spec: s, Client: "bench-wms", RequestedBy: "bench"})
+				schemas.MissionWorkflowType, workflows.MissionInput{Spec: s, Client: "bench-wms", RequestedBy: "bench"})
 			return err
 		}},
 		{"uws", "          update-with-start (wms.SubmitMission)", func(s schemas.MissionSpec) error {
@@ -155,7 +155,7 @@ func runBenchIngress(ctx context.Context, g *globalFlags, f *benchIngressFlags, 
 // waitMissionsEnded waits until visibility shows no running Mission.
 func waitMissionsEnded(ctx context.Context, c client.Client, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
-	q := fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", workflows.MissionWorkflowType)
+	q := fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", schemas.MissionWorkflowType)
 	for {
 		res, err := c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: q})
 		if err == nil && res.GetCount() == 0 {

@@ -304,7 +304,7 @@ func rolloutRuns(ctx context.Context, c client.Client, wfID, firstRunID string) 
 // childHistoryLengths lists the closed RobotUpdates of a rollout with the
 // history length visibility recorded for each.
 func childHistoryLengths(ctx context.Context, c client.Client, rolloutID string) ([]historyCount, error) {
-	q := fmt.Sprintf("%s = '%s' AND WorkflowType = '%s'", workflows.SearchAttrRolloutID, rolloutID, workflows.RobotUpdateWorkflowType)
+	q := fmt.Sprintf("%s = '%s' AND WorkflowType = '%s'", schemas.SearchAttrRolloutID, rolloutID, schemas.RobotUpdateWorkflowType)
 	var out []historyCount
 	var token []byte
 	for {
@@ -550,7 +550,7 @@ func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, 
 	}
 	shown := 0
 	for _, r := range st.Robots {
-		if r.State == workflows.UpdateSucceeded {
+		if r.State == workflows.RobotUpdateSucceeded {
 			continue
 		}
 		if shown++; shown <= 5 {

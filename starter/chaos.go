@@ -252,7 +252,7 @@ func startChaosRig(ctx context.Context, f *chaosFlags, dir string, log *slog.Log
 	}
 	r.st, err = stack.Start(ctx, stack.Options{
 		TemporalBinary: f.temporalBin, TemporalPort: port, Headless: true, TemporalDBFile: filepath.Join(dir, "temporal.db"),
-		SearchAttributes: workflows.SearchAttributeTypes, MQTTURL: r.broker.URL, StateDir: dir, Logger: log,
+		SearchAttributes: schemas.SearchAttributeTypes, MQTTURL: r.broker.URL, StateDir: dir, Logger: log,
 	})
 	if err != nil {
 		return r, err
@@ -387,7 +387,7 @@ var scenarios = []scenario{
 			for _, id := range missions {
 				if st, err := queryStatus(ctx, r.client, id); err == nil && st.State == workflows.MissionAwaitingOperator {
 					_, err := r.client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-						WorkflowID: schemas.MissionWorkflowID(id), UpdateName: workflows.UpdateResolve, WaitForStage: client.WorkflowUpdateStageAccepted,
+						WorkflowID: schemas.MissionWorkflowID(id), UpdateName: schemas.UpdateResolve, WaitForStage: client.WorkflowUpdateStageAccepted,
 						Args: []any{workflows.ResolveRequest{Decision: workflows.DecisionReassign, RestartFromStart: true, Reason: "chaos: load put back", By: "chaos"}},
 					})
 					if err != nil {
@@ -501,7 +501,7 @@ func (r *chaosRig) run(ctx context.Context, sc *scenario) chaosRow {
 	cancelled := make(chan error, 1)
 	go func() {
 		_, err := r.client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-			WorkflowID: schemas.MissionWorkflowID(ids[0]), UpdateName: workflows.UpdateCancel,
+			WorkflowID: schemas.MissionWorkflowID(ids[0]), UpdateName: schemas.UpdateCancel,
 			Args: []any{workflows.CancelRequest{Reason: "chaos: cancelled as the fault hits", By: "chaos"}}, WaitForStage: client.WorkflowUpdateStageAccepted,
 		})
 		cancelled <- err

@@ -189,7 +189,7 @@ func startLocalStack(ctx context.Context, cfg config.Config, f *devFlags, logOut
 	ls.site = m
 	ls.stack, err = stack.Start(ctx, stack.Options{
 		TemporalBinary: f.temporalBin, TemporalPort: cfg.Temporal.DevServerPort, UIPort: cfg.Temporal.DevUIPort,
-		TemporalNamespace: cfg.Temporal.Namespace, SearchAttributes: workflows.SearchAttributeTypes, Headless: f.headless,
+		TemporalNamespace: cfg.Temporal.Namespace, SearchAttributes: schemas.SearchAttributeTypes, Headless: f.headless,
 		MQTTURL: cfg.MQTT.URL, MQTTPort: cfg.MQTT.EmbeddedPort, DatabaseURL: cfg.Postgres.URL, PGPort: cfg.Postgres.DevPort,
 		StateDir: f.stateDir, Logger: log,
 	})

@@ -103,7 +103,7 @@ func TestEndToEndCharging(t *testing.T) {
 	robots := []string{"acme/AMR-001", "acme/AMR-002", "acme/AMR-003"}
 	chargeStatus := func(robot string) workflows.ChargeStatus {
 		var st workflows.ChargeStatus
-		if v, err := c.QueryWorkflow(ctx, schemas.ChargeWorkflowID(robot), "", workflows.QueryStatus); err == nil {
+		if v, err := c.QueryWorkflow(ctx, schemas.ChargeWorkflowID(robot), "", schemas.QueryStatus); err == nil {
 			_ = v.Get(&st)
 		}
 		return st

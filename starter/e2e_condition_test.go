@@ -48,7 +48,7 @@ func TestEndToEndConditionBasedMaintenance(t *testing.T) {
 	id := schemas.MaintenanceWorkflowID("acme/AMR-001", "condition-e0")
 	var m workflows.MaintenanceStatus
 	require.Eventually(t, func() bool {
-		v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryStatus)
+		v, err := c.QueryWorkflow(ctx, id, "", schemas.QueryStatus)
 		return err == nil && v.Get(&m) == nil && m.State == workflows.MaintAwaitSignOff
 	}, time.Minute, 200*time.Millisecond, "%+v", &m)
 	require.Contains(t, m.Reason, "battery health 50 % below 60 %")
@@ -64,7 +64,7 @@ func TestEndToEndConditionBasedMaintenance(t *testing.T) {
 	}
 	require.Equal(t, 1, triggered, "one maintenance per epoch")
 
-	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: workflows.UpdateComplete,
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: schemas.UpdateComplete,
 		Args: []any{workflows.SignOff{Result: workflows.SignOffPass, Notes: "battery at 50 % accepted", By: "tech-7"}}, WaitForStage: client.WorkflowUpdateStageCompleted})
 	require.NoError(t, err)
 	require.NoError(t, h.Get(ctx, &m))
@@ -79,7 +79,7 @@ func TestEndToEndConditionBasedMaintenance(t *testing.T) {
 	robot.SetBatteryHealth(45)
 	next := schemas.MaintenanceWorkflowID("acme/AMR-001", "condition-e1")
 	require.Eventually(t, func() bool {
-		v, err := c.QueryWorkflow(ctx, next, "", workflows.QueryStatus)
+		v, err := c.QueryWorkflow(ctx, next, "", schemas.QueryStatus)
 		return err == nil && v.Get(&m) == nil && m.State == workflows.MaintAwaitSignOff
 	}, time.Minute, 200*time.Millisecond, "a battery that wore further: %+v", &m)
 	require.NoError(t, c.CancelWorkflow(ctx, next, ""))
@@ -131,7 +131,7 @@ func TestEndToEndMaintenanceRound(t *testing.T) {
 	}, 30*time.Second, 200*time.Millisecond)
 	rstatus := func() workflows.MaintenanceRoundStatus {
 		var st workflows.MaintenanceRoundStatus
-		if v, err := c.QueryWorkflow(ctx, round, "", workflows.QueryStatus); err == nil {
+		if v, err := c.QueryWorkflow(ctx, round, "", schemas.QueryStatus); err == nil {
 			_ = v.Get(&st)
 		}
 		return st
@@ -144,10 +144,10 @@ func TestEndToEndMaintenanceRound(t *testing.T) {
 		require.Contains(t, id, strings.ReplaceAll(robot, "/", "."), "one at a time, in order")
 		var m workflows.MaintenanceStatus
 		require.Eventually(t, func() bool {
-			v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryStatus)
+			v, err := c.QueryWorkflow(ctx, id, "", schemas.QueryStatus)
 			return err == nil && v.Get(&m) == nil && m.State == workflows.MaintAwaitSignOff
 		}, time.Minute, 200*time.Millisecond, "%+v", &m)
-		h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: workflows.UpdateComplete,
+		h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: schemas.UpdateComplete,
 			Args: []any{workflows.SignOff{Result: workflows.SignOffPass, By: "tech-7"}}, WaitForStage: client.WorkflowUpdateStageCompleted})
 		require.NoError(t, err)
 		require.NoError(t, h.Get(ctx, &m))

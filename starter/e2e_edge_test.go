@@ -146,7 +146,7 @@ func startEdgeRollout(t *testing.T, ctx context.Context, c client.Client, queue 
 	spec.SoakTime, spec.HealthCheck = schemas.Duration(time.Second), schemas.Duration(time.Second)
 	spec.RobotTimeout = schemas.Duration(4 * time.Minute)
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: schemas.RolloutWorkflowID(spec.RolloutID), TaskQueue: queue},
-		workflows.RolloutWorkflowType, workflows.RolloutInput{Spec: spec, RequestedBy: "e2e"})
+		schemas.RolloutWorkflowType, workflows.RolloutInput{Spec: spec, RequestedBy: "e2e"})
 	require.NoError(t, err)
 	return run
 }
@@ -159,7 +159,7 @@ func sendOrderQueues(t *testing.T, ctx context.Context, c client.Client, wfID st
 	for it.HasNext() {
 		ev, err := it.Next()
 		require.NoError(t, err)
-		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil && a.GetActivityType().GetName() == workflows.ActivitySendOrder {
+		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil && a.GetActivityType().GetName() == schemas.ActivitySendOrder {
 			out = append(out, a.GetTaskQueue().GetName())
 		}
 	}

@@ -114,7 +114,7 @@ func TestEndToEndIngress(t *testing.T) {
 	}
 	// Another spec under a used ID; another client; no such mission.
 	require.Equal(t, http.StatusConflict, call("POST", "/v1/missions", keyA, strings.Replace(spec("in-1", 5), "rack-1", "rack-2", 1), &e))
-	require.Equal(t, workflows.ErrMissionConflict, e.Type)
+	require.Equal(t, schemas.ErrMissionConflict, e.Type)
 	require.Equal(t, http.StatusForbidden, call("GET", "/v1/missions/in-1", keyB, "", &e))
 	require.Equal(t, "forbidden", e.Error)
 	require.Equal(t, http.StatusForbidden, call("POST", "/v1/missions/in-1/cancel", keyB, "", &e))
@@ -274,7 +274,7 @@ func TestEndToEndWMSSignalsAndAppend(t *testing.T) {
 	var e struct{ Error, Type string }
 	require.Equal(t, http.StatusBadRequest, call("POST", "/v1/missions/w-2/append", `{"steps":[{"station":"inbound-1","action":"fly"}]}`, &e))
 	require.Equal(t, http.StatusConflict, call("POST", "/v1/missions/w-2/append", `{"steps":[{"station":"no-such-rack","action":"drop"}]}`, &e))
-	require.Equal(t, workflows.ErrInvalidMission, e.Type)
+	require.Equal(t, schemas.ErrInvalidMission, e.Type)
 	waitState("w-2", workflows.MissionCompleted, &st)
 	rack1, _ := ls.site.Station("rack-1")
 	require.Equal(t, rack1.Node, st.CurrentNode, "the robot drove the appended steps")
@@ -284,9 +284,9 @@ func TestEndToEndWMSSignalsAndAppend(t *testing.T) {
 	spec, err := schemas.ParseMission([]byte(`{"missionId":"w-3","site":"warehouse-a","load":{"loadId":"PAL-W3"},
 		"steps":[{"station":"inbound-2","action":"pick","waitFor":{"signal":"loadReady","timeoutSeconds":60}},{"station":"rack-3","action":"drop"}]}`))
 	require.NoError(t, err)
-	_, err = ls.worker.Client.SignalWithStartWorkflow(ctx, schemas.MissionWorkflowID("w-3"), workflows.SignalLoadReady,
+	_, err = ls.worker.Client.SignalWithStartWorkflow(ctx, schemas.MissionWorkflowID("w-3"), schemas.SignalLoadReady,
 		workflows.LoadSignal{LoadID: "PAL-W3", By: "wms-a"}, wms.StartOptions(cfg.TaskQueues.Missions, spec, "wms-a", 0),
-		workflows.MissionWorkflowType, workflows.MissionInput{Spec: spec, Client: "wms-a"})
+		schemas.MissionWorkflowType, workflows.MissionInput{Spec: spec, Client: "wms-a"})
 	require.NoError(t, err)
 	seen := map[string]bool{}
 	require.Eventually(t, func() bool {

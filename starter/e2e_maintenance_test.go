@@ -46,7 +46,7 @@ func TestEndToEndMaintenance(t *testing.T) {
 	// Queries may fail while a workflow task is under way: the callers poll.
 	status := func(id string) workflows.MissionStatus {
 		var st workflows.MissionStatus
-		if v, err := c.QueryWorkflow(ctx, schemas.MissionWorkflowID(id), "", workflows.QueryStatus); err == nil {
+		if v, err := c.QueryWorkflow(ctx, schemas.MissionWorkflowID(id), "", schemas.QueryStatus); err == nil {
 			_ = v.Get(&st)
 		}
 		return st
@@ -56,12 +56,12 @@ func TestEndToEndMaintenance(t *testing.T) {
 	t.Logf("A: %+v", stA)
 
 	id := schemas.MaintenanceWorkflowID("acme/AMR-001", "e2e")
-	maint, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: ls.cfg.TaskQueues.Maintenance}, workflows.MaintenanceWorkflowType,
-		workflows.MaintenanceInput{RobotID: "acme/AMR-001", Site: ls.cfg.Site.Name, Station: "charger-1", Reason: "brake check", Diagnostics: true, RequestedBy: "test"})
+	maint, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: ls.cfg.TaskQueues.Maintenance}, schemas.MaintenanceWorkflowType,
+		schemas.MaintenanceInput{RobotID: "acme/AMR-001", Site: ls.cfg.Site.Name, Station: "charger-1", Reason: "brake check", Diagnostics: true, RequestedBy: "test"})
 	require.NoError(t, err)
 	mstatus := func() workflows.MaintenanceStatus {
 		var st workflows.MaintenanceStatus
-		if v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryStatus); err == nil {
+		if v, err := c.QueryWorkflow(ctx, id, "", schemas.QueryStatus); err == nil {
 			_ = v.Get(&st)
 		}
 		return st
@@ -86,7 +86,7 @@ func TestEndToEndMaintenance(t *testing.T) {
 	charger, _ := ls.site.Station("charger-1")
 	require.Equal(t, charger.Node, v.State.LastNodeID, "the robot stands at the service station")
 
-	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: workflows.UpdateComplete,
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: schemas.UpdateComplete,
 		Args: []any{workflows.SignOff{Result: workflows.SignOffPass, Notes: "pads replaced", By: "tech-7"}}, WaitForStage: client.WorkflowUpdateStageCompleted})
 	require.NoError(t, err)
 	require.NoError(t, h.Get(ctx, &m))
@@ -137,11 +137,11 @@ func TestEndToEndMaintenance(t *testing.T) {
 	require.True(t, strings.HasPrefix(fired, schemas.MaintenanceWorkflowID("acme/AMR-001", "scheduled")), fired)
 	var fm workflows.MaintenanceStatus
 	require.Eventually(t, func() bool {
-		v, err := c.QueryWorkflow(ctx, fired, "", workflows.QueryStatus)
+		v, err := c.QueryWorkflow(ctx, fired, "", schemas.QueryStatus)
 		return err == nil && v.Get(&fm) == nil && fm.State == workflows.MaintAwaitSignOff
 	}, time.Minute, 200*time.Millisecond, "%+v", &fm)
 	require.Equal(t, "daily check", fm.Reason)
-	h2, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: fired, UpdateName: workflows.UpdateComplete,
+	h2, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: fired, UpdateName: schemas.UpdateComplete,
 		Args: []any{workflows.SignOff{Result: workflows.SignOffPass}}, WaitForStage: client.WorkflowUpdateStageCompleted})
 	require.NoError(t, err)
 	require.NoError(t, h2.Get(ctx, &fm))

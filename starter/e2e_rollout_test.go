@@ -63,7 +63,7 @@ func TestEndToEndRollouts(t *testing.T) {
 		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 			ID: schemas.RolloutWorkflowID(spec.RolloutID), TaskQueue: ls.cfg.TaskQueues.OTA,
 			WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE, WorkflowExecutionErrorWhenAlreadyStarted: true,
-		}, workflows.RolloutWorkflowType, workflows.RolloutInput{Spec: spec, RequestedBy: "e2e"})
+		}, schemas.RolloutWorkflowType, workflows.RolloutInput{Spec: spec, RequestedBy: "e2e"})
 		require.NoError(t, err)
 		return run
 	}

@@ -154,15 +154,15 @@ func TestEndToEndMissions(t *testing.T) {
 		return st, h.Get(ctx, &st)
 	}
 	// Paused and resumed first: each confirmed by the robot's own state.
-	st, err = update(workflows.UpdatePause)
+	st, err = update(schemas.UpdatePause)
 	require.NoError(t, err)
 	require.Equal(t, workflows.MissionPaused, st.State)
 	require.True(t, st.Paused)
-	st, err = update(workflows.UpdateResume)
+	st, err = update(schemas.UpdateResume)
 	require.NoError(t, err)
 	require.Equal(t, workflows.MissionDriving, st.State)
 	require.False(t, st.Paused)
-	st, err = update(workflows.UpdateCancel, workflows.CancelRequest{Reason: "e2e", By: "test"})
+	st, err = update(schemas.UpdateCancel, workflows.CancelRequest{Reason: "e2e", By: "test"})
 	require.NoError(t, err)
 	require.Equal(t, workflows.MissionCancelled, st.State)
 	var res workflows.MissionResult

@@ -132,7 +132,7 @@ func TestEndToEndThirdPartyVehicle(t *testing.T) {
 	}, time.Minute, 20*time.Millisecond, "mission never got going: %+v %v", st, err)
 	require.Less(t, st.NodesDone, 5, "still before the pick")
 	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: lr.GetID(), UpdateName: workflows.UpdateCancel, Args: []any{workflows.CancelRequest{Reason: "e2e", By: "test"}},
+		WorkflowID: lr.GetID(), UpdateName: schemas.UpdateCancel, Args: []any{workflows.CancelRequest{Reason: "e2e", By: "test"}},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
 	require.NoError(t, err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/fleetflow/fleetflow/schemas"
 	"github.com/fleetflow/fleetflow/workflows"
 )
 
@@ -49,9 +50,9 @@ func TestEndToEndWebUIShowsRobotSiteAndState(t *testing.T) {
 		return ""
 	}
 	require.Equal(t, run.GetID(), col("Workflow ID"), "%q", board.MissionRow)
-	require.Equal(t, res.RobotID, col(workflows.SearchAttrRobotID))
-	require.Equal(t, specs[0].Site, col(workflows.SearchAttrSite))
-	require.Equal(t, workflows.MissionCompleted, col(workflows.SearchAttrMissionState))
+	require.Equal(t, res.RobotID, col(schemas.SearchAttrRobotID))
+	require.Equal(t, specs[0].Site, col(schemas.SearchAttrSite))
+	require.Equal(t, workflows.MissionCompleted, col(schemas.SearchAttrMissionState))
 	png, err := os.ReadFile(out)
 	require.NoError(t, err)
 	require.Greater(t, len(png), 10_000, "a screenshot of the list")

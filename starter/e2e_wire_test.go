@@ -85,7 +85,7 @@ func TestEndToEndNoOrderLostOnTheWire(t *testing.T) {
 	t.Logf("ended in %s: %v", time.Since(t0), err)
 	var ae *temporal.ApplicationError
 	require.True(t, errors.As(err, &ae), "%v", err)
-	require.Equal(t, workflows.ErrRobotUnresponsive, ae.Type(), "%v", err)
+	require.Equal(t, schemas.ErrRobotUnresponsive, ae.Type(), "%v", err)
 	require.Contains(t, err.Error(), "sent 3 times")
 	st, err = queryStatus(ctx, c, lost.MissionID)
 	require.NoError(t, err)

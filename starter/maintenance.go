@@ -45,7 +45,7 @@ func maintenanceID(arg string) string {
 }
 
 func maintenanceStartCmd(g *globalFlags) *cobra.Command {
-	var in workflows.MaintenanceInput
+	var in schemas.MaintenanceInput
 	var signOff time.Duration
 	var label string
 	var wait bool
@@ -78,7 +78,7 @@ func maintenanceStartCmd(g *globalFlags) *cobra.Command {
 				ID: id, TaskQueue: cfg.TaskQueues.Maintenance, WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 				WorkflowExecutionErrorWhenAlreadyStarted: true,
 				StaticSummary:                            fmt.Sprintf("Maintenance of %s · %s", in.RobotID, in.Reason),
-			}, workflows.MaintenanceWorkflowType, in)
+			}, schemas.MaintenanceWorkflowType, in)
 			var started *serviceerror.WorkflowExecutionAlreadyStarted
 			if errors.As(err, &started) {
 				return badInput("maintenance %s already exists; give another --id", id)
@@ -119,7 +119,7 @@ func maintenanceStatusCmd(g *globalFlags) *cobra.Command {
 			}
 			defer c.Close()
 			id := maintenanceID(args[0])
-			v, err := c.QueryWorkflow(cmd.Context(), id, "", workflows.QueryStatus)
+			v, err := c.QueryWorkflow(cmd.Context(), id, "", schemas.QueryStatus)
 			var nf *serviceerror.NotFound
 			if errors.As(err, &nf) {
 				return badInput("no maintenance %s", id)
@@ -193,7 +193,7 @@ func maintenanceCompleteCmd(g *globalFlags) *cobra.Command {
 				return badInput("--result %q: want pass or fail", s.Result)
 			}
 			s.By = currentUser()
-			return maintenanceUpdate(cmd, g, args[0], workflows.UpdateComplete, s)
+			return maintenanceUpdate(cmd, g, args[0], schemas.UpdateComplete, s)
 		},
 	}
 	cmd.Flags().StringVar(&s.Result, "result", "", "pass or fail")
@@ -212,7 +212,7 @@ func maintenanceEscalateCmd(g *globalFlags) *cobra.Command {
 				return badInput("--reason is required")
 			}
 			e.By = currentUser()
-			return maintenanceUpdate(cmd, g, args[0], workflows.UpdateEscalate, e)
+			return maintenanceUpdate(cmd, g, args[0], schemas.UpdateEscalate, e)
 		},
 	}
 	cmd.Flags().StringVar(&e.Reason, "reason", "", "why (audited)")
@@ -231,7 +231,7 @@ func maintenanceListCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			q := fmt.Sprintf("WorkflowType = '%s'", workflows.MaintenanceWorkflowType)
+			q := fmt.Sprintf("WorkflowType = '%s'", schemas.MaintenanceWorkflowType)
 			if open {
 				q += " AND ExecutionStatus = 'Running'"
 			}
@@ -276,7 +276,7 @@ maintenance-schedule-site-<site>) starts a MaintenanceRound instead: every
 robot of the site in service is serviced in turn, --parallel at a time
 (default 1), each by its own Maintenance workflow with its sign-off.`,
 	}
-	var in workflows.MaintenanceInput
+	var in schemas.MaintenanceInput
 	var every time.Duration
 	var cron string
 	var parallel int
@@ -325,12 +325,12 @@ robot of the site in service is serviced in turn, --parallel at a time
 				id, what = schemas.MaintenanceScheduleID(in.RobotID), "robot "+in.RobotID
 				action = &client.ScheduleWorkflowAction{
 					ID:       schemas.MaintenanceWorkflowID(in.RobotID, "scheduled"),
-					Workflow: workflows.MaintenanceWorkflowType, Args: []any{in}, TaskQueue: cfg.TaskQueues.Maintenance,
+					Workflow: schemas.MaintenanceWorkflowType, Args: []any{in}, TaskQueue: cfg.TaskQueues.Maintenance,
 				}
 			} else {
 				id, what = schemas.MaintenanceRoundScheduleID(in.Site), "site "+in.Site
 				action = &client.ScheduleWorkflowAction{
-					ID: schemas.MaintenanceRoundWorkflowID(in.Site), Workflow: workflows.MaintenanceRoundWorkflowType, TaskQueue: cfg.TaskQueues.Maintenance,
+					ID: schemas.MaintenanceRoundWorkflowID(in.Site), Workflow: schemas.MaintenanceRoundWorkflowType, TaskQueue: cfg.TaskQueues.Maintenance,
 					Args: []any{workflows.MaintenanceRoundInput{Site: in.Site, Station: in.Station, Reason: in.Reason, RequestedBy: in.RequestedBy,
 						Diagnostics: in.Diagnostics, Parallel: parallel}},
 				}

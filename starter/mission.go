@@ -64,8 +64,8 @@ var (
 
 func missionCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "mission", Short: "Start, watch and control transport missions"}
-	cmd.AddCommand(missionStartCmd(g), missionStatusCmd(g), missionControlCmd(g, workflows.UpdateCancel),
-		missionControlCmd(g, workflows.UpdatePause), missionControlCmd(g, workflows.UpdateResume), missionControlCmd(g, workflows.UpdateReprioritize), missionAppendCmd(g), missionSignalCmd(g), missionResolveCmd(g), missionListCmd(g))
+	cmd.AddCommand(missionStartCmd(g), missionStatusCmd(g), missionControlCmd(g, schemas.UpdateCancel),
+		missionControlCmd(g, schemas.UpdatePause), missionControlCmd(g, schemas.UpdateResume), missionControlCmd(g, schemas.UpdateReprioritize), missionAppendCmd(g), missionSignalCmd(g), missionResolveCmd(g), missionListCmd(g))
 	return cmd
 }
 
@@ -103,7 +103,7 @@ func startMissionFor(ctx context.Context, c client.Client, cfg config.Config, sp
 			return nil, err
 		}
 	}
-	run, err := c.ExecuteWorkflow(ctx, missionStartOptions(cfg, spec, wmsClient), workflows.MissionWorkflowType, workflows.MissionInput{Spec: spec, RequestedBy: by, Client: wmsClient})
+	run, err := c.ExecuteWorkflow(ctx, missionStartOptions(cfg, spec, wmsClient), schemas.MissionWorkflowType, workflows.MissionInput{Spec: spec, RequestedBy: by, Client: wmsClient})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return nil, badInput("mission %s already exists (workflow %s); a mission ID starts at most one workflow", spec.MissionID, schemas.MissionWorkflowID(spec.MissionID))
@@ -236,7 +236,7 @@ func webLink(cfg config.Config, wfID string) string {
 
 func queryStatus(ctx context.Context, c client.Client, id string) (workflows.MissionStatus, error) {
 	var st workflows.MissionStatus
-	v, err := c.QueryWorkflow(ctx, schemas.MissionWorkflowID(id), "", workflows.QueryStatus)
+	v, err := c.QueryWorkflow(ctx, schemas.MissionWorkflowID(id), "", schemas.QueryStatus)
 	if err != nil {
 		var nf *serviceerror.NotFound
 		if errors.As(err, &nf) {
@@ -346,17 +346,17 @@ func missionControlCmd(g *globalFlags, update string) *cobra.Command {
 	var reason string
 	priority := -1
 	short := map[string]string{
-		workflows.UpdateReprioritize: "Change the priority of a mission waiting for a robot; prints its new place in line",
-		workflows.UpdateCancel:       "Cancel a mission: the robot gets cancelOrder, confirms, and is released (exit 1 if the robot refuses or does not confirm)",
-		workflows.UpdatePause:        "Pause a driving mission (startPause) and wait for the robot to confirm (exit 1 if it refuses)",
-		workflows.UpdateResume:       "Resume a paused mission (stopPause) and wait for the robot to confirm (exit 1 if it refuses)",
+		schemas.UpdateReprioritize: "Change the priority of a mission waiting for a robot; prints its new place in line",
+		schemas.UpdateCancel:       "Cancel a mission: the robot gets cancelOrder, confirms, and is released (exit 1 if the robot refuses or does not confirm)",
+		schemas.UpdatePause:        "Pause a driving mission (startPause) and wait for the robot to confirm (exit 1 if it refuses)",
+		schemas.UpdateResume:       "Resume a paused mission (stopPause) and wait for the robot to confirm (exit 1 if it refuses)",
 	}[update]
 	cmd := &cobra.Command{
 		Use:   update + " MISSION_ID",
 		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if update == workflows.UpdateReprioritize && (priority < 0 || priority > 100) {
+			if update == schemas.UpdateReprioritize && (priority < 0 || priority > 100) {
 				return badInput("--priority 0..100 is required (higher goes first)")
 			}
 			c, _, err := dialTemporal(g)
@@ -367,9 +367,9 @@ func missionControlCmd(g *globalFlags, update string) *cobra.Command {
 			id := schemas.MissionIDOf(args[0])
 			var uargs []any
 			switch update {
-			case workflows.UpdateCancel:
+			case schemas.UpdateCancel:
 				uargs = []any{workflows.CancelRequest{Reason: reason, By: currentUser()}}
-			case workflows.UpdateReprioritize:
+			case schemas.UpdateReprioritize:
 				uargs = []any{workflows.ReprioritizeRequest{Priority: priority, Reason: reason, By: currentUser()}}
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
@@ -384,7 +384,7 @@ func missionControlCmd(g *globalFlags, update string) *cobra.Command {
 			var st workflows.MissionStatus
 			if err := h.Get(ctx, &st); err != nil {
 				var ae *temporal.ApplicationError
-				if errors.As(err, &ae) && ae.Type() == workflows.ErrRobotRefused {
+				if errors.As(err, &ae) && ae.Type() == schemas.ErrRobotRefused {
 					// The robot said no, or never answered: a failure, not bad input.
 					return fmt.Errorf("mission %s: %s not applied: %s", id, update, ae.Error())
 				}
@@ -392,7 +392,7 @@ func missionControlCmd(g *globalFlags, update string) *cobra.Command {
 			}
 			return emit(cmd.OutOrStdout(), g, st, func(w io.Writer) {
 				fmt.Fprintf(w, "mission %s: %s done, state %s", id, update, st.State)
-				if update == workflows.UpdateReprioritize {
+				if update == schemas.UpdateReprioritize {
 					fmt.Fprintf(w, ", priority %d", st.Priority)
 					if st.QueuePosition > 0 {
 						fmt.Fprintf(w, ", queue position %d", st.QueuePosition)
@@ -402,10 +402,10 @@ func missionControlCmd(g *globalFlags, update string) *cobra.Command {
 			})
 		},
 	}
-	if update == workflows.UpdateCancel || update == workflows.UpdateReprioritize {
+	if update == schemas.UpdateCancel || update == schemas.UpdateReprioritize {
 		cmd.Flags().StringVar(&reason, "reason", "", "why (audited)")
 	}
-	if update == workflows.UpdateReprioritize {
+	if update == schemas.UpdateReprioritize {
 		cmd.Use = update + " MISSION_ID --priority N"
 		cmd.Flags().IntVar(&priority, "priority", -1, "the new priority, 0..100 (higher goes first)")
 	}
@@ -440,16 +440,16 @@ abort ends the mission as failed.`,
 			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
 			defer cancel()
 			h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-				WorkflowID: schemas.MissionWorkflowID(id), UpdateName: workflows.UpdateResolve,
+				WorkflowID: schemas.MissionWorkflowID(id), UpdateName: schemas.UpdateResolve,
 				Args:         []any{workflows.ResolveRequest{Decision: decision, RestartFromStart: restart, Reason: reason, By: currentUser()}},
 				WaitForStage: client.WorkflowUpdateStageCompleted,
 			})
 			if err != nil {
-				return updateError(id, workflows.UpdateResolve, err)
+				return updateError(id, schemas.UpdateResolve, err)
 			}
 			var st workflows.MissionStatus
 			if err := h.Get(ctx, &st); err != nil {
-				return updateError(id, workflows.UpdateResolve, err)
+				return updateError(id, schemas.UpdateResolve, err)
 			}
 			return emit(cmd.OutOrStdout(), g, st, func(w io.Writer) {
 				fmt.Fprintf(w, "mission %s: %s, state %s\n", id, decision, st.State)
@@ -483,8 +483,8 @@ func missionListCmd(g *globalFlags) *cobra.Command {
 		Short: "List missions (visibility query on MissionState, RobotId, Site)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			q := []string{fmt.Sprintf("WorkflowType = '%s'", workflows.MissionWorkflowType)}
-			for field, v := range map[string]string{workflows.SearchAttrMissionState: strings.ToUpper(state), workflows.SearchAttrRobotID: robot, workflows.SearchAttrSite: site} {
+			q := []string{fmt.Sprintf("WorkflowType = '%s'", schemas.MissionWorkflowType)}
+			for field, v := range map[string]string{schemas.SearchAttrMissionState: strings.ToUpper(state), schemas.SearchAttrRobotID: robot, schemas.SearchAttrSite: site} {
 				if v != "" {
 					if strings.ContainsAny(v, "'\\") {
 						return badInput("--%s %q: quotes are not allowed", strings.ToLower(field), v)
@@ -516,10 +516,10 @@ func missionListCmd(g *globalFlags) *cobra.Command {
 				for _, e := range resp.Executions {
 					r := row{MissionID: schemas.MissionIDOf(e.Execution.WorkflowId), Status: strings.TrimPrefix(e.Status.String(), "WORKFLOW_EXECUTION_STATUS_"), Started: e.StartTime.AsTime()}
 					sa, _ := searchAttrs(e.SearchAttributes)
-					r.State, _ = sa[workflows.SearchAttrMissionState].(string)
-					r.Robot, _ = sa[workflows.SearchAttrRobotID].(string)
-					r.Site, _ = sa[workflows.SearchAttrSite].(string)
-					if p, ok := sa[workflows.SearchAttrPriority].(int64); ok {
+					r.State, _ = sa[schemas.SearchAttrMissionState].(string)
+					r.Robot, _ = sa[schemas.SearchAttrRobotID].(string)
+					r.Site, _ = sa[schemas.SearchAttrSite].(string)
+					if p, ok := sa[schemas.SearchAttrPriority].(int64); ok {
 						r.Priority = p
 					}
 					rows = append(rows, r)

@@ -34,7 +34,7 @@ stitched onto its last base node, so it drives on without stopping.`,
 			if err != nil {
 				return err
 			}
-			return runUpdate(cmd, g, args[0], workflows.UpdateAppend,
+			return runUpdate(cmd, g, args[0], schemas.UpdateAppend,
 				workflows.AppendRequest{Steps: steps, Reason: reason, By: currentUser()},
 				func(w io.Writer, st workflows.MissionStatus) {
 					fmt.Fprintf(w, "mission %s: %d steps appended, state %s, %d nodes, %d order updates\n", st.MissionID, len(steps), st.State, st.NodesTotal, st.OrderUpdates)
@@ -76,8 +76,8 @@ for another load than the mission's is ignored (mission status lists it).`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[1]
-			if name != workflows.SignalLoadReady && name != workflows.SignalLoadTaken {
-				return badInput("signal %q: want %s or %s", name, workflows.SignalLoadReady, workflows.SignalLoadTaken)
+			if name != schemas.SignalLoadReady && name != schemas.SignalLoadTaken {
+				return badInput("signal %q: want %s or %s", name, schemas.SignalLoadReady, schemas.SignalLoadTaken)
 			}
 			sig := workflows.LoadSignal{LoadID: loadID, By: currentUser()}
 			if step >= 0 {

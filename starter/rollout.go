@@ -50,8 +50,8 @@ Commands that take an ID accept it with or without the "rollout-" prefix.`,
   starter rollout list --state running`,
 	}
 	cmd.AddCommand(rolloutStartCmd(g), rolloutStatusCmd(g),
-		rolloutControlCmd(g, workflows.UpdatePause), rolloutControlCmd(g, workflows.UpdateResume),
-		rolloutControlCmd(g, workflows.UpdatePromote), rolloutControlCmd(g, workflows.UpdateAbort),
+		rolloutControlCmd(g, schemas.UpdatePause), rolloutControlCmd(g, schemas.UpdateResume),
+		rolloutControlCmd(g, schemas.UpdatePromote), rolloutControlCmd(g, schemas.UpdateAbort),
 		rolloutListCmd(g))
 	return cmd
 }
@@ -70,7 +70,7 @@ func rolloutStartOptions(cfg config.Config, spec schemas.RolloutSpec) client.Sta
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		StaticSummary:                            rolloutSummary(spec),
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrRolloutID).ValueSet(spec.RolloutID),
+			temporal.NewSearchAttributeKeyKeyword(schemas.SearchAttrRolloutID).ValueSet(spec.RolloutID),
 		),
 	}
 }
@@ -120,7 +120,7 @@ func waveLabels(p schemas.WavePlan, withSize bool) []string {
 // startRollout starts one rollout; a second start of the same ID returns a
 // bad-input error saying it exists and starts nothing.
 func startRollout(ctx context.Context, c client.Client, cfg config.Config, spec schemas.RolloutSpec, by string) (client.WorkflowRun, error) {
-	run, err := c.ExecuteWorkflow(ctx, rolloutStartOptions(cfg, spec), workflows.RolloutWorkflowType, workflows.RolloutInput{Spec: spec, RequestedBy: by})
+	run, err := c.ExecuteWorkflow(ctx, rolloutStartOptions(cfg, spec), schemas.RolloutWorkflowType, workflows.RolloutInput{Spec: spec, RequestedBy: by})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return nil, badInput("rollout %s already exists (workflow %s); a rollout ID starts at most one workflow, even after it ended: give the new rollout a new rolloutId",
@@ -349,7 +349,7 @@ func waveDone(st workflows.RolloutStatus, i int) int {
 func waveSkipped(st workflows.RolloutStatus, i int) int {
 	n := 0
 	for _, r := range st.Robots {
-		if r.Wave == i && r.State == workflows.UpdateSkipped {
+		if r.Wave == i && r.State == workflows.RobotUpdateSkipped {
 			n++
 		}
 	}
@@ -408,7 +408,7 @@ func queryRollout(ctx context.Context, c client.Client, arg string) (workflows.R
 
 func queryRolloutID(ctx context.Context, c client.Client, wfID string) (workflows.RolloutStatus, error) {
 	var st workflows.RolloutStatus
-	v, err := c.QueryWorkflow(ctx, wfID, "", workflows.QueryStatus)
+	v, err := c.QueryWorkflow(ctx, wfID, "", schemas.QueryStatus)
 	if err != nil {
 		return st, err
 	}
@@ -517,26 +517,26 @@ func rolloutControlCmd(g *globalFlags, update string) *cobra.Command {
 	var reason string
 	type help struct{ short, long, example string }
 	h := map[string]help{
-		workflows.UpdatePause: {
+		schemas.UpdatePause: {
 			"Pause a rollout: no further robot starts an update",
 			`Pause a rollout. Robots already updating finish their update; no other robot
 starts until the rollout is resumed. Refused (exit 2) when the rollout has
 ended or is already paused.`,
 			"  starter rollout pause r-fleetos-2.0.0",
 		},
-		workflows.UpdateResume: {
+		schemas.UpdateResume: {
 			"Resume a paused rollout",
 			`Resume a paused rollout where it stopped. Refused (exit 2) when the rollout
 is not paused.`,
 			"  starter rollout resume r-fleetos-2.0.0",
 		},
-		workflows.UpdatePromote: {
+		schemas.UpdatePromote: {
 			"End the current soak early and start the next wave",
 			`Promote a rollout: end the soak time after the current wave now and go on
 with the next wave. Refused (exit 2) when the rollout is not soaking.`,
 			"  starter rollout promote r-fleetos-2.0.0",
 		},
-		workflows.UpdateAbort: {
+		schemas.UpdateAbort: {
 			"Abort a rollout (--reason required): no further robot is updated",
 			`Abort a rollout: no further robot starts an update. If the spec set
 rollbackOnAbort, robots this rollout updated get their previous version back.
@@ -553,7 +553,7 @@ Refused (exit 2) when the rollout has already ended or is aborting.`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var uargs []any
-			if update == workflows.UpdateAbort {
+			if update == schemas.UpdateAbort {
 				if strings.TrimSpace(reason) == "" {
 					return badInput("--reason is required: say why the rollout stops (it is audited)")
 				}
@@ -578,7 +578,7 @@ Refused (exit 2) when the rollout has already ended or is aborting.`,
 			})
 		},
 	}
-	if update == workflows.UpdateAbort {
+	if update == schemas.UpdateAbort {
 		cmd.Flags().StringVar(&reason, "reason", "", "why the rollout stops (required, audited)")
 	}
 	return cmd
@@ -627,7 +627,7 @@ var executionStatuses = map[string]string{
 // continue-as-new leaves a closed run behind; those are left out unless
 // state asks for them, so each rollout is listed once.
 func rolloutListQuery(state string) (string, error) {
-	q := fmt.Sprintf("WorkflowType = '%s'", workflows.RolloutWorkflowType)
+	q := fmt.Sprintf("WorkflowType = '%s'", schemas.RolloutWorkflowType)
 	if state == "" {
 		return q + " AND ExecutionStatus != 'ContinuedAsNew'", nil
 	}
@@ -701,7 +701,7 @@ func listRollouts(ctx context.Context, c client.Client, q string, limit int) ([]
 				Started:    e.StartTime.AsTime(),
 			}
 			if sa, _ := searchAttrs(e.SearchAttributes); sa != nil {
-				if id, ok := sa[workflows.SearchAttrRolloutID].(string); ok && id != "" {
+				if id, ok := sa[schemas.SearchAttrRolloutID].(string); ok && id != "" {
 					r.RolloutID = id
 				}
 			}

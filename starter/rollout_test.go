@@ -210,10 +210,10 @@ func sampleStatus() workflows.RolloutStatus {
 			{Index: 2, Size: 4, State: "PENDING"},
 		},
 		Robots: []workflows.RobotOutcome{
-			{RobotID: "acme/r-1", Wave: 0, State: workflows.UpdateSucceeded, FromVersion: "1.4.2", Version: "2.0.0", Attempts: 1},
-			{RobotID: "acme/r-2", Wave: 1, State: workflows.UpdateFailed, FromVersion: "1.4.2", Version: "1.4.2", Attempts: 2, Reason: "DigestMismatch"},
-			{RobotID: "acme/r-3", Wave: 1, State: workflows.UpdateInstalling, FromVersion: "1.5.0", Attempts: 1},
-			{RobotID: "acme/r-4", Wave: 1, State: workflows.UpdateSkipped, FromVersion: "2.0.0", Version: "2.0.0", Reason: "already-2.0.0"},
+			{RobotID: "acme/r-1", Wave: 0, State: workflows.RobotUpdateSucceeded, FromVersion: "1.4.2", Version: "2.0.0", Attempts: 1},
+			{RobotID: "acme/r-2", Wave: 1, State: workflows.RobotUpdateFailed, FromVersion: "1.4.2", Version: "1.4.2", Attempts: 2, Reason: "DigestMismatch"},
+			{RobotID: "acme/r-3", Wave: 1, State: workflows.RobotUpdateInstalling, FromVersion: "1.5.0", Attempts: 1},
+			{RobotID: "acme/r-4", Wave: 1, State: workflows.RobotUpdateSkipped, FromVersion: "2.0.0", Version: "2.0.0", Reason: "already-2.0.0"},
 		},
 		Counts:      workflows.RolloutCounts{Targets: 8, InFlight: 1, Succeeded: 1, Failed: 1, Skipped: 1},
 		FailureRate: 50,
@@ -391,7 +391,7 @@ func (f *fakeTemporal) QueryWorkflow(_ context.Context, id, _, query string, _ .
 	if !f.existing[id] {
 		return nil, serviceerror.NewNotFound("workflow not found for ID: " + id)
 	}
-	if query != workflows.QueryStatus {
+	if query != schemas.QueryStatus {
 		return nil, errors.New("unknown query " + query)
 	}
 	if len(f.statuses) == 0 {
@@ -480,11 +480,11 @@ func TestRolloutStartStartsOneWorkflow(t *testing.T) {
 		t.Fatalf("%d starts, want 1", len(f.started))
 	}
 	o := f.started[0]
-	if o.ID != "rollout-r-test" || o.TaskQueue != workflows.TaskQueueOTA ||
+	if o.ID != "rollout-r-test" || o.TaskQueue != schemas.TaskQueueOTA ||
 		o.WorkflowIDReusePolicy != enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE || !o.WorkflowExecutionErrorWhenAlreadyStarted {
 		t.Errorf("start options %+v", o)
 	}
-	if id, ok := o.TypedSearchAttributes.GetKeyword(temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrRolloutID)); !ok || id != "r-test" {
+	if id, ok := o.TypedSearchAttributes.GetKeyword(temporal.NewSearchAttributeKeyKeyword(schemas.SearchAttrRolloutID)); !ok || id != "r-test" {
 		t.Errorf("RolloutId search attribute = %q, %v", id, ok)
 	}
 	if want := "Rollout r-test · fleetos-2.0.0.bin · site warehouse-a, version <2.0.0 · waves canary 1 → 50% → 100% · CR-1"; o.StaticSummary != want {
@@ -492,7 +492,7 @@ func TestRolloutStartStartsOneWorkflow(t *testing.T) {
 	}
 	args := f.startArgs[0].([]any)
 	in, ok := args[1].(workflows.RolloutInput)
-	if args[0] != workflows.RolloutWorkflowType || !ok || in.Spec.RolloutID != "r-test" || in.Spec.MaxConcurrent != 1 || in.RequestedBy == "" {
+	if args[0] != schemas.RolloutWorkflowType || !ok || in.Spec.RolloutID != "r-test" || in.Spec.MaxConcurrent != 1 || in.RequestedBy == "" {
 		t.Errorf("started %v with %+v", args[0], args[1])
 	}
 	want := "started rollout r-test (workflow rollout-r-test)\nhttp://127.0.0.1:8233/namespaces/default/workflows/rollout-r-test\n"
@@ -556,7 +556,7 @@ func TestRolloutStartWaitFollowsProgressAndMapsOutcome(t *testing.T) {
 		{"aborted", workflows.RolloutStatus{}, abortedErr, 1, "ABORTED · wave 1/3 (canary): 1/1 done, 0 failed, 0 timed out · overall 1 succeeded, 0 failed, 0 timed out of 4 · abort: abort criteria met", "\nabort reason  " + aborted.AbortReason + "\n",
 			"rollout r-test ABORTED: " + aborted.AbortReason},
 		{"aborted without details", aborted, nil, 1, "ABORTED · wave 1/3 (canary): 1/1 done", "\nstate         ABORTED\n", ""},
-		{"failed", workflows.RolloutStatus{}, temporal.NewApplicationError("signature does not verify", workflows.ErrArtifactRefused), 1, "FAILED · wave 3/3 (100%): 1/2 done",
+		{"failed", workflows.RolloutStatus{}, temporal.NewApplicationError("signature does not verify", schemas.ErrArtifactRefused), 1, "FAILED · wave 3/3 (100%): 1/2 done",
 			"\nstate         FAILED\n", "rollout r-test FAILED: signature does not verify"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -660,7 +660,7 @@ func TestRolloutControlUpdates(t *testing.T) {
 	}
 	u := f.updates[0]
 	req, ok := u.Args[0].(workflows.AbortRequest)
-	if u.WorkflowID != "rollout-r-test" || u.UpdateName != workflows.UpdateAbort || !ok || req.Reason != "canary loops" || req.By == "" ||
+	if u.WorkflowID != "rollout-r-test" || u.UpdateName != schemas.UpdateAbort || !ok || req.Reason != "canary loops" || req.By == "" ||
 		u.WaitForStage != client.WorkflowUpdateStageCompleted {
 		t.Errorf("abort sent %+v", u)
 	}
@@ -668,7 +668,7 @@ func TestRolloutControlUpdates(t *testing.T) {
 		t.Errorf("abort printed %q, want %q", r.stdout, want)
 	}
 
-	for _, name := range []string{workflows.UpdatePause, workflows.UpdateResume, workflows.UpdatePromote} {
+	for _, name := range []string{schemas.UpdatePause, schemas.UpdateResume, schemas.UpdatePromote} {
 		f := newFake("rollout-r-test")
 		f.result = workflows.RolloutStatus{RolloutID: "r-test", State: workflows.RolloutPaused}
 		r := runRollout(t, f, name, "r-test")
@@ -701,7 +701,7 @@ func TestRolloutList(t *testing.T) {
 	f := newFake()
 	f.listResp = &workflowservice.ListWorkflowExecutionsResponse{Executions: []*workflowpb.WorkflowExecutionInfo{
 		{Execution: &commonpb.WorkflowExecution{WorkflowId: "rollout-r-2"}, Status: enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING,
-			StartTime: timestamppb.New(start.Add(time.Hour)), SearchAttributes: &commonpb.SearchAttributes{IndexedFields: map[string]*commonpb.Payload{workflows.SearchAttrRolloutID: rolloutIDAttr}}},
+			StartTime: timestamppb.New(start.Add(time.Hour)), SearchAttributes: &commonpb.SearchAttributes{IndexedFields: map[string]*commonpb.Payload{schemas.SearchAttrRolloutID: rolloutIDAttr}}},
 		{Execution: &commonpb.WorkflowExecution{WorkflowId: "rollout-r-1"}, Status: enumspb.WORKFLOW_EXECUTION_STATUS_FAILED,
 			StartTime: timestamppb.New(start), CloseTime: timestamppb.New(start.Add(10 * time.Minute))},
 	}}

@@ -18,8 +18,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/fleetflow/fleetflow/internal/codec"
+	"github.com/fleetflow/fleetflow/schemas"
 	"github.com/fleetflow/fleetflow/workers/worker"
-	"github.com/fleetflow/fleetflow/workflows"
 )
 
 // temporalCmd groups what fleetflow needs of a Temporal cluster.
@@ -35,7 +35,7 @@ one-shot job before the first workers start:
   - registers the namespace when it does not exist (with --retention for
     closed workflows' histories); an existing namespace is left as it is;
   - adds the custom search attributes missions and rollouts write
-    (` + strings.Join(sortedKeys(workflows.SearchAttributeTypes), ", ") + `)
+    (` + strings.Join(sortedKeys(schemas.SearchAttributeTypes), ", ") + `)
     that the namespace lacks; an attribute that exists with another type is
     an error naming it.
 
@@ -94,10 +94,10 @@ console or tcld; setup then only checks them.`,
 				return fmt.Errorf("list search attributes of %s: %w", cfg.Temporal.Namespace, err)
 			}
 			add := map[string]enumspb.IndexedValueType{}
-			for _, name := range sortedKeys(workflows.SearchAttributeTypes) {
-				want, ok := enumspb.IndexedValueType_value["INDEXED_VALUE_TYPE_"+strings.ToUpper(workflows.SearchAttributeTypes[name])]
+			for _, name := range sortedKeys(schemas.SearchAttributeTypes) {
+				want, ok := enumspb.IndexedValueType_value["INDEXED_VALUE_TYPE_"+strings.ToUpper(schemas.SearchAttributeTypes[name])]
 				if !ok {
-					return fmt.Errorf("search attribute %s: unknown type %s", name, workflows.SearchAttributeTypes[name])
+					return fmt.Errorf("search attribute %s: unknown type %s", name, schemas.SearchAttributeTypes[name])
 				}
 				if got, ok := have.GetCustomAttributes()[name]; ok {
 					if got != enumspb.IndexedValueType(want) {

@@ -13,14 +13,14 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/spf13/cobra"
 
-	"github.com/fleetflow/fleetflow/workflows"
+	"github.com/fleetflow/fleetflow/schemas"
 )
 
 // webUIColumns are the workflow list's columns fleetflow recommends: the
 // Web UI's own Status, Workflow ID, Type, Start and End, and the search
 // attributes a Mission sets — its robot, site and state — so the list
 // reads like a fleet board.
-var webUIColumns = []string{"Status", "Workflow ID", "Type", workflows.SearchAttrRobotID, workflows.SearchAttrSite, workflows.SearchAttrMissionState, "Start", "End"}
+var webUIColumns = []string{"Status", "Workflow ID", "Type", schemas.SearchAttrRobotID, schemas.SearchAttrSite, schemas.SearchAttrMissionState, "Start", "End"}
 
 // webUIColumnsKey is where the Temporal Web UI (v2, as the pinned CLI
 // serves it) keeps each namespace's workflow list columns: browser
@@ -116,7 +116,7 @@ func webUIScreenshot(ctx context.Context, chromium, uiURL, namespace, out string
 	defer cancel()
 	bctx, cancel := chromedp.NewContext(actx)
 	defer cancel()
-	list := uiURL + "/namespaces/" + namespace + "/workflows?query=" + strings.ReplaceAll("WorkflowType='"+workflows.MissionWorkflowType+"'", "'", "%27")
+	list := uiURL + "/namespaces/" + namespace + "/workflows?query=" + strings.ReplaceAll("WorkflowType='"+schemas.MissionWorkflowType+"'", "'", "%27")
 	var board webUIBoard
 	// The header cells and the first Mission row's cells, by the table's
 	// own column order.
@@ -178,7 +178,7 @@ func (b webUIBoard) complete() bool {
 			return false
 		}
 	}
-	for _, c := range []string{workflows.SearchAttrRobotID, workflows.SearchAttrSite, workflows.SearchAttrMissionState} {
+	for _, c := range []string{schemas.SearchAttrRobotID, schemas.SearchAttrSite, schemas.SearchAttrMissionState} {
 		i := idx[c]
 		if i >= len(b.MissionRow) || b.MissionRow[i] == "" {
 			return false

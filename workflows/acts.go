@@ -60,30 +60,30 @@ func (a act[In, Out]) start(ctx workflow.Context, in In) workflow.Future {
 	return workflow.ExecuteActivity(ctx, a.name, in)
 }
 
-// The activities, by task queue of their worker (names.go).
+// The activities, by task queue of their worker (schemas/names.go).
 var (
 	// Missions and the registry.
-	planMission        = act[schemas.PlanMissionInput, schemas.PlanMissionResult]{ActivityPlanMission}
-	reserveRobot       = act[schemas.ReserveRobotInput, schemas.ReserveRobotResult]{ActivityReserveRobot}
-	cancelQueued       = act[schemas.CancelQueuedInput, none]{ActivityCancelQueued}
-	buildOrder         = act[schemas.BuildOrderInput, schemas.BuildOrderResult]{ActivityBuildOrder}
-	sendOrder          = act[schemas.SendOrderInput, schemas.SendResult]{ActivitySendOrder}
-	sendInstantActions = act[schemas.SendInstantActionsInput, schemas.SendResult]{ActivitySendInstantActions}
-	robotSnapshot      = act[schemas.RobotSnapshotInput, schemas.RobotEvent]{ActivityRobotSnapshot}
-	releaseRobot       = act[schemas.ReleaseRobotInput, none]{ActivityReleaseRobot}
-	audit              = act[schemas.AuditInput, none]{ActivityAudit}
-	sweepLeases        = act[schemas.SweepLeasesInput, schemas.SweepLeasesResult]{ActivitySweepLeases}
-	freeLease          = act[schemas.FreedLease, none]{ActivityFreeLease}
-	deliverWebhook     = act[schemas.DeliverWebhookInput, none]{ActivityDeliverWebhook}
+	planMission        = act[schemas.PlanMissionInput, schemas.PlanMissionResult]{schemas.ActivityPlanMission}
+	reserveRobot       = act[schemas.ReserveRobotInput, schemas.ReserveRobotResult]{schemas.ActivityReserveRobot}
+	cancelQueued       = act[schemas.CancelQueuedInput, none]{schemas.ActivityCancelQueued}
+	buildOrder         = act[schemas.BuildOrderInput, schemas.BuildOrderResult]{schemas.ActivityBuildOrder}
+	sendOrder          = act[schemas.SendOrderInput, schemas.SendResult]{schemas.ActivitySendOrder}
+	sendInstantActions = act[schemas.SendInstantActionsInput, schemas.SendResult]{schemas.ActivitySendInstantActions}
+	robotSnapshot      = act[schemas.RobotSnapshotInput, schemas.RobotEvent]{schemas.ActivityRobotSnapshot}
+	releaseRobot       = act[schemas.ReleaseRobotInput, none]{schemas.ActivityReleaseRobot}
+	audit              = act[schemas.AuditInput, none]{schemas.ActivityAudit}
+	sweepLeases        = act[schemas.SweepLeasesInput, schemas.SweepLeasesResult]{schemas.ActivitySweepLeases}
+	freeLease          = act[schemas.FreedLease, none]{schemas.ActivityFreeLease}
+	deliverWebhook     = act[schemas.DeliverWebhookInput, none]{schemas.ActivityDeliverWebhook}
 	// Maintenance and charging.
-	setServiceStatus = act[schemas.SetServiceStatusInput, schemas.SetServiceStatusResult]{ActivitySetServiceStatus}
-	reserveCharger   = act[schemas.ReserveChargerInput, schemas.ReserveChargerResult]{ActivityReserveCharger}
-	releaseCharger   = act[schemas.ReleaseChargerInput, none]{ActivityReleaseCharger}
-	siteRobots       = act[schemas.SiteRobotsInput, []string]{ActivitySiteRobots}
+	setServiceStatus = act[schemas.SetServiceStatusInput, schemas.SetServiceStatusResult]{schemas.ActivitySetServiceStatus}
+	reserveCharger   = act[schemas.ReserveChargerInput, schemas.ReserveChargerResult]{schemas.ActivityReserveCharger}
+	releaseCharger   = act[schemas.ReleaseChargerInput, none]{schemas.ActivityReleaseCharger}
+	siteRobots       = act[schemas.SiteRobotsInput, []string]{schemas.ActivitySiteRobots}
 	// OTA.
-	verifyArtifact = act[schemas.VerifyArtifactInput, schemas.ArtifactRef]{ActivityVerifyArtifact}
-	resolveTargets = act[schemas.ResolveTargetsInput, schemas.ResolveTargetsResult]{ActivityResolveTargets}
-	locateArtifact = act[schemas.LocateArtifactInput, schemas.LocateArtifactResult]{ActivityLocateArtifact}
+	verifyArtifact = act[schemas.VerifyArtifactInput, schemas.ArtifactRef]{schemas.ActivityVerifyArtifact}
+	resolveTargets = act[schemas.ResolveTargetsInput, schemas.ResolveTargetsResult]{schemas.ActivityResolveTargets}
+	locateArtifact = act[schemas.LocateArtifactInput, schemas.LocateArtifactResult]{schemas.ActivityLocateArtifact}
 )
 
 // ActivityContract is one activity's name with its input and result types

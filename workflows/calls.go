@@ -10,6 +10,8 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/fleetflow/fleetflow/schemas"
 )
 
 func errType(err error, fallback string) string {
@@ -42,7 +44,7 @@ func robotIO(ctx workflow.Context, queue, summary, activity string, in, out any)
 		InitialInterval:        200 * time.Millisecond,
 		BackoffCoefficient:     2,
 		MaximumInterval:        2 * time.Second,
-		NonRetryableErrorTypes: []string{ErrInvalidMission, "UnknownRobot", "NotReserved"},
+		NonRetryableErrorTypes: []string{schemas.ErrInvalidMission, "UnknownRobot", "NotReserved"},
 	}
 	if queue != "" {
 		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
@@ -72,7 +74,7 @@ func storeOptions(summary string) workflow.LocalActivityOptions {
 			InitialInterval:        200 * time.Millisecond,
 			BackoffCoefficient:     2,
 			MaximumInterval:        3 * time.Second,
-			NonRetryableErrorTypes: []string{ErrInvalidMission, "UnknownRobot", "StoreRefused"},
+			NonRetryableErrorTypes: []string{schemas.ErrInvalidMission, "UnknownRobot", "StoreRefused"},
 		},
 		Summary: summary,
 	}
@@ -112,7 +114,7 @@ func localCtx(ctx workflow.Context, summary string) workflow.Context {
 			InitialInterval:        200 * time.Millisecond,
 			BackoffCoefficient:     2,
 			MaximumInterval:        10 * time.Second,
-			NonRetryableErrorTypes: []string{ErrInvalidMission, "UnknownRobot"},
+			NonRetryableErrorTypes: []string{schemas.ErrInvalidMission, "UnknownRobot"},
 		},
 		Summary: summary,
 	})

@@ -111,15 +111,15 @@ func Charge(ctx workflow.Context, in schemas.ChargeInput) (ChargeStatus, error) 
 	c.tag = c.id + schemas.InstantActionSeparator + info.WorkflowExecution.RunID
 	c.root = ctx
 	c.status = ChargeStatus{RobotID: in.RobotID, State: ChargeWaitingRobot, Resume: in.Resume, Reason: in.Reason, StartedAt: now, UpdatedAt: now}
-	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (ChargeStatus, error) { return c.status, nil }); err != nil {
+	if err := workflow.SetQueryHandler(ctx, schemas.QueryStatus, func() (ChargeStatus, error) { return c.status, nil }); err != nil {
 		return c.status, err
 	}
 	if in.RobotID == "" || in.Site == "" || in.Resume <= 0 || in.Resume > 100 {
 		return c.status, temporal.NewNonRetryableApplicationError(fmt.Sprintf("charge needs robotId, site and resume in (0, 100]: %+v", in), "InvalidCharge", nil)
 	}
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	events := workflow.GetSignalChannel(ctx, SignalRobotEvent)
-	avail := workflow.GetSignalChannel(ctx, SignalRobotAvailable)
+	events := workflow.GetSignalChannel(ctx, schemas.SignalRobotEvent)
+	avail := workflow.GetSignalChannel(ctx, schemas.SignalRobotAvailable)
 	chargers := workflow.GetSignalChannel(ctx, schemas.SignalChargerAvailable)
 	interrupts := workflow.GetSignalChannel(ctx, schemas.SignalInterruptCharging)
 	workflow.Go(dctx, func(gctx workflow.Context) {

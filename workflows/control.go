@@ -20,11 +20,6 @@ const (
 	controlRefused   = "refused"
 )
 
-// ErrRobotRefused is the application error type of an update (cancel,
-// pause, resume) whose instant action the robot refused or never
-// confirmed; the message carries the robot's reason.
-const ErrRobotRefused = "RobotRefused"
-
 // controlAction is one instant action sent to the robot (cancelOrder,
 // startPause, stopPause) and what the robot made of it. Only the robot's
 // own answer counts (VDA 5050 §6.8, §6.10.6–7):

@@ -13,9 +13,6 @@ import (
 	"github.com/fleetflow/fleetflow/schemas"
 )
 
-// MaintenanceWorkflowType is the registered name of Maintenance.
-const MaintenanceWorkflowType = schemas.MaintenanceWorkflowType
-
 // Maintenance states (MaintenanceStatus.State).
 const (
 	MaintDraining     = "DRAINING"   // no new missions; waiting for the robot to be free
@@ -27,20 +24,11 @@ const (
 	MaintCancelled    = "CANCELLED"
 )
 
-// Updates of Maintenance.
-const (
-	UpdateComplete = "complete" // SignOff: the technician's result
-	UpdateEscalate = "escalate" // EscalateRequest
-)
-
 // Sign-off results.
 const (
 	SignOffPass = "pass" // the robot returns to service
 	SignOffFail = "fail" // the robot goes out of service
 )
-
-// MaintenanceInput starts a maintenance of one robot (schemas.MaintenanceInput).
-type MaintenanceInput = schemas.MaintenanceInput
 
 // SignOff is the argument of update complete.
 type SignOff struct {
@@ -96,7 +84,7 @@ var Maint = MaintenanceTimings{
 }
 
 type maintenance struct {
-	in     MaintenanceInput
+	in     schemas.MaintenanceInput
 	id     string
 	logger log.Logger
 	status MaintenanceStatus
@@ -124,24 +112,24 @@ type maintenance struct {
 // reach the station, the registry refuses) leaves it out_of_service, for a
 // technician; a cancellation returns it to service. Every step is audited.
 // Query: status.
-func Maintenance(ctx workflow.Context, in MaintenanceInput) (MaintenanceStatus, error) {
+func Maintenance(ctx workflow.Context, in schemas.MaintenanceInput) (MaintenanceStatus, error) {
 	now := workflow.Now(ctx)
 	m := &maintenance{in: in, id: workflow.GetInfo(ctx).WorkflowExecution.ID, logger: workflow.GetLogger(ctx), robotWatch: robotWatch{robotID: in.RobotID}}
 	m.status = MaintenanceStatus{RobotID: in.RobotID, State: MaintDraining, Station: in.Station, Reason: in.Reason, StartedAt: now, UpdatedAt: now}
-	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (MaintenanceStatus, error) { return m.status, nil }); err != nil {
+	if err := workflow.SetQueryHandler(ctx, schemas.QueryStatus, func() (MaintenanceStatus, error) { return m.status, nil }); err != nil {
 		return m.status, err
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateComplete, m.complete, workflow.UpdateHandlerOptions{Validator: m.validateComplete}); err != nil {
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, schemas.UpdateComplete, m.complete, workflow.UpdateHandlerOptions{Validator: m.validateComplete}); err != nil {
 		return m.status, err
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateEscalate, m.doEscalate, workflow.UpdateHandlerOptions{Validator: m.validateEscalate}); err != nil {
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, schemas.UpdateEscalate, m.doEscalate, workflow.UpdateHandlerOptions{Validator: m.validateEscalate}); err != nil {
 		return m.status, err
 	}
 	if in.RobotID == "" || in.Site == "" {
 		return m.status, temporal.NewNonRetryableApplicationError("maintenance needs robotId and site", "InvalidMaintenance", nil)
 	}
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	events, avail := workflow.GetSignalChannel(ctx, SignalRobotEvent), workflow.GetSignalChannel(ctx, SignalRobotAvailable)
+	events, avail := workflow.GetSignalChannel(ctx, schemas.SignalRobotEvent), workflow.GetSignalChannel(ctx, schemas.SignalRobotAvailable)
 	workflow.Go(dctx, func(gctx workflow.Context) {
 		for {
 			var ev schemas.RobotEvent

@@ -18,13 +18,13 @@ func newMaintEnv(t *testing.T) *suite {
 	s.SetLogger(nil)
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.SetStartWorkflowOptions(clientOptions(maintID))
-	s.env.RegisterWorkflowWithOptions(Maintenance, workflow.RegisterOptions{Name: MaintenanceWorkflowType})
+	s.env.RegisterWorkflowWithOptions(Maintenance, workflow.RegisterOptions{Name: schemas.MaintenanceWorkflowType})
 	s.env.RegisterActivity(s.acts)
 	return s
 }
 
-func maintInput() MaintenanceInput {
-	return MaintenanceInput{RobotID: "acme/AMR-001", Site: "warehouse-a", Station: "charger-1", Reason: "brake check", Diagnostics: true, RequestedBy: "ops"}
+func maintInput() schemas.MaintenanceInput {
+	return schemas.MaintenanceInput{RobotID: "acme/AMR-001", Site: "warehouse-a", Station: "charger-1", Reason: "brake check", Diagnostics: true, RequestedBy: "ops"}
 }
 
 // atStation is the robot done with the maintenance order at C1 (the fake
@@ -34,7 +34,7 @@ func atStation(actions ...vda5050.ActionState) schemas.RobotEvent {
 }
 
 func (s *suite) maintStatus(t *testing.T) MaintenanceStatus {
-	v, err := s.env.QueryWorkflow(QueryStatus)
+	v, err := s.env.QueryWorkflow(schemas.QueryStatus)
 	require.NoError(t, err)
 	var st MaintenanceStatus
 	require.NoError(t, v.Get(&st))
@@ -53,16 +53,16 @@ func TestMaintenanceToSignOff(t *testing.T) {
 	s.at(3*time.Second, func() { waiting = s.maintStatus(t) })
 	var early error
 	s.at(500*time.Millisecond, func() {
-		s.env.UpdateWorkflow(UpdateComplete, "c0", &updateCallbacks{t: t, onReject: func(err error) { early = err }}, SignOff{Result: SignOffPass})
+		s.env.UpdateWorkflow(schemas.UpdateComplete, "c0", &updateCallbacks{t: t, onReject: func(err error) { early = err }}, SignOff{Result: SignOffPass})
 	})
 	var done MaintenanceStatus
 	s.at(time.Hour, func() {
-		s.env.UpdateWorkflow(UpdateComplete, "c1", &updateCallbacks{t: t, onComplete: func(v any, err error) {
+		s.env.UpdateWorkflow(schemas.UpdateComplete, "c1", &updateCallbacks{t: t, onComplete: func(v any, err error) {
 			require.NoError(t, err)
 			done = v.(MaintenanceStatus)
 		}}, SignOff{Result: SignOffPass, Notes: "pads replaced", By: "tech-7"})
 	})
-	s.env.ExecuteWorkflow(MaintenanceWorkflowType, maintInput())
+	s.env.ExecuteWorkflow(schemas.MaintenanceWorkflowType, maintInput())
 	require.True(t, s.env.IsWorkflowCompleted())
 	require.NoError(t, s.env.GetWorkflowError())
 	require.ErrorContains(t, early, "a sign-off is taken only while AWAITING_SIGNOFF")
@@ -95,12 +95,12 @@ func TestMaintenanceEscalatesAndFails(t *testing.T) {
 	var mid MaintenanceStatus
 	s.at(11*time.Minute, func() { mid = s.maintStatus(t) })
 	s.at(12*time.Minute, func() {
-		s.env.UpdateWorkflow(UpdateEscalate, "e1", &updateCallbacks{t: t, onComplete: func(v any, err error) { require.NoError(t, err) }}, EscalateRequest{Reason: "parts on back order", By: "tech-7"})
+		s.env.UpdateWorkflow(schemas.UpdateEscalate, "e1", &updateCallbacks{t: t, onComplete: func(v any, err error) { require.NoError(t, err) }}, EscalateRequest{Reason: "parts on back order", By: "tech-7"})
 	})
 	s.at(13*time.Minute, func() {
-		s.env.UpdateWorkflow(UpdateComplete, "c1", &updateCallbacks{t: t}, SignOff{Result: SignOffFail, Notes: "motor worn"})
+		s.env.UpdateWorkflow(schemas.UpdateComplete, "c1", &updateCallbacks{t: t}, SignOff{Result: SignOffFail, Notes: "motor worn"})
 	})
-	s.env.ExecuteWorkflow(MaintenanceWorkflowType, in)
+	s.env.ExecuteWorkflow(schemas.MaintenanceWorkflowType, in)
 	require.True(t, s.env.IsWorkflowCompleted())
 	var res MaintenanceStatus
 	require.NoError(t, s.env.GetWorkflowResult(&res))
@@ -118,7 +118,7 @@ func TestMaintenanceRobotRefusesOrder(t *testing.T) {
 	s := newMaintEnv(t)
 	s.signal(time.Second, schemas.RobotEvent{RobotID: "acme/AMR-001", OrderID: "older", Errors: []vda5050.Error{{ErrorType: "orderError", ErrorLevel: vda5050.ErrorWarning,
 		ErrorReferences: []vda5050.Reference{{ReferenceKey: "orderId", ReferenceValue: maintID}}, ErrorDescription: "no route"}}})
-	s.env.ExecuteWorkflow(MaintenanceWorkflowType, maintInput())
+	s.env.ExecuteWorkflow(schemas.MaintenanceWorkflowType, maintInput())
 	var res MaintenanceStatus
 	require.NoError(t, s.env.GetWorkflowResult(&res))
 	require.Equal(t, MaintOutOfService, res.State)
@@ -138,9 +138,9 @@ func TestMaintenanceOfAnUnreachableRobot(t *testing.T) {
 	var mid MaintenanceStatus
 	s.at(Maint.UnavailableFor+2*Maint.RequeueAfter, func() { mid = s.maintStatus(t) })
 	s.at(time.Hour, func() {
-		s.env.UpdateWorkflow(UpdateComplete, "c1", &updateCallbacks{t: t}, SignOff{Result: SignOffPass, Notes: "motor replaced"})
+		s.env.UpdateWorkflow(schemas.UpdateComplete, "c1", &updateCallbacks{t: t}, SignOff{Result: SignOffPass, Notes: "motor replaced"})
 	})
-	s.env.ExecuteWorkflow(MaintenanceWorkflowType, maintInput())
+	s.env.ExecuteWorkflow(schemas.MaintenanceWorkflowType, maintInput())
 	var res MaintenanceStatus
 	require.NoError(t, s.env.GetWorkflowResult(&res))
 	require.Equal(t, MaintAwaitSignOff, mid.State)
@@ -158,7 +158,7 @@ func TestMaintenanceCancelledWhileDriving(t *testing.T) {
 	s := newMaintEnv(t)
 	s.signal(time.Second, schemas.RobotEvent{RobotID: "acme/AMR-001", OrderID: maintID, LastNodeID: "A1", NodesRemaining: 2, EdgesRemaining: 2, Driving: true})
 	s.at(2*time.Second, func() { s.env.CancelWorkflow() })
-	s.env.ExecuteWorkflow(MaintenanceWorkflowType, maintInput())
+	s.env.ExecuteWorkflow(schemas.MaintenanceWorkflowType, maintInput())
 	var res MaintenanceStatus
 	require.NoError(t, s.env.GetWorkflowResult(&res))
 	require.Equal(t, MaintCancelled, res.State)

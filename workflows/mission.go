@@ -33,22 +33,6 @@ const (
 	MissionFailed           = "FAILED"
 )
 
-// Application error types a mission fails with.
-const (
-	ErrInvalidMission     = "InvalidMission"
-	ErrRobotRejectedOrder = "RobotRejectedOrder"
-	ErrRobotFatal         = "RobotFatalError"
-	ErrRobotDisconnected  = "RobotDisconnected"
-	ErrActionFailed       = "ActionFailed"
-	ErrMissionTimeout     = "MissionTimeout"
-	// ErrRobotUnresponsive: the robot's state never showed the order,
-	// however often it was sent (robots.orderAckTimeout × orderResends).
-	ErrRobotUnresponsive = "RobotUnresponsive"
-	// ErrRobotStalled: the robot made no progress for Timings.StallTimeout
-	// while not paused (and no other robot could take over).
-	ErrRobotStalled = "RobotStalled"
-)
-
 // Error types a vehicle reports when it refuses an order (VDA 5050 §6.10.7).
 const (
 	robotErrNoRoute = "noRouteError"
@@ -246,8 +230,8 @@ var Timings = MissionTimings{
 }
 
 var (
-	saRobotID      = temporal.NewSearchAttributeKeyKeyword(SearchAttrRobotID)
-	saMissionState = temporal.NewSearchAttributeKeyKeyword(SearchAttrMissionState)
+	saRobotID      = temporal.NewSearchAttributeKeyKeyword(schemas.SearchAttrRobotID)
+	saMissionState = temporal.NewSearchAttributeKeyKeyword(schemas.SearchAttrMissionState)
 )
 
 type mission struct {
@@ -364,7 +348,7 @@ type mission struct {
 // answered only by the robot: a refusal (its actionState FAILED, or an error
 // naming the action or the message) or no answer within
 // Timings.ConfirmTimeout fails the update with the robot's reason
-// (ErrRobotRefused) and the mission goes on; a mission that then completes
+// (schemas.ErrRobotRefused) and the mission goes on; a mission that then completes
 // says "cancel not applied: <reason>". Query: status.
 //
 // An order the robot's state does not show within the order-ack timeout is
@@ -404,39 +388,39 @@ func Mission(ctx workflow.Context, in MissionInput) (MissionResult, error) {
 }
 
 func (m *mission) registerHandlers(ctx workflow.Context) error {
-	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (MissionStatus, error) {
+	if err := workflow.SetQueryHandler(ctx, schemas.QueryStatus, func() (MissionStatus, error) {
 		return m.status, nil
 	}); err != nil {
 		return err
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateCancel, m.cancel,
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, schemas.UpdateCancel, m.cancel,
 		workflow.UpdateHandlerOptions{Validator: m.validateCancel}); err != nil {
 		return err
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdatePause, m.pause,
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, schemas.UpdatePause, m.pause,
 		workflow.UpdateHandlerOptions{Validator: m.validatePause}); err != nil {
 		return err
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateResume, m.resume,
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, schemas.UpdateResume, m.resume,
 		workflow.UpdateHandlerOptions{Validator: m.validateResume}); err != nil {
 		return err
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateResolve, m.resolve,
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, schemas.UpdateResolve, m.resolve,
 		workflow.UpdateHandlerOptions{Validator: m.validateResolve}); err != nil {
 		return err
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateReprioritize, m.reprioritize,
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, schemas.UpdateReprioritize, m.reprioritize,
 		workflow.UpdateHandlerOptions{Validator: m.validateReprioritize}); err != nil {
 		return err
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateAccept, m.accept,
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, schemas.UpdateAccept, m.accept,
 		workflow.UpdateHandlerOptions{Validator: m.validateAccept}); err != nil {
 		return err
 	}
 	if err := m.registerWMS(ctx); err != nil {
 		return err
 	}
-	events := workflow.GetSignalChannel(ctx, SignalRobotEvent)
+	events := workflow.GetSignalChannel(ctx, schemas.SignalRobotEvent)
 	workflow.Go(ctx, func(gctx workflow.Context) {
 		for {
 			var ev schemas.RobotEvent
@@ -446,7 +430,7 @@ func (m *mission) registerHandlers(ctx workflow.Context) error {
 			m.apply(gctx, ev)
 		}
 	})
-	avail := workflow.GetSignalChannel(ctx, SignalRobotAvailable)
+	avail := workflow.GetSignalChannel(ctx, schemas.SignalRobotAvailable)
 	workflow.Go(ctx, func(gctx workflow.Context) {
 		for avail.Receive(gctx, nil) {
 			m.wake = true
@@ -479,7 +463,7 @@ func (m *mission) cancel(ctx workflow.Context, req CancelRequest) (MissionStatus
 	}
 	if reason := m.cancelRefusals[ticket]; reason != "" && !m.finished {
 		return m.status, temporal.NewApplicationError(fmt.Sprintf("robot %s refused cancelOrder: %s; mission %s goes on (%s)",
-			m.status.RobotID, reason, m.status.MissionID, m.status.State), ErrRobotRefused)
+			m.status.RobotID, reason, m.status.MissionID, m.status.State), schemas.ErrRobotRefused)
 	}
 	if m.status.State != MissionCancelled {
 		why := m.cancelNotApplied
@@ -487,7 +471,7 @@ func (m *mission) cancel(ctx workflow.Context, req CancelRequest) (MissionStatus
 			why = "the mission ended before the robot applied it"
 		}
 		return m.status, temporal.NewApplicationError(fmt.Sprintf("mission %s ended %s, cancel not applied: %s",
-			m.status.MissionID, m.status.State, why), ErrRobotRefused)
+			m.status.MissionID, m.status.State, why), schemas.ErrRobotRefused)
 	}
 	return m.status, nil
 }
@@ -556,7 +540,7 @@ func (m *mission) setPause(ctx workflow.Context, on bool) (MissionStatus, error)
 		return m.status, err
 	}
 	if reason := m.pauseRefusals[ticket]; reason != "" {
-		return m.status, temporal.NewApplicationError(fmt.Sprintf("robot %s refused %s: %s (state %s)", m.status.RobotID, pauseAction(on), reason, m.status.State), ErrRobotRefused)
+		return m.status, temporal.NewApplicationError(fmt.Sprintf("robot %s refused %s: %s (state %s)", m.status.RobotID, pauseAction(on), reason, m.status.State), schemas.ErrRobotRefused)
 	}
 	if m.outcome != "" {
 		return m.status, fmt.Errorf("mission ended (%s) before the robot confirmed %s", m.outcome, pauseAction(on))
@@ -576,7 +560,7 @@ func pauseAction(on bool) string {
 func (m *mission) run(ctx workflow.Context) (MissionResult, error) {
 	spec := m.in.Spec
 	if err := checkSpec(spec); err != nil {
-		return m.fail(ctx, ErrInvalidMission, err.Error())
+		return m.fail(ctx, schemas.ErrInvalidMission, err.Error())
 	}
 	m.setDetails(ctx)
 
@@ -590,7 +574,7 @@ func (m *mission) run(ctx workflow.Context) (MissionResult, error) {
 
 	var plan schemas.PlanMissionResult
 	if err := planMission.retry(ctx, "check mission against site map", schemas.PlanMissionInput{Spec: spec, Client: m.in.Client}, &plan, storeOptions("check mission against site map"), m.deadline); err != nil {
-		return m.fail(ctx, errType(err, ErrInvalidMission), err.Error())
+		return m.fail(ctx, errType(err, schemas.ErrInvalidMission), err.Error())
 	}
 	m.metricStarted(ctx)
 	if plan.Webhook && m.in.Client != "" {
@@ -635,7 +619,7 @@ func (m *mission) run(ctx workflow.Context) (MissionResult, error) {
 	default:
 		// A refused first order left the robot nothing to stop; a refused
 		// order update leaves it driving the part it accepted before.
-		if m.orderSent && m.cancelAct == nil && (m.failType != ErrRobotRejectedOrder || m.status.OrderUpdates > 0) {
+		if m.orderSent && m.cancelAct == nil && (m.failType != schemas.ErrRobotRejectedOrder || m.status.OrderUpdates > 0) {
 			// Stop the robot working on a failed mission before releasing it
 			// (a robot that is gone may hear it when it comes back: it would
 			// drive on with its released base, VDA 5050 §4.1).
@@ -689,7 +673,7 @@ func (m *mission) reserve(ctx workflow.Context, req schemas.ReserveRobotInput) (
 				r, err := m.end(ctx, MissionCancelled, "", m.cancelReason())
 				return r, err, true
 			}
-			r, err := m.fail(ctx, ErrMissionTimeout, fmt.Sprintf("no robot became free within the mission's deadline (%s)", m.deadline.Sub(m.startedAt)))
+			r, err := m.fail(ctx, schemas.ErrMissionTimeout, fmt.Sprintf("no robot became free within the mission's deadline (%s)", m.deadline.Sub(m.startedAt)))
 			return r, err, true
 		}
 	}
@@ -773,13 +757,13 @@ func (m *mission) drive(ctx workflow.Context) (MissionResult, error, bool) {
 		}
 		m.settleControls(ctx, workflow.Now(ctx))
 		if m.connLost != "" && !workflow.Now(ctx).Before(m.connLostAt.Add(m.grace)) {
-			m.giveUp(ErrRobotDisconnected, fmt.Sprintf("robot %s lost its connection (%s) and was not heard from within %s",
+			m.giveUp(schemas.ErrRobotDisconnected, fmt.Sprintf("robot %s lost its connection (%s) and was not heard from within %s",
 				m.status.RobotID, m.connLost, m.grace))
 			break
 		}
 		atHold := m.hold != nil && m.hold.arrived
 		if m.orderAcked && !m.status.Paused && m.cancelAct == nil && !atHold && !workflow.Now(ctx).Before(m.progressAt.Add(Timings.StallTimeout)) {
-			m.giveUp(ErrRobotStalled, fmt.Sprintf("robot %s made no progress for %s", m.status.RobotID, Timings.StallTimeout))
+			m.giveUp(schemas.ErrRobotStalled, fmt.Sprintf("robot %s made no progress for %s", m.status.RobotID, Timings.StallTimeout))
 			break
 		}
 		if m.replanWanted && m.outcome == "" {
@@ -794,7 +778,7 @@ func (m *mission) drive(ctx workflow.Context) (MissionResult, error, bool) {
 			m.reconcile(ctx)
 			if !m.orderAcked && m.outcome == "" {
 				if m.status.OrderSends > m.orderResends {
-					m.decideFail(ErrRobotUnresponsive, fmt.Sprintf("robot %s never showed order %s (orderUpdateId %d) in its state: sent %d times, %s apart",
+					m.decideFail(schemas.ErrRobotUnresponsive, fmt.Sprintf("robot %s never showed order %s (orderUpdateId %d) in its state: sent %d times, %s apart",
 						m.status.RobotID, m.vdaOrderID, m.orderUpdateID, m.status.OrderSends, m.ackTimeout))
 					break
 				}
@@ -812,7 +796,7 @@ func (m *mission) drive(ctx workflow.Context) (MissionResult, error, bool) {
 		if left <= 0 {
 			m.cancelSeq++
 			_, _ = m.sendInstant(ctx, vda5050.ActionCancelOrder, fmt.Sprintf("%s%stimeout-cancel-%d", m.orderID, schemas.InstantActionSeparator, m.cancelSeq))
-			r, err := m.fail(ctx, ErrMissionTimeout, fmt.Sprintf("mission did not finish within %s", m.deadline.Sub(m.startedAt)))
+			r, err := m.fail(ctx, schemas.ErrMissionTimeout, fmt.Sprintf("mission did not finish within %s", m.deadline.Sub(m.startedAt)))
 			return r, err, true
 		}
 		wait = min(wait, left)
@@ -999,7 +983,7 @@ func (m *mission) buildOrder(ctx workflow.Context) (MissionResult, error) {
 	to, h := m.partEnd(m.fromStep)
 	in := schemas.BuildOrderInput{
 		Spec: m.in.Spec, RobotID: m.status.RobotID, OrderID: m.vdaOrderID, OrderUpdateID: m.orderUpdateID, FromStep: m.fromStep,
-		HoldLast: h != nil && h.signal == SignalLoadReady,
+		HoldLast: h != nil && h.signal == schemas.SignalLoadReady,
 	}
 	if to < len(m.in.Spec.Steps) {
 		in.ToStep = to
@@ -1189,7 +1173,7 @@ func (m *mission) apply(ctx workflow.Context, ev schemas.RobotEvent) {
 	for _, e := range ev.Errors {
 		if e.ErrorLevel == vda5050.ErrorFatal {
 			if m.failover == "" {
-				m.giveUp(ErrRobotFatal, fmt.Sprintf("robot %s FATAL error %s: %s", ev.RobotID, e.ErrorType, e.ErrorDescription))
+				m.giveUp(schemas.ErrRobotFatal, fmt.Sprintf("robot %s FATAL error %s: %s", ev.RobotID, e.ErrorType, e.ErrorDescription))
 			}
 			return
 		}
@@ -1198,7 +1182,7 @@ func (m *mission) apply(ctx workflow.Context, ev schemas.RobotEvent) {
 				m.replanWanted = true
 				continue
 			}
-			m.decideFail(ErrRobotRejectedOrder, fmt.Sprintf("robot %s rejected order %s: %s: %s", ev.RobotID, m.vdaOrderID, e.ErrorType, e.ErrorDescription))
+			m.decideFail(schemas.ErrRobotRejectedOrder, fmt.Sprintf("robot %s rejected order %s: %s: %s", ev.RobotID, m.vdaOrderID, e.ErrorType, e.ErrorDescription))
 			return
 		}
 	}
@@ -1216,7 +1200,7 @@ func (m *mission) apply(ctx workflow.Context, ev schemas.RobotEvent) {
 				cancelled = true
 				break
 			}
-			m.decideFail(ErrActionFailed, fmt.Sprintf("action %s (%s) failed on robot %s: %s", as.ActionID, as.ActionType, ev.RobotID, as.ResultDescription))
+			m.decideFail(schemas.ErrActionFailed, fmt.Sprintf("action %s (%s) failed on robot %s: %s", as.ActionID, as.ActionType, ev.RobotID, as.ResultDescription))
 			return
 		}
 	}

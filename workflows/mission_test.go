@@ -75,7 +75,7 @@ func (f *fakeActivities) route(ctx context.Context) {
 
 func (f *fakeActivities) PlanMission(ctx context.Context, in schemas.PlanMissionInput) (schemas.PlanMissionResult, error) {
 	if slices.ContainsFunc(in.Spec.Steps, func(s schemas.MissionStep) bool { return s.Station == "nowhere" }) {
-		return schemas.PlanMissionResult{}, temporal.NewNonRetryableApplicationError("unknown station nowhere", ErrInvalidMission, nil)
+		return schemas.PlanMissionResult{}, temporal.NewNonRetryableApplicationError("unknown station nowhere", schemas.ErrInvalidMission, nil)
 	}
 	return schemas.PlanMissionResult{FirstStationNode: "B1", X: 4, Y: 2, Webhook: in.Client == "acme-wms"}, nil
 }
@@ -240,7 +240,7 @@ func newEnv(t *testing.T) *suite {
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.SetStartWorkflowOptions(clientOptions(wfID))
 	s.env.RegisterWorkflow(Mission)
-	s.env.RegisterWorkflowWithOptions(WMSEvents, workflow.RegisterOptions{Name: WMSEventsWorkflowType})
+	s.env.RegisterWorkflowWithOptions(WMSEvents, workflow.RegisterOptions{Name: schemas.WMSEventsWorkflowType})
 	s.env.RegisterActivity(s.acts)
 	return s
 }
@@ -260,11 +260,11 @@ func finished() schemas.RobotEvent {
 func (s *suite) at(d time.Duration, fn func()) { s.env.RegisterDelayedCallback(fn, d) }
 
 func (s *suite) signal(d time.Duration, ev schemas.RobotEvent) {
-	s.at(d, func() { s.env.SignalWorkflow(SignalRobotEvent, ev) })
+	s.at(d, func() { s.env.SignalWorkflow(schemas.SignalRobotEvent, ev) })
 }
 
 func (s *suite) status(t *testing.T) MissionStatus {
-	v, err := s.env.QueryWorkflow(QueryStatus)
+	v, err := s.env.QueryWorkflow(schemas.QueryStatus)
 	require.NoError(t, err)
 	var st MissionStatus
 	require.NoError(t, v.Get(&st))
@@ -333,7 +333,7 @@ func TestMissionQueuedUntilRobotFree(t *testing.T) {
 	s.acts.queued = 1
 	var queued MissionStatus
 	s.at(time.Second, func() { queued = s.status(t) })
-	s.at(2*time.Second, func() { s.env.SignalWorkflow(SignalRobotAvailable, nil) })
+	s.at(2*time.Second, func() { s.env.SignalWorkflow(schemas.SignalRobotAvailable, nil) })
 	s.signal(3*time.Second, finished())
 	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
 	r, err := s.result(t)
@@ -362,7 +362,7 @@ func TestMissionCancelWhileQueued(t *testing.T) {
 	var upd MissionStatus
 	var updErr error
 	s.at(time.Second, func() {
-		s.env.UpdateWorkflow(UpdateCancel, "u1", &updateCallbacks{t: t, onComplete: func(v any, err error) { updErr = err; upd = v.(MissionStatus) }}, CancelRequest{Reason: "wms withdrew", By: "wms"})
+		s.env.UpdateWorkflow(schemas.UpdateCancel, "u1", &updateCallbacks{t: t, onComplete: func(v any, err error) { updErr = err; upd = v.(MissionStatus) }}, CancelRequest{Reason: "wms withdrew", By: "wms"})
 	})
 	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
 	r, err := s.result(t)
@@ -381,7 +381,7 @@ func TestMissionCancelWhileDriving(t *testing.T) {
 	var updErr error
 	s.signal(time.Second, driving("B1", 2, 1))
 	s.at(2*time.Second, func() {
-		s.env.UpdateWorkflow(UpdateCancel, "u1", &updateCallbacks{t: t, onComplete: func(v any, err error) { updErr = err; upd = v.(MissionStatus) }}, CancelRequest{Reason: "blocked aisle", By: "operator"})
+		s.env.UpdateWorkflow(schemas.UpdateCancel, "u1", &updateCallbacks{t: t, onComplete: func(v any, err error) { updErr = err; upd = v.(MissionStatus) }}, CancelRequest{Reason: "blocked aisle", By: "operator"})
 	})
 	var cancelling MissionStatus
 	s.at(3*time.Second, func() { cancelling = s.status(t) })
@@ -407,17 +407,17 @@ func TestMissionPauseResume(t *testing.T) {
 	var paused, resumed MissionStatus
 	s.signal(time.Second, driving("A1", 0, 2))
 	s.at(2*time.Second, func() {
-		s.env.UpdateWorkflow(UpdatePause, "p1", &updateCallbacks{t: t, onComplete: func(v any, err error) { require.NoError(t, err); paused = v.(MissionStatus) }})
+		s.env.UpdateWorkflow(schemas.UpdatePause, "p1", &updateCallbacks{t: t, onComplete: func(v any, err error) { require.NoError(t, err); paused = v.(MissionStatus) }})
 	})
 	ev := driving("A1", 0, 2)
 	ev.Driving, ev.Paused = false, true
 	s.signal(3*time.Second, ev)
 	var rejectedPause error
 	s.at(4*time.Second, func() {
-		s.env.UpdateWorkflow(UpdatePause, "p2", &updateCallbacks{t: t, onReject: func(err error) { rejectedPause = err }})
+		s.env.UpdateWorkflow(schemas.UpdatePause, "p2", &updateCallbacks{t: t, onReject: func(err error) { rejectedPause = err }})
 	})
 	s.at(5*time.Second, func() {
-		s.env.UpdateWorkflow(UpdateResume, "r1", &updateCallbacks{t: t, onComplete: func(v any, err error) { require.NoError(t, err); resumed = v.(MissionStatus) }})
+		s.env.UpdateWorkflow(schemas.UpdateResume, "r1", &updateCallbacks{t: t, onComplete: func(v any, err error) { require.NoError(t, err); resumed = v.(MissionStatus) }})
 	})
 	s.signal(6*time.Second, driving("A1", 0, 2))
 	s.signal(7*time.Second, finished())
@@ -522,7 +522,7 @@ func TestMissionFatalAfterLastHandoverFails(t *testing.T) {
 	s.signal(5*time.Second, fatal("acme/AMR-003"))
 	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
 	_, err := s.result(t)
-	require.Equal(t, ErrRobotFatal, appErrType(err))
+	require.Equal(t, schemas.ErrRobotFatal, appErrType(err))
 	require.Contains(t, err.Error(), "after 2 handovers")
 	require.Len(t, s.acts.releases, 3, "every robot is released")
 }
@@ -552,7 +552,7 @@ func TestMissionLoadOnBoardWaitsForOperator(t *testing.T) {
 			s.at(2*time.Second, func() { waiting = s.status(t) })
 			var up updateOutcome
 			if c.req != nil {
-				s.update(t, 3*time.Second, UpdateResolve, &up, *c.req)
+				s.update(t, 3*time.Second, schemas.UpdateResolve, &up, *c.req)
 			}
 			s.signal(time.Minute, on("acme/AMR-002", handed(finished(), 1)))
 			s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
@@ -562,7 +562,7 @@ func TestMissionLoadOnBoardWaitsForOperator(t *testing.T) {
 			require.Contains(t, waiting.LastError, "load on board")
 			if c.want == MissionFailed {
 				require.Error(t, err)
-				require.Equal(t, ErrRobotFatal, appErrType(err))
+				require.Equal(t, schemas.ErrRobotFatal, appErrType(err))
 				return
 			}
 			require.NoError(t, err)
@@ -578,7 +578,7 @@ func TestMissionResolveRefusedUnlessWaiting(t *testing.T) {
 	s := newEnv(t)
 	var rejected error
 	s.at(time.Second, func() {
-		s.env.UpdateWorkflow(UpdateResolve, "r1", &updateCallbacks{t: t, onReject: func(err error) { rejected = err }}, ResolveRequest{Decision: DecisionReassign})
+		s.env.UpdateWorkflow(schemas.UpdateResolve, "r1", &updateCallbacks{t: t, onReject: func(err error) { rejected = err }}, ResolveRequest{Decision: DecisionReassign})
 	})
 	s.signal(2*time.Second, finished())
 	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
@@ -631,7 +631,7 @@ func TestMissionRobotRejectsOrder(t *testing.T) {
 		ErrorReferences: []vda5050.Reference{{ReferenceKey: "orderId", ReferenceValue: wfID}}}}})
 	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
 	_, err := s.result(t)
-	require.Equal(t, ErrRobotRejectedOrder, appErrType(err))
+	require.Equal(t, schemas.ErrRobotRejectedOrder, appErrType(err))
 	require.Contains(t, err.Error(), "orderError")
 	require.Len(t, s.acts.releases, 1)
 	require.Len(t, s.acts.builds, 1, "only noRouteError is planned again")
@@ -672,7 +672,7 @@ func TestMissionFailsWhenReplannedOrderIsRefusedToo(t *testing.T) {
 	s.signal(2*time.Second, noRoute("1"))
 	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
 	_, err := s.result(t)
-	require.Equal(t, ErrRobotRejectedOrder, appErrType(err))
+	require.Equal(t, schemas.ErrRobotRejectedOrder, appErrType(err))
 	require.Contains(t, err.Error(), "noRouteError")
 	require.Len(t, s.acts.builds, 2)
 	require.Len(t, s.acts.releases, 1)
@@ -699,7 +699,7 @@ func TestMissionBadSpecStartsNothing(t *testing.T) {
 			s := newEnv(t)
 			s.env.ExecuteWorkflow(Mission, MissionInput{Spec: sp})
 			_, err := s.result(t)
-			require.Equal(t, ErrInvalidMission, appErrType(err))
+			require.Equal(t, schemas.ErrInvalidMission, appErrType(err))
 			require.Empty(t, s.acts.reserves, "a rejected mission reserves nothing")
 			require.Empty(t, s.acts.orders)
 		})
@@ -713,7 +713,7 @@ func TestMissionTimeout(t *testing.T) {
 	s.signal(time.Second, driving("A1", 0, 2)) // the robot took the order, and never finishes
 	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: sp})
 	_, err := s.result(t)
-	require.Equal(t, ErrMissionTimeout, appErrType(err))
+	require.Equal(t, schemas.ErrMissionTimeout, appErrType(err))
 	require.Len(t, s.acts.releases, 1)
 	require.Equal(t, vda5050.ActionCancelOrder, s.acts.instant[0].ActionType, "a timed-out mission stops the robot")
 }
@@ -743,8 +743,8 @@ func (u *updateCallbacks) Complete(success any, err error) {
 // not be lost while the send is in flight.
 func TestMissionEventsDuringSendAreKept(t *testing.T) {
 	s := newEnv(t)
-	s.env.OnActivity(ActivitySendOrder, mock.Anything, mock.Anything).Return(func(ctx context.Context, in schemas.SendOrderInput) (schemas.SendResult, error) {
-		s.env.SignalWorkflow(SignalRobotEvent, finished())
+	s.env.OnActivity(schemas.ActivitySendOrder, mock.Anything, mock.Anything).Return(func(ctx context.Context, in schemas.SendOrderInput) (schemas.SendResult, error) {
+		s.env.SignalWorkflow(schemas.SignalRobotEvent, finished())
 		return schemas.SendResult{}, nil
 	})
 	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
@@ -780,13 +780,13 @@ func TestMissionCancelRefusedByRobot(t *testing.T) {
 	s := newEnv(t)
 	var up updateOutcome
 	s.signal(time.Second, driving("A1", 0, 2))
-	s.update(t, 2*time.Second, UpdateCancel, &up, CancelRequest{Reason: "aisle blocked", By: "op"})
+	s.update(t, 2*time.Second, schemas.UpdateCancel, &up, CancelRequest{Reason: "aisle blocked", By: "op"})
 	s.at(3*time.Second, func() {
 		ev := driving("B1", 2, 1)
 		ev.Errors = []vda5050.Error{{ErrorType: "validationError", ErrorLevel: vda5050.ErrorWarning,
 			ErrorDescription: "invalid instant actions: must have required property 'instantActions'",
 			ErrorReferences:  []vda5050.Reference{{ReferenceKey: "topic", ReferenceValue: "instantActions"}, {ReferenceKey: "headerId", ReferenceValue: fmt.Sprint(s.acts.headerID)}}}}
-		s.env.SignalWorkflow(SignalRobotEvent, ev)
+		s.env.SignalWorkflow(schemas.SignalRobotEvent, ev)
 	})
 	var mid MissionStatus
 	s.at(4*time.Second, func() { mid = s.status(t) })
@@ -796,7 +796,7 @@ func TestMissionCancelRefusedByRobot(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, up.done)
 	require.Error(t, up.err, "a refused cancel is never reported as done")
-	require.Equal(t, ErrRobotRefused, appErrType(up.err))
+	require.Equal(t, schemas.ErrRobotRefused, appErrType(up.err))
 	require.Contains(t, up.err.Error(), "validationError")
 	require.Equal(t, MissionDriving, mid.State, "the mission goes on")
 	require.Contains(t, mid.CancelNotApplied, "validationError")
@@ -812,8 +812,8 @@ func TestMissionCancelNotConfirmedThenRetried(t *testing.T) {
 	s := newEnv(t)
 	var first, second updateOutcome
 	s.signal(time.Second, driving("A1", 0, 2))
-	s.update(t, 2*time.Second, UpdateCancel, &first, CancelRequest{Reason: "one"})
-	s.update(t, 2*time.Second+Timings.ConfirmTimeout+5*time.Second, UpdateCancel, &second, CancelRequest{Reason: "two"})
+	s.update(t, 2*time.Second, schemas.UpdateCancel, &first, CancelRequest{Reason: "one"})
+	s.update(t, 2*time.Second+Timings.ConfirmTimeout+5*time.Second, schemas.UpdateCancel, &second, CancelRequest{Reason: "two"})
 	stale := driving("A1", 0, 2)
 	stale.ActionStates = append(stale.ActionStates, vda5050.ActionState{ActionID: wfID + "#cancel-1", ActionStatus: vda5050.ActionFailed, ResultDescription: "late"})
 	s.signal(2*time.Second+Timings.ConfirmTimeout+10*time.Second, stale)
@@ -842,7 +842,7 @@ func TestMissionCompletedBeforeCancelTook(t *testing.T) {
 	s := newEnv(t)
 	var up updateOutcome
 	s.signal(time.Second, driving("B1", 2, 1))
-	s.update(t, 2*time.Second, UpdateCancel, &up, CancelRequest{})
+	s.update(t, 2*time.Second, schemas.UpdateCancel, &up, CancelRequest{})
 	done := finished()
 	done.ActionStates = append(done.ActionStates, vda5050.ActionState{ActionID: wfID + "#cancel-1", ActionStatus: vda5050.ActionFailed, ResultDescription: "no order to cancel"})
 	s.signal(3*time.Second, done)
@@ -859,12 +859,12 @@ func TestMissionPauseRefusedByRobot(t *testing.T) {
 	s := newEnv(t)
 	var up updateOutcome
 	s.signal(time.Second, driving("A1", 0, 2))
-	s.update(t, 2*time.Second, UpdatePause, &up)
+	s.update(t, 2*time.Second, schemas.UpdatePause, &up)
 	s.at(3*time.Second, func() {
 		ev := driving("A1", 0, 2)
 		ev.Errors = []vda5050.Error{{ErrorType: "instantActionError", ErrorLevel: vda5050.ErrorWarning, ErrorDescription: "instant action is not executable: not supported",
 			ErrorReferences: []vda5050.Reference{{ReferenceKey: "topic", ReferenceValue: "instantActions"}, {ReferenceKey: "actionId", ReferenceValue: wfID + "#startPause-1"}}}}
-		s.env.SignalWorkflow(SignalRobotEvent, ev)
+		s.env.SignalWorkflow(schemas.SignalRobotEvent, ev)
 	})
 	var mid MissionStatus
 	s.at(4*time.Second, func() { mid = s.status(t) })
@@ -873,7 +873,7 @@ func TestMissionPauseRefusedByRobot(t *testing.T) {
 	r, err := s.result(t)
 	require.NoError(t, err)
 	require.True(t, up.done)
-	require.Equal(t, ErrRobotRefused, appErrType(up.err))
+	require.Equal(t, schemas.ErrRobotRefused, appErrType(up.err))
 	require.Contains(t, up.err.Error(), "not supported")
 	require.Equal(t, MissionDriving, mid.State)
 	require.False(t, mid.Paused)
@@ -904,7 +904,7 @@ func TestMissionRobotUnresponsive(t *testing.T) {
 	s.acts.snapshot = &idle
 	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
 	_, err := s.result(t)
-	require.Equal(t, ErrRobotUnresponsive, appErrType(err))
+	require.Equal(t, schemas.ErrRobotUnresponsive, appErrType(err))
 	require.Len(t, s.acts.orders, 1+Timings.OrderResends)
 	require.Contains(t, err.Error(), "never showed order")
 	require.Len(t, s.acts.releases, 1)
@@ -914,7 +914,7 @@ func TestMissionRobotUnresponsive(t *testing.T) {
 
 func r0(t *testing.T, s *suite) time.Time {
 	var st MissionStatus
-	v, err := s.env.QueryWorkflow(QueryStatus)
+	v, err := s.env.QueryWorkflow(schemas.QueryStatus)
 	require.NoError(t, err)
 	require.NoError(t, v.Get(&st))
 	return st.StartedAt
@@ -1010,7 +1010,7 @@ func auditKinds(audits []schemas.AuditInput, prefix string) []string {
 // ends cancelled, not failed.
 func TestMissionTemporalCancelDuringActivity(t *testing.T) {
 	s := newEnv(t)
-	s.env.OnActivity(ActivityBuildOrder, mock.Anything, mock.Anything).Return(func(ctx context.Context, in schemas.BuildOrderInput) (schemas.BuildOrderResult, error) {
+	s.env.OnActivity(schemas.ActivityBuildOrder, mock.Anything, mock.Anything).Return(func(ctx context.Context, in schemas.BuildOrderInput) (schemas.BuildOrderResult, error) {
 		s.env.CancelWorkflow()
 		return schemas.BuildOrderResult{}, errors.New("interrupted")
 	})
@@ -1064,7 +1064,7 @@ func TestMissionLateCancelConfirmation(t *testing.T) {
 	s := newEnv(t)
 	var up updateOutcome
 	s.signal(time.Second, driving("A1", 0, 2))
-	s.update(t, 2*time.Second, UpdateCancel, &up, CancelRequest{Reason: "late"})
+	s.update(t, 2*time.Second, schemas.UpdateCancel, &up, CancelRequest{Reason: "late"})
 	late := driving("A1", 0, 0)
 	late.Driving = false
 	late.ActionStates[0].ActionStatus = vda5050.ActionFailed // the pick, cancelled with its order

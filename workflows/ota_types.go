@@ -6,31 +6,6 @@ import (
 	"github.com/fleetflow/fleetflow/schemas"
 )
 
-// OTA workflow types, IDs and names (DESIGN: rollout-<id>,
-// rollout-<id>-robot-<robotId>).
-const (
-	RolloutWorkflowType     = "Rollout"
-	RobotUpdateWorkflowType = "RobotUpdate"
-
-	// UpdateAbort stops a rollout (argument AbortRequest).
-	UpdateAbort = "abort"
-	// UpdatePromote ends the current soak time early.
-	UpdatePromote = "promote"
-
-	// ActionSoftwareUpdate is the manufacturer-specific instant action that
-	// carries an update to a robot (DESIGN: OTA travels as an instant action
-	// whose progress comes back in actionStates). Its parameters are the
-	// SoftwareUpdateParam* keys.
-	ActionSoftwareUpdate = schemas.ActionSoftwareUpdate
-
-	SoftwareUpdateParamArtifactURL = schemas.SoftwareUpdateParamArtifactURL
-	SoftwareUpdateParamManifestURL = schemas.SoftwareUpdateParamManifestURL
-	SoftwareUpdateParamSignature   = schemas.SoftwareUpdateParamSignature
-	SoftwareUpdateParamSHA256      = schemas.SoftwareUpdateParamSHA256
-	SoftwareUpdateParamVersion     = schemas.SoftwareUpdateParamVersion
-	SoftwareUpdateParamRollback    = schemas.SoftwareUpdateParamRollback
-)
-
 // Rollout states (status query, MissionState-like details in the Web UI).
 const (
 	RolloutVerifying   = "VERIFYING"
@@ -45,30 +20,24 @@ const (
 	RolloutFailed      = "FAILED"
 )
 
-// Per-robot update states.
+// RobotUpdate states (RobotOutcome.State, the rollout status per robot);
+// not to be confused with Temporal updates (schemas.Update*).
 const (
-	UpdatePending     = "PENDING"
-	UpdateWaiting     = "WAITING_FOR_ROBOT" // reservation queued: the robot is on a mission
-	UpdateSent        = "SENT"
-	UpdateDownloading = "DOWNLOADING"
-	UpdateVerifying   = "VERIFYING"
-	UpdateInstalling  = "INSTALLING"
-	UpdateRebooting   = "REBOOTING"
-	UpdateHealthCheck = "HEALTH_CHECK"
-	UpdateRollingBack = "ROLLING_BACK"
-	UpdateSucceeded   = "SUCCEEDED"
-	UpdateFailed      = "FAILED"
-	UpdateTimedOut    = "TIMED_OUT"
-	UpdateRolledBack  = "ROLLED_BACK" // updated, then rolled back because the rollout aborted
-	UpdateSkipped     = "SKIPPED"     // already on the version when reserved
-	UpdateCancelled   = "CANCELLED"   // never started: the rollout aborted first
-)
-
-// Error types the OTA workflows fail with.
-const (
-	ErrInvalidRollout  = "InvalidRollout"
-	ErrArtifactRefused = "ArtifactRefused"
-	ErrNoTargets       = "NoTargets"
+	RobotUpdatePending     = "PENDING"
+	RobotUpdateWaiting     = "WAITING_FOR_ROBOT" // reservation queued: the robot is on a mission
+	RobotUpdateSent        = "SENT"
+	RobotUpdateDownloading = "DOWNLOADING"
+	RobotUpdateVerifying   = "VERIFYING"
+	RobotUpdateInstalling  = "INSTALLING"
+	RobotUpdateRebooting   = "REBOOTING"
+	RobotUpdateHealthCheck = "HEALTH_CHECK"
+	RobotUpdateRollingBack = "ROLLING_BACK"
+	RobotUpdateSucceeded   = "SUCCEEDED"
+	RobotUpdateFailed      = "FAILED"
+	RobotUpdateTimedOut    = "TIMED_OUT"
+	RobotUpdateRolledBack  = "ROLLED_BACK" // updated, then rolled back because the rollout aborted
+	RobotUpdateSkipped     = "SKIPPED"     // already on the version when reserved
+	RobotUpdateCancelled   = "CANCELLED"   // never started: the rollout aborted first
 )
 
 // RolloutInput starts (or, with Carry, continues) a Rollout workflow.

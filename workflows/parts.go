@@ -32,12 +32,6 @@ type LoadSignal struct {
 	By string `json:"by,omitempty"`
 }
 
-// Mission signals from the WMS (see LoadSignal).
-const (
-	SignalLoadReady = schemas.SignalLoadReady
-	SignalLoadTaken = schemas.SignalLoadTaken
-)
-
 // ErrWMSTimeout: a step's waitFor signal did not come within its timeout
 // and the step said to fail.
 const ErrWMSTimeout = "WMSSignalTimeout"
@@ -94,11 +88,11 @@ func (m *mission) partEnd(from int) (to int, h *hold) {
 
 // registerWMS registers the WMS's signals and the append update.
 func (m *mission) registerWMS(ctx workflow.Context) error {
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateAppend, m.appendSteps,
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, schemas.UpdateAppend, m.appendSteps,
 		workflow.UpdateHandlerOptions{Validator: m.validateAppend}); err != nil {
 		return err
 	}
-	ready, taken := workflow.GetSignalChannel(ctx, SignalLoadReady), workflow.GetSignalChannel(ctx, SignalLoadTaken)
+	ready, taken := workflow.GetSignalChannel(ctx, schemas.SignalLoadReady), workflow.GetSignalChannel(ctx, schemas.SignalLoadTaken)
 	workflow.Go(ctx, func(gctx workflow.Context) {
 		sel := workflow.NewSelector(gctx)
 		for _, ch := range []workflow.ReceiveChannel{ready, taken} {
@@ -153,7 +147,7 @@ func (m *mission) settleHold(ctx workflow.Context) {
 		m.status.WaitingFor = ""
 		m.status.Signals = append(m.status.Signals, fmt.Sprintf("%s for step %d (%s) by %s at %s", h.signal, h.step+1,
 			m.in.Spec.Steps[h.step].Station, dash(sig.By), workflow.Now(ctx).UTC().Format(time.RFC3339)))
-		if h.signal == SignalLoadReady {
+		if h.signal == schemas.SignalLoadReady {
 			next = h.step // its action comes now
 		}
 	} else if h.arrived && !workflow.Now(ctx).Before(h.arrivedAt.Add(h.timeout)) {
@@ -163,7 +157,7 @@ func (m *mission) settleHold(ctx workflow.Context) {
 			return
 		}
 		m.waitDone[h.step] = true
-		if h.signal == SignalLoadReady {
+		if h.signal == schemas.SignalLoadReady {
 			m.stepDone[h.step] = true // left out: a next robot does not do it either
 		}
 		m.status.WaitingFor = ""
@@ -192,7 +186,7 @@ func (m *mission) extendOrder(ctx workflow.Context, from int) {
 	to, h := m.partEnd(from)
 	in := schemas.BuildOrderInput{
 		Spec: m.in.Spec, RobotID: m.status.RobotID, OrderID: m.vdaOrderID, OrderUpdateID: m.orderUpdateID + 1, FromStep: from,
-		StitchNode: m.lastNode, StitchSequenceID: 2 * (len(m.nodeIDs) - 1), HoldLast: h != nil && h.signal == SignalLoadReady,
+		StitchNode: m.lastNode, StitchSequenceID: 2 * (len(m.nodeIDs) - 1), HoldLast: h != nil && h.signal == schemas.SignalLoadReady,
 	}
 	if to < len(m.in.Spec.Steps) {
 		in.ToStep = to
@@ -273,7 +267,7 @@ func (m *mission) appendSteps(ctx workflow.Context, req AppendRequest) (MissionS
 	grown.Steps = append(slices.Clip(m.in.Spec.Steps), req.Steps...)
 	var plan schemas.PlanMissionResult
 	if err := planMission.retry(ctx, "check appended steps against site map", schemas.PlanMissionInput{Spec: grown, Client: m.in.Client}, &plan, storeOptions("check appended steps against site map"), m.deadline); err != nil {
-		return m.status, temporal.NewApplicationError("append refused: "+err.Error(), ErrInvalidMission)
+		return m.status, temporal.NewApplicationError("append refused: "+err.Error(), schemas.ErrInvalidMission)
 	}
 	if m.outcome != "" {
 		return m.status, fmt.Errorf("mission %s ended (%s) before the steps could be added", m.status.MissionID, m.outcome)

@@ -61,9 +61,9 @@ func TestMissionWaitsForLoadReady(t *testing.T) {
 	s.signal(time.Second, standing("S0", 2, 0))
 	var waiting MissionStatus
 	s.at(5*time.Second, func() { waiting = s.status(t) })
-	s.at(10*time.Second, func() { s.env.SignalWorkflow(SignalLoadReady, LoadSignal{LoadID: "PAL-1", By: "conveyor-7"}) })
+	s.at(10*time.Second, func() { s.env.SignalWorkflow(schemas.SignalLoadReady, LoadSignal{LoadID: "PAL-1", By: "conveyor-7"}) })
 	s.signal(12*time.Second, standing("S1", 4, 1, "a0-pick", "a1-drop"))
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: waitSpec(SignalLoadReady, "")})
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: waitSpec(schemas.SignalLoadReady, "")})
 	r, err := s.result(t)
 	require.NoError(t, err)
 	require.Equal(t, MissionCompleted, r.State)
@@ -87,8 +87,8 @@ func TestMissionWaitsForLoadReady(t *testing.T) {
 func TestMissionEarlyLoadReadyDoesNotStop(t *testing.T) {
 	s := newEnv(t)
 	s.acts.parts = true
-	s.at(500*time.Millisecond, func() { s.env.SignalWorkflow(SignalLoadReady, LoadSignal{LoadID: "PAL-9"}) })
-	s.at(time.Second, func() { s.env.SignalWorkflow(SignalLoadReady, LoadSignal{LoadID: "PAL-1"}) })
+	s.at(500*time.Millisecond, func() { s.env.SignalWorkflow(schemas.SignalLoadReady, LoadSignal{LoadID: "PAL-9"}) })
+	s.at(time.Second, func() { s.env.SignalWorkflow(schemas.SignalLoadReady, LoadSignal{LoadID: "PAL-1"}) })
 	var before MissionStatus
 	s.at(1500*time.Millisecond, func() { before = s.status(t) })
 	ack := standing("START", 0, 0)
@@ -100,7 +100,7 @@ func TestMissionEarlyLoadReadyDoesNotStop(t *testing.T) {
 	var after MissionStatus
 	s.at(3500*time.Millisecond, func() { after = s.status(t) })
 	s.signal(4*time.Second, standing("S1", 4, 1, "a0-pick", "a1-drop"))
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: waitSpec(SignalLoadReady, "")})
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: waitSpec(schemas.SignalLoadReady, "")})
 	r, err := s.result(t)
 	require.NoError(t, err)
 	require.Equal(t, MissionCompleted, r.State)
@@ -118,7 +118,7 @@ func TestMissionLoadSignalTimeout(t *testing.T) {
 		s := newEnv(t)
 		s.acts.parts = true
 		s.signal(time.Second, standing("S0", 2, 0))
-		s.env.ExecuteWorkflow(Mission, MissionInput{Spec: waitSpec(SignalLoadReady, schemas.OnTimeoutFail)})
+		s.env.ExecuteWorkflow(Mission, MissionInput{Spec: waitSpec(schemas.SignalLoadReady, schemas.OnTimeoutFail)})
 		_, err := s.result(t)
 		require.Error(t, err)
 		require.Equal(t, ErrWMSTimeout, appErrType(err))
@@ -130,7 +130,7 @@ func TestMissionLoadSignalTimeout(t *testing.T) {
 		s.acts.parts = true
 		s.signal(time.Second, standing("S0", 2, 0))
 		s.signal(2*time.Minute, standing("S1", 4, 1, "a1-drop"))
-		s.env.ExecuteWorkflow(Mission, MissionInput{Spec: waitSpec(SignalLoadReady, schemas.OnTimeoutSkip)})
+		s.env.ExecuteWorkflow(Mission, MissionInput{Spec: waitSpec(schemas.SignalLoadReady, schemas.OnTimeoutSkip)})
 		r, err := s.result(t)
 		require.NoError(t, err)
 		require.Equal(t, MissionCompleted, r.State)
@@ -147,12 +147,12 @@ func TestMissionLoadTakenAndCancelWhileWaiting(t *testing.T) {
 	s := newEnv(t)
 	s.acts.parts = true
 	sp := spec()
-	sp.Steps[1].WaitFor = schemas.WaitFor{Signal: SignalLoadTaken, TimeoutSeconds: 600}
+	sp.Steps[1].WaitFor = schemas.WaitFor{Signal: schemas.SignalLoadTaken, TimeoutSeconds: 600}
 	s.signal(time.Second, standing("S1", 4, 0, "a0-pick", "a1-drop"))
 	var waiting MissionStatus
 	s.at(2*time.Second, func() { waiting = s.status(t) })
 	s.at(3*time.Second, func() {
-		s.env.UpdateWorkflow(UpdateCancel, "c1", &updateCallbacks{t: t, onComplete: func(v any, err error) { require.NoError(t, err) }}, CancelRequest{Reason: "shift over"})
+		s.env.UpdateWorkflow(schemas.UpdateCancel, "c1", &updateCallbacks{t: t, onComplete: func(v any, err error) { require.NoError(t, err) }}, CancelRequest{Reason: "shift over"})
 	})
 	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: sp})
 	r, err := s.result(t)
@@ -167,7 +167,7 @@ func TestMissionLoadTakenAndCancelWhileWaiting(t *testing.T) {
 	s = newEnv(t)
 	s.acts.parts = true
 	s.signal(time.Second, standing("S1", 4, 0, "a0-pick", "a1-drop"))
-	s.at(3*time.Second, func() { s.env.SignalWorkflow(SignalLoadTaken, LoadSignal{}) })
+	s.at(3*time.Second, func() { s.env.SignalWorkflow(schemas.SignalLoadTaken, LoadSignal{}) })
 	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: sp})
 	r, err = s.result(t)
 	require.NoError(t, err)
@@ -187,13 +187,13 @@ func TestMissionAppendWhileDriving(t *testing.T) {
 	ack.NodesRemaining, ack.EdgesRemaining, ack.Driving = 1, 1, true
 	s.signal(500*time.Millisecond, ack)
 	s.at(time.Second, func() {
-		s.env.UpdateWorkflow(UpdateAppend, "a1", &updateCallbacks{t: t, onComplete: func(v any, err error) {
+		s.env.UpdateWorkflow(schemas.UpdateAppend, "a1", &updateCallbacks{t: t, onComplete: func(v any, err error) {
 			require.NoError(t, err)
 			got = v.(MissionStatus)
 		}}, AppendRequest{Steps: []schemas.MissionStep{{Station: "inbound-2", Action: "pick"}, {Station: "rack-2", Action: "drop"}}, By: "wms-a"})
 	})
 	s.at(1500*time.Millisecond, func() {
-		s.env.UpdateWorkflow(UpdateAppend, "a2", &updateCallbacks{t: t, onReject: func(err error) { refused = err }}, AppendRequest{Steps: []schemas.MissionStep{{Station: "x", Action: "fly"}}})
+		s.env.UpdateWorkflow(schemas.UpdateAppend, "a2", &updateCallbacks{t: t, onReject: func(err error) { refused = err }}, AppendRequest{Steps: []schemas.MissionStep{{Station: "x", Action: "fly"}}})
 	})
 	s.signal(3*time.Second, standing("S1", 4, 0, "a0-pick", "a1-drop"))
 	s.signal(4*time.Second, standing("S3", 8, 1, "a0-pick", "a1-drop", "a2-pick", "a3-drop"))
@@ -218,7 +218,7 @@ func TestMissionAppendRefusedByMap(t *testing.T) {
 	s.acts.parts = true
 	var failed error
 	s.at(time.Second, func() {
-		s.env.UpdateWorkflow(UpdateAppend, "a1", &updateCallbacks{t: t, onComplete: func(v any, err error) { failed = err }},
+		s.env.UpdateWorkflow(schemas.UpdateAppend, "a1", &updateCallbacks{t: t, onComplete: func(v any, err error) { failed = err }},
 			AppendRequest{Steps: []schemas.MissionStep{{Station: "nowhere", Action: "drop"}}})
 	})
 	s.signal(2*time.Second, standing("S1", 4, 0, "a0-pick", "a1-drop"))
@@ -227,7 +227,7 @@ func TestMissionAppendRefusedByMap(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, MissionCompleted, r.State)
 	require.ErrorContains(t, failed, "append refused")
-	require.Equal(t, ErrInvalidMission, appErrType(failed))
+	require.Equal(t, schemas.ErrInvalidMission, appErrType(failed))
 	require.Len(t, s.acts.orders, 1)
 	require.Equal(t, 3, r.NodesTotal)
 }
@@ -240,15 +240,15 @@ func TestMissionRefusedOrderUpdateStopsTheRobot(t *testing.T) {
 	ack := standing("START", 0, 0)
 	ack.NodesRemaining, ack.EdgesRemaining, ack.Driving = 1, 1, true
 	s.signal(500*time.Millisecond, ack)
-	s.at(time.Second, func() { s.env.SignalWorkflow(SignalLoadReady, LoadSignal{LoadID: "PAL-1"}) })
+	s.at(time.Second, func() { s.env.SignalWorkflow(schemas.SignalLoadReady, LoadSignal{LoadID: "PAL-1"}) })
 	refused := ack
 	refused.Errors = []vda5050.Error{{ErrorType: "orderUpdateError", ErrorLevel: vda5050.ErrorWarning, ErrorDescription: "update refused",
 		ErrorReferences: []vda5050.Reference{{ReferenceKey: "orderId", ReferenceValue: wfID}, {ReferenceKey: "orderUpdateId", ReferenceValue: "1"}}}}
 	s.signal(2*time.Second, refused)
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: waitSpec(SignalLoadReady, "")})
+	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: waitSpec(schemas.SignalLoadReady, "")})
 	_, err := s.result(t)
 	require.Error(t, err)
-	require.Equal(t, ErrRobotRejectedOrder, appErrType(err))
+	require.Equal(t, schemas.ErrRobotRejectedOrder, appErrType(err))
 	require.Len(t, s.acts.orders, 2, "the order, then its update")
 	ids := s.acts.instantIDs()
 	require.Len(t, ids, 1)

@@ -20,7 +20,7 @@ type ReaperInput struct {
 // every robot reservation and queue row whose workflow has ended without
 // giving it back (terminated from the CLI, timed out, or its own release
 // failed for longer than Timings.ReleaseTimeout). It runs one sweep
-// (activity SweepLeases) and ends; a Temporal Schedule (ReaperScheduleID,
+// (activity SweepLeases) and ends; a Temporal Schedule (schemas.ReaperScheduleID,
 // created by the workers) starts it every worker.reaperInterval, skipping a
 // run while the previous one is still going. Each freed lease has an audit
 // row (lease.freed) and counts in fleetflow_leases_freed_total. A robot of

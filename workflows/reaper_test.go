@@ -56,9 +56,9 @@ func TestReaperStopsEdgeRobotBeforeFreeingIt(t *testing.T) {
 	s.SetLogger(nil)
 	env := s.NewTestWorkflowEnvironment()
 	acts := &reaperActs{}
-	env.RegisterWorkflowWithOptions(Reaper, workflow.RegisterOptions{Name: ReaperWorkflowType})
+	env.RegisterWorkflowWithOptions(Reaper, workflow.RegisterOptions{Name: schemas.ReaperWorkflowType})
 	env.RegisterActivity(acts)
-	env.ExecuteWorkflow(ReaperWorkflowType, ReaperInput{})
+	env.ExecuteWorkflow(schemas.ReaperWorkflowType, ReaperInput{})
 	require.True(t, env.IsWorkflowCompleted())
 	require.NoError(t, env.GetWorkflowError())
 	var res schemas.SweepLeasesResult

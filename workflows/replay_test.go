@@ -29,7 +29,7 @@ func TestReplayRecordedMissions(t *testing.T) {
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
-			r.RegisterWorkflowWithOptions(Mission, workflow.RegisterOptions{Name: MissionWorkflowType})
+			r.RegisterWorkflowWithOptions(Mission, workflow.RegisterOptions{Name: schemas.MissionWorkflowType})
 			replayAsRecorded(t, r, f, "")
 		})
 	}
@@ -49,8 +49,8 @@ func TestReplayRecordedOTA(t *testing.T) {
 		for _, f := range files {
 			t.Run(filepath.Base(f), func(t *testing.T) {
 				r := worker.NewWorkflowReplayer()
-				r.RegisterWorkflowWithOptions(Rollout, workflow.RegisterOptions{Name: RolloutWorkflowType})
-				r.RegisterWorkflowWithOptions(RobotUpdate, workflow.RegisterOptions{Name: RobotUpdateWorkflowType})
+				r.RegisterWorkflowWithOptions(Rollout, workflow.RegisterOptions{Name: schemas.RolloutWorkflowType})
+				r.RegisterWorkflowWithOptions(RobotUpdate, workflow.RegisterOptions{Name: schemas.RobotUpdateWorkflowType})
 				// RobotUpdate names its instant actions after its workflow ID,
 				// so it replays under the ID it ran with.
 				replayAsRecorded(t, r, f, recordedIDs[filepath.Base(f)])
@@ -77,7 +77,7 @@ func TestReplayRecordedWMSEvents(t *testing.T) {
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
-			r.RegisterWorkflowWithOptions(WMSEvents, workflow.RegisterOptions{Name: WMSEventsWorkflowType})
+			r.RegisterWorkflowWithOptions(WMSEvents, workflow.RegisterOptions{Name: schemas.WMSEventsWorkflowType})
 			replayAsRecorded(t, r, f, "")
 		})
 	}
@@ -93,7 +93,7 @@ func TestReplayRecordedMaintenance(t *testing.T) {
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
-			r.RegisterWorkflowWithOptions(Maintenance, workflow.RegisterOptions{Name: MaintenanceWorkflowType})
+			r.RegisterWorkflowWithOptions(Maintenance, workflow.RegisterOptions{Name: schemas.MaintenanceWorkflowType})
 			// Maintenance names its order and instant actions after its
 			// workflow ID, so it replays under the ID it ran with.
 			replayAsRecorded(t, r, f, schemas.MaintenanceWorkflowID("acme/AMR-001", "e2e"))
@@ -125,7 +125,7 @@ func TestReplayRecordedMaintenanceRound(t *testing.T) {
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
-			r.RegisterWorkflowWithOptions(MaintenanceRound, workflow.RegisterOptions{Name: MaintenanceRoundWorkflowType})
+			r.RegisterWorkflowWithOptions(MaintenanceRound, workflow.RegisterOptions{Name: schemas.MaintenanceRoundWorkflowType})
 			replayAsRecorded(t, r, f, "")
 		})
 	}

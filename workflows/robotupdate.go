@@ -74,7 +74,7 @@ type robotUpdate struct {
 // attemptOutcome is how one softwareUpdate instant action ended.
 type attemptOutcome struct {
 	ok        bool
-	state     string // UpdateFailed or UpdateTimedOut when !ok
+	state     string // RobotUpdateFailed or RobotUpdateTimedOut when !ok
 	kind      string
 	reason    string
 	retryable bool
@@ -99,14 +99,14 @@ type attemptOutcome struct {
 func RobotUpdate(ctx workflow.Context, in RobotUpdateInput) (RobotUpdateResult, error) {
 	u := &robotUpdate{in: in, id: workflow.GetInfo(ctx).WorkflowExecution.ID, logger: workflow.GetLogger(ctx)}
 	u.status = RobotUpdateStatus{
-		RobotID: in.Robot.ID, State: UpdatePending, FromVersion: in.Robot.Version, Version: in.Robot.Version,
+		RobotID: in.Robot.ID, State: RobotUpdatePending, FromVersion: in.Robot.Version, Version: in.Robot.Version,
 		Target: in.Artifact.Version, UpdatedAt: workflow.Now(ctx),
 	}
-	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (RobotUpdateStatus, error) { return u.status, nil }); err != nil {
+	if err := workflow.SetQueryHandler(ctx, schemas.QueryStatus, func() (RobotUpdateStatus, error) { return u.status, nil }); err != nil {
 		return RobotUpdateResult{}, err
 	}
-	events := workflow.GetSignalChannel(ctx, SignalRobotEvent)
-	avail := workflow.GetSignalChannel(ctx, SignalRobotAvailable)
+	events := workflow.GetSignalChannel(ctx, schemas.SignalRobotEvent)
+	avail := workflow.GetSignalChannel(ctx, schemas.SignalRobotAvailable)
 	// Signals are drained on a disconnected context so they keep arriving
 	// after a cancellation request.
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
@@ -188,14 +188,14 @@ func (u *robotUpdate) run(ctx, dctx workflow.Context) RobotUpdateResult {
 		}
 	}
 	if u.status.Version == u.in.Artifact.Version {
-		u.setState(dctx, UpdateSkipped)
+		u.setState(dctx, RobotUpdateSkipped)
 		u.audit(dctx, "update.skipped", map[string]any{"reason": "already runs " + u.status.Version})
-		return u.result(UpdateSkipped, "", "already runs "+u.status.Version, false)
+		return u.result(RobotUpdateSkipped, "", "already runs "+u.status.Version, false)
 	}
 	if ctx.Err() != nil {
-		u.setState(dctx, UpdateCancelled)
+		u.setState(dctx, RobotUpdateCancelled)
 		u.audit(dctx, "update.cancelled", map[string]any{"reason": "rollout stopped before the update was sent"})
-		return u.result(UpdateCancelled, "", "rollout stopped before the update was sent", false)
+		return u.result(RobotUpdateCancelled, "", "rollout stopped before the update was sent", false)
 	}
 
 	var out attemptOutcome
@@ -209,9 +209,9 @@ func (u *robotUpdate) run(ctx, dctx workflow.Context) RobotUpdateResult {
 			out = u.healthCheck(dctx)
 		}
 		if out.ok {
-			u.setState(dctx, UpdateSucceeded)
+			u.setState(dctx, RobotUpdateSucceeded)
 			u.audit(dctx, "update.succeeded", map[string]any{"fromVersion": u.status.FromVersion, "attempts": attempt})
-			return u.result(UpdateSucceeded, "", "", false)
+			return u.result(RobotUpdateSucceeded, "", "", false)
 		}
 		u.status.LastError = out.reason
 		u.audit(dctx, "update.attempt_failed", map[string]any{"attempt": attempt, "state": out.state, "errorKind": out.kind, "reason": out.reason})
@@ -241,9 +241,9 @@ func (u *robotUpdate) reserve(ctx, dctx workflow.Context) (RobotUpdateResult, bo
 		u.reserved = true // a grant may have raced: release is a no-op otherwise
 		u.release(dctx)
 		u.status.LastError = reason
-		u.setState(dctx, UpdateTimedOut)
+		u.setState(dctx, RobotUpdateTimedOut)
 		u.audit(dctx, "update.timed_out", map[string]any{"errorKind": kind, "reason": reason})
-		return u.result(UpdateTimedOut, kind, reason, false), true
+		return u.result(RobotUpdateTimedOut, kind, reason, false), true
 	}
 	for {
 		u.wake = false
@@ -252,16 +252,16 @@ func (u *robotUpdate) reserve(ctx, dctx workflow.Context) (RobotUpdateResult, bo
 			reason := "reserve robot: " + err.Error()
 			u.timer.stop() // a queued wait's timer: none stays running
 			u.status.LastError = reason
-			u.setState(dctx, UpdateFailed)
+			u.setState(dctx, RobotUpdateFailed)
 			u.audit(dctx, "update.failed", map[string]any{"reason": reason})
-			return u.result(UpdateFailed, "Reservation", reason, false), true
+			return u.result(RobotUpdateFailed, "Reservation", reason, false), true
 		}
 		if !res.Queued {
 			u.reserved = true
 			u.io = res.RobotIOQueue
 			return RobotUpdateResult{}, false
 		}
-		u.setState(dctx, UpdateWaiting)
+		u.setState(dctx, RobotUpdateWaiting)
 		now := workflow.Now(dctx)
 		if waitStart.IsZero() {
 			waitStart = now
@@ -291,9 +291,9 @@ func (u *robotUpdate) reserve(ctx, dctx workflow.Context) (RobotUpdateResult, bo
 			// A grant may have raced the cancellation: release is a no-op otherwise.
 			u.reserved = true
 			u.release(dctx)
-			u.setState(dctx, UpdateCancelled)
+			u.setState(dctx, RobotUpdateCancelled)
 			u.audit(dctx, "update.cancelled", map[string]any{"reason": "rollout stopped while waiting for the robot"})
-			return u.result(UpdateCancelled, "", "rollout stopped while waiting for the robot", false), true
+			return u.result(RobotUpdateCancelled, "", "rollout stopped while waiting for the robot", false), true
 		}
 	}
 }
@@ -364,25 +364,25 @@ func olderState(a, b string) bool {
 // softwareUpdateAction builds the instant action for artifact a.
 func softwareUpdateAction(actionID string, a schemas.ArtifactRef, rollback bool) vda5050.Action {
 	return vda5050.Action{
-		ActionType: ActionSoftwareUpdate, ActionID: actionID, BlockingType: vda5050.BlockingHard,
+		ActionType: schemas.ActionSoftwareUpdate, ActionID: actionID, BlockingType: vda5050.BlockingHard,
 		ActionDescription: fmt.Sprintf("install %s %s", a.Name, a.Version),
 		ActionParameters: []vda5050.ActionParameter{
-			{Key: SoftwareUpdateParamArtifactURL, Value: a.ArtifactURL},
-			{Key: SoftwareUpdateParamManifestURL, Value: a.ManifestURL},
-			{Key: SoftwareUpdateParamSignature, Value: a.Signature},
-			{Key: SoftwareUpdateParamSHA256, Value: a.SHA256},
-			{Key: SoftwareUpdateParamVersion, Value: a.Version},
-			{Key: SoftwareUpdateParamRollback, Value: rollback},
+			{Key: schemas.SoftwareUpdateParamArtifactURL, Value: a.ArtifactURL},
+			{Key: schemas.SoftwareUpdateParamManifestURL, Value: a.ManifestURL},
+			{Key: schemas.SoftwareUpdateParamSignature, Value: a.Signature},
+			{Key: schemas.SoftwareUpdateParamSHA256, Value: a.SHA256},
+			{Key: schemas.SoftwareUpdateParamVersion, Value: a.Version},
+			{Key: schemas.SoftwareUpdateParamRollback, Value: rollback},
 		},
 	}
 }
 
 // phases maps the robot's resultDescription while RUNNING to our states.
 var phases = map[string]string{
-	string(schemas.PhaseDownloading): UpdateDownloading,
-	string(schemas.PhaseVerifying):   UpdateVerifying,
-	string(schemas.PhaseInstalling):  UpdateInstalling,
-	string(schemas.PhaseRebooting):   UpdateRebooting,
+	string(schemas.PhaseDownloading): RobotUpdateDownloading,
+	string(schemas.PhaseVerifying):   RobotUpdateVerifying,
+	string(schemas.PhaseInstalling):  RobotUpdateInstalling,
+	string(schemas.PhaseRebooting):   RobotUpdateRebooting,
 }
 
 // attempt sends one softwareUpdate and follows its actionState until
@@ -390,16 +390,16 @@ var phases = map[string]string{
 func (u *robotUpdate) attempt(ctx workflow.Context, a schemas.ArtifactRef, rollback bool, local string) attemptOutcome {
 	actionID := u.id + schemas.InstantActionSeparator + local
 	u.status.ActionID = actionID
-	u.setState(ctx, UpdateSent)
+	u.setState(ctx, RobotUpdateSent)
 	send := schemas.SendInstantActionsInput{RobotID: u.in.Robot.ID, Holder: u.id, Actions: []vda5050.Action{softwareUpdateAction(actionID, a, rollback)}}
 	var err error
 	if u.io != "" { // an edge site: through its robot I/O queue
-		err = sendInstantActions.io(ctx, u.io, ActionSoftwareUpdate+" to "+u.in.Robot.ID, send, nil)
+		err = sendInstantActions.io(ctx, u.io, schemas.ActionSoftwareUpdate+" to "+u.in.Robot.ID, send, nil)
 	} else {
-		err = sendInstantActions.local(ctx, ActionSoftwareUpdate+" to "+u.in.Robot.ID, send, nil)
+		err = sendInstantActions.local(ctx, schemas.ActionSoftwareUpdate+" to "+u.in.Robot.ID, send, nil)
 	}
 	if err != nil {
-		return attemptOutcome{state: UpdateFailed, kind: "SendFailed", reason: "send softwareUpdate: " + err.Error(), retryable: true}
+		return attemptOutcome{state: RobotUpdateFailed, kind: "SendFailed", reason: "send softwareUpdate: " + err.Error(), retryable: true}
 	}
 	deadline := workflow.Now(ctx).Add(u.in.Timeout)
 	touched := false
@@ -420,11 +420,11 @@ func (u *robotUpdate) attempt(ctx workflow.Context, a schemas.ArtifactRef, rollb
 				case vda5050.ActionFailed:
 					refusal := schemas.ParseRefusal(as.ResultDescription)
 					kind, retry := string(refusal), refusal.Retryable()
-					return attemptOutcome{state: UpdateFailed, kind: kind, retryable: retry, touched: touched,
+					return attemptOutcome{state: RobotUpdateFailed, kind: kind, retryable: retry, touched: touched,
 						reason: fmt.Sprintf("robot %s refused %s %s: %s", u.in.Robot.ID, a.Name, a.Version, as.ResultDescription)}
 				default:
 					if p, ok := phases[as.ResultDescription]; ok {
-						if p == UpdateInstalling || p == UpdateRebooting {
+						if p == RobotUpdateInstalling || p == RobotUpdateRebooting {
 							touched = true
 						}
 						u.setState(ctx, p)
@@ -434,7 +434,7 @@ func (u *robotUpdate) attempt(ctx workflow.Context, a schemas.ArtifactRef, rollb
 		}
 		left := deadline.Sub(workflow.Now(ctx))
 		if left <= 0 {
-			return attemptOutcome{state: UpdateTimedOut, kind: "Timeout", retryable: true, touched: true,
+			return attemptOutcome{state: RobotUpdateTimedOut, kind: "Timeout", retryable: true, touched: true,
 				reason: fmt.Sprintf("robot %s did not finish %s %s within %s (last state %s)", u.in.Robot.ID, a.Name, a.Version, u.in.Timeout, u.status.State)}
 		}
 		cur := u.events
@@ -452,7 +452,7 @@ const healthOnlineTries = 10
 // healthCheck waits HealthCheck with the robot on the new version, failing
 // at the first FATAL error, then confirms from the stored state.
 func (u *robotUpdate) healthCheck(ctx workflow.Context) attemptOutcome {
-	u.setState(ctx, UpdateHealthCheck)
+	u.setState(ctx, RobotUpdateHealthCheck)
 	fatal := func() string {
 		for _, e := range u.last.Errors {
 			if e.ErrorLevel == vda5050.ErrorFatal {
@@ -464,7 +464,7 @@ func (u *robotUpdate) healthCheck(ctx workflow.Context) attemptOutcome {
 	end := workflow.Now(ctx).Add(u.in.HealthCheck)
 	for {
 		if f := fatal(); f != "" {
-			return attemptOutcome{state: UpdateFailed, kind: "RobotFatal", touched: true,
+			return attemptOutcome{state: RobotUpdateFailed, kind: "RobotFatal", touched: true,
 				reason: fmt.Sprintf("robot %s on %s: %s", u.in.Robot.ID, u.status.Version, f)}
 		}
 		left := end.Sub(workflow.Now(ctx))
@@ -488,15 +488,15 @@ func (u *robotUpdate) healthCheck(ctx workflow.Context) attemptOutcome {
 	snap := u.last // the stored state, or the signalled one when newer
 	switch {
 	case !ok:
-		return attemptOutcome{state: UpdateFailed, kind: "HealthCheck", touched: true, retryable: true, reason: "health check: cannot read the robot's state"}
+		return attemptOutcome{state: RobotUpdateFailed, kind: "HealthCheck", touched: true, retryable: true, reason: "health check: cannot read the robot's state"}
 	case fatal() != "":
-		return attemptOutcome{state: UpdateFailed, kind: "RobotFatal", touched: true,
+		return attemptOutcome{state: RobotUpdateFailed, kind: "RobotFatal", touched: true,
 			reason: fmt.Sprintf("robot %s on %s: %s", u.in.Robot.ID, u.status.Version, fatal())}
 	case snap.Connection != string(vda5050.ConnectionOnline):
-		return attemptOutcome{state: UpdateFailed, kind: "HealthCheck", touched: true, retryable: true,
+		return attemptOutcome{state: RobotUpdateFailed, kind: "HealthCheck", touched: true, retryable: true,
 			reason: fmt.Sprintf("robot %s is %s after the update", u.in.Robot.ID, snap.Connection)}
 	case snap.SoftwareVersion != u.in.Artifact.Version:
-		return attemptOutcome{state: UpdateFailed, kind: "HealthCheck", touched: true, retryable: true,
+		return attemptOutcome{state: RobotUpdateFailed, kind: "HealthCheck", touched: true, retryable: true,
 			reason: fmt.Sprintf("robot %s reports version %q after installing %s", u.in.Robot.ID, snap.SoftwareVersion, u.in.Artifact.Version)}
 	}
 	return attemptOutcome{ok: true, touched: true}
@@ -510,7 +510,7 @@ func (u *robotUpdate) rollback(ctx workflow.Context) bool {
 		u.audit(ctx, "update.rollback_impossible", map[string]any{"reason": "no artifact of version " + u.status.FromVersion + " in the store"})
 		return false
 	}
-	u.setState(ctx, UpdateRollingBack)
+	u.setState(ctx, RobotUpdateRollingBack)
 	u.audit(ctx, "update.rollback_started", map[string]any{"to": p.Version, "toSha256": p.SHA256})
 	out := u.attempt(ctx, *p, true, "rollback")
 	if out.ok {

@@ -34,7 +34,7 @@ type simRobot struct {
 // the new version.
 func installs(r *simRobot, a vda5050.Action) {
 	r.states = []vda5050.ActionState{{ActionID: a.ActionID, ActionType: a.ActionType, ActionStatus: vda5050.ActionFinished}}
-	r.version, r.errs = paramOf(a, SoftwareUpdateParamVersion).(string), nil
+	r.version, r.errs = paramOf(a, schemas.SoftwareUpdateParamVersion).(string), nil
 }
 
 // refuses: the robot's verifier refuses the artifact with desc.
@@ -47,7 +47,7 @@ func refuses(desc string) func(*simRobot, vda5050.Action) {
 // hangsThenRollsBack: the robot never gets past "installing" with the new
 // version, but a rollback works.
 func hangsThenRollsBack(r *simRobot, a vda5050.Action) {
-	if paramOf(a, SoftwareUpdateParamRollback) == true {
+	if paramOf(a, schemas.SoftwareUpdateParamRollback) == true {
 		installs(r, a)
 		return
 	}
@@ -58,7 +58,7 @@ func hangsThenRollsBack(r *simRobot, a vda5050.Action) {
 // previous version (a rollback) runs fine.
 func fatalAfterBoot(r *simRobot, a vda5050.Action) {
 	installs(r, a)
-	if paramOf(a, SoftwareUpdateParamRollback) != true {
+	if paramOf(a, schemas.SoftwareUpdateParamRollback) != true {
 		r.errs = []vda5050.Error{{ErrorType: "navigationStackCrash", ErrorLevel: vda5050.ErrorFatal, ErrorDescription: "planner segfault"}}
 	}
 }
@@ -169,7 +169,7 @@ func (f *otaActs) SendInstantActions(ctx context.Context, in schemas.SendInstant
 	defer f.mu.Unlock()
 	for _, a := range in.Actions {
 		f.sent = append(f.sent, sentAction{RobotID: in.RobotID, Action: a})
-		if r := f.robots[in.RobotID]; r != nil && r.react != nil && a.ActionType == ActionSoftwareUpdate {
+		if r := f.robots[in.RobotID]; r != nil && r.react != nil && a.ActionType == schemas.ActionSoftwareUpdate {
 			r.react(r, a)
 		}
 	}
@@ -287,18 +287,18 @@ func (s *otaSuite) robotSays(d time.Duration, change func(r *simRobot)) {
 		change(r)
 		ev := r.event(ruRobot)
 		s.acts.mu.Unlock()
-		s.env.SignalWorkflow(SignalRobotEvent, ev)
+		s.env.SignalWorkflow(schemas.SignalRobotEvent, ev)
 	})
 }
 
 func running(actionID, phase string) func(r *simRobot) {
 	return func(r *simRobot) {
-		r.states = []vda5050.ActionState{{ActionID: actionID, ActionType: ActionSoftwareUpdate, ActionStatus: vda5050.ActionRunning, ResultDescription: phase}}
+		r.states = []vda5050.ActionState{{ActionID: actionID, ActionType: schemas.ActionSoftwareUpdate, ActionStatus: vda5050.ActionRunning, ResultDescription: phase}}
 	}
 }
 
 func (s *otaSuite) ruStatus(t *testing.T) RobotUpdateStatus {
-	v, err := s.env.QueryWorkflow(QueryStatus)
+	v, err := s.env.QueryWorkflow(schemas.QueryStatus)
 	require.NoError(t, err)
 	var st RobotUpdateStatus
 	require.NoError(t, v.Get(&st))
@@ -323,9 +323,9 @@ func params(a vda5050.Action) map[string]any {
 
 func wantParams(a schemas.ArtifactRef, rollback bool) map[string]any {
 	return map[string]any{
-		SoftwareUpdateParamArtifactURL: a.ArtifactURL, SoftwareUpdateParamManifestURL: a.ManifestURL,
-		SoftwareUpdateParamSignature: a.Signature, SoftwareUpdateParamSHA256: a.SHA256,
-		SoftwareUpdateParamVersion: a.Version, SoftwareUpdateParamRollback: rollback,
+		schemas.SoftwareUpdateParamArtifactURL: a.ArtifactURL, schemas.SoftwareUpdateParamManifestURL: a.ManifestURL,
+		schemas.SoftwareUpdateParamSignature: a.Signature, schemas.SoftwareUpdateParamSHA256: a.SHA256,
+		schemas.SoftwareUpdateParamVersion: a.Version, schemas.SoftwareUpdateParamRollback: rollback,
 	}
 }
 
@@ -342,7 +342,7 @@ func TestRobotUpdateHappyPath(t *testing.T) {
 	s.robotSays(3*time.Second, running(upd, "rebooting"))
 	s.at(3500*time.Millisecond, func() { phases = append(phases, s.ruStatus(t).State) })
 	s.robotSays(4*time.Second, func(r *simRobot) {
-		r.states = []vda5050.ActionState{{ActionID: upd, ActionType: ActionSoftwareUpdate, ActionStatus: vda5050.ActionFinished}}
+		r.states = []vda5050.ActionState{{ActionID: upd, ActionType: schemas.ActionSoftwareUpdate, ActionStatus: vda5050.ActionFinished}}
 		r.version = "2.0.0"
 	})
 	var during RobotUpdateStatus
@@ -350,16 +350,16 @@ func TestRobotUpdateHappyPath(t *testing.T) {
 	s.env.ExecuteWorkflow(RobotUpdate, ruInput())
 	r := s.ruResult(t)
 
-	require.Equal(t, RobotUpdateResult{RobotID: ruRobot, State: UpdateSucceeded, FromVersion: "1.0.0", Version: "2.0.0", Attempts: 1}, r)
-	require.Equal(t, []string{UpdateDownloading, UpdateInstalling, UpdateRebooting}, phases)
-	require.Equal(t, UpdateHealthCheck, during.State)
+	require.Equal(t, RobotUpdateResult{RobotID: ruRobot, State: RobotUpdateSucceeded, FromVersion: "1.0.0", Version: "2.0.0", Attempts: 1}, r)
+	require.Equal(t, []string{RobotUpdateDownloading, RobotUpdateInstalling, RobotUpdateRebooting}, phases)
+	require.Equal(t, RobotUpdateHealthCheck, during.State)
 	require.Equal(t, upd, during.ActionID)
 	require.GreaterOrEqual(t, s.env.Now().Sub(start), 4*time.Second+30*time.Second, "the health check lasts HealthCheck after FINISHED")
 
 	sent := acts.sentTo("")
 	require.Len(t, sent, 1)
 	a := sent[0]
-	require.Equal(t, ActionSoftwareUpdate, a.ActionType)
+	require.Equal(t, schemas.ActionSoftwareUpdate, a.ActionType)
 	require.Equal(t, upd, a.ActionID, "actionId is <workflowID>#update-<attempt>")
 	require.Equal(t, vda5050.BlockingHard, a.BlockingType)
 	require.Equal(t, wantParams(artifactV("2.0.0"), false), params(a))
@@ -388,13 +388,13 @@ func TestRobotUpdateWaitsForBusyRobot(t *testing.T) {
 		waiting = s.ruStatus(t)
 		sentWhileWaiting = len(acts.sentTo(""))
 	})
-	s.at(2*time.Second, func() { s.env.SignalWorkflow(SignalRobotAvailable, nil) })
+	s.at(2*time.Second, func() { s.env.SignalWorkflow(schemas.SignalRobotAvailable, nil) })
 	s.env.ExecuteWorkflow(RobotUpdate, ruInput())
 	r := s.ruResult(t)
 
-	require.Equal(t, UpdateWaiting, waiting.State)
+	require.Equal(t, RobotUpdateWaiting, waiting.State)
 	require.Zero(t, sentWhileWaiting, "nothing is sent while the robot is on a mission")
-	require.Equal(t, UpdateSucceeded, r.State)
+	require.Equal(t, RobotUpdateSucceeded, r.State)
 	require.Equal(t, "2.0.0", r.Version)
 	require.Len(t, acts.reserves, 2, "robot-available retries the reservation")
 	for _, in := range acts.reserves {
@@ -414,13 +414,13 @@ func TestRobotUpdateVerifierRefusalIsFinal(t *testing.T) {
 	upd := ruID + "#update-1"
 	s.robotSays(time.Second, running(upd, "downloading"))
 	s.robotSays(2*time.Second, func(r *simRobot) {
-		r.states = []vda5050.ActionState{{ActionID: upd, ActionType: ActionSoftwareUpdate, ActionStatus: vda5050.ActionFailed,
+		r.states = []vda5050.ActionState{{ActionID: upd, ActionType: schemas.ActionSoftwareUpdate, ActionStatus: vda5050.ActionFailed,
 			ResultDescription: "DigestMismatch: sha256 of the download differs from the manifest"}}
 	})
 	s.env.ExecuteWorkflow(RobotUpdate, in)
 	r := s.ruResult(t)
 
-	require.Equal(t, UpdateFailed, r.State)
+	require.Equal(t, RobotUpdateFailed, r.State)
 	require.Equal(t, "DigestMismatch", r.ErrorKind)
 	require.Equal(t, 1, r.Attempts, "a verification refusal is not retried")
 	require.False(t, r.RolledBack)
@@ -428,7 +428,7 @@ func TestRobotUpdateVerifierRefusalIsFinal(t *testing.T) {
 	require.Contains(t, r.Reason, "DigestMismatch: sha256 of the download differs")
 	sent := acts.sentTo("")
 	require.Len(t, sent, 1, "no retry and no rollback is sent")
-	require.Equal(t, false, paramOf(sent[0], SoftwareUpdateParamRollback))
+	require.Equal(t, false, paramOf(sent[0], schemas.SoftwareUpdateParamRollback))
 	kinds := acts.auditKinds(ruID)
 	require.Contains(t, kinds, "update.attempt_failed")
 	require.Equal(t, "update.failed", kinds[len(kinds)-1])
@@ -442,7 +442,7 @@ func TestRobotUpdateFatalAfterBootRollsBack(t *testing.T) {
 	upd := ruID + "#update-1"
 	s.robotSays(1*time.Second, running(upd, "installing"))
 	s.robotSays(2*time.Second, func(r *simRobot) {
-		r.states = []vda5050.ActionState{{ActionID: upd, ActionType: ActionSoftwareUpdate, ActionStatus: vda5050.ActionFinished}}
+		r.states = []vda5050.ActionState{{ActionID: upd, ActionType: schemas.ActionSoftwareUpdate, ActionStatus: vda5050.ActionFinished}}
 		r.version = "2.0.0"
 		// From here on the robot handles the rollback by itself.
 		r.react = fatalAfterBoot
@@ -455,8 +455,8 @@ func TestRobotUpdateFatalAfterBootRollsBack(t *testing.T) {
 	s.env.ExecuteWorkflow(RobotUpdate, ruInput())
 	r := s.ruResult(t)
 
-	require.Equal(t, UpdateHealthCheck, health.State)
-	require.Equal(t, UpdateFailed, r.State)
+	require.Equal(t, RobotUpdateHealthCheck, health.State)
+	require.Equal(t, RobotUpdateFailed, r.State)
 	require.Equal(t, "RobotFatal", r.ErrorKind)
 	require.True(t, r.RolledBack)
 	require.Equal(t, "1.0.0", r.Version, "the robot reports the previous version after the rollback")
@@ -467,7 +467,7 @@ func TestRobotUpdateFatalAfterBootRollsBack(t *testing.T) {
 	require.Len(t, sent, 2)
 	require.Equal(t, upd, sent[0].ActionID)
 	require.Equal(t, ruID+"#rollback", sent[1].ActionID)
-	require.Equal(t, ActionSoftwareUpdate, sent[1].ActionType)
+	require.Equal(t, schemas.ActionSoftwareUpdate, sent[1].ActionType)
 	require.Equal(t, wantParams(artifactV("1.0.0"), true), params(sent[1]), "the rollback installs Previous with rollback=true")
 	kinds := acts.auditKinds(ruID)
 	require.Subset(t, kinds, []string{"update.started", "update.attempt_failed", "update.rollback_started", "update.rolled_back"})
@@ -487,11 +487,11 @@ func TestRobotUpdateTimeoutRetriesThenRollsBack(t *testing.T) {
 	s.env.ExecuteWorkflow(RobotUpdate, in)
 	r := s.ruResult(t)
 
-	require.Equal(t, UpdateInstalling, second.State, "the second attempt follows the robot's phases too")
+	require.Equal(t, RobotUpdateInstalling, second.State, "the second attempt follows the robot's phases too")
 	require.Equal(t, 2, second.Attempts)
 	require.Equal(t, ruID+"#update-2", second.ActionID)
 
-	require.Equal(t, UpdateTimedOut, r.State)
+	require.Equal(t, RobotUpdateTimedOut, r.State)
 	require.Equal(t, "Timeout", r.ErrorKind)
 	require.Equal(t, 2, r.Attempts, "Retries=1: two attempts")
 	require.True(t, r.RolledBack, "a timed-out robot may have installed something: it is rolled back")
@@ -504,7 +504,7 @@ func TestRobotUpdateTimeoutRetriesThenRollsBack(t *testing.T) {
 		ids[i] = a.ActionID
 	}
 	require.Equal(t, []string{ruID + "#update-1", ruID + "#update-2", ruID + "#rollback"}, ids)
-	require.Equal(t, true, paramOf(sent[2], SoftwareUpdateParamRollback))
+	require.Equal(t, true, paramOf(sent[2], schemas.SoftwareUpdateParamRollback))
 	require.GreaterOrEqual(t, s.env.Now().Sub(start), 2*in.Timeout+OTA.RetryBackoff)
 	kinds := acts.auditKinds(ruID)
 	require.Equal(t, 2, count(kinds, "update.attempt_failed"))
@@ -528,7 +528,7 @@ func TestRobotUpdateAlreadyOnVersionIsSkipped(t *testing.T) {
 	s.env.ExecuteWorkflow(RobotUpdate, ruInput())
 	r := s.ruResult(t)
 
-	require.Equal(t, UpdateSkipped, r.State)
+	require.Equal(t, RobotUpdateSkipped, r.State)
 	require.Equal(t, "2.0.0", r.FromVersion)
 	require.Equal(t, "2.0.0", r.Version)
 	require.Zero(t, r.Attempts)
@@ -545,7 +545,7 @@ func TestRobotUpdateCancelledWhileWaiting(t *testing.T) {
 	s.env.ExecuteWorkflow(RobotUpdate, ruInput())
 	r := s.ruResult(t)
 
-	require.Equal(t, UpdateCancelled, r.State)
+	require.Equal(t, RobotUpdateCancelled, r.State)
 	require.Equal(t, "1.0.0", r.Version)
 	require.Equal(t, []string{ruID}, acts.cancelled, "leaves the reservation queue")
 	require.Empty(t, acts.sentTo(""), "nothing is sent")
@@ -565,7 +565,7 @@ func TestRobotUpdateCancelledAfterSendFinishes(t *testing.T) {
 	s.env.ExecuteWorkflow(RobotUpdate, ruInput())
 	r := s.ruResult(t)
 
-	require.Equal(t, UpdateSucceeded, r.State)
+	require.Equal(t, RobotUpdateSucceeded, r.State)
 	require.Equal(t, "2.0.0", r.Version)
 	require.Len(t, acts.sentTo(""), 1)
 	require.Empty(t, acts.cancelled)
@@ -584,7 +584,7 @@ func TestRobotUpdateGivesUpOnUnavailableRobot(t *testing.T) {
 	s.env.ExecuteWorkflow(RobotUpdate, ruInput())
 	r := s.ruResult(t)
 	require.Less(t, s.env.Now().Sub(start), OTA.UnavailableFor+2*OTA.RequeueAfter, "gave up once the robot had been away UnavailableFor")
-	require.Equal(t, UpdateTimedOut, r.State)
+	require.Equal(t, RobotUpdateTimedOut, r.State)
 	require.Equal(t, "RobotUnavailable", r.ErrorKind)
 	require.Contains(t, r.Reason, "CONNECTIONBROKEN")
 	require.Equal(t, []string{ruID}, acts.cancelled, "leaves the reservation queue")
@@ -604,5 +604,5 @@ func TestRobotUpdateWaitsForRobotThatComesBack(t *testing.T) {
 	})
 	s.env.ExecuteWorkflow(RobotUpdate, ruInput())
 	r := s.ruResult(t)
-	require.Equal(t, UpdateSucceeded, r.State, r.Reason)
+	require.Equal(t, RobotUpdateSucceeded, r.State, r.Reason)
 }

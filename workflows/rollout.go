@@ -15,7 +15,7 @@ import (
 	"github.com/fleetflow/fleetflow/schemas"
 )
 
-var saRolloutID = temporal.NewSearchAttributeKeyKeyword(SearchAttrRolloutID)
+var saRolloutID = temporal.NewSearchAttributeKeyKeyword(schemas.SearchAttrRolloutID)
 
 // Wave states.
 const (
@@ -93,7 +93,7 @@ func Rollout(ctx workflow.Context, in RolloutInput) (RolloutStatus, error) {
 func (r *rollout) st() *RolloutStatus { return &r.carry.Status }
 
 func (r *rollout) registerHandlers(ctx workflow.Context) error {
-	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (RolloutStatus, error) { return r.carry.Status, nil }); err != nil {
+	if err := workflow.SetQueryHandler(ctx, schemas.QueryStatus, func() (RolloutStatus, error) { return r.carry.Status, nil }); err != nil {
 		return err
 	}
 	running := func() error {
@@ -102,7 +102,7 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 		}
 		return nil
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdatePause, func(ctx workflow.Context) (RolloutStatus, error) {
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, schemas.UpdatePause, func(ctx workflow.Context) (RolloutStatus, error) {
 		r.st().Paused = true
 		r.details(ctx)
 		return r.carry.Status, nil
@@ -117,7 +117,7 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 	}}); err != nil {
 		return err
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateResume, func(ctx workflow.Context) (RolloutStatus, error) {
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, schemas.UpdateResume, func(ctx workflow.Context) (RolloutStatus, error) {
 		r.st().Paused = false
 		r.details(ctx)
 		return r.carry.Status, nil
@@ -132,7 +132,7 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 	}}); err != nil {
 		return err
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateAbort, func(ctx workflow.Context, req AbortRequest) (RolloutStatus, error) {
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, schemas.UpdateAbort, func(ctx workflow.Context, req AbortRequest) (RolloutStatus, error) {
 		by := req.By
 		if by == "" {
 			by = "operator"
@@ -147,7 +147,7 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 	}}); err != nil {
 		return err
 	}
-	return workflow.SetUpdateHandlerWithOptions(ctx, UpdatePromote, func(ctx workflow.Context) (RolloutStatus, error) {
+	return workflow.SetUpdateHandlerWithOptions(ctx, schemas.UpdatePromote, func(ctx workflow.Context) (RolloutStatus, error) {
 		r.promote = true
 		return r.carry.Status, nil
 	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context) error {
@@ -245,7 +245,7 @@ func otaActivityCtx(ctx workflow.Context, summary string) workflow.Context {
 		StartToCloseTimeout: 10 * time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: 5,
-			NonRetryableErrorTypes: []string{ErrArtifactRefused, ErrInvalidRollout},
+			NonRetryableErrorTypes: []string{schemas.ErrArtifactRefused, schemas.ErrInvalidRollout},
 		},
 		Summary: summary,
 	})
@@ -262,7 +262,7 @@ func (r *rollout) prepare(ctx workflow.Context) error {
 	if err := verifyArtifact.run(otaActivityCtx(ctx, "verify "+spec.Artifact.File), schemas.VerifyArtifactInput{
 		File: spec.Artifact.File, BaseURL: spec.Artifact.BaseURL, Rollback: spec.Rollback,
 	}, &art); err != nil {
-		return otaError(otaErrType(err, ErrArtifactRefused), "artifact "+spec.Artifact.File+" refused: "+rootMessage(err))
+		return otaError(otaErrType(err, schemas.ErrArtifactRefused), "artifact "+spec.Artifact.File+" refused: "+rootMessage(err))
 	}
 	r.carry.Artifact = art
 	st.Version = art.Version
@@ -273,15 +273,15 @@ func (r *rollout) prepare(ctx workflow.Context) error {
 	if err := resolveTargets.local(ctx, "resolve target robots", schemas.ResolveTargetsInput{
 		Selector: spec.Targets, Artifact: art, Rollback: spec.Rollback,
 	}, &res); err != nil {
-		return otaError(otaErrType(err, ErrInvalidRollout), "resolve targets: "+rootMessage(err))
+		return otaError(otaErrType(err, schemas.ErrInvalidRollout), "resolve targets: "+rootMessage(err))
 	}
 	st.Skipped = res.Skipped
 	sizes, err := PlanWaves(len(res.Targets), spec.Waves)
 	if err != nil {
 		if len(res.Targets) == 0 {
-			return otaError(ErrNoTargets, err.Error())
+			return otaError(schemas.ErrNoTargets, err.Error())
 		}
-		return otaError(ErrInvalidRollout, err.Error())
+		return otaError(schemas.ErrInvalidRollout, err.Error())
 	}
 	// A canary-only plan updates fewer robots than matched.
 	planned := 0
@@ -298,7 +298,7 @@ func (r *rollout) prepare(ctx workflow.Context) error {
 		st.Waves[w] = WaveStatus{Index: w, Size: n, State: WavePending}
 		for k := 0; k < n; k++ {
 			t := res.Targets[i]
-			st.Robots[i] = RobotOutcome{RobotID: t.ID, Wave: w, State: UpdatePending, FromVersion: t.Version}
+			st.Robots[i] = RobotOutcome{RobotID: t.ID, Wave: w, State: RobotUpdatePending, FromVersion: t.Version}
 			i++
 		}
 	}
@@ -378,7 +378,7 @@ func (r *rollout) run(ctx workflow.Context) (RolloutStatus, error) {
 			if errors.As(err, &ae) {
 				return r.fail(ctx, ae.Type(), ae.Message())
 			}
-			return r.fail(ctx, ErrInvalidRollout, err.Error())
+			return r.fail(ctx, schemas.ErrInvalidRollout, err.Error())
 		}
 	}
 
@@ -558,13 +558,13 @@ func (r *rollout) startRobot(ctx workflow.Context, i int) {
 	r.running = append(r.running, i)
 	cctx = r.childCtx(cctx, schemas.RobotUpdateWorkflowID(r.spec.RolloutID, t.ID), t.ID,
 		fmt.Sprintf("update %s %s → %s (rollout %s, wave %d)", t.ID, t.Version, r.carry.Artifact.Version, r.spec.RolloutID, out.Wave+1))
-	fut := workflow.ExecuteChildWorkflow(cctx, RobotUpdateWorkflowType, r.childInput(i, r.carry.Artifact, r.carry.Previous[previousKey(t)], r.spec.Rollback))
+	fut := workflow.ExecuteChildWorkflow(cctx, schemas.RobotUpdateWorkflowType, r.childInput(i, r.carry.Artifact, r.carry.Previous[previousKey(t)], r.spec.Rollback))
 	abortingAtStart := r.aborting
 	workflow.Go(ctx, func(gctx workflow.Context) {
 		var res RobotUpdateResult
 		err := fut.Get(gctx, &res)
 		if err != nil {
-			res = RobotUpdateResult{RobotID: t.ID, State: UpdateFailed, Reason: "RobotUpdate workflow: " + rootMessage(err), FromVersion: t.Version}
+			res = RobotUpdateResult{RobotID: t.ID, State: RobotUpdateFailed, Reason: "RobotUpdate workflow: " + rootMessage(err), FromVersion: t.Version}
 		}
 		delete(r.children, i)
 		r.running = slices.DeleteFunc(r.running, func(k int) bool { return k == i })
@@ -572,7 +572,7 @@ func (r *rollout) startRobot(ctx workflow.Context, i int) {
 		r.doneChildren++
 		st.Counts.InFlight = r.inFlight
 		r.record(gctx, i, res)
-		if r.aborting && !abortingAtStart && res.State == UpdateSucceeded {
+		if r.aborting && !abortingAtStart && res.State == RobotUpdateSucceeded {
 			r.rollbackDue = append(r.rollbackDue, i)
 		}
 		if !r.aborting {
@@ -593,15 +593,15 @@ func (r *rollout) record(ctx workflow.Context, i int, res RobotUpdateResult) {
 		out.FromVersion = res.FromVersion
 	}
 	switch res.State {
-	case UpdateSucceeded:
+	case RobotUpdateSucceeded:
 		st.Counts.Succeeded++
 		wave.Succeeded++
-	case UpdateTimedOut:
+	case RobotUpdateTimedOut:
 		st.Counts.TimedOut++
 		wave.TimedOut++
-	case UpdateSkipped:
+	case RobotUpdateSkipped:
 		st.Counts.Skipped++
-	case UpdateCancelled:
+	case RobotUpdateCancelled:
 		st.Counts.Cancelled++
 	default:
 		st.Counts.Failed++
@@ -623,8 +623,8 @@ func (r *rollout) finishAbort(ctx workflow.Context) (RolloutStatus, error) {
 	st := r.st()
 	_ = workflow.Await(ctx, func() bool { return r.inFlight == 0 })
 	for i := range st.Robots {
-		if st.Robots[i].State == UpdatePending {
-			st.Robots[i].State = UpdateCancelled
+		if st.Robots[i].State == RobotUpdatePending {
+			st.Robots[i].State = RobotUpdateCancelled
 			st.Counts.Cancelled++
 		}
 	}
@@ -639,7 +639,7 @@ func (r *rollout) finishAbort(ctx workflow.Context) (RolloutStatus, error) {
 	due := slices.Clone(r.rollbackDue)
 	if r.spec.RollbackOnAbort {
 		for i := range st.Robots {
-			if st.Robots[i].State == UpdateSucceeded && !slices.Contains(due, i) {
+			if st.Robots[i].State == RobotUpdateSucceeded && !slices.Contains(due, i) {
 				due = append(due, i)
 			}
 		}
@@ -670,25 +670,25 @@ func (r *rollout) rollBack(ctx workflow.Context, due []int) {
 			out.Reason = "no artifact of version " + out.FromVersion + " in the store: not rolled back"
 			continue
 		}
-		out.State = UpdateRollingBack
+		out.State = RobotUpdateRollingBack
 		running++
 		in := r.childInput(i, *prev, nil, true)
 		in.Robot = t
 		cctx := r.childCtx(ctx, schemas.RobotUpdateWorkflowID(r.spec.RolloutID, t.ID)+"-rollback", t.ID,
 			fmt.Sprintf("roll %s back to %s (rollout %s aborted)", t.ID, prev.Version, r.spec.RolloutID))
-		fut := workflow.ExecuteChildWorkflow(cctx, RobotUpdateWorkflowType, in)
+		fut := workflow.ExecuteChildWorkflow(cctx, schemas.RobotUpdateWorkflowType, in)
 		workflow.Go(ctx, func(gctx workflow.Context) {
 			var res RobotUpdateResult
 			err := fut.Get(gctx, &res)
 			running--
 			switch {
 			case err != nil:
-				out.State, out.Reason = UpdateSucceeded, "rollback failed: "+rootMessage(err)
-			case res.State == UpdateSucceeded || res.State == UpdateSkipped:
-				out.State, out.Version = UpdateRolledBack, res.Version
+				out.State, out.Reason = RobotUpdateSucceeded, "rollback failed: "+rootMessage(err)
+			case res.State == RobotUpdateSucceeded || res.State == RobotUpdateSkipped:
+				out.State, out.Version = RobotUpdateRolledBack, res.Version
 				st.Counts.RolledBack++
 			default:
-				out.State, out.Reason = UpdateSucceeded, "rollback "+strings.ToLower(res.State)+": "+res.Reason
+				out.State, out.Reason = RobotUpdateSucceeded, "rollback "+strings.ToLower(res.State)+": "+res.Reason
 			}
 			r.details(gctx)
 		})
@@ -699,7 +699,7 @@ func (r *rollout) rollBack(ctx workflow.Context, due []int) {
 func (r *rollout) continueAsNew(ctx workflow.Context) (RolloutStatus, error) {
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 	carry := r.carry
-	return RolloutStatus{}, workflow.NewContinueAsNewError(ctx, RolloutWorkflowType, RolloutInput{
+	return RolloutStatus{}, workflow.NewContinueAsNewError(ctx, schemas.RolloutWorkflowType, RolloutInput{
 		Spec: r.spec, RequestedBy: r.in.RequestedBy, Carry: &carry,
 	})
 }

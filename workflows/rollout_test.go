@@ -94,7 +94,7 @@ func runRollout(t *testing.T, acts *otaActs, in RolloutInput, setup func(run int
 		var can *workflow.ContinueAsNewError
 		if errors.As(err, &can) {
 			require.True(t, workflow.IsContinueAsNewError(err))
-			require.Equal(t, RolloutWorkflowType, can.WorkflowType.Name)
+			require.Equal(t, schemas.RolloutWorkflowType, can.WorkflowType.Name)
 			var next RolloutInput
 			require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
 			require.NotNil(t, next.Carry, "a continued run carries its state")
@@ -116,7 +116,7 @@ func runRollout(t *testing.T, acts *otaActs, in RolloutInput, setup func(run int
 func (c rolloutChain) duration() time.Duration { return c.runs[len(c.runs)-1].end.Sub(c.runs[0].start) }
 
 func (s *otaSuite) rolloutStatus(t *testing.T) RolloutStatus {
-	v, err := s.env.QueryWorkflow(QueryStatus)
+	v, err := s.env.QueryWorkflow(schemas.QueryStatus)
 	require.NoError(t, err)
 	var st RolloutStatus
 	require.NoError(t, v.Get(&st))
@@ -159,7 +159,7 @@ type childCall struct {
 
 // mock replaces RobotUpdate in s by outcome, recording each start.
 func (c *childCalls) mock(s *otaSuite, outcome func(ctx workflow.Context, in RobotUpdateInput) (RobotUpdateResult, error)) {
-	s.env.OnWorkflow(RobotUpdateWorkflowType, mock.Anything, mock.Anything).Return(
+	s.env.OnWorkflow(schemas.RobotUpdateWorkflowType, mock.Anything, mock.Anything).Return(
 		func(ctx workflow.Context, in RobotUpdateInput) (RobotUpdateResult, error) {
 			c.mu.Lock()
 			c.calls = append(c.calls, childCall{ID: workflow.GetInfo(ctx).WorkflowExecution.ID, In: in, At: workflow.Now(ctx)})
@@ -202,16 +202,16 @@ func takes(d time.Duration, outcomes map[string]string) func(workflow.Context, R
 	return func(ctx workflow.Context, in RobotUpdateInput) (RobotUpdateResult, error) {
 		res := RobotUpdateResult{RobotID: in.Robot.ID, FromVersion: in.Robot.Version, Version: in.Robot.Version, Attempts: 1}
 		if err := workflow.Sleep(ctx, d); err != nil {
-			res.State, res.Attempts = UpdateCancelled, 0
+			res.State, res.Attempts = RobotUpdateCancelled, 0
 			return res, nil
 		}
 		res.State = outcomes[in.Robot.ID]
 		switch res.State {
 		case "":
-			res.State, res.Version = UpdateSucceeded, in.Artifact.Version
-		case UpdateFailed:
+			res.State, res.Version = RobotUpdateSucceeded, in.Artifact.Version
+		case RobotUpdateFailed:
 			res.ErrorKind, res.Reason = "DigestMismatch", "robot refused: DigestMismatch: bad download"
-		case UpdateTimedOut:
+		case RobotUpdateTimedOut:
 			res.ErrorKind, res.Reason = "Timeout", "no result in time"
 		}
 		return res, nil
@@ -260,7 +260,7 @@ func TestRolloutHappyPathWavesAndSoak(t *testing.T) {
 	var soaking RolloutStatus
 	c := runRollout(t, acts, RolloutInput{Spec: rolloutSpec(1, 60, 100)}, func(run int, s *otaSuite) {
 		if run == 0 {
-			s.update(t, 5*time.Second, UpdatePromote, nil, &promoteEarly)
+			s.update(t, 5*time.Second, schemas.UpdatePromote, nil, &promoteEarly)
 			s.at(30*time.Minute, func() { soaking = s.rolloutStatus(t) })
 		}
 	})
@@ -276,7 +276,7 @@ func TestRolloutHappyPathWavesAndSoak(t *testing.T) {
 		require.Zero(t, w.Failed+w.TimedOut)
 	}
 	require.Equal(t, RolloutCounts{Targets: 5, Succeeded: 5}, st.Counts)
-	require.Equal(t, repeat(UpdateSucceeded, 5), robotStates(st))
+	require.Equal(t, repeat(RobotUpdateSucceeded, 5), robotStates(st))
 	for i, r := range st.Robots {
 		require.Equal(t, robotID(i), r.RobotID)
 		require.Equal(t, "1.0.0", r.FromVersion)
@@ -296,7 +296,7 @@ func TestRolloutHappyPathWavesAndSoak(t *testing.T) {
 	require.Equal(t, 3, c.runs[1].sent)
 	require.Equal(t, RolloutSoaking, soaking.State)
 	require.Equal(t, WaveSoaking, soaking.Waves[0].State)
-	require.Equal(t, []string{UpdateSucceeded, UpdatePending, UpdatePending, UpdatePending, UpdatePending}, robotStates(soaking))
+	require.Equal(t, []string{RobotUpdateSucceeded, RobotUpdatePending, RobotUpdatePending, RobotUpdatePending, RobotUpdatePending}, robotStates(soaking))
 	require.WithinDuration(t, c.runs[0].end, soaking.SoakUntil, time.Second, "the soak ends at SoakUntil")
 
 	require.ErrorContains(t, promoteEarly, "not soaking", "promote is only accepted while soaking")
@@ -326,7 +326,7 @@ func TestRolloutPromoteEndsSoak(t *testing.T) {
 	c := runRollout(t, acts, RolloutInput{Spec: rolloutSpec(1, 60, 100)}, func(run int, s *otaSuite) {
 		calls.mock(s, takes(time.Minute, nil))
 		if run == 0 {
-			s.update(t, 30*time.Minute, UpdatePromote, &promoted, nil)
+			s.update(t, 30*time.Minute, schemas.UpdatePromote, &promoted, nil)
 		}
 	})
 	require.NoError(t, c.err)
@@ -381,14 +381,14 @@ func TestRolloutCanaryFailureAborts(t *testing.T) {
 	sp.RollbackOnAbort = true
 	var calls childCalls
 	c := runRollout(t, acts, RolloutInput{Spec: sp}, func(run int, s *otaSuite) {
-		calls.mock(s, takes(time.Minute, map[string]string{robotID(0): UpdateFailed}))
+		calls.mock(s, takes(time.Minute, map[string]string{robotID(0): RobotUpdateFailed}))
 	})
 	require.Error(t, c.err)
 	require.Equal(t, "RolloutAborted", appErrType(c.err))
 	st := c.st
 	require.Equal(t, RolloutAborted, st.State)
 	require.Contains(t, st.AbortReason, "1 of 1 robot FAILED or TIMED_OUT (100%) >= 50%")
-	require.Equal(t, []string{UpdateFailed, UpdateCancelled, UpdateCancelled, UpdateCancelled, UpdateCancelled}, robotStates(st))
+	require.Equal(t, []string{RobotUpdateFailed, RobotUpdateCancelled, RobotUpdateCancelled, RobotUpdateCancelled, RobotUpdateCancelled}, robotStates(st))
 	require.Equal(t, RolloutCounts{Targets: 5, Failed: 1, Cancelled: 4}, st.Counts)
 	require.Equal(t, []string{WaveDone, WaveCancelled, WaveCancelled}, waveStates(st), "the canary wave ran to its end; the others never started")
 	require.Equal(t, 1, st.Waves[0].Failed)
@@ -419,7 +419,7 @@ func TestRolloutAbortRollsBackUpdatedRobots(t *testing.T) {
 	require.Equal(t, RolloutAborted, st.State)
 	require.Equal(t, []int{2, 1, 3}, waveSizes(st))
 	require.Contains(t, st.AbortReason, "abort criteria met in wave 2")
-	require.Equal(t, []string{UpdateRolledBack, UpdateRolledBack, UpdateFailed, UpdateCancelled, UpdateCancelled, UpdateCancelled}, robotStates(st))
+	require.Equal(t, []string{RobotUpdateRolledBack, RobotUpdateRolledBack, RobotUpdateFailed, RobotUpdateCancelled, RobotUpdateCancelled, RobotUpdateCancelled}, robotStates(st))
 	require.Equal(t, RolloutCounts{Targets: 6, Succeeded: 2, Failed: 1, RolledBack: 2, Cancelled: 3}, st.Counts)
 	require.Equal(t, []string{WaveDone, WaveDone, WaveCancelled}, waveStates(st))
 	for i := range 2 {
@@ -442,11 +442,11 @@ func TestRolloutAbortWithoutRollbackOnAbort(t *testing.T) {
 	acts := rolloutActs(6)
 	var calls childCalls
 	c := runRollout(t, acts, RolloutInput{Spec: abortAfterWave2Spec(false)}, func(run int, s *otaSuite) {
-		calls.mock(s, takes(time.Minute, map[string]string{robotID(2): UpdateFailed}))
+		calls.mock(s, takes(time.Minute, map[string]string{robotID(2): RobotUpdateFailed}))
 	})
 	require.Equal(t, "RolloutAborted", appErrType(c.err))
 	st := c.st
-	require.Equal(t, []string{UpdateSucceeded, UpdateSucceeded, UpdateFailed, UpdateCancelled, UpdateCancelled, UpdateCancelled}, robotStates(st))
+	require.Equal(t, []string{RobotUpdateSucceeded, RobotUpdateSucceeded, RobotUpdateFailed, RobotUpdateCancelled, RobotUpdateCancelled, RobotUpdateCancelled}, robotStates(st))
 	require.Equal(t, RolloutCounts{Targets: 6, Succeeded: 2, Failed: 1, Cancelled: 3}, st.Counts)
 	require.Equal(t, []string{childID(0), childID(1), childID(2)}, calls.ids(), "no -rollback children")
 	require.NotContains(t, acts.auditKinds(rolloutWFID), "rollout.rollback_started")
@@ -461,18 +461,18 @@ func TestRolloutAbortRollsBackRobotsInFlight(t *testing.T) {
 	c := runRollout(t, acts, RolloutInput{Spec: sp}, func(run int, s *otaSuite) {
 		calls.mock(s, func(ctx workflow.Context, in RobotUpdateInput) (RobotUpdateResult, error) {
 			if in.Rollback {
-				return RobotUpdateResult{RobotID: in.Robot.ID, State: UpdateSucceeded, FromVersion: in.Robot.Version, Version: in.Artifact.Version, Attempts: 1}, nil
+				return RobotUpdateResult{RobotID: in.Robot.ID, State: RobotUpdateSucceeded, FromVersion: in.Robot.Version, Version: in.Artifact.Version, Attempts: 1}, nil
 			}
 			// Robot 1 is already installing: the abort's cancellation does
 			// not stop it.
 			dctx, _ := workflow.NewDisconnectedContext(ctx)
 			d := map[string]time.Duration{robotID(0): time.Minute, robotID(1): 3 * time.Minute}[in.Robot.ID]
-			return takes(d, map[string]string{robotID(0): UpdateFailed})(dctx, in)
+			return takes(d, map[string]string{robotID(0): RobotUpdateFailed})(dctx, in)
 		})
 	})
 	require.Equal(t, "RolloutAborted", appErrType(c.err))
 	st := c.st
-	require.Equal(t, []string{UpdateFailed, UpdateRolledBack, UpdateCancelled, UpdateCancelled}, robotStates(st))
+	require.Equal(t, []string{RobotUpdateFailed, RobotUpdateRolledBack, RobotUpdateCancelled, RobotUpdateCancelled}, robotStates(st))
 	require.Equal(t, RolloutCounts{Targets: 4, Succeeded: 1, Failed: 1, RolledBack: 1, Cancelled: 2}, st.Counts)
 	require.Equal(t, []string{WaveCancelled}, waveStates(st), "the abort cut the wave short")
 	require.Equal(t, []string{childID(0), childID(1), childID(1) + "-rollback"}, calls.ids())
@@ -490,12 +490,12 @@ func TestRolloutPauseResume(t *testing.T) {
 	var pausedTwice, emptyAbort, resumeRunning error
 	c := runRollout(t, acts, RolloutInput{Spec: rolloutSpec(0, 100)}, func(run int, s *otaSuite) {
 		calls.mock(s, takes(time.Minute, nil))
-		s.update(t, 10*time.Second, UpdateResume, nil, &resumeRunning)
-		s.update(t, 30*time.Second, UpdatePause, &paused, nil)
-		s.update(t, 40*time.Second, UpdatePause, nil, &pausedTwice)
-		s.update(t, 45*time.Second, UpdateAbort, nil, &emptyAbort, AbortRequest{Reason: "  ", By: "bob"})
+		s.update(t, 10*time.Second, schemas.UpdateResume, nil, &resumeRunning)
+		s.update(t, 30*time.Second, schemas.UpdatePause, &paused, nil)
+		s.update(t, 40*time.Second, schemas.UpdatePause, nil, &pausedTwice)
+		s.update(t, 45*time.Second, schemas.UpdateAbort, nil, &emptyAbort, AbortRequest{Reason: "  ", By: "bob"})
 		s.at(5*time.Minute, func() { whilePaused = s.rolloutStatus(t) })
-		s.update(t, 10*time.Minute, UpdateResume, &resumed, nil)
+		s.update(t, 10*time.Minute, schemas.UpdateResume, &resumed, nil)
 	})
 	require.NoError(t, c.err)
 	require.Equal(t, RolloutCompleted, c.st.State)
@@ -509,7 +509,7 @@ func TestRolloutPauseResume(t *testing.T) {
 	require.ErrorContains(t, emptyAbort, "abort needs a reason")
 
 	require.Equal(t, RolloutPaused, whilePaused.State)
-	require.Equal(t, []string{UpdateSucceeded, UpdateSucceeded, UpdatePending, UpdatePending}, robotStates(whilePaused))
+	require.Equal(t, []string{RobotUpdateSucceeded, RobotUpdateSucceeded, RobotUpdatePending, RobotUpdatePending}, robotStates(whilePaused))
 	require.Zero(t, whilePaused.Counts.InFlight)
 	require.False(t, resumed.Paused)
 
@@ -533,7 +533,7 @@ func TestRolloutAbortDuringSoak(t *testing.T) {
 	var aborted RolloutStatus
 	c := runRollout(t, acts, RolloutInput{Spec: rolloutSpec(1, 100)}, func(run int, s *otaSuite) {
 		calls.mock(s, takes(time.Minute, nil))
-		s.update(t, 30*time.Minute, UpdateAbort, &aborted, nil, AbortRequest{Reason: "crash reports from the canary", By: "bob"})
+		s.update(t, 30*time.Minute, schemas.UpdateAbort, &aborted, nil, AbortRequest{Reason: "crash reports from the canary", By: "bob"})
 	})
 	require.Equal(t, "RolloutAborted", appErrType(c.err))
 	require.Contains(t, c.err.Error(), "aborted by bob: crash reports from the canary")
@@ -541,7 +541,7 @@ func TestRolloutAbortDuringSoak(t *testing.T) {
 	require.Equal(t, RolloutAborted, st.State)
 	require.Equal(t, "aborted by bob: crash reports from the canary", st.AbortReason)
 	require.Equal(t, "aborted by bob: crash reports from the canary", aborted.AbortReason)
-	require.Equal(t, []string{UpdateSucceeded, UpdateCancelled, UpdateCancelled}, robotStates(st))
+	require.Equal(t, []string{RobotUpdateSucceeded, RobotUpdateCancelled, RobotUpdateCancelled}, robotStates(st))
 	require.Equal(t, []string{WaveDone, WaveCancelled}, waveStates(st))
 	require.Equal(t, []string{childID(0)}, calls.ids(), "the next wave never starts")
 	require.Len(t, c.runs, 1)
@@ -555,8 +555,8 @@ func TestRolloutRefusedUpFront(t *testing.T) {
 		errType string
 		msg     string
 	}{
-		"empty wave": {1, rolloutSpec(1, 50, 100), ErrInvalidRollout, "would be empty"},
-		"no targets": {0, rolloutSpec(1, 60, 100), ErrNoTargets, "no robots match"},
+		"empty wave": {1, rolloutSpec(1, 50, 100), schemas.ErrInvalidRollout, "would be empty"},
+		"no targets": {0, rolloutSpec(1, 60, 100), schemas.ErrNoTargets, "no robots match"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			acts := rolloutActs(tc.targets)
@@ -607,7 +607,7 @@ func TestRolloutContinuesAsNew(t *testing.T) {
 	require.Equal(t, 0, cr.Status.Runs)
 	require.Equal(t, "2.0.0", cr.Status.Version)
 	require.Equal(t, RolloutCounts{Targets: 10, Succeeded: 2}, cr.Status.Counts)
-	require.Equal(t, append([]string{UpdateSucceeded, UpdateSucceeded}, repeat(UpdatePending, 8)...), robotStates(cr.Status))
+	require.Equal(t, append([]string{RobotUpdateSucceeded, RobotUpdateSucceeded}, repeat(RobotUpdatePending, 8)...), robotStates(cr.Status))
 	require.Equal(t, WaveStatus{Index: 0, Size: 10, State: WaveRunning, Started: 2, Succeeded: 2}, cr.Status.Waves[0])
 
 	// Each robot updated once, two per run, in order; prepare ran once.
@@ -658,7 +658,7 @@ func TestRolloutContinuesAsNewConcurrent(t *testing.T) {
 		require.Zero(t, cr.Status.Counts.InFlight)
 		require.Equal(t, cr.Next, cr.Status.Counts.Succeeded, "run %d: every robot before Next has finished, none after has started", run+1)
 		for i, o := range cr.Status.Robots {
-			require.Equal(t, i < cr.Next, o.State == UpdateSucceeded, "robot %d", i)
+			require.Equal(t, i < cr.Next, o.State == RobotUpdateSucceeded, "robot %d", i)
 		}
 		prevNext := 0
 		if pc := c.runs[run].in.Carry; pc != nil {
@@ -691,7 +691,7 @@ func TestRolloutCancellationAborts(t *testing.T) {
 	st := c.st
 	require.Equal(t, RolloutAborted, st.State)
 	require.Contains(t, st.AbortReason, "cancellation")
-	require.Equal(t, []string{UpdateRolledBack, UpdateCancelled, UpdateCancelled, UpdateCancelled, UpdateCancelled}, robotStates(st))
+	require.Equal(t, []string{RobotUpdateRolledBack, RobotUpdateCancelled, RobotUpdateCancelled, RobotUpdateCancelled, RobotUpdateCancelled}, robotStates(st))
 	require.Equal(t, RolloutCounts{Targets: 5, Succeeded: 1, RolledBack: 1, Cancelled: 4}, st.Counts)
 	require.Equal(t, []string{WaveCancelled}, waveStates(st))
 	require.Equal(t, "1.0.0", st.Robots[0].Version)

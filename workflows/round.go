@@ -12,17 +12,14 @@ import (
 	"github.com/fleetflow/fleetflow/schemas"
 )
 
-// MaintenanceRoundWorkflowType is the registered name of MaintenanceRound.
-const MaintenanceRoundWorkflowType = "MaintenanceRound"
-
 // MaintenanceRoundInput services every robot of a site in service.
 type MaintenanceRoundInput struct {
 	Site        string `json:"site"`
-	Station     string `json:"station,omitempty"` // as MaintenanceInput.Station
+	Station     string `json:"station,omitempty"` // as schemas.MaintenanceInput.Station
 	Reason      string `json:"reason"`
 	RequestedBy string `json:"requestedBy,omitempty"`
 	Diagnostics bool   `json:"diagnostics,omitempty"`
-	// SignOffTimeoutSeconds: as MaintenanceInput's, for each robot.
+	// SignOffTimeoutSeconds: as schemas.MaintenanceInput's, for each robot.
 	SignOffTimeoutSeconds int `json:"signOffTimeoutSeconds,omitempty"`
 	// Parallel is how many robots are out of service at once (default 1:
 	// the site keeps all its robots but one).
@@ -49,7 +46,7 @@ type MaintenanceRoundStatus struct {
 // (each returns its robot to service). Query: status.
 func MaintenanceRound(ctx workflow.Context, in MaintenanceRoundInput) (MaintenanceRoundStatus, error) {
 	st := MaintenanceRoundStatus{Site: in.Site, Outcomes: map[string]string{}, StartedAt: workflow.Now(ctx)}
-	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (MaintenanceRoundStatus, error) { return st, nil }); err != nil {
+	if err := workflow.SetQueryHandler(ctx, schemas.QueryStatus, func() (MaintenanceRoundStatus, error) { return st, nil }); err != nil {
 		return st, err
 	}
 	if in.Site == "" || in.Reason == "" {
@@ -71,7 +68,7 @@ func MaintenanceRound(ctx workflow.Context, in MaintenanceRoundInput) (Maintenan
 			WorkflowID: id, ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
 			WaitForCancellation: true,
 		})
-		child := workflow.ExecuteChildWorkflow(cctx, MaintenanceWorkflowType, MaintenanceInput{
+		child := workflow.ExecuteChildWorkflow(cctx, schemas.MaintenanceWorkflowType, schemas.MaintenanceInput{
 			RobotID: robot, Site: in.Site, Station: in.Station, Reason: in.Reason + " (round " + label + ")",
 			RequestedBy: in.RequestedBy, Diagnostics: in.Diagnostics, SignOffTimeoutSeconds: in.SignOffTimeoutSeconds,
 		})

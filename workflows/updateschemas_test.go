@@ -19,11 +19,11 @@ import (
 func TestUpdateSchemasMatchRequests(t *testing.T) {
 	sp := schemas.MissionSpec{MissionID: "m-1", Site: "warehouse-a", MinBattery: 20, Steps: []schemas.MissionStep{{Station: "inbound-1", Action: "pick"}}}
 	for name, req := range map[string]any{
-		UpdateCancel:       CancelRequest{Reason: "r", By: "b"},
-		UpdateReprioritize: ReprioritizeRequest{Priority: 7, Reason: "r", By: "b"},
-		UpdateResolve:      ResolveRequest{Decision: DecisionReassign, RestartFromStart: true, Reason: "r", By: "b"},
-		UpdateAccept:       AcceptRequest{Spec: sp, Client: "acme-wms"},
-		UpdateAppend:       AppendRequest{Steps: []schemas.MissionStep{{Station: "rack-2", Action: "drop", WaitFor: schemas.WaitFor{Signal: SignalLoadTaken, TimeoutSeconds: 30, OnTimeout: "skip"}}}, Reason: "r", By: "b"},
+		schemas.UpdateCancel:       CancelRequest{Reason: "r", By: "b"},
+		schemas.UpdateReprioritize: ReprioritizeRequest{Priority: 7, Reason: "r", By: "b"},
+		schemas.UpdateResolve:      ResolveRequest{Decision: DecisionReassign, RestartFromStart: true, Reason: "r", By: "b"},
+		schemas.UpdateAccept:       AcceptRequest{Spec: sp, Client: "acme-wms"},
+		schemas.UpdateAppend:       AppendRequest{Steps: []schemas.MissionStep{{Station: "rack-2", Action: "drop", WaitFor: schemas.WaitFor{Signal: schemas.SignalLoadTaken, TimeoutSeconds: 30, OnTimeout: "skip"}}}, Reason: "r", By: "b"},
 	} {
 		sch, err := schemas.CompileUpdateSchema(name)
 		require.NoError(t, err, name)
@@ -50,7 +50,7 @@ func TestUpdateSchemasMatchRequests(t *testing.T) {
 		require.Equal(t, inGo, inSchema, "%s: schema and Go type name the same fields", name)
 	}
 	step := 1
-	for _, name := range []string{SignalLoadReady, SignalLoadTaken} {
+	for _, name := range []string{schemas.SignalLoadReady, schemas.SignalLoadTaken} {
 		sch, err := schemas.CompileSignalSchema(name)
 		require.NoError(t, err)
 		raw, _ := json.Marshal(LoadSignal{LoadID: "PAL-1", Step: &step, By: "conveyor-7"})
@@ -59,9 +59,9 @@ func TestUpdateSchemasMatchRequests(t *testing.T) {
 	}
 	_, err := schemas.CompileSignalSchema("loadLost")
 	require.Error(t, err)
-	app, _ := schemas.CompileUpdateSchema(UpdateAppend)
+	app, _ := schemas.CompileUpdateSchema(schemas.UpdateAppend)
 	require.NotEmpty(t, violations(app, []byte(`{"steps":[{"station":"a","action":"fly"}]}`)), "steps are held to mission.schema.json")
-	bad, _ := schemas.CompileUpdateSchema(UpdateReprioritize)
+	bad, _ := schemas.CompileUpdateSchema(schemas.UpdateReprioritize)
 	require.Error(t, bad.Validate(map[string]any{"priority": 101.0}))
 	_, err = schemas.CompileUpdateSchema("nope")
 	require.Error(t, err)

@@ -18,7 +18,7 @@ type WMSEventsInput struct {
 	// the events.
 	Client    string `json:"client"`
 	MissionID string `json:"missionId"`
-	// Events are the first events; more come by signal SignalWMSEvents.
+	// Events are the first events; more come by signal schemas.SignalWMSEvents.
 	Events []schemas.WMSEvent `json:"events"`
 	// DeliveryTimeout is how long one event is retried before it is given
 	// up (config wms.deliveryTimeout); zero = Timings.WebhookDeliveryTimeout.
@@ -63,7 +63,7 @@ func WMSEvents(ctx workflow.Context, in WMSEventsInput) (WMSEventsResult, error)
 			NonRetryableErrorTypes: []string{"WMSRejected", "WMSClientUnknown"},
 		},
 	})
-	ch := workflow.GetSignalChannel(ctx, SignalWMSEvents)
+	ch := workflow.GetSignalChannel(ctx, schemas.SignalWMSEvents)
 	queue := append([]schemas.WMSEvent(nil), in.Events...)
 	ended := false
 	for {
@@ -159,7 +159,7 @@ func (m *mission) sendEvents(ctx workflow.Context, n *notifier, batch []schemas.
 			ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
 			StaticSummary:     "webhook deliveries of " + m.orderID + " to " + n.client,
 		})
-		n.child = workflow.ExecuteChildWorkflow(cctx, WMSEventsWorkflowType, WMSEventsInput{
+		n.child = workflow.ExecuteChildWorkflow(cctx, schemas.WMSEventsWorkflowType, WMSEventsInput{
 			Client: n.client, MissionID: m.in.Spec.MissionID, Events: batch, DeliveryTimeout: n.timeout,
 		})
 		if err := n.child.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
@@ -168,7 +168,7 @@ func (m *mission) sendEvents(ctx workflow.Context, n *notifier, batch []schemas.
 		}
 		return
 	}
-	if err := n.child.SignalChildWorkflow(ctx, SignalWMSEvents, batch).Get(ctx, nil); err != nil {
+	if err := n.child.SignalChildWorkflow(ctx, schemas.SignalWMSEvents, batch).Get(ctx, nil); err != nil {
 		m.logger.Error("mission events not handed to their deliveries", "client", n.client, "events", len(batch), "error", err)
 	}
 }

@@ -26,7 +26,7 @@ func pickDone() schemas.RobotEvent {
 func TestMissionEventsReachTheWMS(t *testing.T) {
 	s := newEnv(t)
 	s.acts.queued = 1
-	s.at(time.Second, func() { s.env.SignalWorkflow(SignalRobotAvailable, nil) })
+	s.at(time.Second, func() { s.env.SignalWorkflow(schemas.SignalRobotAvailable, nil) })
 	s.signal(2*time.Second, driving("A1", 0, 2))
 	s.signal(3*time.Second, pickDone())
 	s.signal(4*time.Second, finished())
@@ -102,7 +102,7 @@ func TestMissionEventsCancelled(t *testing.T) {
 	s := newEnv(t)
 	s.acts.queued = 100
 	s.at(time.Second, func() {
-		s.env.UpdateWorkflow(UpdateCancel, "u1", &updateCallbacks{t: t}, CancelRequest{Reason: "wms withdrew", By: "acme-wms"})
+		s.env.UpdateWorkflow(schemas.UpdateCancel, "u1", &updateCallbacks{t: t}, CancelRequest{Reason: "wms withdrew", By: "acme-wms"})
 	})
 	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec(), Client: "acme-wms"})
 	_, err := s.result(t)
@@ -117,16 +117,16 @@ func TestWMSEventsOrderAndEnd(t *testing.T) {
 	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestWorkflowEnvironment()
 	acts := &fakeActivities{webhookDown: 3}
-	env.RegisterWorkflowWithOptions(WMSEvents, workflow.RegisterOptions{Name: WMSEventsWorkflowType})
+	env.RegisterWorkflowWithOptions(WMSEvents, workflow.RegisterOptions{Name: schemas.WMSEventsWorkflowType})
 	env.RegisterActivity(acts)
 	ev := func(seq int, kind string) schemas.WMSEvent {
 		return schemas.WMSEvent{ID: wfID + "/r/" + string(rune('0'+seq)), Kind: kind, Data: schemas.WMSEventData{MissionID: "m-1", Sequence: seq}}
 	}
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(SignalWMSEvents, []schemas.WMSEvent{ev(2, "assigned"), ev(3, "picked")})
+		env.SignalWorkflow(schemas.SignalWMSEvents, []schemas.WMSEvent{ev(2, "assigned"), ev(3, "picked")})
 	}, time.Second)
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(SignalWMSEvents, []schemas.WMSEvent{ev(4, "failed")})
+		env.SignalWorkflow(schemas.SignalWMSEvents, []schemas.WMSEvent{ev(4, "failed")})
 	}, time.Hour)
 	env.ExecuteWorkflow(WMSEvents, WMSEventsInput{Client: "acme-wms", MissionID: "m-1", Events: []schemas.WMSEvent{ev(1, "queued")}})
 	require.True(t, env.IsWorkflowCompleted())
@@ -144,7 +144,7 @@ func TestWMSEventsIdleEnds(t *testing.T) {
 	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestWorkflowEnvironment()
 	acts := &fakeActivities{}
-	env.RegisterWorkflowWithOptions(WMSEvents, workflow.RegisterOptions{Name: WMSEventsWorkflowType})
+	env.RegisterWorkflowWithOptions(WMSEvents, workflow.RegisterOptions{Name: schemas.WMSEventsWorkflowType})
 	env.RegisterActivity(acts)
 	env.ExecuteWorkflow(WMSEvents, WMSEventsInput{Client: "acme-wms", MissionID: "m-1", Events: []schemas.WMSEvent{{ID: "e1", Kind: "assigned"}}})
 	var res WMSEventsResult

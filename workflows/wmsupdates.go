@@ -27,7 +27,7 @@ type AcceptRequest struct {
 	Client string `json:"client,omitempty"`
 }
 
-var saPriority = temporal.NewSearchAttributeKeyInt64(SearchAttrPriority)
+var saPriority = temporal.NewSearchAttributeKeyInt64(schemas.SearchAttrPriority)
 
 func (m *mission) validateReprioritize(ctx workflow.Context, req ReprioritizeRequest) error {
 	if req.Priority < 0 || req.Priority > 100 {
@@ -72,7 +72,7 @@ func (m *mission) reprioritize(ctx workflow.Context, req ReprioritizeRequest) (M
 func (m *mission) validateAccept(ctx workflow.Context, req AcceptRequest) error {
 	if !SameSpec(req.Spec, m.startSpec) || req.Client != m.in.Client {
 		return temporal.NewApplicationError(fmt.Sprintf("mission %s already exists with another spec or client; a mission ID names one mission (send its own spec to get its status, or use a new ID)",
-			m.in.Spec.MissionID), ErrMissionConflict)
+			m.in.Spec.MissionID), schemas.ErrMissionConflict)
 	}
 	return nil
 }
@@ -90,9 +90,6 @@ func (m *mission) accept(ctx workflow.Context, req AcceptRequest) (AcceptResult,
 	m.accepts++
 	return AcceptResult{Status: m.status, Created: m.accepts == 1 && workflow.Now(ctx).Equal(m.startedAt)}, nil
 }
-
-// ErrMissionConflict: a mission ID came again with another spec.
-const ErrMissionConflict = "MissionConflict"
 
 // SameSpec reports whether two specs ask for the same mission, ignoring
 // the priority (reprioritize may have changed it). Every other field of

@@ -23,7 +23,7 @@ func TestMissionReprioritizeWhileQueued(t *testing.T) {
 	var got MissionStatus
 	var gotErr error
 	s.at(time.Second, func() {
-		s.env.UpdateWorkflow(UpdateReprioritize, "r1", &updateCallbacks{t: t, onComplete: func(v any, err error) {
+		s.env.UpdateWorkflow(schemas.UpdateReprioritize, "r1", &updateCallbacks{t: t, onComplete: func(v any, err error) {
 			gotErr = err
 			if v != nil {
 				got = v.(MissionStatus)
@@ -32,11 +32,11 @@ func TestMissionReprioritizeWhileQueued(t *testing.T) {
 	})
 	var refused error
 	s.at(Timings.RequeueAfter*3, func() {
-		s.env.UpdateWorkflow(UpdateReprioritize, "r2", &updateCallbacks{t: t, onReject: func(err error) { refused = err }}, ReprioritizeRequest{Priority: 1})
+		s.env.UpdateWorkflow(schemas.UpdateReprioritize, "r2", &updateCallbacks{t: t, onReject: func(err error) { refused = err }}, ReprioritizeRequest{Priority: 1})
 	})
 	var bad error
 	s.at(2*time.Second, func() {
-		s.env.UpdateWorkflow(UpdateReprioritize, "r3", &updateCallbacks{t: t, onReject: func(err error) { bad = err }}, ReprioritizeRequest{Priority: 101})
+		s.env.UpdateWorkflow(schemas.UpdateReprioritize, "r3", &updateCallbacks{t: t, onReject: func(err error) { bad = err }}, ReprioritizeRequest{Priority: 101})
 	})
 	s.signal(Timings.RequeueAfter*3+time.Second, finished())
 	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
@@ -71,18 +71,18 @@ func TestMissionAccept(t *testing.T) {
 	var first, again AcceptResult
 	var conflict error
 	s.at(0, func() {
-		s.env.UpdateWorkflow(UpdateAccept, "a1", &updateCallbacks{t: t, onComplete: func(v any, err error) { require.NoError(t, err); first = v.(AcceptResult) }}, AcceptRequest{Spec: spec(), Client: "acme-wms"})
+		s.env.UpdateWorkflow(schemas.UpdateAccept, "a1", &updateCallbacks{t: t, onComplete: func(v any, err error) { require.NoError(t, err); first = v.(AcceptResult) }}, AcceptRequest{Spec: spec(), Client: "acme-wms"})
 	})
 	s.at(time.Second, func() {
-		s.env.UpdateWorkflow(UpdateAccept, "a2", &updateCallbacks{t: t, onComplete: func(v any, err error) { require.NoError(t, err); again = v.(AcceptResult) }}, AcceptRequest{Spec: spec(), Client: "acme-wms"})
+		s.env.UpdateWorkflow(schemas.UpdateAccept, "a2", &updateCallbacks{t: t, onComplete: func(v any, err error) { require.NoError(t, err); again = v.(AcceptResult) }}, AcceptRequest{Spec: spec(), Client: "acme-wms"})
 	})
 	other := spec()
 	other.Steps[1].Station = "rack-2"
 	s.at(2*time.Second, func() {
-		s.env.UpdateWorkflow(UpdateAccept, "a3", &updateCallbacks{t: t, onReject: func(err error) { conflict = err }}, AcceptRequest{Spec: other, Client: "acme-wms"})
+		s.env.UpdateWorkflow(schemas.UpdateAccept, "a3", &updateCallbacks{t: t, onReject: func(err error) { conflict = err }}, AcceptRequest{Spec: other, Client: "acme-wms"})
 	})
 	s.at(3*time.Second, func() {
-		s.env.UpdateWorkflow(UpdateCancel, "c", &updateCallbacks{t: t}, CancelRequest{Reason: "done testing"})
+		s.env.UpdateWorkflow(schemas.UpdateCancel, "c", &updateCallbacks{t: t}, CancelRequest{Reason: "done testing"})
 	})
 	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec(), Client: "acme-wms"})
 	_, err := s.result(t)
@@ -92,7 +92,7 @@ func TestMissionAccept(t *testing.T) {
 	require.Equal(t, "m-1", again.Status.MissionID)
 	var ae *temporal.ApplicationError
 	require.True(t, errors.As(conflict, &ae), "%v", conflict)
-	require.Equal(t, ErrMissionConflict, ae.Type())
+	require.Equal(t, schemas.ErrMissionConflict, ae.Type())
 }
 
 // SameSpec compares every field but the priority: changing any one of them

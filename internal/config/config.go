@@ -53,7 +53,7 @@ type Temporal struct {
 	DevUIPort     int `yaml:"devUIPort" env:"DEV_UI_PORT"`
 }
 
-// TaskQueues names the queues workers poll (workflows.TaskQueue* by default).
+// TaskQueues names the queues workers poll (schemas.TaskQueue* by default).
 type TaskQueues struct {
 	Missions string `yaml:"missions" env:"MISSIONS"`
 	// RobotIO is the prefix of the edge sites' robot I/O queues: the edge

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/fleetflow/fleetflow/internal/vda5050"
+	"github.com/fleetflow/fleetflow/schemas"
 )
 
 // Factsheet is the minimal VDA 5050 2.0 factsheet a virtual robot publishes
@@ -165,7 +166,7 @@ func (r *Robot) factsheet() Factsheet {
 					{Key: "on", ValueDataType: "BOOL", IsOptional: true},
 				}},
 				{ActionType: ActionSimClearErrors, ActionDescription: "clear every error", ActionScopes: instant},
-				{ActionType: ActionSoftwareUpdate, ActionDescription: "download, verify and install signed software, then reboot", ActionScopes: instant, ActionParameters: []FactsheetActionParam{
+				{ActionType: schemas.ActionSoftwareUpdate, ActionDescription: "download, verify and install signed software, then reboot", ActionScopes: instant, ActionParameters: []FactsheetActionParam{
 					{Key: "artifactUrl", ValueDataType: "STRING"},
 					{Key: "manifestUrl", ValueDataType: "STRING"},
 					{Key: "signature", ValueDataType: "STRING"},

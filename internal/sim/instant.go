@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fleetflow/fleetflow/internal/vda5050"
+	"github.com/fleetflow/fleetflow/schemas"
 )
 
 // Manufacturer-specific instant actions that inject faults (VDA 5050 §6.8
@@ -60,7 +61,7 @@ func (r *Robot) handleInstantActions(raw []byte, now time.Time) {
 }
 
 func (r *Robot) instantAction(a vda5050.Action, now time.Time) {
-	if a.ActionType == ActionSoftwareUpdate && r.update != nil && r.update.rec.state.ActionID == a.ActionID {
+	if a.ActionType == schemas.ActionSoftwareUpdate && r.update != nil && r.update.rec.state.ActionID == a.ActionID {
 		// The running update sent again (a retransmission): one actionId,
 		// one actionState.
 		return
@@ -142,7 +143,7 @@ func (r *Robot) instantAction(a vda5050.Action, now time.Time) {
 	case ActionDiagnostics:
 		rec.state.ResultDescription = r.diagnose()
 		finish()
-	case ActionSoftwareUpdate:
+	case schemas.ActionSoftwareUpdate:
 		r.startUpdate(rec, a)
 	default:
 		fail(fmt.Sprintf("instant action %q is not supported by this vehicle", a.ActionType))

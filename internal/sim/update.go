@@ -19,13 +19,6 @@ import (
 	"github.com/fleetflow/fleetflow/schemas"
 )
 
-// ActionSoftwareUpdate is the manufacturer-specific instant action that
-// installs new software over the air (VDA 5050 §6.8 allows vendor actions;
-// DESIGN.md "Robot protocol": OTA travels as this action and its progress
-// comes back in actionStates). Its parameters are listed in the factsheet
-// and under updateParams.
-const ActionSoftwareUpdate = "softwareUpdate"
-
 // infoTypes of state.information (VDA 5050 §6.10.8) naming the installed
 // software and, after an update, the version it replaced.
 const (

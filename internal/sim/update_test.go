@@ -139,7 +139,7 @@ func (k *otaKit) publish(t *testing.T, s spec) release {
 // update builds the softwareUpdate action for rel; rollback adds the
 // optional parameter.
 func update(id string, rel release, rollback ...bool) vda5050.Action {
-	a := act(ActionSoftwareUpdate, id,
+	a := act(schemas.ActionSoftwareUpdate, id,
 		vda5050.ActionParameter{Key: "artifactUrl", Value: rel.artifactURL},
 		vda5050.ActionParameter{Key: "manifestUrl", Value: rel.manifestURL},
 		vda5050.ActionParameter{Key: "signature", Value: rel.signature},
@@ -198,7 +198,7 @@ func TestSoftwareUpdateInstallsAndReboots(t *testing.T) {
 		return status(s, "rollout-r1-robot-x#update-1").Terminal()
 	})
 	a := end.ActionStateOf("rollout-r1-robot-x#update-1")
-	if a.ActionStatus != vda5050.ActionFinished || a.ResultDescription != "installed 2.0.0" || a.ActionType != ActionSoftwareUpdate {
+	if a.ActionStatus != vda5050.ActionFinished || a.ResultDescription != "installed 2.0.0" || a.ActionType != schemas.ActionSoftwareUpdate {
 		t.Fatalf("update ended %+v", a)
 	}
 	if v := info(end, InfoSoftwareVersion); v != "2.0.0" {
@@ -269,8 +269,8 @@ func TestSoftwareUpdateInstallsAndReboots(t *testing.T) {
 	if got.VehicleConfig == nil || !slices.Contains(got.VehicleConfig.Versions, VersionEntry{Key: InfoSoftwareVersion, Value: "2.0.0"}) {
 		t.Errorf("factsheet vehicleConfig %+v, want softwareVersion 2.0.0", got.VehicleConfig)
 	}
-	if !slices.ContainsFunc(got.ProtocolFeatures.AGVActions, func(a AGVAction) bool { return a.ActionType == ActionSoftwareUpdate }) {
-		t.Errorf("factsheet does not list %s", ActionSoftwareUpdate)
+	if !slices.ContainsFunc(got.ProtocolFeatures.AGVActions, func(a AGVAction) bool { return a.ActionType == schemas.ActionSoftwareUpdate }) {
+		t.Errorf("factsheet does not list %s", schemas.ActionSoftwareUpdate)
 	}
 
 	// The robot drives again after its reboot.

@@ -51,12 +51,12 @@ func StartOptions(taskQueue string, spec schemas.MissionSpec, wmsClient string, 
 		summary += " · load " + spec.Load.LoadID
 	}
 	sa := []temporal.SearchAttributeUpdate{
-		temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrSite).ValueSet(spec.Site),
-		temporal.NewSearchAttributeKeyInt64(workflows.SearchAttrPriority).ValueSet(int64(spec.Priority)),
-		temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrMissionState).ValueSet(workflows.MissionValidating),
+		temporal.NewSearchAttributeKeyKeyword(schemas.SearchAttrSite).ValueSet(spec.Site),
+		temporal.NewSearchAttributeKeyInt64(schemas.SearchAttrPriority).ValueSet(int64(spec.Priority)),
+		temporal.NewSearchAttributeKeyKeyword(schemas.SearchAttrMissionState).ValueSet(workflows.MissionValidating),
 	}
 	if wmsClient != "" {
-		sa = append(sa, temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrWMSClient).ValueSet(wmsClient))
+		sa = append(sa, temporal.NewSearchAttributeKeyKeyword(schemas.SearchAttrWMSClient).ValueSet(wmsClient))
 	}
 	return client.StartWorkflowOptions{
 		ID:                       schemas.MissionWorkflowID(spec.MissionID),
@@ -77,12 +77,12 @@ func StartOptions(taskQueue string, spec schemas.MissionSpec, wmsClient string, 
 // (schemas.ParseMission); requestedBy is audited.
 func SubmitMission(ctx context.Context, c client.Client, taskQueue string, spec schemas.MissionSpec, wmsClient, requestedBy string) (Submission, error) {
 	opts := StartOptions(taskQueue, spec, wmsClient, enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING)
-	op := c.NewWithStartWorkflowOperation(opts, workflows.MissionWorkflowType,
+	op := c.NewWithStartWorkflowOperation(opts, schemas.MissionWorkflowType,
 		workflows.MissionInput{Spec: spec, RequestedBy: requestedBy, Client: wmsClient})
 	h, err := c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: op,
 		UpdateOptions: client.UpdateWorkflowOptions{
-			UpdateName:   workflows.UpdateAccept,
+			UpdateName:   schemas.UpdateAccept,
 			Args:         []any{workflows.AcceptRequest{Spec: spec, Client: wmsClient}},
 			WaitForStage: client.WorkflowUpdateStageCompleted,
 		},
@@ -120,7 +120,7 @@ func SubmitMission(ctx context.Context, c client.Client, taskQueue string, spec 
 func StartMission(ctx context.Context, c client.Client, taskQueue string, spec schemas.MissionSpec, wmsClient, requestedBy string) (Submission, error) {
 	opts := StartOptions(taskQueue, spec, wmsClient, enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL)
 	opts.WorkflowExecutionErrorWhenAlreadyStarted = true
-	run, err := c.ExecuteWorkflow(ctx, opts, workflows.MissionWorkflowType,
+	run, err := c.ExecuteWorkflow(ctx, opts, schemas.MissionWorkflowType,
 		workflows.MissionInput{Spec: spec, RequestedBy: requestedBy, Client: wmsClient})
 	sub := Submission{WorkflowID: opts.ID}
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
@@ -139,7 +139,7 @@ func StartMission(ctx context.Context, c client.Client, taskQueue string, spec s
 
 func conflictOr(err error) error {
 	var ae *temporal.ApplicationError
-	if errors.As(err, &ae) && ae.Type() == workflows.ErrMissionConflict {
+	if errors.As(err, &ae) && ae.Type() == schemas.ErrMissionConflict {
 		return fmt.Errorf("%w: %s", ErrConflict, ae.Message())
 	}
 	return err
@@ -170,7 +170,7 @@ func existing(ctx context.Context, c client.Client, spec schemas.MissionSpec, wm
 		return sub, err
 	}
 	sub.RunID = desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()
-	v, err := c.QueryWorkflow(ctx, sub.WorkflowID, sub.RunID, workflows.QueryStatus)
+	v, err := c.QueryWorkflow(ctx, sub.WorkflowID, sub.RunID, schemas.QueryStatus)
 	if err != nil {
 		return sub, fmt.Errorf("mission %s exists; its status: %w", spec.MissionID, err)
 	}

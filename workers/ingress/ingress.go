@@ -282,7 +282,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	}
 	sub, err := wms.StartMission(r.Context(), s.o.Temporal, s.o.TaskQueue, spec, req.client, "wms:"+req.client)
 	if errors.Is(err, wms.ErrConflict) {
-		writeError(w, http.StatusConflict, errorBody{Error: err.Error(), Type: workflows.ErrMissionConflict})
+		writeError(w, http.StatusConflict, errorBody{Error: err.Error(), Type: schemas.ErrMissionConflict})
 		return
 	}
 	if err != nil {
@@ -345,10 +345,10 @@ func (s *Server) owned(w http.ResponseWriter, r *http.Request) (string, enumspb.
 	}
 	info := desc.GetWorkflowExecutionInfo()
 	var owner string
-	if p := info.GetSearchAttributes().GetIndexedFields()[workflows.SearchAttrWMSClient]; p != nil {
+	if p := info.GetSearchAttributes().GetIndexedFields()[schemas.SearchAttrWMSClient]; p != nil {
 		_ = converter.GetDefaultDataConverter().FromPayload(p, &owner)
 	}
-	if info.GetType().GetName() != workflows.MissionWorkflowType || owner != req.client {
+	if info.GetType().GetName() != schemas.MissionWorkflowType || owner != req.client {
 		// Missions of other clients and of operators are not this client's
 		// to read or control; nothing about them is said.
 		writeError(w, http.StatusForbidden, errorBody{Error: "forbidden"})
@@ -362,7 +362,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	v, err := s.o.Temporal.QueryWorkflow(r.Context(), schemas.MissionWorkflowID(id), "", workflows.QueryStatus)
+	v, err := s.o.Temporal.QueryWorkflow(r.Context(), schemas.MissionWorkflowID(id), "", schemas.QueryStatus)
 	if err != nil {
 		s.temporalError(w, "status of mission "+id, err)
 		return
@@ -406,13 +406,13 @@ var MissionStates = []string{
 func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	req := from(r)
 	q := r.URL.Query()
-	query := fmt.Sprintf("WorkflowType = '%s' AND %s = '%s'", workflows.MissionWorkflowType, workflows.SearchAttrWMSClient, req.client)
+	query := fmt.Sprintf("WorkflowType = '%s' AND %s = '%s'", schemas.MissionWorkflowType, schemas.SearchAttrWMSClient, req.client)
 	if st := q.Get("state"); st != "" {
 		if !slices.Contains(MissionStates, st) {
 			writeError(w, http.StatusBadRequest, errorBody{Error: fmt.Sprintf("state %q: want one of %s", st, strings.Join(MissionStates, ", "))})
 			return
 		}
-		query += fmt.Sprintf(" AND %s = '%s'", workflows.SearchAttrMissionState, st)
+		query += fmt.Sprintf(" AND %s = '%s'", schemas.SearchAttrMissionState, st)
 	}
 	limit := 100
 	if l := q.Get("limit"); l != "" {
@@ -454,8 +454,8 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 			t := e.GetCloseTime().AsTime()
 			row.CloseTime = &t
 		}
-		for name, dst := range map[string]any{workflows.SearchAttrMissionState: &row.State, workflows.SearchAttrRobotID: &row.RobotID,
-			workflows.SearchAttrSite: &row.Site, workflows.SearchAttrPriority: &row.Priority} {
+		for name, dst := range map[string]any{schemas.SearchAttrMissionState: &row.State, schemas.SearchAttrRobotID: &row.RobotID,
+			schemas.SearchAttrSite: &row.Site, schemas.SearchAttrPriority: &row.Priority} {
 			if p := f[name]; p != nil {
 				_ = dc.FromPayload(p, dst)
 			}
@@ -472,7 +472,7 @@ func statusName(s enumspb.WorkflowExecutionStatus) string {
 }
 
 // updates are the mission updates the ingress sends, by path action.
-var updates = []string{workflows.UpdateCancel, workflows.UpdatePause, workflows.UpdateResume, workflows.UpdateReprioritize, workflows.UpdateAppend}
+var updates = []string{schemas.UpdateCancel, schemas.UpdatePause, schemas.UpdateResume, schemas.UpdateReprioritize, schemas.UpdateAppend}
 
 func (s *Server) update(w http.ResponseWriter, r *http.Request) {
 	req := from(r)
@@ -522,20 +522,20 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request) {
 func updateArg(action string, raw []byte, by string) (any, *errorBody) {
 	empty := len(strings.TrimSpace(string(raw))) == 0
 	switch action {
-	case workflows.UpdatePause, workflows.UpdateResume:
+	case schemas.UpdatePause, schemas.UpdateResume:
 		if !empty && strings.TrimSpace(string(raw)) != "{}" {
 			return nil, &errorBody{Error: action + " takes no body"}
 		}
 		return nil, nil
-	case workflows.UpdateCancel:
+	case schemas.UpdateCancel:
 		if empty {
 			return workflows.CancelRequest{By: by}, nil
 		}
-	case workflows.UpdateReprioritize:
+	case schemas.UpdateReprioritize:
 		if empty {
 			return nil, &errorBody{Error: "reprioritize needs a body", Violations: []string{"/priority: required"}}
 		}
-	case workflows.UpdateAppend:
+	case schemas.UpdateAppend:
 		if empty {
 			return nil, &errorBody{Error: "append needs a body", Violations: []string{"/steps: required"}}
 		}
@@ -548,12 +548,12 @@ func updateArg(action string, raw []byte, by string) (any, *errorBody) {
 		return nil, &errorBody{Error: fmt.Sprintf("invalid %s request (schemas/updates/%s.schema.json)", action, action), Violations: v}
 	}
 	switch action {
-	case workflows.UpdateCancel:
+	case schemas.UpdateCancel:
 		var c workflows.CancelRequest
 		_ = json.Unmarshal(raw, &c)
 		c.By = by
 		return c, nil
-	case workflows.UpdateAppend:
+	case schemas.UpdateAppend:
 		var a workflows.AppendRequest
 		_ = json.Unmarshal(raw, &a)
 		a.By = by
@@ -580,7 +580,7 @@ func (s *Server) signal(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("signal")
 	sch, err := schemas.CompileSignalSchema(name)
 	if err != nil {
-		writeError(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("no signal %q (known: %s, %s)", name, workflows.SignalLoadReady, workflows.SignalLoadTaken)})
+		writeError(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("no signal %q (known: %s, %s)", name, schemas.SignalLoadReady, schemas.SignalLoadTaken)})
 		return
 	}
 	raw, ok := readBody(w, r)

@@ -228,18 +228,18 @@ func NewMQTTClient(cfg config.Config, clientID string, onConnect func(mqtt.Clien
 }
 
 // EnsureReaperSchedule creates the Temporal Schedule that starts a Reaper
-// sweep every interval on taskQueue (workflows.ReaperScheduleID), or
+// sweep every interval on taskQueue (schemas.ReaperScheduleID), or
 // updates its interval when it exists: safe to call from every worker at
 // start. A sweep still running when the next is due is not doubled
 // (overlap policy skip); a lease younger than one interval is not checked.
 func EnsureReaperSchedule(ctx context.Context, c client.Client, taskQueue string, interval time.Duration) error {
 	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: interval}}}
 	action := &client.ScheduleWorkflowAction{
-		ID: "reaper", Workflow: workflows.ReaperWorkflowType, Args: []any{workflows.ReaperInput{MinAge: interval}}, TaskQueue: taskQueue,
+		ID: "reaper", Workflow: schemas.ReaperWorkflowType, Args: []any{workflows.ReaperInput{MinAge: interval}}, TaskQueue: taskQueue,
 		WorkflowExecutionTimeout: 10 * time.Minute,
 	}
 	_, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{
-		ID: workflows.ReaperScheduleID, Spec: spec, Action: action, Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+		ID: schemas.ReaperScheduleID, Spec: spec, Action: action, Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
 		Note: "fleetflow: free robot reservations and queue rows of closed workflows",
 	})
 	if err == nil {
@@ -248,7 +248,7 @@ func EnsureReaperSchedule(ctx context.Context, c client.Client, taskQueue string
 	if !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
 		return err
 	}
-	h := c.ScheduleClient().GetHandle(ctx, workflows.ReaperScheduleID)
+	h := c.ScheduleClient().GetHandle(ctx, schemas.ReaperScheduleID)
 	return h.Update(ctx, client.ScheduleUpdateOptions{DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
 		s := in.Description.Schedule
 		s.Spec = &spec
@@ -267,7 +267,7 @@ func UniqueClientID(prefix, role string) string {
 type temporalSignaler struct{ c client.Client }
 
 func (s temporalSignaler) Signal(ctx context.Context, wfID string, ev schemas.RobotEvent) error {
-	err := s.c.SignalWorkflow(ctx, wfID, "", workflows.SignalRobotEvent, ev)
+	err := s.c.SignalWorkflow(ctx, wfID, "", schemas.SignalRobotEvent, ev)
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
 		return bridge.ErrNoWorkflow
@@ -421,22 +421,22 @@ func Start(ctx context.Context, opts Options) (*Worker, error) {
 		wk := worker.New(w.Client, q, wo)
 		switch q {
 		case cfg.TaskQueues.Missions:
-			wk.RegisterWorkflowWithOptions(workflows.Mission, workflow.RegisterOptions{Name: workflows.MissionWorkflowType})
-			wk.RegisterWorkflowWithOptions(workflows.Reaper, workflow.RegisterOptions{Name: workflows.ReaperWorkflowType})
-			wk.RegisterWorkflowWithOptions(workflows.WMSEvents, workflow.RegisterOptions{Name: workflows.WMSEventsWorkflowType,
+			wk.RegisterWorkflowWithOptions(workflows.Mission, workflow.RegisterOptions{Name: schemas.MissionWorkflowType})
+			wk.RegisterWorkflowWithOptions(workflows.Reaper, workflow.RegisterOptions{Name: schemas.ReaperWorkflowType})
+			wk.RegisterWorkflowWithOptions(workflows.WMSEvents, workflow.RegisterOptions{Name: schemas.WMSEventsWorkflowType,
 				VersioningBehavior: autoUpgrade(versioning)})
 			wk.RegisterActivity(acts) // run as local activities by Mission
 		case cfg.TaskQueues.RobotIOFor(opts.EdgeSite):
 			wk.RegisterActivity(acts) // SendOrder and SendInstantActions of the site's robots
 		case cfg.TaskQueues.OTA:
-			wk.RegisterWorkflowWithOptions(workflows.Rollout, workflow.RegisterOptions{Name: workflows.RolloutWorkflowType,
+			wk.RegisterWorkflowWithOptions(workflows.Rollout, workflow.RegisterOptions{Name: schemas.RolloutWorkflowType,
 				VersioningBehavior: autoUpgrade(versioning)})
-			wk.RegisterWorkflowWithOptions(workflows.RobotUpdate, workflow.RegisterOptions{Name: workflows.RobotUpdateWorkflowType})
+			wk.RegisterWorkflowWithOptions(workflows.RobotUpdate, workflow.RegisterOptions{Name: schemas.RobotUpdateWorkflowType})
 			wk.RegisterActivity(acts)
 		case cfg.TaskQueues.Maintenance:
-			wk.RegisterWorkflowWithOptions(workflows.Maintenance, workflow.RegisterOptions{Name: workflows.MaintenanceWorkflowType})
+			wk.RegisterWorkflowWithOptions(workflows.Maintenance, workflow.RegisterOptions{Name: schemas.MaintenanceWorkflowType})
 			wk.RegisterWorkflowWithOptions(workflows.Charge, workflow.RegisterOptions{Name: schemas.ChargeWorkflowType})
-			wk.RegisterWorkflowWithOptions(workflows.MaintenanceRound, workflow.RegisterOptions{Name: workflows.MaintenanceRoundWorkflowType})
+			wk.RegisterWorkflowWithOptions(workflows.MaintenanceRound, workflow.RegisterOptions{Name: schemas.MaintenanceRoundWorkflowType})
 			wk.RegisterActivity(acts) // run as local activities by Maintenance and Charge
 		default:
 			return fail(fmt.Errorf("task queue %q: nothing is registered for it (known: %s, %s, %s; an edge worker's %s-<site> comes with --edge-site)", q,
