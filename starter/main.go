@@ -14,24 +14,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 )
-
-// usageError marks bad usage or bad input: exit code 2.
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
-
-func badInput(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
-
-type globalFlags struct {
-	config string
-	output string
-}
 
 func main() {
 	g := &globalFlags{}
@@ -85,14 +71,4 @@ Quick start (no Docker needed):
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(missionCmd(g), fleetCmd(g), devCmd(g, false), devCmd(g, true), simCmd(g), benchCmd(g), artifactCmd(g), rolloutCmd(g), chaosCmd(g), wmsCmd(g), maintenanceCmd(g), migrateCmd(g), temporalCmd(g), webUICmd(g))
 	return root
-}
-
-func isCobraUsage(err error) bool {
-	msg := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "accepts ", "requires at least", "required flag"} {
-		if strings.Contains(msg, p) {
-			return true
-		}
-	}
-	return false
 }

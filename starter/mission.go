@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -23,43 +20,7 @@ import (
 	"github.com/fleetflow/fleetflow/internal/config"
 	"github.com/fleetflow/fleetflow/internal/wms"
 	"github.com/fleetflow/fleetflow/schemas"
-	"github.com/fleetflow/fleetflow/workers/worker"
 	"github.com/fleetflow/fleetflow/workflows"
-)
-
-func loadConfig(g *globalFlags) (config.Config, error) {
-	cfg, err := config.Load(g.config, nil)
-	if err != nil {
-		return cfg, usageError{err}
-	}
-	return cfg, nil
-}
-
-func dialTemporal(g *globalFlags) (client.Client, config.Config, error) {
-	cfg, err := loadConfig(g)
-	if err != nil {
-		return nil, cfg, err
-	}
-	// The workers' client options: temporal.tls and FLEETFLOW_TEMPORAL_API_KEY
-	// apply to the CLI too (Temporal Cloud needs one of them), and so does
-	// tracing: a mission's trace starts at the CLI's start call.
-	tracingOnce.Do(func() {
-		stop, err := worker.SetupTracing(context.Background(), cfg, "fleetflow-starter")
-		if err == nil {
-			flushTracing = stop
-		}
-	})
-	c, err := worker.NewTemporalClient(cfg, slog.New(slog.DiscardHandler), nil)
-	if err != nil {
-		return nil, cfg, fmt.Errorf("%w (is `starter dev` running?)", err)
-	}
-	return c, cfg, nil
-}
-
-var (
-	tracingOnce sync.Once
-	// flushTracing sends the CLI's spans before it exits (main).
-	flushTracing = func(context.Context) error { return nil }
 )
 
 func missionCmd(g *globalFlags) *cobra.Command {
@@ -213,11 +174,6 @@ func missionStartCmd(g *globalFlags) *cobra.Command {
 	return cmd
 }
 
-// silentExit ends with an exit code after output was already printed.
-type silentExit int
-
-func (e silentExit) Error() string { return fmt.Sprintf("exit %d", int(e)) }
-
 func rootCause(err error) string {
 	var ae *temporal.ApplicationError
 	if errors.As(err, &ae) {
@@ -333,13 +289,6 @@ func printStatus(w io.Writer, st workflows.MissionStatus, link string) {
 	}
 	fmt.Fprintf(tw, "web UI\t%s\n", link)
 	tw.Flush()
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 func missionControlCmd(g *globalFlags, update string) *cobra.Command {
@@ -544,15 +493,4 @@ func missionListCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().StringVar(&site, "site", "", "only missions at this site")
 	cmd.Flags().IntVar(&limit, "limit", 100, "at most this many")
 	return cmd
-}
-
-// emit writes v as JSON with -o json, else calls table.
-func emit(w io.Writer, g *globalFlags, v any, table func(io.Writer)) error {
-	if g.output == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
-	}
-	table(w)
-	return nil
 }
