@@ -36,6 +36,7 @@ bin/workflowcheck:
 build:
 	$(GO) build -o bin/starter ./starter
 	$(GO) build -o bin/workers ./workers
+	$(GO) build -o bin/bench ./bench
 
 demo: build bin/temporal
 	./bin/starter demo
@@ -77,12 +78,12 @@ chaos: build bin/temporal services
 	./bin/starter chaos $(CHAOS_FLAGS)
 
 bench: build bin/temporal
-	./bin/starter bench
-	./bin/starter bench rollout
-	./bin/starter bench burst
-	./bin/starter bench ingress
-	./bin/starter bench edge
-	./bin/starter bench scale
+	./bin/bench
+	./bin/bench rollout
+	./bin/bench burst
+	./bin/bench ingress
+	./bin/bench edge
+	./bin/bench scale
 	$(GO) test -run '^$$' -bench DecodeAndRoute -cpu 1 -benchtime 3s ./workers/bridge/
 
 clean:

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -25,14 +24,7 @@ func runArtifact(t *testing.T, output string, args ...string) (string, error, in
 	cmd.SetArgs(args)
 	cmd.SilenceUsage, cmd.SilenceErrors = true, true
 	err := cmd.Execute()
-	code := 0
-	if err != nil {
-		code = 1
-		var ue usageError
-		if errors.As(err, &ue) || isCobraUsage(err) {
-			code = 2
-		}
-	}
+	code := exitCode(err)
 	return out.String(), err, code
 }
 

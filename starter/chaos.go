@@ -24,6 +24,8 @@ import (
 
 	"github.com/fleetflow/fleetflow/activities/store"
 	"github.com/fleetflow/fleetflow/internal/config"
+	"github.com/fleetflow/fleetflow/internal/localstack"
+	"github.com/fleetflow/fleetflow/internal/ops"
 	"github.com/fleetflow/fleetflow/internal/sim"
 	"github.com/fleetflow/fleetflow/internal/site"
 	"github.com/fleetflow/fleetflow/internal/stack"
@@ -246,7 +248,7 @@ func startChaosRig(ctx context.Context, f *chaosFlags, dir string, log *slog.Log
 	if r.broker, err = testbroker.New(dir); err != nil {
 		return r, err
 	}
-	port, err := freePortNumber()
+	port, err := stack.FreePort()
 	if err != nil {
 		return r, err
 	}
@@ -260,7 +262,7 @@ func startChaosRig(ctx context.Context, f *chaosFlags, dir string, log *slog.Log
 	if err := store.Migrate(ctx, r.st.DatabaseURL); err != nil {
 		return r, err
 	}
-	if err := registerFleet(ctx, r.st.DatabaseURL, m); err != nil {
+	if err := localstack.RegisterFleet(ctx, r.st.DatabaseURL, m); err != nil {
 		return r, err
 	}
 	if r.store, err = store.Open(ctx, r.st.DatabaseURL); err != nil {
@@ -285,11 +287,11 @@ func startChaosRig(ctx context.Context, f *chaosFlags, dir string, log *slog.Log
 	if r.client, err = client.Dial(client.Options{HostPort: r.st.TemporalAddress, Logger: tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))}); err != nil {
 		return r, err
 	}
-	r.fleet = sim.NewFleet(sim.Options{BrokerURL: r.broker.URL, Speed: 1, ActionDuration: 2 * time.Second, Logger: log}, simRobots(m, config.Sim{}))
+	r.fleet = sim.NewFleet(sim.Options{BrokerURL: r.broker.URL, Speed: 1, ActionDuration: 2 * time.Second, Logger: log}, localstack.SimRobots(m, config.Sim{}))
 	if err := r.fleet.Start(ctx); err != nil {
 		return r, err
 	}
-	if err := waitFleetOnline(ctx, r.store, m, 60*time.Second); err != nil {
+	if err := localstack.WaitFleetOnline(ctx, r.store, m, 60*time.Second); err != nil {
 		return r, fmt.Errorf("%w (see %s)", err, r.bridge.log)
 	}
 	return r, nil
@@ -484,7 +486,7 @@ func (r *chaosRig) run(ctx context.Context, sc *scenario) chaosRow {
 	ids := make([]string, r.f.missions)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("chaos-%02d-%s-%d", r.seq, sc.name, i)
-		if _, err := startMission(ctx, r.client, r.cfg, r.missionSpec(ids[i]), "chaos"); err != nil {
+		if _, err := ops.StartMission(ctx, r.client, r.cfg, r.missionSpec(ids[i]), "chaos", ""); err != nil {
 			row.err = "start: " + err.Error()
 			return row
 		}
@@ -522,7 +524,7 @@ func (r *chaosRig) run(ctx context.Context, sc *scenario) chaosRow {
 }
 
 func (r *chaosRig) missionSpec(id string) schemas.MissionSpec {
-	picks, drops := pickAndDropStations(r.site)
+	picks, drops := r.site.PickAndDropStations()
 	return schemas.MissionSpec{
 		MissionID: id, Site: r.site.Site, Priority: rand.IntN(5), TimeoutSeconds: int(r.f.deadline.Seconds()),
 		Load: &schemas.Load{LoadID: "PAL-" + id, LoadType: "EPAL"},
@@ -610,9 +612,9 @@ func (r *chaosRig) judge(ctx context.Context, row *chaosRow, ids, terminated []s
 			row.completed++
 		case err == nil && res.State == workflows.MissionCancelled:
 			row.cancelled++
-		case err != nil && rootCause(err) != "" && !strings.Contains(err.Error(), "terminated") && !strings.Contains(err.Error(), "timeout"):
+		case err != nil && ops.RootCause(err) != "" && !strings.Contains(err.Error(), "terminated") && !strings.Contains(err.Error(), "timeout"):
 			row.failed++
-			row.notes = append(row.notes, fmt.Sprintf("%s failed: %s", id, firstLine(rootCause(err))))
+			row.notes = append(row.notes, fmt.Sprintf("%s failed: %s", id, firstLine(ops.RootCause(err))))
 		default:
 			row.lost++
 			row.notes = append(row.notes, fmt.Sprintf("%s ended badly: %v", id, err))

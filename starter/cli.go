@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,9 +28,30 @@ type usageError struct{ err error }
 
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
+func (usageError) BadInput() bool  { return true }
 
 // badInput is a usageError with a formatted message.
 func badInput(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+// exitCode is the process's exit code for what a command returned: 0
+// success; a silentExit's own code; 2 bad usage or bad input (usageError
+// and anything else whose BadInput() is true, e.g. ops.InputError and
+// localstack.ConfigError, and cobra's own usage errors); 1 any other
+// failure.
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	var se silentExit
+	if errors.As(err, &se) {
+		return int(se)
+	}
+	var bad interface{ BadInput() bool }
+	if errors.As(err, &bad) && bad.BadInput() || isCobraUsage(err) {
+		return 2
+	}
+	return 1
+}
 
 // silentExit ends with an exit code after output was already printed.
 type silentExit int

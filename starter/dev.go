@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -18,46 +17,16 @@ import (
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
 
-	"github.com/fleetflow/fleetflow/activities/store"
-	"github.com/fleetflow/fleetflow/internal/artifact"
-	"github.com/fleetflow/fleetflow/internal/config"
-	"github.com/fleetflow/fleetflow/internal/sim"
-	"github.com/fleetflow/fleetflow/internal/site"
-	"github.com/fleetflow/fleetflow/internal/stack"
+	"github.com/fleetflow/fleetflow/internal/localstack"
+	"github.com/fleetflow/fleetflow/internal/ops"
 	"github.com/fleetflow/fleetflow/schemas"
-	"github.com/fleetflow/fleetflow/workers/worker"
 	"github.com/fleetflow/fleetflow/workflows"
 )
 
-// localStack is everything `starter dev` and `starter demo` run.
-type localStack struct {
-	cfg    config.Config
-	stack  *stack.Stack
-	worker *worker.Worker
-	fleet  *sim.Fleet
-	site   *site.Map
-	arts   *stack.ArtifactServer
-	log    *slog.Logger
-	// edges are the edge sites in multi-site mode (config edge.sites), in
-	// that order: each with its own broker, edge worker and virtual fleet;
-	// worker is then the central one (no bridge, no broker). site and
-	// fleet are the first edge site's.
-	edges []*edgeSite
-}
-
 type devFlags struct {
-	temporalBin   string
-	missionsDir   string
-	headless      bool
-	stateDir      string
-	timeout       time.Duration
-	siteMap       *site.Map     // overrides site.name from site.mapsDir (bench)
-	siteMaps      []*site.Map   // override site.mapsDir's maps (multi-site tests)
-	stateInterval time.Duration // virtual robots' longest time between two states; 0 = the sim's default (30 s)
-	// drivingStateInterval: the same while a robot drives or runs an
-	// action; 0 = stateInterval (bench scale: 100 ms).
-	drivingStateInterval time.Duration
-	rebootDelay          time.Duration // virtual robots' reboot after an update; 0 = the sim's default
+	localstack.Options
+	missionsDir string
+	timeout     time.Duration
 }
 
 func devCmd(g *globalFlags, demo bool) *cobra.Command {
@@ -80,9 +49,9 @@ It stays up until Ctrl-C and stops everything it started.`,
 shows their progress, prints each result and the Web UI link, stops
 everything and exits 0 only when every mission completed.`
 	}
-	cmd.Flags().StringVar(&f.temporalBin, "temporal-bin", "bin/temporal", "the pinned Temporal CLI (make bin/temporal builds it)")
-	cmd.Flags().BoolVar(&f.headless, "headless", false, "no Temporal Web UI")
-	cmd.Flags().StringVar(&f.stateDir, "state-dir", "", "keep logs and data here (default: a temporary directory, removed on exit)")
+	cmd.Flags().StringVar(&f.TemporalBin, "temporal-bin", "bin/temporal", "the pinned Temporal CLI (make bin/temporal builds it)")
+	cmd.Flags().BoolVar(&f.Headless, "headless", false, "no Temporal Web UI")
+	cmd.Flags().StringVar(&f.StateDir, "state-dir", "", "keep logs and data here (default: a temporary directory, removed on exit)")
 	if demo {
 		cmd.Flags().StringVar(&f.missionsDir, "missions", "testdata/missions", "directory of mission specs to launch")
 		cmd.Flags().DurationVar(&f.timeout, "timeout", 5*time.Minute, "give up when the missions have not ended by then")
@@ -100,29 +69,29 @@ everything and exits 0 only when every mission completed.`
 		}
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		ls, err := startLocalStack(ctx, cfg, f, cmd.ErrOrStderr())
+		ls, err := localstack.Start(ctx, cfg, f.Options, cmd.ErrOrStderr())
 		if err != nil {
 			return err
 		}
 		defer ls.Stop()
 		out := cmd.OutOrStdout()
 		fmt.Fprintf(out, "\nfleetflow local stack is up\n  Temporal   %s (namespace %s)\n  Web UI     %s\n  PostgreSQL %s\n  Artifacts  %s (%s)\n",
-			ls.cfg.Temporal.HostPort, ls.cfg.Temporal.Namespace, ls.cfg.Temporal.UIURL, ls.cfg.Postgres.URL, ls.cfg.Artifacts.BaseURL, ls.cfg.Artifacts.Dir)
-		if len(ls.edges) == 0 {
-			fmt.Fprintf(out, "  MQTT       %s\n  Fleet      %d virtual robots at %s\n\n", ls.cfg.MQTT.URL, len(ls.fleet.Robots()), ls.site.Site)
+			ls.Cfg.Temporal.HostPort, ls.Cfg.Temporal.Namespace, ls.Cfg.Temporal.UIURL, ls.Cfg.Postgres.URL, ls.Cfg.Artifacts.BaseURL, ls.Cfg.Artifacts.Dir)
+		if len(ls.Edges) == 0 {
+			fmt.Fprintf(out, "  MQTT       %s\n  Fleet      %d virtual robots at %s\n\n", ls.Cfg.MQTT.URL, len(ls.Fleet.Robots()), ls.Site.Site)
 		} else {
-			for _, e := range ls.edges {
+			for _, e := range ls.Edges {
 				fmt.Fprintf(out, "  Site %s: MQTT %s, edge worker on task queue %s, %d virtual robots\n",
-					e.m.Site, e.cfg.MQTT.URL, ls.cfg.TaskQueues.RobotIOFor(e.m.Site), len(e.fleet.Robots()))
+					e.Map.Site, e.Cfg.MQTT.URL, ls.Cfg.TaskQueues.RobotIOFor(e.Map.Site), len(e.Fleet.Robots()))
 			}
 			fmt.Fprintln(out)
 		}
-		if ls.worker.IngressAddr != "" {
-			fmt.Fprintf(out, "  REST ingress http://%s/v1/missions (schemas/openapi.yaml; Authorization: Bearer <a wms.clients API key>)\n\n", ls.worker.IngressAddr)
+		if ls.Worker.IngressAddr != "" {
+			fmt.Fprintf(out, "  REST ingress http://%s/v1/missions (schemas/openapi.yaml; Authorization: Bearer <a wms.clients API key>)\n\n", ls.Worker.IngressAddr)
 		}
 		if !demo {
 			fmt.Fprintf(out, "In another shell:\n  export FLEETFLOW_TEMPORAL_HOSTPORT=%s DATABASE_URL='%s'\n  ./bin/starter mission start -f testdata/missions/m-0001.json --wait\n  ./bin/starter mission list\n  ./bin/starter fleet list\n  ./bin/starter rollout start -f testdata/rollouts/r-fleetos-2.0.0.json --wait\nCtrl-C stops everything.\n",
-				ls.cfg.Temporal.HostPort, ls.cfg.Postgres.URL)
+				ls.Cfg.Temporal.HostPort, ls.Cfg.Postgres.URL)
 			<-ctx.Done()
 			fmt.Fprintln(out, "stopping…")
 			return nil
@@ -158,193 +127,6 @@ func loadMissionDir(dir string) ([]schemas.MissionSpec, error) {
 	return specs, nil
 }
 
-func startLocalStack(ctx context.Context, cfg config.Config, f *devFlags, logOut io.Writer) (_ *localStack, err error) {
-	worker.TuneGC() // this process runs the workers and the bridge
-	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	ls := &localStack{cfg: cfg, log: log}
-	defer func() {
-		if err != nil {
-			ls.Stop()
-		}
-	}()
-	var maps map[string]*site.Map
-	m := f.siteMap
-	if len(f.siteMaps) > 0 {
-		maps = map[string]*site.Map{}
-		for _, sm := range f.siteMaps {
-			maps[sm.Site] = sm
-		}
-		m = f.siteMaps[0]
-	} else if m == nil {
-		if maps, err = site.LoadDir(cfg.Site.MapsDir); err != nil {
-			return nil, usageError{fmt.Errorf("site maps in %s: %w", cfg.Site.MapsDir, err)}
-		}
-		var ok bool
-		if m, ok = maps[cfg.Site.Name]; !ok && len(cfg.Edge.Sites) == 0 {
-			return nil, usageError{fmt.Errorf("site.name %q: no such map in %s", cfg.Site.Name, cfg.Site.MapsDir)}
-		}
-	} else {
-		maps = map[string]*site.Map{m.Site: m}
-	}
-	ls.site = m
-	ls.stack, err = stack.Start(ctx, stack.Options{
-		TemporalBinary: f.temporalBin, TemporalPort: cfg.Temporal.DevServerPort, UIPort: cfg.Temporal.DevUIPort,
-		TemporalNamespace: cfg.Temporal.Namespace, SearchAttributes: schemas.SearchAttributeTypes, Headless: f.headless,
-		MQTTURL: cfg.MQTT.URL, MQTTPort: cfg.MQTT.EmbeddedPort, DatabaseURL: cfg.Postgres.URL, PGPort: cfg.Postgres.DevPort,
-		StateDir: f.stateDir, Logger: log,
-	})
-	if err != nil {
-		return nil, err
-	}
-	ls.cfg.Temporal.HostPort = ls.stack.TemporalAddress
-	if ls.stack.UIURL != "" {
-		ls.cfg.Temporal.UIURL = ls.stack.UIURL
-	}
-	ls.cfg.MQTT.URL = ls.stack.MQTTURL
-	ls.cfg.Postgres.URL = ls.stack.DatabaseURL
-
-	if ls.cfg.Artifacts.BaseURL == "" {
-		if ls.arts, err = stack.ServeArtifacts(cfg.Artifacts.Dir, cfg.Artifacts.ServePort, cfg.Artifacts.URLQuery); err != nil {
-			return nil, err
-		}
-		ls.cfg.Artifacts.BaseURL = ls.arts.BaseURL
-	}
-	keys, err := artifact.LoadKeyring(cfg.Artifacts.TrustedKeys)
-	if err != nil {
-		return nil, usageError{fmt.Errorf("artifacts.trustedKeys: %w", err)}
-	}
-
-	if err := store.Migrate(ctx, ls.cfg.Postgres.URL); err != nil {
-		return nil, fmt.Errorf("migrate: %w", err)
-	}
-	if len(cfg.Edge.Sites) > 0 {
-		return ls, ls.startMultiSite(ctx, maps, keys, f)
-	}
-	if err := registerFleet(ctx, ls.cfg.Postgres.URL, m); err != nil {
-		return nil, err
-	}
-	ls.worker, err = worker.Start(ctx, worker.Options{Config: ls.cfg, Bridge: true, HTTPAddr: ls.cfg.Worker.HTTPAddr, IngressAddr: ls.cfg.WMS.IngressAddr, Logger: log, Sites: maps})
-	if err != nil {
-		return nil, err
-	}
-	ls.fleet = sim.NewFleet(sim.Options{
-		BrokerURL: ls.cfg.MQTT.URL, Speed: cfg.Sim.Speed, ActionDuration: cfg.Sim.ActionDuration, Logger: log,
-		TrustedKeys: keys, RebootDelay: f.rebootDelay, ChargePerSecond: cfg.Sim.ChargePerSecond,
-		StateInterval: f.stateInterval, DrivingStateInterval: f.drivingStateInterval,
-	}, simRobots(m, cfg.Sim))
-	if err := ls.fleet.Start(ctx); err != nil {
-		return nil, fmt.Errorf("virtual fleet: %w", err)
-	}
-	if n := len(ls.fleet.Robots()); n > 0 && n == len(m.Robots) {
-		if err := waitFleetOnline(ctx, ls.worker.Store, m, 15*time.Second); err != nil {
-			return nil, err
-		}
-	} else {
-		log.Info(fmt.Sprintf("%d of %d robots of %s are virtual (sim.robots %q); the others connect to %s themselves", n, len(m.Robots), m.Site, cfg.Sim.Robots, ls.cfg.MQTT.URL))
-	}
-	return ls, nil
-}
-
-// registerFleet puts the site's robots into the fleet registry.
-func registerFleet(ctx context.Context, dbURL string, m *site.Map) error {
-	st, err := store.Open(ctx, dbURL)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if err := st.RegisterRobots(ctx, siteRobots(m)); err != nil {
-		return fmt.Errorf("register fleet of %s: %w", m.Site, err)
-	}
-	return nil
-}
-
-// siteRobots are the robots of the site map as the registry holds them,
-// at their home node's pose.
-func siteRobots(m *site.Map) []store.Robot {
-	var robots []store.Robot
-	for _, r := range m.Robots {
-		n, _ := m.Node(r.HomeNode)
-		robots = append(robots, store.Robot{
-			ID: r.Manufacturer + "/" + r.SerialNumber, Manufacturer: r.Manufacturer, SerialNumber: r.SerialNumber, Model: r.Model,
-			Site: m.Site, Capabilities: r.Capabilities, SoftwareVersion: r.SoftwareVersion, HomeNode: r.HomeNode, X: n.X, Y: n.Y, MapID: m.MapID,
-		})
-	}
-	return robots
-}
-
-// simRobots configures a virtual robot for each robot of the map that
-// sim.robots names, speaking the robot's profile from the map.
-func simRobots(m *site.Map, s config.Sim) []sim.RobotConfig {
-	var out []sim.RobotConfig
-	battery := s.Battery
-	if battery <= 0 {
-		battery = 100
-	}
-	for _, r := range m.Robots {
-		if !s.Simulates(r.Key().String()) {
-			continue
-		}
-		n, _ := m.Node(r.HomeNode)
-		out = append(out, sim.RobotConfig{
-			Manufacturer: r.Manufacturer, SerialNumber: r.SerialNumber, Model: r.Model,
-			StartNode: r.HomeNode, X: n.X, Y: n.Y, Theta: n.Theta, MapID: m.MapID, Battery: battery, SoftwareVersion: r.SoftwareVersion,
-			Profile: m.ProfileFor(r),
-		})
-	}
-	return out
-}
-
-// waitFleetOnline waits until the bridge has stored every robot as ONLINE,
-// so the first missions find robots to reserve.
-func waitFleetOnline(ctx context.Context, st *store.Store, m *site.Map, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		views, err := st.ListRobots(ctx, m.Site)
-		if err != nil {
-			return err
-		}
-		online := 0
-		for _, v := range views {
-			if v.State.ConnectionState == "ONLINE" {
-				online++
-			}
-		}
-		if online >= len(m.Robots) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d of %d robots of %s came ONLINE within %s", online, len(m.Robots), m.Site, timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// Stop stops what was started, in reverse order.
-func (ls *localStack) Stop() {
-	for _, e := range ls.edges {
-		if e.fleet != nil {
-			e.fleet.Stop()
-		}
-		ls.stopEdgeWorker(e.m.Site)
-	}
-	if ls.fleet != nil {
-		ls.fleet.Stop()
-	}
-	if ls.worker != nil {
-		ls.worker.Stop()
-	}
-	if ls.arts != nil {
-		ls.arts.Stop()
-	}
-	if ls.stack != nil {
-		ls.stack.Stop()
-	}
-}
-
 type demoRun struct {
 	spec   schemas.MissionSpec
 	run    client.WorkflowRun
@@ -354,18 +136,18 @@ type demoRun struct {
 	done   bool
 }
 
-func runDemo(ctx context.Context, ls *localStack, specs []schemas.MissionSpec, timeout time.Duration, out io.Writer, g *globalFlags) error {
-	c := ls.worker.Client
+func runDemo(ctx context.Context, ls *localstack.Stack, specs []schemas.MissionSpec, timeout time.Duration, out io.Writer, g *globalFlags) error {
+	c := ls.Worker.Client
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var runs []*demoRun
 	for _, s := range specs {
-		run, err := startMission(ctx, c, ls.cfg, s, "demo")
+		run, err := ops.StartMission(ctx, c, ls.Cfg, s, "demo", "")
 		if err != nil {
 			return err
 		}
 		runs = append(runs, &demoRun{spec: s, run: run})
-		fmt.Fprintf(out, "started %-10s %s\n", s.MissionID, webLink(ls.cfg, run.GetID()))
+		fmt.Fprintf(out, "started %-10s %s\n", s.MissionID, webLink(ls.Cfg, run.GetID()))
 	}
 	doneCh := make(chan *demoRun, len(runs))
 	for _, r := range runs {
@@ -400,19 +182,19 @@ func runDemo(ctx context.Context, ls *localStack, specs []schemas.MissionSpec, t
 	for _, r := range runs {
 		state := r.result.State
 		if r.err != nil {
-			state = "FAILED: " + rootCause(r.err)
+			state = "FAILED: " + ops.RootCause(r.err)
 		}
 		if r.err != nil || r.result.State != workflows.MissionCompleted {
 			failed++
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", r.spec.MissionID, state, dash(r.result.RobotID), r.result.NodesDone, r.result.NodesTotal,
-			r.result.FinishedAt.Sub(r.result.StartedAt).Round(100*time.Millisecond), webLink(ls.cfg, r.run.GetID()))
+			r.result.FinishedAt.Sub(r.result.StartedAt).Round(100*time.Millisecond), webLink(ls.Cfg, r.run.GetID()))
 	}
 	tw.Flush()
 	if failed > 0 {
 		return fmt.Errorf("%d of %d missions did not complete", failed, len(runs))
 	}
-	fmt.Fprintf(out, "\nall %d missions completed. Web UI: %s/namespaces/%s/workflows\n", len(runs), strings.TrimRight(ls.cfg.Temporal.UIURL, "/"), ls.cfg.Temporal.Namespace)
+	fmt.Fprintf(out, "\nall %d missions completed. Web UI: %s/namespaces/%s/workflows\n", len(runs), strings.TrimRight(ls.Cfg.Temporal.UIURL, "/"), ls.Cfg.Temporal.Namespace)
 	return nil
 }
 
@@ -421,7 +203,7 @@ func progress(ctx context.Context, c client.Client, r *demoRun, out io.Writer) {
 	var line string
 	if r.done {
 		if r.err != nil {
-			line = "FAILED  " + rootCause(r.err)
+			line = "FAILED  " + ops.RootCause(r.err)
 		} else {
 			line = fmt.Sprintf("%s  robot %s  %d/%d nodes", r.result.State, r.result.RobotID, r.result.NodesDone, r.result.NodesTotal)
 		}

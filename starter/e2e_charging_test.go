@@ -16,6 +16,8 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/fleetflow/fleetflow/activities/store"
+	"github.com/fleetflow/fleetflow/internal/localstack"
+	"github.com/fleetflow/fleetflow/internal/ops"
 	"github.com/fleetflow/fleetflow/schemas"
 	"github.com/fleetflow/fleetflow/workflows"
 )
@@ -45,11 +47,11 @@ func TestEndToEndCharging(t *testing.T) {
 	defer func() { workflows.Charging = saved }()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: "../bin/temporal", headless: true}, io.Discard)
+	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: "../bin/temporal", Headless: true}, io.Discard)
 	require.NoError(t, err)
 	defer ls.Stop()
-	c := ls.worker.Client
-	reg, err := store.Open(ctx, ls.cfg.Postgres.URL)
+	c := ls.Worker.Client
+	reg, err := store.Open(ctx, ls.Cfg.Postgres.URL)
 	require.NoError(t, err)
 	defer reg.Close()
 
@@ -65,7 +67,7 @@ func TestEndToEndCharging(t *testing.T) {
 		for watchCtx.Err() == nil {
 			at := map[string][]string{}
 			n := 0
-			for _, r := range ls.fleet.Robots() {
+			for _, r := range ls.Fleet.Robots() {
 				st := r.Snapshot()
 				if !st.BatteryState.Charging {
 					continue
@@ -86,12 +88,12 @@ func TestEndToEndCharging(t *testing.T) {
 	}()
 
 	mission := func(id string, urgent bool) schemas.MissionSpec {
-		return schemas.MissionSpec{MissionID: id, Site: ls.cfg.Site.Name, Priority: 50, MinBattery: 20, InterruptCharging: urgent, TimeoutSeconds: 600,
+		return schemas.MissionSpec{MissionID: id, Site: ls.Cfg.Site.Name, Priority: 50, MinBattery: 20, InterruptCharging: urgent, TimeoutSeconds: 600,
 			Steps: []schemas.MissionStep{{Station: "inbound-1", Action: "pick"}, {Station: "rack-1", Action: "drop"}}}
 	}
 	var runs []client.WorkflowRun
 	for i := 1; i <= 3; i++ {
-		run, err := startMission(ctx, c, ls.cfg, mission(fmt.Sprintf("urgent-%d", i), true), "test")
+		run, err := ops.StartMission(ctx, c, ls.Cfg, mission(fmt.Sprintf("urgent-%d", i), true), "test", "")
 		require.NoError(t, err)
 		runs = append(runs, run)
 	}
@@ -115,7 +117,7 @@ func TestEndToEndCharging(t *testing.T) {
 	// more than the one waiting in line, so it takes one off a charger.
 	var states map[string]string
 	battery := func(robot string) float64 {
-		return ls.fleet.Robot(strings.SplitN(robot, "/", 2)[1]).Snapshot().BatteryState.BatteryCharge
+		return ls.Fleet.Robot(strings.SplitN(robot, "/", 2)[1]).Snapshot().BatteryState.BatteryCharge
 	}
 	require.Eventually(t, func() bool {
 		states = map[string]string{}
@@ -133,13 +135,13 @@ func TestEndToEndCharging(t *testing.T) {
 		}
 		return count[workflows.ChargeCharging] == 2 && count[workflows.ChargeWaitingCharger] == 1 && least > battery(waiting)+2
 	}, 90*time.Second, 200*time.Millisecond, "charge states %v", &states)
-	holds, err := reg.StationHolds(ctx, ls.cfg.Site.Name)
+	holds, err := reg.StationHolds(ctx, ls.Cfg.Site.Name)
 	require.NoError(t, err)
 	require.Len(t, holds, 2, "%+v", holds)
 	require.NotEqual(t, holds[0].RobotID, holds[1].RobotID)
 
 	// Every robot is held: an urgent mission takes one off its charger.
-	runU, err := startMission(ctx, c, ls.cfg, mission("urgent-4", true), "test")
+	runU, err := ops.StartMission(ctx, c, ls.Cfg, mission("urgent-4", true), "test", "")
 	require.NoError(t, err)
 	var resU workflows.MissionResult
 	require.NoError(t, runU.Get(ctx, &resU))
@@ -170,7 +172,7 @@ func TestEndToEndCharging(t *testing.T) {
 	// An ordinary mission needing 55 % waits for a charged robot.
 	ordinary := mission("ordinary-1", false)
 	ordinary.MinBattery = 55 // the robot taken off charging has less
-	runO, err := startMission(ctx, c, ls.cfg, ordinary, "test")
+	runO, err := ops.StartMission(ctx, c, ls.Cfg, ordinary, "test", "")
 	require.NoError(t, err)
 	var resO workflows.MissionResult
 	require.NoError(t, runO.Get(ctx, &resO))
@@ -191,7 +193,7 @@ func TestEndToEndCharging(t *testing.T) {
 	// The ordinary mission drove its robot off the charger: that charger
 	// went to the robot waiting in line, if one still was.
 	require.Eventually(t, func() bool {
-		holds, err := reg.StationHolds(ctx, ls.cfg.Site.Name)
+		holds, err := reg.StationHolds(ctx, ls.Cfg.Site.Name)
 		if err != nil {
 			return false
 		}

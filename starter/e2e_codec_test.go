@@ -17,6 +17,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/fleetflow/fleetflow/internal/codec"
+	"github.com/fleetflow/fleetflow/internal/localstack"
+	"github.com/fleetflow/fleetflow/internal/ops"
 	"github.com/fleetflow/fleetflow/workflows"
 )
 
@@ -37,7 +39,7 @@ func TestEndToEndEncryptedPayloads(t *testing.T) {
 	cfg.Temporal.PayloadKey = key
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: "../bin/temporal", headless: true}, io.Discard)
+	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: "../bin/temporal", Headless: true}, io.Discard)
 	require.NoError(t, err)
 	defer ls.Stop()
 	specs, err := loadMissionDir("../testdata/missions")
@@ -45,14 +47,14 @@ func TestEndToEndEncryptedPayloads(t *testing.T) {
 	spec := specs[0]
 	spec.RequiredCapabilities = nil
 	spec.MissionID = "enc-secret-mission-7"
-	run, err := startMission(ctx, ls.worker.Client, ls.cfg, spec, "test")
+	run, err := ops.StartMission(ctx, ls.Worker.Client, ls.Cfg, spec, "test", "")
 	require.NoError(t, err)
 	var res workflows.MissionResult
 	require.NoError(t, run.Get(ctx, &res))
 	require.Equal(t, workflows.MissionCompleted, res.State)
 
 	// A client without the key sees only ciphertext.
-	plain, err := client.Dial(client.Options{HostPort: ls.cfg.Temporal.HostPort, Logger: quietLogger()})
+	plain, err := client.Dial(client.Options{HostPort: ls.Cfg.Temporal.HostPort, Logger: quietLogger()})
 	require.NoError(t, err)
 	defer plain.Close()
 	it := plain.GetWorkflowHistory(ctx, run.GetID(), run.GetRunID(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
@@ -79,7 +81,7 @@ func TestEndToEndEncryptedPayloads(t *testing.T) {
 		"data":     b64(p.GetData()),
 	}}})
 	require.NoError(t, err)
-	resp, err := http.Post("http://"+ls.worker.HTTPAddr+"/codec/decode", "application/json", bytes.NewReader(body))
+	resp, err := http.Post("http://"+ls.Worker.HTTPAddr+"/codec/decode", "application/json", bytes.NewReader(body))
 	require.NoError(t, err)
 	out, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
@@ -92,13 +94,13 @@ func TestEndToEndEncryptedPayloads(t *testing.T) {
 	require.NoError(t, json.Unmarshal(out, &decoded))
 	require.Len(t, decoded.Payloads, 1)
 	require.True(t, strings.Contains(string(decoded.Payloads[0].Data), "enc-secret-mission-7"), "decoded: %s", decoded.Payloads[0].Data)
-	req, _ := http.NewRequest(http.MethodOptions, "http://"+ls.worker.HTTPAddr+"/codec/decode", nil)
-	req.Header.Set("Origin", strings.TrimRight(ls.cfg.Temporal.UIURL, "/"))
+	req, _ := http.NewRequest(http.MethodOptions, "http://"+ls.Worker.HTTPAddr+"/codec/decode", nil)
+	req.Header.Set("Origin", strings.TrimRight(ls.Cfg.Temporal.UIURL, "/"))
 	resp, err = http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusNoContent, resp.StatusCode)
-	require.Equal(t, strings.TrimRight(ls.cfg.Temporal.UIURL, "/"), resp.Header.Get("Access-Control-Allow-Origin"))
+	require.Equal(t, strings.TrimRight(ls.Cfg.Temporal.UIURL, "/"), resp.Header.Get("Access-Control-Allow-Origin"))
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/fleetflow/fleetflow/activities/store"
+	"github.com/fleetflow/fleetflow/internal/localstack"
 	"github.com/fleetflow/fleetflow/schemas"
 	"github.com/fleetflow/fleetflow/workflows"
 )
@@ -35,15 +36,15 @@ func TestEndToEndConditionBasedMaintenance(t *testing.T) {
 	cfg.Maintenance.Diagnostics = true
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: "../bin/temporal", headless: true}, io.Discard)
+	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: "../bin/temporal", Headless: true}, io.Discard)
 	require.NoError(t, err)
 	defer ls.Stop()
-	c := ls.worker.Client
-	reg, err := store.Open(ctx, ls.cfg.Postgres.URL)
+	c := ls.Worker.Client
+	reg, err := store.Open(ctx, ls.Cfg.Postgres.URL)
 	require.NoError(t, err)
 	defer reg.Close()
 
-	robot := ls.fleet.Robot("AMR-001")
+	robot := ls.Fleet.Robot("AMR-001")
 	robot.SetBatteryHealth(50)
 	id := schemas.MaintenanceWorkflowID("acme/AMR-001", "condition-e0")
 	var m workflows.MaintenanceStatus
@@ -96,11 +97,11 @@ func TestEndToEndMaintenanceRound(t *testing.T) {
 	cfg.Sim.Robots = "acme/AMR-001,acme/AMR-002"
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: "../bin/temporal", headless: true}, io.Discard)
+	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: "../bin/temporal", Headless: true}, io.Discard)
 	require.NoError(t, err)
 	defer ls.Stop()
-	c := ls.worker.Client
-	reg, err := store.Open(ctx, ls.cfg.Postgres.URL)
+	c := ls.Worker.Client
+	reg, err := store.Open(ctx, ls.Cfg.Postgres.URL)
 	require.NoError(t, err)
 	defer reg.Close()
 	for _, r := range []string{"acme/AMR-003", "robotix/LFT-01", "robotix/LFT-02", "robotix/LFT-03"} {
@@ -108,7 +109,7 @@ func TestEndToEndMaintenanceRound(t *testing.T) {
 		require.NoError(t, err)
 	}
 
-	t.Setenv("FLEETFLOW_TEMPORAL_HOSTPORT", ls.cfg.Temporal.HostPort)
+	t.Setenv("FLEETFLOW_TEMPORAL_HOSTPORT", ls.Cfg.Temporal.HostPort)
 	g := &globalFlags{config: filepath.Join(t.TempDir(), "absent.yaml"), output: "table"}
 	sched := maintenanceScheduleCmd(g)
 	sched.SilenceErrors, sched.SilenceUsage = true, true
@@ -116,9 +117,9 @@ func TestEndToEndMaintenanceRound(t *testing.T) {
 	sched.SetOut(&out)
 	sched.SetArgs([]string{"create", "--every", "168h", "--reason", "weekly round"})
 	require.ErrorContains(t, sched.ExecuteContext(ctx), "give a ROBOT_ID, or --site SITE")
-	sched.SetArgs([]string{"create", "--site", ls.cfg.Site.Name, "--every", "168h", "--reason", "weekly round"})
+	sched.SetArgs([]string{"create", "--site", ls.Cfg.Site.Name, "--every", "168h", "--reason", "weekly round"})
 	require.NoError(t, sched.ExecuteContext(ctx), out.String())
-	sh := c.ScheduleClient().GetHandle(ctx, schemas.MaintenanceRoundScheduleID(ls.cfg.Site.Name))
+	sh := c.ScheduleClient().GetHandle(ctx, schemas.MaintenanceRoundScheduleID(ls.Cfg.Site.Name))
 	require.NoError(t, sh.Trigger(ctx, client.ScheduleTriggerOptions{}))
 	var round string
 	require.Eventually(t, func() bool {
@@ -158,6 +159,6 @@ func TestEndToEndMaintenanceRound(t *testing.T) {
 	if dir := os.Getenv("FLEETFLOW_RECORD_HISTORIES"); dir != "" {
 		recordHistory(t, ctx, ls, round, "", filepath.Join(dir, "maintenanceround-two-robots.json"))
 	}
-	sched.SetArgs([]string{"delete", "--site", ls.cfg.Site.Name})
+	sched.SetArgs([]string{"delete", "--site", ls.Cfg.Site.Name})
 	require.NoError(t, sched.ExecuteContext(ctx))
 }

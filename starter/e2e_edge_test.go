@@ -11,6 +11,8 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/fleetflow/fleetflow/internal/localstack"
+	"github.com/fleetflow/fleetflow/internal/ops"
 	"github.com/fleetflow/fleetflow/internal/site"
 	"github.com/fleetflow/fleetflow/schemas"
 	"github.com/fleetflow/fleetflow/workflows"
@@ -41,20 +43,20 @@ func TestEndToEndEdgeSites(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: "../bin/temporal", headless: true,
-		siteMaps: []*site.Map{siteA, siteB}, stateInterval: 2 * time.Second, rebootDelay: 200 * time.Millisecond}, io.Discard)
+	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: "../bin/temporal", Headless: true,
+		SiteMaps: []*site.Map{siteA, siteB}, StateInterval: 2 * time.Second, RebootDelay: 200 * time.Millisecond}, io.Discard)
 	require.NoError(t, err)
 	defer ls.Stop()
-	require.Len(t, ls.edges, 2)
-	require.Nil(t, ls.worker.MQTT, "the central worker has no broker")
-	c := ls.worker.Client
+	require.Len(t, ls.Edges, 2)
+	require.Nil(t, ls.Worker.MQTT, "the central worker has no broker")
+	c := ls.Worker.Client
 
 	n := 0
 	mission := func(s *site.Map, from, to string) client.WorkflowRun {
 		n++
 		spec := schemas.MissionSpec{MissionID: fmt.Sprintf("%s-m%d", s.Site, n), Site: s.Site, Priority: 50, MinBattery: 10,
 			Steps: []schemas.MissionStep{{Station: from, Action: "pick"}, {Station: to, Action: "drop"}}}
-		run, err := startMission(ctx, c, ls.cfg, spec, "e2e")
+		run, err := ops.StartMission(ctx, c, ls.Cfg, spec, "e2e", "")
 		require.NoError(t, err)
 		return run
 	}
@@ -71,7 +73,7 @@ func TestEndToEndEdgeSites(t *testing.T) {
 	completed(b1)
 	for run, s := range map[client.WorkflowRun]*site.Map{a1: siteA, b1: siteB} {
 		queues := sendOrderQueues(t, ctx, c, run.GetID())
-		require.Equal(t, []string{ls.cfg.TaskQueues.RobotIOFor(s.Site)}, queues, "%s sent its order through its site's queue", run.GetID())
+		require.Equal(t, []string{ls.Cfg.TaskQueues.RobotIOFor(s.Site)}, queues, "%s sent its order through its site's queue", run.GetID())
 	}
 
 	// 2. Site B loses its edge worker for 60 s while a mission drives.
@@ -80,10 +82,10 @@ func TestEndToEndEdgeSites(t *testing.T) {
 		st, err := queryStatus(ctx, c, workflowMissionID(driving))
 		return err == nil && st.State == workflows.MissionDriving
 	}, time.Minute, 50*time.Millisecond)
-	ls.stopEdgeWorker(siteB.Site)
+	ls.StopEdgeWorker(siteB.Site)
 	down := time.Now()
 	during := []client.WorkflowRun{mission(siteB, "in-2", "out-1"), mission(siteB, "in-1", "out-1")}
-	rollA, rollB := startEdgeRollout(t, ctx, c, ls.cfg.TaskQueues.OTA, siteA), startEdgeRollout(t, ctx, c, ls.cfg.TaskQueues.OTA, siteB)
+	rollA, rollB := startEdgeRollout(t, ctx, c, ls.Cfg.TaskQueues.OTA, siteA), startEdgeRollout(t, ctx, c, ls.Cfg.TaskQueues.OTA, siteB)
 
 	// Site A goes on meanwhile: missions and its rollout complete.
 	completed(mission(siteA, "in-1", "out-0"))
@@ -109,7 +111,7 @@ func TestEndToEndEdgeSites(t *testing.T) {
 	}
 
 	// B's edge worker comes back: everything completes, nothing lost.
-	require.NoError(t, ls.startEdgeWorker(ctx, siteB.Site))
+	require.NoError(t, ls.StartEdgeWorker(ctx, siteB.Site))
 	completed(driving)
 	for _, run := range during {
 		completed(run)
@@ -118,13 +120,13 @@ func TestEndToEndEdgeSites(t *testing.T) {
 	require.Equal(t, workflows.RolloutCompleted, rs.State)
 	require.Equal(t, len(siteB.Robots), rs.Counts.Succeeded, "%+v", rs.Counts)
 	for _, s := range []*site.Map{siteA, siteB} {
-		views, err := ls.worker.Store.ListRobots(ctx, s.Site)
+		views, err := ls.Worker.Store.ListRobots(ctx, s.Site)
 		require.NoError(t, err)
 		for _, v := range views {
 			require.Empty(t, v.ReservedBy, "robot %s still reserved", v.ID)
 			require.Equal(t, "2.0.0", v.SoftwareVersion, "robot %s", v.ID)
 		}
-		for _, r := range ls.edge(s.Site).fleet.Robots() {
+		for _, r := range ls.Edge(s.Site).Fleet.Robots() {
 			require.Equal(t, "2.0.0", r.SoftwareVersion(), "robot %s of %s", r.Key(), s.Site)
 		}
 	}

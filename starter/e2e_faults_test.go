@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/fleetflow/fleetflow/internal/localstack"
+	"github.com/fleetflow/fleetflow/internal/ops"
 	"github.com/fleetflow/fleetflow/schemas"
 	"github.com/fleetflow/fleetflow/workflows"
 )
@@ -26,17 +28,17 @@ func TestEndToEndTerminatedMissionIsReaped(t *testing.T) {
 	cfg.Worker.ReaperInterval = 2 * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: "../bin/temporal", headless: true}, logSink())
+	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: "../bin/temporal", Headless: true}, logSink())
 	require.NoError(t, err)
 	defer ls.Stop()
-	c := ls.worker.Client
+	c := ls.Worker.Client
 	specs, err := loadMissionDir("../testdata/missions")
 	require.NoError(t, err)
 
 	long := specs[0]
 	long.MissionID = "faults-terminated"
 	long.Steps = farthestSteps(t, ls)
-	run, err := startMission(ctx, c, ls.cfg, long, "e2e")
+	run, err := ops.StartMission(ctx, c, ls.Cfg, long, "e2e", "")
 	require.NoError(t, err)
 	var st workflows.MissionStatus
 	require.Eventually(t, func() bool {
@@ -48,13 +50,13 @@ func TestEndToEndTerminatedMissionIsReaped(t *testing.T) {
 	terminatedAt := time.Now()
 
 	require.Eventually(t, func() bool {
-		_, held, err := ls.worker.Store.ReservationOf(ctx, long.MissionID)
+		_, held, err := ls.Worker.Store.ReservationOf(ctx, long.MissionID)
 		return err == nil && !held
 	}, time.Minute, 200*time.Millisecond, "the Reaper never freed the terminated mission's robot")
 	t.Logf("robot %s freed %s after the terminate", robotID, time.Since(terminatedAt).Round(100*time.Millisecond))
 	var freed map[string]any
 	require.Eventually(t, func() bool { // the audit row follows the release
-		trail, err := ls.worker.Store.AuditTrail(ctx, long.MissionID)
+		trail, err := ls.Worker.Store.AuditTrail(ctx, long.MissionID)
 		require.NoError(t, err)
 		for _, e := range trail {
 			if e.Kind == "lease.freed" && e.Actor == "reaper" {
@@ -66,7 +68,7 @@ func TestEndToEndTerminatedMissionIsReaped(t *testing.T) {
 	}, 10*time.Second, 100*time.Millisecond, "no lease.freed audit row")
 	require.Equal(t, "TERMINATED", freed["workflowStatus"])
 	require.Equal(t, true, freed["orderCancelled"], "the robot was still driving the order")
-	robot := ls.fleet.Robot(strings.SplitN(robotID, "/", 2)[1])
+	robot := ls.Fleet.Robot(strings.SplitN(robotID, "/", 2)[1])
 	require.Eventually(t, func() bool {
 		s := robot.Snapshot()
 		return len(s.NodeStates) == 0 && !s.Driving
@@ -75,7 +77,7 @@ func TestEndToEndTerminatedMissionIsReaped(t *testing.T) {
 	next := specs[0]
 	next.MissionID = "faults-after-terminate"
 	next.RequiredCapabilities = nil
-	run, err = startMission(ctx, c, ls.cfg, next, "e2e")
+	run, err = ops.StartMission(ctx, c, ls.Cfg, next, "e2e", "")
 	require.NoError(t, err)
 	var res workflows.MissionResult
 	require.NoError(t, run.Get(ctx, &res))
@@ -103,10 +105,10 @@ func TestEndToEndConnectionDrops(t *testing.T) {
 	t.Cleanup(func() { workflows.Timings = saved })
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: "../bin/temporal", headless: true}, logSink())
+	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: "../bin/temporal", Headless: true}, logSink())
 	require.NoError(t, err)
 	defer ls.Stop()
-	c := ls.worker.Client
+	c := ls.Worker.Client
 	yard := func(id string) schemas.MissionSpec {
 		return schemas.MissionSpec{MissionID: id, Site: "yard", TimeoutSeconds: 180, Load: &schemas.Load{LoadID: "PAL-" + id, LoadType: "EPAL"},
 			Steps: []schemas.MissionStep{{Station: "in-0", Action: "pick"}, {Station: "out-0", Action: "drop"}}}
@@ -114,14 +116,14 @@ func TestEndToEndConnectionDrops(t *testing.T) {
 
 	drive := func(id string, away time.Duration) (string, workflows.MissionResult, error) {
 		s := yard(id)
-		run, err := startMission(ctx, c, ls.cfg, s, "e2e")
+		run, err := ops.StartMission(ctx, c, ls.Cfg, s, "e2e", "")
 		require.NoError(t, err)
 		var st workflows.MissionStatus
 		require.Eventually(t, func() bool {
 			st, err = queryStatus(ctx, c, s.MissionID)
 			return err == nil && st.State == workflows.MissionDriving && st.OrderAcknowledged
 		}, time.Minute, 50*time.Millisecond, "mission never got going: %+v %v", st, err)
-		robot := ls.fleet.Robot(strings.SplitN(st.RobotID, "/", 2)[1])
+		robot := ls.Fleet.Robot(strings.SplitN(st.RobotID, "/", 2)[1])
 		robot.DropConnection()
 		require.Eventually(t, func() bool {
 			st, err = queryStatus(ctx, c, s.MissionID)
@@ -152,12 +154,12 @@ func TestEndToEndConnectionDrops(t *testing.T) {
 	require.Len(t, st.Handovers, 1)
 	require.Equal(t, gone, st.Handovers[0].FromRobot)
 	require.Contains(t, st.Handovers[0].Reason, "CONNECTIONBROKEN")
-	_, held, err := ls.worker.Store.ReservationOf(ctx, "faults-gone")
+	_, held, err := ls.Worker.Store.ReservationOf(ctx, "faults-gone")
 	require.NoError(t, err)
 	require.False(t, held, "released")
 
 	next := yard("faults-after-gone")
-	run, err := startMission(ctx, c, ls.cfg, next, "e2e")
+	run, err := ops.StartMission(ctx, c, ls.Cfg, next, "e2e", "")
 	require.NoError(t, err)
 	require.NoError(t, run.Get(ctx, &res))
 	t.Logf("next: %s", time.Since(t0).Round(100*time.Millisecond))

@@ -17,6 +17,7 @@ import (
 
 	"github.com/fleetflow/fleetflow/activities/store"
 	"github.com/fleetflow/fleetflow/internal/config"
+	"github.com/fleetflow/fleetflow/internal/localstack"
 	"github.com/fleetflow/fleetflow/internal/openapicheck"
 	"github.com/fleetflow/fleetflow/internal/wms"
 	"github.com/fleetflow/fleetflow/schemas"
@@ -44,11 +45,11 @@ func TestEndToEndIngress(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: "../bin/temporal", headless: true}, io.Discard)
+	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: "../bin/temporal", Headless: true}, io.Discard)
 	require.NoError(t, err)
 	defer ls.Stop()
-	require.NotEmpty(t, ls.worker.IngressAddr)
-	base := "http://" + ls.worker.IngressAddr
+	require.NotEmpty(t, ls.Worker.IngressAddr)
+	base := "http://" + ls.Worker.IngressAddr
 	chk, err := openapicheck.Load("../schemas/openapi.yaml")
 	require.NoError(t, err)
 	hc := &http.Client{Transport: &openapicheck.Transport{Checker: chk, Fail: t.Errorf}}
@@ -123,7 +124,7 @@ func TestEndToEndIngress(t *testing.T) {
 	// A rejected mission starts nothing.
 	require.Equal(t, http.StatusBadRequest, call("POST", "/v1/missions", keyA, strings.Replace(spec("in-bad", 1), "rack-1", "rack-99", 1), &e))
 	require.Contains(t, strings.Join(e.Violations, "\n"), "rack-99")
-	_, err = ls.worker.Client.DescribeWorkflowExecution(ctx, schemas.MissionWorkflowID("in-bad"), "")
+	_, err = ls.Worker.Client.DescribeWorkflowExecution(ctx, schemas.MissionWorkflowID("in-bad"), "")
 	var nf *serviceerror.NotFound
 	require.ErrorAs(t, err, &nf)
 
@@ -157,7 +158,7 @@ func TestEndToEndIngress(t *testing.T) {
 	// from the ended mission.
 	var wfDone bool
 	require.Eventually(t, func() bool {
-		d, err := ls.worker.Client.DescribeWorkflowExecution(ctx, schemas.MissionWorkflowID("in-1"), "")
+		d, err := ls.Worker.Client.DescribeWorkflowExecution(ctx, schemas.MissionWorkflowID("in-1"), "")
 		wfDone = err == nil && d.GetWorkflowExecutionInfo().GetCloseTime() != nil
 		return wfDone
 	}, 30*time.Second, 200*time.Millisecond)
@@ -186,7 +187,7 @@ func TestEndToEndIngress(t *testing.T) {
 		cancelled = cancelled || (a.Kind == "mission.cancelled" && a.Actor == "wms:wms-a")
 	}
 	require.True(t, cancelled, "the cancel is audited with the client as its actor: %v", trail)
-	requireNoSecretInHistories(t, ctx, ls.worker.Client, keyA, keyB)
+	requireNoSecretInHistories(t, ctx, ls.Worker.Client, keyA, keyB)
 }
 
 // Steps that wait for the warehouse and steps appended mid-route, on the
@@ -207,10 +208,10 @@ func TestEndToEndWMSSignalsAndAppend(t *testing.T) {
 	cfg.WMS.Clients = []config.WMSClient{{Name: "wms-a", APIKeyEnv: "A", APIKey: key}}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: "../bin/temporal", headless: true}, io.Discard)
+	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: "../bin/temporal", Headless: true}, io.Discard)
 	require.NoError(t, err)
 	defer ls.Stop()
-	base := "http://" + ls.worker.IngressAddr
+	base := "http://" + ls.Worker.IngressAddr
 	chk, err := openapicheck.Load("../schemas/openapi.yaml")
 	require.NoError(t, err)
 	hc := &http.Client{Transport: &openapicheck.Transport{Checker: chk, Fail: t.Errorf}}
@@ -276,7 +277,7 @@ func TestEndToEndWMSSignalsAndAppend(t *testing.T) {
 	require.Equal(t, http.StatusConflict, call("POST", "/v1/missions/w-2/append", `{"steps":[{"station":"no-such-rack","action":"drop"}]}`, &e))
 	require.Equal(t, schemas.ErrInvalidMission, e.Type)
 	waitState("w-2", workflows.MissionCompleted, &st)
-	rack1, _ := ls.site.Station("rack-1")
+	rack1, _ := ls.Site.Station("rack-1")
 	require.Equal(t, rack1.Node, st.CurrentNode, "the robot drove the appended steps")
 	require.Equal(t, st.NodesTotal, st.NodesDone)
 
@@ -284,7 +285,7 @@ func TestEndToEndWMSSignalsAndAppend(t *testing.T) {
 	spec, err := schemas.ParseMission([]byte(`{"missionId":"w-3","site":"warehouse-a","load":{"loadId":"PAL-W3"},
 		"steps":[{"station":"inbound-2","action":"pick","waitFor":{"signal":"loadReady","timeoutSeconds":60}},{"station":"rack-3","action":"drop"}]}`))
 	require.NoError(t, err)
-	_, err = ls.worker.Client.SignalWithStartWorkflow(ctx, schemas.MissionWorkflowID("w-3"), schemas.SignalLoadReady,
+	_, err = ls.Worker.Client.SignalWithStartWorkflow(ctx, schemas.MissionWorkflowID("w-3"), schemas.SignalLoadReady,
 		workflows.LoadSignal{LoadID: "PAL-W3", By: "wms-a"}, wms.StartOptions(cfg.TaskQueues.Missions, spec, "wms-a", 0),
 		schemas.MissionWorkflowType, workflows.MissionInput{Spec: spec, Client: "wms-a"})
 	require.NoError(t, err)

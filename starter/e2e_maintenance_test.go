@@ -14,6 +14,8 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/fleetflow/fleetflow/activities/store"
+	"github.com/fleetflow/fleetflow/internal/localstack"
+	"github.com/fleetflow/fleetflow/internal/ops"
 	"github.com/fleetflow/fleetflow/schemas"
 	"github.com/fleetflow/fleetflow/workflows"
 )
@@ -33,15 +35,15 @@ func TestEndToEndMaintenance(t *testing.T) {
 	cfg.Sim.Robots = "acme/AMR-001"
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: "../bin/temporal", headless: true}, io.Discard)
+	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: "../bin/temporal", Headless: true}, io.Discard)
 	require.NoError(t, err)
 	defer ls.Stop()
-	c := ls.worker.Client
+	c := ls.Worker.Client
 	specs, err := loadMissionDir("../testdata/missions")
 	require.NoError(t, err)
 	first, second := specs[0], specs[1]
 	first.RequiredCapabilities, second.RequiredCapabilities = nil, nil
-	runA, err := startMission(ctx, c, ls.cfg, first, "test")
+	runA, err := ops.StartMission(ctx, c, ls.Cfg, first, "test", "")
 	require.NoError(t, err)
 	// Queries may fail while a workflow task is under way: the callers poll.
 	status := func(id string) workflows.MissionStatus {
@@ -56,8 +58,8 @@ func TestEndToEndMaintenance(t *testing.T) {
 	t.Logf("A: %+v", stA)
 
 	id := schemas.MaintenanceWorkflowID("acme/AMR-001", "e2e")
-	maint, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: ls.cfg.TaskQueues.Maintenance}, schemas.MaintenanceWorkflowType,
-		schemas.MaintenanceInput{RobotID: "acme/AMR-001", Site: ls.cfg.Site.Name, Station: "charger-1", Reason: "brake check", Diagnostics: true, RequestedBy: "test"})
+	maint, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: ls.Cfg.TaskQueues.Maintenance}, schemas.MaintenanceWorkflowType,
+		schemas.MaintenanceInput{RobotID: "acme/AMR-001", Site: ls.Cfg.Site.Name, Station: "charger-1", Reason: "brake check", Diagnostics: true, RequestedBy: "test"})
 	require.NoError(t, err)
 	mstatus := func() workflows.MaintenanceStatus {
 		var st workflows.MaintenanceStatus
@@ -67,7 +69,7 @@ func TestEndToEndMaintenance(t *testing.T) {
 		return st
 	}
 	require.Eventually(t, func() bool { return mstatus().State == workflows.MaintDraining }, 30*time.Second, 100*time.Millisecond)
-	runB, err := startMission(ctx, c, ls.cfg, second, "test")
+	runB, err := ops.StartMission(ctx, c, ls.Cfg, second, "test", "")
 	require.NoError(t, err)
 
 	var resA workflows.MissionResult
@@ -77,13 +79,13 @@ func TestEndToEndMaintenance(t *testing.T) {
 	require.Eventually(t, func() bool { m = mstatus(); return m.State == workflows.MaintAwaitSignOff }, 2*time.Minute, 200*time.Millisecond, "%+v", &m)
 	require.Contains(t, m.Diagnostics, "FINISHED: self-test ok")
 	require.Equal(t, workflows.MissionQueued, status(second.MissionID).State, "a mission does not get a robot in maintenance")
-	reg, err := store.Open(ctx, ls.cfg.Postgres.URL)
+	reg, err := store.Open(ctx, ls.Cfg.Postgres.URL)
 	require.NoError(t, err)
 	defer reg.Close()
 	v, err := reg.GetRobot(ctx, "acme/AMR-001")
 	require.NoError(t, err)
 	require.Equal(t, store.InMaintenance, v.ServiceStatus)
-	charger, _ := ls.site.Station("charger-1")
+	charger, _ := ls.Site.Station("charger-1")
 	require.Equal(t, charger.Node, v.State.LastNodeID, "the robot stands at the service station")
 
 	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: schemas.UpdateComplete,
@@ -113,7 +115,7 @@ func TestEndToEndMaintenance(t *testing.T) {
 
 	// A maintenance schedule, made with the CLI, fires (triggered now
 	// rather than waiting a day): its Maintenance runs like a started one.
-	t.Setenv("FLEETFLOW_TEMPORAL_HOSTPORT", ls.cfg.Temporal.HostPort)
+	t.Setenv("FLEETFLOW_TEMPORAL_HOSTPORT", ls.Cfg.Temporal.HostPort)
 	g := &globalFlags{config: filepath.Join(t.TempDir(), "absent.yaml"), output: "table"}
 	sched := maintenanceScheduleCmd(g)
 	sched.SilenceErrors, sched.SilenceUsage = true, true

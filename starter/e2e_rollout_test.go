@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/fleetflow/fleetflow/internal/localstack"
 	"github.com/fleetflow/fleetflow/internal/site"
 	"github.com/fleetflow/fleetflow/internal/vda5050"
 	"github.com/fleetflow/fleetflow/schemas"
@@ -45,10 +46,10 @@ func TestEndToEndRollouts(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: "../bin/temporal", headless: true, siteMap: grid, rebootDelay: 200 * time.Millisecond}, io.Discard)
+	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: "../bin/temporal", Headless: true, SiteMap: grid, RebootDelay: 200 * time.Millisecond}, io.Discard)
 	require.NoError(t, err)
 	defer ls.Stop()
-	c := ls.worker.Client
+	c := ls.Worker.Client
 
 	load := func(file string) schemas.RolloutSpec {
 		spec, err := schemas.LoadRollout("../testdata/rollouts/" + file)
@@ -61,14 +62,14 @@ func TestEndToEndRollouts(t *testing.T) {
 	}
 	start := func(spec schemas.RolloutSpec) client.WorkflowRun {
 		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-			ID: schemas.RolloutWorkflowID(spec.RolloutID), TaskQueue: ls.cfg.TaskQueues.OTA,
+			ID: schemas.RolloutWorkflowID(spec.RolloutID), TaskQueue: ls.Cfg.TaskQueues.OTA,
 			WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE, WorkflowExecutionErrorWhenAlreadyStarted: true,
 		}, schemas.RolloutWorkflowType, workflows.RolloutInput{Spec: spec, RequestedBy: "e2e"})
 		require.NoError(t, err)
 		return run
 	}
 	versions := func() map[string]string {
-		views, err := ls.worker.Store.ListRobots(ctx, grid.Site)
+		views, err := ls.Worker.Store.ListRobots(ctx, grid.Site)
 		require.NoError(t, err)
 		out := map[string]string{}
 		for _, v := range views {
@@ -96,7 +97,7 @@ func TestEndToEndRollouts(t *testing.T) {
 	for id, v := range versions() {
 		require.Equal(t, "2.0.0", v, "registry version of %s", id)
 	}
-	for _, r := range ls.fleet.Robots() {
+	for _, r := range ls.Fleet.Robots() {
 		require.Equal(t, "2.0.0", r.SoftwareVersion(), "robot %s", r.Key())
 	}
 
@@ -122,7 +123,7 @@ func TestEndToEndRollouts(t *testing.T) {
 	for id, v := range versions() {
 		require.Equal(t, "2.0.0", v, "robot %s after the aborted rollout", id)
 	}
-	for _, r := range ls.fleet.Robots() {
+	for _, r := range ls.Fleet.Robots() {
 		snap := r.Snapshot()
 		for _, e := range snap.Errors {
 			require.NotEqual(t, vda5050.ErrorFatal, e.ErrorLevel, "robot %s still FATAL after rollback: %+v", r.Key(), e)
@@ -136,7 +137,7 @@ func TestEndToEndRollouts(t *testing.T) {
 	require.Error(t, err)
 	require.True(t, errors.As(err, &ae), "%v", err)
 	require.Equal(t, "Unsigned", ae.Type(), "%v", err)
-	trail, err := ls.worker.Store.AuditTrail(ctx, schemas.RobotUpdateWorkflowID("e2e-unsigned", "acme/R00001"))
+	trail, err := ls.Worker.Store.AuditTrail(ctx, schemas.RobotUpdateWorkflowID("e2e-unsigned", "acme/R00001"))
 	require.NoError(t, err)
 	require.Empty(t, trail, "no robot was touched")
 	for id, v := range versions() {
@@ -147,7 +148,7 @@ func TestEndToEndRollouts(t *testing.T) {
 	// in workflows/ read (the good rollout's first run, which continued as
 	// new; the aborted one; a canary robot's update that was rolled back).
 	requireNoSecretInHistories(t, ctx, c, sas)
-	resp, err := http.Get(ls.cfg.Artifacts.BaseURL + "fleetos-2.0.0.bin")
+	resp, err := http.Get(ls.Cfg.Artifacts.BaseURL + "fleetos-2.0.0.bin")
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusForbidden, resp.StatusCode, "the store refuses a URL without its token")

@@ -22,6 +22,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/fleetflow/fleetflow/internal/config"
+	"github.com/fleetflow/fleetflow/internal/localstack"
+	"github.com/fleetflow/fleetflow/internal/ops"
 	"github.com/fleetflow/fleetflow/schemas"
 	"github.com/fleetflow/fleetflow/workflows"
 )
@@ -93,10 +95,10 @@ func TestEndToEndMissions(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: "../bin/temporal", headless: true}, io.Discard)
+	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: "../bin/temporal", Headless: true}, io.Discard)
 	require.NoError(t, err)
 	defer ls.Stop()
-	c := ls.worker.Client
+	c := ls.Worker.Client
 
 	specs, err := loadMissionDir("../testdata/missions")
 	require.NoError(t, err)
@@ -105,12 +107,12 @@ func TestEndToEndMissions(t *testing.T) {
 	// Several missions race for the fleet; all complete.
 	runs := map[string]client.WorkflowRun{}
 	for _, s := range specs {
-		run, err := startMission(ctx, c, ls.cfg, s, "e2e")
+		run, err := ops.StartMission(ctx, c, ls.Cfg, s, "e2e", "")
 		require.NoError(t, err)
 		runs[s.MissionID] = run
 	}
 	// Starting the same mission again starts nothing.
-	_, err = startMission(ctx, c, ls.cfg, specs[0], "e2e")
+	_, err = ops.StartMission(ctx, c, ls.Cfg, specs[0], "e2e", "")
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "already exists")
 
@@ -126,7 +128,7 @@ func TestEndToEndMissions(t *testing.T) {
 
 	// The robots report their last node at the missions' last stations and
 	// every reservation is released.
-	views, err := ls.worker.Store.ListRobots(ctx, ls.site.Site)
+	views, err := ls.Worker.Store.ListRobots(ctx, ls.Site.Site)
 	require.NoError(t, err)
 	for _, v := range views {
 		require.Empty(t, v.ReservedBy, "robot %s still reserved", v.ID)
@@ -137,7 +139,7 @@ func TestEndToEndMissions(t *testing.T) {
 	long := specs[0]
 	long.MissionID = "e2e-cancel"
 	long.Steps = farthestSteps(t, ls)
-	run, err := startMission(ctx, c, ls.cfg, long, "e2e")
+	run, err := ops.StartMission(ctx, c, ls.Cfg, long, "e2e", "")
 	require.NoError(t, err)
 	var st workflows.MissionStatus
 	require.Eventually(t, func() bool {
@@ -170,10 +172,10 @@ func TestEndToEndMissions(t *testing.T) {
 	require.Equal(t, workflows.MissionCancelled, res.State)
 	require.Less(t, res.NodesDone, res.NodesTotal, "cancelled before the end of the route")
 
-	_, held, err := ls.worker.Store.ReservationOf(ctx, long.MissionID)
+	_, held, err := ls.Worker.Store.ReservationOf(ctx, long.MissionID)
 	require.NoError(t, err)
 	require.False(t, held, "the cancelled mission's robot is released")
-	robot := ls.fleet.Robot(strings.SplitN(res.RobotID, "/", 2)[1])
+	robot := ls.Fleet.Robot(strings.SplitN(res.RobotID, "/", 2)[1])
 	require.NotNil(t, robot)
 	snap := robot.Snapshot()
 	require.Empty(t, snap.NodeStates, "the robot dropped the rest of the order")
@@ -182,7 +184,7 @@ func TestEndToEndMissions(t *testing.T) {
 	// The freed robot takes new work.
 	again := specs[0]
 	again.MissionID = "e2e-after-cancel"
-	run, err = startMission(ctx, c, ls.cfg, again, "e2e")
+	run, err = ops.StartMission(ctx, c, ls.Cfg, again, "e2e", "")
 	require.NoError(t, err)
 	require.NoError(t, run.Get(ctx, &res))
 	require.Equal(t, workflows.MissionCompleted, res.State)
@@ -197,9 +199,9 @@ func TestEndToEndMissions(t *testing.T) {
 
 // recordHistory writes a workflow's history as `temporal workflow show -o
 // json` prints it (what the replay tests read).
-func recordHistory(t *testing.T, ctx context.Context, ls *localStack, wfID, runID, file string) {
+func recordHistory(t *testing.T, ctx context.Context, ls *localstack.Stack, wfID, runID, file string) {
 	t.Helper()
-	args := []string{"workflow", "show", "--address", ls.cfg.Temporal.HostPort, "-w", wfID, "-o", "json"}
+	args := []string{"workflow", "show", "--address", ls.Cfg.Temporal.HostPort, "-w", wfID, "-o", "json"}
 	if runID != "" {
 		args = append(args, "-r", runID)
 	}
@@ -210,19 +212,19 @@ func recordHistory(t *testing.T, ctx context.Context, ls *localStack, wfID, runI
 
 // farthestSteps builds a pick/drop pair whose stations are far apart, so
 // the robot is still driving when the test cancels.
-func farthestSteps(t *testing.T, ls *localStack) []schemas.MissionStep {
+func farthestSteps(t *testing.T, ls *localstack.Stack) []schemas.MissionStep {
 	var pick, drop string
 	best := -1.0
-	for _, p := range ls.site.Stations {
+	for _, p := range ls.Site.Stations {
 		if p.Type != "pick" {
 			continue
 		}
-		pn, _ := ls.site.Node(p.Node)
-		for _, d := range ls.site.Stations {
+		pn, _ := ls.Site.Node(p.Node)
+		for _, d := range ls.Site.Stations {
 			if d.Type != "drop" {
 				continue
 			}
-			dn, _ := ls.site.Node(d.Node)
+			dn, _ := ls.Site.Node(d.Node)
 			if dist := (pn.X-dn.X)*(pn.X-dn.X) + (pn.Y-dn.Y)*(pn.Y-dn.Y); dist > best {
 				best, pick, drop = dist, p.ID, d.ID
 			}

@@ -16,6 +16,8 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/fleetflow/fleetflow/activities/store"
+	"github.com/fleetflow/fleetflow/internal/localstack"
+	"github.com/fleetflow/fleetflow/internal/ops"
 	"github.com/fleetflow/fleetflow/internal/thirdparty"
 	"github.com/fleetflow/fleetflow/internal/vda5050"
 	"github.com/fleetflow/fleetflow/schemas"
@@ -50,22 +52,22 @@ func TestEndToEndThirdPartyVehicle(t *testing.T) {
 	cfg.Site.MapsDir, cfg.Site.Name, cfg.Sim.Robots = "../testdata/sites-thirdparty", "lab", "none"
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: "../bin/temporal", headless: true}, io.Discard)
+	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: "../bin/temporal", Headless: true}, io.Discard)
 	require.NoError(t, err)
 	defer ls.Stop()
-	c := ls.worker.Client
-	require.Empty(t, ls.fleet.Robots(), "no virtual robot of ours")
+	c := ls.Worker.Client
+	require.Empty(t, ls.Fleet.Robots(), "no virtual robot of ours")
 
 	var agvs []thirdparty.AGV
-	for _, r := range ls.site.Robots {
-		n, _ := ls.site.Node(r.HomeNode)
-		agvs = append(agvs, thirdparty.AGV{Manufacturer: r.Manufacturer, SerialNumber: r.SerialNumber, MapID: ls.site.MapID,
+	for _, r := range ls.Site.Robots {
+		n, _ := ls.Site.Node(r.HomeNode)
+		agvs = append(agvs, thirdparty.AGV{Manufacturer: r.Manufacturer, SerialNumber: r.SerialNumber, MapID: ls.Site.MapID,
 			X: n.X, Y: n.Y, LastNodeID: n.ID, BatteryCharge: 90, Speed: 0.5}) // × timeLapse 4: 2 m/s, 2 s per lane
 	}
-	proc, err := thirdparty.StartVDA5050Lib(ctx, thirdparty.Options{BrokerURL: ls.cfg.MQTT.URL, AGVs: agvs, Dir: vda5050LibDir, TimeLapse: 4})
+	proc, err := thirdparty.StartVDA5050Lib(ctx, thirdparty.Options{BrokerURL: ls.Cfg.MQTT.URL, AGVs: agvs, Dir: vda5050LibDir, TimeLapse: 4})
 	require.NoError(t, err)
 	defer proc.Stop()
-	require.NoError(t, waitFleetOnline(ctx, ls.worker.Store, ls.site, 20*time.Second))
+	require.NoError(t, localstack.WaitFleetOnline(ctx, ls.Worker.Store, ls.Site, 20*time.Second))
 
 	const lib = "coaty/LIB-1"
 	mission := func(id, capability string, steps ...string) schemas.MissionSpec {
@@ -78,13 +80,13 @@ func TestEndToEndThirdPartyVehicle(t *testing.T) {
 		return s
 	}
 	run := func(s schemas.MissionSpec) (client.WorkflowRun, workflows.MissionResult, error) {
-		r, err := startMission(ctx, c, ls.cfg, s, "e2e")
+		r, err := ops.StartMission(ctx, c, ls.Cfg, s, "e2e", "")
 		require.NoError(t, err)
 		var res workflows.MissionResult
 		return r, res, r.Get(ctx, &res)
 	}
 	stored := func(id string) store.RobotView {
-		v, err := ls.worker.Store.GetRobot(ctx, id)
+		v, err := ls.Worker.Store.GetRobot(ctx, id)
 		require.NoError(t, err)
 		return v
 	}
@@ -97,8 +99,8 @@ func TestEndToEndThirdPartyVehicle(t *testing.T) {
 		require.Equal(t, workflows.MissionCompleted, res.State)
 		require.Equal(t, lib, res.RobotID)
 		require.Equal(t, res.NodesTotal, res.NodesDone)
-		drop, _ := ls.site.Station(steps[1])
-		n, _ := ls.site.Node(drop.Node)
+		drop, _ := ls.Site.Station(steps[1])
+		n, _ := ls.Site.Node(drop.Node)
 		require.Eventually(t, func() bool {
 			v := stored(lib)
 			return v.State.LastNodeID == n.ID && v.State.NodeStatesRemaining == 0
@@ -110,7 +112,7 @@ func TestEndToEndThirdPartyVehicle(t *testing.T) {
 		require.Equal(t, "2.0.0", v.State.ProtocolVersion)
 		require.Empty(t, v.ReservedBy)
 	}
-	devs, err := ls.worker.Store.RobotDeviations(ctx, lib)
+	devs, err := ls.Worker.Store.RobotDeviations(ctx, lib)
 	require.NoError(t, err)
 	kinds := map[string]int64{}
 	for _, d := range devs {
@@ -123,7 +125,7 @@ func TestEndToEndThirdPartyVehicle(t *testing.T) {
 	// (cancelOrder FINISHED); its robot is released and takes new work from
 	// where it stopped, between two nodes.
 	long := mission("lib-cancel", "lib", "pick-U3", "drop-L0") // L0 → L1 → L2 → L3 → U3
-	lr, err := startMission(ctx, c, ls.cfg, long, "e2e")
+	lr, err := ops.StartMission(ctx, c, ls.Cfg, long, "e2e", "")
 	require.NoError(t, err)
 	var st workflows.MissionStatus
 	require.Eventually(t, func() bool {
@@ -142,7 +144,7 @@ func TestEndToEndThirdPartyVehicle(t *testing.T) {
 	require.NoError(t, lr.Get(ctx, &res))
 	require.Equal(t, workflows.MissionCancelled, res.State)
 	require.Less(t, res.NodesDone, res.NodesTotal)
-	_, held, err := ls.worker.Store.ReservationOf(ctx, long.MissionID)
+	_, held, err := ls.Worker.Store.ReservationOf(ctx, long.MissionID)
 	require.NoError(t, err)
 	require.False(t, held, "the cancelled mission's robot is released")
 	require.Eventually(t, func() bool {
@@ -150,7 +152,7 @@ func TestEndToEndThirdPartyVehicle(t *testing.T) {
 		return v.State.NodeStatesRemaining == 0 && !v.State.Driving
 	}, 10*time.Second, 50*time.Millisecond, "the vehicle dropped the rest of the order")
 	v := stored(lib)
-	nearest, d := ls.site.NearestNode(v.State.X, v.State.Y)
+	nearest, d := ls.Site.NearestNode(v.State.X, v.State.Y)
 	t.Logf("after the cancel the vehicle stands %.2f m from %s", d, nearest.ID)
 	_, res, err = run(mission("lib-after-cancel", "lib", "pick-U1", "drop-L3"))
 	require.NoError(t, err, "the freed robot takes new work")
@@ -162,14 +164,14 @@ func TestEndToEndThirdPartyVehicle(t *testing.T) {
 	// with a validationError and drives on. The cancel fails with the
 	// vehicle's reason, and the mission completes saying so.
 	wrong := mission("unprofiled", "unprofiled", "pick-U1", "drop-L3")
-	wr, err := startMission(ctx, c, ls.cfg, wrong, "e2e")
+	wr, err := ops.StartMission(ctx, c, ls.Cfg, wrong, "e2e", "")
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		st, err = queryStatus(ctx, c, wrong.MissionID)
 		return err == nil && st.State == workflows.MissionDriving && st.OrderAcknowledged
 	}, time.Minute, 20*time.Millisecond, "mission never got going: %+v %v", st, err)
 	// As an operator would: `starter mission cancel` says why and exits 1.
-	t.Setenv("FLEETFLOW_TEMPORAL_HOSTPORT", ls.cfg.Temporal.HostPort)
+	t.Setenv("FLEETFLOW_TEMPORAL_HOSTPORT", ls.Cfg.Temporal.HostPort)
 	cli := runMissionCLI(t, "cancel", wrong.MissionID, "--reason", "e2e")
 	require.Equal(t, 1, cli.code, "a refused cancel is a failure: %v", cli.err)
 	require.ErrorContains(t, cli.err, "cancel not applied")
@@ -182,7 +184,7 @@ func TestEndToEndThirdPartyVehicle(t *testing.T) {
 	cli = runMissionCLI(t, "status", wrong.MissionID)
 	require.NoError(t, cli.err)
 	require.Regexp(t, `cancel not applied\s+validationError`, cli.stdout)
-	n, _ := ls.site.Node("L3")
+	n, _ := ls.Site.Node("L3")
 	v = stored("coaty-unprofiled/LIB-2")
 	require.InDelta(t, n.X, v.State.X, 0.1, "it drove on to the drop")
 	require.Empty(t, v.ReservedBy)
@@ -202,5 +204,5 @@ func runMissionCLI(t *testing.T, args ...string) cliResult {
 	root.SetErr(&errOut)
 	root.SetArgs(append([]string{"mission"}, args...))
 	err := root.ExecuteContext(context.Background())
-	return cliResult{out.String(), errOut.String(), err, exitCodeOf(err)}
+	return cliResult{out.String(), errOut.String(), err, exitCode(err)}
 }

@@ -13,6 +13,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/fleetflow/fleetflow/internal/localstack"
+	"github.com/fleetflow/fleetflow/internal/ops"
 	"github.com/fleetflow/fleetflow/workflows"
 )
 
@@ -35,14 +37,14 @@ func TestEndToEndMissionTrace(t *testing.T) {
 	cfg.Tracing.Enabled = true
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: "../bin/temporal", headless: true}, io.Discard)
+	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: "../bin/temporal", Headless: true}, io.Discard)
 	require.NoError(t, err)
 	defer ls.Stop()
 	specs, err := loadMissionDir("../testdata/missions")
 	require.NoError(t, err)
 	spec := specs[0]
 	spec.RequiredCapabilities = nil
-	run, err := startMission(ctx, ls.worker.Client, ls.cfg, spec, "test")
+	run, err := ops.StartMission(ctx, ls.Worker.Client, ls.Cfg, spec, "test", "")
 	require.NoError(t, err)
 	var res workflows.MissionResult
 	require.NoError(t, run.Get(ctx, &res))

@@ -10,6 +10,8 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/fleetflow/fleetflow/internal/localstack"
+	"github.com/fleetflow/fleetflow/internal/ops"
 	"github.com/fleetflow/fleetflow/workers/worker"
 	"github.com/fleetflow/fleetflow/workflows"
 )
@@ -32,17 +34,17 @@ func TestEndToEndWorkerVersionRollout(t *testing.T) {
 	cfg.Worker.Versioning.SetCurrentIfNone = true // a first install
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: "../bin/temporal", headless: true}, io.Discard)
+	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: "../bin/temporal", Headless: true}, io.Discard)
 	require.NoError(t, err)
 	defer ls.Stop()
-	c := ls.worker.Client
+	c := ls.Worker.Client
 	specs, err := loadMissionDir("../testdata/missions")
 	require.NoError(t, err)
 
 	old := specs[0]
 	old.MissionID = "versioning-old"
 	old.Steps = farthestSteps(t, ls)
-	oldRun, err := startMission(ctx, c, ls.cfg, old, "e2e")
+	oldRun, err := ops.StartMission(ctx, c, ls.Cfg, old, "e2e", "")
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		st, err := queryStatus(ctx, c, old.MissionID)
@@ -50,9 +52,9 @@ func TestEndToEndWorkerVersionRollout(t *testing.T) {
 	}, time.Minute, 50*time.Millisecond)
 
 	// Release v2: its workers come up beside v1's, then it is made current.
-	v2 := ls.cfg
+	v2 := ls.Cfg
 	v2.Worker.Versioning.BuildID = "v2"
-	w2, err := worker.Start(ctx, worker.Options{Config: v2, TaskQueues: []string{v2.TaskQueues.Missions}, Logger: ls.log})
+	w2, err := worker.Start(ctx, worker.Options{Config: v2, TaskQueues: []string{v2.TaskQueues.Missions}, Logger: ls.Log})
 	require.NoError(t, err)
 	defer w2.Stop()
 	h := c.WorkerDeploymentClient().GetHandle(cfg.Worker.Versioning.DeploymentName)
@@ -64,7 +66,7 @@ func TestEndToEndWorkerVersionRollout(t *testing.T) {
 
 	fresh := specs[0]
 	fresh.MissionID = "versioning-new"
-	newRun, err := startMission(ctx, c, ls.cfg, fresh, "e2e")
+	newRun, err := ops.StartMission(ctx, c, ls.Cfg, fresh, "e2e", "")
 	require.NoError(t, err)
 	var res workflows.MissionResult
 	require.NoError(t, newRun.Get(ctx, &res))

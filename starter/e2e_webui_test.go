@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/fleetflow/fleetflow/internal/localstack"
+	"github.com/fleetflow/fleetflow/internal/ops"
 	"github.com/fleetflow/fleetflow/schemas"
 	"github.com/fleetflow/fleetflow/workflows"
 )
@@ -27,19 +29,19 @@ func TestEndToEndWebUIShowsRobotSiteAndState(t *testing.T) {
 	cfg.Sim.ActionDuration = 100 * time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: "../bin/temporal"}, io.Discard)
+	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: "../bin/temporal"}, io.Discard)
 	require.NoError(t, err)
 	defer ls.Stop()
-	require.NotEmpty(t, ls.cfg.Temporal.UIURL)
+	require.NotEmpty(t, ls.Cfg.Temporal.UIURL)
 	specs, err := loadMissionDir("../testdata/missions")
 	require.NoError(t, err)
-	run, err := startMission(ctx, ls.worker.Client, ls.cfg, specs[0], "e2e")
+	run, err := ops.StartMission(ctx, ls.Worker.Client, ls.Cfg, specs[0], "e2e", "")
 	require.NoError(t, err)
 	var res workflows.MissionResult
 	require.NoError(t, run.Get(ctx, &res))
 
 	out := filepath.Join(t.TempDir(), "workflows.png")
-	board, err := webUIScreenshot(ctx, "", ls.cfg.Temporal.UIURL, ls.cfg.Temporal.Namespace, out)
+	board, err := webUIScreenshot(ctx, "", ls.Cfg.Temporal.UIURL, ls.Cfg.Temporal.Namespace, out)
 	require.NoError(t, err)
 	col := func(name string) string {
 		for i, h := range board.Headers {

@@ -12,6 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/fleetflow/fleetflow/internal/localstack"
+	"github.com/fleetflow/fleetflow/internal/ops"
 	"github.com/fleetflow/fleetflow/internal/testbroker"
 	"github.com/fleetflow/fleetflow/schemas"
 	"github.com/fleetflow/fleetflow/workflows"
@@ -43,10 +45,10 @@ func TestEndToEndNoOrderLostOnTheWire(t *testing.T) {
 	cfg.Robots.OrderAckTimeout, cfg.Robots.OrderResends = time.Second, 2
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: "../bin/temporal", headless: true}, logSink())
+	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: "../bin/temporal", Headless: true}, logSink())
 	require.NoError(t, err)
 	defer ls.Stop()
-	c := ls.worker.Client
+	c := ls.Worker.Client
 	specs, err := loadMissionDir("../testdata/missions")
 	require.NoError(t, err)
 
@@ -56,7 +58,7 @@ func TestEndToEndNoOrderLostOnTheWire(t *testing.T) {
 	down := specs[0]
 	down.MissionID = "wire-broker-down"
 	t0 := time.Now()
-	run, err := startMission(ctx, c, ls.cfg, down, "e2e")
+	run, err := ops.StartMission(ctx, c, ls.Cfg, down, "e2e", "")
 	require.NoError(t, err)
 	t.Logf("started with the broker down in %s", time.Since(t0))
 	time.Sleep(3 * time.Second)
@@ -72,13 +74,13 @@ func TestEndToEndNoOrderLostOnTheWire(t *testing.T) {
 	t.Logf("broker down 3 s: the order went out %d time(s), the mission completed", st.OrderSends)
 
 	// Every robot loses its orders: the mission resends, then gives up.
-	for _, r := range ls.fleet.Robots() {
+	for _, r := range ls.Fleet.Robots() {
 		r.LoseOrders(true)
 	}
 	lost := specs[1]
 	lost.MissionID = "wire-order-lost"
 	t0 = time.Now()
-	run, err = startMission(ctx, c, ls.cfg, lost, "e2e")
+	run, err = ops.StartMission(ctx, c, ls.Cfg, lost, "e2e", "")
 	require.NoError(t, err)
 	t.Logf("started in %s", time.Since(t0))
 	err = run.Get(ctx, &res)
@@ -90,20 +92,20 @@ func TestEndToEndNoOrderLostOnTheWire(t *testing.T) {
 	st, err = queryStatus(ctx, c, lost.MissionID)
 	require.NoError(t, err)
 	require.Equal(t, 1+cfg.Robots.OrderResends, st.OrderSends)
-	_, held, err := ls.worker.Store.ReservationOf(ctx, lost.MissionID)
+	_, held, err := ls.Worker.Store.ReservationOf(ctx, lost.MissionID)
 	require.NoError(t, err)
 	require.False(t, held, "the robot is released")
-	robot := ls.fleet.Robot(strings.SplitN(st.RobotID, "/", 2)[1])
+	robot := ls.Fleet.Robot(strings.SplitN(st.RobotID, "/", 2)[1])
 	require.NotEqual(t, schemas.MissionWorkflowID(lost.MissionID), robot.Snapshot().OrderID, "the robot never had the order")
 
 	// The orders get through again: the same robot takes the next mission.
-	for _, r := range ls.fleet.Robots() {
+	for _, r := range ls.Fleet.Robots() {
 		r.LoseOrders(false)
 	}
 	again := lost
 	again.MissionID = "wire-after-lost"
 	t0 = time.Now()
-	run, err = startMission(ctx, c, ls.cfg, again, "e2e")
+	run, err = ops.StartMission(ctx, c, ls.Cfg, again, "e2e", "")
 	require.NoError(t, err)
 	require.NoError(t, run.Get(ctx, &res))
 	t.Logf("next mission in %s", time.Since(t0))

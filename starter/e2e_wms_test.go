@@ -18,6 +18,8 @@ import (
 
 	"github.com/fleetflow/fleetflow/activities/store"
 	"github.com/fleetflow/fleetflow/internal/config"
+	"github.com/fleetflow/fleetflow/internal/localstack"
+	"github.com/fleetflow/fleetflow/internal/ops"
 	"github.com/fleetflow/fleetflow/internal/wms"
 	"github.com/fleetflow/fleetflow/schemas"
 	"github.com/fleetflow/fleetflow/workflows"
@@ -51,15 +53,15 @@ func TestEndToEndWMSWebhooks(t *testing.T) {
 	cfg.WMS.Clients = []config.WMSClient{{Name: "test-wms", WebhookURL: srv.URL, SecretEnv: "E2E_SECRET", Secret: secret}}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: "../bin/temporal", headless: true}, io.Discard)
+	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: "../bin/temporal", Headless: true}, io.Discard)
 	require.NoError(t, err)
 	defer ls.Stop()
-	c := ls.worker.Client
+	c := ls.Worker.Client
 
 	specs, err := loadMissionDir("../testdata/missions")
 	require.NoError(t, err)
 	spec := specs[0]
-	_, err = startMissionFor(ctx, c, ls.cfg, spec, "test-wms", "no-such-client")
+	_, err = ops.StartMission(ctx, c, ls.Cfg, spec, "test-wms", "no-such-client")
 	require.ErrorContains(t, err, `no WMS client "no-such-client"`)
 
 	// 20 concurrent submissions of one WMS order (a WMS retrying): one
@@ -72,7 +74,7 @@ func TestEndToEndWMSWebhooks(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			subs[i], errs[i] = wms.SubmitMission(ctx, c, ls.cfg.TaskQueues.Missions, spec, "test-wms", "test-wms")
+			subs[i], errs[i] = wms.SubmitMission(ctx, c, ls.Cfg.TaskQueues.Missions, spec, "test-wms", "test-wms")
 		}()
 	}
 	wg.Wait()
@@ -92,7 +94,7 @@ func TestEndToEndWMSWebhooks(t *testing.T) {
 	other := spec
 	other.Steps = append([]schemas.MissionStep(nil), spec.Steps...)
 	other.Steps[0].Station = spec.Steps[len(spec.Steps)-1].Station
-	_, err = wms.SubmitMission(ctx, c, ls.cfg.TaskQueues.Missions, other, "test-wms", "test-wms")
+	_, err = wms.SubmitMission(ctx, c, ls.Cfg.TaskQueues.Missions, other, "test-wms", "test-wms")
 	require.ErrorIs(t, err, wms.ErrConflict)
 
 	run := c.GetWorkflow(ctx, subs[0].WorkflowID, subs[0].RunID)
@@ -101,12 +103,12 @@ func TestEndToEndWMSWebhooks(t *testing.T) {
 	require.Equal(t, workflows.MissionCompleted, res.State)
 	// After the end: the same order again is answered from the ended
 	// mission; another spec under its ID is still a conflict.
-	again, err := wms.SubmitMission(ctx, c, ls.cfg.TaskQueues.Missions, spec, "test-wms", "test-wms")
+	again, err := wms.SubmitMission(ctx, c, ls.Cfg.TaskQueues.Missions, spec, "test-wms", "test-wms")
 	require.NoError(t, err)
 	require.False(t, again.Created)
 	require.Equal(t, workflows.MissionCompleted, again.Status.State)
 	require.Equal(t, subs[0].RunID, again.RunID)
-	_, err = wms.SubmitMission(ctx, c, ls.cfg.TaskQueues.Missions, other, "test-wms", "test-wms")
+	_, err = wms.SubmitMission(ctx, c, ls.Cfg.TaskQueues.Missions, other, "test-wms", "test-wms")
 	require.ErrorIs(t, err, wms.ErrConflict)
 
 	require.Eventually(t, func() bool {
@@ -134,7 +136,7 @@ func TestEndToEndWMSWebhooks(t *testing.T) {
 	require.Equal(t, res.RobotID, events[len(events)-1].Data.RobotID)
 	require.NotEmpty(t, refused, "the receiver was down at first")
 
-	st, err := store.Open(ctx, ls.cfg.Postgres.URL)
+	st, err := store.Open(ctx, ls.Cfg.Postgres.URL)
 	require.NoError(t, err)
 	defer st.Close()
 	ds, err := st.Deliveries(ctx, spec.MissionID)

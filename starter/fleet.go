@@ -17,6 +17,7 @@ import (
 
 	"github.com/fleetflow/fleetflow/activities/store"
 	"github.com/fleetflow/fleetflow/internal/config"
+	"github.com/fleetflow/fleetflow/internal/localstack"
 	"github.com/fleetflow/fleetflow/internal/sim"
 	"github.com/fleetflow/fleetflow/internal/site"
 	"github.com/fleetflow/fleetflow/internal/vda5050"
@@ -225,7 +226,7 @@ The broker is mqtt.url (FLEETFLOW_MQTT_URL).`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			fleet := sim.NewFleet(sim.Options{BrokerURL: cfg.MQTT.URL, Username: cfg.MQTT.Username, Password: cfg.MQTT.Password, Speed: speed, ActionDuration: cfg.Sim.ActionDuration, ChargePerSecond: cfg.Sim.ChargePerSecond}, simRobots(m, cfg.Sim))
+			fleet := sim.NewFleet(sim.Options{BrokerURL: cfg.MQTT.URL, Username: cfg.MQTT.Username, Password: cfg.MQTT.Password, Speed: speed, ActionDuration: cfg.Sim.ActionDuration, ChargePerSecond: cfg.Sim.ChargePerSecond}, localstack.SimRobots(m, cfg.Sim))
 			if err := fleet.Start(ctx); err != nil {
 				return err
 			}

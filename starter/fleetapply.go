@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fleetflow/fleetflow/activities/store"
+	"github.com/fleetflow/fleetflow/internal/localstack"
 	"github.com/fleetflow/fleetflow/internal/mqttacl"
 	"github.com/fleetflow/fleetflow/internal/site"
 )
@@ -51,7 +52,7 @@ Needs DATABASE_URL; run starter migrate first on a new database.`,
 				return err
 			}
 			defer st.Close()
-			res, err := st.ApplySite(cmd.Context(), m.Site, currentUser(), siteRobots(m), dry)
+			res, err := st.ApplySite(cmd.Context(), m.Site, currentUser(), localstack.SiteRobots(m), dry)
 			if errors.Is(err, store.ErrInvalid) {
 				return badInput("%v", err)
 			}

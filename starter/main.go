@@ -1,10 +1,10 @@
-// Command starter is fleetflow's CLI: launch, watch, pause, resume and cancel
-// missions (`mission`), roll out signed software (`rollout`, `artifact`),
-// service robots (`maintenance`), manage the fleet registry and its MQTT
-// fence (`fleet`, `migrate`, `temporal setup`), integrate WMS clients
-// (`wms`), run the virtual fleet (`sim`), bring up the local stack (`dev`,
-// `demo`), check the Web UI (`webui`), and measure and break it (`bench`,
-// `chaos`).
+// Command starter is fleetflow's operator CLI: launch, watch, pause, resume
+// and cancel missions (`mission`), roll out signed software (`rollout`,
+// `artifact`), service robots (`maintenance`), manage the fleet registry
+// and its MQTT fence (`fleet`, `migrate`, `temporal setup`), integrate WMS
+// clients (`wms`), run the virtual fleet (`sim`), bring up the local stack
+// (`dev`, `demo`), check the Web UI (`webui`), and break it on purpose
+// (`chaos`). The benchmarks are a command of their own (bench/).
 //
 // Exit codes: 0 success, 1 failure, 2 bad usage or bad input.
 package main
@@ -28,15 +28,10 @@ func main() {
 	cancel()
 	if err != nil {
 		var se silentExit
-		if errors.As(err, &se) {
-			os.Exit(int(se)) // the command already said why
+		if !errors.As(err, &se) { // else the command already said why
+			fmt.Fprintln(os.Stderr, "error:", err)
 		}
-		fmt.Fprintln(os.Stderr, "error:", err)
-		var ue usageError
-		if errors.As(err, &ue) || isCobraUsage(err) {
-			os.Exit(2)
-		}
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 
@@ -69,6 +64,6 @@ Quick start (no Docker needed):
 		return nil
 	}
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(missionCmd(g), fleetCmd(g), devCmd(g, false), devCmd(g, true), simCmd(g), benchCmd(g), artifactCmd(g), rolloutCmd(g), chaosCmd(g), wmsCmd(g), maintenanceCmd(g), migrateCmd(g), temporalCmd(g), webUICmd(g))
+	root.AddCommand(missionCmd(g), fleetCmd(g), devCmd(g, false), devCmd(g, true), simCmd(g), artifactCmd(g), rolloutCmd(g), chaosCmd(g), wmsCmd(g), maintenanceCmd(g), migrateCmd(g), temporalCmd(g), webUICmd(g))
 	return root
 }

@@ -11,14 +11,13 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/fleetflow/fleetflow/internal/config"
-	"github.com/fleetflow/fleetflow/internal/wms"
+	"github.com/fleetflow/fleetflow/internal/ops"
 	"github.com/fleetflow/fleetflow/schemas"
 	"github.com/fleetflow/fleetflow/workflows"
 )
@@ -28,67 +27,6 @@ func missionCmd(g *globalFlags) *cobra.Command {
 	cmd.AddCommand(missionStartCmd(g), missionStatusCmd(g), missionControlCmd(g, schemas.UpdateCancel),
 		missionControlCmd(g, schemas.UpdatePause), missionControlCmd(g, schemas.UpdateResume), missionControlCmd(g, schemas.UpdateReprioritize), missionAppendCmd(g), missionSignalCmd(g), missionResolveCmd(g), missionListCmd(g))
 	return cmd
-}
-
-// MissionStartOptions builds the StartWorkflowOptions for a mission started
-// from the CLI: those of wms.StartOptions, and a second start of the same ID
-// is an error (the CLI refuses duplicates; WMS integrations use
-// wms.SubmitMission, which finds the existing mission instead).
-func missionStartOptions(cfg config.Config, spec schemas.MissionSpec, wmsClient string) client.StartWorkflowOptions {
-	o := wms.StartOptions(cfg.TaskQueues.Missions, spec, wmsClient, enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL)
-	// Without this the SDK hands back the running workflow as if it had
-	// started it: a second start must be an error.
-	o.WorkflowExecutionErrorWhenAlreadyStarted = true
-	// When this client also runs the missions worker (starter dev/demo,
-	// bench), the first workflow task goes straight to it, skipping the
-	// task-queue hop; elsewhere the server ignores it. Not with versioned
-	// workers (worker.versioning): the eager task went to this process's
-	// worker even when another version was current, pinning the mission to
-	// a release being replaced (TestEndToEndWorkerVersionRollout).
-	o.EnableEagerStart = cfg.Worker.Versioning.BuildID == ""
-	return o
-}
-
-// startMission starts one mission; a second start of the same ID returns an
-// error saying it exists and starts nothing.
-func startMission(ctx context.Context, c client.Client, cfg config.Config, spec schemas.MissionSpec, by string) (client.WorkflowRun, error) {
-	return startMissionFor(ctx, c, cfg, spec, by, "")
-}
-
-// startMissionFor starts a mission for WMS client wmsClient ("" = none),
-// whose webhook then hears the mission's events. An unknown client is bad
-// input and starts nothing.
-func startMissionFor(ctx context.Context, c client.Client, cfg config.Config, spec schemas.MissionSpec, by, wmsClient string) (client.WorkflowRun, error) {
-	if wmsClient != "" {
-		if err := checkWMSClient(cfg, wmsClient); err != nil {
-			return nil, err
-		}
-	}
-	run, err := c.ExecuteWorkflow(ctx, missionStartOptions(cfg, spec, wmsClient), schemas.MissionWorkflowType, workflows.MissionInput{Spec: spec, RequestedBy: by, Client: wmsClient})
-	var started *serviceerror.WorkflowExecutionAlreadyStarted
-	if errors.As(err, &started) {
-		return nil, badInput("mission %s already exists (workflow %s); a mission ID starts at most one workflow", spec.MissionID, schemas.MissionWorkflowID(spec.MissionID))
-	}
-	return run, err
-}
-
-// checkWMSClient refuses a WMS client name that wms.clients lacks.
-func checkWMSClient(cfg config.Config, name string) error {
-	if _, ok := cfg.WMS.Client(name); ok {
-		return nil
-	}
-	known := make([]string, 0, len(cfg.WMS.Clients))
-	for _, k := range cfg.WMS.Clients {
-		known = append(known, k.Name)
-	}
-	if len(known) == 0 {
-		src := cfg.Source
-		if src == "" {
-			src = "the configuration (no file was read)"
-		}
-		return badInput("no WMS client %q: wms.clients in %s is empty", name, src)
-	}
-	return badInput("no WMS client %q in wms.clients (configured: %s)", name, strings.Join(known, ", "))
 }
 
 func currentUser() string {
@@ -118,7 +56,7 @@ func missionStartCmd(g *globalFlags) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if err := checkWMSClient(cfg, wmsClient); err != nil {
+				if err := ops.CheckWMSClient(cfg, wmsClient); err != nil {
 					return err
 				}
 			}
@@ -132,7 +70,7 @@ func missionStartCmd(g *globalFlags) *cobra.Command {
 			if wmsClient != "" {
 				by = wmsClient
 			}
-			run, err := startMissionFor(ctx, c, cfg, spec, by, wmsClient)
+			run, err := ops.StartMission(ctx, c, cfg, spec, by, wmsClient)
 			if err != nil {
 				return err
 			}
@@ -147,11 +85,11 @@ func missionStartCmd(g *globalFlags) *cobra.Command {
 			err = run.Get(ctx, &res)
 			out := map[string]any{"missionId": spec.MissionID, "workflowId": run.GetID(), "webUI": link, "result": res}
 			if err != nil {
-				out["error"] = rootCause(err)
+				out["error"] = ops.RootCause(err)
 			}
 			if eerr := emit(cmd.OutOrStdout(), g, out, func(w io.Writer) {
 				if err != nil {
-					fmt.Fprintf(w, "mission %s FAILED: %s\n%s\n", spec.MissionID, rootCause(err), link)
+					fmt.Fprintf(w, "mission %s FAILED: %s\n%s\n", spec.MissionID, ops.RootCause(err), link)
 					return
 				}
 				fmt.Fprintf(w, "mission %s %s on %s (%d/%d nodes)", spec.MissionID, res.State, res.RobotID, res.NodesDone, res.NodesTotal)
@@ -172,18 +110,6 @@ func missionStartCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the mission to end and print its result")
 	cmd.Flags().StringVar(&wmsClient, "client", "", "start it for this WMS client (wms.clients): its webhook hears the mission's events")
 	return cmd
-}
-
-func rootCause(err error) string {
-	var ae *temporal.ApplicationError
-	if errors.As(err, &ae) {
-		return ae.Error()
-	}
-	var ce *temporal.CanceledError
-	if errors.As(err, &ce) {
-		return "cancelled"
-	}
-	return err.Error()
 }
 
 func webLink(cfg config.Config, wfID string) string {

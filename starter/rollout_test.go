@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/fleetflow/fleetflow/internal/config"
+	"github.com/fleetflow/fleetflow/internal/ops"
 	"github.com/fleetflow/fleetflow/schemas"
 	"github.com/fleetflow/fleetflow/workflows"
 )
@@ -57,18 +58,6 @@ func writeSpec(t *testing.T, body string) string {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// exitCodeOf is main's rule: usage errors 2, other errors 1.
-func exitCodeOf(err error) int {
-	if err == nil {
-		return 0
-	}
-	var ue usageError
-	if errors.As(err, &ue) || isCobraUsage(err) {
-		return 2
-	}
-	return 1
 }
 
 type cliResult struct {
@@ -107,7 +96,7 @@ func runRollout(t *testing.T, c client.Client, args ...string) cliResult {
 	root.SetErr(&errOut)
 	root.SetArgs(append([]string{"rollout"}, args...))
 	err := root.ExecuteContext(context.Background())
-	return cliResult{out.String(), errOut.String(), err, exitCodeOf(err)}
+	return cliResult{out.String(), errOut.String(), err, exitCode(err)}
 }
 
 func TestRolloutRefusesBadUsageBeforeDialing(t *testing.T) {
@@ -192,7 +181,7 @@ func TestRolloutListQuery(t *testing.T) {
 			t.Errorf("rolloutListQuery(%q) = %q, %v; want %q", state, got, err, want)
 		}
 	}
-	if _, err := rolloutListQuery("Running' OR WorkflowType = 'Mission"); exitCodeOf(err) != 2 {
+	if _, err := rolloutListQuery("Running' OR WorkflowType = 'Mission"); exitCode(err) != 2 {
 		t.Errorf("a quoted --state got %v, want a usage error", err)
 	}
 }
@@ -316,25 +305,25 @@ func TestRolloutProgressLine(t *testing.T) {
 	st := sampleStatus()
 	labels := []string{"canary", "50%", "100%"}
 	want := "RUNNING · wave 2/3 (50%): 2/3 done, 1 failed, 0 timed out, 1 skipped · overall 1 succeeded, 1 failed, 0 timed out of 8"
-	if got := rolloutProgress(st, labels); got != want {
+	if got := ops.RolloutProgress(st, labels); got != want {
 		t.Errorf("progress\n got %q\nwant %q", got, want)
 	}
 	// Labels that do not fit the waves are left out rather than misnamed.
-	if got := rolloutProgress(st, labels[:2]); !strings.Contains(got, "wave 2/3: ") {
+	if got := ops.RolloutProgress(st, labels[:2]); !strings.Contains(got, "wave 2/3: ") {
 		t.Errorf("progress with 2 labels for 3 waves = %q", got)
 	}
 	st.CurrentWave, st.State = 0, workflows.RolloutSoaking
-	got := rolloutProgress(st, labels)
+	got := ops.RolloutProgress(st, labels)
 	if !strings.Contains(got, "SOAKING · wave 1/3 (canary): 1/1 done, 0 failed, 0 timed out · ") ||
 		!strings.HasSuffix(got, " · soaking until "+st.SoakUntil.Local().Format(time.TimeOnly)) {
 		t.Errorf("soaking progress = %q", got)
 	}
 	// Once every wave is done the workflow may point one past the last.
 	st.CurrentWave = 3
-	if got := rolloutProgress(st, labels); !strings.Contains(got, " · wave 3/3 (100%): 0/4 done, ") {
+	if got := ops.RolloutProgress(st, labels); !strings.Contains(got, " · wave 3/3 (100%): 0/4 done, ") {
 		t.Errorf("progress past the last wave = %q", got)
 	}
-	if got := rolloutProgress(workflows.RolloutStatus{State: workflows.RolloutVerifying}, nil); got != "VERIFYING · overall 0 succeeded, 0 failed, 0 timed out of 0" {
+	if got := ops.RolloutProgress(workflows.RolloutStatus{State: workflows.RolloutVerifying}, nil); got != "VERIFYING · overall 0 succeeded, 0 failed, 0 timed out of 0" {
 		t.Errorf("progress before the waves = %q", got)
 	}
 }

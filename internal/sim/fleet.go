@@ -102,7 +102,7 @@ type Options struct {
 	// DrivingStateInterval, when positive and shorter, is the longest time
 	// between two state messages while the vehicle drives or runs a node
 	// action (vehicles commonly publish their state at 1–10 Hz then;
-	// starter bench scale uses 100 ms, 10 states per second).
+	// bench scale uses 100 ms, 10 states per second).
 	DrivingStateInterval time.Duration
 	// BatteryDrainPerMetre is in percent per metre; 0 means
 	// DefaultBatteryDrainPerMetre, a negative value means no drain.

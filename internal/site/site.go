@@ -586,3 +586,17 @@ func ProfileBook(maps map[string]*Map) *vda5050.ProfileBook {
 	}
 	return vda5050.NewProfileBook(vda5050.Profile{}, byRobot)
 }
+
+// PickAndDropStations returns the IDs of the map's pick and drop
+// stations, in map order (the benchmarks draw their missions from them).
+func (m *Map) PickAndDropStations() (picks, drops []string) {
+	for _, s := range m.Stations {
+		switch s.Type {
+		case StationPick:
+			picks = append(picks, s.ID)
+		case StationDrop:
+			drops = append(drops, s.ID)
+		}
+	}
+	return picks, drops
+}

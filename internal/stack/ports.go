@@ -94,3 +94,8 @@ func shortErr(err error) string {
 	}
 	return s
 }
+
+// FreePort returns a free TCP port of 127.0.0.1, picked as the stack
+// picks its own (see pickFreePort); another process may still take it
+// before the caller binds it.
+func FreePort() (int, error) { return pickFreePort(map[int]bool{}) }

@@ -12,6 +12,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/fleetflow/fleetflow/internal/localstack"
 	"github.com/fleetflow/fleetflow/internal/site"
 	"github.com/fleetflow/fleetflow/schemas"
 )
@@ -103,26 +104,26 @@ func benchEdgeMode(ctx context.Context, g *globalFlags, f *benchEdgeFlags, mode 
 		cfg.Edge.Sites = []string{grid.Site}
 	}
 	fmt.Fprintf(out, "%s mode: starting the local stack with %d virtual robots…\n", mode, f.robots)
-	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: f.temporalBin, headless: true, siteMap: grid}, io.Discard)
+	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: f.temporalBin, Headless: true, SiteMap: grid}, io.Discard)
 	if err != nil {
 		return edgeModeRun{}, err
 	}
 	defer ls.Stop()
-	broker := ls.cfg.MQTT.URL
+	broker := ls.Cfg.MQTT.URL
 	if mode == "edge" {
-		broker = ls.edges[0].cfg.MQTT.URL // the site's own broker, where its robots are
+		broker = ls.Edges[0].Cfg.MQTT.URL // the site's own broker, where its robots are
 	}
 	runID := strconv.FormatInt(time.Now().UnixNano(), 36)
 	rng := rand.New(rand.NewPCG(1, 2))
 	specs := func(prefix string, n int) []schemas.MissionSpec {
 		return pickDropMissions(grid, rng, n, func(i int) string { return fmt.Sprintf("%s-%s-%s-%05d", prefix, mode, runID, i) })
 	}
-	c := ls.worker.Client
-	if _, err := benchMissions(ctx, c, ls.cfg, broker, specs("warm", min(f.missions/10, 50)), f.concurrency); err != nil {
+	c := ls.Worker.Client
+	if _, err := benchMissions(ctx, c, ls.Cfg, broker, specs("warm", min(f.missions/10, 50)), f.concurrency); err != nil {
 		return edgeModeRun{}, err
 	}
 	fmt.Fprintf(out, "%s mode: running %d missions, %d in flight…\n", mode, f.missions, f.concurrency)
-	mr, err := benchMissions(ctx, c, ls.cfg, broker, specs("edgebench", f.missions), f.concurrency)
+	mr, err := benchMissions(ctx, c, ls.Cfg, broker, specs("edgebench", f.missions), f.concurrency)
 	if err != nil {
 		return edgeModeRun{}, err
 	}

@@ -24,6 +24,8 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/fleetflow/fleetflow/activities/store"
+	"github.com/fleetflow/fleetflow/internal/localstack"
+	"github.com/fleetflow/fleetflow/internal/ops"
 	"github.com/fleetflow/fleetflow/internal/site"
 	"github.com/fleetflow/fleetflow/internal/vda5050"
 	"github.com/fleetflow/fleetflow/schemas"
@@ -434,10 +436,10 @@ func probeReservations(ctx context.Context, st *store.Store, siteName, tag strin
 func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, out io.Writer) error {
 	plan, sizes, err := benchWavePlan(f.robots, f.waves)
 	if err != nil {
-		return usageError{err}
+		return &ops.InputError{Err: err}
 	}
 	if f.soak < 0 || f.maxConcurrent < 1 {
-		return badInput("--soak must be ≥ 0 and --max-concurrent ≥ 1")
+		return ops.InputErrorf("--soak must be ≥ 0 and --max-concurrent ≥ 1")
 	}
 	cfg, err := benchConfig(g)
 	if err != nil {
@@ -458,18 +460,18 @@ func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, 
 	}
 	fmt.Fprintf(out, "starting the local stack with %d virtual robots (install time 0, reboot delay %s)…\n", f.robots, max(f.rebootDelay, 0))
 	t0 := time.Now()
-	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: f.temporalBin, headless: true, siteMap: grid, rebootDelay: reboot}, io.Discard)
+	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: f.temporalBin, Headless: true, SiteMap: grid, RebootDelay: reboot}, io.Discard)
 	if err != nil {
 		return err
 	}
 	defer ls.Stop()
-	c := ls.worker.Client
+	c := ls.Worker.Client
 	fmt.Fprintf(out, "stack up in %s; rollout %s: %s → %d targets in waves %v, maxConcurrent %d, soak %s, healthCheck %s\n",
 		time.Since(t0).Round(100*time.Millisecond), id, benchRolloutArtifact, f.robots, sizes, f.maxConcurrent, f.soak, f.healthCheck)
 
 	// The baseline: no-op workflows on the same server, at the rollout's
 	// concurrency, before the rollout.
-	bw, err := startBaselineWorker(c, ls.cfg.Worker.WorkflowTaskPollers)
+	bw, err := startBaselineWorker(c, ls.Cfg.Worker.WorkflowTaskPollers)
 	if err != nil {
 		return err
 	}
@@ -480,7 +482,7 @@ func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, 
 	}
 	fmt.Fprintf(out, "baseline  no-op workflow, %d in flight: p50 %s, %.0f workflows/s\n", f.maxConcurrent, ms(percentile(base.durations, 0.5)), base.rate)
 
-	conns, stopWatch, err := watchConnections(ls.cfg.MQTT.URL)
+	conns, stopWatch, err := watchConnections(ls.Cfg.MQTT.URL)
 	if err != nil {
 		fmt.Fprintf(out, "%v (failed robots will not be explained)\n", err)
 	} else {
@@ -500,16 +502,16 @@ func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, 
 		defer pf.Close()
 		defer pprof.StopCPUProfile() // also stopped right after the rollout; a second stop is a no-op
 	}
-	cpu0 := stackCPU(ls)
+	cpu0 := ls.CPU()
 	start := time.Now()
-	run, err := startRollout(rctx, c, ls.cfg, spec, "bench")
+	run, err := ops.StartRollout(rctx, c, ls.Cfg, spec, "bench")
 	if err != nil {
 		return err
 	}
 	firstRunID := run.GetRunID() // Get follows continue-as-new and moves GetRunID along
-	st, runErr := waitRollout(rctx, c, run, waveLabels(plan, false), out, 5*time.Second)
+	st, runErr := ops.WaitRollout(rctx, c, run, ops.WaveLabels(plan, false), out, 5*time.Second)
 	wall := time.Since(start)
-	cpuUsed := stackCPU(ls).sub(cpu0)
+	cpuUsed := ls.CPU().Sub(cpu0)
 	if f.cpuProfile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -521,7 +523,7 @@ func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, 
 
 	wfID := schemas.RolloutWorkflowID(id)
 	var tl rolloutTimeline
-	if trail, err := ls.worker.Store.AuditTrail(actx, wfID); err != nil {
+	if trail, err := ls.Worker.Store.AuditTrail(actx, wfID); err != nil {
 		fmt.Fprintf(out, "audit trail: %v\n", err)
 	} else {
 		tl = timelineFromAudit(trail, len(sizes))
@@ -546,7 +548,7 @@ func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, 
 	fmt.Fprintf(out, "rollout   %s: %s · %d succeeded, %d failed, %d timed out, %d skipped, %d cancelled of %d targets · %d workflow runs\n",
 		wfID, st.State, c0.Succeeded, c0.Failed, c0.TimedOut, c0.Skipped, c0.Cancelled, c0.Targets, len(runs))
 	if runErr != nil {
-		fmt.Fprintf(out, "          ended with: %s\n", rootCause(runErr))
+		fmt.Fprintf(out, "          ended with: %s\n", ops.RootCause(runErr))
 	}
 	shown := 0
 	for _, r := range st.Robots {
@@ -617,7 +619,7 @@ func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, 
 			ms(percentile(took, 0.5)), ms(percentile(took, 0.99)), ms(percentile(took, 1)))
 		// Where the CPU goes: the whole rollout (parent runs, children,
 		// bridge, virtual robots) per robot, beside a no-op workflow's.
-		fmt.Fprintf(out, "cpu       per robot updated: %s; per no-op workflow: %s\n", cpuUsed.perMission(len(children)), base.cpu.perMission(f.noops))
+		fmt.Fprintf(out, "cpu       per robot updated: %s; per no-op workflow: %s\n", cpuUsed.PerMission(len(children)), base.cpu.PerMission(f.noops))
 		if f.explain {
 			byTook := append([]historyCount(nil), children...)
 			sort.Slice(byTook, func(i, j int) bool { return byTook[i].Took < byTook[j].Took })
@@ -658,7 +660,7 @@ func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, 
 	for i, r := range st.Robots {
 		ids[i] = r.RobotID
 	}
-	if res, rel, err := probeReservations(actx, ls.worker.Store, grid.Site, runID, ids, 20); err != nil {
+	if res, rel, err := probeReservations(actx, ls.Worker.Store, grid.Site, runID, ids, 20); err != nil {
 		fmt.Fprintf(out, "store     reservation probe: %v\n", err)
 	} else if len(res) > 0 {
 		fmt.Fprintf(out, "store     one named robot of %d on the idle stack, %d times: Reserve p50 %s, Release p50 %s\n",

@@ -15,6 +15,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fleetflow/fleetflow/internal/localstack"
+	"github.com/fleetflow/fleetflow/internal/ops"
 	"github.com/fleetflow/fleetflow/internal/site"
 	"github.com/fleetflow/fleetflow/schemas"
 	"github.com/fleetflow/fleetflow/workflows"
@@ -58,13 +60,13 @@ func runBenchBurst(ctx context.Context, g *globalFlags, f *benchBurstFlags, out 
 	cfg.Worker.ReaperInterval = 0
 	grid := site.Grid("burst", 10, 10, 2, f.robots, []string{"acme"})
 	fmt.Fprintf(out, "starting the local stack with %d virtual robots…\n", f.robots)
-	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: f.temporalBin, headless: true, siteMap: grid}, io.Discard)
+	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: f.temporalBin, Headless: true, SiteMap: grid}, io.Discard)
 	if err != nil {
 		return err
 	}
 	defer ls.Stop()
-	c := ls.worker.Client
-	picks, drops := pickAndDropStations(grid)
+	c := ls.Worker.Client
+	picks, drops := grid.PickAndDropStations()
 	runID := strconv.FormatInt(time.Now().Unix(), 36)
 	rng := rand.New(rand.NewPCG(3, 4))
 	specs := make([]schemas.MissionSpec, f.missions)
@@ -75,7 +77,7 @@ func runBenchBurst(ctx context.Context, g *globalFlags, f *benchBurstFlags, out 
 
 	// Resident memory of each process, sampled every second.
 	procs := map[string]int{"fleetflow (workers, bridge, fleet)": os.Getpid()}
-	for name, pid := range ls.stack.ProcessGroups() {
+	for name, pid := range ls.Services.ProcessGroups() {
 		procs[name] = pid
 	}
 	before := map[string]int64{}
@@ -113,7 +115,7 @@ func runBenchBurst(ctx context.Context, g *globalFlags, f *benchBurstFlags, out 
 	}
 	var wg sync.WaitGroup
 	startWall := runConcurrent(f.missions, f.starters, func(i int) {
-		run, err := startMission(ctx, c, ls.cfg, specs[i], "burst")
+		run, err := ops.StartMission(ctx, c, ls.Cfg, specs[i], "burst", "")
 		if err != nil {
 			fail(fmt.Sprintf("%s: start: %v", specs[i].MissionID, err))
 			return
@@ -167,7 +169,7 @@ func runBenchBurst(ctx context.Context, g *globalFlags, f *benchBurstFlags, out 
 	}
 	fmt.Fprintf(out, "priority   queue wait %s; %s\n", waits, order)
 	if len(failed) > 0 || inversions > 0 {
-		return silentExit(1)
+		return fmt.Errorf("burst: %d missions failed, %d priority inversions (see above)", len(failed), inversions)
 	}
 	return nil
 }
@@ -193,7 +195,7 @@ func rssOf(pid int) int64 {
 // priority order means every level waited at least as long as the level
 // above it (every mission of the burst fits every robot). It returns the
 // number of levels that waited less than a higher one, and the medians.
-func priorityInversions(ctx context.Context, ls *localStack, specs []schemas.MissionSpec) (int, string, error) {
+func priorityInversions(ctx context.Context, ls *localstack.Stack, specs []schemas.MissionSpec) (int, string, error) {
 	type life struct {
 		prio            int
 		queued, granted time.Time
@@ -202,7 +204,7 @@ func priorityInversions(ctx context.Context, ls *localStack, specs []schemas.Mis
 	for _, s := range specs {
 		lives[s.MissionID] = &life{prio: s.Priority}
 	}
-	rows, err := ls.worker.Store.Pool().Query(ctx, `SELECT subject, kind, at FROM audit_log WHERE kind IN ('reservation.queued', 'reservation.granted') ORDER BY id`)
+	rows, err := ls.Worker.Store.Pool().Query(ctx, `SELECT subject, kind, at FROM audit_log WHERE kind IN ('reservation.queued', 'reservation.granted') ORDER BY id`)
 	if err != nil {
 		return 0, "", err
 	}

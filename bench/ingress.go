@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/fleetflow/fleetflow/internal/config"
+	"github.com/fleetflow/fleetflow/internal/localstack"
 	"github.com/fleetflow/fleetflow/internal/site"
 	"github.com/fleetflow/fleetflow/internal/wms"
 	"github.com/fleetflow/fleetflow/schemas"
@@ -66,20 +67,20 @@ func runBenchIngress(ctx context.Context, g *globalFlags, f *benchIngressFlags, 
 	cfg.WMS.Clients = []config.WMSClient{{Name: "bench-wms", APIKeyEnv: "BENCH", APIKey: key}}
 	grid := site.Grid("ingress", 10, 10, 2, f.robots, []string{"acme"})
 	fmt.Fprintf(out, "starting the local stack with %d virtual robots and the REST ingress…\n", f.robots)
-	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: f.temporalBin, headless: true, siteMap: grid}, io.Discard)
+	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: f.temporalBin, Headless: true, SiteMap: grid}, io.Discard)
 	if err != nil {
 		return err
 	}
 	defer ls.Stop()
-	c := ls.worker.Client
-	picks, drops := pickAndDropStations(grid)
+	c := ls.Worker.Client
+	picks, drops := grid.PickAndDropStations()
 	runID := strconv.FormatInt(time.Now().Unix(), 36)
 	spec := func(phase string, i int) schemas.MissionSpec {
 		return schemas.MissionSpec{MissionID: fmt.Sprintf("in-%s-%s-%05d", runID, phase, i), Site: grid.Site, MinBattery: schemas.DefaultMinBattery,
 			Steps: []schemas.MissionStep{{Station: picks[i%len(picks)], Action: "pick"}, {Station: drops[(i*7)%len(drops)], Action: "drop"}}}
 	}
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConns: f.concurrency * 2, MaxIdleConnsPerHost: f.concurrency * 2}, Timeout: time.Minute}
-	url := "http://" + ls.worker.IngressAddr + "/v1/missions"
+	url := "http://" + ls.Worker.IngressAddr + "/v1/missions"
 	post := func(s schemas.MissionSpec) error {
 		body, _ := json.Marshal(s)
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))

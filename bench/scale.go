@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fleetflow/fleetflow/internal/localstack"
 	"github.com/fleetflow/fleetflow/internal/site"
 	"github.com/fleetflow/fleetflow/schemas"
 )
@@ -123,8 +124,8 @@ func benchScaleSize(ctx context.Context, g *globalFlags, f *benchScaleFlags, n i
 	// runs keeps their robots, and this site must hold exactly n.
 	grid := site.Grid(fmt.Sprintf("scale-%d-%s", n, runID), 20, 20, 2, n, []string{"acme", "robotix"})
 	fmt.Fprintf(out, "%d robots: starting the local stack…\n", n)
-	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: f.temporalBin, headless: true, siteMap: grid,
-		drivingStateInterval: time.Duration(float64(time.Second) / f.stateRate)}, io.Discard)
+	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: f.temporalBin, Headless: true, SiteMap: grid,
+		DrivingStateInterval: time.Duration(float64(time.Second) / f.stateRate)}, io.Discard)
 	if err != nil {
 		return scaleRun{}, err
 	}
@@ -133,13 +134,13 @@ func benchScaleSize(ctx context.Context, g *globalFlags, f *benchScaleFlags, n i
 	specs := func(prefix string, count int) []schemas.MissionSpec {
 		return pickDropMissions(grid, rng, count, func(i int) string { return fmt.Sprintf("%s-%d-%s-%05d", prefix, n, runID, i) })
 	}
-	c := ls.worker.Client
-	if _, err := benchMissions(ctx, c, ls.cfg, ls.cfg.MQTT.URL, specs("warm", min(f.missions/10, f.concurrency)), f.concurrency); err != nil {
+	c := ls.Worker.Client
+	if _, err := benchMissions(ctx, c, ls.Cfg, ls.Cfg.MQTT.URL, specs("warm", min(f.missions/10, f.concurrency)), f.concurrency); err != nil {
 		return scaleRun{}, err
 	}
 	fmt.Fprintf(out, "%d robots: running %d missions, %d in flight…\n", n, f.missions, f.concurrency)
 	states0 := bridgeStates(ls)
-	mr, err := benchMissions(ctx, c, ls.cfg, ls.cfg.MQTT.URL, specs("scale", f.missions), f.concurrency)
+	mr, err := benchMissions(ctx, c, ls.Cfg, ls.Cfg.MQTT.URL, specs("scale", f.missions), f.concurrency)
 	if err != nil {
 		return scaleRun{}, err
 	}
@@ -149,8 +150,8 @@ func benchScaleSize(ctx context.Context, g *globalFlags, f *benchScaleFlags, n i
 
 // bridgeStates is the bridge's count of state messages taken so far
 // (fleetflow_bridge_messages_total{topic="state"}).
-func bridgeStates(ls *localStack) float64 {
-	mfs, err := ls.worker.Registry.Gather()
+func bridgeStates(ls *localstack.Stack) float64 {
+	mfs, err := ls.Worker.Registry.Gather()
 	if err != nil {
 		return 0
 	}

@@ -8,9 +8,9 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,7 +26,10 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/fleetflow/fleetflow/internal/config"
+	"github.com/fleetflow/fleetflow/internal/localstack"
+	"github.com/fleetflow/fleetflow/internal/ops"
 	"github.com/fleetflow/fleetflow/internal/site"
+	"github.com/fleetflow/fleetflow/internal/stack"
 	"github.com/fleetflow/fleetflow/internal/vda5050"
 	"github.com/fleetflow/fleetflow/schemas"
 	"github.com/fleetflow/fleetflow/workflows"
@@ -50,13 +53,13 @@ func startBaselineWorker(c client.Client, pollers int) (worker.Worker, error) {
 type noopRun struct {
 	durations []time.Duration // start → result of each no-op workflow
 	rate      float64         // workflows/s
-	cpu       cpuTimes
+	cpu       localstack.CPUTimes
 }
 
 // noopBaseline runs n no-op workflows, concurrency at a time, after a
 // warm-up (startBaselineWorker must run). A failed one fails the baseline:
 // it must not pull the figures down and flatter every ratio.
-func noopBaseline(ctx context.Context, ls *localStack, c client.Client, runID string, n, concurrency int) (noopRun, error) {
+func noopBaseline(ctx context.Context, ls *localstack.Stack, c client.Client, runID string, n, concurrency int) (noopRun, error) {
 	noop := make([]time.Duration, n)
 	warm := min(n/10, 100)
 	for i := 0; i < warm; i++ { // warm up connections and caches
@@ -65,7 +68,7 @@ func noopBaseline(ctx context.Context, ls *localStack, c client.Client, runID st
 			_ = r.Get(ctx, nil)
 		}
 	}
-	cpu0 := stackCPU(ls)
+	cpu0 := ls.CPU()
 	wall := runConcurrent(n, concurrency, func(i int) {
 		t0 := time.Now()
 		r, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("noop-%s-%d", runID, i), TaskQueue: noopQueue}, "BenchNoop")
@@ -78,7 +81,7 @@ func noopBaseline(ctx context.Context, ls *localStack, c client.Client, runID st
 		}
 		noop[i] = time.Since(t0)
 	})
-	r := noopRun{cpu: stackCPU(ls).sub(cpu0), durations: positive(noop), rate: float64(n) / wall.Seconds()}
+	r := noopRun{cpu: ls.CPU().Sub(cpu0), durations: positive(noop), rate: float64(n) / wall.Seconds()}
 	if len(r.durations) < n {
 		return r, fmt.Errorf("baseline: %d of %d no-op workflows failed", n-len(r.durations), n)
 	}
@@ -121,17 +124,17 @@ func shapeStep(ctx context.Context, step string) error {
 type shapeRun struct {
 	dispatch, finish []time.Duration // start → first local activity; signal → completed
 	rate             float64         // workflows/s
-	cpu              cpuTimes
+	cpu              localstack.CPUTimes
 	failed           int
 }
 
 // benchMissionShape runs n mission-shaped workflows, concurrency at a
 // time: start eagerly, wait for the first local activity, signal, wait
 // for the completion.
-func benchMissionShape(ctx context.Context, ls *localStack, c client.Client, runID string, n, concurrency int) shapeRun {
+func benchMissionShape(ctx context.Context, ls *localstack.Stack, c client.Client, runID string, n, concurrency int) shapeRun {
 	r := shapeRun{dispatch: make([]time.Duration, n), finish: make([]time.Duration, n)}
 	var mu sync.Mutex
-	cpu0 := stackCPU(ls)
+	cpu0 := ls.CPU()
 	wall := runConcurrent(n, concurrency, func(i int) {
 		id := fmt.Sprintf("shape-%s-%d", runID, i)
 		ch := make(chan struct{})
@@ -164,7 +167,7 @@ func benchMissionShape(ctx context.Context, ls *localStack, c client.Client, run
 		}
 		r.dispatch[i], r.finish[i] = t1.Sub(t0), time.Since(t2)
 	})
-	r.cpu = stackCPU(ls).sub(cpu0)
+	r.cpu = ls.CPU().Sub(cpu0)
 	r.dispatch, r.finish = positive(r.dispatch), positive(r.finish)
 	r.rate = float64(n-r.failed) / wall.Seconds()
 	return r
@@ -216,25 +219,11 @@ per second and the virtual fleet's memory, each against its target.`,
 	return cmd
 }
 
-// pickAndDropStations returns the IDs of the site map's pick and drop
-// stations, in map order (the benchmarks draw their missions from them).
-func pickAndDropStations(m *site.Map) (picks, drops []string) {
-	for _, s := range m.Stations {
-		switch s.Type {
-		case site.StationPick:
-			picks = append(picks, s.ID)
-		case site.StationDrop:
-			drops = append(drops, s.ID)
-		}
-	}
-	return picks, drops
-}
-
 // pickDropMissions returns n missions at site map m, each a pick at a
 // station drawn from rng then a drop at another drawn from rng (MinBattery
 // 5); id names mission i. The same rng seed gives the same missions.
 func pickDropMissions(m *site.Map, rng *rand.Rand, n int, id func(i int) string) []schemas.MissionSpec {
-	picks, drops := pickAndDropStations(m)
+	picks, drops := m.PickAndDropStations()
 	specs := make([]schemas.MissionSpec, n)
 	for i := range specs {
 		specs[i] = schemas.MissionSpec{MissionID: id(i), Site: m.Site, MinBattery: 5,
@@ -281,10 +270,10 @@ func benchConfig(g *globalFlags) (config.Config, error) {
 	if err != nil {
 		return cfg, err
 	}
-	cfg.Temporal.DevServerPort, _ = freePortNumber()
-	cfg.Temporal.DevUIPort, _ = freePortNumber()
+	cfg.Temporal.DevServerPort, _ = stack.FreePort()
+	cfg.Temporal.DevUIPort, _ = stack.FreePort()
 	cfg.MQTT.URL = ""
-	cfg.MQTT.EmbeddedPort, _ = freePortNumber()
+	cfg.MQTT.EmbeddedPort, _ = stack.FreePort()
 	cfg.Worker.HTTPAddr = "127.0.0.1:0"
 	cfg.Artifacts.ServePort = 0
 	cfg.Sim.Speed, cfg.Sim.ActionDuration = 0, 0
@@ -298,16 +287,16 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out io.Writer)
 	}
 	grid := site.Grid("bench", 20, 20, 2, f.robots, []string{"acme", "robotix"})
 	fmt.Fprintf(out, "starting the local stack with %d virtual robots…\n", f.robots)
-	ls, err := startLocalStack(ctx, cfg, &devFlags{temporalBin: f.temporalBin, headless: true, siteMap: grid}, io.Discard)
+	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: f.temporalBin, Headless: true, SiteMap: grid}, io.Discard)
 	if err != nil {
 		return err
 	}
 	defer ls.Stop()
-	c := ls.worker.Client
+	c := ls.Worker.Client
 
 	// Baseline: a no-op workflow on the same server, same concurrency, and a
 	// worker polling like the mission worker.
-	w, err := startBaselineWorker(c, ls.cfg.Worker.WorkflowTaskPollers)
+	w, err := startBaselineWorker(c, ls.Cfg.Worker.WorkflowTaskPollers)
 	if err != nil {
 		return err
 	}
@@ -336,12 +325,12 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out io.Writer)
 		}
 		defer stop()
 	}
-	cpu0 := stackCPU(ls)
-	mr, err := benchMissions(ctx, c, ls.cfg, ls.cfg.MQTT.URL, specs, f.concurrency)
+	cpu0 := ls.CPU()
+	mr, err := benchMissions(ctx, c, ls.Cfg, ls.Cfg.MQTT.URL, specs, f.concurrency)
 	if err != nil {
 		return err
 	}
-	cpuUsed := stackCPU(ls).sub(cpu0)
+	cpuUsed := ls.CPU().Sub(cpu0)
 	dispatch, finish, execution, startAt, doneAt, finishAt, failed, missionWall := mr.dispatch, mr.finish, mr.execution, mr.startAt, mr.doneAt, mr.finishAt, mr.failed, mr.wall
 	rate := float64(f.missions-failed) / missionWall.Seconds()
 	if f.explain {
@@ -356,7 +345,7 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out io.Writer)
 
 	breakdown := finishBreakdown(ctx, c, specs, finishAt, doneAt, 100)
 
-	rss, err := fleetRSS(ctx, ls.cfg, f.memRobots)
+	rss, err := fleetRSS(ctx, ls.Cfg, f.memRobots)
 	if err != nil {
 		fmt.Fprintf(out, "memory measurement failed: %v\n", err)
 	}
@@ -380,9 +369,9 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out io.Writer)
 		fmt.Fprintf(out, "memory    %d virtual robots in one process: %.0f MB RSS (target < 300 MB) %s\n", f.memRobots, float64(rss)/(1<<20), pass(rss < 300<<20))
 	}
 	fmt.Fprintf(out, "samples   %d dispatch, %d finish\n", len(dispatch), len(finish))
-	fmt.Fprintf(out, "cpu       per no-op workflow: %s\n", noopCPU.perMission(f.noops))
-	fmt.Fprintf(out, "cpu       per mission-shaped workflow: %s\n", shape.cpu.perMission(f.noops))
-	fmt.Fprintf(out, "cpu       per mission: %s\n", cpuUsed.perMission(f.missions))
+	fmt.Fprintf(out, "cpu       per no-op workflow: %s\n", noopCPU.PerMission(f.noops))
+	fmt.Fprintf(out, "cpu       per mission-shaped workflow: %s\n", shape.cpu.PerMission(f.noops))
+	fmt.Fprintf(out, "cpu       per mission: %s\n", cpuUsed.PerMission(f.missions))
 	// The Mission against its minimal shape (issue 12 targets).
 	shapeFin := percentile(shape.finish, 0.5)
 	serverMission := float64(cpuUsed["temporal"]) / float64(max(f.missions, 1))
@@ -473,7 +462,7 @@ func benchMissions(ctx context.Context, c client.Client, cfg config.Config, brok
 	var fmu sync.Mutex
 	r.wall = runConcurrent(len(specs), concurrency, func(i int) {
 		r.startAt[i] = time.Now()
-		run, err := startMission(ctx, c, cfg, specs[i], "bench")
+		run, err := ops.StartMission(ctx, c, cfg, specs[i], "bench", "")
 		var res workflows.MissionResult
 		if err == nil {
 			err = run.Get(ctx, &res)
@@ -505,23 +494,19 @@ func benchMissions(ctx context.Context, c client.Client, cfg config.Config, brok
 	return r, nil
 }
 
-func freePortNumber() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// fleetRSS starts `starter sim --grid n` as its own process against the
+// fleetRSS starts `starter sim --grid n` (the starter binary beside this
+// one) as its own process against the
 // stack's broker and reads its resident memory once every robot is online.
 func fleetRSS(ctx context.Context, cfg config.Config, n int) (int64, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return 0, err
 	}
-	cmd := exec.CommandContext(ctx, exe, "sim", "--grid", strconv.Itoa(n), "--speed", "0")
+	starter := filepath.Join(filepath.Dir(exe), "starter")
+	if _, err := os.Stat(starter); err != nil {
+		return 0, fmt.Errorf("the virtual fleet's memory is measured in a `starter sim` process, and starter is not beside this binary (make build puts both in bin/): %w", err)
+	}
+	cmd := exec.CommandContext(ctx, starter, "sim", "--grid", strconv.Itoa(n), "--speed", "0")
 	cmd.Env = append(os.Environ(), "FLEETFLOW_MQTT_URL="+cfg.MQTT.URL)
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = io.Discard
@@ -548,8 +533,8 @@ func fleetRSS(ctx context.Context, cfg config.Config, n int) (int64, error) {
 }
 
 // bridgeCounters summarises the bridge's Prometheus counters.
-func bridgeCounters(ls *localStack) string {
-	mfs, err := ls.worker.Registry.Gather()
+func bridgeCounters(ls *localstack.Stack) string {
+	mfs, err := ls.Worker.Registry.Gather()
 	if err != nil {
 		return err.Error()
 	}
@@ -648,14 +633,14 @@ func finishBreakdown(ctx context.Context, c client.Client, specs []schemas.Missi
 		task = append(task, completed.Sub(started))
 		toClient = append(toClient, doneAt[i].Sub(closed))
 	}
-	return fmt.Sprintf("%d missions): robot finished → signal recorded %s, → workflow task started %s, task (release, audit, notify) %s, completed → client %s",
+	return fmt.Sprintf("%d missions): robot finished → signal recorded %s, → workflow task started %s, task (release and its audit row) %s, completed → client %s",
 		len(task), ms(percentile(toSignal, 0.5)), ms(percentile(toTask, 0.5)), ms(percentile(task, 0.5)), ms(percentile(toClient, 0.5)))
 }
 
 // localActivityLatency summarises the SDK's local activity execution
 // latency histogram by activity type (mean over the whole run).
-func localActivityLatency(ls *localStack) string {
-	mfs, err := ls.worker.Registry.Gather()
+func localActivityLatency(ls *localstack.Stack) string {
+	mfs, err := ls.Worker.Registry.Gather()
 	if err != nil {
 		return err.Error()
 	}

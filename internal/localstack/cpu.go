@@ -1,27 +1,26 @@
-package main
+package localstack
 
 import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// cpuTimes is CPU time (user+system) by component: "fleetflow" is this
+// CPUTimes is CPU time (user+system) by component: "fleetflow" is this
 // process (workers, bridge, virtual fleet, embedded broker, bench client);
 // the others are the stack's child process groups.
-type cpuTimes map[string]time.Duration
+type CPUTimes map[string]time.Duration
 
-// stackCPU reads the CPU time used so far by this process and by each of the
+// CPU reads the CPU time used so far by this process and by each of the
 // stack's child processes from /proc (Linux; empty elsewhere). A process
 // counts for a component when it is in that component's process group or
 // descends from a process that is: PostgreSQL backends start sessions of
 // their own, so the group alone misses them.
-func stackCPU(ls *localStack) cpuTimes {
+func (ls *Stack) CPU() CPUTimes {
 	type procStat struct {
 		ppid, pgrp int
 		cpu        time.Duration
@@ -51,7 +50,7 @@ func stackCPU(ls *localStack) cpuTimes {
 		procs[pid] = procStat{ppid: ppid, pgrp: pgrp, cpu: time.Duration(ut+st) * (time.Second / 100)} // USER_HZ is 100 on Linux
 	}
 	byGroup := map[int]string{}
-	for name, pg := range ls.stack.ProcessGroups() {
+	for name, pg := range ls.Services.ProcessGroups() {
 		byGroup[pg] = name
 	}
 	self := os.Getpid()
@@ -69,7 +68,7 @@ func stackCPU(ls *localStack) cpuTimes {
 		}
 		return owner(p.ppid, depth+1)
 	}
-	t := cpuTimes{}
+	t := CPUTimes{}
 	for pid, p := range procs {
 		if name := owner(pid, 0); name != "" && (pid == self || name != "fleetflow") {
 			t[name] += p.cpu
@@ -78,16 +77,17 @@ func stackCPU(ls *localStack) cpuTimes {
 	return t
 }
 
-func (t cpuTimes) sub(base cpuTimes) cpuTimes {
-	d := cpuTimes{}
+// Sub is t minus base, per component.
+func (t CPUTimes) Sub(base CPUTimes) CPUTimes {
+	d := CPUTimes{}
 	for k, v := range t {
 		d[k] = v - base[k]
 	}
 	return d
 }
 
-// perMission formats each component's CPU time divided by n missions.
-func (t cpuTimes) perMission(n int) string {
+// PerMission formats each component's CPU time divided by n missions.
+func (t CPUTimes) PerMission(n int) string {
 	if len(t) == 0 || n == 0 {
 		return "not measured (needs /proc)"
 	}
@@ -103,18 +103,4 @@ func (t cpuTimes) perMission(n int) string {
 		parts = append(parts, fmt.Sprintf("%s %.2f ms", k, float64(t[k].Microseconds())/1000/float64(n)))
 	}
 	return fmt.Sprintf("%s (total %.2f ms)", strings.Join(parts, ", "), float64(total.Microseconds())/1000/float64(n))
-}
-
-// startCPUProfile writes a pprof CPU profile of this process to path until
-// the returned stop is called.
-func startCPUProfile(path string) (stop func(), err error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("--cpuprofile: %w", err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("--cpuprofile: %w", err)
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
