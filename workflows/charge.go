@@ -177,10 +177,7 @@ func (c *charge) audit(ctx workflow.Context, kind string, details map[string]any
 	}
 	details["robotId"] = c.in.RobotID
 	details["battery"] = c.status.Battery
-	if err := audit.retry(ctx, "audit "+kind, schemas.AuditInput{Actor: c.id, Kind: kind, Subject: c.id, Details: details},
-		nil, storeOptions("audit"), workflow.Now(ctx).Add(Timings.ReleaseTimeout)); err != nil {
-		c.logger.Error("audit failed", "kind", kind, "error", err)
-	}
+	writeAudit(ctx, c.logger, schemas.AuditInput{Actor: c.id, Kind: kind, Subject: c.id, Details: details}, true)
 }
 
 // interrupted: an urgent mission asked for the robot, or the workflow was

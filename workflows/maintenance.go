@@ -174,10 +174,7 @@ func (m *maintenance) audit(ctx workflow.Context, kind string, details map[strin
 		details = map[string]any{}
 	}
 	details["robotId"] = m.in.RobotID
-	if err := audit.retry(ctx, "audit "+kind, schemas.AuditInput{Actor: actor, Kind: kind, Subject: m.id, Details: details},
-		nil, storeOptions("audit"), workflow.Now(ctx).Add(Timings.ReleaseTimeout)); err != nil {
-		m.logger.Error("audit failed", "kind", kind, "error", err)
-	}
+	writeAudit(ctx, m.logger, schemas.AuditInput{Actor: actor, Kind: kind, Subject: m.id, Details: details}, true)
 }
 
 func (m *maintenance) serviceStatus(ctx workflow.Context, status, reason string) (string, error) {

@@ -161,11 +161,7 @@ func (u *robotUpdate) audit(ctx workflow.Context, kind string, details map[strin
 	if actor == "" {
 		actor = "fleetflow"
 	}
-	if err := audit.local(ctx, "audit "+kind, schemas.AuditInput{
-		Actor: actor, Kind: kind, Subject: u.id, Details: details,
-	}, nil); err != nil {
-		u.logger.Error("audit failed", "kind", kind, "error", err)
-	}
+	writeAudit(ctx, u.logger, schemas.AuditInput{Actor: actor, Kind: kind, Subject: u.id, Details: details}, false)
 }
 
 func (u *robotUpdate) result(state, kind, reason string, rolledBack bool) RobotUpdateResult {

@@ -230,11 +230,7 @@ func (r *rollout) audit(ctx workflow.Context, kind string, details map[string]an
 	if actor == "" {
 		actor = "fleetflow"
 	}
-	if err := audit.local(ctx, "audit "+kind, schemas.AuditInput{
-		Actor: actor, Kind: kind, Subject: schemas.RolloutWorkflowID(r.spec.RolloutID), Details: details,
-	}, nil); err != nil {
-		r.logger.Error("audit failed", "kind", kind, "error", err)
-	}
+	writeAudit(ctx, r.logger, schemas.AuditInput{Actor: actor, Kind: kind, Subject: schemas.RolloutWorkflowID(r.spec.RolloutID), Details: details}, false)
 }
 
 // otaActivityCtx runs the OTA activities that fetch artifacts: they may
