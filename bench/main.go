@@ -10,7 +10,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 
@@ -33,8 +32,7 @@ func main() {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &ops.InputError{Err: err} })
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
-		var bad interface{ BadInput() bool }
-		if errors.As(err, &bad) && bad.BadInput() {
+		if ops.BadInput(err) {
 			os.Exit(2)
 		}
 		os.Exit(1)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"sync"
 
 	commonpb "go.temporal.io/api/common/v1"
@@ -16,6 +15,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/fleetflow/fleetflow/internal/config"
+	"github.com/fleetflow/fleetflow/internal/ops"
 	"github.com/fleetflow/fleetflow/workers/worker"
 )
 
@@ -34,10 +34,9 @@ func (usageError) BadInput() bool  { return true }
 func badInput(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
 // exitCode is the process's exit code for what a command returned: 0
-// success; a silentExit's own code; 2 bad usage or bad input (usageError
-// and anything else whose BadInput() is true, e.g. ops.InputError and
-// localstack.ConfigError, and cobra's own usage errors); 1 any other
-// failure.
+// success; a silentExit's own code; 2 bad usage or bad input (ops.BadInput:
+// usageError, ops.InputError, localstack.ConfigError, cobra's usage
+// errors); 1 any other failure.
 func exitCode(err error) int {
 	if err == nil {
 		return 0
@@ -46,8 +45,7 @@ func exitCode(err error) int {
 	if errors.As(err, &se) {
 		return int(se)
 	}
-	var bad interface{ BadInput() bool }
-	if errors.As(err, &bad) && bad.BadInput() || isCobraUsage(err) {
+	if ops.BadInput(err) {
 		return 2
 	}
 	return 1
@@ -57,18 +55,6 @@ func exitCode(err error) int {
 type silentExit int
 
 func (e silentExit) Error() string { return fmt.Sprintf("exit %d", int(e)) }
-
-// isCobraUsage tells cobra's own usage errors (unknown command or flag,
-// wrong argument count), which exit 2 like usageError.
-func isCobraUsage(err error) bool {
-	msg := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "accepts ", "requires at least", "required flag"} {
-		if strings.Contains(msg, p) {
-			return true
-		}
-	}
-	return false
-}
 
 // globalFlags are the root command's persistent flags.
 type globalFlags struct {

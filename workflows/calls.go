@@ -44,7 +44,7 @@ func robotIO(ctx workflow.Context, queue, summary, activity string, in, out any)
 		InitialInterval:        200 * time.Millisecond,
 		BackoffCoefficient:     2,
 		MaximumInterval:        2 * time.Second,
-		NonRetryableErrorTypes: []string{schemas.ErrInvalidMission, "UnknownRobot", "NotReserved"},
+		NonRetryableErrorTypes: []string{schemas.ErrInvalidMission, schemas.ErrUnknownRobot, schemas.ErrNotReserved},
 	}
 	if queue != "" {
 		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
@@ -74,7 +74,7 @@ func storeOptions(summary string) workflow.LocalActivityOptions {
 			InitialInterval:        200 * time.Millisecond,
 			BackoffCoefficient:     2,
 			MaximumInterval:        3 * time.Second,
-			NonRetryableErrorTypes: []string{schemas.ErrInvalidMission, "UnknownRobot", "StoreRefused"},
+			NonRetryableErrorTypes: []string{schemas.ErrInvalidMission, schemas.ErrUnknownRobot, schemas.ErrStoreRefused},
 		},
 		Summary: summary,
 	}
@@ -114,7 +114,7 @@ func localCtx(ctx workflow.Context, summary string) workflow.Context {
 			InitialInterval:        200 * time.Millisecond,
 			BackoffCoefficient:     2,
 			MaximumInterval:        10 * time.Second,
-			NonRetryableErrorTypes: []string{schemas.ErrInvalidMission, "UnknownRobot"},
+			NonRetryableErrorTypes: []string{schemas.ErrInvalidMission, schemas.ErrUnknownRobot},
 		},
 		Summary: summary,
 	})

@@ -48,7 +48,7 @@ func Reaper(ctx workflow.Context, in ReaperInput) (schemas.SweepLeasesResult, er
 		id := stop.WorkflowID + schemas.InstantActionSeparator + "reaper-cancel-" + workflow.GetInfo(ctx).WorkflowExecution.RunID
 		sent[i] = sendInstantActions.start(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 			TaskQueue: stop.RobotIOQueue, ScheduleToCloseTimeout: ReaperEdgeCancelTimeout, StartToCloseTimeout: 10 * time.Second,
-			RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, NonRetryableErrorTypes: []string{"NotReserved", "UnknownRobot"}},
+			RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, NonRetryableErrorTypes: []string{schemas.ErrNotReserved, schemas.ErrUnknownRobot}},
 			Summary:     "cancelOrder to " + stop.RobotID,
 		}), schemas.SendInstantActionsInput{
 			RobotID: stop.RobotID, Holder: stop.MissionID,

@@ -60,7 +60,7 @@ func WMSEvents(ctx workflow.Context, in WMSEventsInput) (WMSEventsResult, error)
 			InitialInterval:        time.Second,
 			BackoffCoefficient:     2,
 			MaximumInterval:        time.Minute,
-			NonRetryableErrorTypes: []string{"WMSRejected", "WMSClientUnknown"},
+			NonRetryableErrorTypes: []string{schemas.ErrWMSRejected, schemas.ErrWMSClientUnknown},
 		},
 	})
 	ch := workflow.GetSignalChannel(ctx, schemas.SignalWMSEvents)

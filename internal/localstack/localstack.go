@@ -1,7 +1,9 @@
 // Package localstack runs a whole fleetflow on one machine, without Docker:
 // the embedded services of internal/stack, the workers with the bridge, and
-// a virtual fleet. `starter dev` and `starter demo`, the end-to-end tests,
-// the chaos suite and the benchmarks (cmd bench) all start it from here.
+// a virtual fleet. `starter dev` and `starter demo`, the end-to-end tests
+// and the benchmarks (bench/) start it from here; the chaos suite runs the
+// workers as processes of their own and borrows only RegisterFleet,
+// SimRobots and WaitFleetOnline.
 package localstack
 
 import (

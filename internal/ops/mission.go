@@ -71,6 +71,8 @@ func CheckWMSClient(cfg config.Config, name string) error {
 	return InputErrorf("no WMS client %q in wms.clients (configured: %s)", name, strings.Join(known, ", "))
 }
 
+// RootCause is what a workflow's failure says, for a person: an
+// application error's message, "cancelled", or the error itself.
 func RootCause(err error) string {
 	var ae *temporal.ApplicationError
 	if errors.As(err, &ae) {

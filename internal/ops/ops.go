@@ -5,7 +5,11 @@
 // exists, an unknown WMS client) is an *InputError.
 package ops
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
 
 // InputError is bad input, not a failure: the command that got it exits 2.
 type InputError struct{ Err error }
@@ -19,4 +23,26 @@ func (e *InputError) BadInput() bool { return true }
 // InputErrorf is an *InputError with a formatted message.
 func InputErrorf(format string, a ...any) error {
 	return &InputError{fmt.Errorf(format, a...)}
+}
+
+// BadInput tells bad usage or bad input (exit code 2) from a failure: an
+// error whose chain holds a BadInput() that is true (InputError,
+// localstack.ConfigError, the CLI's own usage errors), or one of cobra's
+// usage errors (unknown command, flag or shorthand, wrong argument count,
+// missing required flag), which cobra does not type.
+func BadInput(err error) bool {
+	if err == nil {
+		return false
+	}
+	var bad interface{ BadInput() bool }
+	if errors.As(err, &bad) && bad.BadInput() {
+		return true
+	}
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "accepts ", "requires at least", "required flag"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
 }

@@ -215,6 +215,8 @@ func waveSkipped(st workflows.RolloutStatus, i int) int {
 	return n
 }
 
+// QueryRollout asks the rollout workflow wfID for its status (query
+// status).
 func QueryRollout(ctx context.Context, c client.Client, wfID string) (workflows.RolloutStatus, error) {
 	var st workflows.RolloutStatus
 	v, err := c.QueryWorkflow(ctx, wfID, "", schemas.QueryStatus)

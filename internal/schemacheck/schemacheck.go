@@ -1,8 +1,8 @@
 // Package schemacheck is fleetflow's one way to apply a JSON Schema
 // (draft 2020-12, with github.com/santhosh-tekuri/jsonschema/v6): mission,
-// rollout and manifest specs, update and signal arguments, WMS events and
-// VDA 5050 robot messages all parse their instance and report violations
-// through it, so every "what is wrong" reads the same way:
+// rollout and manifest specs, update and signal arguments and VDA 5050
+// robot messages all parse their instance and report violations through
+// it, so every "what is wrong" reads the same way:
 // "<JSON pointer>: <message>", e.g. "/steps/0/action: value must be one
 // of 'pick', 'drop'".
 package schemacheck
@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -53,7 +54,10 @@ func Parse(raw []byte) (any, error) {
 	if err := dec.Decode(&v); err != nil {
 		return nil, err
 	}
-	if dec.More() {
+	// More() is false before a stray '}' or ']', so decode once more: only
+	// the end of the input may follow the value.
+	var extra any
+	if err := dec.Decode(&extra); err != io.EOF {
 		return nil, errors.New("trailing data after the JSON value")
 	}
 	return v, nil

@@ -68,8 +68,13 @@ func TestValidateLines(t *testing.T) {
 }
 
 func TestParseRefusesTrailingData(t *testing.T) {
-	if _, err := Parse([]byte(`{} {}`)); err == nil {
-		t.Error("two values parsed as one")
+	for _, raw := range []string{`{} {}`, `{"priority": 90}}`, `[1]]`, `{} x`} {
+		if _, err := Parse([]byte(raw)); err == nil {
+			t.Errorf("%s parsed as one JSON value", raw)
+		}
+	}
+	if _, err := Parse([]byte(" {\"a\": 1} \n")); err != nil {
+		t.Errorf("whitespace around the value: %v", err)
 	}
 	v, err := Parse([]byte(`{"n": 12345678901234567890}`))
 	if err != nil {

@@ -177,7 +177,7 @@ func (in *Intake) repair(obj map[string]any, me *MessageError) error {
 				if headerParts[p] {
 					return &MessageError{Topic: TopicState, Reason: "header unusable: " + p + " missing", Violations: me.Violations}
 				}
-				dropParts[p] = v.Message
+				dropParts[p] = v.String()
 			}
 			continue
 		}
@@ -187,11 +187,11 @@ func (in *Intake) repair(obj map[string]any, me *MessageError) error {
 		}
 		if itemParts[part] && len(parts) >= 2 {
 			if i, err := strconv.Atoi(parts[1]); err == nil {
-				dropItems[item{part, i}] = v.Message
+				dropItems[item{part, i}] = v.String()
 				continue
 			}
 		}
-		dropParts[part] = v.Message
+		dropParts[part] = v.String()
 	}
 	for it, msg := range dropItems {
 		if _, whole := dropParts[it.part]; whole {

@@ -75,6 +75,10 @@ func TestDecodeStateTolerant(t *testing.T) {
 				if in.State.AGVPosition == nil || in.State.AGVPosition.X != 2.5 || len(in.State.ActionStates) != 2 || len(in.State.Errors) != 1 {
 					t.Errorf("position, actions or errors lost: %+v", in.State)
 				}
+				// The detail names the field inside the part, not just the part.
+				if d := in.Deviations[0].Detail; !strings.Contains(d, "/batteryState/batteryCharge") {
+					t.Errorf("detail %q does not name /batteryState/batteryCharge", d)
+				}
 			},
 		},
 		"one action state off: only that one left out": {

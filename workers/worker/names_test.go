@@ -16,7 +16,7 @@ func TestEveryActivityNameIsRegistered(t *testing.T) {
 	for _, name := range workflows.ActivityNames {
 		m, ok := typ.MethodByName(name)
 		if !ok {
-			t.Errorf("workflows.%s has no activities.Activities method", name)
+			t.Errorf("activity %s has no activities.Activities method", name)
 			continue
 		}
 		if m.Type.NumIn() != 3 {
