@@ -83,13 +83,20 @@ type Violation struct {
 }
 
 // Pointer is Path as a JSON pointer ("/nodeStates/0/nodePosition"; "/" for
-// the root).
+// the root), each token escaped as RFC 6901 says ("~" as "~0", "/" as "~1").
 func (v Violation) Pointer() string {
 	if len(v.Path) == 0 {
 		return "/"
 	}
-	return "/" + strings.Join(v.Path, "/")
+	var b strings.Builder
+	for _, tok := range v.Path {
+		b.WriteByte('/')
+		b.WriteString(pointerEscaper.Replace(tok))
+	}
+	return b.String()
 }
+
+var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
 
 // String is "<pointer>: <message>".
 func (v Violation) String() string { return v.Pointer() + ": " + v.Message }
@@ -125,10 +132,7 @@ func Check(s *jsonschema.Schema, inst any) ([]Violation, error) {
 			walk(c)
 		}
 	}
-	walk(ve)
-	if len(out) == 0 { // a failed root without causes is its own leaf
-		out = append(out, Violation{Message: ve.ErrorKind.LocalizedString(printer)})
-	}
+	walk(ve) // a root without causes is its own leaf
 	return out, nil
 }
 

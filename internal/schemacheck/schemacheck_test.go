@@ -84,3 +84,13 @@ func TestParseRefusesTrailingData(t *testing.T) {
 		t.Errorf("number parsed as %#v, want the json.Number 12345678901234567890", v)
 	}
 }
+
+func TestPointerEscapesTokens(t *testing.T) {
+	v := Violation{Path: []string{"parameters", "a/b~c", "0"}}
+	if got, want := v.Pointer(), "/parameters/a~1b~0c/0"; got != want {
+		t.Errorf("Pointer() = %q, want %q (RFC 6901)", got, want)
+	}
+	if got := (Violation{}).Pointer(); got != "/" {
+		t.Errorf("root: %q", got)
+	}
+}
