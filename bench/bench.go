@@ -39,12 +39,13 @@ import (
 func noopWorkflow(ctx workflow.Context) error { return nil }
 
 // startBaselineWorker polls the baselines' task queue (noopQueue) for the
-// no-op and the mission-shaped workflow, with as many workflow task polls
+// no-op, the mission-shaped and the fan-out workflow, with as many workflow task polls
 // as the mission worker keeps.
 func startBaselineWorker(c client.Client, pollers int) (worker.Worker, error) {
 	w := worker.New(c, noopQueue, worker.Options{MaxConcurrentWorkflowTaskPollers: pollers})
 	w.RegisterWorkflowWithOptions(noopWorkflow, workflow.RegisterOptions{Name: "BenchNoop"})
 	w.RegisterWorkflowWithOptions(missionShapeWorkflow, workflow.RegisterOptions{Name: "BenchMissionShape"})
+	w.RegisterWorkflowWithOptions(fanoutWorkflow, workflow.RegisterOptions{Name: "BenchFanout"})
 	w.RegisterActivity(shapeStep)
 	return w, w.Start()
 }

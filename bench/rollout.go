@@ -22,6 +22,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/fleetflow/fleetflow/activities/store"
 	"github.com/fleetflow/fleetflow/internal/localstack"
@@ -481,6 +482,11 @@ func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, 
 		return err
 	}
 	fmt.Fprintf(out, "baseline  no-op workflow, %d in flight: p50 %s, %.0f workflows/s\n", f.maxConcurrent, ms(percentile(base.durations, 0.5)), base.rate)
+	fan, err := fanoutBaseline(ctx, ls, c, runID, f.noops, f.maxConcurrent)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "baseline  one parent running %d no-op children, %d at a time (a rollout's shape): %.0f children/s\n", f.noops, f.maxConcurrent, fan.rate)
 
 	conns, stopWatch, err := watchConnections(ls.Cfg.MQTT.URL)
 	if err != nil {
@@ -619,7 +625,8 @@ func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, 
 			ms(percentile(took, 0.5)), ms(percentile(took, 0.99)), ms(percentile(took, 1)))
 		// Where the CPU goes: the whole rollout (parent runs, children,
 		// bridge, virtual robots) per robot, beside a no-op workflow's.
-		fmt.Fprintf(out, "cpu       per robot updated: %s; per no-op workflow: %s\n", cpuUsed.PerMission(len(children)), base.cpu.PerMission(f.noops))
+		fmt.Fprintf(out, "cpu       per robot updated: %s; per no-op workflow: %s; per no-op child of the fan-out: %s\n",
+			cpuUsed.PerMission(len(children)), base.cpu.PerMission(f.noops), fan.cpu.PerMission(f.noops))
 		if f.explain {
 			byTook := append([]historyCount(nil), children...)
 			sort.Slice(byTook, func(i, j int) bool { return byTook[i].Took < byTook[j].Took })
@@ -651,6 +658,9 @@ func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, 
 			Measured: fmt.Sprintf("%.1f robots/s = %.0f%% of %.0f no-op workflows/s", perSec, 100*perSec/base.rate, base.rate),
 			Target:   "≥ 40 %", Met: perSec >= 0.4*base.rate,
 		})
+		// The fair comparison: the same parent-and-children shape with
+		// children that do nothing. Not one of issue 12's targets.
+		fmt.Fprintf(out, "fair      %.1f robots/s = %.0f%% of the fan-out baseline's %.0f no-op children/s\n", perSec, 100*perSec/fan.rate, fan.rate)
 	}
 	rows = append(rows, targetRow{
 		Metric: "robots updated", Measured: fmt.Sprintf("%d of %d", c0.Succeeded, f.robots),
@@ -676,4 +686,51 @@ func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, 
 		return fmt.Errorf("rollout %s ended %s", id, st.State)
 	}
 	return nil
+}
+
+// fanoutWorkflow is the rollout's fair baseline: a parent that runs n
+// no-op child workflows (BenchNoop), at most concurrency at a time, as a
+// Rollout runs its RobotUpdates. It fails with the first child that failed.
+func fanoutWorkflow(ctx workflow.Context, n, concurrency int) error {
+	id := workflow.GetInfo(ctx).WorkflowExecution.ID
+	sel := workflow.NewSelector(ctx)
+	var firstErr error
+	started, running, done := 0, 0, 0
+	for done < n {
+		for started < n && running < concurrency {
+			cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: fmt.Sprintf("%s-child-%d", id, started)})
+			sel.AddFuture(workflow.ExecuteChildWorkflow(cctx, "BenchNoop"), func(f workflow.Future) {
+				running--
+				done++
+				if err := f.Get(ctx, nil); err != nil && firstErr == nil {
+					firstErr = err
+				}
+			})
+			started++
+			running++
+		}
+		sel.Select(ctx)
+	}
+	return firstErr
+}
+
+// fanoutRun is what the fan-out baseline measured.
+type fanoutRun struct {
+	rate float64 // children completed per second, parent start to close
+	cpu  localstack.CPUTimes
+}
+
+// fanoutBaseline runs one BenchFanout parent with n no-op children,
+// concurrency at a time (startBaselineWorker must run).
+func fanoutBaseline(ctx context.Context, ls *localstack.Stack, c client.Client, runID string, n, concurrency int) (fanoutRun, error) {
+	cpu0 := ls.CPU()
+	t0 := time.Now()
+	r, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "fanout-" + runID, TaskQueue: noopQueue}, "BenchFanout", n, concurrency)
+	if err == nil {
+		err = r.Get(ctx, nil)
+	}
+	if err != nil {
+		return fanoutRun{}, fmt.Errorf("fan-out baseline: %w", err)
+	}
+	return fanoutRun{rate: float64(n) / time.Since(t0).Seconds(), cpu: ls.CPU().Sub(cpu0)}, nil
 }

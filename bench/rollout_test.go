@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/fleetflow/fleetflow/activities/store"
 	"github.com/fleetflow/fleetflow/schemas"
@@ -112,4 +115,30 @@ func TestBenchRolloutFormatting(t *testing.T) {
 	require.Len(t, lines, 4)
 	require.Contains(t, lines[2], "| met")
 	require.Contains(t, lines[3], "| MISSED")
+}
+
+// The fan-out baseline runs every child once, never more than its
+// concurrency at a time.
+func TestFanoutWorkflowRunsEachChildOnce(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	// Children that take a while, so that they overlap.
+	slow := func(ctx workflow.Context) error { return workflow.Sleep(ctx, time.Minute) }
+	env.RegisterWorkflowWithOptions(slow, workflow.RegisterOptions{Name: "BenchNoop"})
+	env.RegisterWorkflowWithOptions(fanoutWorkflow, workflow.RegisterOptions{Name: "BenchFanout"})
+	started := map[string]bool{}
+	running, most := 0, 0
+	env.SetOnChildWorkflowStartedListener(func(info *workflow.Info, _ workflow.Context, _ converter.EncodedValues) {
+		started[info.WorkflowExecution.ID] = true
+		running++
+		most = max(most, running)
+	})
+	env.SetOnChildWorkflowCompletedListener(func(*workflow.Info, converter.EncodedValue, error) { running-- })
+	env.ExecuteWorkflow("BenchFanout", 7, 3)
+	if !env.IsWorkflowCompleted() || env.GetWorkflowError() != nil {
+		t.Fatalf("fan-out did not complete: %v", env.GetWorkflowError())
+	}
+	if len(started) != 7 || most != 3 {
+		t.Errorf("%d distinct children (want 7), at most %d at once (want 3)", len(started), most)
+	}
 }
