@@ -547,20 +547,31 @@ func updateArg(action string, raw []byte, by string) (any, *errorBody) {
 	if _, v := schemacheck.Validate(sch, raw); len(v) > 0 {
 		return nil, &errorBody{Error: fmt.Sprintf("invalid %s request (schemas/updates/%s.schema.json)", action, action), Violations: v}
 	}
+	// The schema passed, so decoding can fail only where Go's types are
+	// narrower than the schema; that is still the client's request.
+	undecodable := func(err error) *errorBody {
+		return &errorBody{Error: fmt.Sprintf("invalid %s request: %v", action, err)}
+	}
 	switch action {
 	case schemas.UpdateCancel:
 		var c workflows.CancelRequest
-		_ = json.Unmarshal(raw, &c)
+		if err := json.Unmarshal(raw, &c); err != nil {
+			return nil, undecodable(err)
+		}
 		c.By = by
 		return c, nil
 	case schemas.UpdateAppend:
 		var a workflows.AppendRequest
-		_ = json.Unmarshal(raw, &a)
+		if err := json.Unmarshal(raw, &a); err != nil {
+			return nil, undecodable(err)
+		}
 		a.By = by
 		return a, nil
 	default:
 		var p workflows.ReprioritizeRequest
-		_ = json.Unmarshal(raw, &p)
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return nil, undecodable(err)
+		}
 		p.By = by
 		return p, nil
 	}
@@ -593,7 +604,10 @@ func (s *Server) signal(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, errorBody{Error: fmt.Sprintf("invalid %s signal (schemas/signals/load.schema.json)", name), Violations: v})
 			return
 		}
-		_ = json.Unmarshal(raw, &sig)
+		if err := json.Unmarshal(raw, &sig); err != nil {
+			writeError(w, http.StatusBadRequest, errorBody{Error: fmt.Sprintf("invalid %s signal: %v", name, err)})
+			return
+		}
 	}
 	sig.By = "wms:" + req.client
 	id, status, ok := s.owned(w, r)

@@ -174,6 +174,10 @@ func TestBadQueriesAndUpdates(t *testing.T) {
 	require.Contains(t, strings.Join(e.Violations, "\n"), "/priority")
 	code, _, _ = f.do(t, "POST", "/v1/missions/m-1/reprioritize", keyA, "")
 	require.Equal(t, http.StatusBadRequest, code)
+	// A stray bracket after the value is not JSON (it passed once as priority 0).
+	code, _, e = f.do(t, "POST", "/v1/missions/m-1/reprioritize", keyA, `{"priority":90}}`)
+	require.Equal(t, http.StatusBadRequest, code)
+	require.Contains(t, strings.Join(e.Violations, "\n"), "not JSON")
 	code, _, e = f.do(t, "POST", "/v1/missions/m-1/cancel", keyA, `{"reason":"x","by":"someone else","extra":true}`)
 	require.Equal(t, http.StatusBadRequest, code)
 	require.Contains(t, strings.Join(e.Violations, "\n"), "extra")
