@@ -32,7 +32,6 @@ import (
 	"github.com/fleetflow/fleetflow/internal/stack"
 	"github.com/fleetflow/fleetflow/internal/vda5050"
 	"github.com/fleetflow/fleetflow/schemas"
-	"github.com/fleetflow/fleetflow/workflows"
 )
 
 // noopWorkflow is the baseline: one workflow task, no activity.
@@ -464,12 +463,12 @@ func benchMissions(ctx context.Context, c client.Client, cfg config.Config, brok
 	r.wall = runConcurrent(len(specs), concurrency, func(i int) {
 		r.startAt[i] = time.Now()
 		run, err := ops.StartMission(ctx, c, cfg, specs[i], "bench", "")
-		var res workflows.MissionResult
+		var res schemas.MissionResult
 		if err == nil {
 			err = run.Get(ctx, &res)
 		}
 		r.doneAt[i] = time.Now()
-		if err != nil || res.State != workflows.MissionCompleted {
+		if err != nil || res.State != schemas.MissionCompleted {
 			fmu.Lock()
 			r.failed++
 			if r.failed <= 3 {

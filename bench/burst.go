@@ -19,7 +19,6 @@ import (
 	"github.com/fleetflow/fleetflow/internal/ops"
 	"github.com/fleetflow/fleetflow/internal/site"
 	"github.com/fleetflow/fleetflow/schemas"
-	"github.com/fleetflow/fleetflow/workflows"
 )
 
 type benchBurstFlags struct {
@@ -123,7 +122,7 @@ func runBenchBurst(ctx context.Context, g *globalFlags, f *benchBurstFlags, out 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var res workflows.MissionResult
+			var res schemas.MissionResult
 			err := run.Get(ctx, &res)
 			// The long poll for the result can time out while the server is
 			// swamped: that is the measurement's problem, not the mission's.
@@ -131,7 +130,7 @@ func runBenchBurst(ctx context.Context, g *globalFlags, f *benchBurstFlags, out 
 				time.Sleep(time.Second)
 				err = c.GetWorkflow(ctx, run.GetID(), "").Get(ctx, &res)
 			}
-			if err != nil || res.State != workflows.MissionCompleted {
+			if err != nil || res.State != schemas.MissionCompleted {
 				fail(fmt.Sprintf("%s: %v %s", specs[i].MissionID, err, res.State))
 			}
 		}()

@@ -20,7 +20,6 @@ import (
 	"github.com/fleetflow/fleetflow/internal/site"
 	"github.com/fleetflow/fleetflow/internal/wms"
 	"github.com/fleetflow/fleetflow/schemas"
-	"github.com/fleetflow/fleetflow/workflows"
 )
 
 type benchIngressFlags struct {
@@ -103,7 +102,7 @@ func runBenchIngress(ctx context.Context, g *globalFlags, f *benchIngressFlags, 
 	}{
 		{"direct", "baseline  ExecuteWorkflow (Temporal client)", func(s schemas.MissionSpec) error {
 			_, err := c.ExecuteWorkflow(ctx, wms.StartOptions(cfg.TaskQueues.Missions, s, "bench-wms", enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL),
-				schemas.MissionWorkflowType, workflows.MissionInput{Spec: s, Client: "bench-wms", RequestedBy: "bench"})
+				schemas.MissionWorkflowType, schemas.MissionInput{Spec: s, Client: "bench-wms", RequestedBy: "bench"})
 			return err
 		}},
 		{"uws", "          update-with-start (wms.SubmitMission)", func(s schemas.MissionSpec) error {

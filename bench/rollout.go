@@ -558,7 +558,7 @@ func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, 
 	}
 	shown := 0
 	for _, r := range st.Robots {
-		if r.State == workflows.RobotUpdateSucceeded {
+		if r.State == schemas.RobotUpdateSucceeded {
 			continue
 		}
 		if shown++; shown <= 5 {
@@ -682,7 +682,7 @@ func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, 
 	if runErr != nil {
 		return fmt.Errorf("rollout %s: %w", id, runErr)
 	}
-	if st.State != workflows.RolloutCompleted {
+	if st.State != schemas.RolloutCompleted {
 		return fmt.Errorf("rollout %s ended %s", id, st.State)
 	}
 	return nil

@@ -28,6 +28,9 @@ const (
 	ErrRobotRefused = "RobotRefused"
 	// ErrMissionConflict: a mission ID came again with another spec.
 	ErrMissionConflict = "MissionConflict"
+	// ErrWMSTimeout: a step's waitFor signal did not come within its
+	// timeout and the step said to fail.
+	ErrWMSTimeout = "WMSSignalTimeout"
 )
 
 // The OTA workflows fail with these.

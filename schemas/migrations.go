@@ -1,5 +1,3 @@
-// Package schemas holds the JSON Schemas of specs, SQL migrations and the Go
-// types that load them.
 package schemas
 
 import "embed"

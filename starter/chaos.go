@@ -31,7 +31,6 @@ import (
 	"github.com/fleetflow/fleetflow/internal/stack"
 	"github.com/fleetflow/fleetflow/internal/testbroker"
 	"github.com/fleetflow/fleetflow/schemas"
-	"github.com/fleetflow/fleetflow/workflows"
 )
 
 // The fault-injection suite: `starter chaos` runs the real stack as
@@ -387,10 +386,10 @@ var scenarios = []scenario{
 		// it waits for an operator, who puts the load back.
 		for end := time.Now().Add(10 * time.Second); time.Now().Before(end); {
 			for _, id := range missions {
-				if st, err := queryStatus(ctx, r.client, id); err == nil && st.State == workflows.MissionAwaitingOperator {
+				if st, err := queryStatus(ctx, r.client, id); err == nil && st.State == schemas.MissionAwaitingOperator {
 					_, err := r.client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 						WorkflowID: schemas.MissionWorkflowID(id), UpdateName: schemas.UpdateResolve, WaitForStage: client.WorkflowUpdateStageAccepted,
-						Args: []any{workflows.ResolveRequest{Decision: workflows.DecisionReassign, RestartFromStart: true, Reason: "chaos: load put back", By: "chaos"}},
+						Args: []any{schemas.ResolveRequest{Decision: schemas.DecisionReassign, RestartFromStart: true, Reason: "chaos: load put back", By: "chaos"}},
 					})
 					if err != nil {
 						return nil, err
@@ -407,7 +406,7 @@ var scenarios = []scenario{
 	{"terminate", func(ctx context.Context, r *chaosRig, missions []string) ([]string, error) {
 		for _, id := range missions {
 			st, err := queryStatus(ctx, r.client, id)
-			if err == nil && st.State == workflows.MissionDriving {
+			if err == nil && st.State == schemas.MissionDriving {
 				return []string{id}, r.client.TerminateWorkflow(ctx, schemas.MissionWorkflowID(id), "", "chaos: terminated from the CLI")
 			}
 		}
@@ -419,7 +418,7 @@ var scenarios = []scenario{
 func (r *chaosRig) drivingRobot(ctx context.Context, missions []string) (*sim.Robot, error) {
 	for _, id := range missions {
 		st, err := queryStatus(ctx, r.client, id)
-		if err == nil && st.State == workflows.MissionDriving && st.RobotID != "" {
+		if err == nil && st.State == schemas.MissionDriving && st.RobotID != "" {
 			_, serial, _ := strings.Cut(st.RobotID, "/")
 			if robot := r.fleet.Robot(serial); robot != nil {
 				return robot, nil
@@ -504,7 +503,7 @@ func (r *chaosRig) run(ctx context.Context, sc *scenario) chaosRow {
 	go func() {
 		_, err := r.client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 			WorkflowID: schemas.MissionWorkflowID(ids[0]), UpdateName: schemas.UpdateCancel,
-			Args: []any{workflows.CancelRequest{Reason: "chaos: cancelled as the fault hits", By: "chaos"}}, WaitForStage: client.WorkflowUpdateStageAccepted,
+			Args: []any{schemas.CancelRequest{Reason: "chaos: cancelled as the fault hits", By: "chaos"}}, WaitForStage: client.WorkflowUpdateStageAccepted,
 		})
 		cancelled <- err
 	}()
@@ -548,19 +547,19 @@ func (r *chaosRig) waitPhases(ctx context.Context, ids []string) (string, error)
 				continue
 			}
 			phase := st.State
-			if st.State == workflows.MissionDriving && st.NodesDone > 0 && st.NodesDone < st.NodesTotal {
+			if st.State == schemas.MissionDriving && st.NodesDone > 0 && st.NodesDone < st.NodesTotal {
 				phase = "DRIVING"
 			}
 			count[phase]++
 		}
-		queuedOK := len(ids) <= len(r.site.Robots) || count[workflows.MissionQueued] > 0
-		if (count[workflows.MissionDriving] >= 2 && queuedOK) || time.Now().After(deadline) {
+		queuedOK := len(ids) <= len(r.site.Robots) || count[schemas.MissionQueued] > 0
+		if (count[schemas.MissionDriving] >= 2 && queuedOK) || time.Now().After(deadline) {
 			var parts []string
 			for k, v := range count {
 				parts = append(parts, fmt.Sprintf("%d %s", v, strings.ToLower(k)))
 			}
 			sort.Strings(parts)
-			if count[workflows.MissionDriving] == 0 {
+			if count[schemas.MissionDriving] == 0 {
 				return "", fmt.Errorf("no mission got going in 30 s (%s)", strings.Join(parts, ", "))
 			}
 			return strings.Join(parts, ", "), nil
@@ -605,12 +604,12 @@ func (r *chaosRig) judge(ctx context.Context, row *chaosRow, ids, terminated []s
 			continue
 		}
 		run := r.client.GetWorkflow(ctx, schemas.MissionWorkflowID(id), "")
-		var res workflows.MissionResult
+		var res schemas.MissionResult
 		err := run.Get(ctx, &res)
 		switch {
-		case err == nil && res.State == workflows.MissionCompleted:
+		case err == nil && res.State == schemas.MissionCompleted:
 			row.completed++
-		case err == nil && res.State == workflows.MissionCancelled:
+		case err == nil && res.State == schemas.MissionCancelled:
 			row.cancelled++
 		case err != nil && ops.RootCause(err) != "" && !strings.Contains(err.Error(), "terminated") && !strings.Contains(err.Error(), "timeout"):
 			row.failed++

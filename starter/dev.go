@@ -20,7 +20,6 @@ import (
 	"github.com/fleetflow/fleetflow/internal/localstack"
 	"github.com/fleetflow/fleetflow/internal/ops"
 	"github.com/fleetflow/fleetflow/schemas"
-	"github.com/fleetflow/fleetflow/workflows"
 )
 
 type devFlags struct {
@@ -131,7 +130,7 @@ type demoRun struct {
 	spec   schemas.MissionSpec
 	run    client.WorkflowRun
 	last   string
-	result workflows.MissionResult
+	result schemas.MissionResult
 	err    error
 	done   bool
 }
@@ -184,7 +183,7 @@ func runDemo(ctx context.Context, ls *localstack.Stack, specs []schemas.MissionS
 		if r.err != nil {
 			state = "FAILED: " + ops.RootCause(r.err)
 		}
-		if r.err != nil || r.result.State != workflows.MissionCompleted {
+		if r.err != nil || r.result.State != schemas.MissionCompleted {
 			failed++
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", r.spec.MissionID, state, dash(r.result.RobotID), r.result.NodesDone, r.result.NodesTotal,
@@ -215,7 +214,7 @@ func progress(ctx context.Context, c client.Client, r *demoRun, out io.Writer) {
 			return
 		}
 		line = fmt.Sprintf("%s  robot %s  %d/%d nodes  at %s", st.State, dash(st.RobotID), st.NodesDone, st.NodesTotal, dash(st.CurrentNode))
-		if st.State == workflows.MissionQueued {
+		if st.State == schemas.MissionQueued {
 			line = fmt.Sprintf("%s  waiting for a robot (position %d)", st.State, st.QueuePosition)
 		}
 	}

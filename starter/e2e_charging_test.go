@@ -98,13 +98,13 @@ func TestEndToEndCharging(t *testing.T) {
 		runs = append(runs, run)
 	}
 	for _, run := range runs {
-		var res workflows.MissionResult
+		var res schemas.MissionResult
 		require.NoError(t, run.Get(ctx, &res))
-		require.Equal(t, workflows.MissionCompleted, res.State)
+		require.Equal(t, schemas.MissionCompleted, res.State)
 	}
 	robots := []string{"acme/AMR-001", "acme/AMR-002", "acme/AMR-003"}
-	chargeStatus := func(robot string) workflows.ChargeStatus {
-		var st workflows.ChargeStatus
+	chargeStatus := func(robot string) schemas.ChargeStatus {
+		var st schemas.ChargeStatus
 		if v, err := c.QueryWorkflow(ctx, schemas.ChargeWorkflowID(robot), "", schemas.QueryStatus); err == nil {
 			_ = v.Get(&st)
 		}
@@ -127,13 +127,13 @@ func TestEndToEndCharging(t *testing.T) {
 			s := chargeStatus(r).State
 			states[r] = fmt.Sprintf("%s %.1f%%", s, battery(r))
 			count[s]++
-			if s == workflows.ChargeWaitingCharger {
+			if s == schemas.ChargeWaitingCharger {
 				waiting = r
 			} else {
 				least = min(least, battery(r))
 			}
 		}
-		return count[workflows.ChargeCharging] == 2 && count[workflows.ChargeWaitingCharger] == 1 && least > battery(waiting)+2
+		return count[schemas.ChargeCharging] == 2 && count[schemas.ChargeWaitingCharger] == 1 && least > battery(waiting)+2
 	}, 90*time.Second, 200*time.Millisecond, "charge states %v", &states)
 	holds, err := reg.StationHolds(ctx, ls.Cfg.Site.Name)
 	require.NoError(t, err)
@@ -143,9 +143,9 @@ func TestEndToEndCharging(t *testing.T) {
 	// Every robot is held: an urgent mission takes one off its charger.
 	runU, err := ops.StartMission(ctx, c, ls.Cfg, mission("urgent-4", true), "test", "")
 	require.NoError(t, err)
-	var resU workflows.MissionResult
+	var resU schemas.MissionResult
 	require.NoError(t, runU.Get(ctx, &resU))
-	require.Equal(t, workflows.MissionCompleted, resU.State)
+	require.Equal(t, schemas.MissionCompleted, resU.State)
 	// The charge it interrupted ends once the robot has left the charger.
 	// (A robot released below the threshold gets a new Charge run of the
 	// same ID: look at every closed run.)
@@ -157,10 +157,10 @@ func TestEndToEndCharging(t *testing.T) {
 			return false
 		}
 		for _, e := range resp.GetExecutions() {
-			var st workflows.ChargeStatus
+			var st schemas.ChargeStatus
 			err := c.GetWorkflow(ctx, e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId()).Get(ctx, &st)
 			seen[e.GetExecution().GetRunId()] = fmt.Sprintf("%s %s interruptedBy %q %v", e.GetExecution().GetWorkflowId(), st.State, st.InterruptedBy, err)
-			if err == nil && st.State == workflows.ChargeInterrupted && st.InterruptedBy == "urgent-4" {
+			if err == nil && st.State == schemas.ChargeInterrupted && st.InterruptedBy == "urgent-4" {
 				interrupted = st.RobotID
 				return true
 			}
@@ -174,9 +174,9 @@ func TestEndToEndCharging(t *testing.T) {
 	ordinary.MinBattery = 55 // the robot taken off charging has less
 	runO, err := ops.StartMission(ctx, c, ls.Cfg, ordinary, "test", "")
 	require.NoError(t, err)
-	var resO workflows.MissionResult
+	var resO schemas.MissionResult
 	require.NoError(t, runO.Get(ctx, &resO))
-	require.Equal(t, workflows.MissionCompleted, resO.State)
+	require.Equal(t, schemas.MissionCompleted, resO.State)
 	require.NotEqual(t, interrupted, resO.RobotID)
 	charged := false
 	for _, r := range robots {
@@ -185,7 +185,7 @@ func TestEndToEndCharging(t *testing.T) {
 			if st.State == "" { // closed: read its result
 				_ = c.GetWorkflow(ctx, schemas.ChargeWorkflowID(r), "").Get(ctx, &st)
 			}
-			charged = st.State == workflows.ChargeDone || st.State == workflows.ChargeVacating
+			charged = st.State == schemas.ChargeDone || st.State == schemas.ChargeVacating
 			require.GreaterOrEqual(t, st.Battery, 60.0, "%+v", st)
 		}
 	}
@@ -208,7 +208,7 @@ func TestEndToEndCharging(t *testing.T) {
 	// FLEETFLOW_RECORD_HISTORIES=DIR writes the histories the replay tests
 	// in workflows/ read.
 	if dir := os.Getenv("FLEETFLOW_RECORD_HISTORIES"); dir != "" {
-		var st workflows.ChargeStatus
+		var st schemas.ChargeStatus
 		require.NoError(t, c.GetWorkflow(ctx, schemas.ChargeWorkflowID(resO.RobotID), "").Get(ctx, &st))
 		recordHistory(t, ctx, ls, schemas.ChargeWorkflowID(resO.RobotID), "", filepath.Join(dir, "charge-charged.json"))
 		recordHistory(t, ctx, ls, schemas.ChargeWorkflowID(interrupted), "", filepath.Join(dir, "charge-interrupted.json"))

@@ -19,7 +19,7 @@ import (
 	"github.com/fleetflow/fleetflow/internal/codec"
 	"github.com/fleetflow/fleetflow/internal/localstack"
 	"github.com/fleetflow/fleetflow/internal/ops"
-	"github.com/fleetflow/fleetflow/workflows"
+	"github.com/fleetflow/fleetflow/schemas"
 )
 
 // With a payload key, a mission runs as before on the real stack, but the
@@ -49,9 +49,9 @@ func TestEndToEndEncryptedPayloads(t *testing.T) {
 	spec.MissionID = "enc-secret-mission-7"
 	run, err := ops.StartMission(ctx, ls.Worker.Client, ls.Cfg, spec, "test", "")
 	require.NoError(t, err)
-	var res workflows.MissionResult
+	var res schemas.MissionResult
 	require.NoError(t, run.Get(ctx, &res))
-	require.Equal(t, workflows.MissionCompleted, res.State)
+	require.Equal(t, schemas.MissionCompleted, res.State)
 
 	// A client without the key sees only ciphertext.
 	plain, err := client.Dial(client.Options{HostPort: ls.Cfg.Temporal.HostPort, Logger: quietLogger()})

@@ -16,7 +16,6 @@ import (
 	"github.com/fleetflow/fleetflow/activities/store"
 	"github.com/fleetflow/fleetflow/internal/localstack"
 	"github.com/fleetflow/fleetflow/schemas"
-	"github.com/fleetflow/fleetflow/workflows"
 )
 
 // Condition-based maintenance on the real stack: the virtual robot reports
@@ -47,10 +46,10 @@ func TestEndToEndConditionBasedMaintenance(t *testing.T) {
 	robot := ls.Fleet.Robot("AMR-001")
 	robot.SetBatteryHealth(50)
 	id := schemas.MaintenanceWorkflowID("acme/AMR-001", "condition-e0")
-	var m workflows.MaintenanceStatus
+	var m schemas.MaintenanceStatus
 	require.Eventually(t, func() bool {
 		v, err := c.QueryWorkflow(ctx, id, "", schemas.QueryStatus)
-		return err == nil && v.Get(&m) == nil && m.State == workflows.MaintAwaitSignOff
+		return err == nil && v.Get(&m) == nil && m.State == schemas.MaintAwaitSignOff
 	}, time.Minute, 200*time.Millisecond, "%+v", &m)
 	require.Contains(t, m.Reason, "battery health 50 % below 60 %")
 	require.Contains(t, m.Diagnostics, "FINISHED: self-test ok")
@@ -66,10 +65,10 @@ func TestEndToEndConditionBasedMaintenance(t *testing.T) {
 	require.Equal(t, 1, triggered, "one maintenance per epoch")
 
 	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: schemas.UpdateComplete,
-		Args: []any{workflows.SignOff{Result: workflows.SignOffPass, Notes: "battery at 50 % accepted", By: "tech-7"}}, WaitForStage: client.WorkflowUpdateStageCompleted})
+		Args: []any{schemas.SignOff{Result: schemas.SignOffPass, Notes: "battery at 50 % accepted", By: "tech-7"}}, WaitForStage: client.WorkflowUpdateStageCompleted})
 	require.NoError(t, err)
 	require.NoError(t, h.Get(ctx, &m))
-	require.Equal(t, workflows.MaintReturned, m.State)
+	require.Equal(t, schemas.MaintReturned, m.State)
 	health, err := reg.RobotHealth(ctx, "acme/AMR-001")
 	require.NoError(t, err)
 	require.Equal(t, 1, health.Epoch, "a passed sign-off starts a new epoch")
@@ -81,7 +80,7 @@ func TestEndToEndConditionBasedMaintenance(t *testing.T) {
 	next := schemas.MaintenanceWorkflowID("acme/AMR-001", "condition-e1")
 	require.Eventually(t, func() bool {
 		v, err := c.QueryWorkflow(ctx, next, "", schemas.QueryStatus)
-		return err == nil && v.Get(&m) == nil && m.State == workflows.MaintAwaitSignOff
+		return err == nil && v.Get(&m) == nil && m.State == schemas.MaintAwaitSignOff
 	}, time.Minute, 200*time.Millisecond, "a battery that wore further: %+v", &m)
 	require.NoError(t, c.CancelWorkflow(ctx, next, ""))
 }
@@ -130,32 +129,32 @@ func TestEndToEndMaintenanceRound(t *testing.T) {
 		round = d.Info.RecentActions[0].StartWorkflowResult.WorkflowID
 		return true
 	}, 30*time.Second, 200*time.Millisecond)
-	rstatus := func() workflows.MaintenanceRoundStatus {
-		var st workflows.MaintenanceRoundStatus
+	rstatus := func() schemas.MaintenanceRoundStatus {
+		var st schemas.MaintenanceRoundStatus
 		if v, err := c.QueryWorkflow(ctx, round, "", schemas.QueryStatus); err == nil {
 			_ = v.Get(&st)
 		}
 		return st
 	}
 	for i, robot := range []string{"acme/AMR-001", "acme/AMR-002"} {
-		var st workflows.MaintenanceRoundStatus
+		var st schemas.MaintenanceRoundStatus
 		require.Eventually(t, func() bool { st = rstatus(); return len(st.Running) == 1 && len(st.Outcomes) == i }, 30*time.Second, 200*time.Millisecond, "%+v", &st)
 		require.Equal(t, []string{"acme/AMR-001", "acme/AMR-002"}, st.Robots, "robots out of service are left out")
 		id := st.Running[0]
 		require.Contains(t, id, strings.ReplaceAll(robot, "/", "."), "one at a time, in order")
-		var m workflows.MaintenanceStatus
+		var m schemas.MaintenanceStatus
 		require.Eventually(t, func() bool {
 			v, err := c.QueryWorkflow(ctx, id, "", schemas.QueryStatus)
-			return err == nil && v.Get(&m) == nil && m.State == workflows.MaintAwaitSignOff
+			return err == nil && v.Get(&m) == nil && m.State == schemas.MaintAwaitSignOff
 		}, time.Minute, 200*time.Millisecond, "%+v", &m)
 		h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: schemas.UpdateComplete,
-			Args: []any{workflows.SignOff{Result: workflows.SignOffPass, By: "tech-7"}}, WaitForStage: client.WorkflowUpdateStageCompleted})
+			Args: []any{schemas.SignOff{Result: schemas.SignOffPass, By: "tech-7"}}, WaitForStage: client.WorkflowUpdateStageCompleted})
 		require.NoError(t, err)
 		require.NoError(t, h.Get(ctx, &m))
 	}
-	var res workflows.MaintenanceRoundStatus
+	var res schemas.MaintenanceRoundStatus
 	require.NoError(t, c.GetWorkflow(ctx, round, "").Get(ctx, &res))
-	require.Equal(t, map[string]string{"acme/AMR-001": workflows.MaintReturned, "acme/AMR-002": workflows.MaintReturned}, res.Outcomes)
+	require.Equal(t, map[string]string{"acme/AMR-001": schemas.MaintReturned, "acme/AMR-002": schemas.MaintReturned}, res.Outcomes)
 	if dir := os.Getenv("FLEETFLOW_RECORD_HISTORIES"); dir != "" {
 		recordHistory(t, ctx, ls, round, "", filepath.Join(dir, "maintenanceround-two-robots.json"))
 	}

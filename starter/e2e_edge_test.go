@@ -15,7 +15,6 @@ import (
 	"github.com/fleetflow/fleetflow/internal/ops"
 	"github.com/fleetflow/fleetflow/internal/site"
 	"github.com/fleetflow/fleetflow/schemas"
-	"github.com/fleetflow/fleetflow/workflows"
 )
 
 // Multi-site mode end to end (config edge.sites): one control plane — the
@@ -60,10 +59,10 @@ func TestEndToEndEdgeSites(t *testing.T) {
 		require.NoError(t, err)
 		return run
 	}
-	completed := func(run client.WorkflowRun) workflows.MissionResult {
-		var res workflows.MissionResult
+	completed := func(run client.WorkflowRun) schemas.MissionResult {
+		var res schemas.MissionResult
 		require.NoError(t, run.Get(ctx, &res), run.GetID())
-		require.Equal(t, workflows.MissionCompleted, res.State, "%s: %+v", run.GetID(), res)
+		require.Equal(t, schemas.MissionCompleted, res.State, "%s: %+v", run.GetID(), res)
 		return res
 	}
 
@@ -80,7 +79,7 @@ func TestEndToEndEdgeSites(t *testing.T) {
 	driving := mission(siteB, "in-0", "out-2")
 	require.Eventually(t, func() bool {
 		st, err := queryStatus(ctx, c, workflowMissionID(driving))
-		return err == nil && st.State == workflows.MissionDriving
+		return err == nil && st.State == schemas.MissionDriving
 	}, time.Minute, 50*time.Millisecond)
 	ls.StopEdgeWorker(siteB.Site)
 	down := time.Now()
@@ -89,9 +88,9 @@ func TestEndToEndEdgeSites(t *testing.T) {
 
 	// Site A goes on meanwhile: missions and its rollout complete.
 	completed(mission(siteA, "in-1", "out-0"))
-	var rs workflows.RolloutStatus
+	var rs schemas.RolloutStatus
 	require.NoError(t, rollA.Get(ctx, &rs))
-	require.Equal(t, workflows.RolloutCompleted, rs.State)
+	require.Equal(t, schemas.RolloutCompleted, rs.State)
 	require.Equal(t, len(siteA.Robots), rs.Counts.Succeeded, "%+v", rs.Counts)
 
 	// Site B's work waits: no order of a mission started during the outage
@@ -117,7 +116,7 @@ func TestEndToEndEdgeSites(t *testing.T) {
 		completed(run)
 	}
 	require.NoError(t, rollB.Get(ctx, &rs))
-	require.Equal(t, workflows.RolloutCompleted, rs.State)
+	require.Equal(t, schemas.RolloutCompleted, rs.State)
 	require.Equal(t, len(siteB.Robots), rs.Counts.Succeeded, "%+v", rs.Counts)
 	for _, s := range []*site.Map{siteA, siteB} {
 		views, err := ls.Worker.Store.ListRobots(ctx, s.Site)
@@ -148,7 +147,7 @@ func startEdgeRollout(t *testing.T, ctx context.Context, c client.Client, queue 
 	spec.SoakTime, spec.HealthCheck = schemas.Duration(time.Second), schemas.Duration(time.Second)
 	spec.RobotTimeout = schemas.Duration(4 * time.Minute)
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: schemas.RolloutWorkflowID(spec.RolloutID), TaskQueue: queue},
-		schemas.RolloutWorkflowType, workflows.RolloutInput{Spec: spec, RequestedBy: "e2e"})
+		schemas.RolloutWorkflowType, schemas.RolloutInput{Spec: spec, RequestedBy: "e2e"})
 	require.NoError(t, err)
 	return run
 }

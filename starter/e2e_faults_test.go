@@ -40,10 +40,10 @@ func TestEndToEndTerminatedMissionIsReaped(t *testing.T) {
 	long.Steps = farthestSteps(t, ls)
 	run, err := ops.StartMission(ctx, c, ls.Cfg, long, "e2e", "")
 	require.NoError(t, err)
-	var st workflows.MissionStatus
+	var st schemas.MissionStatus
 	require.Eventually(t, func() bool {
 		st, err = queryStatus(ctx, c, long.MissionID)
-		return err == nil && st.State == workflows.MissionDriving && st.OrderAcknowledged
+		return err == nil && st.State == schemas.MissionDriving && st.OrderAcknowledged
 	}, time.Minute, 50*time.Millisecond, "mission never got going: %+v %v", st, err)
 	robotID := st.RobotID
 	require.NoError(t, c.TerminateWorkflow(ctx, run.GetID(), "", "e2e: terminated mid-route"))
@@ -79,9 +79,9 @@ func TestEndToEndTerminatedMissionIsReaped(t *testing.T) {
 	next.RequiredCapabilities = nil
 	run, err = ops.StartMission(ctx, c, ls.Cfg, next, "e2e", "")
 	require.NoError(t, err)
-	var res workflows.MissionResult
+	var res schemas.MissionResult
 	require.NoError(t, run.Get(ctx, &res))
-	require.Equal(t, workflows.MissionCompleted, res.State)
+	require.Equal(t, schemas.MissionCompleted, res.State)
 }
 
 // A robot's connection dropped (socket closed, the broker publishes its
@@ -114,14 +114,14 @@ func TestEndToEndConnectionDrops(t *testing.T) {
 			Steps: []schemas.MissionStep{{Station: "in-0", Action: "pick"}, {Station: "out-0", Action: "drop"}}}
 	}
 
-	drive := func(id string, away time.Duration) (string, workflows.MissionResult, error) {
+	drive := func(id string, away time.Duration) (string, schemas.MissionResult, error) {
 		s := yard(id)
 		run, err := ops.StartMission(ctx, c, ls.Cfg, s, "e2e", "")
 		require.NoError(t, err)
-		var st workflows.MissionStatus
+		var st schemas.MissionStatus
 		require.Eventually(t, func() bool {
 			st, err = queryStatus(ctx, c, s.MissionID)
-			return err == nil && st.State == workflows.MissionDriving && st.OrderAcknowledged
+			return err == nil && st.State == schemas.MissionDriving && st.OrderAcknowledged
 		}, time.Minute, 50*time.Millisecond, "mission never got going: %+v %v", st, err)
 		robot := ls.Fleet.Robot(strings.SplitN(st.RobotID, "/", 2)[1])
 		robot.DropConnection()
@@ -129,10 +129,10 @@ func TestEndToEndConnectionDrops(t *testing.T) {
 			st, err = queryStatus(ctx, c, s.MissionID)
 			return err == nil && st.ConnectionLost != ""
 		}, 10*time.Second, 50*time.Millisecond, "the mission never heard of the lost connection")
-		require.Equal(t, workflows.MissionDriving, st.State, "waiting within the grace, not failed")
+		require.Equal(t, schemas.MissionDriving, st.State, "waiting within the grace, not failed")
 		time.Sleep(away)
 		require.NoError(t, robot.Reconnect())
-		var res workflows.MissionResult
+		var res schemas.MissionResult
 		return st.RobotID, res, run.Get(ctx, &res)
 	}
 
@@ -141,13 +141,13 @@ func TestEndToEndConnectionDrops(t *testing.T) {
 	t.Logf("blip: %s", time.Since(t0).Round(100*time.Millisecond))
 	t0 = time.Now()
 	require.NoError(t, err, "back within the grace")
-	require.Equal(t, workflows.MissionCompleted, res.State)
+	require.Equal(t, schemas.MissionCompleted, res.State)
 
 	gone, res, err := drive("faults-gone", cfg.Robots.ConnectionGrace+2*time.Second)
 	t.Logf("gone: %s", time.Since(t0).Round(100*time.Millisecond))
 	t0 = time.Now()
 	require.NoError(t, err, "handed over and completed")
-	require.Equal(t, workflows.MissionCompleted, res.State)
+	require.Equal(t, schemas.MissionCompleted, res.State)
 	require.NotEqual(t, gone, res.RobotID, "another robot finished it")
 	st, err := queryStatus(ctx, c, "faults-gone")
 	require.NoError(t, err)
@@ -163,5 +163,5 @@ func TestEndToEndConnectionDrops(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, run.Get(ctx, &res))
 	t.Logf("next: %s", time.Since(t0).Round(100*time.Millisecond))
-	require.Equal(t, workflows.MissionCompleted, res.State)
+	require.Equal(t, schemas.MissionCompleted, res.State)
 }

@@ -22,7 +22,6 @@ import (
 	"github.com/fleetflow/fleetflow/internal/wms"
 	"github.com/fleetflow/fleetflow/schemas"
 	"github.com/fleetflow/fleetflow/workers/ingress"
-	"github.com/fleetflow/fleetflow/workflows"
 )
 
 // The REST ingress on the real stack, every exchange held to
@@ -99,12 +98,12 @@ func TestEndToEndIngress(t *testing.T) {
 	// The second mission waits for the only robot.
 	var resp ingress.MissionResponse
 	require.Equal(t, http.StatusCreated, call("POST", "/v1/missions", keyA, spec("in-2", 1), &resp))
-	var st workflows.MissionStatus
+	var st schemas.MissionStatus
 	require.Eventually(t, func() bool {
-		return call("GET", "/v1/missions/in-2", keyA, "", &st) == http.StatusOK && st.State == workflows.MissionQueued
+		return call("GET", "/v1/missions/in-2", keyA, "", &st) == http.StatusOK && st.State == schemas.MissionQueued
 	}, time.Minute, 200*time.Millisecond)
 	require.Eventually(t, func() bool {
-		return call("GET", "/v1/missions/in-1", keyA, "", &st) == http.StatusOK && st.State == workflows.MissionDriving
+		return call("GET", "/v1/missions/in-1", keyA, "", &st) == http.StatusOK && st.State == schemas.MissionDriving
 	}, time.Minute, 200*time.Millisecond)
 	require.Equal(t, "acme/AMR-001", st.RobotID)
 
@@ -131,7 +130,7 @@ func TestEndToEndIngress(t *testing.T) {
 	// Reprioritize while queued; refused once a robot drives it.
 	require.Equal(t, http.StatusOK, call("POST", "/v1/missions/in-2/reprioritize", keyA, `{"priority":90,"reason":"truck at 14:00"}`, &st))
 	require.Equal(t, 90, st.Priority)
-	require.Equal(t, workflows.MissionQueued, st.State)
+	require.Equal(t, schemas.MissionQueued, st.State)
 	require.Equal(t, 1, st.QueuePosition)
 	require.Equal(t, http.StatusConflict, call("POST", "/v1/missions/in-1/reprioritize", keyA, `{"priority":90}`, &e))
 	require.Contains(t, e.Error, "only orders missions waiting for a robot")
@@ -148,11 +147,11 @@ func TestEndToEndIngress(t *testing.T) {
 	// Cancel the queued one (it leaves the queue) and the driving one (the
 	// robot confirms cancelOrder).
 	require.Equal(t, http.StatusOK, call("POST", "/v1/missions/in-2/cancel", keyA, `{"reason":"order withdrawn"}`, &st))
-	require.Equal(t, workflows.MissionCancelled, st.State)
+	require.Equal(t, schemas.MissionCancelled, st.State)
 	require.Equal(t, http.StatusOK, call("POST", "/v1/missions/in-1/cancel", keyA, "", &st))
-	require.Equal(t, workflows.MissionCancelled, st.State)
+	require.Equal(t, schemas.MissionCancelled, st.State)
 	require.Eventually(t, func() bool {
-		return call("GET", "/v1/missions/in-1", keyA, "", &st) == http.StatusOK && st.State == workflows.MissionCancelled
+		return call("GET", "/v1/missions/in-1", keyA, "", &st) == http.StatusOK && st.State == schemas.MissionCancelled
 	}, 30*time.Second, 200*time.Millisecond)
 	// After the end: updates are refused, the same order again is answered
 	// from the ended mission.
@@ -166,7 +165,7 @@ func TestEndToEndIngress(t *testing.T) {
 	require.Contains(t, e.Error, "has ended")
 	require.Equal(t, http.StatusOK, call("POST", "/v1/missions", keyA, spec("in-1", 5), &resp))
 	require.False(t, resp.Created)
-	require.Equal(t, workflows.MissionCancelled, resp.Mission.State)
+	require.Equal(t, schemas.MissionCancelled, resp.Mission.State)
 
 	// Every request is audited under its client, on the mission's trail.
 	st2, err := store.Open(ctx, cfg.Postgres.URL)
@@ -233,7 +232,7 @@ func TestEndToEndWMSSignalsAndAppend(t *testing.T) {
 		return resp.StatusCode
 	}
 	t0 := time.Now()
-	waitState := func(id, state string, st *workflows.MissionStatus) {
+	waitState := func(id, state string, st *schemas.MissionStatus) {
 		t.Helper()
 		defer func() { t.Logf("%6.1fs mission %s %s", time.Since(t0).Seconds(), id, st.State) }()
 		require.Eventually(t, func() bool {
@@ -242,10 +241,10 @@ func TestEndToEndWMSSignalsAndAppend(t *testing.T) {
 	}
 
 	// loadReady at the conveyor, signalled over REST.
-	var st workflows.MissionStatus
+	var st schemas.MissionStatus
 	require.Equal(t, http.StatusCreated, call("POST", "/v1/missions", `{"missionId":"w-1","site":"warehouse-a","load":{"loadId":"PAL-W1"},
 		"steps":[{"station":"inbound-1","action":"pick","waitFor":{"signal":"loadReady","timeoutSeconds":120}},{"station":"rack-1","action":"drop"}]}`, nil))
-	waitState("w-1", workflows.MissionAwaitingWMS, &st)
+	waitState("w-1", schemas.MissionAwaitingWMS, &st)
 	require.Contains(t, st.WaitingFor, "loadReady for step 1 (inbound-1)")
 	robot := st.RobotID
 	var sr ingress.SignalResponse
@@ -253,11 +252,11 @@ func TestEndToEndWMSSignalsAndAppend(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return call("GET", "/v1/missions/w-1", "", &st) == http.StatusOK && len(st.IgnoredSignals) == 1
 	}, 30*time.Second, 200*time.Millisecond)
-	require.Equal(t, workflows.MissionAwaitingWMS, st.State, "a signal for another load does not release the robot")
+	require.Equal(t, schemas.MissionAwaitingWMS, st.State, "a signal for another load does not release the robot")
 	require.Equal(t, http.StatusBadRequest, call("POST", "/v1/missions/w-1/signals/loadReady", `{"loadID":"x"}`, nil))
 	require.Equal(t, http.StatusNotFound, call("POST", "/v1/missions/w-1/signals/loadLost", `{}`, nil))
 	require.Equal(t, http.StatusAccepted, call("POST", "/v1/missions/w-1/signals/loadReady", `{"loadId":"PAL-W1","by":"conveyor-7"}`, &sr))
-	waitState("w-1", workflows.MissionCompleted, &st)
+	waitState("w-1", schemas.MissionCompleted, &st)
 	require.Equal(t, 1, st.OrderUpdates)
 	require.Equal(t, st.NodesTotal, st.NodesDone)
 	require.Len(t, st.Signals, 1)
@@ -267,7 +266,7 @@ func TestEndToEndWMSSignalsAndAppend(t *testing.T) {
 	// Append while driving: the robot ends at the appended station.
 	require.Equal(t, http.StatusCreated, call("POST", "/v1/missions", `{"missionId":"w-2","site":"warehouse-a",
 		"steps":[{"station":"inbound-2","action":"pick"},{"station":"rack-2","action":"drop"}]}`, nil))
-	waitState("w-2", workflows.MissionDriving, &st)
+	waitState("w-2", schemas.MissionDriving, &st)
 	before := st.NodesTotal
 	require.Equal(t, http.StatusOK, call("POST", "/v1/missions/w-2/append", `{"steps":[{"station":"inbound-1","action":"pick"},{"station":"rack-1","action":"drop"}],"reason":"second pallet"}`, &st))
 	require.Equal(t, 1, st.OrderUpdates)
@@ -276,7 +275,7 @@ func TestEndToEndWMSSignalsAndAppend(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, call("POST", "/v1/missions/w-2/append", `{"steps":[{"station":"inbound-1","action":"fly"}]}`, &e))
 	require.Equal(t, http.StatusConflict, call("POST", "/v1/missions/w-2/append", `{"steps":[{"station":"no-such-rack","action":"drop"}]}`, &e))
 	require.Equal(t, schemas.ErrInvalidMission, e.Type)
-	waitState("w-2", workflows.MissionCompleted, &st)
+	waitState("w-2", schemas.MissionCompleted, &st)
 	rack1, _ := ls.Site.Station("rack-1")
 	require.Equal(t, rack1.Node, st.CurrentNode, "the robot drove the appended steps")
 	require.Equal(t, st.NodesTotal, st.NodesDone)
@@ -286,8 +285,8 @@ func TestEndToEndWMSSignalsAndAppend(t *testing.T) {
 		"steps":[{"station":"inbound-2","action":"pick","waitFor":{"signal":"loadReady","timeoutSeconds":60}},{"station":"rack-3","action":"drop"}]}`))
 	require.NoError(t, err)
 	_, err = ls.Worker.Client.SignalWithStartWorkflow(ctx, schemas.MissionWorkflowID("w-3"), schemas.SignalLoadReady,
-		workflows.LoadSignal{LoadID: "PAL-W3", By: "wms-a"}, wms.StartOptions(cfg.TaskQueues.Missions, spec, "wms-a", 0),
-		schemas.MissionWorkflowType, workflows.MissionInput{Spec: spec, Client: "wms-a"})
+		schemas.LoadSignal{LoadID: "PAL-W3", By: "wms-a"}, wms.StartOptions(cfg.TaskQueues.Missions, spec, "wms-a", 0),
+		schemas.MissionWorkflowType, schemas.MissionInput{Spec: spec, Client: "wms-a"})
 	require.NoError(t, err)
 	seen := map[string]bool{}
 	require.Eventually(t, func() bool {
@@ -295,9 +294,9 @@ func TestEndToEndWMSSignalsAndAppend(t *testing.T) {
 			return false
 		}
 		seen[st.State] = true
-		return st.State == workflows.MissionCompleted
+		return st.State == schemas.MissionCompleted
 	}, 2*time.Minute, 100*time.Millisecond)
-	require.False(t, seen[workflows.MissionAwaitingWMS], "the robot never waited: %v", seen)
+	require.False(t, seen[schemas.MissionAwaitingWMS], "the robot never waited: %v", seen)
 	require.Len(t, st.Signals, 1)
 
 	// FLEETFLOW_RECORD_HISTORIES=DIR writes the Mission histories the replay

@@ -17,7 +17,6 @@ import (
 	"github.com/fleetflow/fleetflow/internal/localstack"
 	"github.com/fleetflow/fleetflow/internal/ops"
 	"github.com/fleetflow/fleetflow/schemas"
-	"github.com/fleetflow/fleetflow/workflows"
 )
 
 // A maintenance from drain to sign-off on the real stack with one virtual
@@ -46,39 +45,39 @@ func TestEndToEndMaintenance(t *testing.T) {
 	runA, err := ops.StartMission(ctx, c, ls.Cfg, first, "test", "")
 	require.NoError(t, err)
 	// Queries may fail while a workflow task is under way: the callers poll.
-	status := func(id string) workflows.MissionStatus {
-		var st workflows.MissionStatus
+	status := func(id string) schemas.MissionStatus {
+		var st schemas.MissionStatus
 		if v, err := c.QueryWorkflow(ctx, schemas.MissionWorkflowID(id), "", schemas.QueryStatus); err == nil {
 			_ = v.Get(&st)
 		}
 		return st
 	}
-	var stA workflows.MissionStatus
-	require.Eventually(t, func() bool { stA = status(first.MissionID); return stA.State == workflows.MissionDriving }, time.Minute, 100*time.Millisecond)
+	var stA schemas.MissionStatus
+	require.Eventually(t, func() bool { stA = status(first.MissionID); return stA.State == schemas.MissionDriving }, time.Minute, 100*time.Millisecond)
 	t.Logf("A: %+v", stA)
 
 	id := schemas.MaintenanceWorkflowID("acme/AMR-001", "e2e")
 	maint, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: ls.Cfg.TaskQueues.Maintenance}, schemas.MaintenanceWorkflowType,
 		schemas.MaintenanceInput{RobotID: "acme/AMR-001", Site: ls.Cfg.Site.Name, Station: "charger-1", Reason: "brake check", Diagnostics: true, RequestedBy: "test"})
 	require.NoError(t, err)
-	mstatus := func() workflows.MaintenanceStatus {
-		var st workflows.MaintenanceStatus
+	mstatus := func() schemas.MaintenanceStatus {
+		var st schemas.MaintenanceStatus
 		if v, err := c.QueryWorkflow(ctx, id, "", schemas.QueryStatus); err == nil {
 			_ = v.Get(&st)
 		}
 		return st
 	}
-	require.Eventually(t, func() bool { return mstatus().State == workflows.MaintDraining }, 30*time.Second, 100*time.Millisecond)
+	require.Eventually(t, func() bool { return mstatus().State == schemas.MaintDraining }, 30*time.Second, 100*time.Millisecond)
 	runB, err := ops.StartMission(ctx, c, ls.Cfg, second, "test", "")
 	require.NoError(t, err)
 
-	var resA workflows.MissionResult
+	var resA schemas.MissionResult
 	require.NoError(t, runA.Get(ctx, &resA))
-	require.Equal(t, workflows.MissionCompleted, resA.State, "the running mission is never interrupted")
-	var m workflows.MaintenanceStatus
-	require.Eventually(t, func() bool { m = mstatus(); return m.State == workflows.MaintAwaitSignOff }, 2*time.Minute, 200*time.Millisecond, "%+v", &m)
+	require.Equal(t, schemas.MissionCompleted, resA.State, "the running mission is never interrupted")
+	var m schemas.MaintenanceStatus
+	require.Eventually(t, func() bool { m = mstatus(); return m.State == schemas.MaintAwaitSignOff }, 2*time.Minute, 200*time.Millisecond, "%+v", &m)
 	require.Contains(t, m.Diagnostics, "FINISHED: self-test ok")
-	require.Equal(t, workflows.MissionQueued, status(second.MissionID).State, "a mission does not get a robot in maintenance")
+	require.Equal(t, schemas.MissionQueued, status(second.MissionID).State, "a mission does not get a robot in maintenance")
 	reg, err := store.Open(ctx, ls.Cfg.Postgres.URL)
 	require.NoError(t, err)
 	defer reg.Close()
@@ -89,19 +88,19 @@ func TestEndToEndMaintenance(t *testing.T) {
 	require.Equal(t, charger.Node, v.State.LastNodeID, "the robot stands at the service station")
 
 	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: schemas.UpdateComplete,
-		Args: []any{workflows.SignOff{Result: workflows.SignOffPass, Notes: "pads replaced", By: "tech-7"}}, WaitForStage: client.WorkflowUpdateStageCompleted})
+		Args: []any{schemas.SignOff{Result: schemas.SignOffPass, Notes: "pads replaced", By: "tech-7"}}, WaitForStage: client.WorkflowUpdateStageCompleted})
 	require.NoError(t, err)
 	require.NoError(t, h.Get(ctx, &m))
-	require.Equal(t, workflows.MaintReturned, m.State)
-	var end workflows.MaintenanceStatus
+	require.Equal(t, schemas.MaintReturned, m.State)
+	var end schemas.MaintenanceStatus
 	require.NoError(t, maint.Get(ctx, &end))
 	v, err = reg.GetRobot(ctx, "acme/AMR-001")
 	require.NoError(t, err)
 	require.Equal(t, store.InService, v.ServiceStatus)
 
-	var resB workflows.MissionResult
+	var resB schemas.MissionResult
 	require.NoError(t, runB.Get(ctx, &resB))
-	require.Equal(t, workflows.MissionCompleted, resB.State)
+	require.Equal(t, schemas.MissionCompleted, resB.State)
 	require.Equal(t, "acme/AMR-001", resB.RobotID)
 	trail, err := reg.AuditTrail(ctx, "acme/AMR-001")
 	require.NoError(t, err)
@@ -137,17 +136,17 @@ func TestEndToEndMaintenance(t *testing.T) {
 		return true
 	}, 30*time.Second, 200*time.Millisecond)
 	require.True(t, strings.HasPrefix(fired, schemas.MaintenanceWorkflowID("acme/AMR-001", "scheduled")), fired)
-	var fm workflows.MaintenanceStatus
+	var fm schemas.MaintenanceStatus
 	require.Eventually(t, func() bool {
 		v, err := c.QueryWorkflow(ctx, fired, "", schemas.QueryStatus)
-		return err == nil && v.Get(&fm) == nil && fm.State == workflows.MaintAwaitSignOff
+		return err == nil && v.Get(&fm) == nil && fm.State == schemas.MaintAwaitSignOff
 	}, time.Minute, 200*time.Millisecond, "%+v", &fm)
 	require.Equal(t, "daily check", fm.Reason)
 	h2, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: fired, UpdateName: schemas.UpdateComplete,
-		Args: []any{workflows.SignOff{Result: workflows.SignOffPass}}, WaitForStage: client.WorkflowUpdateStageCompleted})
+		Args: []any{schemas.SignOff{Result: schemas.SignOffPass}}, WaitForStage: client.WorkflowUpdateStageCompleted})
 	require.NoError(t, err)
 	require.NoError(t, h2.Get(ctx, &fm))
-	require.Equal(t, workflows.MaintReturned, fm.State)
+	require.Equal(t, schemas.MaintReturned, fm.State)
 	sched.SetArgs([]string{"delete", "acme/AMR-001"})
 	require.NoError(t, sched.ExecuteContext(ctx))
 

@@ -21,7 +21,6 @@ import (
 	"github.com/fleetflow/fleetflow/internal/site"
 	"github.com/fleetflow/fleetflow/internal/vda5050"
 	"github.com/fleetflow/fleetflow/schemas"
-	"github.com/fleetflow/fleetflow/workflows"
 )
 
 // End to end on the real stack (dev server, broker, PostgreSQL, workers,
@@ -64,7 +63,7 @@ func TestEndToEndRollouts(t *testing.T) {
 		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 			ID: schemas.RolloutWorkflowID(spec.RolloutID), TaskQueue: ls.Cfg.TaskQueues.OTA,
 			WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE, WorkflowExecutionErrorWhenAlreadyStarted: true,
-		}, schemas.RolloutWorkflowType, workflows.RolloutInput{Spec: spec, RequestedBy: "e2e"})
+		}, schemas.RolloutWorkflowType, schemas.RolloutInput{Spec: spec, RequestedBy: "e2e"})
 		require.NoError(t, err)
 		return run
 	}
@@ -87,10 +86,10 @@ func TestEndToEndRollouts(t *testing.T) {
 	good.RolloutID = "e2e-good"
 	good.Waves = schemas.WavePlan{Canary: 2, Percentages: []int{50, 100}}
 	good.MaxConcurrent = 5
-	var st workflows.RolloutStatus
+	var st schemas.RolloutStatus
 	goodRun := start(good)
 	require.NoError(t, goodRun.Get(ctx, &st))
-	require.Equal(t, workflows.RolloutCompleted, st.State)
+	require.Equal(t, schemas.RolloutCompleted, st.State)
 	require.Len(t, st.Waves, 3)
 	require.Equal(t, []int{2, 8, 10}, []int{st.Waves[0].Size, st.Waves[1].Size, st.Waves[2].Size})
 	require.Equal(t, 20, st.Counts.Succeeded, "%+v", st.Counts)
@@ -115,7 +114,7 @@ func TestEndToEndRollouts(t *testing.T) {
 	require.True(t, errors.As(err, &ae), "%v", err)
 	require.Equal(t, "RolloutAborted", ae.Type())
 	require.NoError(t, ae.Details(&st))
-	require.Equal(t, workflows.RolloutAborted, st.State)
+	require.Equal(t, schemas.RolloutAborted, st.State)
 	require.Equal(t, 2, st.Waves[0].Failed, "%+v", st.Waves)
 	require.Equal(t, 0, st.Waves[1].Started, "no robot of wave 2 started")
 	require.Equal(t, 18, st.Counts.Cancelled)

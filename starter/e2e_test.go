@@ -25,7 +25,6 @@ import (
 	"github.com/fleetflow/fleetflow/internal/localstack"
 	"github.com/fleetflow/fleetflow/internal/ops"
 	"github.com/fleetflow/fleetflow/schemas"
-	"github.com/fleetflow/fleetflow/workflows"
 )
 
 // End to end on the real stack: the pinned Temporal dev server, the real
@@ -118,9 +117,9 @@ func TestEndToEndMissions(t *testing.T) {
 
 	robotsUsed := map[string]bool{}
 	for id, run := range runs {
-		var res workflows.MissionResult
+		var res schemas.MissionResult
 		require.NoError(t, run.Get(ctx, &res), "mission %s", id)
-		require.Equal(t, workflows.MissionCompleted, res.State, "mission %s", id)
+		require.Equal(t, schemas.MissionCompleted, res.State, "mission %s", id)
 		require.Equal(t, res.NodesTotal, res.NodesDone, "mission %s", id)
 		robotsUsed[res.RobotID] = true
 	}
@@ -141,35 +140,35 @@ func TestEndToEndMissions(t *testing.T) {
 	long.Steps = farthestSteps(t, ls)
 	run, err := ops.StartMission(ctx, c, ls.Cfg, long, "e2e", "")
 	require.NoError(t, err)
-	var st workflows.MissionStatus
+	var st schemas.MissionStatus
 	require.Eventually(t, func() bool {
 		st, err = queryStatus(ctx, c, long.MissionID)
-		return err == nil && st.State == workflows.MissionDriving && st.NodesDone >= 2
+		return err == nil && st.State == schemas.MissionDriving && st.NodesDone >= 2
 	}, time.Minute, 50*time.Millisecond, "mission never got going: %+v %v", st, err)
 	require.Less(t, st.NodesDone, st.NodesTotal)
-	update := func(name string, args ...any) (workflows.MissionStatus, error) {
+	update := func(name string, args ...any) (schemas.MissionStatus, error) {
 		h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 			WorkflowID: run.GetID(), UpdateName: name, Args: args, WaitForStage: client.WorkflowUpdateStageCompleted,
 		})
 		require.NoError(t, err)
-		var st workflows.MissionStatus
+		var st schemas.MissionStatus
 		return st, h.Get(ctx, &st)
 	}
 	// Paused and resumed first: each confirmed by the robot's own state.
 	st, err = update(schemas.UpdatePause)
 	require.NoError(t, err)
-	require.Equal(t, workflows.MissionPaused, st.State)
+	require.Equal(t, schemas.MissionPaused, st.State)
 	require.True(t, st.Paused)
 	st, err = update(schemas.UpdateResume)
 	require.NoError(t, err)
-	require.Equal(t, workflows.MissionDriving, st.State)
+	require.Equal(t, schemas.MissionDriving, st.State)
 	require.False(t, st.Paused)
-	st, err = update(schemas.UpdateCancel, workflows.CancelRequest{Reason: "e2e", By: "test"})
+	st, err = update(schemas.UpdateCancel, schemas.CancelRequest{Reason: "e2e", By: "test"})
 	require.NoError(t, err)
-	require.Equal(t, workflows.MissionCancelled, st.State)
-	var res workflows.MissionResult
+	require.Equal(t, schemas.MissionCancelled, st.State)
+	var res schemas.MissionResult
 	require.NoError(t, run.Get(ctx, &res))
-	require.Equal(t, workflows.MissionCancelled, res.State)
+	require.Equal(t, schemas.MissionCancelled, res.State)
 	require.Less(t, res.NodesDone, res.NodesTotal, "cancelled before the end of the route")
 
 	_, held, err := ls.Worker.Store.ReservationOf(ctx, long.MissionID)
@@ -187,7 +186,7 @@ func TestEndToEndMissions(t *testing.T) {
 	run, err = ops.StartMission(ctx, c, ls.Cfg, again, "e2e", "")
 	require.NoError(t, err)
 	require.NoError(t, run.Get(ctx, &res))
-	require.Equal(t, workflows.MissionCompleted, res.State)
+	require.Equal(t, schemas.MissionCompleted, res.State)
 
 	// FLEETFLOW_RECORD_HISTORIES=DIR writes the Mission histories the replay
 	// tests in workflows/ read.

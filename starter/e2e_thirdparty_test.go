@@ -21,7 +21,6 @@ import (
 	"github.com/fleetflow/fleetflow/internal/thirdparty"
 	"github.com/fleetflow/fleetflow/internal/vda5050"
 	"github.com/fleetflow/fleetflow/schemas"
-	"github.com/fleetflow/fleetflow/workflows"
 )
 
 const vda5050LibDir = "../testdata/thirdparty/vda5050-lib"
@@ -79,10 +78,10 @@ func TestEndToEndThirdPartyVehicle(t *testing.T) {
 		}
 		return s
 	}
-	run := func(s schemas.MissionSpec) (client.WorkflowRun, workflows.MissionResult, error) {
+	run := func(s schemas.MissionSpec) (client.WorkflowRun, schemas.MissionResult, error) {
 		r, err := ops.StartMission(ctx, c, ls.Cfg, s, "e2e", "")
 		require.NoError(t, err)
-		var res workflows.MissionResult
+		var res schemas.MissionResult
 		return r, res, r.Get(ctx, &res)
 	}
 	stored := func(id string) store.RobotView {
@@ -96,7 +95,7 @@ func TestEndToEndThirdPartyVehicle(t *testing.T) {
 	for i, steps := range [][]string{{"pick-U1", "drop-L3"}, {"pick-U3", "drop-L0"}} {
 		_, res, err := run(mission("lib-"+string(rune('a'+i)), "lib", steps...))
 		require.NoError(t, err)
-		require.Equal(t, workflows.MissionCompleted, res.State)
+		require.Equal(t, schemas.MissionCompleted, res.State)
 		require.Equal(t, lib, res.RobotID)
 		require.Equal(t, res.NodesTotal, res.NodesDone)
 		drop, _ := ls.Site.Station(steps[1])
@@ -127,22 +126,22 @@ func TestEndToEndThirdPartyVehicle(t *testing.T) {
 	long := mission("lib-cancel", "lib", "pick-U3", "drop-L0") // L0 → L1 → L2 → L3 → U3
 	lr, err := ops.StartMission(ctx, c, ls.Cfg, long, "e2e", "")
 	require.NoError(t, err)
-	var st workflows.MissionStatus
+	var st schemas.MissionStatus
 	require.Eventually(t, func() bool {
 		st, err = queryStatus(ctx, c, long.MissionID)
-		return err == nil && st.State == workflows.MissionDriving && st.NodesDone >= 2
+		return err == nil && st.State == schemas.MissionDriving && st.NodesDone >= 2
 	}, time.Minute, 20*time.Millisecond, "mission never got going: %+v %v", st, err)
 	require.Less(t, st.NodesDone, 5, "still before the pick")
 	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: lr.GetID(), UpdateName: schemas.UpdateCancel, Args: []any{workflows.CancelRequest{Reason: "e2e", By: "test"}},
+		WorkflowID: lr.GetID(), UpdateName: schemas.UpdateCancel, Args: []any{schemas.CancelRequest{Reason: "e2e", By: "test"}},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
 	require.NoError(t, err)
 	require.NoError(t, h.Get(ctx, &st), "the vehicle confirmed the cancel")
-	require.Equal(t, workflows.MissionCancelled, st.State)
-	var res workflows.MissionResult
+	require.Equal(t, schemas.MissionCancelled, st.State)
+	var res schemas.MissionResult
 	require.NoError(t, lr.Get(ctx, &res))
-	require.Equal(t, workflows.MissionCancelled, res.State)
+	require.Equal(t, schemas.MissionCancelled, res.State)
 	require.Less(t, res.NodesDone, res.NodesTotal)
 	_, held, err := ls.Worker.Store.ReservationOf(ctx, long.MissionID)
 	require.NoError(t, err)
@@ -156,7 +155,7 @@ func TestEndToEndThirdPartyVehicle(t *testing.T) {
 	t.Logf("after the cancel the vehicle stands %.2f m from %s", d, nearest.ID)
 	_, res, err = run(mission("lib-after-cancel", "lib", "pick-U1", "drop-L3"))
 	require.NoError(t, err, "the freed robot takes new work")
-	require.Equal(t, workflows.MissionCompleted, res.State)
+	require.Equal(t, schemas.MissionCompleted, res.State)
 	require.Equal(t, lib, res.RobotID)
 
 	// The same vehicle without its profile in the map: fleetflow writes
@@ -168,7 +167,7 @@ func TestEndToEndThirdPartyVehicle(t *testing.T) {
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		st, err = queryStatus(ctx, c, wrong.MissionID)
-		return err == nil && st.State == workflows.MissionDriving && st.OrderAcknowledged
+		return err == nil && st.State == schemas.MissionDriving && st.OrderAcknowledged
 	}, time.Minute, 20*time.Millisecond, "mission never got going: %+v %v", st, err)
 	// As an operator would: `starter mission cancel` says why and exits 1.
 	t.Setenv("FLEETFLOW_TEMPORAL_HOSTPORT", ls.Cfg.Temporal.HostPort)
@@ -178,7 +177,7 @@ func TestEndToEndThirdPartyVehicle(t *testing.T) {
 	require.ErrorContains(t, cli.err, "validationError")
 	require.NotContains(t, cli.stdout, "cancel done")
 	require.NoError(t, wr.Get(ctx, &res))
-	require.Equal(t, workflows.MissionCompleted, res.State)
+	require.Equal(t, schemas.MissionCompleted, res.State)
 	require.Contains(t, res.CancelNotApplied, "validationError")
 	require.Contains(t, res.Reason, "cancel not applied")
 	cli = runMissionCLI(t, "status", wrong.MissionID)

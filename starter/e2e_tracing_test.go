@@ -15,7 +15,7 @@ import (
 
 	"github.com/fleetflow/fleetflow/internal/localstack"
 	"github.com/fleetflow/fleetflow/internal/ops"
-	"github.com/fleetflow/fleetflow/workflows"
+	"github.com/fleetflow/fleetflow/schemas"
 )
 
 // One trace follows a mission: from the client's start call through the
@@ -46,9 +46,9 @@ func TestEndToEndMissionTrace(t *testing.T) {
 	spec.RequiredCapabilities = nil
 	run, err := ops.StartMission(ctx, ls.Worker.Client, ls.Cfg, spec, "test", "")
 	require.NoError(t, err)
-	var res workflows.MissionResult
+	var res schemas.MissionResult
 	require.NoError(t, run.Get(ctx, &res))
-	require.Equal(t, workflows.MissionCompleted, res.State)
+	require.Equal(t, schemas.MissionCompleted, res.State)
 
 	var names []string
 	var start *tracetest.SpanStub

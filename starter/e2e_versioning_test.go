@@ -12,8 +12,8 @@ import (
 
 	"github.com/fleetflow/fleetflow/internal/localstack"
 	"github.com/fleetflow/fleetflow/internal/ops"
+	"github.com/fleetflow/fleetflow/schemas"
 	"github.com/fleetflow/fleetflow/workers/worker"
-	"github.com/fleetflow/fleetflow/workflows"
 )
 
 // A new worker release does not break running workflows (Temporal Worker
@@ -48,7 +48,7 @@ func TestEndToEndWorkerVersionRollout(t *testing.T) {
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		st, err := queryStatus(ctx, c, old.MissionID)
-		return err == nil && st.State == workflows.MissionDriving
+		return err == nil && st.State == schemas.MissionDriving
 	}, time.Minute, 50*time.Millisecond)
 
 	// Release v2: its workers come up beside v1's, then it is made current.
@@ -68,11 +68,11 @@ func TestEndToEndWorkerVersionRollout(t *testing.T) {
 	fresh.MissionID = "versioning-new"
 	newRun, err := ops.StartMission(ctx, c, ls.Cfg, fresh, "e2e", "")
 	require.NoError(t, err)
-	var res workflows.MissionResult
+	var res schemas.MissionResult
 	require.NoError(t, newRun.Get(ctx, &res))
-	require.Equal(t, workflows.MissionCompleted, res.State)
+	require.Equal(t, schemas.MissionCompleted, res.State)
 	require.NoError(t, oldRun.Get(ctx, &res))
-	require.Equal(t, workflows.MissionCompleted, res.State, "the mission that started on v1 completes")
+	require.Equal(t, schemas.MissionCompleted, res.State, "the mission that started on v1 completes")
 
 	for id, want := range map[string]string{oldRun.GetID(): "v1", newRun.GetID(): "v2"} {
 		d, err := c.DescribeWorkflowExecution(ctx, id, "")

@@ -13,7 +13,6 @@ import (
 	"github.com/fleetflow/fleetflow/internal/localstack"
 	"github.com/fleetflow/fleetflow/internal/ops"
 	"github.com/fleetflow/fleetflow/schemas"
-	"github.com/fleetflow/fleetflow/workflows"
 )
 
 // The Temporal Web UI's workflow list, as a user opens it during `make
@@ -37,7 +36,7 @@ func TestEndToEndWebUIShowsRobotSiteAndState(t *testing.T) {
 	require.NoError(t, err)
 	run, err := ops.StartMission(ctx, ls.Worker.Client, ls.Cfg, specs[0], "e2e", "")
 	require.NoError(t, err)
-	var res workflows.MissionResult
+	var res schemas.MissionResult
 	require.NoError(t, run.Get(ctx, &res))
 
 	out := filepath.Join(t.TempDir(), "workflows.png")
@@ -54,7 +53,7 @@ func TestEndToEndWebUIShowsRobotSiteAndState(t *testing.T) {
 	require.Equal(t, run.GetID(), col("Workflow ID"), "%q", board.MissionRow)
 	require.Equal(t, res.RobotID, col(schemas.SearchAttrRobotID))
 	require.Equal(t, specs[0].Site, col(schemas.SearchAttrSite))
-	require.Equal(t, workflows.MissionCompleted, col(schemas.SearchAttrMissionState))
+	require.Equal(t, schemas.MissionCompleted, col(schemas.SearchAttrMissionState))
 	png, err := os.ReadFile(out)
 	require.NoError(t, err)
 	require.Greater(t, len(png), 10_000, "a screenshot of the list")

@@ -16,7 +16,6 @@ import (
 	"github.com/fleetflow/fleetflow/internal/ops"
 	"github.com/fleetflow/fleetflow/internal/testbroker"
 	"github.com/fleetflow/fleetflow/schemas"
-	"github.com/fleetflow/fleetflow/workflows"
 )
 
 // No order lost on the wire, end to end on the real stack with a Mosquitto
@@ -66,9 +65,9 @@ func TestEndToEndNoOrderLostOnTheWire(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, st.Terminal(), "the mission waits for the broker: %+v", st)
 	require.NoError(t, broker.Resume())
-	var res workflows.MissionResult
+	var res schemas.MissionResult
 	require.NoError(t, run.Get(ctx, &res), "the order went out once the broker was back")
-	require.Equal(t, workflows.MissionCompleted, res.State)
+	require.Equal(t, schemas.MissionCompleted, res.State)
 	st, err = queryStatus(ctx, c, down.MissionID)
 	require.NoError(t, err)
 	t.Logf("broker down 3 s: the order went out %d time(s), the mission completed", st.OrderSends)
@@ -109,5 +108,5 @@ func TestEndToEndNoOrderLostOnTheWire(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, run.Get(ctx, &res))
 	t.Logf("next mission in %s", time.Since(t0))
-	require.Equal(t, workflows.MissionCompleted, res.State)
+	require.Equal(t, schemas.MissionCompleted, res.State)
 }

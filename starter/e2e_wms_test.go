@@ -22,7 +22,6 @@ import (
 	"github.com/fleetflow/fleetflow/internal/ops"
 	"github.com/fleetflow/fleetflow/internal/wms"
 	"github.com/fleetflow/fleetflow/schemas"
-	"github.com/fleetflow/fleetflow/workflows"
 )
 
 // A mission started for a WMS client reports every step to the client's
@@ -98,15 +97,15 @@ func TestEndToEndWMSWebhooks(t *testing.T) {
 	require.ErrorIs(t, err, wms.ErrConflict)
 
 	run := c.GetWorkflow(ctx, subs[0].WorkflowID, subs[0].RunID)
-	var res workflows.MissionResult
+	var res schemas.MissionResult
 	require.NoError(t, run.Get(ctx, &res))
-	require.Equal(t, workflows.MissionCompleted, res.State)
+	require.Equal(t, schemas.MissionCompleted, res.State)
 	// After the end: the same order again is answered from the ended
 	// mission; another spec under its ID is still a conflict.
 	again, err := wms.SubmitMission(ctx, c, ls.Cfg.TaskQueues.Missions, spec, "test-wms", "test-wms")
 	require.NoError(t, err)
 	require.False(t, again.Created)
-	require.Equal(t, workflows.MissionCompleted, again.Status.State)
+	require.Equal(t, schemas.MissionCompleted, again.Status.State)
 	require.Equal(t, subs[0].RunID, again.RunID)
 	_, err = wms.SubmitMission(ctx, c, ls.Cfg.TaskQueues.Missions, other, "test-wms", "test-wms")
 	require.ErrorIs(t, err, wms.ErrConflict)
@@ -156,7 +155,7 @@ func TestEndToEndWMSWebhooks(t *testing.T) {
 
 	// The deliveries workflow ended after the terminal event.
 	id := schemas.MissionWorkflowID(spec.MissionID) + "-wms-events-" + run.GetRunID()
-	var wr workflows.WMSEventsResult
+	var wr schemas.WMSEventsResult
 	require.NoError(t, c.GetWorkflow(ctx, id, "").Get(ctx, &wr))
 	require.Equal(t, len(want), wr.Delivered)
 	require.Empty(t, wr.GaveUp)

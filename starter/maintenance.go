@@ -17,7 +17,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/fleetflow/fleetflow/schemas"
-	"github.com/fleetflow/fleetflow/workflows"
 )
 
 func maintenanceCmd(g *globalFlags) *cobra.Command {
@@ -90,7 +89,7 @@ func maintenanceStartCmd(g *globalFlags) *cobra.Command {
 			if !wait {
 				return emit(cmd.OutOrStdout(), g, map[string]string{"workflowId": id, "runId": run.GetRunID()}, func(w io.Writer) {})
 			}
-			var st workflows.MaintenanceStatus
+			var st schemas.MaintenanceStatus
 			if err := run.Get(cmd.Context(), &st); err != nil {
 				return fmt.Errorf("maintenance %s: %w", id, err)
 			}
@@ -127,7 +126,7 @@ func maintenanceStatusCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var st workflows.MaintenanceStatus
+			var st schemas.MaintenanceStatus
 			if err := v.Get(&st); err != nil {
 				return err
 			}
@@ -136,7 +135,7 @@ func maintenanceStatusCmd(g *globalFlags) *cobra.Command {
 	}
 }
 
-func printMaintenance(w io.Writer, id string, st workflows.MaintenanceStatus) {
+func printMaintenance(w io.Writer, id string, st schemas.MaintenanceStatus) {
 	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
 	fmt.Fprintf(tw, "maintenance\t%s\n", id)
 	fmt.Fprintf(tw, "robot\t%s\n", st.RobotID)
@@ -172,7 +171,7 @@ func maintenanceUpdate(cmd *cobra.Command, g *globalFlags, arg, name string, req
 	ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
 	defer cancel()
 	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: name, Args: []any{req}, WaitForStage: client.WorkflowUpdateStageCompleted})
-	var st workflows.MaintenanceStatus
+	var st schemas.MaintenanceStatus
 	if err == nil {
 		err = h.Get(ctx, &st)
 	}
@@ -183,13 +182,13 @@ func maintenanceUpdate(cmd *cobra.Command, g *globalFlags, arg, name string, req
 }
 
 func maintenanceCompleteCmd(g *globalFlags) *cobra.Command {
-	var s workflows.SignOff
+	var s schemas.SignOff
 	cmd := &cobra.Command{
 		Use:   "complete MAINTENANCE --result pass|fail [--notes TEXT]",
 		Short: "Sign a maintenance off: pass returns the robot to service, fail takes it out of service",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if s.Result != workflows.SignOffPass && s.Result != workflows.SignOffFail {
+			if s.Result != schemas.SignOffPass && s.Result != schemas.SignOffFail {
 				return badInput("--result %q: want pass or fail", s.Result)
 			}
 			s.By = currentUser()
@@ -202,7 +201,7 @@ func maintenanceCompleteCmd(g *globalFlags) *cobra.Command {
 }
 
 func maintenanceEscalateCmd(g *globalFlags) *cobra.Command {
-	var e workflows.EscalateRequest
+	var e schemas.EscalateRequest
 	cmd := &cobra.Command{
 		Use:   "escalate MAINTENANCE --reason TEXT",
 		Short: "Escalate a maintenance (it goes on waiting for its sign-off)",
@@ -331,7 +330,7 @@ robot of the site in service is serviced in turn, --parallel at a time
 				id, what = schemas.MaintenanceRoundScheduleID(in.Site), "site "+in.Site
 				action = &client.ScheduleWorkflowAction{
 					ID: schemas.MaintenanceRoundWorkflowID(in.Site), Workflow: schemas.MaintenanceRoundWorkflowType, TaskQueue: cfg.TaskQueues.Maintenance,
-					Args: []any{workflows.MaintenanceRoundInput{Site: in.Site, Station: in.Station, Reason: in.Reason, RequestedBy: in.RequestedBy,
+					Args: []any{schemas.MaintenanceRoundInput{Site: in.Site, Station: in.Station, Reason: in.Reason, RequestedBy: in.RequestedBy,
 						Diagnostics: in.Diagnostics, Parallel: parallel}},
 				}
 			}

@@ -19,7 +19,6 @@ import (
 	"github.com/fleetflow/fleetflow/internal/config"
 	"github.com/fleetflow/fleetflow/internal/ops"
 	"github.com/fleetflow/fleetflow/schemas"
-	"github.com/fleetflow/fleetflow/workflows"
 )
 
 func missionCmd(g *globalFlags) *cobra.Command {
@@ -81,7 +80,7 @@ func missionStartCmd(g *globalFlags) *cobra.Command {
 						fmt.Fprintf(w, "started mission %s (workflow %s)\n%s\n", spec.MissionID, run.GetID(), link)
 					})
 			}
-			var res workflows.MissionResult
+			var res schemas.MissionResult
 			err = run.Get(ctx, &res)
 			out := map[string]any{"missionId": spec.MissionID, "workflowId": run.GetID(), "webUI": link, "result": res}
 			if err != nil {
@@ -93,7 +92,7 @@ func missionStartCmd(g *globalFlags) *cobra.Command {
 					return
 				}
 				fmt.Fprintf(w, "mission %s %s on %s (%d/%d nodes)", spec.MissionID, res.State, res.RobotID, res.NodesDone, res.NodesTotal)
-				if res.CancelNotApplied != "" && res.State != workflows.MissionCancelled {
+				if res.CancelNotApplied != "" && res.State != schemas.MissionCancelled {
 					fmt.Fprintf(w, ", cancel not applied: %s", res.CancelNotApplied)
 				}
 				fmt.Fprintf(w, "\n%s\n", link)
@@ -116,8 +115,8 @@ func webLink(cfg config.Config, wfID string) string {
 	return fmt.Sprintf("%s/namespaces/%s/workflows/%s", strings.TrimRight(cfg.Temporal.UIURL, "/"), cfg.Temporal.Namespace, wfID)
 }
 
-func queryStatus(ctx context.Context, c client.Client, id string) (workflows.MissionStatus, error) {
-	var st workflows.MissionStatus
+func queryStatus(ctx context.Context, c client.Client, id string) (schemas.MissionStatus, error) {
+	var st schemas.MissionStatus
 	v, err := c.QueryWorkflow(ctx, schemas.MissionWorkflowID(id), "", schemas.QueryStatus)
 	if err != nil {
 		var nf *serviceerror.NotFound
@@ -149,7 +148,7 @@ func missionStatusCmd(g *globalFlags) *cobra.Command {
 	}
 }
 
-func printStatus(w io.Writer, st workflows.MissionStatus, link string) {
+func printStatus(w io.Writer, st schemas.MissionStatus, link string) {
 	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
 	fmt.Fprintf(tw, "mission\t%s\n", st.MissionID)
 	fmt.Fprintf(tw, "state\t%s\n", st.State)
@@ -243,9 +242,9 @@ func missionControlCmd(g *globalFlags, update string) *cobra.Command {
 			var uargs []any
 			switch update {
 			case schemas.UpdateCancel:
-				uargs = []any{workflows.CancelRequest{Reason: reason, By: currentUser()}}
+				uargs = []any{schemas.CancelRequest{Reason: reason, By: currentUser()}}
 			case schemas.UpdateReprioritize:
-				uargs = []any{workflows.ReprioritizeRequest{Priority: priority, Reason: reason, By: currentUser()}}
+				uargs = []any{schemas.ReprioritizeRequest{Priority: priority, Reason: reason, By: currentUser()}}
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
 			defer cancel()
@@ -256,7 +255,7 @@ func missionControlCmd(g *globalFlags, update string) *cobra.Command {
 			if err != nil {
 				return updateError(id, update, err)
 			}
-			var st workflows.MissionStatus
+			var st schemas.MissionStatus
 			if err := h.Get(ctx, &st); err != nil {
 				var ae *temporal.ApplicationError
 				if errors.As(err, &ae) && ae.Type() == schemas.ErrRobotRefused {
@@ -300,10 +299,10 @@ from the first unfinished step (the load was moved onto it), or with
 abort ends the mission as failed.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if decision != workflows.DecisionReassign && decision != workflows.DecisionAbort {
-				return badInput("--decision %q: want %s or %s", decision, workflows.DecisionReassign, workflows.DecisionAbort)
+			if decision != schemas.DecisionReassign && decision != schemas.DecisionAbort {
+				return badInput("--decision %q: want %s or %s", decision, schemas.DecisionReassign, schemas.DecisionAbort)
 			}
-			if restart && decision != workflows.DecisionReassign {
+			if restart && decision != schemas.DecisionReassign {
 				return badInput("--restart goes with --decision reassign")
 			}
 			c, _, err := dialTemporal(g)
@@ -316,13 +315,13 @@ abort ends the mission as failed.`,
 			defer cancel()
 			h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 				WorkflowID: schemas.MissionWorkflowID(id), UpdateName: schemas.UpdateResolve,
-				Args:         []any{workflows.ResolveRequest{Decision: decision, RestartFromStart: restart, Reason: reason, By: currentUser()}},
+				Args:         []any{schemas.ResolveRequest{Decision: decision, RestartFromStart: restart, Reason: reason, By: currentUser()}},
 				WaitForStage: client.WorkflowUpdateStageCompleted,
 			})
 			if err != nil {
 				return updateError(id, schemas.UpdateResolve, err)
 			}
-			var st workflows.MissionStatus
+			var st schemas.MissionStatus
 			if err := h.Get(ctx, &st); err != nil {
 				return updateError(id, schemas.UpdateResolve, err)
 			}

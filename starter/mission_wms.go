@@ -13,7 +13,6 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/fleetflow/fleetflow/schemas"
-	"github.com/fleetflow/fleetflow/workflows"
 )
 
 // missionAppendCmd: update append from the command line.
@@ -35,8 +34,8 @@ stitched onto its last base node, so it drives on without stopping.`,
 				return err
 			}
 			return runUpdate(cmd, g, args[0], schemas.UpdateAppend,
-				workflows.AppendRequest{Steps: steps, Reason: reason, By: currentUser()},
-				func(w io.Writer, st workflows.MissionStatus) {
+				schemas.AppendRequest{Steps: steps, Reason: reason, By: currentUser()},
+				func(w io.Writer, st schemas.MissionStatus) {
 					fmt.Fprintf(w, "mission %s: %d steps appended, state %s, %d nodes, %d order updates\n", st.MissionID, len(steps), st.State, st.NodesTotal, st.OrderUpdates)
 				})
 		},
@@ -79,7 +78,7 @@ for another load than the mission's is ignored (mission status lists it).`,
 			if name != schemas.SignalLoadReady && name != schemas.SignalLoadTaken {
 				return badInput("signal %q: want %s or %s", name, schemas.SignalLoadReady, schemas.SignalLoadTaken)
 			}
-			sig := workflows.LoadSignal{LoadID: loadID, By: currentUser()}
+			sig := schemas.LoadSignal{LoadID: loadID, By: currentUser()}
 			if step >= 0 {
 				s := step - 1
 				if s < 0 {
@@ -115,7 +114,7 @@ for another load than the mission's is ignored (mission status lists it).`,
 
 // runUpdate sends update name with arg to a mission, waits for its answer
 // and prints it.
-func runUpdate(cmd *cobra.Command, g *globalFlags, rawID, name string, arg any, human func(io.Writer, workflows.MissionStatus)) error {
+func runUpdate(cmd *cobra.Command, g *globalFlags, rawID, name string, arg any, human func(io.Writer, schemas.MissionStatus)) error {
 	c, _, err := dialTemporal(g)
 	if err != nil {
 		return err
@@ -130,7 +129,7 @@ func runUpdate(cmd *cobra.Command, g *globalFlags, rawID, name string, arg any, 
 	if err != nil {
 		return updateError(id, name, err)
 	}
-	var st workflows.MissionStatus
+	var st schemas.MissionStatus
 	if err := h.Get(ctx, &st); err != nil {
 		return updateError(id, name, err)
 	}

@@ -18,7 +18,6 @@ import (
 
 	"github.com/fleetflow/fleetflow/internal/ops"
 	"github.com/fleetflow/fleetflow/schemas"
-	"github.com/fleetflow/fleetflow/workflows"
 )
 
 // rolloutDial connects to Temporal for the rollout commands. It is a
@@ -138,8 +137,8 @@ Ctrl-C stops watching, not the rollout.`,
 // rolloutExitCode maps how a waited-for rollout ended to the exit code, as
 // `mission start --wait` does: 0 when it COMPLETED, 1 when it ended in any
 // other way (ABORTED, FAILED, an error from the workflow).
-func rolloutExitCode(st workflows.RolloutStatus, err error) int {
-	if err != nil || st.State != workflows.RolloutCompleted {
+func rolloutExitCode(st schemas.RolloutStatus, err error) int {
+	if err != nil || st.State != schemas.RolloutCompleted {
 		return 1
 	}
 	return 0
@@ -148,8 +147,8 @@ func rolloutExitCode(st workflows.RolloutStatus, err error) int {
 // rolloutFailure says why a rollout ended with an error: the abort reason
 // of an aborted one, else the workflow's failure message (without the SDK's
 // "(type: …, retryable: …)").
-func rolloutFailure(st workflows.RolloutStatus, err error) string {
-	if st.State == workflows.RolloutAborted && st.AbortReason != "" {
+func rolloutFailure(st schemas.RolloutStatus, err error) string {
+	if st.State == schemas.RolloutAborted && st.AbortReason != "" {
 		return st.AbortReason
 	}
 	var ae *temporal.ApplicationError
@@ -196,8 +195,8 @@ func eachRolloutID(arg string, f func(id string) error) error {
 
 // queryRollout asks the rollout arg (an ID, with or without "rollout-") for
 // its status. No such rollout is a bad-input error.
-func queryRollout(ctx context.Context, c client.Client, arg string) (workflows.RolloutStatus, error) {
-	var st workflows.RolloutStatus
+func queryRollout(ctx context.Context, c client.Client, arg string) (schemas.RolloutStatus, error) {
+	var st schemas.RolloutStatus
 	err := eachRolloutID(arg, func(id string) error {
 		var err error
 		st, err = ops.QueryRollout(ctx, c, schemas.RolloutWorkflowID(id))
@@ -241,7 +240,7 @@ Ended rollouts are answered too, as long as an ota worker is running.`,
 
 // printRolloutStatus writes the header lines, the wave table and the robot
 // table of a rollout.
-func printRolloutStatus(w io.Writer, st workflows.RolloutStatus, link string) {
+func printRolloutStatus(w io.Writer, st schemas.RolloutStatus, link string) {
 	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
 	fmt.Fprintf(tw, "rollout\t%s\n", dash(st.RolloutID))
 	fmt.Fprintf(tw, "artifact\t%s\n", dash(st.Artifact))
@@ -251,7 +250,7 @@ func printRolloutStatus(w io.Writer, st workflows.RolloutStatus, link string) {
 	}
 	fmt.Fprintf(tw, "version\t%s\n", version)
 	state := dash(st.State)
-	if st.Paused && st.State != workflows.RolloutPaused {
+	if st.Paused && st.State != schemas.RolloutPaused {
 		state += " (paused)"
 	}
 	fmt.Fprintf(tw, "state\t%s\n", state)
@@ -351,7 +350,7 @@ Refused (exit 2) when the rollout has already ended or is aborting.`,
 				if strings.TrimSpace(reason) == "" {
 					return badInput("--reason is required: say why the rollout stops (it is audited)")
 				}
-				uargs = []any{workflows.AbortRequest{Reason: reason, By: currentUser()}}
+				uargs = []any{schemas.AbortRequest{Reason: reason, By: currentUser()}}
 			}
 			c, _, err := rolloutDial(g)
 			if err != nil {
@@ -381,8 +380,8 @@ Refused (exit 2) when the rollout has already ended or is aborting.`,
 // updateRollout sends update to the rollout arg and waits until the
 // workflow has handled it. A rejected update (its validator's message), or
 // no running rollout, is a bad-input error.
-func updateRollout(ctx context.Context, c client.Client, arg, update string, uargs []any) (workflows.RolloutStatus, error) {
-	var st workflows.RolloutStatus
+func updateRollout(ctx context.Context, c client.Client, arg, update string, uargs []any) (schemas.RolloutStatus, error) {
+	var st schemas.RolloutStatus
 	err := eachRolloutID(arg, func(id string) error {
 		h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 			WorkflowID: schemas.RolloutWorkflowID(id), UpdateName: update, Args: uargs,

@@ -26,7 +26,6 @@ import (
 	"github.com/fleetflow/fleetflow/internal/config"
 	"github.com/fleetflow/fleetflow/internal/ops"
 	"github.com/fleetflow/fleetflow/schemas"
-	"github.com/fleetflow/fleetflow/workflows"
 )
 
 // The rollout commands without a Temporal server: a fake client stands in
@@ -188,23 +187,23 @@ func TestRolloutListQuery(t *testing.T) {
 
 // sampleStatus is a rollout in its second wave: canary done, one robot of
 // wave 2 updating, one skipped by the selector, one skipped at reservation.
-func sampleStatus() workflows.RolloutStatus {
+func sampleStatus() schemas.RolloutStatus {
 	at := time.Date(2025, 3, 4, 10, 0, 0, 0, time.UTC)
-	return workflows.RolloutStatus{
-		RolloutID: "r-test", State: workflows.RolloutRunning, Artifact: "fleetos-2.0.0.bin", Version: "2.0.0",
+	return schemas.RolloutStatus{
+		RolloutID: "r-test", State: schemas.RolloutRunning, Artifact: "fleetos-2.0.0.bin", Version: "2.0.0",
 		CurrentWave: 1,
-		Waves: []workflows.WaveStatus{
+		Waves: []schemas.WaveStatus{
 			{Index: 0, Size: 1, State: "DONE", Started: 1, Succeeded: 1},
 			{Index: 1, Size: 3, State: "RUNNING", Started: 2, Failed: 1},
 			{Index: 2, Size: 4, State: "PENDING"},
 		},
-		Robots: []workflows.RobotOutcome{
-			{RobotID: "acme/r-1", Wave: 0, State: workflows.RobotUpdateSucceeded, FromVersion: "1.4.2", Version: "2.0.0", Attempts: 1},
-			{RobotID: "acme/r-2", Wave: 1, State: workflows.RobotUpdateFailed, FromVersion: "1.4.2", Version: "1.4.2", Attempts: 2, Reason: "DigestMismatch"},
-			{RobotID: "acme/r-3", Wave: 1, State: workflows.RobotUpdateInstalling, FromVersion: "1.5.0", Attempts: 1},
-			{RobotID: "acme/r-4", Wave: 1, State: workflows.RobotUpdateSkipped, FromVersion: "2.0.0", Version: "2.0.0", Reason: "already-2.0.0"},
+		Robots: []schemas.RobotOutcome{
+			{RobotID: "acme/r-1", Wave: 0, State: schemas.RobotUpdateSucceeded, FromVersion: "1.4.2", Version: "2.0.0", Attempts: 1},
+			{RobotID: "acme/r-2", Wave: 1, State: schemas.RobotUpdateFailed, FromVersion: "1.4.2", Version: "1.4.2", Attempts: 2, Reason: "DigestMismatch"},
+			{RobotID: "acme/r-3", Wave: 1, State: schemas.RobotUpdateInstalling, FromVersion: "1.5.0", Attempts: 1},
+			{RobotID: "acme/r-4", Wave: 1, State: schemas.RobotUpdateSkipped, FromVersion: "2.0.0", Version: "2.0.0", Reason: "already-2.0.0"},
 		},
-		Counts:      workflows.RolloutCounts{Targets: 8, InFlight: 1, Succeeded: 1, Failed: 1, Skipped: 1},
+		Counts:      schemas.RolloutCounts{Targets: 8, InFlight: 1, Succeeded: 1, Failed: 1, Skipped: 1},
 		FailureRate: 50,
 		SoakUntil:   at.Add(5 * time.Minute),
 		AbortReason: "",
@@ -279,7 +278,7 @@ func TestPrintRolloutStatus(t *testing.T) {
 		t.Errorf("robot rows %q, want %q", robots, wantRobots)
 	}
 
-	st.State, st.AbortReason, st.Paused, st.Rollback = workflows.RolloutAborted, "2 of 3 robots FAILED (66.7%) >= 50%", true, true
+	st.State, st.AbortReason, st.Paused, st.Rollback = schemas.RolloutAborted, "2 of 3 robots FAILED (66.7%) >= 50%", true, true
 	b.Reset()
 	printRolloutStatus(&b, st, "l")
 	for _, want := range []string{"state         ABORTED (paused)\n", "version       2.0.0 (rollback)\n", "abort reason  2 of 3 robots FAILED (66.7%) >= 50%\n"} {
@@ -312,7 +311,7 @@ func TestRolloutProgressLine(t *testing.T) {
 	if got := ops.RolloutProgress(st, labels[:2]); !strings.Contains(got, "wave 2/3: ") {
 		t.Errorf("progress with 2 labels for 3 waves = %q", got)
 	}
-	st.CurrentWave, st.State = 0, workflows.RolloutSoaking
+	st.CurrentWave, st.State = 0, schemas.RolloutSoaking
 	got := ops.RolloutProgress(st, labels)
 	if !strings.Contains(got, "SOAKING · wave 1/3 (canary): 1/1 done, 0 failed, 0 timed out · ") ||
 		!strings.HasSuffix(got, " · soaking until "+st.SoakUntil.Local().Format(time.TimeOnly)) {
@@ -323,7 +322,7 @@ func TestRolloutProgressLine(t *testing.T) {
 	if got := ops.RolloutProgress(st, labels); !strings.Contains(got, " · wave 3/3 (100%): 0/4 done, ") {
 		t.Errorf("progress past the last wave = %q", got)
 	}
-	if got := ops.RolloutProgress(workflows.RolloutStatus{State: workflows.RolloutVerifying}, nil); got != "VERIFYING · overall 0 succeeded, 0 failed, 0 timed out of 0" {
+	if got := ops.RolloutProgress(schemas.RolloutStatus{State: schemas.RolloutVerifying}, nil); got != "VERIFYING · overall 0 succeeded, 0 failed, 0 timed out of 0" {
 		t.Errorf("progress before the waves = %q", got)
 	}
 }
@@ -339,11 +338,11 @@ type fakeTemporal struct {
 	startErr  error
 	started   []client.StartWorkflowOptions
 	startArgs []any
-	statuses  []workflows.RolloutStatus
+	statuses  []schemas.RolloutStatus
 	queried   []string
 	drained   chan struct{}
 	drainOnce sync.Once
-	result    workflows.RolloutStatus
+	result    schemas.RolloutStatus
 	resultErr error
 	updates   []client.UpdateWorkflowOptions
 	updateErr error
@@ -480,7 +479,7 @@ func TestRolloutStartStartsOneWorkflow(t *testing.T) {
 		t.Errorf("summary %q, want %q", o.StaticSummary, want)
 	}
 	args := f.startArgs[0].([]any)
-	in, ok := args[1].(workflows.RolloutInput)
+	in, ok := args[1].(schemas.RolloutInput)
 	if args[0] != schemas.RolloutWorkflowType || !ok || in.Spec.RolloutID != "r-test" || in.Spec.MaxConcurrent != 1 || in.RequestedBy == "" {
 		t.Errorf("started %v with %+v", args[0], args[1])
 	}
@@ -502,11 +501,11 @@ func TestRolloutStartDuplicateIsBadInput(t *testing.T) {
 	}
 }
 
-func waitStatuses() []workflows.RolloutStatus {
-	running := func(wave, done int) workflows.RolloutStatus {
-		st := workflows.RolloutStatus{RolloutID: "r-test", State: workflows.RolloutRunning, CurrentWave: wave,
-			Waves:  []workflows.WaveStatus{{Index: 0, Size: 1}, {Index: 1, Size: 1}, {Index: 2, Size: 2}},
-			Counts: workflows.RolloutCounts{Targets: 4}}
+func waitStatuses() []schemas.RolloutStatus {
+	running := func(wave, done int) schemas.RolloutStatus {
+		st := schemas.RolloutStatus{RolloutID: "r-test", State: schemas.RolloutRunning, CurrentWave: wave,
+			Waves:  []schemas.WaveStatus{{Index: 0, Size: 1}, {Index: 1, Size: 1}, {Index: 2, Size: 2}},
+			Counts: schemas.RolloutCounts{Targets: 4}}
 		for i := 0; i < wave; i++ {
 			st.Waves[i].Succeeded = st.Waves[i].Size
 			st.Counts.Succeeded += st.Waves[i].Size
@@ -515,7 +514,7 @@ func waitStatuses() []workflows.RolloutStatus {
 		st.Counts.Succeeded += done
 		return st
 	}
-	return []workflows.RolloutStatus{running(0, 0), running(0, 0), running(0, 1), running(1, 0), running(1, 0), running(2, 1)}
+	return []schemas.RolloutStatus{running(0, 0), running(0, 0), running(0, 1), running(1, 0), running(1, 0), running(2, 1)}
 }
 
 func TestRolloutStartWaitFollowsProgressAndMapsOutcome(t *testing.T) {
@@ -523,18 +522,18 @@ func TestRolloutStartWaitFollowsProgressAndMapsOutcome(t *testing.T) {
 	rolloutPollEvery = time.Millisecond
 	t.Cleanup(func() { rolloutPollEvery = saved })
 
-	completed := workflows.RolloutStatus{RolloutID: "r-test", State: workflows.RolloutCompleted, CurrentWave: 2,
-		Waves:  []workflows.WaveStatus{{Index: 0, Size: 1, Succeeded: 1, State: "DONE"}, {Index: 1, Size: 1, Succeeded: 1, State: "DONE"}, {Index: 2, Size: 2, Succeeded: 2, State: "DONE"}},
-		Counts: workflows.RolloutCounts{Targets: 4, Succeeded: 4}}
+	completed := schemas.RolloutStatus{RolloutID: "r-test", State: schemas.RolloutCompleted, CurrentWave: 2,
+		Waves:  []schemas.WaveStatus{{Index: 0, Size: 1, Succeeded: 1, State: "DONE"}, {Index: 1, Size: 1, Succeeded: 1, State: "DONE"}, {Index: 2, Size: 2, Succeeded: 2, State: "DONE"}},
+		Counts: schemas.RolloutCounts{Targets: 4, Succeeded: 4}}
 	aborted := waitStatuses()[2]
-	aborted.State, aborted.AbortReason = workflows.RolloutAborted, "abort criteria met in wave 1: 1 of 1 robot FAILED (100%) >= 50%"
+	aborted.State, aborted.AbortReason = schemas.RolloutAborted, "abort criteria met in wave 1: 1 of 1 robot FAILED (100%) >= 50%"
 	// As workflows.Rollout ends an aborted rollout: an error whose details
 	// are the final status.
 	abortedErr := temporal.NewNonRetryableApplicationError("rollout r-test aborted: "+aborted.AbortReason, "RolloutAborted", nil, aborted)
 
 	for _, tc := range []struct {
 		name      string
-		result    workflows.RolloutStatus
+		result    schemas.RolloutStatus
 		resultErr error
 		code      int
 		last      string // the final progress line has this
@@ -542,10 +541,10 @@ func TestRolloutStartWaitFollowsProgressAndMapsOutcome(t *testing.T) {
 		failure   string // and ends with this line
 	}{
 		{"completed", completed, nil, 0, "COMPLETED · wave 3/3 (100%): 2/2 done, 0 failed, 0 timed out · overall 4 succeeded, 0 failed, 0 timed out of 4", "\nstate         COMPLETED\n", ""},
-		{"aborted", workflows.RolloutStatus{}, abortedErr, 1, "ABORTED · wave 1/3 (canary): 1/1 done, 0 failed, 0 timed out · overall 1 succeeded, 0 failed, 0 timed out of 4 · abort: abort criteria met", "\nabort reason  " + aborted.AbortReason + "\n",
+		{"aborted", schemas.RolloutStatus{}, abortedErr, 1, "ABORTED · wave 1/3 (canary): 1/1 done, 0 failed, 0 timed out · overall 1 succeeded, 0 failed, 0 timed out of 4 · abort: abort criteria met", "\nabort reason  " + aborted.AbortReason + "\n",
 			"rollout r-test ABORTED: " + aborted.AbortReason},
 		{"aborted without details", aborted, nil, 1, "ABORTED · wave 1/3 (canary): 1/1 done", "\nstate         ABORTED\n", ""},
-		{"failed", workflows.RolloutStatus{}, temporal.NewApplicationError("signature does not verify", schemas.ErrArtifactRefused), 1, "FAILED · wave 3/3 (100%): 1/2 done",
+		{"failed", schemas.RolloutStatus{}, temporal.NewApplicationError("signature does not verify", schemas.ErrArtifactRefused), 1, "FAILED · wave 3/3 (100%): 1/2 done",
 			"\nstate         FAILED\n", "rollout r-test FAILED: signature does not verify"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -590,19 +589,19 @@ func TestRolloutStartWaitJSONKeepsStdoutOneDocument(t *testing.T) {
 	t.Cleanup(func() { rolloutPollEvery = saved })
 	f := newFake()
 	f.statuses = waitStatuses()
-	f.result = workflows.RolloutStatus{RolloutID: "r-test", State: workflows.RolloutAborted, AbortReason: "by hand"}
+	f.result = schemas.RolloutStatus{RolloutID: "r-test", State: schemas.RolloutAborted, AbortReason: "by hand"}
 	r := runRollout(t, f, "start", "-f", writeSpec(t, goodRolloutSpec), "--wait", "-o", "json")
 	if r.code != 1 {
 		t.Fatalf("exit %d (err %v), want 1", r.code, r.err)
 	}
 	var doc struct {
-		WorkflowID string                  `json:"workflowId"`
-		Result     workflows.RolloutStatus `json:"result"`
+		WorkflowID string                `json:"workflowId"`
+		Result     schemas.RolloutStatus `json:"result"`
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
 		t.Fatalf("stdout is not one JSON document: %v\n%s", err, r.stdout)
 	}
-	if doc.WorkflowID != "rollout-r-test" || doc.Result.State != workflows.RolloutAborted || doc.Result.AbortReason != "by hand" {
+	if doc.WorkflowID != "rollout-r-test" || doc.Result.State != schemas.RolloutAborted || doc.Result.AbortReason != "by hand" {
 		t.Errorf("JSON result %+v", doc)
 	}
 	if !strings.Contains(r.stderr, "RUNNING · wave 1/3 (canary)") {
@@ -621,7 +620,7 @@ func TestRolloutStatusAcceptsWorkflowID(t *testing.T) {
 		{"rollout-7", "rollout-rollout-7", []string{"rollout-7", "rollout-rollout-7"}},
 	} {
 		f := newFake(tc.existing)
-		f.statuses = []workflows.RolloutStatus{sampleStatus()}
+		f.statuses = []schemas.RolloutStatus{sampleStatus()}
 		r := runRollout(t, f, "status", tc.arg, "-o", "json")
 		if r.code != 0 {
 			t.Fatalf("status %s: exit %d: %v", tc.arg, r.code, r.err)
@@ -629,7 +628,7 @@ func TestRolloutStatusAcceptsWorkflowID(t *testing.T) {
 		if strings.Join(f.queried, ",") != strings.Join(tc.queried, ",") {
 			t.Errorf("status %s queried %v, want %v", tc.arg, f.queried, tc.queried)
 		}
-		var st workflows.RolloutStatus
+		var st schemas.RolloutStatus
 		if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st.RolloutID != "r-test" || len(st.Robots) != 4 {
 			t.Errorf("status %s -o json printed %q (%v)", tc.arg, r.stdout, err)
 		}
@@ -642,13 +641,13 @@ func TestRolloutStatusAcceptsWorkflowID(t *testing.T) {
 
 func TestRolloutControlUpdates(t *testing.T) {
 	f := newFake("rollout-r-test")
-	f.result = workflows.RolloutStatus{RolloutID: "r-test", State: workflows.RolloutAborted, AbortReason: "canary loops"}
+	f.result = schemas.RolloutStatus{RolloutID: "r-test", State: schemas.RolloutAborted, AbortReason: "canary loops"}
 	r := runRollout(t, f, "abort", "rollout-r-test", "--reason", "canary loops")
 	if r.code != 0 {
 		t.Fatalf("abort: exit %d: %v", r.code, r.err)
 	}
 	u := f.updates[0]
-	req, ok := u.Args[0].(workflows.AbortRequest)
+	req, ok := u.Args[0].(schemas.AbortRequest)
 	if u.WorkflowID != "rollout-r-test" || u.UpdateName != schemas.UpdateAbort || !ok || req.Reason != "canary loops" || req.By == "" ||
 		u.WaitForStage != client.WorkflowUpdateStageCompleted {
 		t.Errorf("abort sent %+v", u)
@@ -659,7 +658,7 @@ func TestRolloutControlUpdates(t *testing.T) {
 
 	for _, name := range []string{schemas.UpdatePause, schemas.UpdateResume, schemas.UpdatePromote} {
 		f := newFake("rollout-r-test")
-		f.result = workflows.RolloutStatus{RolloutID: "r-test", State: workflows.RolloutPaused}
+		f.result = schemas.RolloutStatus{RolloutID: "r-test", State: schemas.RolloutPaused}
 		r := runRollout(t, f, name, "r-test")
 		if r.code != 0 || len(f.updates) != 1 || f.updates[0].UpdateName != name || len(f.updates[0].Args) != 0 {
 			t.Errorf("%s: exit %d (%v), sent %+v", name, r.code, r.err, f.updates)

@@ -14,37 +14,6 @@ import (
 	"github.com/fleetflow/fleetflow/schemas"
 )
 
-// Charge states (ChargeStatus.State).
-const (
-	ChargeWaitingRobot   = "WAITING_FOR_ROBOT"   // the robot finishes what it does first
-	ChargeWaitingCharger = "WAITING_FOR_CHARGER" // every charger of the site is taken
-	ChargeDriving        = "DRIVING"             // on its way to the charger
-	ChargeCharging       = "CHARGING"
-	ChargeVacating       = "VACATING"    // charged and released; the charger is held until the robot leaves it
-	ChargeDone           = "CHARGED"     // charged, and off the charger
-	ChargeInterrupted    = "INTERRUPTED" // taken off for an urgent mission
-	ChargeFailed         = "FAILED"
-	ChargeCancelled      = "CANCELLED"
-)
-
-// ChargeStatus answers query status; it is the workflow's result too.
-type ChargeStatus struct {
-	RobotID string `json:"robotId"`
-	State   string `json:"state"`
-	Station string `json:"station,omitempty"`
-	// QueuePosition is the place in line for a charger (1 = next).
-	QueuePosition int     `json:"queuePosition,omitempty"`
-	BatteryStart  float64 `json:"batteryStart"` // percent, when reserved
-	Battery       float64 `json:"battery"`      // percent, last read
-	Resume        float64 `json:"resume"`
-	Reason        string  `json:"reason"`
-	// InterruptedBy is the urgent mission that took the robot.
-	InterruptedBy string    `json:"interruptedBy,omitempty"`
-	LastError     string    `json:"lastError,omitempty"`
-	StartedAt     time.Time `json:"startedAt"`
-	UpdatedAt     time.Time `json:"updatedAt"`
-}
-
 // ChargeTimings tunes Charge; tests shorten them.
 type ChargeTimings struct {
 	Poll          time.Duration // read the battery this often while charging
@@ -68,7 +37,7 @@ type charge struct {
 	in     schemas.ChargeInput
 	id     string
 	logger log.Logger
-	status ChargeStatus
+	status schemas.ChargeStatus
 	robotWatch
 	wake, chargerWake bool
 	interrupt         *schemas.InterruptChargingRequest
@@ -103,15 +72,15 @@ type charge struct {
 // charge, or does not reach in.Resume within Charging.ChargeTimeout, is
 // taken out of service for a technician (it would be sent charging again
 // and again). Every step is audited. Query: status.
-func Charge(ctx workflow.Context, in schemas.ChargeInput) (ChargeStatus, error) {
+func Charge(ctx workflow.Context, in schemas.ChargeInput) (schemas.ChargeStatus, error) {
 	now := workflow.Now(ctx)
 	info := workflow.GetInfo(ctx)
 	c := &charge{in: in, id: info.WorkflowExecution.ID, logger: workflow.GetLogger(ctx), robotWatch: robotWatch{robotID: in.RobotID}}
 	// The whole run ID: a prefix of a UUIDv7 is only its timestamp.
 	c.tag = c.id + schemas.InstantActionSeparator + info.WorkflowExecution.RunID
 	c.root = ctx
-	c.status = ChargeStatus{RobotID: in.RobotID, State: ChargeWaitingRobot, Resume: in.Resume, Reason: in.Reason, StartedAt: now, UpdatedAt: now}
-	if err := workflow.SetQueryHandler(ctx, schemas.QueryStatus, func() (ChargeStatus, error) { return c.status, nil }); err != nil {
+	c.status = schemas.ChargeStatus{RobotID: in.RobotID, State: schemas.ChargeWaitingRobot, Resume: in.Resume, Reason: in.Reason, StartedAt: now, UpdatedAt: now}
+	if err := workflow.SetQueryHandler(ctx, schemas.QueryStatus, func() (schemas.ChargeStatus, error) { return c.status, nil }); err != nil {
 		return c.status, err
 	}
 	if in.RobotID == "" || in.Site == "" || in.Resume <= 0 || in.Resume > 100 {
@@ -162,7 +131,7 @@ func (c *charge) setState(ctx workflow.Context, s string) {
 	if c.status.Station != "" {
 		d += " · " + c.status.Station
 	}
-	if s == ChargeWaitingCharger && c.status.QueuePosition > 0 {
+	if s == schemas.ChargeWaitingCharger && c.status.QueuePosition > 0 {
 		d += fmt.Sprintf(" · #%d in line", c.status.QueuePosition)
 	}
 	if c.status.LastError != "" {
@@ -186,8 +155,8 @@ func (c *charge) interrupted(ctx workflow.Context) bool {
 	return c.interrupt != nil || ctx.Err() != nil
 }
 
-func (c *charge) run(ctx, dctx workflow.Context) (ChargeStatus, error) {
-	c.setState(dctx, ChargeWaitingRobot)
+func (c *charge) run(ctx, dctx workflow.Context) (schemas.ChargeStatus, error) {
+	c.setState(dctx, schemas.ChargeWaitingRobot)
 	c.audit(dctx, "charge.started", map[string]any{"reason": c.in.Reason, "requestedBy": c.in.RequestedBy})
 	if !c.reserve(ctx, dctx) {
 		return c.end(dctx)
@@ -196,12 +165,12 @@ func (c *charge) run(ctx, dctx workflow.Context) (ChargeStatus, error) {
 	c.status.BatteryStart = c.status.Battery
 	if c.status.Battery >= c.in.Resume {
 		c.status.LastError = ""
-		return c.finish(dctx, ChargeDone, "already charged")
+		return c.finish(dctx, schemas.ChargeDone, "already charged")
 	}
 	if !c.reserveCharger(ctx, dctx) {
 		return c.end(dctx)
 	}
-	c.setState(dctx, ChargeDriving)
+	c.setState(dctx, schemas.ChargeDriving)
 	if err := c.driveTo(ctx, dctx, c.in.Site, c.station, c.tag, Charging.DriveTimeout, func() bool { return c.interrupt != nil }); err != nil {
 		c.stop(dctx, vda5050.ActionCancelOrder, "cancel")
 		if c.interrupted(ctx) {
@@ -219,7 +188,7 @@ func (c *charge) run(ctx, dctx workflow.Context) (ChargeStatus, error) {
 		}
 		return c.fail(dctx, err.Error(), true)
 	}
-	c.setState(dctx, ChargeCharging)
+	c.setState(dctx, schemas.ChargeCharging)
 	c.audit(dctx, "charge.charging", map[string]any{"stationId": c.station})
 	deadline := workflow.Now(dctx).Add(Charging.ChargeTimeout)
 	for c.status.Battery < c.in.Resume {
@@ -232,7 +201,7 @@ func (c *charge) run(ctx, dctx workflow.Context) (ChargeStatus, error) {
 		}
 		c.read(dctx)
 	}
-	return c.finish(dctx, ChargeDone, "")
+	return c.finish(dctx, schemas.ChargeDone, "")
 }
 
 // reserve holds the robot, asking for it by name (the allocator gives it
@@ -292,9 +261,9 @@ func (c *charge) reserveCharger(ctx, dctx workflow.Context) bool {
 			c.audit(dctx, "charge.charger_reserved", map[string]any{"stationId": res.StationID})
 			return true
 		default:
-			if c.status.State != ChargeWaitingCharger || c.status.QueuePosition != res.QueuePosition {
+			if c.status.State != schemas.ChargeWaitingCharger || c.status.QueuePosition != res.QueuePosition {
 				c.status.QueuePosition = res.QueuePosition
-				c.setState(dctx, ChargeWaitingCharger)
+				c.setState(dctx, schemas.ChargeWaitingCharger)
 			}
 		}
 		_, _ = workflow.AwaitWithTimeout(ctx, Charging.RequeueAfter, func() bool { return c.chargerWake || c.interrupt != nil })
@@ -385,13 +354,13 @@ func (c *charge) releaseCharger(ctx workflow.Context) {
 
 // end closes an interrupted or cancelled charge: stop charging, release
 // the robot first (the urgent mission waits for it), then the charger.
-func (c *charge) end(ctx workflow.Context) (ChargeStatus, error) {
-	state, reason := ChargeCancelled, "cancelled"
+func (c *charge) end(ctx workflow.Context) (schemas.ChargeStatus, error) {
+	state, reason := schemas.ChargeCancelled, "cancelled"
 	if c.interrupt != nil {
-		state, reason = ChargeInterrupted, "taken by mission "+c.interrupt.MissionID
+		state, reason = schemas.ChargeInterrupted, "taken by mission "+c.interrupt.MissionID
 		c.status.InterruptedBy = c.interrupt.MissionID
 	} else if c.status.LastError != "" {
-		state, reason = ChargeFailed, c.status.LastError
+		state, reason = schemas.ChargeFailed, c.status.LastError
 	}
 	if c.charging {
 		c.stop(ctx, vda5050.ActionStopCharging, "stop-charging")
@@ -399,13 +368,13 @@ func (c *charge) end(ctx workflow.Context) (ChargeStatus, error) {
 	}
 	c.read(ctx)
 	c.releaseRobot(ctx)
-	if state != ChargeCancelled {
+	if state != schemas.ChargeCancelled {
 		c.vacate(ctx) // the urgent mission drives it off at once
 	}
 	c.releaseCharger(ctx)
 	c.setState(ctx, state)
 	c.audit(ctx, "charge."+strings.ToLower(state), map[string]any{"reason": reason, "stationId": c.station})
-	if state == ChargeFailed {
+	if state == schemas.ChargeFailed {
 		return c.status, temporal.NewNonRetryableApplicationError(reason, "ChargeFailed", nil, c.status)
 	}
 	return c.status, nil
@@ -414,7 +383,7 @@ func (c *charge) end(ctx workflow.Context) (ChargeStatus, error) {
 // fail stops charging, takes the robot out of service when outOfService
 // (it cannot charge: it would be sent again and again), releases it and
 // the charger.
-func (c *charge) fail(ctx workflow.Context, reason string, outOfService bool) (ChargeStatus, error) {
+func (c *charge) fail(ctx workflow.Context, reason string, outOfService bool) (schemas.ChargeStatus, error) {
 	c.status.LastError = reason
 	if c.charging {
 		c.stop(ctx, vda5050.ActionStopCharging, "stop-charging")
@@ -430,14 +399,14 @@ func (c *charge) fail(ctx workflow.Context, reason string, outOfService bool) (C
 	c.releaseRobot(ctx)
 	c.vacate(ctx)
 	c.releaseCharger(ctx)
-	c.setState(ctx, ChargeFailed)
+	c.setState(ctx, schemas.ChargeFailed)
 	c.audit(ctx, "charge.failed", map[string]any{"reason": reason, "stationId": c.station, "outOfService": outOfService})
 	return c.status, temporal.NewNonRetryableApplicationError(reason, "ChargeFailed", nil, c.status)
 }
 
 // finish: charged. Stop charging, release the robot, and hold the charger
 // until the robot has left its node (or VacateTimeout).
-func (c *charge) finish(ctx workflow.Context, state, note string) (ChargeStatus, error) {
+func (c *charge) finish(ctx workflow.Context, state, note string) (schemas.ChargeStatus, error) {
 	if c.charging {
 		c.stop(ctx, vda5050.ActionStopCharging, "stop-charging")
 		c.charging = false
@@ -463,7 +432,7 @@ func (c *charge) vacate(ctx workflow.Context) {
 	if !c.arrived {
 		return
 	}
-	c.setState(ctx, ChargeVacating)
+	c.setState(ctx, schemas.ChargeVacating)
 	due := workflow.Now(ctx).Add(Charging.VacateTimeout)
 	wait := Charging.Poll
 	c.read(ctx)

@@ -13,56 +13,6 @@ import (
 	"github.com/fleetflow/fleetflow/schemas"
 )
 
-// Maintenance states (MaintenanceStatus.State).
-const (
-	MaintDraining     = "DRAINING"   // no new missions; waiting for the robot to be free
-	MaintDriving      = "DRIVING"    // on its way to the service station
-	MaintDiagnosing   = "DIAGNOSING" // the diagnostics instant action runs
-	MaintAwaitSignOff = "AWAITING_SIGNOFF"
-	MaintReturned     = "RETURNED" // back in service
-	MaintOutOfService = "OUT_OF_SERVICE"
-	MaintCancelled    = "CANCELLED"
-)
-
-// Sign-off results.
-const (
-	SignOffPass = "pass" // the robot returns to service
-	SignOffFail = "fail" // the robot goes out of service
-)
-
-// SignOff is the argument of update complete.
-type SignOff struct {
-	Result string `json:"result"` // SignOffPass or SignOffFail
-	Notes  string `json:"notes,omitempty"`
-	By     string `json:"by,omitempty"`
-}
-
-// EscalateRequest is the argument of update escalate.
-type EscalateRequest struct {
-	Reason string `json:"reason"`
-	By     string `json:"by,omitempty"`
-}
-
-// MaintenanceStatus answers query status; MaintenanceResult is the same.
-type MaintenanceStatus struct {
-	RobotID     string    `json:"robotId"`
-	State       string    `json:"state"`
-	Station     string    `json:"station,omitempty"`
-	Reason      string    `json:"reason"`
-	Diagnostics string    `json:"diagnostics,omitempty"`
-	SignOffDue  time.Time `json:"signOffDue,omitzero"`
-	// Escalated: the sign-off deadline passed or someone escalated
-	// (Escalations says who and why); the maintenance still waits.
-	Escalated   bool      `json:"escalated,omitempty"`
-	Escalations []string  `json:"escalations,omitempty"`
-	Result      string    `json:"result,omitempty"`
-	Notes       string    `json:"notes,omitempty"`
-	SignedOffBy string    `json:"signedOffBy,omitempty"`
-	LastError   string    `json:"lastError,omitempty"`
-	StartedAt   time.Time `json:"startedAt"`
-	UpdatedAt   time.Time `json:"updatedAt"`
-}
-
 // MaintenanceTimings tunes Maintenance; tests shorten them.
 type MaintenanceTimings struct {
 	RequeueAfter   time.Duration // waiting for the robot: ask again this often
@@ -87,12 +37,12 @@ type maintenance struct {
 	in     schemas.MaintenanceInput
 	id     string
 	logger log.Logger
-	status MaintenanceStatus
+	status schemas.MaintenanceStatus
 
 	robotWatch
 	wake     bool
 	reserved bool
-	signOff  *SignOff
+	signOff  *schemas.SignOff
 	// before is the robot's service status before the drain: a cancelled
 	// maintenance puts it back.
 	before string
@@ -112,11 +62,11 @@ type maintenance struct {
 // reach the station, the registry refuses) leaves it out_of_service, for a
 // technician; a cancellation returns it to service. Every step is audited.
 // Query: status.
-func Maintenance(ctx workflow.Context, in schemas.MaintenanceInput) (MaintenanceStatus, error) {
+func Maintenance(ctx workflow.Context, in schemas.MaintenanceInput) (schemas.MaintenanceStatus, error) {
 	now := workflow.Now(ctx)
 	m := &maintenance{in: in, id: workflow.GetInfo(ctx).WorkflowExecution.ID, logger: workflow.GetLogger(ctx), robotWatch: robotWatch{robotID: in.RobotID}}
-	m.status = MaintenanceStatus{RobotID: in.RobotID, State: MaintDraining, Station: in.Station, Reason: in.Reason, StartedAt: now, UpdatedAt: now}
-	if err := workflow.SetQueryHandler(ctx, schemas.QueryStatus, func() (MaintenanceStatus, error) { return m.status, nil }); err != nil {
+	m.status = schemas.MaintenanceStatus{RobotID: in.RobotID, State: schemas.MaintDraining, Station: in.Station, Reason: in.Reason, StartedAt: now, UpdatedAt: now}
+	if err := workflow.SetQueryHandler(ctx, schemas.QueryStatus, func() (schemas.MaintenanceStatus, error) { return m.status, nil }); err != nil {
 		return m.status, err
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, schemas.UpdateComplete, m.complete, workflow.UpdateHandlerOptions{Validator: m.validateComplete}); err != nil {
@@ -182,7 +132,7 @@ func (m *maintenance) serviceStatus(ctx workflow.Context, status, reason string)
 	err := setServiceStatus.retry(ctx, "service status "+status, schemas.SetServiceStatusInput{
 		RobotID: m.in.RobotID, Status: status, Actor: m.id, Reason: reason,
 		// Signed off as passed: the robot's condition counters start again.
-		Serviced: status == "in_service" && m.signOff != nil && m.signOff.Result == SignOffPass,
+		Serviced: status == "in_service" && m.signOff != nil && m.signOff.Result == schemas.SignOffPass,
 	}, &res, storeOptions("service status"), workflow.Now(ctx).Add(Timings.ReleaseTimeout))
 	return res.Before, err
 }
@@ -206,7 +156,7 @@ func (m *maintenance) stopRobot(ctx workflow.Context) {
 }
 
 // end sets the robot's final service status, releases it and audits.
-func (m *maintenance) end(ctx workflow.Context, state, service, reason string) (MaintenanceStatus, error) {
+func (m *maintenance) end(ctx workflow.Context, state, service, reason string) (schemas.MaintenanceStatus, error) {
 	if _, err := m.serviceStatus(ctx, service, reason); err != nil {
 		m.status.LastError = "set service status: " + err.Error()
 	}
@@ -224,20 +174,20 @@ func (m *maintenance) end(ctx workflow.Context, state, service, reason string) (
 	return m.status, nil
 }
 
-func (m *maintenance) run(ctx, dctx workflow.Context) (MaintenanceStatus, error) {
-	m.setState(dctx, MaintDraining)
+func (m *maintenance) run(ctx, dctx workflow.Context) (schemas.MaintenanceStatus, error) {
+	m.setState(dctx, schemas.MaintDraining)
 	m.audit(dctx, "maintenance.started", map[string]any{"reason": m.in.Reason, "station": m.in.Station})
 	before, err := m.serviceStatus(dctx, "draining", m.in.Reason)
 	if err != nil {
 		m.status.LastError = err.Error()
-		m.setState(dctx, MaintOutOfService)
+		m.setState(dctx, schemas.MaintOutOfService)
 		return m.status, temporal.NewNonRetryableApplicationError("drain "+m.in.RobotID+": "+err.Error(), errType(err, "MaintenanceFailed"), nil)
 	}
 	m.before = before
 	if !m.reserve(ctx, dctx) || ctx.Err() != nil {
 		m.leaveQueue(dctx)
 		m.reserved = true // a grant may have raced the cancellation: release is a no-op otherwise
-		return m.end(dctx, MaintCancelled, m.restored(), "maintenance cancelled while waiting for the robot")
+		return m.end(dctx, schemas.MaintCancelled, m.restored(), "maintenance cancelled while waiting for the robot")
 	}
 	if _, err := m.serviceStatus(dctx, "in_maintenance", m.in.Reason); err != nil {
 		m.status.LastError = err.Error()
@@ -247,18 +197,18 @@ func (m *maintenance) run(ctx, dctx workflow.Context) (MaintenanceStatus, error)
 		m.audit(dctx, "maintenance.unreachable", map[string]any{"reason": m.unreachable})
 	}
 	if m.in.Station != "" && m.unreachable == "" {
-		m.setState(dctx, MaintDriving)
+		m.setState(dctx, schemas.MaintDriving)
 		if err := m.drive(ctx, dctx); err != nil {
 			m.stopRobot(dctx)
 			if ctx.Err() != nil {
-				return m.end(dctx, MaintCancelled, m.restored(), "maintenance cancelled on the way to the station")
+				return m.end(dctx, schemas.MaintCancelled, m.restored(), "maintenance cancelled on the way to the station")
 			}
 			m.status.LastError = err.Error()
-			return m.end(dctx, MaintOutOfService, "out_of_service", err.Error())
+			return m.end(dctx, schemas.MaintOutOfService, "out_of_service", err.Error())
 		}
 	}
 	if m.in.Diagnostics && m.unreachable == "" {
-		m.setState(dctx, MaintDiagnosing)
+		m.setState(dctx, schemas.MaintDiagnosing)
 		m.status.Diagnostics = m.diagnose(dctx)
 		m.audit(dctx, "maintenance.diagnostics", map[string]any{"result": m.status.Diagnostics})
 	}
@@ -267,21 +217,21 @@ func (m *maintenance) run(ctx, dctx workflow.Context) (MaintenanceStatus, error)
 		limit = time.Duration(m.in.SignOffTimeoutSeconds) * time.Second
 	}
 	m.status.SignOffDue = workflow.Now(dctx).Add(limit)
-	m.setState(dctx, MaintAwaitSignOff)
+	m.setState(dctx, schemas.MaintAwaitSignOff)
 	ok, err := workflow.AwaitWithTimeout(ctx, limit, func() bool { return m.signOff != nil })
 	if err == nil && !ok {
 		m.escalated(dctx, fmt.Sprintf("no sign-off within %s", limit))
 		err = workflow.Await(ctx, func() bool { return m.signOff != nil })
 	}
 	if err != nil {
-		return m.end(dctx, MaintCancelled, m.restored(), "maintenance cancelled before sign-off")
+		return m.end(dctx, schemas.MaintCancelled, m.restored(), "maintenance cancelled before sign-off")
 	}
 	s := m.signOff
 	m.status.Result, m.status.Notes, m.status.SignedOffBy = s.Result, s.Notes, s.By
-	if s.Result == SignOffPass {
-		return m.end(dctx, MaintReturned, "in_service", "signed off: "+s.Notes)
+	if s.Result == schemas.SignOffPass {
+		return m.end(dctx, schemas.MaintReturned, "in_service", "signed off: "+s.Notes)
 	}
-	return m.end(dctx, MaintOutOfService, "out_of_service", "signed off as failed: "+s.Notes)
+	return m.end(dctx, schemas.MaintOutOfService, "out_of_service", "signed off as failed: "+s.Notes)
 }
 
 func (m *maintenance) escalated(ctx workflow.Context, why string) {
@@ -382,12 +332,12 @@ func (m *maintenance) diagnose(ctx workflow.Context) string {
 	return out
 }
 
-func (m *maintenance) validateComplete(ctx workflow.Context, s SignOff) error {
-	if s.Result != SignOffPass && s.Result != SignOffFail {
-		return fmt.Errorf("result %q: want %s or %s", s.Result, SignOffPass, SignOffFail)
+func (m *maintenance) validateComplete(ctx workflow.Context, s schemas.SignOff) error {
+	if s.Result != schemas.SignOffPass && s.Result != schemas.SignOffFail {
+		return fmt.Errorf("result %q: want %s or %s", s.Result, schemas.SignOffPass, schemas.SignOffFail)
 	}
-	if m.status.State != MaintAwaitSignOff {
-		return fmt.Errorf("maintenance of %s is %s: a sign-off is taken only while %s", m.in.RobotID, m.status.State, MaintAwaitSignOff)
+	if m.status.State != schemas.MaintAwaitSignOff {
+		return fmt.Errorf("maintenance of %s is %s: a sign-off is taken only while %s", m.in.RobotID, m.status.State, schemas.MaintAwaitSignOff)
 	}
 	if m.signOff != nil {
 		return fmt.Errorf("maintenance of %s is already signed off", m.in.RobotID)
@@ -397,25 +347,27 @@ func (m *maintenance) validateComplete(ctx workflow.Context, s SignOff) error {
 
 // complete records the sign-off and returns once the robot's service
 // status is set and it is released.
-func (m *maintenance) complete(ctx workflow.Context, s SignOff) (MaintenanceStatus, error) {
+func (m *maintenance) complete(ctx workflow.Context, s schemas.SignOff) (schemas.MaintenanceStatus, error) {
 	m.signOff = &s
-	err := workflow.Await(ctx, func() bool { return m.status.State == MaintReturned || m.status.State == MaintOutOfService })
+	err := workflow.Await(ctx, func() bool {
+		return m.status.State == schemas.MaintReturned || m.status.State == schemas.MaintOutOfService
+	})
 	return m.status, err
 }
 
-func (m *maintenance) validateEscalate(ctx workflow.Context, e EscalateRequest) error {
+func (m *maintenance) validateEscalate(ctx workflow.Context, e schemas.EscalateRequest) error {
 	if e.Reason == "" {
 		return fmt.Errorf("escalate: a reason is required")
 	}
 	switch m.status.State {
-	case MaintReturned, MaintOutOfService, MaintCancelled:
+	case schemas.MaintReturned, schemas.MaintOutOfService, schemas.MaintCancelled:
 		return fmt.Errorf("maintenance of %s has ended (%s)", m.in.RobotID, m.status.State)
 	}
 	return nil
 }
 
 // doEscalate records an escalation at once, in any state before the end.
-func (m *maintenance) doEscalate(ctx workflow.Context, e EscalateRequest) (MaintenanceStatus, error) {
+func (m *maintenance) doEscalate(ctx workflow.Context, e schemas.EscalateRequest) (schemas.MaintenanceStatus, error) {
 	m.escalated(ctx, fmt.Sprintf("escalated by %s: %s", dash(e.By), e.Reason))
 	return m.status, nil
 }

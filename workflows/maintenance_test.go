@@ -33,10 +33,10 @@ func atStation(actions ...vda5050.ActionState) schemas.RobotEvent {
 	return schemas.RobotEvent{RobotID: "acme/AMR-001", OrderID: maintID, LastNodeID: "C1", LastNodeSequenceID: 4, ActionStates: actions}
 }
 
-func (s *suite) maintStatus(t *testing.T) MaintenanceStatus {
+func (s *suite) maintStatus(t *testing.T) schemas.MaintenanceStatus {
 	v, err := s.env.QueryWorkflow(schemas.QueryStatus)
 	require.NoError(t, err)
-	var st MaintenanceStatus
+	var st schemas.MaintenanceStatus
 	require.NoError(t, v.Get(&st))
 	return st
 }
@@ -49,27 +49,27 @@ func TestMaintenanceToSignOff(t *testing.T) {
 	s.signal(time.Second, atStation())
 	diag := vda5050.ActionState{ActionID: maintID + "#diagnostics", ActionType: "diagnostics", ActionStatus: vda5050.ActionFinished, ResultDescription: "self-test ok: battery 80.0 %"}
 	s.signal(2*time.Second, atStation(diag))
-	var waiting MaintenanceStatus
+	var waiting schemas.MaintenanceStatus
 	s.at(3*time.Second, func() { waiting = s.maintStatus(t) })
 	var early error
 	s.at(500*time.Millisecond, func() {
-		s.env.UpdateWorkflow(schemas.UpdateComplete, "c0", &updateCallbacks{t: t, onReject: func(err error) { early = err }}, SignOff{Result: SignOffPass})
+		s.env.UpdateWorkflow(schemas.UpdateComplete, "c0", &updateCallbacks{t: t, onReject: func(err error) { early = err }}, schemas.SignOff{Result: schemas.SignOffPass})
 	})
-	var done MaintenanceStatus
+	var done schemas.MaintenanceStatus
 	s.at(time.Hour, func() {
 		s.env.UpdateWorkflow(schemas.UpdateComplete, "c1", &updateCallbacks{t: t, onComplete: func(v any, err error) {
 			require.NoError(t, err)
-			done = v.(MaintenanceStatus)
-		}}, SignOff{Result: SignOffPass, Notes: "pads replaced", By: "tech-7"})
+			done = v.(schemas.MaintenanceStatus)
+		}}, schemas.SignOff{Result: schemas.SignOffPass, Notes: "pads replaced", By: "tech-7"})
 	})
 	s.env.ExecuteWorkflow(schemas.MaintenanceWorkflowType, maintInput())
 	require.True(t, s.env.IsWorkflowCompleted())
 	require.NoError(t, s.env.GetWorkflowError())
 	require.ErrorContains(t, early, "a sign-off is taken only while AWAITING_SIGNOFF")
-	require.Equal(t, MaintAwaitSignOff, waiting.State)
+	require.Equal(t, schemas.MaintAwaitSignOff, waiting.State)
 	require.Contains(t, waiting.Diagnostics, "FINISHED: self-test ok")
 	require.False(t, waiting.Escalated)
-	require.Equal(t, MaintReturned, done.State)
+	require.Equal(t, schemas.MaintReturned, done.State)
 	require.Equal(t, "tech-7", done.SignedOffBy)
 	require.Equal(t, []string{"draining", "in_maintenance", "in_service"}, s.acts.serviceStatuses)
 	require.Equal(t, "acme/AMR-001", s.acts.reserves[0].RobotID, "the robot is reserved by name")
@@ -92,22 +92,22 @@ func TestMaintenanceEscalatesAndFails(t *testing.T) {
 	s := newMaintEnv(t)
 	in := maintInput()
 	in.Station, in.Diagnostics, in.SignOffTimeoutSeconds = "", false, 600
-	var mid MaintenanceStatus
+	var mid schemas.MaintenanceStatus
 	s.at(11*time.Minute, func() { mid = s.maintStatus(t) })
 	s.at(12*time.Minute, func() {
-		s.env.UpdateWorkflow(schemas.UpdateEscalate, "e1", &updateCallbacks{t: t, onComplete: func(v any, err error) { require.NoError(t, err) }}, EscalateRequest{Reason: "parts on back order", By: "tech-7"})
+		s.env.UpdateWorkflow(schemas.UpdateEscalate, "e1", &updateCallbacks{t: t, onComplete: func(v any, err error) { require.NoError(t, err) }}, schemas.EscalateRequest{Reason: "parts on back order", By: "tech-7"})
 	})
 	s.at(13*time.Minute, func() {
-		s.env.UpdateWorkflow(schemas.UpdateComplete, "c1", &updateCallbacks{t: t}, SignOff{Result: SignOffFail, Notes: "motor worn"})
+		s.env.UpdateWorkflow(schemas.UpdateComplete, "c1", &updateCallbacks{t: t}, schemas.SignOff{Result: schemas.SignOffFail, Notes: "motor worn"})
 	})
 	s.env.ExecuteWorkflow(schemas.MaintenanceWorkflowType, in)
 	require.True(t, s.env.IsWorkflowCompleted())
-	var res MaintenanceStatus
+	var res schemas.MaintenanceStatus
 	require.NoError(t, s.env.GetWorkflowResult(&res))
 	require.True(t, mid.Escalated)
-	require.Equal(t, MaintAwaitSignOff, mid.State)
+	require.Equal(t, schemas.MaintAwaitSignOff, mid.State)
 	require.Equal(t, []string{"no sign-off within 10m0s", "escalated by tech-7: parts on back order"}, res.Escalations)
-	require.Equal(t, MaintOutOfService, res.State)
+	require.Equal(t, schemas.MaintOutOfService, res.State)
 	require.Equal(t, []string{"draining", "in_maintenance", "out_of_service"}, s.acts.serviceStatuses)
 	require.Empty(t, s.acts.orders, "no station: serviced where it stands")
 }
@@ -119,9 +119,9 @@ func TestMaintenanceRobotRefusesOrder(t *testing.T) {
 	s.signal(time.Second, schemas.RobotEvent{RobotID: "acme/AMR-001", OrderID: "older", Errors: []vda5050.Error{{ErrorType: "orderError", ErrorLevel: vda5050.ErrorWarning,
 		ErrorReferences: []vda5050.Reference{{ReferenceKey: "orderId", ReferenceValue: maintID}}, ErrorDescription: "no route"}}})
 	s.env.ExecuteWorkflow(schemas.MaintenanceWorkflowType, maintInput())
-	var res MaintenanceStatus
+	var res schemas.MaintenanceStatus
 	require.NoError(t, s.env.GetWorkflowResult(&res))
-	require.Equal(t, MaintOutOfService, res.State)
+	require.Equal(t, schemas.MaintOutOfService, res.State)
 	require.Contains(t, res.LastError, "refused the order to charger-1")
 	require.Equal(t, []string{"draining", "in_maintenance", "out_of_service"}, s.acts.serviceStatuses)
 	require.Len(t, s.acts.releases, 1)
@@ -135,17 +135,17 @@ func TestMaintenanceOfAnUnreachableRobot(t *testing.T) {
 	s.acts.queued = 1 << 20
 	s.acts.snapshot = &schemas.RobotEvent{RobotID: "acme/AMR-001", Connection: "ONLINE",
 		Errors: []vda5050.Error{{ErrorType: "motorFault", ErrorLevel: vda5050.ErrorFatal}}}
-	var mid MaintenanceStatus
+	var mid schemas.MaintenanceStatus
 	s.at(Maint.UnavailableFor+2*Maint.RequeueAfter, func() { mid = s.maintStatus(t) })
 	s.at(time.Hour, func() {
-		s.env.UpdateWorkflow(schemas.UpdateComplete, "c1", &updateCallbacks{t: t}, SignOff{Result: SignOffPass, Notes: "motor replaced"})
+		s.env.UpdateWorkflow(schemas.UpdateComplete, "c1", &updateCallbacks{t: t}, schemas.SignOff{Result: schemas.SignOffPass, Notes: "motor replaced"})
 	})
 	s.env.ExecuteWorkflow(schemas.MaintenanceWorkflowType, maintInput())
-	var res MaintenanceStatus
+	var res schemas.MaintenanceStatus
 	require.NoError(t, s.env.GetWorkflowResult(&res))
-	require.Equal(t, MaintAwaitSignOff, mid.State)
+	require.Equal(t, schemas.MaintAwaitSignOff, mid.State)
 	require.Contains(t, mid.LastError, "unavailable (FATAL motorFault)")
-	require.Equal(t, MaintReturned, res.State)
+	require.Equal(t, schemas.MaintReturned, res.State)
 	require.Empty(t, s.acts.orders, "a broken robot is not driven")
 	require.Empty(t, s.acts.instant, "nor asked for a self-test")
 	require.Empty(t, s.acts.releases, "it was never reserved")
@@ -159,9 +159,9 @@ func TestMaintenanceCancelledWhileDriving(t *testing.T) {
 	s.signal(time.Second, schemas.RobotEvent{RobotID: "acme/AMR-001", OrderID: maintID, LastNodeID: "A1", NodesRemaining: 2, EdgesRemaining: 2, Driving: true})
 	s.at(2*time.Second, func() { s.env.CancelWorkflow() })
 	s.env.ExecuteWorkflow(schemas.MaintenanceWorkflowType, maintInput())
-	var res MaintenanceStatus
+	var res schemas.MaintenanceStatus
 	require.NoError(t, s.env.GetWorkflowResult(&res))
-	require.Equal(t, MaintCancelled, res.State)
+	require.Equal(t, schemas.MaintCancelled, res.State)
 	require.Equal(t, []string{maintID + "#cancel"}, s.acts.instantIDs())
 	require.Len(t, s.acts.releases, 1)
 	require.Equal(t, []string{"draining", "in_maintenance", "in_service"}, s.acts.serviceStatuses)

@@ -16,152 +16,10 @@ import (
 	"github.com/fleetflow/fleetflow/schemas"
 )
 
-// Mission states, as shown by the status query and the MissionState search
-// attribute.
-const (
-	MissionValidating = "VALIDATING"
-	MissionQueued     = "QUEUED"     // waiting for a free robot
-	MissionReserved   = "RESERVED"   // robot reserved, order being built and sent
-	MissionDriving    = "DRIVING"    // order sent, robot working
-	MissionPaused     = "PAUSED"     // robot confirmed startPause
-	MissionCancelling = "CANCELLING" // cancelOrder sent, waiting for the robot
-	// MissionAwaitingOperator: the robot failed with the load on board; an
-	// operator decides (update resolve: reassign or abort).
-	MissionAwaitingOperator = "AWAITING_OPERATOR"
-	MissionCompleted        = "COMPLETED"
-	MissionCancelled        = "CANCELLED"
-	MissionFailed           = "FAILED"
-)
-
 // Error types a vehicle reports when it refuses an order (VDA 5050 §6.10.7).
 const (
 	robotErrNoRoute = "noRouteError"
 )
-
-// MissionInput starts a Mission workflow.
-type MissionInput struct {
-	Spec schemas.MissionSpec `json:"spec"`
-	// RequestedBy is who launched it (CLI user, WMS integration); audited.
-	RequestedBy string `json:"requestedBy,omitempty"`
-	// Client is the WMS client (config wms.clients) that started the
-	// mission; when it has a webhook, the mission's events are POSTed to
-	// it (WMSEvents). "" = nobody hears them.
-	Client string `json:"client,omitempty"`
-}
-
-// MissionResult is what a finished mission returns. State is COMPLETED or
-// CANCELLED; a failed mission returns an error instead, whose message is Reason.
-type MissionResult struct {
-	MissionID  string `json:"missionId"`
-	State      string `json:"state"`
-	RobotID    string `json:"robotId,omitempty"`
-	NodesDone  int    `json:"nodesDone"`
-	NodesTotal int    `json:"nodesTotal"`
-	Reason     string `json:"reason,omitempty"`
-	// CancelNotApplied is set when a cancel was asked for but the robot
-	// refused it or never confirmed it, and the mission ended otherwise
-	// (e.g. COMPLETED): the robot's reason.
-	CancelNotApplied string    `json:"cancelNotApplied,omitempty"`
-	StartedAt        time.Time `json:"startedAt"`
-	FinishedAt       time.Time `json:"finishedAt"`
-}
-
-// MissionStatus answers the status query and the updates.
-type MissionStatus struct {
-	MissionID     string `json:"missionId"`
-	Site          string `json:"site"`
-	Priority      int    `json:"priority"`
-	State         string `json:"state"`
-	RobotID       string `json:"robotId,omitempty"`
-	QueuePosition int    `json:"queuePosition,omitempty"`
-	OrderID       string `json:"orderId,omitempty"`
-	NodesDone     int    `json:"nodesDone"`
-	NodesTotal    int    `json:"nodesTotal"`
-	CurrentNode   string `json:"currentNode,omitempty"`
-	Paused        bool   `json:"paused"`
-	LastError     string `json:"lastError,omitempty"`
-	// Protocol is how the robot is spoken to (edition, interface name,
-	// instantActions dialect), from its profile.
-	Protocol string `json:"protocol,omitempty"`
-	// OrderSends counts how often the order went out (resent while the
-	// robot's state did not show it); OrderAcknowledged once it did.
-	OrderSends        int  `json:"orderSends,omitempty"`
-	OrderAcknowledged bool `json:"orderAcknowledged,omitempty"`
-	// Replanned is set when the robot refused the order with noRouteError
-	// and it was planned again from the robot's reported position.
-	Replanned bool `json:"replanned,omitempty"`
-	// ConnectionLost is set while the robot's connection is lost
-	// (CONNECTIONBROKEN or OFFLINE) and the mission waits for it to come
-	// back: what was reported and since when.
-	ConnectionLost string `json:"connectionLost,omitempty"`
-	// CancelNotApplied: the robot's reason for refusing the last cancel
-	// (the mission went on).
-	CancelNotApplied string `json:"cancelNotApplied,omitempty"`
-	// Handovers lists every time the mission gave a failed robot up and
-	// went on with another one (failover).
-	Handovers []Handover `json:"handovers,omitempty"`
-	// ResolveBy is the deadline of the operator decision while the state
-	// is AWAITING_OPERATOR.
-	ResolveBy time.Time `json:"resolveBy,omitzero"`
-	// WaitingFor says, while the state is AWAITING_WMS, which WMS signal
-	// the robot waits for at which step, and until when.
-	WaitingFor string `json:"waitingFor,omitempty"`
-	// Signals lists the WMS signals used, IgnoredSignals those that named
-	// another load, Skipped the waits that timed out and were skipped.
-	Signals        []string `json:"signals,omitempty"`
-	IgnoredSignals []string `json:"ignoredSignals,omitempty"`
-	Skipped        []string `json:"skipped,omitempty"`
-	// Appended lists the steps added by update append.
-	Appended []string `json:"appended,omitempty"`
-	// OrderUpdates counts the order updates sent to the current robot
-	// (the next part of a mission that waits for the WMS, appended steps).
-	OrderUpdates int       `json:"orderUpdates,omitempty"`
-	StartedAt    time.Time `json:"startedAt"`
-	UpdatedAt    time.Time `json:"updatedAt"`
-}
-
-// Handover is one failover: the robot given up, why, from which step the
-// next robot goes on, and which robot that is (once reserved).
-type Handover struct {
-	FromRobot string    `json:"fromRobot"`
-	ToRobot   string    `json:"toRobot,omitempty"`
-	Reason    string    `json:"reason"`
-	FromStep  int       `json:"fromStep"` // index into the spec's steps
-	Decision  string    `json:"decision,omitempty"`
-	DecidedBy string    `json:"decidedBy,omitempty"`
-	At        time.Time `json:"at"`
-}
-
-// ResolveRequest is the argument of the resolve update: what to do with a
-// mission whose robot failed with the load on board.
-type ResolveRequest struct {
-	// Decision is DecisionReassign (go on with another robot) or
-	// DecisionAbort (end the mission as failed).
-	Decision string `json:"decision"`
-	// RestartFromStart, with reassign, runs every step again (the load was
-	// put back at the pick station); else the next robot goes on from the
-	// first unfinished step (the load was moved onto it).
-	RestartFromStart bool   `json:"restartFromStart,omitempty"`
-	Reason           string `json:"reason,omitempty"`
-	By               string `json:"by,omitempty"`
-}
-
-// Resolve decisions.
-const (
-	DecisionReassign = "reassign"
-	DecisionAbort    = "abort"
-)
-
-// Terminal reports whether the mission has ended.
-func (s MissionStatus) Terminal() bool {
-	return s.State == MissionCompleted || s.State == MissionCancelled || s.State == MissionFailed
-}
-
-// CancelRequest is the argument of the cancel update.
-type CancelRequest struct {
-	Reason string `json:"reason,omitempty"`
-	By     string `json:"by,omitempty"`
-}
 
 // MissionTimings tunes how long a mission waits; zero values take defaults.
 // They are workflow inputs only in tests (package variable, not persisted).
@@ -235,9 +93,9 @@ var (
 )
 
 type mission struct {
-	in     MissionInput
+	in     schemas.MissionInput
 	logger log.Logger
-	status MissionStatus
+	status schemas.MissionStatus
 
 	orderID       string // the workflow ID, which the first order's orderId is
 	robotIO       string // the current robot's robot I/O task queue ("" = local; ReserveRobotResult.RobotIOQueue)
@@ -269,7 +127,7 @@ type mission struct {
 	lastErrors []string // keys of the errors in the robot's latest event
 
 	cancelRequested  bool
-	cancelReq        CancelRequest
+	cancelReq        schemas.CancelRequest
 	cancelSeq        int // cancelOrder attempts (actionIds …#cancel-<n>)
 	cancelAct        *controlAction
 	cancelTicket     int            // cancel updates received
@@ -295,7 +153,7 @@ type mission struct {
 	fromStep     int
 	progressAt   time.Time
 	progressKey  string
-	resolution   *ResolveRequest
+	resolution   *schemas.ResolveRequest
 
 	wake        bool      // robot-available signal received while queued
 	deadline    time.Time // the mission's deadline (spec timeoutSeconds, else Timings.DefaultTimeout)
@@ -358,7 +216,7 @@ type mission struct {
 // noRouteError is planned once more from the robot's reported position. A
 // robot FATAL error, a lost connection, a rejected order or a failed action
 // fails the mission with that reason.
-func Mission(ctx workflow.Context, in MissionInput) (MissionResult, error) {
+func Mission(ctx workflow.Context, in schemas.MissionInput) (schemas.MissionResult, error) {
 	m := &mission{
 		in:             in,
 		startSpec:      in.Spec,
@@ -369,9 +227,9 @@ func Mission(ctx workflow.Context, in MissionInput) (MissionResult, error) {
 		pauseRefusals:  map[int]string{},
 		startedAt:      workflow.Now(ctx),
 	}
-	m.status = MissionStatus{
+	m.status = schemas.MissionStatus{
 		MissionID: in.Spec.MissionID, Site: in.Spec.Site, Priority: in.Spec.Priority,
-		State: MissionValidating, StartedAt: m.startedAt, UpdatedAt: m.startedAt,
+		State: schemas.MissionValidating, StartedAt: m.startedAt, UpdatedAt: m.startedAt,
 	}
 	// The orderId names the owning workflow (DESIGN: the bridge signals it
 	// without a lookup); derived from the spec, not from GetInfo, so it is
@@ -379,7 +237,7 @@ func Mission(ctx workflow.Context, in MissionInput) (MissionResult, error) {
 	m.orderID = schemas.MissionWorkflowID(in.Spec.MissionID)
 	m.vdaOrderID = m.orderID
 	if err := m.registerHandlers(ctx); err != nil {
-		return MissionResult{}, err
+		return schemas.MissionResult{}, err
 	}
 	res, err := m.run(ctx)
 	// Let update handlers (cancel waits for the release) finish first.
@@ -388,7 +246,7 @@ func Mission(ctx workflow.Context, in MissionInput) (MissionResult, error) {
 }
 
 func (m *mission) registerHandlers(ctx workflow.Context) error {
-	if err := workflow.SetQueryHandler(ctx, schemas.QueryStatus, func() (MissionStatus, error) {
+	if err := workflow.SetQueryHandler(ctx, schemas.QueryStatus, func() (schemas.MissionStatus, error) {
 		return m.status, nil
 	}); err != nil {
 		return err
@@ -441,7 +299,7 @@ func (m *mission) registerHandlers(ctx workflow.Context) error {
 
 // ---- updates ----
 
-func (m *mission) validateCancel(ctx workflow.Context, req CancelRequest) error {
+func (m *mission) validateCancel(ctx workflow.Context, req schemas.CancelRequest) error {
 	if m.status.Terminal() || m.outcome != "" {
 		return fmt.Errorf("mission %s has already ended (%s)", m.status.MissionID, m.status.State)
 	}
@@ -451,7 +309,7 @@ func (m *mission) validateCancel(ctx workflow.Context, req CancelRequest) error 
 	return nil
 }
 
-func (m *mission) cancel(ctx workflow.Context, req CancelRequest) (MissionStatus, error) {
+func (m *mission) cancel(ctx workflow.Context, req schemas.CancelRequest) (schemas.MissionStatus, error) {
 	m.cancelRequested = true
 	m.cancelReq = req
 	m.cancelTicket++
@@ -465,7 +323,7 @@ func (m *mission) cancel(ctx workflow.Context, req CancelRequest) (MissionStatus
 		return m.status, temporal.NewApplicationError(fmt.Sprintf("robot %s refused cancelOrder: %s; mission %s goes on (%s)",
 			m.status.RobotID, reason, m.status.MissionID, m.status.State), schemas.ErrRobotRefused)
 	}
-	if m.status.State != MissionCancelled {
+	if m.status.State != schemas.MissionCancelled {
 		why := m.cancelNotApplied
 		if why == "" {
 			why = "the mission ended before the robot applied it"
@@ -476,12 +334,12 @@ func (m *mission) cancel(ctx workflow.Context, req CancelRequest) (MissionStatus
 	return m.status, nil
 }
 
-func (m *mission) validateResolve(ctx workflow.Context, req ResolveRequest) error {
-	if m.status.State != MissionAwaitingOperator {
+func (m *mission) validateResolve(ctx workflow.Context, req schemas.ResolveRequest) error {
+	if m.status.State != schemas.MissionAwaitingOperator {
 		return fmt.Errorf("mission %s is not waiting for an operator (state %s)", m.status.MissionID, m.status.State)
 	}
-	if req.Decision != DecisionReassign && req.Decision != DecisionAbort {
-		return fmt.Errorf("decision %q: want %q or %q", req.Decision, DecisionReassign, DecisionAbort)
+	if req.Decision != schemas.DecisionReassign && req.Decision != schemas.DecisionAbort {
+		return fmt.Errorf("decision %q: want %q or %q", req.Decision, schemas.DecisionReassign, schemas.DecisionAbort)
 	}
 	if m.resolution != nil {
 		return fmt.Errorf("mission %s: a decision was already given", m.status.MissionID)
@@ -491,18 +349,18 @@ func (m *mission) validateResolve(ctx workflow.Context, req ResolveRequest) erro
 
 // resolve records the operator's decision about a load left on a failed
 // robot and returns once the mission has acted on it.
-func (m *mission) resolve(ctx workflow.Context, req ResolveRequest) (MissionStatus, error) {
+func (m *mission) resolve(ctx workflow.Context, req schemas.ResolveRequest) (schemas.MissionStatus, error) {
 	r := req
 	m.resolution = &r
-	if err := workflow.Await(ctx, func() bool { return m.status.State != MissionAwaitingOperator }); err != nil {
+	if err := workflow.Await(ctx, func() bool { return m.status.State != schemas.MissionAwaitingOperator }); err != nil {
 		return m.status, err
 	}
 	return m.status, nil
 }
 
 func (m *mission) validatePause(ctx workflow.Context) error {
-	if m.status.State != MissionDriving || m.cancelRequested || m.outcome != "" {
-		return fmt.Errorf("mission %s cannot be paused in state %s (only while %s)", m.status.MissionID, m.status.State, MissionDriving)
+	if m.status.State != schemas.MissionDriving || m.cancelRequested || m.outcome != "" {
+		return fmt.Errorf("mission %s cannot be paused in state %s (only while %s)", m.status.MissionID, m.status.State, schemas.MissionDriving)
 	}
 	if m.pauseWanted {
 		return fmt.Errorf("mission %s: a pause is already under way", m.status.MissionID)
@@ -510,12 +368,12 @@ func (m *mission) validatePause(ctx workflow.Context) error {
 	return nil
 }
 
-func (m *mission) pause(ctx workflow.Context) (MissionStatus, error) {
+func (m *mission) pause(ctx workflow.Context) (schemas.MissionStatus, error) {
 	return m.setPause(ctx, true)
 }
 
 func (m *mission) validateResume(ctx workflow.Context) error {
-	if m.status.State != MissionPaused || m.cancelRequested || m.outcome != "" {
+	if m.status.State != schemas.MissionPaused || m.cancelRequested || m.outcome != "" {
 		return fmt.Errorf("mission %s is not paused (state %s)", m.status.MissionID, m.status.State)
 	}
 	if !m.pauseWanted {
@@ -524,13 +382,13 @@ func (m *mission) validateResume(ctx workflow.Context) error {
 	return nil
 }
 
-func (m *mission) resume(ctx workflow.Context) (MissionStatus, error) {
+func (m *mission) resume(ctx workflow.Context) (schemas.MissionStatus, error) {
 	return m.setPause(ctx, false)
 }
 
 // setPause asks the main loop to send startPause/stopPause and waits for the
 // robot to report paused accordingly, or to refuse.
-func (m *mission) setPause(ctx workflow.Context, on bool) (MissionStatus, error) {
+func (m *mission) setPause(ctx workflow.Context, on bool) (schemas.MissionStatus, error) {
 	m.pauseWanted = on
 	m.pauseTicket++
 	ticket := m.pauseTicket
@@ -557,7 +415,7 @@ func pauseAction(on bool) string {
 
 // ---- main flow ----
 
-func (m *mission) run(ctx workflow.Context) (MissionResult, error) {
+func (m *mission) run(ctx workflow.Context) (schemas.MissionResult, error) {
 	spec := m.in.Spec
 	if err := checkSpec(spec); err != nil {
 		return m.fail(ctx, schemas.ErrInvalidMission, err.Error())
@@ -612,10 +470,10 @@ func (m *mission) run(ctx workflow.Context) (MissionResult, error) {
 		}
 	}
 	switch m.outcome {
-	case MissionCompleted:
-		return m.end(ctx, MissionCompleted, "", m.completedReason())
-	case MissionCancelled:
-		return m.end(ctx, MissionCancelled, "", m.cancelReason())
+	case schemas.MissionCompleted:
+		return m.end(ctx, schemas.MissionCompleted, "", m.completedReason())
+	case schemas.MissionCancelled:
+		return m.end(ctx, schemas.MissionCancelled, "", m.cancelReason())
 	default:
 		// A refused first order left the robot nothing to stop; a refused
 		// order update leaves it driving the part it accepted before.
@@ -632,7 +490,7 @@ func (m *mission) run(ctx workflow.Context) (MissionResult, error) {
 
 // reserve gets the mission a robot, queueing while none is free. done is
 // true when the mission ended here (cancelled, deadline, refused).
-func (m *mission) reserve(ctx workflow.Context, req schemas.ReserveRobotInput) (MissionResult, error, bool) {
+func (m *mission) reserve(ctx workflow.Context, req schemas.ReserveRobotInput) (schemas.MissionResult, error, bool) {
 	for {
 		m.wake = false
 		var res schemas.ReserveRobotResult
@@ -652,13 +510,13 @@ func (m *mission) reserve(ctx workflow.Context, req schemas.ReserveRobotInput) (
 			if n := len(m.status.Handovers); n > 0 {
 				m.status.Handovers[n-1].ToRobot = res.RobotID
 			}
-			m.setState(ctx, MissionReserved)
+			m.setState(ctx, schemas.MissionReserved)
 			m.saRobot = &res.RobotID
 			m.metricReserved(ctx)
 			break
 		}
 		m.status.QueuePosition = res.QueuePosition
-		m.setState(ctx, MissionQueued)
+		m.setState(ctx, schemas.MissionQueued)
 		wait := requeueWait(res.QueuePosition)
 		if left := m.deadline.Sub(workflow.Now(ctx)); left < wait {
 			wait = left
@@ -670,7 +528,7 @@ func (m *mission) reserve(ctx workflow.Context, req schemas.ReserveRobotInput) (
 		if m.cancelRequested || !workflow.Now(ctx).Before(m.deadline) {
 			m.leaveQueue(ctx)
 			if m.cancelRequested {
-				r, err := m.end(ctx, MissionCancelled, "", m.cancelReason())
+				r, err := m.end(ctx, schemas.MissionCancelled, "", m.cancelReason())
 				return r, err, true
 			}
 			r, err := m.fail(ctx, schemas.ErrMissionTimeout, fmt.Sprintf("no robot became free within the mission's deadline (%s)", m.deadline.Sub(m.startedAt)))
@@ -678,21 +536,21 @@ func (m *mission) reserve(ctx workflow.Context, req schemas.ReserveRobotInput) (
 		}
 	}
 	if m.cancelRequested {
-		r, err := m.end(ctx, MissionCancelled, "", m.cancelReason())
+		r, err := m.end(ctx, schemas.MissionCancelled, "", m.cancelReason())
 		return r, err, true
 	}
-	return MissionResult{}, nil, false
+	return schemas.MissionResult{}, nil, false
 }
 
 // drive builds and sends the order of the reserved robot and follows it
 // until the outcome is decided or the robot is given up (m.failover). done
 // is true when the mission ended here.
-func (m *mission) drive(ctx workflow.Context) (MissionResult, error, bool) {
+func (m *mission) drive(ctx workflow.Context) (schemas.MissionResult, error, bool) {
 	if res, err := m.buildOrder(ctx); err != nil {
 		return res, err, true
 	}
 	if m.cancelRequested {
-		r, err := m.end(ctx, MissionCancelled, "", m.cancelReason())
+		r, err := m.end(ctx, schemas.MissionCancelled, "", m.cancelReason())
 		return r, err, true
 	}
 	// Count the order as sent before publishing it: a fast robot can finish
@@ -709,7 +567,7 @@ func (m *mission) drive(ctx workflow.Context) (MissionResult, error, bool) {
 		return r, err, true
 	}
 	if m.outcome == "" && m.failover == "" {
-		m.setState(ctx, MissionDriving)
+		m.setState(ctx, schemas.MissionDriving)
 	}
 
 	seen := m.events
@@ -718,7 +576,7 @@ func (m *mission) drive(ctx workflow.Context) (MissionResult, error, bool) {
 		if m.cancelRequested && m.cancelAct == nil && m.hold != nil && m.hold.arrived {
 			// The robot stands at a station with its order done: nothing
 			// to stop (a cancelOrder would fail with noOrderToCancel).
-			m.outcome = MissionCancelled
+			m.outcome = schemas.MissionCancelled
 			break
 		}
 		// The next part goes out only once the robot's state shows the
@@ -735,7 +593,7 @@ func (m *mission) drive(ctx workflow.Context) (MissionResult, error, bool) {
 			break
 		}
 		if m.cancelRequested && m.cancelAct == nil {
-			m.setState(ctx, MissionCancelling)
+			m.setState(ctx, schemas.MissionCancelling)
 			m.cancelSeq++
 			act, err := m.sendControl(ctx, vda5050.ActionCancelOrder, fmt.Sprintf("%s%scancel-%d", m.orderID, schemas.InstantActionSeparator, m.cancelSeq), m.cancelTicket)
 			if err != nil {
@@ -836,7 +694,7 @@ func (m *mission) drive(ctx workflow.Context) (MissionResult, error, bool) {
 		}
 		seen = m.events
 	}
-	return MissionResult{}, nil, false
+	return schemas.MissionResult{}, nil, false
 }
 
 // requeueWait is how long a queued mission waits before it asks again on
@@ -866,7 +724,7 @@ func (m *mission) giveUp(errType, reason string) {
 // on board (a pick done, its drop not) an operator decides first (update
 // resolve), within Timings.ResolveTimeout. done is true when the mission
 // ended here.
-func (m *mission) handOver(ctx workflow.Context) (MissionResult, error, bool) {
+func (m *mission) handOver(ctx workflow.Context) (schemas.MissionResult, error, bool) {
 	old, reason, errT := m.status.RobotID, m.failover, m.failoverType
 	m.cancelSeq++
 	_, _ = m.sendInstant(ctx, vda5050.ActionCancelOrder, fmt.Sprintf("%s%sfailover-cancel-%d", m.orderID, schemas.InstantActionSeparator, m.cancelSeq))
@@ -879,20 +737,20 @@ func (m *mission) handOver(ctx workflow.Context) (MissionResult, error, bool) {
 	for from < len(m.stepDone) && m.stepDone[from] {
 		from++
 	}
-	h := Handover{FromRobot: old, Reason: reason, FromStep: from, At: workflow.Now(ctx)}
+	h := schemas.Handover{FromRobot: old, Reason: reason, FromStep: from, At: workflow.Now(ctx)}
 	m.status.Handovers = append(m.status.Handovers, h)
 	m.resetRobot(ctx)
 	if from == len(m.stepDone) {
 		// Every step was done before the robot failed.
 		m.status.NodesDone = m.status.NodesTotal
-		m.outcome = MissionCompleted
-		return MissionResult{}, nil, false
+		m.outcome = schemas.MissionCompleted
+		return schemas.MissionResult{}, nil, false
 	}
 	if m.loadOnBoard(from) {
 		m.status.ResolveBy = workflow.Now(ctx).Add(Timings.ResolveTimeout)
 		m.status.LastError = fmt.Sprintf("%s with the load on board (step %d of %d done); waiting for an operator until %s: update resolve with reassign or abort",
 			reason, from, len(m.stepDone), m.status.ResolveBy.UTC().Format(time.RFC3339))
-		m.setState(ctx, MissionAwaitingOperator)
+		m.setState(ctx, schemas.MissionAwaitingOperator)
 		ok, err := m.wait(ctx, Timings.ResolveTimeout, func() bool { return m.resolution != nil || m.cancelRequested })
 		if err != nil {
 			r, err := m.cleanupAfterCancel(ctx)
@@ -901,7 +759,7 @@ func (m *mission) handOver(ctx workflow.Context) (MissionResult, error, bool) {
 		m.status.ResolveBy = time.Time{}
 		switch {
 		case m.cancelRequested:
-			r, err := m.end(ctx, MissionCancelled, "", m.cancelReason())
+			r, err := m.end(ctx, schemas.MissionCancelled, "", m.cancelReason())
 			return r, err, true
 		case !ok:
 			r, err := m.fail(ctx, errT, fmt.Sprintf("%s with the load on board; no operator decision within %s", reason, Timings.ResolveTimeout))
@@ -911,7 +769,7 @@ func (m *mission) handOver(ctx workflow.Context) (MissionResult, error, bool) {
 		m.resolution = nil
 		hp := &m.status.Handovers[len(m.status.Handovers)-1]
 		hp.Decision, hp.DecidedBy = d.Decision, d.By
-		if d.Decision == DecisionAbort {
+		if d.Decision == schemas.DecisionAbort {
 			r, err := m.fail(ctx, errT, fmt.Sprintf("%s with the load on board; aborted by %s: %s", reason, dash(d.By), d.Reason))
 			return r, err, true
 		}
@@ -923,13 +781,13 @@ func (m *mission) handOver(ctx workflow.Context) (MissionResult, error, bool) {
 		}
 	}
 	if m.cancelRequested {
-		r, err := m.end(ctx, MissionCancelled, "", m.cancelReason())
+		r, err := m.end(ctx, schemas.MissionCancelled, "", m.cancelReason())
 		return r, err, true
 	}
 	m.fromStep = from
 	m.status.LastError = reason + "; handed over"
 	m.setDetails(ctx)
-	return MissionResult{}, nil, false
+	return schemas.MissionResult{}, nil, false
 }
 
 // loadOnBoard reports whether a pick before step from is done and a drop
@@ -966,7 +824,7 @@ func (m *mission) resetRobot(ctx workflow.Context) {
 	m.failover, m.failoverType = "", ""
 	m.status.CurrentNode = ""
 	m.status.OrderUpdates, m.status.WaitingFor = 0, ""
-	m.setState(ctx, MissionQueued)
+	m.setState(ctx, schemas.MissionQueued)
 }
 
 func dash(s string) string {
@@ -978,7 +836,7 @@ func dash(s string) string {
 
 // buildOrder builds the order from where the robot stands (its latest
 // stored state).
-func (m *mission) buildOrder(ctx workflow.Context) (MissionResult, error) {
+func (m *mission) buildOrder(ctx workflow.Context) (schemas.MissionResult, error) {
 	var built schemas.BuildOrderResult
 	to, h := m.partEnd(m.fromStep)
 	in := schemas.BuildOrderInput{
@@ -1007,7 +865,7 @@ func (m *mission) buildOrder(ctx workflow.Context) (MissionResult, error) {
 		m.lastNode = built.NodeIDs[len(built.NodeIDs)-1]
 		m.status.CurrentNode = built.NodeIDs[0]
 	}
-	return MissionResult{}, nil
+	return schemas.MissionResult{}, nil
 }
 
 // sendOrder publishes the order (again) and starts the wait for the robot's
@@ -1025,7 +883,7 @@ func (m *mission) sendOrder(ctx workflow.Context) error {
 // replan builds the order again from the robot's reported position, after
 // it refused the first one with noRouteError, and sends it with the next
 // orderUpdateId (the refusal named the old one, so the two are told apart).
-func (m *mission) replan(ctx workflow.Context) (MissionResult, error) {
+func (m *mission) replan(ctx workflow.Context) (schemas.MissionResult, error) {
 	m.status.Replanned = true
 	m.orderUpdateID++
 	m.orderAcked, m.status.OrderAcknowledged = false, false
@@ -1037,7 +895,7 @@ func (m *mission) replan(ctx workflow.Context) (MissionResult, error) {
 		return m.fail(ctx, errType(err, ""), "send re-planned order: "+err.Error())
 	}
 	m.setDetails(ctx)
-	return MissionResult{}, nil
+	return schemas.MissionResult{}, nil
 }
 
 // reconcile reads the robot's latest stored state and applies it.
@@ -1068,9 +926,9 @@ func (m *mission) settleControls(ctx workflow.Context, now time.Time) {
 			m.status.CancelNotApplied = a.reason
 			m.cancelAct = nil
 			m.cancelRequested = false
-			state := MissionDriving
+			state := schemas.MissionDriving
 			if m.status.Paused {
-				state = MissionPaused
+				state = schemas.MissionPaused
 			}
 			m.setState(ctx, state)
 		}
@@ -1206,7 +1064,7 @@ func (m *mission) apply(ctx workflow.Context, ev schemas.RobotEvent) {
 	}
 	if !m.orderSent || ev.OrderID != m.vdaOrderID {
 		if cancelled {
-			m.outcome = MissionCancelled
+			m.outcome = schemas.MissionCancelled
 		}
 		return
 	}
@@ -1219,10 +1077,10 @@ func (m *mission) apply(ctx workflow.Context, ev schemas.RobotEvent) {
 	}
 	if m.status.Paused != ev.Paused {
 		m.status.Paused = ev.Paused
-		if ev.Paused && m.status.State == MissionDriving {
-			m.setState(ctx, MissionPaused)
-		} else if !ev.Paused && m.status.State == MissionPaused {
-			m.setState(ctx, MissionDriving)
+		if ev.Paused && m.status.State == schemas.MissionDriving {
+			m.setState(ctx, schemas.MissionPaused)
+		} else if !ev.Paused && m.status.State == schemas.MissionPaused {
+			m.setState(ctx, schemas.MissionDriving)
 		}
 	}
 	if ev.NodesRemaining == 0 && ev.EdgesRemaining == 0 && !ev.Driving && ev.LastNodeID == m.lastNode && ev.OrderUpdateID == m.orderUpdateID && m.actionsFinished(ev) {
@@ -1236,12 +1094,12 @@ func (m *mission) apply(ctx workflow.Context, ev schemas.RobotEvent) {
 			// Appended steps are on their way as an order update.
 		default:
 			// Done, even if a cancel was under way: the robot finished first.
-			m.outcome = MissionCompleted
+			m.outcome = schemas.MissionCompleted
 			return
 		}
 	}
 	if cancelled {
-		m.outcome = MissionCancelled
+		m.outcome = schemas.MissionCancelled
 		return
 	}
 	m.setDetails(ctx)
@@ -1318,7 +1176,7 @@ func (m *mission) actionsFinished(ev schemas.RobotEvent) bool {
 func (m *mission) decideFail(errType, reason string) {
 	m.failType = errType
 	m.status.LastError = reason
-	m.outcome = MissionFailed
+	m.outcome = schemas.MissionFailed
 }
 
 func refersTo(e vda5050.Error, key, value string) bool {
@@ -1346,25 +1204,25 @@ func (m *mission) cancelReason() string {
 
 // cleanupAfterCancel runs when Temporal cancels the workflow itself: stop the
 // robot, release it and audit, on a disconnected context.
-func (m *mission) cleanupAfterCancel(ctx workflow.Context) (MissionResult, error) {
+func (m *mission) cleanupAfterCancel(ctx workflow.Context) (schemas.MissionResult, error) {
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	if m.orderSent {
 		m.cancelSeq++
 		_, _ = m.sendInstant(dctx, vda5050.ActionCancelOrder, fmt.Sprintf("%s%swf-cancel-%d", m.orderID, schemas.InstantActionSeparator, m.cancelSeq))
 	}
 	m.status.LastError = "workflow cancelled"
-	_, _ = m.end(dctx, MissionCancelled, "", "workflow cancelled")
+	_, _ = m.end(dctx, schemas.MissionCancelled, "", "workflow cancelled")
 	return m.result(), temporal.NewCanceledError("workflow cancelled")
 }
 
-func (m *mission) fail(ctx workflow.Context, errType, reason string) (MissionResult, error) {
+func (m *mission) fail(ctx workflow.Context, errType, reason string) (schemas.MissionResult, error) {
 	if errors.Is(ctx.Err(), workflow.ErrCanceled) {
 		// Temporal cancelled the workflow while an activity ran: that, not
 		// the activity's error, is how the mission ends.
 		return m.cleanupAfterCancel(ctx)
 	}
 	m.status.LastError = reason
-	res, _ := m.end(ctx, MissionFailed, errType, reason)
+	res, _ := m.end(ctx, schemas.MissionFailed, errType, reason)
 	if errType == "" {
 		errType = "MissionFailed"
 	}
@@ -1377,7 +1235,7 @@ func (m *mission) fail(ctx workflow.Context, errType, reason string) (MissionRes
 // from the workflow for up to Timings.ReleaseTimeout: a robot stays
 // reserved only if the registry is unreachable all that time (the Reaper
 // frees it then).
-func (m *mission) end(ctx workflow.Context, state, errType, reason string) (MissionResult, error) {
+func (m *mission) end(ctx workflow.Context, state, errType, reason string) (schemas.MissionResult, error) {
 	ctx, _ = workflow.NewDisconnectedContext(ctx)
 	// The outcome is decided: no timer may stay running (it would fire
 	// into a closed workflow).
@@ -1390,7 +1248,7 @@ func (m *mission) end(ctx workflow.Context, state, errType, reason string) (Miss
 		details["errorType"] = errType
 	}
 	actor := m.in.RequestedBy
-	if state == MissionCancelled && m.cancelReq.By != "" {
+	if state == schemas.MissionCancelled && m.cancelReq.By != "" {
 		actor = m.cancelReq.By
 	}
 	if actor == "" {
@@ -1420,7 +1278,7 @@ func (m *mission) end(ctx workflow.Context, state, errType, reason string) (Miss
 		}
 	}
 	m.flushSA(ctx)
-	kind := map[string]string{MissionCompleted: schemas.WMSEventCompleted, MissionCancelled: schemas.WMSEventCancelled}[state]
+	kind := map[string]string{schemas.MissionCompleted: schemas.WMSEventCompleted, schemas.MissionCancelled: schemas.WMSEventCancelled}[state]
 	if kind == "" {
 		kind = schemas.WMSEventFailed
 	}
@@ -1432,8 +1290,8 @@ func (m *mission) end(ctx workflow.Context, state, errType, reason string) (Miss
 	return res, nil
 }
 
-func (m *mission) result() MissionResult {
-	return MissionResult{
+func (m *mission) result() schemas.MissionResult {
+	return schemas.MissionResult{
 		MissionID: m.status.MissionID, State: m.status.State, RobotID: m.status.RobotID,
 		NodesDone: m.status.NodesDone, NodesTotal: m.status.NodesTotal, Reason: m.status.LastError,
 		CancelNotApplied: m.cancelNotApplied,
@@ -1448,11 +1306,11 @@ func (m *mission) setState(ctx workflow.Context, state string) {
 	m.status.State = state
 	m.status.UpdatedAt = workflow.Now(ctx)
 	switch state {
-	case MissionQueued:
+	case schemas.MissionQueued:
 		m.emit(ctx, schemas.WMSEventQueued, schemas.WMSEventData{QueuePosition: m.status.QueuePosition})
-	case MissionReserved:
+	case schemas.MissionReserved:
 		m.emit(ctx, schemas.WMSEventAssigned, schemas.WMSEventData{})
-	case MissionAwaitingOperator:
+	case schemas.MissionAwaitingOperator:
 		m.emit(ctx, schemas.WMSEventAwaitingOperator, schemas.WMSEventData{Reason: m.status.LastError})
 	}
 	m.saState = &state
@@ -1502,7 +1360,7 @@ func (m *mission) setDetails(ctx workflow.Context) {
 	if s.RobotID != "" {
 		b.WriteString(fmt.Sprintf(" · robot `%s`", s.RobotID))
 	}
-	if s.State == MissionQueued {
+	if s.State == schemas.MissionQueued {
 		b.WriteString(fmt.Sprintf(" · waiting for a robot (queue position %d)", s.QueuePosition))
 	}
 	if s.NodesTotal > 0 {

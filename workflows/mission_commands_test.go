@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/fleetflow/fleetflow/schemas"
 )
 
 // A mission woken by many robot events keeps at most one timer pending,
@@ -27,10 +29,10 @@ func TestMissionKeepsOneTimer(t *testing.T) {
 		s.signal(time.Duration(i+1)*time.Second, driving("A1", 0, 2))
 	}
 	s.signal(11*time.Second, finished())
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec(), RequestedBy: "test"})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec(), RequestedBy: "test"})
 	r, err := s.result(t)
 	require.NoError(t, err)
-	require.Equal(t, MissionCompleted, r.State)
+	require.Equal(t, schemas.MissionCompleted, r.State)
 	require.Equal(t, 1, most, "timers pending at once")
 	require.Empty(t, pending, "timers left running after the mission decided to finish")
 }

@@ -263,17 +263,17 @@ func (s *suite) signal(d time.Duration, ev schemas.RobotEvent) {
 	s.at(d, func() { s.env.SignalWorkflow(schemas.SignalRobotEvent, ev) })
 }
 
-func (s *suite) status(t *testing.T) MissionStatus {
+func (s *suite) status(t *testing.T) schemas.MissionStatus {
 	v, err := s.env.QueryWorkflow(schemas.QueryStatus)
 	require.NoError(t, err)
-	var st MissionStatus
+	var st schemas.MissionStatus
 	require.NoError(t, v.Get(&st))
 	return st
 }
 
-func (s *suite) result(t *testing.T) (MissionResult, error) {
+func (s *suite) result(t *testing.T) (schemas.MissionResult, error) {
 	require.True(t, s.env.IsWorkflowCompleted())
-	var r MissionResult
+	var r schemas.MissionResult
 	err := s.env.GetWorkflowError()
 	if err == nil {
 		require.NoError(t, s.env.GetWorkflowResult(&r))
@@ -291,18 +291,18 @@ func appErrType(err error) string {
 
 func TestMissionHappyPath(t *testing.T) {
 	s := newEnv(t)
-	var mid MissionStatus
+	var mid schemas.MissionStatus
 	s.signal(time.Second, driving("A1", 0, 2))
 	s.signal(2*time.Second, driving("B1", 2, 1))
 	s.at(2500*time.Millisecond, func() { mid = s.status(t) })
 	s.signal(3*time.Second, finished())
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec(), RequestedBy: "test"})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec(), RequestedBy: "test"})
 	r, err := s.result(t)
 	require.NoError(t, err)
-	require.Equal(t, MissionCompleted, r.State)
+	require.Equal(t, schemas.MissionCompleted, r.State)
 	require.Equal(t, "acme/AMR-001", r.RobotID)
 	require.Equal(t, 3, r.NodesDone)
-	require.Equal(t, MissionDriving, mid.State)
+	require.Equal(t, schemas.MissionDriving, mid.State)
 	require.Equal(t, 2, mid.NodesDone)
 	require.Equal(t, "B1", mid.CurrentNode)
 	require.Len(t, s.acts.orders, 1)
@@ -318,28 +318,28 @@ func TestMissionNotDoneUntilActionsFinished(t *testing.T) {
 	ev := finished()
 	ev.ActionStates[1].ActionStatus = vda5050.ActionRunning // at the last node, drop still running
 	s.signal(time.Second, ev)
-	var mid MissionStatus
+	var mid schemas.MissionStatus
 	s.at(1500*time.Millisecond, func() { mid = s.status(t) })
 	s.signal(2*time.Second, finished())
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 	r, err := s.result(t)
 	require.NoError(t, err)
-	require.Equal(t, MissionDriving, mid.State)
-	require.Equal(t, MissionCompleted, r.State)
+	require.Equal(t, schemas.MissionDriving, mid.State)
+	require.Equal(t, schemas.MissionCompleted, r.State)
 }
 
 func TestMissionQueuedUntilRobotFree(t *testing.T) {
 	s := newEnv(t)
 	s.acts.queued = 1
-	var queued MissionStatus
+	var queued schemas.MissionStatus
 	s.at(time.Second, func() { queued = s.status(t) })
 	s.at(2*time.Second, func() { s.env.SignalWorkflow(schemas.SignalRobotAvailable, nil) })
 	s.signal(3*time.Second, finished())
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 	r, err := s.result(t)
 	require.NoError(t, err)
-	require.Equal(t, MissionCompleted, r.State)
-	require.Equal(t, MissionQueued, queued.State)
+	require.Equal(t, schemas.MissionCompleted, r.State)
+	require.Equal(t, schemas.MissionQueued, queued.State)
 	require.Equal(t, 2, queued.QueuePosition)
 	require.Len(t, s.acts.reserves, 2, "a robot-available signal retries the reservation")
 	require.Equal(t, 5, s.acts.reserves[0].Priority)
@@ -349,27 +349,27 @@ func TestMissionQueuedRetriesWithoutSignal(t *testing.T) {
 	s := newEnv(t)
 	s.acts.queued = 2
 	s.signal(Timings.RequeueAfter*2+time.Second, finished())
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 	r, err := s.result(t)
 	require.NoError(t, err)
-	require.Equal(t, MissionCompleted, r.State)
+	require.Equal(t, schemas.MissionCompleted, r.State)
 	require.Len(t, s.acts.reserves, 3, "a queued mission retries even if a wake-up signal was lost")
 }
 
 func TestMissionCancelWhileQueued(t *testing.T) {
 	s := newEnv(t)
 	s.acts.queued = 100
-	var upd MissionStatus
+	var upd schemas.MissionStatus
 	var updErr error
 	s.at(time.Second, func() {
-		s.env.UpdateWorkflow(schemas.UpdateCancel, "u1", &updateCallbacks{t: t, onComplete: func(v any, err error) { updErr = err; upd = v.(MissionStatus) }}, CancelRequest{Reason: "wms withdrew", By: "wms"})
+		s.env.UpdateWorkflow(schemas.UpdateCancel, "u1", &updateCallbacks{t: t, onComplete: func(v any, err error) { updErr = err; upd = v.(schemas.MissionStatus) }}, schemas.CancelRequest{Reason: "wms withdrew", By: "wms"})
 	})
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 	r, err := s.result(t)
 	require.NoError(t, err)
 	require.NoError(t, updErr)
-	require.Equal(t, MissionCancelled, r.State)
-	require.Equal(t, MissionCancelled, upd.State)
+	require.Equal(t, schemas.MissionCancelled, r.State)
+	require.Equal(t, schemas.MissionCancelled, upd.State)
 	require.Equal(t, []string{"m-1"}, s.acts.cancelled, "leaves the reservation queue")
 	require.Empty(t, s.acts.orders, "no order was sent")
 	require.Empty(t, s.acts.releases)
@@ -377,24 +377,24 @@ func TestMissionCancelWhileQueued(t *testing.T) {
 
 func TestMissionCancelWhileDriving(t *testing.T) {
 	s := newEnv(t)
-	var upd MissionStatus
+	var upd schemas.MissionStatus
 	var updErr error
 	s.signal(time.Second, driving("B1", 2, 1))
 	s.at(2*time.Second, func() {
-		s.env.UpdateWorkflow(schemas.UpdateCancel, "u1", &updateCallbacks{t: t, onComplete: func(v any, err error) { updErr = err; upd = v.(MissionStatus) }}, CancelRequest{Reason: "blocked aisle", By: "operator"})
+		s.env.UpdateWorkflow(schemas.UpdateCancel, "u1", &updateCallbacks{t: t, onComplete: func(v any, err error) { updErr = err; upd = v.(schemas.MissionStatus) }}, schemas.CancelRequest{Reason: "blocked aisle", By: "operator"})
 	})
-	var cancelling MissionStatus
+	var cancelling schemas.MissionStatus
 	s.at(3*time.Second, func() { cancelling = s.status(t) })
 	// The robot stops at B1 and confirms cancelOrder.
 	s.signal(4*time.Second, schemas.RobotEvent{RobotID: "acme/AMR-001", OrderID: wfID, LastNodeID: "B1", LastNodeSequenceID: 2,
 		ActionStates: []vda5050.ActionState{{ActionID: wfID + "#cancel-1", ActionType: vda5050.ActionCancelOrder, ActionStatus: vda5050.ActionFinished}}})
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 	r, err := s.result(t)
 	require.NoError(t, err)
 	require.NoError(t, updErr)
-	require.Equal(t, MissionCancelling, cancelling.State)
-	require.Equal(t, MissionCancelled, r.State)
-	require.Equal(t, MissionCancelled, upd.State)
+	require.Equal(t, schemas.MissionCancelling, cancelling.State)
+	require.Equal(t, schemas.MissionCancelled, r.State)
+	require.Equal(t, schemas.MissionCancelled, upd.State)
 	require.Len(t, s.acts.instant, 1)
 	require.Equal(t, vda5050.ActionCancelOrder, s.acts.instant[0].ActionType)
 	require.Len(t, s.acts.releases, 1, "the robot is released after the robot confirmed")
@@ -404,10 +404,10 @@ func TestMissionCancelWhileDriving(t *testing.T) {
 
 func TestMissionPauseResume(t *testing.T) {
 	s := newEnv(t)
-	var paused, resumed MissionStatus
+	var paused, resumed schemas.MissionStatus
 	s.signal(time.Second, driving("A1", 0, 2))
 	s.at(2*time.Second, func() {
-		s.env.UpdateWorkflow(schemas.UpdatePause, "p1", &updateCallbacks{t: t, onComplete: func(v any, err error) { require.NoError(t, err); paused = v.(MissionStatus) }})
+		s.env.UpdateWorkflow(schemas.UpdatePause, "p1", &updateCallbacks{t: t, onComplete: func(v any, err error) { require.NoError(t, err); paused = v.(schemas.MissionStatus) }})
 	})
 	ev := driving("A1", 0, 2)
 	ev.Driving, ev.Paused = false, true
@@ -417,18 +417,18 @@ func TestMissionPauseResume(t *testing.T) {
 		s.env.UpdateWorkflow(schemas.UpdatePause, "p2", &updateCallbacks{t: t, onReject: func(err error) { rejectedPause = err }})
 	})
 	s.at(5*time.Second, func() {
-		s.env.UpdateWorkflow(schemas.UpdateResume, "r1", &updateCallbacks{t: t, onComplete: func(v any, err error) { require.NoError(t, err); resumed = v.(MissionStatus) }})
+		s.env.UpdateWorkflow(schemas.UpdateResume, "r1", &updateCallbacks{t: t, onComplete: func(v any, err error) { require.NoError(t, err); resumed = v.(schemas.MissionStatus) }})
 	})
 	s.signal(6*time.Second, driving("A1", 0, 2))
 	s.signal(7*time.Second, finished())
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 	r, err := s.result(t)
 	require.NoError(t, err)
-	require.Equal(t, MissionCompleted, r.State)
-	require.Equal(t, MissionPaused, paused.State)
+	require.Equal(t, schemas.MissionCompleted, r.State)
+	require.Equal(t, schemas.MissionPaused, paused.State)
 	require.True(t, paused.Paused)
 	require.Error(t, rejectedPause, "pausing a paused mission is refused by the validator")
-	require.Equal(t, MissionDriving, resumed.State)
+	require.Equal(t, schemas.MissionDriving, resumed.State)
 	require.Len(t, s.acts.instant, 2)
 	require.Equal(t, vda5050.ActionStartPause, s.acts.instant[0].ActionType)
 	require.Equal(t, vda5050.ActionStopPause, s.acts.instant[1].ActionType)
@@ -468,13 +468,13 @@ func TestMissionFailsOverOnFatal(t *testing.T) {
 	s.acts.handout = []string{"acme/AMR-001", "acme/AMR-002"}
 	s.signal(time.Second, fatal("acme/AMR-001"))
 	s.signal(3*time.Second, on("acme/AMR-002", handed(driving("A1", 0, 2), 1)))
-	var mid MissionStatus
+	var mid schemas.MissionStatus
 	s.at(3500*time.Millisecond, func() { mid = s.status(t) })
 	s.signal(4*time.Second, on("acme/AMR-002", handed(finished(), 1)))
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 	r, err := s.result(t)
 	require.NoError(t, err)
-	require.Equal(t, MissionCompleted, r.State)
+	require.Equal(t, schemas.MissionCompleted, r.State)
 	require.Equal(t, "acme/AMR-002", r.RobotID)
 	require.Len(t, mid.Handovers, 1)
 	h := mid.Handovers[0]
@@ -498,16 +498,16 @@ func TestMissionAtEdgeSiteSendsThroughItsQueue(t *testing.T) {
 	s.acts.handout = []string{"acme/AMR-001", "acme/AMR-002"}
 	s.signal(time.Second, fatal("acme/AMR-001"))
 	s.signal(3*time.Second, on("acme/AMR-002", handed(finished(), 1)))
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 	r, err := s.result(t)
 	require.NoError(t, err)
-	require.Equal(t, MissionCompleted, r.State)
+	require.Equal(t, schemas.MissionCompleted, r.State)
 	require.Len(t, s.acts.orders, 2)
 	require.Equal(t, []string{"robot-io-warehouse-a", "robot-io-warehouse-a", "robot-io-warehouse-a"}, s.acts.routes)
 
 	single := newEnv(t)
 	single.signal(time.Second, finished())
-	single.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	single.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 	_, err = single.result(t)
 	require.NoError(t, err)
 	require.Equal(t, []string{"local"}, single.acts.routes, "single-site mode publishes from the workflow worker")
@@ -520,7 +520,7 @@ func TestMissionFatalAfterLastHandoverFails(t *testing.T) {
 	s.signal(time.Second, fatal("acme/AMR-001"))
 	s.signal(3*time.Second, fatal("acme/AMR-002"))
 	s.signal(5*time.Second, fatal("acme/AMR-003"))
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 	_, err := s.result(t)
 	require.Equal(t, schemas.ErrRobotFatal, appErrType(err))
 	require.Contains(t, err.Error(), "after 2 handovers")
@@ -535,32 +535,32 @@ func TestMissionLoadOnBoardWaitsForOperator(t *testing.T) {
 	picked := fatal("acme/AMR-001")
 	picked.ActionStates[0].ActionStatus = vda5050.ActionFinished
 	for name, c := range map[string]struct {
-		req      *ResolveRequest
+		req      *schemas.ResolveRequest
 		want     string
 		fromStep int
 	}{
-		"reassign": {&ResolveRequest{Decision: DecisionReassign, By: "op", Reason: "load moved onto the next robot"}, MissionCompleted, 1},
-		"restart":  {&ResolveRequest{Decision: DecisionReassign, RestartFromStart: true, By: "op"}, MissionCompleted, 0},
-		"abort":    {&ResolveRequest{Decision: DecisionAbort, By: "op", Reason: "load damaged"}, MissionFailed, 0},
-		"nobody":   {nil, MissionFailed, 0},
+		"reassign": {&schemas.ResolveRequest{Decision: schemas.DecisionReassign, By: "op", Reason: "load moved onto the next robot"}, schemas.MissionCompleted, 1},
+		"restart":  {&schemas.ResolveRequest{Decision: schemas.DecisionReassign, RestartFromStart: true, By: "op"}, schemas.MissionCompleted, 0},
+		"abort":    {&schemas.ResolveRequest{Decision: schemas.DecisionAbort, By: "op", Reason: "load damaged"}, schemas.MissionFailed, 0},
+		"nobody":   {nil, schemas.MissionFailed, 0},
 	} {
 		t.Run(name, func(t *testing.T) {
 			s := newEnv(t)
 			s.acts.handout = []string{"acme/AMR-001", "acme/AMR-002"}
 			s.signal(time.Second, picked)
-			var waiting MissionStatus
+			var waiting schemas.MissionStatus
 			s.at(2*time.Second, func() { waiting = s.status(t) })
 			var up updateOutcome
 			if c.req != nil {
 				s.update(t, 3*time.Second, schemas.UpdateResolve, &up, *c.req)
 			}
 			s.signal(time.Minute, on("acme/AMR-002", handed(finished(), 1)))
-			s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+			s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 			r, err := s.result(t)
-			require.Equal(t, MissionAwaitingOperator, waiting.State)
+			require.Equal(t, schemas.MissionAwaitingOperator, waiting.State)
 			require.False(t, waiting.ResolveBy.IsZero())
 			require.Contains(t, waiting.LastError, "load on board")
-			if c.want == MissionFailed {
+			if c.want == schemas.MissionFailed {
 				require.Error(t, err)
 				require.Equal(t, schemas.ErrRobotFatal, appErrType(err))
 				return
@@ -578,10 +578,10 @@ func TestMissionResolveRefusedUnlessWaiting(t *testing.T) {
 	s := newEnv(t)
 	var rejected error
 	s.at(time.Second, func() {
-		s.env.UpdateWorkflow(schemas.UpdateResolve, "r1", &updateCallbacks{t: t, onReject: func(err error) { rejected = err }}, ResolveRequest{Decision: DecisionReassign})
+		s.env.UpdateWorkflow(schemas.UpdateResolve, "r1", &updateCallbacks{t: t, onReject: func(err error) { rejected = err }}, schemas.ResolveRequest{Decision: schemas.DecisionReassign})
 	})
 	s.signal(2*time.Second, finished())
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 	_, err := s.result(t)
 	require.NoError(t, err)
 	require.ErrorContains(t, rejected, "not waiting for an operator")
@@ -596,7 +596,7 @@ func TestMissionFailsOverOnStall(t *testing.T) {
 	s.signal(Timings.StallTimeout/2, driving("A1", 0, 2)) // the same again: no progress
 	done := on("acme/AMR-002", handed(finished(), 1))
 	s.at(Timings.StallTimeout, func() { s.acts.mu.Lock(); s.acts.snapshot = &done; s.acts.mu.Unlock() })
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 	r, err := s.result(t)
 	require.NoError(t, err)
 	require.Equal(t, "acme/AMR-002", r.RobotID)
@@ -609,12 +609,12 @@ func TestMissionLostConnection(t *testing.T) {
 	s.acts.handout = []string{"acme/AMR-001", "acme/AMR-002"}
 	s.signal(time.Second, driving("A1", 0, 2))
 	s.signal(2*time.Second, schemas.RobotEvent{RobotID: "acme/AMR-001", Connection: "CONNECTIONBROKEN", OrderID: wfID})
-	var mid MissionStatus
+	var mid schemas.MissionStatus
 	s.at(2*time.Second+Timings.ConnectionGrace/2, func() { mid = s.status(t) })
 	done := on("acme/AMR-002", handed(finished(), 1))
 	s.at(2*time.Second+Timings.ConnectionGrace, func() { s.acts.mu.Lock(); s.acts.snapshot = &done; s.acts.mu.Unlock() })
 	start := s.env.Now()
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 	r, err := s.result(t)
 	require.NoError(t, err)
 	require.Equal(t, "acme/AMR-002", r.RobotID)
@@ -629,7 +629,7 @@ func TestMissionRobotRejectsOrder(t *testing.T) {
 	s.signal(time.Second, schemas.RobotEvent{RobotID: "acme/AMR-001", OrderID: "", Errors: []vda5050.Error{{
 		ErrorType: "orderError", ErrorLevel: vda5050.ErrorWarning, ErrorDescription: "order is not executable while charging",
 		ErrorReferences: []vda5050.Reference{{ReferenceKey: "orderId", ReferenceValue: wfID}}}}})
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 	_, err := s.result(t)
 	require.Equal(t, schemas.ErrRobotRejectedOrder, appErrType(err))
 	require.Contains(t, err.Error(), "orderError")
@@ -656,10 +656,10 @@ func TestMissionReplansOnceAfterNoRoute(t *testing.T) {
 	done := finished()
 	done.OrderUpdateID = 1
 	s.signal(3*time.Second, done)
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 	r, err := s.result(t)
 	require.NoError(t, err)
-	require.Equal(t, MissionCompleted, r.State)
+	require.Equal(t, schemas.MissionCompleted, r.State)
 	require.Len(t, s.acts.builds, 2, "planned again from the robot's reported position")
 	require.Equal(t, uint32(1), s.acts.builds[1].OrderUpdateID)
 	require.Len(t, s.acts.orders, 2)
@@ -670,7 +670,7 @@ func TestMissionFailsWhenReplannedOrderIsRefusedToo(t *testing.T) {
 	s := newEnv(t)
 	s.signal(time.Second, noRoute("0"))
 	s.signal(2*time.Second, noRoute("1"))
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 	_, err := s.result(t)
 	require.Equal(t, schemas.ErrRobotRejectedOrder, appErrType(err))
 	require.Contains(t, err.Error(), "noRouteError")
@@ -682,10 +682,10 @@ func TestMissionReconcilesFromStoredState(t *testing.T) {
 	s := newEnv(t)
 	ev := finished()
 	s.acts.snapshot = &ev // no signal ever arrives: the bridge lost it
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 	r, err := s.result(t)
 	require.NoError(t, err)
-	require.Equal(t, MissionCompleted, r.State)
+	require.Equal(t, schemas.MissionCompleted, r.State)
 }
 
 func TestMissionBadSpecStartsNothing(t *testing.T) {
@@ -697,7 +697,7 @@ func TestMissionBadSpecStartsNothing(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			s := newEnv(t)
-			s.env.ExecuteWorkflow(Mission, MissionInput{Spec: sp})
+			s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: sp})
 			_, err := s.result(t)
 			require.Equal(t, schemas.ErrInvalidMission, appErrType(err))
 			require.Empty(t, s.acts.reserves, "a rejected mission reserves nothing")
@@ -711,7 +711,7 @@ func TestMissionTimeout(t *testing.T) {
 	sp := spec()
 	sp.TimeoutSeconds = 60
 	s.signal(time.Second, driving("A1", 0, 2)) // the robot took the order, and never finishes
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: sp})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: sp})
 	_, err := s.result(t)
 	require.Equal(t, schemas.ErrMissionTimeout, appErrType(err))
 	require.Len(t, s.acts.releases, 1)
@@ -747,17 +747,17 @@ func TestMissionEventsDuringSendAreKept(t *testing.T) {
 		s.env.SignalWorkflow(schemas.SignalRobotEvent, finished())
 		return schemas.SendResult{}, nil
 	})
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 	r, err := s.result(t)
 	require.NoError(t, err)
-	require.Equal(t, MissionCompleted, r.State)
+	require.Equal(t, schemas.MissionCompleted, r.State)
 	require.Less(t, s.env.Now().Sub(r.StartedAt), Timings.ReconcileAfter, "completed from the signal, not by reconciliation")
 }
 
 // cancelUpdate sends the cancel update at d and records its outcome.
 type updateOutcome struct {
 	done bool
-	st   MissionStatus
+	st   schemas.MissionStatus
 	err  error
 }
 
@@ -765,7 +765,7 @@ func (s *suite) update(t *testing.T, d time.Duration, name string, out *updateOu
 	s.at(d, func() {
 		s.env.UpdateWorkflow(name, name+d.String(), &updateCallbacks{t: t, onComplete: func(v any, err error) {
 			out.done, out.err = true, err
-			if st, ok := v.(MissionStatus); ok {
+			if st, ok := v.(schemas.MissionStatus); ok {
 				out.st = st
 			}
 		}}, args...)
@@ -780,7 +780,7 @@ func TestMissionCancelRefusedByRobot(t *testing.T) {
 	s := newEnv(t)
 	var up updateOutcome
 	s.signal(time.Second, driving("A1", 0, 2))
-	s.update(t, 2*time.Second, schemas.UpdateCancel, &up, CancelRequest{Reason: "aisle blocked", By: "op"})
+	s.update(t, 2*time.Second, schemas.UpdateCancel, &up, schemas.CancelRequest{Reason: "aisle blocked", By: "op"})
 	s.at(3*time.Second, func() {
 		ev := driving("B1", 2, 1)
 		ev.Errors = []vda5050.Error{{ErrorType: "validationError", ErrorLevel: vda5050.ErrorWarning,
@@ -788,19 +788,19 @@ func TestMissionCancelRefusedByRobot(t *testing.T) {
 			ErrorReferences:  []vda5050.Reference{{ReferenceKey: "topic", ReferenceValue: "instantActions"}, {ReferenceKey: "headerId", ReferenceValue: fmt.Sprint(s.acts.headerID)}}}}
 		s.env.SignalWorkflow(schemas.SignalRobotEvent, ev)
 	})
-	var mid MissionStatus
+	var mid schemas.MissionStatus
 	s.at(4*time.Second, func() { mid = s.status(t) })
 	s.signal(5*time.Second, finished())
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 	r, err := s.result(t)
 	require.NoError(t, err)
 	require.True(t, up.done)
 	require.Error(t, up.err, "a refused cancel is never reported as done")
 	require.Equal(t, schemas.ErrRobotRefused, appErrType(up.err))
 	require.Contains(t, up.err.Error(), "validationError")
-	require.Equal(t, MissionDriving, mid.State, "the mission goes on")
+	require.Equal(t, schemas.MissionDriving, mid.State, "the mission goes on")
 	require.Contains(t, mid.CancelNotApplied, "validationError")
-	require.Equal(t, MissionCompleted, r.State)
+	require.Equal(t, schemas.MissionCompleted, r.State)
 	require.Contains(t, r.Reason, "cancel not applied: validationError")
 	require.Contains(t, r.CancelNotApplied, "validationError")
 }
@@ -812,26 +812,26 @@ func TestMissionCancelNotConfirmedThenRetried(t *testing.T) {
 	s := newEnv(t)
 	var first, second updateOutcome
 	s.signal(time.Second, driving("A1", 0, 2))
-	s.update(t, 2*time.Second, schemas.UpdateCancel, &first, CancelRequest{Reason: "one"})
-	s.update(t, 2*time.Second+Timings.ConfirmTimeout+5*time.Second, schemas.UpdateCancel, &second, CancelRequest{Reason: "two"})
+	s.update(t, 2*time.Second, schemas.UpdateCancel, &first, schemas.CancelRequest{Reason: "one"})
+	s.update(t, 2*time.Second+Timings.ConfirmTimeout+5*time.Second, schemas.UpdateCancel, &second, schemas.CancelRequest{Reason: "two"})
 	stale := driving("A1", 0, 2)
 	stale.ActionStates = append(stale.ActionStates, vda5050.ActionState{ActionID: wfID + "#cancel-1", ActionStatus: vda5050.ActionFailed, ResultDescription: "late"})
 	s.signal(2*time.Second+Timings.ConfirmTimeout+10*time.Second, stale)
-	var between MissionStatus
+	var between schemas.MissionStatus
 	s.at(2*time.Second+Timings.ConfirmTimeout+15*time.Second, func() { between = s.status(t) })
 	confirm := driving("A1", 0, 0)
 	confirm.Driving = false
 	confirm.ActionStates = append(confirm.ActionStates, vda5050.ActionState{ActionID: wfID + "#cancel-2", ActionStatus: vda5050.ActionFinished})
 	s.signal(2*time.Second+Timings.ConfirmTimeout+20*time.Second, confirm)
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 	r, err := s.result(t)
 	require.NoError(t, err)
 	require.True(t, first.done)
 	require.ErrorContains(t, first.err, "did not confirm cancelOrder")
-	require.Equal(t, MissionCancelling, between.State, "a FAILED of the first attempt does not answer the second")
+	require.Equal(t, schemas.MissionCancelling, between.State, "a FAILED of the first attempt does not answer the second")
 	require.True(t, second.done)
 	require.NoError(t, second.err)
-	require.Equal(t, MissionCancelled, r.State)
+	require.Equal(t, schemas.MissionCancelled, r.State)
 	require.Equal(t, []string{wfID + "#cancel-1", wfID + "#cancel-2"}, s.acts.instantIDs())
 	require.Len(t, s.acts.releases, 1)
 }
@@ -842,14 +842,14 @@ func TestMissionCompletedBeforeCancelTook(t *testing.T) {
 	s := newEnv(t)
 	var up updateOutcome
 	s.signal(time.Second, driving("B1", 2, 1))
-	s.update(t, 2*time.Second, schemas.UpdateCancel, &up, CancelRequest{})
+	s.update(t, 2*time.Second, schemas.UpdateCancel, &up, schemas.CancelRequest{})
 	done := finished()
 	done.ActionStates = append(done.ActionStates, vda5050.ActionState{ActionID: wfID + "#cancel-1", ActionStatus: vda5050.ActionFailed, ResultDescription: "no order to cancel"})
 	s.signal(3*time.Second, done)
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 	r, err := s.result(t)
 	require.NoError(t, err)
-	require.Equal(t, MissionCompleted, r.State)
+	require.Equal(t, schemas.MissionCompleted, r.State)
 	require.Contains(t, r.Reason, "cancel not applied")
 	require.True(t, up.done)
 	require.ErrorContains(t, up.err, "ended COMPLETED, cancel not applied")
@@ -866,18 +866,18 @@ func TestMissionPauseRefusedByRobot(t *testing.T) {
 			ErrorReferences: []vda5050.Reference{{ReferenceKey: "topic", ReferenceValue: "instantActions"}, {ReferenceKey: "actionId", ReferenceValue: wfID + "#startPause-1"}}}}
 		s.env.SignalWorkflow(schemas.SignalRobotEvent, ev)
 	})
-	var mid MissionStatus
+	var mid schemas.MissionStatus
 	s.at(4*time.Second, func() { mid = s.status(t) })
 	s.signal(5*time.Second, finished())
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 	r, err := s.result(t)
 	require.NoError(t, err)
 	require.True(t, up.done)
 	require.Equal(t, schemas.ErrRobotRefused, appErrType(up.err))
 	require.Contains(t, up.err.Error(), "not supported")
-	require.Equal(t, MissionDriving, mid.State)
+	require.Equal(t, schemas.MissionDriving, mid.State)
 	require.False(t, mid.Paused)
-	require.Equal(t, MissionCompleted, r.State)
+	require.Equal(t, schemas.MissionCompleted, r.State)
 }
 
 // An order the robot's state never shows is sent again, same orderId and
@@ -888,10 +888,10 @@ func TestMissionResendsUnacknowledgedOrder(t *testing.T) {
 	s.acts.snapshot = &idle // the stored state does not show the order either
 	s.signal(Timings.OrderAckTimeout+2*time.Second, driving("A1", 0, 2))
 	s.signal(Timings.OrderAckTimeout+3*time.Second, finished())
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 	r, err := s.result(t)
 	require.NoError(t, err)
-	require.Equal(t, MissionCompleted, r.State)
+	require.Equal(t, schemas.MissionCompleted, r.State)
 	require.Len(t, s.acts.orders, 2)
 	require.Equal(t, s.acts.orders[0].Order, s.acts.orders[1].Order, "the same order again: the vehicle ignores a duplicate")
 }
@@ -902,7 +902,7 @@ func TestMissionRobotUnresponsive(t *testing.T) {
 	s := newEnv(t)
 	idle := schemas.RobotEvent{RobotID: "acme/AMR-001", OrderID: "mission-earlier", Connection: "ONLINE"}
 	s.acts.snapshot = &idle
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 	_, err := s.result(t)
 	require.Equal(t, schemas.ErrRobotUnresponsive, appErrType(err))
 	require.Len(t, s.acts.orders, 1+Timings.OrderResends)
@@ -913,7 +913,7 @@ func TestMissionRobotUnresponsive(t *testing.T) {
 }
 
 func r0(t *testing.T, s *suite) time.Time {
-	var st MissionStatus
+	var st schemas.MissionStatus
 	v, err := s.env.QueryWorkflow(schemas.QueryStatus)
 	require.NoError(t, err)
 	require.NoError(t, v.Get(&st))
@@ -925,15 +925,15 @@ func r0(t *testing.T, s *suite) time.Time {
 func TestMissionIgnoresStaleSequenceID(t *testing.T) {
 	s := newEnv(t)
 	stale := driving("A1", 10, 2) // A1 is node 0 of this order, not node 5
-	var mid MissionStatus
+	var mid schemas.MissionStatus
 	s.signal(time.Second, stale)
 	s.at(1500*time.Millisecond, func() { mid = s.status(t) })
 	s.signal(2*time.Second, finished())
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 	r, err := s.result(t)
 	require.NoError(t, err)
 	require.Equal(t, 0, mid.NodesDone, "lastNodeSequenceId 10 does not name A1 in this order")
-	require.Equal(t, MissionCompleted, r.State)
+	require.Equal(t, schemas.MissionCompleted, r.State)
 }
 
 // A registry that is down is waited out: the reservation is retried from
@@ -944,13 +944,13 @@ func TestMissionWaitsOutRegistryOutage(t *testing.T) {
 	s.acts.reserveDown = 40 // minutes of retries at the local activity's pace
 	fin := finished()
 	s.acts.snapshot = &fin // once the order is out, the stored state shows it done
-	var mid MissionStatus
+	var mid schemas.MissionStatus
 	s.at(time.Minute, func() { mid = s.status(t) })
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 	r, err := s.result(t)
 	require.NoError(t, err)
-	require.Equal(t, MissionCompleted, r.State)
-	require.Equal(t, MissionValidating, mid.State, "status answers during the outage")
+	require.Equal(t, schemas.MissionCompleted, r.State)
+	require.Equal(t, schemas.MissionValidating, mid.State, "status answers during the outage")
 	require.Greater(t, len(s.acts.reserves), 1)
 }
 
@@ -958,7 +958,7 @@ func TestMissionWaitsOutRegistryOutage(t *testing.T) {
 func TestMissionRegistryRefusalIsFinal(t *testing.T) {
 	s := newEnv(t)
 	s.acts.reserveRefused = true
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 	_, err := s.result(t)
 	require.Equal(t, "StoreRefused", appErrType(err))
 	require.Len(t, s.acts.reserves, 1)
@@ -971,10 +971,10 @@ func TestMissionRetriesRelease(t *testing.T) {
 	s := newEnv(t)
 	s.acts.releaseDown = 10
 	s.signal(time.Second, finished())
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 	r, err := s.result(t)
 	require.NoError(t, err)
-	require.Equal(t, MissionCompleted, r.State)
+	require.Equal(t, schemas.MissionCompleted, r.State)
 	require.Len(t, s.acts.releases, 1, "released in the end")
 	require.Equal(t, []string{"mission.completed"}, auditKinds(s.acts.audits, "mission."), "the end's row goes with the release, once")
 }
@@ -986,10 +986,10 @@ func TestMissionAuditsItsEndWhenTheReleaseNeverGoesThrough(t *testing.T) {
 	s := newEnv(t)
 	s.acts.releaseDown = 1 << 20
 	s.signal(time.Second, finished())
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 	r, err := s.result(t)
 	require.NoError(t, err)
-	require.Equal(t, MissionCompleted, r.State)
+	require.Equal(t, schemas.MissionCompleted, r.State)
 	require.Empty(t, s.acts.releases)
 	require.Equal(t, []string{"mission.completed"}, auditKinds(s.acts.audits, "mission."))
 }
@@ -1014,7 +1014,7 @@ func TestMissionTemporalCancelDuringActivity(t *testing.T) {
 		s.env.CancelWorkflow()
 		return schemas.BuildOrderResult{}, errors.New("interrupted")
 	})
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 	require.True(t, s.env.IsWorkflowCompleted())
 	err := s.env.GetWorkflowError()
 	var ce *temporal.CanceledError
@@ -1041,17 +1041,17 @@ func TestMissionConnectionGrace(t *testing.T) {
 			s := newEnv(t)
 			s.signal(time.Second, at(driving("A1", 0, 2), "2026-01-01T00:00:01.000Z"))
 			s.signal(2*time.Second, schemas.RobotEvent{RobotID: "acme/AMR-001", Connection: "CONNECTIONBROKEN", OrderID: wfID, StateTimestamp: "2026-01-01T00:00:01.000Z"})
-			var lost, after MissionStatus
+			var lost, after schemas.MissionStatus
 			s.at(3*time.Second, func() { lost = s.status(t) })
 			s.signal(Timings.ConnectionGrace/2, back)
 			s.at(Timings.ConnectionGrace/2+time.Second, func() { after = s.status(t) })
 			s.signal(Timings.ConnectionGrace*2, at(finished(), "2026-01-01T00:01:00.000Z"))
-			s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+			s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 			r, err := s.result(t)
 			require.NoError(t, err)
-			require.Equal(t, MissionCompleted, r.State)
+			require.Equal(t, schemas.MissionCompleted, r.State)
 			require.Contains(t, lost.ConnectionLost, "CONNECTIONBROKEN")
-			require.Equal(t, MissionDriving, lost.State)
+			require.Equal(t, schemas.MissionDriving, lost.State)
 			require.Empty(t, after.ConnectionLost)
 		})
 	}
@@ -1064,16 +1064,16 @@ func TestMissionLateCancelConfirmation(t *testing.T) {
 	s := newEnv(t)
 	var up updateOutcome
 	s.signal(time.Second, driving("A1", 0, 2))
-	s.update(t, 2*time.Second, schemas.UpdateCancel, &up, CancelRequest{Reason: "late"})
+	s.update(t, 2*time.Second, schemas.UpdateCancel, &up, schemas.CancelRequest{Reason: "late"})
 	late := driving("A1", 0, 0)
 	late.Driving = false
 	late.ActionStates[0].ActionStatus = vda5050.ActionFailed // the pick, cancelled with its order
 	late.ActionStates[0].ResultDescription = "order cancelled"
 	late.ActionStates = append(late.ActionStates, vda5050.ActionState{ActionID: wfID + "#cancel-1", ActionStatus: vda5050.ActionFinished})
 	s.signal(2*time.Second+Timings.ConfirmTimeout+10*time.Second, late)
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 	r, err := s.result(t)
 	require.NoError(t, err)
 	require.ErrorContains(t, up.err, "did not confirm")
-	require.Equal(t, MissionCancelled, r.State)
+	require.Equal(t, schemas.MissionCancelled, r.State)
 }

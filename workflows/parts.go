@@ -17,38 +17,6 @@ import (
 // last base node of the one before with the next orderUpdateId (VDA 5050
 // 2.0 §6.6.2), so a robot that already has the next part never stops.
 
-// LoadSignal is the argument of the mission signals loadReady and
-// loadTaken (schemas/signals/load.schema.json): the WMS says the load is
-// ready at, or was taken from, the station where a step waits for it.
-type LoadSignal struct {
-	// LoadID names the load; when the mission names one (spec.load.loadId)
-	// the two must match, else the signal is ignored (and reported in
-	// status.ignoredSignals).
-	LoadID string `json:"loadId,omitempty"`
-	// Step, when set, is the 0-based index of the step the signal is for;
-	// else it is for the next step that waits for this signal.
-	Step *int `json:"step,omitempty"`
-	// By names who sent it (audited in the mission's status).
-	By string `json:"by,omitempty"`
-}
-
-// ErrWMSTimeout: a step's waitFor signal did not come within its timeout
-// and the step said to fail.
-const ErrWMSTimeout = "WMSSignalTimeout"
-
-// MissionAwaitingWMS: the robot stands at a station waiting for the WMS
-// signal of a step (status.waitingFor says which).
-const MissionAwaitingWMS = "AWAITING_WMS"
-
-// AppendRequest is the argument of update append
-// (schemas/updates/append.schema.json): steps added after the mission's
-// last one.
-type AppendRequest struct {
-	Steps  []schemas.MissionStep `json:"steps"`
-	Reason string                `json:"reason,omitempty"`
-	By     string                `json:"by,omitempty"`
-}
-
 // MaxMissionSteps is the most steps a mission has, appended ones included
 // (mission.schema.json, steps.maxItems).
 const MaxMissionSteps = 32
@@ -67,7 +35,7 @@ type hold struct {
 // received is one WMS signal as it arrived.
 type received struct {
 	name string
-	sig  LoadSignal
+	sig  schemas.LoadSignal
 }
 
 // partEnd says where the part starting at step from ends: at the first
@@ -97,7 +65,7 @@ func (m *mission) registerWMS(ctx workflow.Context) error {
 		sel := workflow.NewSelector(gctx)
 		for _, ch := range []workflow.ReceiveChannel{ready, taken} {
 			sel.AddReceive(ch, func(c workflow.ReceiveChannel, _ bool) {
-				var s LoadSignal
+				var s schemas.LoadSignal
 				c.Receive(gctx, &s)
 				m.signals = append(m.signals, received{name: c.Name(), sig: s})
 			})
@@ -111,7 +79,7 @@ func (m *mission) registerWMS(ctx workflow.Context) error {
 
 // takeSignal consumes the first signal received for h, if any. Signals
 // for another load are dropped and reported.
-func (m *mission) takeSignal(h *hold) (LoadSignal, bool) {
+func (m *mission) takeSignal(h *hold) (schemas.LoadSignal, bool) {
 	want := ""
 	if l := m.in.Spec.Load; l != nil {
 		want = l.LoadID
@@ -129,7 +97,7 @@ func (m *mission) takeSignal(h *hold) (LoadSignal, bool) {
 		}
 		return r.sig, true
 	}
-	return LoadSignal{}, false
+	return schemas.LoadSignal{}, false
 }
 
 // settleHold moves the mission past the wait that ends its current part
@@ -153,7 +121,7 @@ func (m *mission) settleHold(ctx workflow.Context) {
 	} else if h.arrived && !workflow.Now(ctx).Before(h.arrivedAt.Add(h.timeout)) {
 		what := fmt.Sprintf("no %s for step %d (%s) within %s", h.signal, h.step+1, m.in.Spec.Steps[h.step].Station, h.timeout)
 		if h.onTimeout != schemas.OnTimeoutSkip {
-			m.decideFail(ErrWMSTimeout, what)
+			m.decideFail(schemas.ErrWMSTimeout, what)
 			return
 		}
 		m.waitDone[h.step] = true
@@ -168,7 +136,7 @@ func (m *mission) settleHold(ctx workflow.Context) {
 	m.hold = nil
 	if next >= len(m.in.Spec.Steps) {
 		if h.arrived {
-			m.outcome = MissionCompleted // nothing left to drive
+			m.outcome = schemas.MissionCompleted // nothing left to drive
 		}
 		// else: done once the robot finishes the part it drives (apply)
 		return
@@ -216,8 +184,8 @@ func (m *mission) extendOrder(ctx workflow.Context, from int) {
 		m.decideFail(errType(err, ""), "send order update: "+err.Error())
 		return
 	}
-	if m.status.State == MissionAwaitingWMS {
-		m.setState(ctx, MissionDriving)
+	if m.status.State == schemas.MissionAwaitingWMS {
+		m.setState(ctx, schemas.MissionDriving)
 	}
 	m.setDetails(ctx)
 }
@@ -232,11 +200,11 @@ func (m *mission) arrivedAtHold(ctx workflow.Context) {
 	h.arrived, h.arrivedAt = true, workflow.Now(ctx)
 	m.status.WaitingFor = fmt.Sprintf("%s for step %d (%s) until %s", h.signal, h.step+1, m.in.Spec.Steps[h.step].Station,
 		h.arrivedAt.Add(h.timeout).UTC().Format(time.RFC3339))
-	m.setState(ctx, MissionAwaitingWMS)
+	m.setState(ctx, schemas.MissionAwaitingWMS)
 }
 
-func (m *mission) validateAppend(ctx workflow.Context, req AppendRequest) error {
-	if m.outcome != "" || m.cancelRequested || m.status.Terminal() || m.status.State == MissionCancelling || m.status.State == MissionAwaitingOperator {
+func (m *mission) validateAppend(ctx workflow.Context, req schemas.AppendRequest) error {
+	if m.outcome != "" || m.cancelRequested || m.status.Terminal() || m.status.State == schemas.MissionCancelling || m.status.State == schemas.MissionAwaitingOperator {
 		return fmt.Errorf("mission %s is %s: steps are appended only to a mission that is waiting for or driving a robot", m.status.MissionID, m.status.State)
 	}
 	if len(req.Steps) == 0 {
@@ -260,7 +228,7 @@ func (m *mission) validateAppend(ctx workflow.Context, req AppendRequest) error 
 // steps: a robot already driving the last part gets them at once as an
 // order update (its route goes on without a stop); otherwise they come with
 // the part that reaches them.
-func (m *mission) appendSteps(ctx workflow.Context, req AppendRequest) (MissionStatus, error) {
+func (m *mission) appendSteps(ctx workflow.Context, req schemas.AppendRequest) (schemas.MissionStatus, error) {
 	m.appending = true
 	defer func() { m.appending = false }()
 	grown := m.in.Spec

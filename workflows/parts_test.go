@@ -59,15 +59,17 @@ func TestMissionWaitsForLoadReady(t *testing.T) {
 	s := newEnv(t)
 	s.acts.parts = true
 	s.signal(time.Second, standing("S0", 2, 0))
-	var waiting MissionStatus
+	var waiting schemas.MissionStatus
 	s.at(5*time.Second, func() { waiting = s.status(t) })
-	s.at(10*time.Second, func() { s.env.SignalWorkflow(schemas.SignalLoadReady, LoadSignal{LoadID: "PAL-1", By: "conveyor-7"}) })
+	s.at(10*time.Second, func() {
+		s.env.SignalWorkflow(schemas.SignalLoadReady, schemas.LoadSignal{LoadID: "PAL-1", By: "conveyor-7"})
+	})
 	s.signal(12*time.Second, standing("S1", 4, 1, "a0-pick", "a1-drop"))
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: waitSpec(schemas.SignalLoadReady, "")})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: waitSpec(schemas.SignalLoadReady, "")})
 	r, err := s.result(t)
 	require.NoError(t, err)
-	require.Equal(t, MissionCompleted, r.State)
-	require.Equal(t, MissionAwaitingWMS, waiting.State)
+	require.Equal(t, schemas.MissionCompleted, r.State)
+	require.Equal(t, schemas.MissionAwaitingWMS, waiting.State)
 	require.Contains(t, waiting.WaitingFor, "loadReady for step 1 (inbound-1)")
 	require.Len(t, s.acts.builds, 2)
 	require.Equal(t, 1, s.acts.builds[0].ToStep)
@@ -87,26 +89,26 @@ func TestMissionWaitsForLoadReady(t *testing.T) {
 func TestMissionEarlyLoadReadyDoesNotStop(t *testing.T) {
 	s := newEnv(t)
 	s.acts.parts = true
-	s.at(500*time.Millisecond, func() { s.env.SignalWorkflow(schemas.SignalLoadReady, LoadSignal{LoadID: "PAL-9"}) })
-	s.at(time.Second, func() { s.env.SignalWorkflow(schemas.SignalLoadReady, LoadSignal{LoadID: "PAL-1"}) })
-	var before MissionStatus
+	s.at(500*time.Millisecond, func() { s.env.SignalWorkflow(schemas.SignalLoadReady, schemas.LoadSignal{LoadID: "PAL-9"}) })
+	s.at(time.Second, func() { s.env.SignalWorkflow(schemas.SignalLoadReady, schemas.LoadSignal{LoadID: "PAL-1"}) })
+	var before schemas.MissionStatus
 	s.at(1500*time.Millisecond, func() { before = s.status(t) })
 	ack := standing("START", 0, 0)
 	ack.NodesRemaining, ack.EdgesRemaining, ack.Driving = 1, 1, true
 	s.signal(1600*time.Millisecond, ack) // the robot's state shows the first order
-	var mid MissionStatus
+	var mid schemas.MissionStatus
 	s.at(2*time.Second, func() { mid = s.status(t) })
 	s.signal(3*time.Second, standing("S0", 2, 0)) // the old part done: not the end
-	var after MissionStatus
+	var after schemas.MissionStatus
 	s.at(3500*time.Millisecond, func() { after = s.status(t) })
 	s.signal(4*time.Second, standing("S1", 4, 1, "a0-pick", "a1-drop"))
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: waitSpec(schemas.SignalLoadReady, "")})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: waitSpec(schemas.SignalLoadReady, "")})
 	r, err := s.result(t)
 	require.NoError(t, err)
-	require.Equal(t, MissionCompleted, r.State)
+	require.Equal(t, schemas.MissionCompleted, r.State)
 	require.Zero(t, before.OrderUpdates, "nothing is stitched onto an order the robot has not shown yet")
-	require.Equal(t, MissionDriving, mid.State)
-	require.Equal(t, MissionDriving, after.State, "a state of the order before its update is not the end")
+	require.Equal(t, schemas.MissionDriving, mid.State)
+	require.Equal(t, schemas.MissionDriving, after.State, "a state of the order before its update is not the end")
 	require.Equal(t, 1, mid.OrderUpdates)
 	require.Len(t, mid.IgnoredSignals, 1)
 	require.Contains(t, mid.IgnoredSignals[0], "PAL-9")
@@ -118,10 +120,10 @@ func TestMissionLoadSignalTimeout(t *testing.T) {
 		s := newEnv(t)
 		s.acts.parts = true
 		s.signal(time.Second, standing("S0", 2, 0))
-		s.env.ExecuteWorkflow(Mission, MissionInput{Spec: waitSpec(schemas.SignalLoadReady, schemas.OnTimeoutFail)})
+		s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: waitSpec(schemas.SignalLoadReady, schemas.OnTimeoutFail)})
 		_, err := s.result(t)
 		require.Error(t, err)
-		require.Equal(t, ErrWMSTimeout, appErrType(err))
+		require.Equal(t, schemas.ErrWMSTimeout, appErrType(err))
 		require.ErrorContains(t, err, "no loadReady for step 1 (inbound-1) within 1m0s")
 		require.Len(t, s.acts.releases, 1)
 	})
@@ -130,10 +132,10 @@ func TestMissionLoadSignalTimeout(t *testing.T) {
 		s.acts.parts = true
 		s.signal(time.Second, standing("S0", 2, 0))
 		s.signal(2*time.Minute, standing("S1", 4, 1, "a1-drop"))
-		s.env.ExecuteWorkflow(Mission, MissionInput{Spec: waitSpec(schemas.SignalLoadReady, schemas.OnTimeoutSkip)})
+		s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: waitSpec(schemas.SignalLoadReady, schemas.OnTimeoutSkip)})
 		r, err := s.result(t)
 		require.NoError(t, err)
-		require.Equal(t, MissionCompleted, r.State)
+		require.Equal(t, schemas.MissionCompleted, r.State)
 		require.Equal(t, 1, s.acts.builds[1].FromStep, "the pick is left out")
 		st := s.status(t)
 		require.Len(t, st.Skipped, 1)
@@ -149,29 +151,29 @@ func TestMissionLoadTakenAndCancelWhileWaiting(t *testing.T) {
 	sp := spec()
 	sp.Steps[1].WaitFor = schemas.WaitFor{Signal: schemas.SignalLoadTaken, TimeoutSeconds: 600}
 	s.signal(time.Second, standing("S1", 4, 0, "a0-pick", "a1-drop"))
-	var waiting MissionStatus
+	var waiting schemas.MissionStatus
 	s.at(2*time.Second, func() { waiting = s.status(t) })
 	s.at(3*time.Second, func() {
-		s.env.UpdateWorkflow(schemas.UpdateCancel, "c1", &updateCallbacks{t: t, onComplete: func(v any, err error) { require.NoError(t, err) }}, CancelRequest{Reason: "shift over"})
+		s.env.UpdateWorkflow(schemas.UpdateCancel, "c1", &updateCallbacks{t: t, onComplete: func(v any, err error) { require.NoError(t, err) }}, schemas.CancelRequest{Reason: "shift over"})
 	})
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: sp})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: sp})
 	r, err := s.result(t)
 	require.NoError(t, err)
-	require.Equal(t, MissionAwaitingWMS, waiting.State)
+	require.Equal(t, schemas.MissionAwaitingWMS, waiting.State)
 	require.Zero(t, s.acts.builds[0].ToStep, "the part ends with the last step")
 	require.False(t, s.acts.builds[0].HoldLast, "loadTaken is waited for after the drop")
-	require.Equal(t, MissionCancelled, r.State)
+	require.Equal(t, schemas.MissionCancelled, r.State)
 	require.Empty(t, s.acts.instant)
 	require.Len(t, s.acts.releases, 1)
 
 	s = newEnv(t)
 	s.acts.parts = true
 	s.signal(time.Second, standing("S1", 4, 0, "a0-pick", "a1-drop"))
-	s.at(3*time.Second, func() { s.env.SignalWorkflow(schemas.SignalLoadTaken, LoadSignal{}) })
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: sp})
+	s.at(3*time.Second, func() { s.env.SignalWorkflow(schemas.SignalLoadTaken, schemas.LoadSignal{}) })
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: sp})
 	r, err = s.result(t)
 	require.NoError(t, err)
-	require.Equal(t, MissionCompleted, r.State)
+	require.Equal(t, schemas.MissionCompleted, r.State)
 	require.Len(t, s.acts.orders, 1, "nothing left to drive after the last step")
 }
 
@@ -181,7 +183,7 @@ func TestMissionLoadTakenAndCancelWhileWaiting(t *testing.T) {
 func TestMissionAppendWhileDriving(t *testing.T) {
 	s := newEnv(t)
 	s.acts.parts = true
-	var got MissionStatus
+	var got schemas.MissionStatus
 	var refused error
 	ack := standing("START", 0, 0)
 	ack.NodesRemaining, ack.EdgesRemaining, ack.Driving = 1, 1, true
@@ -189,18 +191,18 @@ func TestMissionAppendWhileDriving(t *testing.T) {
 	s.at(time.Second, func() {
 		s.env.UpdateWorkflow(schemas.UpdateAppend, "a1", &updateCallbacks{t: t, onComplete: func(v any, err error) {
 			require.NoError(t, err)
-			got = v.(MissionStatus)
-		}}, AppendRequest{Steps: []schemas.MissionStep{{Station: "inbound-2", Action: "pick"}, {Station: "rack-2", Action: "drop"}}, By: "wms-a"})
+			got = v.(schemas.MissionStatus)
+		}}, schemas.AppendRequest{Steps: []schemas.MissionStep{{Station: "inbound-2", Action: "pick"}, {Station: "rack-2", Action: "drop"}}, By: "wms-a"})
 	})
 	s.at(1500*time.Millisecond, func() {
-		s.env.UpdateWorkflow(schemas.UpdateAppend, "a2", &updateCallbacks{t: t, onReject: func(err error) { refused = err }}, AppendRequest{Steps: []schemas.MissionStep{{Station: "x", Action: "fly"}}})
+		s.env.UpdateWorkflow(schemas.UpdateAppend, "a2", &updateCallbacks{t: t, onReject: func(err error) { refused = err }}, schemas.AppendRequest{Steps: []schemas.MissionStep{{Station: "x", Action: "fly"}}})
 	})
 	s.signal(3*time.Second, standing("S1", 4, 0, "a0-pick", "a1-drop"))
 	s.signal(4*time.Second, standing("S3", 8, 1, "a0-pick", "a1-drop", "a2-pick", "a3-drop"))
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 	r, err := s.result(t)
 	require.NoError(t, err)
-	require.Equal(t, MissionCompleted, r.State)
+	require.Equal(t, schemas.MissionCompleted, r.State)
 	require.Equal(t, 5, r.NodesTotal)
 	require.Equal(t, 5, r.NodesDone)
 	require.Equal(t, 1, got.OrderUpdates)
@@ -219,13 +221,13 @@ func TestMissionAppendRefusedByMap(t *testing.T) {
 	var failed error
 	s.at(time.Second, func() {
 		s.env.UpdateWorkflow(schemas.UpdateAppend, "a1", &updateCallbacks{t: t, onComplete: func(v any, err error) { failed = err }},
-			AppendRequest{Steps: []schemas.MissionStep{{Station: "nowhere", Action: "drop"}}})
+			schemas.AppendRequest{Steps: []schemas.MissionStep{{Station: "nowhere", Action: "drop"}}})
 	})
 	s.signal(2*time.Second, standing("S1", 4, 0, "a0-pick", "a1-drop"))
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 	r, err := s.result(t)
 	require.NoError(t, err)
-	require.Equal(t, MissionCompleted, r.State)
+	require.Equal(t, schemas.MissionCompleted, r.State)
 	require.ErrorContains(t, failed, "append refused")
 	require.Equal(t, schemas.ErrInvalidMission, appErrType(failed))
 	require.Len(t, s.acts.orders, 1)
@@ -240,12 +242,12 @@ func TestMissionRefusedOrderUpdateStopsTheRobot(t *testing.T) {
 	ack := standing("START", 0, 0)
 	ack.NodesRemaining, ack.EdgesRemaining, ack.Driving = 1, 1, true
 	s.signal(500*time.Millisecond, ack)
-	s.at(time.Second, func() { s.env.SignalWorkflow(schemas.SignalLoadReady, LoadSignal{LoadID: "PAL-1"}) })
+	s.at(time.Second, func() { s.env.SignalWorkflow(schemas.SignalLoadReady, schemas.LoadSignal{LoadID: "PAL-1"}) })
 	refused := ack
 	refused.Errors = []vda5050.Error{{ErrorType: "orderUpdateError", ErrorLevel: vda5050.ErrorWarning, ErrorDescription: "update refused",
 		ErrorReferences: []vda5050.Reference{{ReferenceKey: "orderId", ReferenceValue: wfID}, {ReferenceKey: "orderUpdateId", ReferenceValue: "1"}}}}
 	s.signal(2*time.Second, refused)
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: waitSpec(schemas.SignalLoadReady, "")})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: waitSpec(schemas.SignalLoadReady, "")})
 	_, err := s.result(t)
 	require.Error(t, err)
 	require.Equal(t, schemas.ErrRobotRejectedOrder, appErrType(err))

@@ -10,12 +10,6 @@ import (
 	"github.com/fleetflow/fleetflow/schemas"
 )
 
-// ReaperInput starts one sweep.
-type ReaperInput struct {
-	// MinAge: leases younger than this are not checked (default 1 min).
-	MinAge time.Duration `json:"minAge,omitempty"`
-}
-
 // Reaper frees what closed workflows still hold in the fleet registry:
 // every robot reservation and queue row whose workflow has ended without
 // giving it back (terminated from the CLI, timed out, or its own release
@@ -27,7 +21,7 @@ type ReaperInput struct {
 // an edge site still on a closed workflow's order is stopped here, through
 // its site's robot I/O queue, before its lease is freed (activity
 // FreeLease; SweepLeasesResult.EdgeStops).
-func Reaper(ctx workflow.Context, in ReaperInput) (schemas.SweepLeasesResult, error) {
+func Reaper(ctx workflow.Context, in schemas.ReaperInput) (schemas.SweepLeasesResult, error) {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 2 * time.Minute,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second, MaximumAttempts: 5},

@@ -58,7 +58,7 @@ func TestReaperStopsEdgeRobotBeforeFreeingIt(t *testing.T) {
 	acts := &reaperActs{}
 	env.RegisterWorkflowWithOptions(Reaper, workflow.RegisterOptions{Name: schemas.ReaperWorkflowType})
 	env.RegisterActivity(acts)
-	env.ExecuteWorkflow(schemas.ReaperWorkflowType, ReaperInput{})
+	env.ExecuteWorkflow(schemas.ReaperWorkflowType, schemas.ReaperInput{})
 	require.True(t, env.IsWorkflowCompleted())
 	require.NoError(t, env.GetWorkflowError())
 	var res schemas.SweepLeasesResult

@@ -41,24 +41,11 @@ var OTA = OTATimings{
 	HistoryLimit:   4000,
 }
 
-// RobotUpdateStatus answers RobotUpdate's status query.
-type RobotUpdateStatus struct {
-	RobotID     string    `json:"robotId"`
-	State       string    `json:"state"`
-	FromVersion string    `json:"fromVersion"`
-	Version     string    `json:"version"` // as last reported by the robot
-	Target      string    `json:"target"`
-	Attempts    int       `json:"attempts"`
-	ActionID    string    `json:"actionId,omitempty"`
-	LastError   string    `json:"lastError,omitempty"`
-	UpdatedAt   time.Time `json:"updatedAt"`
-}
-
 type robotUpdate struct {
-	in     RobotUpdateInput
+	in     schemas.RobotUpdateInput
 	id     string // this workflow's ID: reservation holder and actionId prefix
 	logger log.Logger
-	status RobotUpdateStatus
+	status schemas.RobotUpdateStatus
 
 	events   int
 	last     schemas.RobotEvent
@@ -96,14 +83,14 @@ type attemptOutcome struct {
 // Rollout counts. Cancelling it (the Rollout aborted) before the update is
 // sent leaves the robot untouched (CANCELLED); after, the update runs to its
 // end as if not cancelled.
-func RobotUpdate(ctx workflow.Context, in RobotUpdateInput) (RobotUpdateResult, error) {
+func RobotUpdate(ctx workflow.Context, in schemas.RobotUpdateInput) (schemas.RobotUpdateResult, error) {
 	u := &robotUpdate{in: in, id: workflow.GetInfo(ctx).WorkflowExecution.ID, logger: workflow.GetLogger(ctx)}
-	u.status = RobotUpdateStatus{
-		RobotID: in.Robot.ID, State: RobotUpdatePending, FromVersion: in.Robot.Version, Version: in.Robot.Version,
+	u.status = schemas.RobotUpdateStatus{
+		RobotID: in.Robot.ID, State: schemas.RobotUpdatePending, FromVersion: in.Robot.Version, Version: in.Robot.Version,
 		Target: in.Artifact.Version, UpdatedAt: workflow.Now(ctx),
 	}
-	if err := workflow.SetQueryHandler(ctx, schemas.QueryStatus, func() (RobotUpdateStatus, error) { return u.status, nil }); err != nil {
-		return RobotUpdateResult{}, err
+	if err := workflow.SetQueryHandler(ctx, schemas.QueryStatus, func() (schemas.RobotUpdateStatus, error) { return u.status, nil }); err != nil {
+		return schemas.RobotUpdateResult{}, err
 	}
 	events := workflow.GetSignalChannel(ctx, schemas.SignalRobotEvent)
 	avail := workflow.GetSignalChannel(ctx, schemas.SignalRobotAvailable)
@@ -164,14 +151,14 @@ func (u *robotUpdate) audit(ctx workflow.Context, kind string, details map[strin
 	writeAudit(ctx, u.logger, schemas.AuditInput{Actor: actor, Kind: kind, Subject: u.id, Details: details}, false)
 }
 
-func (u *robotUpdate) result(state, kind, reason string, rolledBack bool) RobotUpdateResult {
-	return RobotUpdateResult{
+func (u *robotUpdate) result(state, kind, reason string, rolledBack bool) schemas.RobotUpdateResult {
+	return schemas.RobotUpdateResult{
 		RobotID: u.in.Robot.ID, State: state, FromVersion: u.status.FromVersion, Version: u.status.Version,
 		Attempts: u.status.Attempts, Reason: reason, ErrorKind: kind, RolledBack: rolledBack,
 	}
 }
 
-func (u *robotUpdate) run(ctx, dctx workflow.Context) RobotUpdateResult {
+func (u *robotUpdate) run(ctx, dctx workflow.Context) schemas.RobotUpdateResult {
 	u.audit(dctx, "update.started", map[string]any{"fromVersion": u.in.Robot.Version, "rollback": u.in.Rollback})
 	if r, done := u.reserve(ctx, dctx); done {
 		return r
@@ -184,14 +171,14 @@ func (u *robotUpdate) run(ctx, dctx workflow.Context) RobotUpdateResult {
 		}
 	}
 	if u.status.Version == u.in.Artifact.Version {
-		u.setState(dctx, RobotUpdateSkipped)
+		u.setState(dctx, schemas.RobotUpdateSkipped)
 		u.audit(dctx, "update.skipped", map[string]any{"reason": "already runs " + u.status.Version})
-		return u.result(RobotUpdateSkipped, "", "already runs "+u.status.Version, false)
+		return u.result(schemas.RobotUpdateSkipped, "", "already runs "+u.status.Version, false)
 	}
 	if ctx.Err() != nil {
-		u.setState(dctx, RobotUpdateCancelled)
+		u.setState(dctx, schemas.RobotUpdateCancelled)
 		u.audit(dctx, "update.cancelled", map[string]any{"reason": "rollout stopped before the update was sent"})
-		return u.result(RobotUpdateCancelled, "", "rollout stopped before the update was sent", false)
+		return u.result(schemas.RobotUpdateCancelled, "", "rollout stopped before the update was sent", false)
 	}
 
 	var out attemptOutcome
@@ -205,9 +192,9 @@ func (u *robotUpdate) run(ctx, dctx workflow.Context) RobotUpdateResult {
 			out = u.healthCheck(dctx)
 		}
 		if out.ok {
-			u.setState(dctx, RobotUpdateSucceeded)
+			u.setState(dctx, schemas.RobotUpdateSucceeded)
 			u.audit(dctx, "update.succeeded", map[string]any{"fromVersion": u.status.FromVersion, "attempts": attempt})
-			return u.result(RobotUpdateSucceeded, "", "", false)
+			return u.result(schemas.RobotUpdateSucceeded, "", "", false)
 		}
 		u.status.LastError = out.reason
 		u.audit(dctx, "update.attempt_failed", map[string]any{"attempt": attempt, "state": out.state, "errorKind": out.kind, "reason": out.reason})
@@ -227,19 +214,19 @@ func (u *robotUpdate) run(ctx, dctx workflow.Context) RobotUpdateResult {
 
 // reserve holds the robot like a mission: queued while it is busy. done is
 // true when the workflow ends here (cancelled while waiting, or an error).
-func (u *robotUpdate) reserve(ctx, dctx workflow.Context) (RobotUpdateResult, bool) {
+func (u *robotUpdate) reserve(ctx, dctx workflow.Context) (schemas.RobotUpdateResult, bool) {
 	req := schemas.ReserveRobotInput{MissionID: u.id, WorkflowID: u.id, Site: u.in.Robot.Site, RobotID: u.in.Robot.ID}
 	var waitStart, unavailableSince time.Time
-	giveUp := func(kind, reason string) (RobotUpdateResult, bool) {
+	giveUp := func(kind, reason string) (schemas.RobotUpdateResult, bool) {
 		if err := cancelQueued.local(dctx, "leave the reservation queue", schemas.CancelQueuedInput{MissionID: u.id}, nil); err != nil {
 			u.logger.Warn("leave queue failed", "error", err)
 		}
 		u.reserved = true // a grant may have raced: release is a no-op otherwise
 		u.release(dctx)
 		u.status.LastError = reason
-		u.setState(dctx, RobotUpdateTimedOut)
+		u.setState(dctx, schemas.RobotUpdateTimedOut)
 		u.audit(dctx, "update.timed_out", map[string]any{"errorKind": kind, "reason": reason})
-		return u.result(RobotUpdateTimedOut, kind, reason, false), true
+		return u.result(schemas.RobotUpdateTimedOut, kind, reason, false), true
 	}
 	for {
 		u.wake = false
@@ -248,16 +235,16 @@ func (u *robotUpdate) reserve(ctx, dctx workflow.Context) (RobotUpdateResult, bo
 			reason := "reserve robot: " + err.Error()
 			u.timer.stop() // a queued wait's timer: none stays running
 			u.status.LastError = reason
-			u.setState(dctx, RobotUpdateFailed)
+			u.setState(dctx, schemas.RobotUpdateFailed)
 			u.audit(dctx, "update.failed", map[string]any{"reason": reason})
-			return u.result(RobotUpdateFailed, "Reservation", reason, false), true
+			return u.result(schemas.RobotUpdateFailed, "Reservation", reason, false), true
 		}
 		if !res.Queued {
 			u.reserved = true
 			u.io = res.RobotIOQueue
-			return RobotUpdateResult{}, false
+			return schemas.RobotUpdateResult{}, false
 		}
-		u.setState(dctx, RobotUpdateWaiting)
+		u.setState(dctx, schemas.RobotUpdateWaiting)
 		now := workflow.Now(dctx)
 		if waitStart.IsZero() {
 			waitStart = now
@@ -287,9 +274,9 @@ func (u *robotUpdate) reserve(ctx, dctx workflow.Context) (RobotUpdateResult, bo
 			// A grant may have raced the cancellation: release is a no-op otherwise.
 			u.reserved = true
 			u.release(dctx)
-			u.setState(dctx, RobotUpdateCancelled)
+			u.setState(dctx, schemas.RobotUpdateCancelled)
 			u.audit(dctx, "update.cancelled", map[string]any{"reason": "rollout stopped while waiting for the robot"})
-			return u.result(RobotUpdateCancelled, "", "rollout stopped while waiting for the robot", false), true
+			return u.result(schemas.RobotUpdateCancelled, "", "rollout stopped while waiting for the robot", false), true
 		}
 	}
 }
@@ -375,10 +362,10 @@ func softwareUpdateAction(actionID string, a schemas.ArtifactRef, rollback bool)
 
 // phases maps the robot's resultDescription while RUNNING to our states.
 var phases = map[string]string{
-	string(schemas.PhaseDownloading): RobotUpdateDownloading,
-	string(schemas.PhaseVerifying):   RobotUpdateVerifying,
-	string(schemas.PhaseInstalling):  RobotUpdateInstalling,
-	string(schemas.PhaseRebooting):   RobotUpdateRebooting,
+	string(schemas.PhaseDownloading): schemas.RobotUpdateDownloading,
+	string(schemas.PhaseVerifying):   schemas.RobotUpdateVerifying,
+	string(schemas.PhaseInstalling):  schemas.RobotUpdateInstalling,
+	string(schemas.PhaseRebooting):   schemas.RobotUpdateRebooting,
 }
 
 // attempt sends one softwareUpdate and follows its actionState until
@@ -386,7 +373,7 @@ var phases = map[string]string{
 func (u *robotUpdate) attempt(ctx workflow.Context, a schemas.ArtifactRef, rollback bool, local string) attemptOutcome {
 	actionID := u.id + schemas.InstantActionSeparator + local
 	u.status.ActionID = actionID
-	u.setState(ctx, RobotUpdateSent)
+	u.setState(ctx, schemas.RobotUpdateSent)
 	send := schemas.SendInstantActionsInput{RobotID: u.in.Robot.ID, Holder: u.id, Actions: []vda5050.Action{softwareUpdateAction(actionID, a, rollback)}}
 	var err error
 	if u.io != "" { // an edge site: through its robot I/O queue
@@ -395,7 +382,7 @@ func (u *robotUpdate) attempt(ctx workflow.Context, a schemas.ArtifactRef, rollb
 		err = sendInstantActions.local(ctx, schemas.ActionSoftwareUpdate+" to "+u.in.Robot.ID, send, nil)
 	}
 	if err != nil {
-		return attemptOutcome{state: RobotUpdateFailed, kind: "SendFailed", reason: "send softwareUpdate: " + err.Error(), retryable: true}
+		return attemptOutcome{state: schemas.RobotUpdateFailed, kind: "SendFailed", reason: "send softwareUpdate: " + err.Error(), retryable: true}
 	}
 	deadline := workflow.Now(ctx).Add(u.in.Timeout)
 	touched := false
@@ -416,11 +403,11 @@ func (u *robotUpdate) attempt(ctx workflow.Context, a schemas.ArtifactRef, rollb
 				case vda5050.ActionFailed:
 					refusal := schemas.ParseRefusal(as.ResultDescription)
 					kind, retry := string(refusal), refusal.Retryable()
-					return attemptOutcome{state: RobotUpdateFailed, kind: kind, retryable: retry, touched: touched,
+					return attemptOutcome{state: schemas.RobotUpdateFailed, kind: kind, retryable: retry, touched: touched,
 						reason: fmt.Sprintf("robot %s refused %s %s: %s", u.in.Robot.ID, a.Name, a.Version, as.ResultDescription)}
 				default:
 					if p, ok := phases[as.ResultDescription]; ok {
-						if p == RobotUpdateInstalling || p == RobotUpdateRebooting {
+						if p == schemas.RobotUpdateInstalling || p == schemas.RobotUpdateRebooting {
 							touched = true
 						}
 						u.setState(ctx, p)
@@ -430,7 +417,7 @@ func (u *robotUpdate) attempt(ctx workflow.Context, a schemas.ArtifactRef, rollb
 		}
 		left := deadline.Sub(workflow.Now(ctx))
 		if left <= 0 {
-			return attemptOutcome{state: RobotUpdateTimedOut, kind: "Timeout", retryable: true, touched: true,
+			return attemptOutcome{state: schemas.RobotUpdateTimedOut, kind: "Timeout", retryable: true, touched: true,
 				reason: fmt.Sprintf("robot %s did not finish %s %s within %s (last state %s)", u.in.Robot.ID, a.Name, a.Version, u.in.Timeout, u.status.State)}
 		}
 		cur := u.events
@@ -448,7 +435,7 @@ const healthOnlineTries = 10
 // healthCheck waits HealthCheck with the robot on the new version, failing
 // at the first FATAL error, then confirms from the stored state.
 func (u *robotUpdate) healthCheck(ctx workflow.Context) attemptOutcome {
-	u.setState(ctx, RobotUpdateHealthCheck)
+	u.setState(ctx, schemas.RobotUpdateHealthCheck)
 	fatal := func() string {
 		for _, e := range u.last.Errors {
 			if e.ErrorLevel == vda5050.ErrorFatal {
@@ -460,7 +447,7 @@ func (u *robotUpdate) healthCheck(ctx workflow.Context) attemptOutcome {
 	end := workflow.Now(ctx).Add(u.in.HealthCheck)
 	for {
 		if f := fatal(); f != "" {
-			return attemptOutcome{state: RobotUpdateFailed, kind: "RobotFatal", touched: true,
+			return attemptOutcome{state: schemas.RobotUpdateFailed, kind: "RobotFatal", touched: true,
 				reason: fmt.Sprintf("robot %s on %s: %s", u.in.Robot.ID, u.status.Version, f)}
 		}
 		left := end.Sub(workflow.Now(ctx))
@@ -484,15 +471,15 @@ func (u *robotUpdate) healthCheck(ctx workflow.Context) attemptOutcome {
 	snap := u.last // the stored state, or the signalled one when newer
 	switch {
 	case !ok:
-		return attemptOutcome{state: RobotUpdateFailed, kind: "HealthCheck", touched: true, retryable: true, reason: "health check: cannot read the robot's state"}
+		return attemptOutcome{state: schemas.RobotUpdateFailed, kind: "HealthCheck", touched: true, retryable: true, reason: "health check: cannot read the robot's state"}
 	case fatal() != "":
-		return attemptOutcome{state: RobotUpdateFailed, kind: "RobotFatal", touched: true,
+		return attemptOutcome{state: schemas.RobotUpdateFailed, kind: "RobotFatal", touched: true,
 			reason: fmt.Sprintf("robot %s on %s: %s", u.in.Robot.ID, u.status.Version, fatal())}
 	case snap.Connection != string(vda5050.ConnectionOnline):
-		return attemptOutcome{state: RobotUpdateFailed, kind: "HealthCheck", touched: true, retryable: true,
+		return attemptOutcome{state: schemas.RobotUpdateFailed, kind: "HealthCheck", touched: true, retryable: true,
 			reason: fmt.Sprintf("robot %s is %s after the update", u.in.Robot.ID, snap.Connection)}
 	case snap.SoftwareVersion != u.in.Artifact.Version:
-		return attemptOutcome{state: RobotUpdateFailed, kind: "HealthCheck", touched: true, retryable: true,
+		return attemptOutcome{state: schemas.RobotUpdateFailed, kind: "HealthCheck", touched: true, retryable: true,
 			reason: fmt.Sprintf("robot %s reports version %q after installing %s", u.in.Robot.ID, snap.SoftwareVersion, u.in.Artifact.Version)}
 	}
 	return attemptOutcome{ok: true, touched: true}
@@ -506,7 +493,7 @@ func (u *robotUpdate) rollback(ctx workflow.Context) bool {
 		u.audit(ctx, "update.rollback_impossible", map[string]any{"reason": "no artifact of version " + u.status.FromVersion + " in the store"})
 		return false
 	}
-	u.setState(ctx, RobotUpdateRollingBack)
+	u.setState(ctx, schemas.RobotUpdateRollingBack)
 	u.audit(ctx, "update.rollback_started", map[string]any{"to": p.Version, "toSha256": p.SHA256})
 	out := u.attempt(ctx, *p, true, "rollback")
 	if out.ok {

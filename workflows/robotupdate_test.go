@@ -265,9 +265,9 @@ const (
 
 var ruID = schemas.RobotUpdateWorkflowID("r1", ruRobot)
 
-func ruInput() RobotUpdateInput {
+func ruInput() schemas.RobotUpdateInput {
 	prev := artifactV("1.0.0")
-	return RobotUpdateInput{
+	return schemas.RobotUpdateInput{
 		RolloutID: "r1",
 		Robot:     schemas.TargetRobot{ID: ruRobot, Site: ruSite, Manufacturer: "acme", Model: "amr-1", Version: "1.0.0"},
 		Artifact:  artifactV("2.0.0"), Previous: &prev,
@@ -297,18 +297,18 @@ func running(actionID, phase string) func(r *simRobot) {
 	}
 }
 
-func (s *otaSuite) ruStatus(t *testing.T) RobotUpdateStatus {
+func (s *otaSuite) ruStatus(t *testing.T) schemas.RobotUpdateStatus {
 	v, err := s.env.QueryWorkflow(schemas.QueryStatus)
 	require.NoError(t, err)
-	var st RobotUpdateStatus
+	var st schemas.RobotUpdateStatus
 	require.NoError(t, v.Get(&st))
 	return st
 }
 
-func (s *otaSuite) ruResult(t *testing.T) RobotUpdateResult {
+func (s *otaSuite) ruResult(t *testing.T) schemas.RobotUpdateResult {
 	require.True(t, s.env.IsWorkflowCompleted())
 	require.NoError(t, s.env.GetWorkflowError(), "RobotUpdate never fails as a workflow")
-	var r RobotUpdateResult
+	var r schemas.RobotUpdateResult
 	require.NoError(t, s.env.GetWorkflowResult(&r))
 	return r
 }
@@ -345,14 +345,14 @@ func TestRobotUpdateHappyPath(t *testing.T) {
 		r.states = []vda5050.ActionState{{ActionID: upd, ActionType: schemas.ActionSoftwareUpdate, ActionStatus: vda5050.ActionFinished}}
 		r.version = "2.0.0"
 	})
-	var during RobotUpdateStatus
+	var during schemas.RobotUpdateStatus
 	s.at(20*time.Second, func() { during = s.ruStatus(t) })
 	s.env.ExecuteWorkflow(RobotUpdate, ruInput())
 	r := s.ruResult(t)
 
-	require.Equal(t, RobotUpdateResult{RobotID: ruRobot, State: RobotUpdateSucceeded, FromVersion: "1.0.0", Version: "2.0.0", Attempts: 1}, r)
-	require.Equal(t, []string{RobotUpdateDownloading, RobotUpdateInstalling, RobotUpdateRebooting}, phases)
-	require.Equal(t, RobotUpdateHealthCheck, during.State)
+	require.Equal(t, schemas.RobotUpdateResult{RobotID: ruRobot, State: schemas.RobotUpdateSucceeded, FromVersion: "1.0.0", Version: "2.0.0", Attempts: 1}, r)
+	require.Equal(t, []string{schemas.RobotUpdateDownloading, schemas.RobotUpdateInstalling, schemas.RobotUpdateRebooting}, phases)
+	require.Equal(t, schemas.RobotUpdateHealthCheck, during.State)
 	require.Equal(t, upd, during.ActionID)
 	require.GreaterOrEqual(t, s.env.Now().Sub(start), 4*time.Second+30*time.Second, "the health check lasts HealthCheck after FINISHED")
 
@@ -382,7 +382,7 @@ func TestRobotUpdateWaitsForBusyRobot(t *testing.T) {
 	acts := newOTAActs().robot(ruRobot, "1.0.0", installs)
 	acts.queued[ruRobot] = 1 // on a mission: the first reservation is queued
 	s := newRUSuite(t, acts)
-	var waiting RobotUpdateStatus
+	var waiting schemas.RobotUpdateStatus
 	var sentWhileWaiting int
 	s.at(time.Second, func() {
 		waiting = s.ruStatus(t)
@@ -392,9 +392,9 @@ func TestRobotUpdateWaitsForBusyRobot(t *testing.T) {
 	s.env.ExecuteWorkflow(RobotUpdate, ruInput())
 	r := s.ruResult(t)
 
-	require.Equal(t, RobotUpdateWaiting, waiting.State)
+	require.Equal(t, schemas.RobotUpdateWaiting, waiting.State)
 	require.Zero(t, sentWhileWaiting, "nothing is sent while the robot is on a mission")
-	require.Equal(t, RobotUpdateSucceeded, r.State)
+	require.Equal(t, schemas.RobotUpdateSucceeded, r.State)
 	require.Equal(t, "2.0.0", r.Version)
 	require.Len(t, acts.reserves, 2, "robot-available retries the reservation")
 	for _, in := range acts.reserves {
@@ -420,7 +420,7 @@ func TestRobotUpdateVerifierRefusalIsFinal(t *testing.T) {
 	s.env.ExecuteWorkflow(RobotUpdate, in)
 	r := s.ruResult(t)
 
-	require.Equal(t, RobotUpdateFailed, r.State)
+	require.Equal(t, schemas.RobotUpdateFailed, r.State)
 	require.Equal(t, "DigestMismatch", r.ErrorKind)
 	require.Equal(t, 1, r.Attempts, "a verification refusal is not retried")
 	require.False(t, r.RolledBack)
@@ -447,7 +447,7 @@ func TestRobotUpdateFatalAfterBootRollsBack(t *testing.T) {
 		// From here on the robot handles the rollback by itself.
 		r.react = fatalAfterBoot
 	})
-	var health RobotUpdateStatus
+	var health schemas.RobotUpdateStatus
 	s.at(5*time.Second, func() { health = s.ruStatus(t) })
 	s.robotSays(10*time.Second, func(r *simRobot) {
 		r.errs = []vda5050.Error{{ErrorType: "navigationStackCrash", ErrorLevel: vda5050.ErrorFatal, ErrorDescription: "planner segfault"}}
@@ -455,8 +455,8 @@ func TestRobotUpdateFatalAfterBootRollsBack(t *testing.T) {
 	s.env.ExecuteWorkflow(RobotUpdate, ruInput())
 	r := s.ruResult(t)
 
-	require.Equal(t, RobotUpdateHealthCheck, health.State)
-	require.Equal(t, RobotUpdateFailed, r.State)
+	require.Equal(t, schemas.RobotUpdateHealthCheck, health.State)
+	require.Equal(t, schemas.RobotUpdateFailed, r.State)
 	require.Equal(t, "RobotFatal", r.ErrorKind)
 	require.True(t, r.RolledBack)
 	require.Equal(t, "1.0.0", r.Version, "the robot reports the previous version after the rollback")
@@ -482,16 +482,16 @@ func TestRobotUpdateTimeoutRetriesThenRollsBack(t *testing.T) {
 	in.Retries = 1
 	in.Timeout = 2 * time.Minute
 	start := s.env.Now()
-	var second RobotUpdateStatus
+	var second schemas.RobotUpdateStatus
 	s.at(3*time.Minute, func() { second = s.ruStatus(t) })
 	s.env.ExecuteWorkflow(RobotUpdate, in)
 	r := s.ruResult(t)
 
-	require.Equal(t, RobotUpdateInstalling, second.State, "the second attempt follows the robot's phases too")
+	require.Equal(t, schemas.RobotUpdateInstalling, second.State, "the second attempt follows the robot's phases too")
 	require.Equal(t, 2, second.Attempts)
 	require.Equal(t, ruID+"#update-2", second.ActionID)
 
-	require.Equal(t, RobotUpdateTimedOut, r.State)
+	require.Equal(t, schemas.RobotUpdateTimedOut, r.State)
 	require.Equal(t, "Timeout", r.ErrorKind)
 	require.Equal(t, 2, r.Attempts, "Retries=1: two attempts")
 	require.True(t, r.RolledBack, "a timed-out robot may have installed something: it is rolled back")
@@ -528,7 +528,7 @@ func TestRobotUpdateAlreadyOnVersionIsSkipped(t *testing.T) {
 	s.env.ExecuteWorkflow(RobotUpdate, ruInput())
 	r := s.ruResult(t)
 
-	require.Equal(t, RobotUpdateSkipped, r.State)
+	require.Equal(t, schemas.RobotUpdateSkipped, r.State)
 	require.Equal(t, "2.0.0", r.FromVersion)
 	require.Equal(t, "2.0.0", r.Version)
 	require.Zero(t, r.Attempts)
@@ -545,7 +545,7 @@ func TestRobotUpdateCancelledWhileWaiting(t *testing.T) {
 	s.env.ExecuteWorkflow(RobotUpdate, ruInput())
 	r := s.ruResult(t)
 
-	require.Equal(t, RobotUpdateCancelled, r.State)
+	require.Equal(t, schemas.RobotUpdateCancelled, r.State)
 	require.Equal(t, "1.0.0", r.Version)
 	require.Equal(t, []string{ruID}, acts.cancelled, "leaves the reservation queue")
 	require.Empty(t, acts.sentTo(""), "nothing is sent")
@@ -565,7 +565,7 @@ func TestRobotUpdateCancelledAfterSendFinishes(t *testing.T) {
 	s.env.ExecuteWorkflow(RobotUpdate, ruInput())
 	r := s.ruResult(t)
 
-	require.Equal(t, RobotUpdateSucceeded, r.State)
+	require.Equal(t, schemas.RobotUpdateSucceeded, r.State)
 	require.Equal(t, "2.0.0", r.Version)
 	require.Len(t, acts.sentTo(""), 1)
 	require.Empty(t, acts.cancelled)
@@ -584,7 +584,7 @@ func TestRobotUpdateGivesUpOnUnavailableRobot(t *testing.T) {
 	s.env.ExecuteWorkflow(RobotUpdate, ruInput())
 	r := s.ruResult(t)
 	require.Less(t, s.env.Now().Sub(start), OTA.UnavailableFor+2*OTA.RequeueAfter, "gave up once the robot had been away UnavailableFor")
-	require.Equal(t, RobotUpdateTimedOut, r.State)
+	require.Equal(t, schemas.RobotUpdateTimedOut, r.State)
 	require.Equal(t, "RobotUnavailable", r.ErrorKind)
 	require.Contains(t, r.Reason, "CONNECTIONBROKEN")
 	require.Equal(t, []string{ruID}, acts.cancelled, "leaves the reservation queue")
@@ -604,5 +604,5 @@ func TestRobotUpdateWaitsForRobotThatComesBack(t *testing.T) {
 	})
 	s.env.ExecuteWorkflow(RobotUpdate, ruInput())
 	r := s.ruResult(t)
-	require.Equal(t, RobotUpdateSucceeded, r.State, r.Reason)
+	require.Equal(t, schemas.RobotUpdateSucceeded, r.State, r.Reason)
 }

@@ -17,23 +17,14 @@ import (
 
 var saRolloutID = temporal.NewSearchAttributeKeyKeyword(schemas.SearchAttrRolloutID)
 
-// Wave states.
-const (
-	WavePending   = "PENDING"
-	WaveRunning   = "RUNNING"
-	WaveSoaking   = "SOAKING"
-	WaveDone      = "DONE"
-	WaveCancelled = "CANCELLED"
-)
-
 // updateInFlight is a RobotOutcome's state while its RobotUpdate runs.
 const updateInFlight = "UPDATING"
 
 type rollout struct {
-	in     RolloutInput
+	in     schemas.RolloutInput
 	spec   schemas.RolloutSpec
 	logger log.Logger
-	carry  RolloutCarry
+	carry  schemas.RolloutCarry
 
 	inFlight     int
 	children     map[int]workflow.CancelFunc // target index → cancel of its RobotUpdate
@@ -60,15 +51,15 @@ type rollout struct {
 //
 // It fails with ArtifactRefused (the artifact did not verify; no robot is
 // touched), NoTargets or InvalidRollout (no robot touched), or RolloutAborted.
-func Rollout(ctx workflow.Context, in RolloutInput) (RolloutStatus, error) {
+func Rollout(ctx workflow.Context, in schemas.RolloutInput) (schemas.RolloutStatus, error) {
 	r := &rollout{in: in, spec: in.Spec, logger: workflow.GetLogger(ctx), children: map[int]workflow.CancelFunc{}}
 	if in.Carry != nil {
 		r.carry = *in.Carry
 		r.carry.Status.Runs++
 	} else {
 		now := workflow.Now(ctx)
-		r.carry.Status = RolloutStatus{
-			RolloutID: in.Spec.RolloutID, State: RolloutVerifying, Artifact: in.Spec.Artifact.File,
+		r.carry.Status = schemas.RolloutStatus{
+			RolloutID: in.Spec.RolloutID, State: schemas.RolloutVerifying, Artifact: in.Spec.Artifact.File,
 			Rollback: in.Spec.Rollback, StartedAt: now, UpdatedAt: now,
 		}
 	}
@@ -90,10 +81,10 @@ func Rollout(ctx workflow.Context, in RolloutInput) (RolloutStatus, error) {
 	return st, err
 }
 
-func (r *rollout) st() *RolloutStatus { return &r.carry.Status }
+func (r *rollout) st() *schemas.RolloutStatus { return &r.carry.Status }
 
 func (r *rollout) registerHandlers(ctx workflow.Context) error {
-	if err := workflow.SetQueryHandler(ctx, schemas.QueryStatus, func() (RolloutStatus, error) { return r.carry.Status, nil }); err != nil {
+	if err := workflow.SetQueryHandler(ctx, schemas.QueryStatus, func() (schemas.RolloutStatus, error) { return r.carry.Status, nil }); err != nil {
 		return err
 	}
 	running := func() error {
@@ -102,7 +93,7 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 		}
 		return nil
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, schemas.UpdatePause, func(ctx workflow.Context) (RolloutStatus, error) {
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, schemas.UpdatePause, func(ctx workflow.Context) (schemas.RolloutStatus, error) {
 		r.st().Paused = true
 		r.details(ctx)
 		return r.carry.Status, nil
@@ -117,7 +108,7 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 	}}); err != nil {
 		return err
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, schemas.UpdateResume, func(ctx workflow.Context) (RolloutStatus, error) {
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, schemas.UpdateResume, func(ctx workflow.Context) (schemas.RolloutStatus, error) {
 		r.st().Paused = false
 		r.details(ctx)
 		return r.carry.Status, nil
@@ -132,14 +123,14 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 	}}); err != nil {
 		return err
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, schemas.UpdateAbort, func(ctx workflow.Context, req AbortRequest) (RolloutStatus, error) {
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, schemas.UpdateAbort, func(ctx workflow.Context, req schemas.AbortRequest) (schemas.RolloutStatus, error) {
 		by := req.By
 		if by == "" {
 			by = "operator"
 		}
 		r.abort(ctx, fmt.Sprintf("aborted by %s: %s", by, req.Reason))
 		return r.carry.Status, nil
-	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req AbortRequest) error {
+	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req schemas.AbortRequest) error {
 		if strings.TrimSpace(req.Reason) == "" {
 			return fmt.Errorf("abort needs a reason")
 		}
@@ -147,14 +138,14 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 	}}); err != nil {
 		return err
 	}
-	return workflow.SetUpdateHandlerWithOptions(ctx, schemas.UpdatePromote, func(ctx workflow.Context) (RolloutStatus, error) {
+	return workflow.SetUpdateHandlerWithOptions(ctx, schemas.UpdatePromote, func(ctx workflow.Context) (schemas.RolloutStatus, error) {
 		r.promote = true
 		return r.carry.Status, nil
 	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context) error {
 		if err := running(); err != nil {
 			return err
 		}
-		if r.st().State != RolloutSoaking {
+		if r.st().State != schemas.RolloutSoaking {
 			return fmt.Errorf("rollout %s is not soaking (state %s): nothing to promote", r.st().RolloutID, r.st().State)
 		}
 		return nil
@@ -204,9 +195,9 @@ func (r *rollout) details(ctx workflow.Context) {
 	workflow.SetCurrentDetails(ctx, b.String())
 }
 
-func (r *rollout) fail(ctx workflow.Context, errType, reason string) (RolloutStatus, error) {
+func (r *rollout) fail(ctx workflow.Context, errType, reason string) (schemas.RolloutStatus, error) {
 	r.st().LastError = reason
-	r.setState(ctx, RolloutFailed)
+	r.setState(ctx, schemas.RolloutFailed)
 	r.audit(ctx, "rollout.failed", map[string]any{"errorType": errType, "reason": reason})
 	return r.carry.Status, otaError(errType, reason, r.carry.Status)
 }
@@ -264,7 +255,7 @@ func (r *rollout) prepare(ctx workflow.Context) error {
 	st.Version = art.Version
 	r.audit(ctx, "rollout.artifact_verified", map[string]any{"keyId": art.KeyID, "releaseCounter": art.ReleaseCounter})
 
-	r.setState(ctx, RolloutResolving)
+	r.setState(ctx, schemas.RolloutResolving)
 	var res schemas.ResolveTargetsResult
 	if err := resolveTargets.local(ctx, "resolve target robots", schemas.ResolveTargetsInput{
 		Selector: spec.Targets, Artifact: art, Rollback: spec.Rollback,
@@ -287,14 +278,14 @@ func (r *rollout) prepare(ctx workflow.Context) error {
 	res.Targets = res.Targets[:planned]
 	r.carry.Targets = res.Targets
 	st.Counts.Targets = len(res.Targets)
-	st.Waves = make([]WaveStatus, len(sizes))
-	st.Robots = make([]RobotOutcome, len(res.Targets))
+	st.Waves = make([]schemas.WaveStatus, len(sizes))
+	st.Robots = make([]schemas.RobotOutcome, len(res.Targets))
 	i := 0
 	for w, n := range sizes {
-		st.Waves[w] = WaveStatus{Index: w, Size: n, State: WavePending}
+		st.Waves[w] = schemas.WaveStatus{Index: w, Size: n, State: schemas.WavePending}
 		for k := 0; k < n; k++ {
 			t := res.Targets[i]
-			st.Robots[i] = RobotOutcome{RobotID: t.ID, Wave: w, State: RobotUpdatePending, FromVersion: t.Version}
+			st.Robots[i] = schemas.RobotOutcome{RobotID: t.ID, Wave: w, State: schemas.RobotUpdatePending, FromVersion: t.Version}
 			i++
 		}
 	}
@@ -363,7 +354,7 @@ func rootMessage(err error) string {
 	return err.Error()
 }
 
-func (r *rollout) run(ctx workflow.Context) (RolloutStatus, error) {
+func (r *rollout) run(ctx workflow.Context) (schemas.RolloutStatus, error) {
 	spec := r.spec
 	st := r.st()
 	if r.in.Carry == nil {
@@ -386,11 +377,11 @@ func (r *rollout) run(ctx workflow.Context) (RolloutStatus, error) {
 		if r.carry.Next < starts[w] {
 			r.carry.Next = starts[w]
 		}
-		if wave.State == WavePending {
-			wave.State = WaveRunning
+		if wave.State == schemas.WavePending {
+			wave.State = schemas.WaveRunning
 			r.audit(ctx, "rollout.wave_started", map[string]any{"wave": w, "size": wave.Size})
 		}
-		r.setState(ctx, RolloutRunning)
+		r.setState(ctx, schemas.RolloutRunning)
 		r.details(ctx)
 		for (r.carry.Next < end && !r.aborting) || r.inFlight > 0 {
 			if r.carry.Next < end && !r.aborting && r.doneChildren >= r.historyBudget(ctx) && r.inFlight == 0 {
@@ -402,9 +393,9 @@ func (r *rollout) run(ctx workflow.Context) (RolloutStatus, error) {
 			}
 			if canStart() {
 				if open, wait := r.windowWait(ctx); !open {
-					r.setState(ctx, RolloutWaiting)
+					r.setState(ctx, schemas.RolloutWaiting)
 					_, _ = workflow.AwaitWithTimeout(ctx, wait, func() bool { return r.aborting })
-					r.setState(ctx, RolloutRunning)
+					r.setState(ctx, schemas.RolloutRunning)
 					continue
 				}
 				r.startRobot(ctx, r.carry.Next)
@@ -412,18 +403,18 @@ func (r *rollout) run(ctx workflow.Context) (RolloutStatus, error) {
 				continue
 			}
 			if st.Paused && r.inFlight == 0 && !r.aborting {
-				r.setState(ctx, RolloutPaused)
+				r.setState(ctx, schemas.RolloutPaused)
 			}
 			done := r.doneChildren
 			_ = workflow.Await(ctx, func() bool { return r.doneChildren != done || canStart() || r.aborting && r.inFlight == 0 })
-			if st.State == RolloutPaused && !st.Paused {
-				r.setState(ctx, RolloutRunning)
+			if st.State == schemas.RolloutPaused && !st.Paused {
+				r.setState(ctx, schemas.RolloutRunning)
 			}
 		}
 		if r.aborting {
 			break
 		}
-		wave.State = WaveDone
+		wave.State = schemas.WaveDone
 		r.audit(ctx, "rollout.wave_done", map[string]any{"wave": w, "succeeded": wave.Succeeded, "failed": wave.Failed, "timedOut": wave.TimedOut})
 		if abort, reason := ShouldAbort(spec.Abort, r.counts()); abort {
 			r.abort(ctx, "abort criteria met after wave "+fmt.Sprint(w+1)+": "+reason)
@@ -445,7 +436,7 @@ func (r *rollout) run(ctx workflow.Context) (RolloutStatus, error) {
 	if r.aborting {
 		return r.finishAbort(ctx)
 	}
-	r.setState(ctx, RolloutCompleted)
+	r.setState(ctx, schemas.RolloutCompleted)
 	r.audit(ctx, "rollout.completed", map[string]any{"counts": st.Counts})
 	return *st, nil
 }
@@ -459,12 +450,12 @@ func (r *rollout) historyBudget(ctx workflow.Context) int {
 	return max(OTA.HistoryLimit/8, 1)
 }
 
-func (r *rollout) soak(ctx workflow.Context, wave *WaveStatus) {
+func (r *rollout) soak(ctx workflow.Context, wave *schemas.WaveStatus) {
 	st := r.st()
-	wave.State = WaveSoaking
+	wave.State = schemas.WaveSoaking
 	r.promote = false
 	st.SoakUntil = workflow.Now(ctx).Add(time.Duration(r.spec.SoakTime))
-	r.setState(ctx, RolloutSoaking)
+	r.setState(ctx, schemas.RolloutSoaking)
 	if r.spec.SoakTime > 0 {
 		_, _ = workflow.AwaitWithTimeout(ctx, time.Duration(r.spec.SoakTime), func() bool { return r.promote || r.aborting })
 	}
@@ -473,10 +464,10 @@ func (r *rollout) soak(ctx workflow.Context, wave *WaveStatus) {
 	}
 	// A pause during the soak holds the next wave.
 	if st.Paused && !r.aborting {
-		r.setState(ctx, RolloutPaused)
+		r.setState(ctx, schemas.RolloutPaused)
 		_ = workflow.Await(ctx, func() bool { return !st.Paused || r.aborting })
 	}
-	wave.State = WaveDone
+	wave.State = schemas.WaveDone
 	st.SoakUntil = time.Time{}
 	r.carry.Soaked = true
 }
@@ -495,7 +486,7 @@ func (r *rollout) windowWait(ctx workflow.Context) (bool, time.Duration) {
 	return false, max(next.Sub(now), time.Second)
 }
 
-func waveStarts(waves []WaveStatus) []int {
+func waveStarts(waves []schemas.WaveStatus) []int {
 	starts := make([]int, len(waves))
 	n := 0
 	for i, w := range waves {
@@ -505,14 +496,14 @@ func waveStarts(waves []WaveStatus) []int {
 	return starts
 }
 
-func (r *rollout) counts() UpdateCounts {
+func (r *rollout) counts() schemas.UpdateCounts {
 	c := r.st().Counts
-	return UpdateCounts{Succeeded: c.Succeeded, Failed: c.Failed, TimedOut: c.TimedOut}
+	return schemas.UpdateCounts{Succeeded: c.Succeeded, Failed: c.Failed, TimedOut: c.TimedOut}
 }
 
-func (r *rollout) childInput(i int, art schemas.ArtifactRef, previous *schemas.ArtifactRef, rollback bool) RobotUpdateInput {
+func (r *rollout) childInput(i int, art schemas.ArtifactRef, previous *schemas.ArtifactRef, rollback bool) schemas.RobotUpdateInput {
 	t := r.carry.Targets[i]
-	return RobotUpdateInput{
+	return schemas.RobotUpdateInput{
 		RolloutID: r.spec.RolloutID, Robot: t, Artifact: art, Previous: previous, Rollback: rollback,
 		Timeout: time.Duration(r.spec.RobotTimeout), Retries: r.spec.Retries, HealthCheck: time.Duration(r.spec.HealthCheck),
 		RequestedBy: r.actor(), ChangeRequest: r.spec.ChangeRequest,
@@ -557,10 +548,10 @@ func (r *rollout) startRobot(ctx workflow.Context, i int) {
 	fut := workflow.ExecuteChildWorkflow(cctx, schemas.RobotUpdateWorkflowType, r.childInput(i, r.carry.Artifact, r.carry.Previous[previousKey(t)], r.spec.Rollback))
 	abortingAtStart := r.aborting
 	workflow.Go(ctx, func(gctx workflow.Context) {
-		var res RobotUpdateResult
+		var res schemas.RobotUpdateResult
 		err := fut.Get(gctx, &res)
 		if err != nil {
-			res = RobotUpdateResult{RobotID: t.ID, State: RobotUpdateFailed, Reason: "RobotUpdate workflow: " + rootMessage(err), FromVersion: t.Version}
+			res = schemas.RobotUpdateResult{RobotID: t.ID, State: schemas.RobotUpdateFailed, Reason: "RobotUpdate workflow: " + rootMessage(err), FromVersion: t.Version}
 		}
 		delete(r.children, i)
 		r.running = slices.DeleteFunc(r.running, func(k int) bool { return k == i })
@@ -568,7 +559,7 @@ func (r *rollout) startRobot(ctx workflow.Context, i int) {
 		r.doneChildren++
 		st.Counts.InFlight = r.inFlight
 		r.record(gctx, i, res)
-		if r.aborting && !abortingAtStart && res.State == RobotUpdateSucceeded {
+		if r.aborting && !abortingAtStart && res.State == schemas.RobotUpdateSucceeded {
 			r.rollbackDue = append(r.rollbackDue, i)
 		}
 		if !r.aborting {
@@ -580,7 +571,7 @@ func (r *rollout) startRobot(ctx workflow.Context, i int) {
 	})
 }
 
-func (r *rollout) record(ctx workflow.Context, i int, res RobotUpdateResult) {
+func (r *rollout) record(ctx workflow.Context, i int, res schemas.RobotUpdateResult) {
 	st := r.st()
 	out := &st.Robots[i]
 	wave := &st.Waves[out.Wave]
@@ -589,15 +580,15 @@ func (r *rollout) record(ctx workflow.Context, i int, res RobotUpdateResult) {
 		out.FromVersion = res.FromVersion
 	}
 	switch res.State {
-	case RobotUpdateSucceeded:
+	case schemas.RobotUpdateSucceeded:
 		st.Counts.Succeeded++
 		wave.Succeeded++
-	case RobotUpdateTimedOut:
+	case schemas.RobotUpdateTimedOut:
 		st.Counts.TimedOut++
 		wave.TimedOut++
-	case RobotUpdateSkipped:
+	case schemas.RobotUpdateSkipped:
 		st.Counts.Skipped++
-	case RobotUpdateCancelled:
+	case schemas.RobotUpdateCancelled:
 		st.Counts.Cancelled++
 	default:
 		st.Counts.Failed++
@@ -615,38 +606,38 @@ func (r *rollout) record(ctx workflow.Context, i int, res RobotUpdateResult) {
 }
 
 // finishAbort rolls back what must be rolled back and ends ABORTED.
-func (r *rollout) finishAbort(ctx workflow.Context) (RolloutStatus, error) {
+func (r *rollout) finishAbort(ctx workflow.Context) (schemas.RolloutStatus, error) {
 	st := r.st()
 	_ = workflow.Await(ctx, func() bool { return r.inFlight == 0 })
 	for i := range st.Robots {
-		if st.Robots[i].State == RobotUpdatePending {
-			st.Robots[i].State = RobotUpdateCancelled
+		if st.Robots[i].State == schemas.RobotUpdatePending {
+			st.Robots[i].State = schemas.RobotUpdateCancelled
 			st.Counts.Cancelled++
 		}
 	}
 	for w := range st.Waves {
 		switch wv := &st.Waves[w]; {
-		case wv.State == WavePending, wv.State == WaveRunning && wv.Started < wv.Size:
-			wv.State = WaveCancelled
-		case wv.State == WaveRunning: // the abort came after its last robot started
-			wv.State = WaveDone
+		case wv.State == schemas.WavePending, wv.State == schemas.WaveRunning && wv.Started < wv.Size:
+			wv.State = schemas.WaveCancelled
+		case wv.State == schemas.WaveRunning: // the abort came after its last robot started
+			wv.State = schemas.WaveDone
 		}
 	}
 	due := slices.Clone(r.rollbackDue)
 	if r.spec.RollbackOnAbort {
 		for i := range st.Robots {
-			if st.Robots[i].State == RobotUpdateSucceeded && !slices.Contains(due, i) {
+			if st.Robots[i].State == schemas.RobotUpdateSucceeded && !slices.Contains(due, i) {
 				due = append(due, i)
 			}
 		}
 	}
 	slices.Sort(due)
 	if len(due) > 0 {
-		r.setState(ctx, RolloutRollingBack)
+		r.setState(ctx, schemas.RolloutRollingBack)
 		r.audit(ctx, "rollout.rollback_started", map[string]any{"robots": len(due), "reason": st.AbortReason})
 		r.rollBack(ctx, due)
 	}
-	r.setState(ctx, RolloutAborted)
+	r.setState(ctx, schemas.RolloutAborted)
 	r.audit(ctx, "rollout.aborted", map[string]any{"reason": st.AbortReason, "counts": st.Counts})
 	return *st, otaError("RolloutAborted", "rollout "+st.RolloutID+" aborted: "+st.AbortReason, *st)
 }
@@ -666,7 +657,7 @@ func (r *rollout) rollBack(ctx workflow.Context, due []int) {
 			out.Reason = "no artifact of version " + out.FromVersion + " in the store: not rolled back"
 			continue
 		}
-		out.State = RobotUpdateRollingBack
+		out.State = schemas.RobotUpdateRollingBack
 		running++
 		in := r.childInput(i, *prev, nil, true)
 		in.Robot = t
@@ -674,17 +665,17 @@ func (r *rollout) rollBack(ctx workflow.Context, due []int) {
 			fmt.Sprintf("roll %s back to %s (rollout %s aborted)", t.ID, prev.Version, r.spec.RolloutID))
 		fut := workflow.ExecuteChildWorkflow(cctx, schemas.RobotUpdateWorkflowType, in)
 		workflow.Go(ctx, func(gctx workflow.Context) {
-			var res RobotUpdateResult
+			var res schemas.RobotUpdateResult
 			err := fut.Get(gctx, &res)
 			running--
 			switch {
 			case err != nil:
-				out.State, out.Reason = RobotUpdateSucceeded, "rollback failed: "+rootMessage(err)
-			case res.State == RobotUpdateSucceeded || res.State == RobotUpdateSkipped:
-				out.State, out.Version = RobotUpdateRolledBack, res.Version
+				out.State, out.Reason = schemas.RobotUpdateSucceeded, "rollback failed: "+rootMessage(err)
+			case res.State == schemas.RobotUpdateSucceeded || res.State == schemas.RobotUpdateSkipped:
+				out.State, out.Version = schemas.RobotUpdateRolledBack, res.Version
 				st.Counts.RolledBack++
 			default:
-				out.State, out.Reason = RobotUpdateSucceeded, "rollback "+strings.ToLower(res.State)+": "+res.Reason
+				out.State, out.Reason = schemas.RobotUpdateSucceeded, "rollback "+strings.ToLower(res.State)+": "+res.Reason
 			}
 			r.details(gctx)
 		})
@@ -692,10 +683,10 @@ func (r *rollout) rollBack(ctx workflow.Context, due []int) {
 	_ = workflow.Await(ctx, func() bool { return running == 0 })
 }
 
-func (r *rollout) continueAsNew(ctx workflow.Context) (RolloutStatus, error) {
+func (r *rollout) continueAsNew(ctx workflow.Context) (schemas.RolloutStatus, error) {
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 	carry := r.carry
-	return RolloutStatus{}, workflow.NewContinueAsNewError(ctx, schemas.RolloutWorkflowType, RolloutInput{
+	return schemas.RolloutStatus{}, workflow.NewContinueAsNewError(ctx, schemas.RolloutWorkflowType, schemas.RolloutInput{
 		Spec: r.spec, RequestedBy: r.in.RequestedBy, Carry: &carry,
 	})
 }

@@ -61,22 +61,22 @@ func rolloutActs(n int) *otaActs {
 // rolloutRun is one run of a Rollout chain.
 type rolloutRun struct {
 	s          *otaSuite
-	in         RolloutInput
+	in         schemas.RolloutInput
 	start, end time.Time
 	sent       int // softwareUpdates sent by the end of the run, all runs so far
 }
 
 type rolloutChain struct {
 	runs []rolloutRun
-	st   RolloutStatus // the last run's result (or its error's details)
-	err  error         // the last run's error
+	st   schemas.RolloutStatus // the last run's result (or its error's details)
+	err  error                 // the last run's error
 }
 
 // runRollout runs a Rollout the way the server would: each continue-as-new
 // starts the next run with the carried input, in a fresh test environment
 // whose clock goes on from where the previous run ended. setup runs before
 // each run (register callbacks and child mocks there).
-func runRollout(t *testing.T, acts *otaActs, in RolloutInput, setup func(run int, s *otaSuite)) rolloutChain {
+func runRollout(t *testing.T, acts *otaActs, in schemas.RolloutInput, setup func(run int, s *otaSuite)) rolloutChain {
 	t.Helper()
 	var c rolloutChain
 	start := time.Date(2025, 3, 3, 9, 0, 0, 0, time.UTC)
@@ -95,7 +95,7 @@ func runRollout(t *testing.T, acts *otaActs, in RolloutInput, setup func(run int
 		if errors.As(err, &can) {
 			require.True(t, workflow.IsContinueAsNewError(err))
 			require.Equal(t, schemas.RolloutWorkflowType, can.WorkflowType.Name)
-			var next RolloutInput
+			var next schemas.RolloutInput
 			require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
 			require.NotNil(t, next.Carry, "a continued run carries its state")
 			in, start = next, s.env.Now()
@@ -115,17 +115,17 @@ func runRollout(t *testing.T, acts *otaActs, in RolloutInput, setup func(run int
 
 func (c rolloutChain) duration() time.Duration { return c.runs[len(c.runs)-1].end.Sub(c.runs[0].start) }
 
-func (s *otaSuite) rolloutStatus(t *testing.T) RolloutStatus {
+func (s *otaSuite) rolloutStatus(t *testing.T) schemas.RolloutStatus {
 	v, err := s.env.QueryWorkflow(schemas.QueryStatus)
 	require.NoError(t, err)
-	var st RolloutStatus
+	var st schemas.RolloutStatus
 	require.NoError(t, v.Get(&st))
 	return st
 }
 
 // update sends a Rollout update at d; rejected (validator) errors land in
 // *rejected, results in *result.
-func (s *otaSuite) update(t *testing.T, d time.Duration, name string, result *RolloutStatus, rejected *error, args ...any) {
+func (s *otaSuite) update(t *testing.T, d time.Duration, name string, result *schemas.RolloutStatus, rejected *error, args ...any) {
 	s.at(d, func() {
 		s.env.UpdateWorkflow(name, fmt.Sprintf("%s-%s", name, d), &updateCallbacks{t: t,
 			onReject: func(err error) {
@@ -138,7 +138,7 @@ func (s *otaSuite) update(t *testing.T, d time.Duration, name string, result *Ro
 			onComplete: func(v any, err error) {
 				require.NoError(t, err)
 				if result != nil {
-					*result = v.(RolloutStatus)
+					*result = v.(schemas.RolloutStatus)
 				}
 			},
 		}, args...)
@@ -153,14 +153,14 @@ type childCalls struct {
 
 type childCall struct {
 	ID string
-	In RobotUpdateInput
+	In schemas.RobotUpdateInput
 	At time.Time
 }
 
 // mock replaces RobotUpdate in s by outcome, recording each start.
-func (c *childCalls) mock(s *otaSuite, outcome func(ctx workflow.Context, in RobotUpdateInput) (RobotUpdateResult, error)) {
+func (c *childCalls) mock(s *otaSuite, outcome func(ctx workflow.Context, in schemas.RobotUpdateInput) (schemas.RobotUpdateResult, error)) {
 	s.env.OnWorkflow(schemas.RobotUpdateWorkflowType, mock.Anything, mock.Anything).Return(
-		func(ctx workflow.Context, in RobotUpdateInput) (RobotUpdateResult, error) {
+		func(ctx workflow.Context, in schemas.RobotUpdateInput) (schemas.RobotUpdateResult, error) {
 			c.mu.Lock()
 			c.calls = append(c.calls, childCall{ID: workflow.GetInfo(ctx).WorkflowExecution.ID, In: in, At: workflow.Now(ctx)})
 			c.mu.Unlock()
@@ -198,20 +198,20 @@ func (c *childCalls) byID(id string) (childCall, bool) {
 // though the test environment only tells a mocked child it started once its
 // function returned, so the parent never gets to cancel it: tests of
 // cancellation use the real RobotUpdate.
-func takes(d time.Duration, outcomes map[string]string) func(workflow.Context, RobotUpdateInput) (RobotUpdateResult, error) {
-	return func(ctx workflow.Context, in RobotUpdateInput) (RobotUpdateResult, error) {
-		res := RobotUpdateResult{RobotID: in.Robot.ID, FromVersion: in.Robot.Version, Version: in.Robot.Version, Attempts: 1}
+func takes(d time.Duration, outcomes map[string]string) func(workflow.Context, schemas.RobotUpdateInput) (schemas.RobotUpdateResult, error) {
+	return func(ctx workflow.Context, in schemas.RobotUpdateInput) (schemas.RobotUpdateResult, error) {
+		res := schemas.RobotUpdateResult{RobotID: in.Robot.ID, FromVersion: in.Robot.Version, Version: in.Robot.Version, Attempts: 1}
 		if err := workflow.Sleep(ctx, d); err != nil {
-			res.State, res.Attempts = RobotUpdateCancelled, 0
+			res.State, res.Attempts = schemas.RobotUpdateCancelled, 0
 			return res, nil
 		}
 		res.State = outcomes[in.Robot.ID]
 		switch res.State {
 		case "":
-			res.State, res.Version = RobotUpdateSucceeded, in.Artifact.Version
-		case RobotUpdateFailed:
+			res.State, res.Version = schemas.RobotUpdateSucceeded, in.Artifact.Version
+		case schemas.RobotUpdateFailed:
 			res.ErrorKind, res.Reason = "DigestMismatch", "robot refused: DigestMismatch: bad download"
-		case RobotUpdateTimedOut:
+		case schemas.RobotUpdateTimedOut:
 			res.ErrorKind, res.Reason = "Timeout", "no result in time"
 		}
 		return res, nil
@@ -220,7 +220,7 @@ func takes(d time.Duration, outcomes map[string]string) func(workflow.Context, R
 
 func childID(i int) string { return schemas.RobotUpdateWorkflowID(rid, robotID(i)) }
 
-func robotStates(st RolloutStatus) []string {
+func robotStates(st schemas.RolloutStatus) []string {
 	out := make([]string, len(st.Robots))
 	for i, r := range st.Robots {
 		out[i] = r.State
@@ -228,7 +228,7 @@ func robotStates(st RolloutStatus) []string {
 	return out
 }
 
-func waveStates(st RolloutStatus) []string {
+func waveStates(st schemas.RolloutStatus) []string {
 	out := make([]string, len(st.Waves))
 	for i, w := range st.Waves {
 		out[i] = w.State
@@ -236,7 +236,7 @@ func waveStates(st RolloutStatus) []string {
 	return out
 }
 
-func waveSizes(st RolloutStatus) []int {
+func waveSizes(st schemas.RolloutStatus) []int {
 	out := make([]int, len(st.Waves))
 	for i, w := range st.Waves {
 		out[i] = w.Size
@@ -257,8 +257,8 @@ func repeat(s string, n int) []string {
 func TestRolloutHappyPathWavesAndSoak(t *testing.T) {
 	acts := rolloutActs(5)
 	var promoteEarly error
-	var soaking RolloutStatus
-	c := runRollout(t, acts, RolloutInput{Spec: rolloutSpec(1, 60, 100)}, func(run int, s *otaSuite) {
+	var soaking schemas.RolloutStatus
+	c := runRollout(t, acts, schemas.RolloutInput{Spec: rolloutSpec(1, 60, 100)}, func(run int, s *otaSuite) {
 		if run == 0 {
 			s.update(t, 5*time.Second, schemas.UpdatePromote, nil, &promoteEarly)
 			s.at(30*time.Minute, func() { soaking = s.rolloutStatus(t) })
@@ -267,16 +267,16 @@ func TestRolloutHappyPathWavesAndSoak(t *testing.T) {
 	require.NoError(t, c.err)
 	st := c.st
 
-	require.Equal(t, RolloutCompleted, st.State)
+	require.Equal(t, schemas.RolloutCompleted, st.State)
 	require.Equal(t, []int{1, 2, 2}, waveSizes(st))
-	require.Equal(t, repeat(WaveDone, 3), waveStates(st))
+	require.Equal(t, repeat(schemas.WaveDone, 3), waveStates(st))
 	for _, w := range st.Waves {
 		require.Equal(t, w.Size, w.Started)
 		require.Equal(t, w.Size, w.Succeeded)
 		require.Zero(t, w.Failed+w.TimedOut)
 	}
-	require.Equal(t, RolloutCounts{Targets: 5, Succeeded: 5}, st.Counts)
-	require.Equal(t, repeat(RobotUpdateSucceeded, 5), robotStates(st))
+	require.Equal(t, schemas.RolloutCounts{Targets: 5, Succeeded: 5}, st.Counts)
+	require.Equal(t, repeat(schemas.RobotUpdateSucceeded, 5), robotStates(st))
 	for i, r := range st.Robots {
 		require.Equal(t, robotID(i), r.RobotID)
 		require.Equal(t, "1.0.0", r.FromVersion)
@@ -294,9 +294,9 @@ func TestRolloutHappyPathWavesAndSoak(t *testing.T) {
 	require.GreaterOrEqual(t, c.runs[0].end.Sub(c.runs[0].start), time.Hour, "wave 2 waits for the soak")
 	require.Equal(t, 1, c.runs[0].sent, "only the canary is updated before the first soak ends")
 	require.Equal(t, 3, c.runs[1].sent)
-	require.Equal(t, RolloutSoaking, soaking.State)
-	require.Equal(t, WaveSoaking, soaking.Waves[0].State)
-	require.Equal(t, []string{RobotUpdateSucceeded, RobotUpdatePending, RobotUpdatePending, RobotUpdatePending, RobotUpdatePending}, robotStates(soaking))
+	require.Equal(t, schemas.RolloutSoaking, soaking.State)
+	require.Equal(t, schemas.WaveSoaking, soaking.Waves[0].State)
+	require.Equal(t, []string{schemas.RobotUpdateSucceeded, schemas.RobotUpdatePending, schemas.RobotUpdatePending, schemas.RobotUpdatePending, schemas.RobotUpdatePending}, robotStates(soaking))
 	require.WithinDuration(t, c.runs[0].end, soaking.SoakUntil, time.Second, "the soak ends at SoakUntil")
 
 	require.ErrorContains(t, promoteEarly, "not soaking", "promote is only accepted while soaking")
@@ -322,16 +322,16 @@ func TestRolloutHappyPathWavesAndSoak(t *testing.T) {
 func TestRolloutPromoteEndsSoak(t *testing.T) {
 	acts := rolloutActs(5)
 	var calls childCalls
-	var promoted RolloutStatus
-	c := runRollout(t, acts, RolloutInput{Spec: rolloutSpec(1, 60, 100)}, func(run int, s *otaSuite) {
+	var promoted schemas.RolloutStatus
+	c := runRollout(t, acts, schemas.RolloutInput{Spec: rolloutSpec(1, 60, 100)}, func(run int, s *otaSuite) {
 		calls.mock(s, takes(time.Minute, nil))
 		if run == 0 {
 			s.update(t, 30*time.Minute, schemas.UpdatePromote, &promoted, nil)
 		}
 	})
 	require.NoError(t, c.err)
-	require.Equal(t, RolloutCompleted, c.st.State)
-	require.Equal(t, RolloutSoaking, promoted.State)
+	require.Equal(t, schemas.RolloutCompleted, c.st.State)
+	require.Equal(t, schemas.RolloutSoaking, promoted.State)
 	require.Len(t, c.runs, 3)
 	first := c.runs[0].end.Sub(c.runs[0].start)
 	require.GreaterOrEqual(t, first, 30*time.Minute)
@@ -344,7 +344,7 @@ func TestRolloutPromoteEndsSoak(t *testing.T) {
 	cl, ok := calls.byID(childID(0))
 	require.True(t, ok)
 	prev := artifactV("1.0.0")
-	require.Equal(t, RobotUpdateInput{
+	require.Equal(t, schemas.RobotUpdateInput{
 		RolloutID: rid, Robot: targetsN(5)[0], Artifact: artifactV("2.0.0"), Previous: &prev,
 		Timeout: 10 * time.Minute, HealthCheck: 30 * time.Second, RequestedBy: "alice", ChangeRequest: "CR-42",
 	}, cl.In)
@@ -359,13 +359,13 @@ func TestRolloutArtifactRefused(t *testing.T) {
 	acts := rolloutActs(5)
 	acts.verifyErr = temporal.NewNonRetryableApplicationError("Unsigned: artifact fleetos-2.0.0.bin has no signature", "Unsigned", nil)
 	var calls childCalls
-	c := runRollout(t, acts, RolloutInput{Spec: rolloutSpec(1, 60, 100)}, func(run int, s *otaSuite) {
+	c := runRollout(t, acts, schemas.RolloutInput{Spec: rolloutSpec(1, 60, 100)}, func(run int, s *otaSuite) {
 		calls.mock(s, takes(time.Minute, nil))
 	})
 	require.Error(t, c.err)
 	require.Equal(t, "Unsigned", appErrType(c.err))
 	require.Contains(t, c.err.Error(), "fleetos-2.0.0.bin refused")
-	require.Equal(t, RolloutFailed, c.st.State)
+	require.Equal(t, schemas.RolloutFailed, c.st.State)
 	require.Contains(t, c.st.LastError, "has no signature")
 	require.Len(t, acts.verifies, 1, "a refusal is not retried")
 	require.Empty(t, acts.resolves, "targets are not even resolved")
@@ -380,17 +380,17 @@ func TestRolloutCanaryFailureAborts(t *testing.T) {
 	sp := rolloutSpec(1, 60, 100)
 	sp.RollbackOnAbort = true
 	var calls childCalls
-	c := runRollout(t, acts, RolloutInput{Spec: sp}, func(run int, s *otaSuite) {
-		calls.mock(s, takes(time.Minute, map[string]string{robotID(0): RobotUpdateFailed}))
+	c := runRollout(t, acts, schemas.RolloutInput{Spec: sp}, func(run int, s *otaSuite) {
+		calls.mock(s, takes(time.Minute, map[string]string{robotID(0): schemas.RobotUpdateFailed}))
 	})
 	require.Error(t, c.err)
 	require.Equal(t, "RolloutAborted", appErrType(c.err))
 	st := c.st
-	require.Equal(t, RolloutAborted, st.State)
+	require.Equal(t, schemas.RolloutAborted, st.State)
 	require.Contains(t, st.AbortReason, "1 of 1 robot FAILED or TIMED_OUT (100%) >= 50%")
-	require.Equal(t, []string{RobotUpdateFailed, RobotUpdateCancelled, RobotUpdateCancelled, RobotUpdateCancelled, RobotUpdateCancelled}, robotStates(st))
-	require.Equal(t, RolloutCounts{Targets: 5, Failed: 1, Cancelled: 4}, st.Counts)
-	require.Equal(t, []string{WaveDone, WaveCancelled, WaveCancelled}, waveStates(st), "the canary wave ran to its end; the others never started")
+	require.Equal(t, []string{schemas.RobotUpdateFailed, schemas.RobotUpdateCancelled, schemas.RobotUpdateCancelled, schemas.RobotUpdateCancelled, schemas.RobotUpdateCancelled}, robotStates(st))
+	require.Equal(t, schemas.RolloutCounts{Targets: 5, Failed: 1, Cancelled: 4}, st.Counts)
+	require.Equal(t, []string{schemas.WaveDone, schemas.WaveCancelled, schemas.WaveCancelled}, waveStates(st), "the canary wave ran to its end; the others never started")
 	require.Equal(t, 1, st.Waves[0].Failed)
 	require.Equal(t, 100.0, st.FailureRate)
 	require.Equal(t, []string{childID(0)}, calls.ids(), "later waves never start; nothing succeeded, so nothing is rolled back")
@@ -412,16 +412,16 @@ func abortAfterWave2Spec(rollback bool) schemas.RolloutSpec {
 func TestRolloutAbortRollsBackUpdatedRobots(t *testing.T) {
 	acts := rolloutActs(6)
 	acts.robot(robotID(2), "1.0.0", refuses("DigestMismatch: sha256 of the download differs from the manifest"))
-	c := runRollout(t, acts, RolloutInput{Spec: abortAfterWave2Spec(true)}, nil)
+	c := runRollout(t, acts, schemas.RolloutInput{Spec: abortAfterWave2Spec(true)}, nil)
 	require.Error(t, c.err)
 	require.Equal(t, "RolloutAborted", appErrType(c.err))
 	st := c.st
-	require.Equal(t, RolloutAborted, st.State)
+	require.Equal(t, schemas.RolloutAborted, st.State)
 	require.Equal(t, []int{2, 1, 3}, waveSizes(st))
 	require.Contains(t, st.AbortReason, "abort criteria met in wave 2")
-	require.Equal(t, []string{RobotUpdateRolledBack, RobotUpdateRolledBack, RobotUpdateFailed, RobotUpdateCancelled, RobotUpdateCancelled, RobotUpdateCancelled}, robotStates(st))
-	require.Equal(t, RolloutCounts{Targets: 6, Succeeded: 2, Failed: 1, RolledBack: 2, Cancelled: 3}, st.Counts)
-	require.Equal(t, []string{WaveDone, WaveDone, WaveCancelled}, waveStates(st))
+	require.Equal(t, []string{schemas.RobotUpdateRolledBack, schemas.RobotUpdateRolledBack, schemas.RobotUpdateFailed, schemas.RobotUpdateCancelled, schemas.RobotUpdateCancelled, schemas.RobotUpdateCancelled}, robotStates(st))
+	require.Equal(t, schemas.RolloutCounts{Targets: 6, Succeeded: 2, Failed: 1, RolledBack: 2, Cancelled: 3}, st.Counts)
+	require.Equal(t, []string{schemas.WaveDone, schemas.WaveDone, schemas.WaveCancelled}, waveStates(st))
 	for i := range 2 {
 		require.Equal(t, "1.0.0", st.Robots[i].Version, "robot %d runs the previous version again", i)
 		sent := acts.sentTo(robotID(i))
@@ -441,13 +441,13 @@ func TestRolloutAbortRollsBackUpdatedRobots(t *testing.T) {
 func TestRolloutAbortWithoutRollbackOnAbort(t *testing.T) {
 	acts := rolloutActs(6)
 	var calls childCalls
-	c := runRollout(t, acts, RolloutInput{Spec: abortAfterWave2Spec(false)}, func(run int, s *otaSuite) {
-		calls.mock(s, takes(time.Minute, map[string]string{robotID(2): RobotUpdateFailed}))
+	c := runRollout(t, acts, schemas.RolloutInput{Spec: abortAfterWave2Spec(false)}, func(run int, s *otaSuite) {
+		calls.mock(s, takes(time.Minute, map[string]string{robotID(2): schemas.RobotUpdateFailed}))
 	})
 	require.Equal(t, "RolloutAborted", appErrType(c.err))
 	st := c.st
-	require.Equal(t, []string{RobotUpdateSucceeded, RobotUpdateSucceeded, RobotUpdateFailed, RobotUpdateCancelled, RobotUpdateCancelled, RobotUpdateCancelled}, robotStates(st))
-	require.Equal(t, RolloutCounts{Targets: 6, Succeeded: 2, Failed: 1, Cancelled: 3}, st.Counts)
+	require.Equal(t, []string{schemas.RobotUpdateSucceeded, schemas.RobotUpdateSucceeded, schemas.RobotUpdateFailed, schemas.RobotUpdateCancelled, schemas.RobotUpdateCancelled, schemas.RobotUpdateCancelled}, robotStates(st))
+	require.Equal(t, schemas.RolloutCounts{Targets: 6, Succeeded: 2, Failed: 1, Cancelled: 3}, st.Counts)
 	require.Equal(t, []string{childID(0), childID(1), childID(2)}, calls.ids(), "no -rollback children")
 	require.NotContains(t, acts.auditKinds(rolloutWFID), "rollout.rollback_started")
 }
@@ -458,23 +458,23 @@ func TestRolloutAbortRollsBackRobotsInFlight(t *testing.T) {
 	acts := rolloutActs(4)
 	sp := rolloutSpec(0, 100)
 	var calls childCalls
-	c := runRollout(t, acts, RolloutInput{Spec: sp}, func(run int, s *otaSuite) {
-		calls.mock(s, func(ctx workflow.Context, in RobotUpdateInput) (RobotUpdateResult, error) {
+	c := runRollout(t, acts, schemas.RolloutInput{Spec: sp}, func(run int, s *otaSuite) {
+		calls.mock(s, func(ctx workflow.Context, in schemas.RobotUpdateInput) (schemas.RobotUpdateResult, error) {
 			if in.Rollback {
-				return RobotUpdateResult{RobotID: in.Robot.ID, State: RobotUpdateSucceeded, FromVersion: in.Robot.Version, Version: in.Artifact.Version, Attempts: 1}, nil
+				return schemas.RobotUpdateResult{RobotID: in.Robot.ID, State: schemas.RobotUpdateSucceeded, FromVersion: in.Robot.Version, Version: in.Artifact.Version, Attempts: 1}, nil
 			}
 			// Robot 1 is already installing: the abort's cancellation does
 			// not stop it.
 			dctx, _ := workflow.NewDisconnectedContext(ctx)
 			d := map[string]time.Duration{robotID(0): time.Minute, robotID(1): 3 * time.Minute}[in.Robot.ID]
-			return takes(d, map[string]string{robotID(0): RobotUpdateFailed})(dctx, in)
+			return takes(d, map[string]string{robotID(0): schemas.RobotUpdateFailed})(dctx, in)
 		})
 	})
 	require.Equal(t, "RolloutAborted", appErrType(c.err))
 	st := c.st
-	require.Equal(t, []string{RobotUpdateFailed, RobotUpdateRolledBack, RobotUpdateCancelled, RobotUpdateCancelled}, robotStates(st))
-	require.Equal(t, RolloutCounts{Targets: 4, Succeeded: 1, Failed: 1, RolledBack: 1, Cancelled: 2}, st.Counts)
-	require.Equal(t, []string{WaveCancelled}, waveStates(st), "the abort cut the wave short")
+	require.Equal(t, []string{schemas.RobotUpdateFailed, schemas.RobotUpdateRolledBack, schemas.RobotUpdateCancelled, schemas.RobotUpdateCancelled}, robotStates(st))
+	require.Equal(t, schemas.RolloutCounts{Targets: 4, Succeeded: 1, Failed: 1, RolledBack: 1, Cancelled: 2}, st.Counts)
+	require.Equal(t, []string{schemas.WaveCancelled}, waveStates(st), "the abort cut the wave short")
 	require.Equal(t, []string{childID(0), childID(1), childID(1) + "-rollback"}, calls.ids())
 	rb, _ := calls.byID(childID(1) + "-rollback")
 	require.True(t, rb.In.Rollback)
@@ -486,20 +486,20 @@ func TestRolloutAbortRollsBackRobotsInFlight(t *testing.T) {
 func TestRolloutPauseResume(t *testing.T) {
 	acts := rolloutActs(4)
 	var calls childCalls
-	var paused, resumed, whilePaused RolloutStatus
+	var paused, resumed, whilePaused schemas.RolloutStatus
 	var pausedTwice, emptyAbort, resumeRunning error
-	c := runRollout(t, acts, RolloutInput{Spec: rolloutSpec(0, 100)}, func(run int, s *otaSuite) {
+	c := runRollout(t, acts, schemas.RolloutInput{Spec: rolloutSpec(0, 100)}, func(run int, s *otaSuite) {
 		calls.mock(s, takes(time.Minute, nil))
 		s.update(t, 10*time.Second, schemas.UpdateResume, nil, &resumeRunning)
 		s.update(t, 30*time.Second, schemas.UpdatePause, &paused, nil)
 		s.update(t, 40*time.Second, schemas.UpdatePause, nil, &pausedTwice)
-		s.update(t, 45*time.Second, schemas.UpdateAbort, nil, &emptyAbort, AbortRequest{Reason: "  ", By: "bob"})
+		s.update(t, 45*time.Second, schemas.UpdateAbort, nil, &emptyAbort, schemas.AbortRequest{Reason: "  ", By: "bob"})
 		s.at(5*time.Minute, func() { whilePaused = s.rolloutStatus(t) })
 		s.update(t, 10*time.Minute, schemas.UpdateResume, &resumed, nil)
 	})
 	require.NoError(t, c.err)
-	require.Equal(t, RolloutCompleted, c.st.State)
-	require.Equal(t, RolloutCounts{Targets: 4, Succeeded: 4}, c.st.Counts)
+	require.Equal(t, schemas.RolloutCompleted, c.st.State)
+	require.Equal(t, schemas.RolloutCounts{Targets: 4, Succeeded: 4}, c.st.Counts)
 	require.False(t, c.st.Paused)
 
 	require.ErrorContains(t, resumeRunning, "not paused")
@@ -508,8 +508,8 @@ func TestRolloutPauseResume(t *testing.T) {
 	require.ErrorContains(t, pausedTwice, "already paused")
 	require.ErrorContains(t, emptyAbort, "abort needs a reason")
 
-	require.Equal(t, RolloutPaused, whilePaused.State)
-	require.Equal(t, []string{RobotUpdateSucceeded, RobotUpdateSucceeded, RobotUpdatePending, RobotUpdatePending}, robotStates(whilePaused))
+	require.Equal(t, schemas.RolloutPaused, whilePaused.State)
+	require.Equal(t, []string{schemas.RobotUpdateSucceeded, schemas.RobotUpdateSucceeded, schemas.RobotUpdatePending, schemas.RobotUpdatePending}, robotStates(whilePaused))
 	require.Zero(t, whilePaused.Counts.InFlight)
 	require.False(t, resumed.Paused)
 
@@ -530,19 +530,19 @@ func TestRolloutPauseResume(t *testing.T) {
 func TestRolloutAbortDuringSoak(t *testing.T) {
 	acts := rolloutActs(3)
 	var calls childCalls
-	var aborted RolloutStatus
-	c := runRollout(t, acts, RolloutInput{Spec: rolloutSpec(1, 100)}, func(run int, s *otaSuite) {
+	var aborted schemas.RolloutStatus
+	c := runRollout(t, acts, schemas.RolloutInput{Spec: rolloutSpec(1, 100)}, func(run int, s *otaSuite) {
 		calls.mock(s, takes(time.Minute, nil))
-		s.update(t, 30*time.Minute, schemas.UpdateAbort, &aborted, nil, AbortRequest{Reason: "crash reports from the canary", By: "bob"})
+		s.update(t, 30*time.Minute, schemas.UpdateAbort, &aborted, nil, schemas.AbortRequest{Reason: "crash reports from the canary", By: "bob"})
 	})
 	require.Equal(t, "RolloutAborted", appErrType(c.err))
 	require.Contains(t, c.err.Error(), "aborted by bob: crash reports from the canary")
 	st := c.st
-	require.Equal(t, RolloutAborted, st.State)
+	require.Equal(t, schemas.RolloutAborted, st.State)
 	require.Equal(t, "aborted by bob: crash reports from the canary", st.AbortReason)
 	require.Equal(t, "aborted by bob: crash reports from the canary", aborted.AbortReason)
-	require.Equal(t, []string{RobotUpdateSucceeded, RobotUpdateCancelled, RobotUpdateCancelled}, robotStates(st))
-	require.Equal(t, []string{WaveDone, WaveCancelled}, waveStates(st))
+	require.Equal(t, []string{schemas.RobotUpdateSucceeded, schemas.RobotUpdateCancelled, schemas.RobotUpdateCancelled}, robotStates(st))
+	require.Equal(t, []string{schemas.WaveDone, schemas.WaveCancelled}, waveStates(st))
 	require.Equal(t, []string{childID(0)}, calls.ids(), "the next wave never starts")
 	require.Len(t, c.runs, 1)
 	require.Less(t, c.duration(), time.Hour, "the abort ends the soak")
@@ -561,12 +561,12 @@ func TestRolloutRefusedUpFront(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			acts := rolloutActs(tc.targets)
 			var calls childCalls
-			c := runRollout(t, acts, RolloutInput{Spec: tc.spec}, func(run int, s *otaSuite) {
+			c := runRollout(t, acts, schemas.RolloutInput{Spec: tc.spec}, func(run int, s *otaSuite) {
 				calls.mock(s, takes(time.Minute, nil))
 			})
 			require.Equal(t, tc.errType, appErrType(c.err))
 			require.Contains(t, c.err.Error(), tc.msg)
-			require.Equal(t, RolloutFailed, c.st.State)
+			require.Equal(t, schemas.RolloutFailed, c.st.State)
 			require.Empty(t, calls.ids(), "no RobotUpdate starts")
 			require.Empty(t, acts.reserves)
 			require.Empty(t, acts.sentTo(""))
@@ -581,15 +581,15 @@ func TestRolloutContinuesAsNew(t *testing.T) {
 	sp := rolloutSpec(0, 100)
 	sp.MaxConcurrent = 1
 	var calls childCalls
-	c := runRollout(t, acts, RolloutInput{Spec: sp, RequestedBy: "alice"}, func(run int, s *otaSuite) {
+	c := runRollout(t, acts, schemas.RolloutInput{Spec: sp, RequestedBy: "alice"}, func(run int, s *otaSuite) {
 		calls.mock(s, takes(time.Minute, nil))
 	})
 	require.NoError(t, c.err)
 	require.Len(t, c.runs, 5, "two robots per run")
 	require.Equal(t, 4, c.st.Runs)
-	require.Equal(t, RolloutCompleted, c.st.State)
-	require.Equal(t, RolloutCounts{Targets: 10, Succeeded: 10}, c.st.Counts)
-	require.Equal(t, WaveStatus{Index: 0, Size: 10, State: WaveDone, Started: 10, Succeeded: 10}, c.st.Waves[0])
+	require.Equal(t, schemas.RolloutCompleted, c.st.State)
+	require.Equal(t, schemas.RolloutCounts{Targets: 10, Succeeded: 10}, c.st.Counts)
+	require.Equal(t, schemas.WaveStatus{Index: 0, Size: 10, State: schemas.WaveDone, Started: 10, Succeeded: 10}, c.st.Waves[0])
 	require.Equal(t, 10*time.Minute, c.duration())
 
 	// What the first run hands to the second.
@@ -603,12 +603,12 @@ func TestRolloutContinuesAsNew(t *testing.T) {
 	prev := artifactV("1.0.0")
 	require.Equal(t, map[string]*schemas.ArtifactRef{"1.0.0|acme/amr-1": &prev}, cr.Previous)
 	require.False(t, cr.Soaked)
-	require.Equal(t, RolloutRunning, cr.Status.State)
+	require.Equal(t, schemas.RolloutRunning, cr.Status.State)
 	require.Equal(t, 0, cr.Status.Runs)
 	require.Equal(t, "2.0.0", cr.Status.Version)
-	require.Equal(t, RolloutCounts{Targets: 10, Succeeded: 2}, cr.Status.Counts)
-	require.Equal(t, append([]string{RobotUpdateSucceeded, RobotUpdateSucceeded}, repeat(RobotUpdatePending, 8)...), robotStates(cr.Status))
-	require.Equal(t, WaveStatus{Index: 0, Size: 10, State: WaveRunning, Started: 2, Succeeded: 2}, cr.Status.Waves[0])
+	require.Equal(t, schemas.RolloutCounts{Targets: 10, Succeeded: 2}, cr.Status.Counts)
+	require.Equal(t, append([]string{schemas.RobotUpdateSucceeded, schemas.RobotUpdateSucceeded}, repeat(schemas.RobotUpdatePending, 8)...), robotStates(cr.Status))
+	require.Equal(t, schemas.WaveStatus{Index: 0, Size: 10, State: schemas.WaveRunning, Started: 2, Succeeded: 2}, cr.Status.Waves[0])
 
 	// Each robot updated once, two per run, in order; prepare ran once.
 	for run, r := range c.runs {
@@ -647,18 +647,18 @@ func TestRolloutContinuesAsNewConcurrent(t *testing.T) {
 	sp := rolloutSpec(0, 100)
 	sp.MaxConcurrent = 3
 	var calls childCalls
-	c := runRollout(t, acts, RolloutInput{Spec: sp}, func(run int, s *otaSuite) {
+	c := runRollout(t, acts, schemas.RolloutInput{Spec: sp}, func(run int, s *otaSuite) {
 		calls.mock(s, takes(time.Minute, nil))
 	})
 	require.NoError(t, c.err)
-	require.Equal(t, RolloutCounts{Targets: 10, Succeeded: 10}, c.st.Counts)
+	require.Equal(t, schemas.RolloutCounts{Targets: 10, Succeeded: 10}, c.st.Counts)
 	require.Greater(t, len(c.runs), 1)
 	for run, r := range c.runs[1:] {
 		cr := r.in.Carry
 		require.Zero(t, cr.Status.Counts.InFlight)
 		require.Equal(t, cr.Next, cr.Status.Counts.Succeeded, "run %d: every robot before Next has finished, none after has started", run+1)
 		for i, o := range cr.Status.Robots {
-			require.Equal(t, i < cr.Next, o.State == RobotUpdateSucceeded, "robot %d", i)
+			require.Equal(t, i < cr.Next, o.State == schemas.RobotUpdateSucceeded, "robot %d", i)
 		}
 		prevNext := 0
 		if pc := c.runs[run].in.Carry; pc != nil {
@@ -682,18 +682,18 @@ func TestRolloutContinuesAsNewConcurrent(t *testing.T) {
 func TestRolloutCancellationAborts(t *testing.T) {
 	acts := rolloutActs(5)
 	acts.queued[robotID(1)] = 1000 // on a long mission
-	c := runRollout(t, acts, RolloutInput{Spec: rolloutSpec(0, 100)}, func(run int, s *otaSuite) {
+	c := runRollout(t, acts, schemas.RolloutInput{Spec: rolloutSpec(0, 100)}, func(run int, s *otaSuite) {
 		s.env.SetTestTimeout(5 * time.Second)
 		// Robot 0 is in its health check (installed at ~10 s, 30 s check).
 		s.at(30*time.Second, func() { s.env.CancelWorkflow() })
 	})
 	require.Equal(t, "RolloutAborted", appErrType(c.err))
 	st := c.st
-	require.Equal(t, RolloutAborted, st.State)
+	require.Equal(t, schemas.RolloutAborted, st.State)
 	require.Contains(t, st.AbortReason, "cancellation")
-	require.Equal(t, []string{RobotUpdateRolledBack, RobotUpdateCancelled, RobotUpdateCancelled, RobotUpdateCancelled, RobotUpdateCancelled}, robotStates(st))
-	require.Equal(t, RolloutCounts{Targets: 5, Succeeded: 1, RolledBack: 1, Cancelled: 4}, st.Counts)
-	require.Equal(t, []string{WaveCancelled}, waveStates(st))
+	require.Equal(t, []string{schemas.RobotUpdateRolledBack, schemas.RobotUpdateCancelled, schemas.RobotUpdateCancelled, schemas.RobotUpdateCancelled, schemas.RobotUpdateCancelled}, robotStates(st))
+	require.Equal(t, schemas.RolloutCounts{Targets: 5, Succeeded: 1, RolledBack: 1, Cancelled: 4}, st.Counts)
+	require.Equal(t, []string{schemas.WaveCancelled}, waveStates(st))
 	require.Equal(t, "1.0.0", st.Robots[0].Version)
 	require.Equal(t, []string{childID(1)}, acts.cancelled, "the waiting RobotUpdate leaves the reservation queue")
 	sent := acts.sentTo(robotID(0))
@@ -718,12 +718,12 @@ func TestRolloutExplicitRollback(t *testing.T) {
 	sp.Artifact.File = "fleetos-1.0.0.bin"
 	sp.Rollback = true
 	var calls childCalls
-	c := runRollout(t, acts, RolloutInput{Spec: sp}, func(run int, s *otaSuite) {
+	c := runRollout(t, acts, schemas.RolloutInput{Spec: sp}, func(run int, s *otaSuite) {
 		calls.mock(s, takes(time.Minute, nil))
 	})
 	require.NoError(t, c.err)
 	require.True(t, c.st.Rollback)
-	require.Equal(t, RolloutCounts{Targets: 2, Succeeded: 2}, c.st.Counts)
+	require.Equal(t, schemas.RolloutCounts{Targets: 2, Succeeded: 2}, c.st.Counts)
 	require.True(t, acts.verifies[0].Rollback)
 	require.True(t, acts.resolves[0].Rollback, "ResolveTargets must not skip robots on a newer version")
 	for i := range 2 {
@@ -742,9 +742,9 @@ func TestRolloutWaitsForMaintenanceWindow(t *testing.T) {
 	sp := rolloutSpec(0, 100)
 	sp.MaintenanceWindow = &schemas.Window{Start: "22:00", End: "06:00", TimeZone: "Europe/Berlin"}
 	var calls childCalls
-	var waiting RolloutStatus
+	var waiting schemas.RolloutStatus
 	var started int
-	c := runRollout(t, acts, RolloutInput{Spec: sp}, func(run int, s *otaSuite) {
+	c := runRollout(t, acts, schemas.RolloutInput{Spec: sp}, func(run int, s *otaSuite) {
 		calls.mock(s, takes(time.Minute, nil))
 		s.at(time.Hour, func() {
 			waiting = s.rolloutStatus(t)
@@ -752,7 +752,7 @@ func TestRolloutWaitsForMaintenanceWindow(t *testing.T) {
 		})
 	})
 	require.NoError(t, c.err)
-	require.Equal(t, RolloutWaiting, waiting.State)
+	require.Equal(t, schemas.RolloutWaiting, waiting.State)
 	require.Zero(t, started, "no robot starts outside the window")
 	opens := time.Date(2025, 3, 3, 21, 0, 0, 0, time.UTC) // 22:00 CET
 	for i := range 2 {
@@ -760,5 +760,5 @@ func TestRolloutWaitsForMaintenanceWindow(t *testing.T) {
 		require.True(t, ok)
 		require.True(t, cl.At.Equal(opens), "robot %d starts when the window opens, not at %s", i, cl.At)
 	}
-	require.Equal(t, RolloutCounts{Targets: 2, Succeeded: 2}, c.st.Counts)
+	require.Equal(t, schemas.RolloutCounts{Targets: 2, Succeeded: 2}, c.st.Counts)
 }

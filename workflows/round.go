@@ -3,7 +3,6 @@ package workflows
 import (
 	"fmt"
 	"strings"
-	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
@@ -12,31 +11,6 @@ import (
 	"github.com/fleetflow/fleetflow/schemas"
 )
 
-// MaintenanceRoundInput services every robot of a site in service.
-type MaintenanceRoundInput struct {
-	Site        string `json:"site"`
-	Station     string `json:"station,omitempty"` // as schemas.MaintenanceInput.Station
-	Reason      string `json:"reason"`
-	RequestedBy string `json:"requestedBy,omitempty"`
-	Diagnostics bool   `json:"diagnostics,omitempty"`
-	// SignOffTimeoutSeconds: as schemas.MaintenanceInput's, for each robot.
-	SignOffTimeoutSeconds int `json:"signOffTimeoutSeconds,omitempty"`
-	// Parallel is how many robots are out of service at once (default 1:
-	// the site keeps all its robots but one).
-	Parallel int `json:"parallel,omitempty"`
-}
-
-// MaintenanceRoundStatus answers query status; it is the result too.
-type MaintenanceRoundStatus struct {
-	Site    string   `json:"site"`
-	Robots  []string `json:"robots"`  // in the order they are serviced
-	Running []string `json:"running"` // Maintenance workflow IDs under way
-	// Outcomes maps each robot done to its maintenance's final state
-	// (RETURNED, OUT_OF_SERVICE, CANCELLED) or the error it ended with.
-	Outcomes  map[string]string `json:"outcomes"`
-	StartedAt time.Time         `json:"startedAt"`
-}
-
 // MaintenanceRound services the robots of a site one after the other (or
 // in.Parallel at a time): it lists the robots in service when it starts
 // and runs a Maintenance child workflow for each
@@ -44,9 +18,9 @@ type MaintenanceRoundStatus struct {
 // returns the robot as a Maintenance started by hand does, sign-off
 // included. A round that is cancelled cancels the maintenances under way
 // (each returns its robot to service). Query: status.
-func MaintenanceRound(ctx workflow.Context, in MaintenanceRoundInput) (MaintenanceRoundStatus, error) {
-	st := MaintenanceRoundStatus{Site: in.Site, Outcomes: map[string]string{}, StartedAt: workflow.Now(ctx)}
-	if err := workflow.SetQueryHandler(ctx, schemas.QueryStatus, func() (MaintenanceRoundStatus, error) { return st, nil }); err != nil {
+func MaintenanceRound(ctx workflow.Context, in schemas.MaintenanceRoundInput) (schemas.MaintenanceRoundStatus, error) {
+	st := schemas.MaintenanceRoundStatus{Site: in.Site, Outcomes: map[string]string{}, StartedAt: workflow.Now(ctx)}
+	if err := workflow.SetQueryHandler(ctx, schemas.QueryStatus, func() (schemas.MaintenanceRoundStatus, error) { return st, nil }); err != nil {
 		return st, err
 	}
 	if in.Site == "" || in.Reason == "" {
@@ -75,7 +49,7 @@ func MaintenanceRound(ctx workflow.Context, in MaintenanceRoundInput) (Maintenan
 		running++
 		st.Running = append(st.Running, id)
 		workflow.Go(ctx, func(gctx workflow.Context) {
-			var res MaintenanceStatus
+			var res schemas.MaintenanceStatus
 			outcome := ""
 			if err := child.Get(gctx, &res); err != nil {
 				outcome = "error: " + err.Error()
@@ -100,7 +74,7 @@ func MaintenanceRound(ctx workflow.Context, in MaintenanceRoundInput) (Maintenan
 	}
 	var bad []string
 	for _, robot := range st.Robots {
-		if o := st.Outcomes[robot]; o != MaintReturned {
+		if o := st.Outcomes[robot]; o != schemas.MaintReturned {
 			bad = append(bad, robot+": "+o)
 		}
 	}

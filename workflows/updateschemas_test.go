@@ -19,11 +19,11 @@ import (
 func TestUpdateSchemasMatchRequests(t *testing.T) {
 	sp := schemas.MissionSpec{MissionID: "m-1", Site: "warehouse-a", MinBattery: 20, Steps: []schemas.MissionStep{{Station: "inbound-1", Action: "pick"}}}
 	for name, req := range map[string]any{
-		schemas.UpdateCancel:       CancelRequest{Reason: "r", By: "b"},
-		schemas.UpdateReprioritize: ReprioritizeRequest{Priority: 7, Reason: "r", By: "b"},
-		schemas.UpdateResolve:      ResolveRequest{Decision: DecisionReassign, RestartFromStart: true, Reason: "r", By: "b"},
-		schemas.UpdateAccept:       AcceptRequest{Spec: sp, Client: "acme-wms"},
-		schemas.UpdateAppend:       AppendRequest{Steps: []schemas.MissionStep{{Station: "rack-2", Action: "drop", WaitFor: schemas.WaitFor{Signal: schemas.SignalLoadTaken, TimeoutSeconds: 30, OnTimeout: "skip"}}}, Reason: "r", By: "b"},
+		schemas.UpdateCancel:       schemas.CancelRequest{Reason: "r", By: "b"},
+		schemas.UpdateReprioritize: schemas.ReprioritizeRequest{Priority: 7, Reason: "r", By: "b"},
+		schemas.UpdateResolve:      schemas.ResolveRequest{Decision: schemas.DecisionReassign, RestartFromStart: true, Reason: "r", By: "b"},
+		schemas.UpdateAccept:       schemas.AcceptRequest{Spec: sp, Client: "acme-wms"},
+		schemas.UpdateAppend:       schemas.AppendRequest{Steps: []schemas.MissionStep{{Station: "rack-2", Action: "drop", WaitFor: schemas.WaitFor{Signal: schemas.SignalLoadTaken, TimeoutSeconds: 30, OnTimeout: "skip"}}}, Reason: "r", By: "b"},
 	} {
 		sch, err := schemas.CompileUpdateSchema(name)
 		require.NoError(t, err, name)
@@ -53,7 +53,7 @@ func TestUpdateSchemasMatchRequests(t *testing.T) {
 	for _, name := range []string{schemas.SignalLoadReady, schemas.SignalLoadTaken} {
 		sch, err := schemas.CompileSignalSchema(name)
 		require.NoError(t, err)
-		raw, _ := json.Marshal(LoadSignal{LoadID: "PAL-1", Step: &step, By: "conveyor-7"})
+		raw, _ := json.Marshal(schemas.LoadSignal{LoadID: "PAL-1", Step: &step, By: "conveyor-7"})
 		require.Empty(t, violations(sch, raw), "%s", raw)
 		require.NotEmpty(t, violations(sch, []byte(`{"loadID":"x"}`)))
 	}

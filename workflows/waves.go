@@ -58,38 +58,13 @@ func PlanWaves(n int, w schemas.WavePlan) ([]int, error) {
 	return waves, nil
 }
 
-// UpdateCounts are the outcomes of the robots' updates so far in a
-// rollout, counting each robot once with the outcome of its last attempt.
-type UpdateCounts struct {
-	Succeeded int `json:"succeeded"`
-	Failed    int `json:"failed"`
-	TimedOut  int `json:"timedOut"`
-}
-
-// Executed is the number of robots whose update has finished, whatever the
-// outcome (AWS IoT Jobs' "executed things").
-func (c UpdateCounts) Executed() int { return c.Succeeded + c.Failed + c.TimedOut }
-
-// Failures counts the failures of failureType: c.Failed (FAILED),
-// c.TimedOut (TIMED_OUT) or both (ALL, and any unknown type, the stricter
-// reading); what names them for messages.
-func (c UpdateCounts) Failures(failureType string) (n int, what string) {
-	switch failureType {
-	case schemas.FailureFailed:
-		return c.Failed, schemas.FailureFailed
-	case schemas.FailureTimedOut:
-		return c.TimedOut, schemas.FailureTimedOut
-	}
-	return c.Failed + c.TimedOut, schemas.FailureFailed + " or " + schemas.FailureTimedOut
-}
-
 // ShouldAbort applies the abort criteria to the counts so far, as AWS IoT
 // Jobs' abortConfig does: abort when Executed() ≥ a.MinExecuted and the
 // failures are at least a.ThresholdPercentage percent of Executed(), where
 // failures are c.Failed (FAILED), c.TimedOut (TIMED_OUT) or both (ALL, and
 // any unknown type, the stricter reading). Zero failures never abort. The
 // reason says why either way, e.g. "3 of 4 robots FAILED (75%) >= 50%".
-func ShouldAbort(a schemas.AbortCriteria, c UpdateCounts) (bool, string) {
+func ShouldAbort(a schemas.AbortCriteria, c schemas.UpdateCounts) (bool, string) {
 	failures, what := c.Failures(a.FailureType)
 	executed := c.Executed()
 	if executed == 0 || executed < a.MinExecuted {

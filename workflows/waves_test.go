@@ -93,25 +93,25 @@ func TestShouldAbort(t *testing.T) {
 	cases := []struct {
 		name   string
 		crit   schemas.AbortCriteria
-		counts UpdateCounts
+		counts schemas.UpdateCounts
 		want   bool
 		reason string
 	}{
-		{"failed", crit("FAILED", 50, 1), UpdateCounts{Succeeded: 1, Failed: 3}, true, "3 of 4 robots FAILED (75%) >= 50%"},
-		{"failed ignores timeouts", crit("FAILED", 50, 1), UpdateCounts{Succeeded: 1, Failed: 1, TimedOut: 2}, false, "1 of 4 robots FAILED (25%) < 50%"},
-		{"timed out", crit("TIMED_OUT", 50, 1), UpdateCounts{Succeeded: 1, Failed: 1, TimedOut: 2}, true, "2 of 4 robots TIMED_OUT (50%) >= 50%"},
-		{"timed out ignores failures", crit("TIMED_OUT", 50, 1), UpdateCounts{Succeeded: 1, Failed: 3}, false, "0 of 4 robots TIMED_OUT (0%) < 50%"},
-		{"all", crit("ALL", 50, 1), UpdateCounts{Succeeded: 2, Failed: 1, TimedOut: 1}, true, "2 of 4 robots FAILED or TIMED_OUT (50%) >= 50%"},
-		{"all below", crit("ALL", 50, 1), UpdateCounts{Succeeded: 3, Failed: 1, TimedOut: 1}, false, "2 of 5 robots FAILED or TIMED_OUT (40%) < 50%"},
-		{"unknown type counts both", crit("", 50, 1), UpdateCounts{Succeeded: 1, Failed: 1, TimedOut: 1}, true, "2 of 3 robots FAILED or TIMED_OUT (66.7%) >= 50%"},
-		{"exactly at threshold", crit("FAILED", 25, 1), UpdateCounts{Succeeded: 3, Failed: 1}, true, "1 of 4 robots FAILED (25%) >= 25%"},
-		{"just below threshold", crit("FAILED", 25.5, 1), UpdateCounts{Succeeded: 3, Failed: 1}, false, "1 of 4 robots FAILED (25%) < 25.5%"},
-		{"a third at a third", crit("ALL", 100.0/3, 3), UpdateCounts{Succeeded: 2, TimedOut: 1}, true, "1 of 3 robots FAILED or TIMED_OUT (33.3%) >= 33.333333333333336%"},
-		{"below minExecuted", crit("FAILED", 10, 3), UpdateCounts{Failed: 2}, false, "2 of 2 robots FAILED; the abort criteria apply once 3 have finished"},
-		{"at minExecuted", crit("FAILED", 10, 3), UpdateCounts{Succeeded: 1, Failed: 2}, true, "2 of 3 robots FAILED (66.7%) >= 10%"},
-		{"nothing executed", crit("ALL", 10, 1), UpdateCounts{}, false, "0 of 0 robots FAILED or TIMED_OUT; the abort criteria apply once 1 have finished"},
-		{"no failures", crit("ALL", 0.1, 1), UpdateCounts{Succeeded: 5}, false, "0 of 5 robots FAILED or TIMED_OUT (0%) < 0.1%"},
-		{"one robot", crit("FAILED", 100, 1), UpdateCounts{Failed: 1}, true, "1 of 1 robot FAILED (100%) >= 100%"},
+		{"failed", crit("FAILED", 50, 1), schemas.UpdateCounts{Succeeded: 1, Failed: 3}, true, "3 of 4 robots FAILED (75%) >= 50%"},
+		{"failed ignores timeouts", crit("FAILED", 50, 1), schemas.UpdateCounts{Succeeded: 1, Failed: 1, TimedOut: 2}, false, "1 of 4 robots FAILED (25%) < 50%"},
+		{"timed out", crit("TIMED_OUT", 50, 1), schemas.UpdateCounts{Succeeded: 1, Failed: 1, TimedOut: 2}, true, "2 of 4 robots TIMED_OUT (50%) >= 50%"},
+		{"timed out ignores failures", crit("TIMED_OUT", 50, 1), schemas.UpdateCounts{Succeeded: 1, Failed: 3}, false, "0 of 4 robots TIMED_OUT (0%) < 50%"},
+		{"all", crit("ALL", 50, 1), schemas.UpdateCounts{Succeeded: 2, Failed: 1, TimedOut: 1}, true, "2 of 4 robots FAILED or TIMED_OUT (50%) >= 50%"},
+		{"all below", crit("ALL", 50, 1), schemas.UpdateCounts{Succeeded: 3, Failed: 1, TimedOut: 1}, false, "2 of 5 robots FAILED or TIMED_OUT (40%) < 50%"},
+		{"unknown type counts both", crit("", 50, 1), schemas.UpdateCounts{Succeeded: 1, Failed: 1, TimedOut: 1}, true, "2 of 3 robots FAILED or TIMED_OUT (66.7%) >= 50%"},
+		{"exactly at threshold", crit("FAILED", 25, 1), schemas.UpdateCounts{Succeeded: 3, Failed: 1}, true, "1 of 4 robots FAILED (25%) >= 25%"},
+		{"just below threshold", crit("FAILED", 25.5, 1), schemas.UpdateCounts{Succeeded: 3, Failed: 1}, false, "1 of 4 robots FAILED (25%) < 25.5%"},
+		{"a third at a third", crit("ALL", 100.0/3, 3), schemas.UpdateCounts{Succeeded: 2, TimedOut: 1}, true, "1 of 3 robots FAILED or TIMED_OUT (33.3%) >= 33.333333333333336%"},
+		{"below minExecuted", crit("FAILED", 10, 3), schemas.UpdateCounts{Failed: 2}, false, "2 of 2 robots FAILED; the abort criteria apply once 3 have finished"},
+		{"at minExecuted", crit("FAILED", 10, 3), schemas.UpdateCounts{Succeeded: 1, Failed: 2}, true, "2 of 3 robots FAILED (66.7%) >= 10%"},
+		{"nothing executed", crit("ALL", 10, 1), schemas.UpdateCounts{}, false, "0 of 0 robots FAILED or TIMED_OUT; the abort criteria apply once 1 have finished"},
+		{"no failures", crit("ALL", 0.1, 1), schemas.UpdateCounts{Succeeded: 5}, false, "0 of 5 robots FAILED or TIMED_OUT (0%) < 0.1%"},
+		{"one robot", crit("FAILED", 100, 1), schemas.UpdateCounts{Failed: 1}, true, "1 of 1 robot FAILED (100%) >= 100%"},
 	}
 	for _, c := range cases {
 		got, reason := ShouldAbort(c.crit, c.counts)
@@ -119,7 +119,7 @@ func TestShouldAbort(t *testing.T) {
 			t.Errorf("%s: ShouldAbort = %v, %q; want %v, %q", c.name, got, reason, c.want, c.reason)
 		}
 	}
-	if n := (UpdateCounts{Succeeded: 4, Failed: 2, TimedOut: 1}).Executed(); n != 7 {
+	if n := (schemas.UpdateCounts{Succeeded: 4, Failed: 2, TimedOut: 1}).Executed(); n != 7 {
 		t.Errorf("Executed = %d, want 7", n)
 	}
 }

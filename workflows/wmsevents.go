@@ -12,32 +12,6 @@ import (
 	"github.com/fleetflow/fleetflow/schemas"
 )
 
-// WMSEventsInput starts the WMSEvents workflow of one mission run.
-type WMSEventsInput struct {
-	// Client is the WMS client (config wms.clients) whose webhook hears
-	// the events.
-	Client    string `json:"client"`
-	MissionID string `json:"missionId"`
-	// Events are the first events; more come by signal schemas.SignalWMSEvents.
-	Events []schemas.WMSEvent `json:"events"`
-	// DeliveryTimeout is how long one event is retried before it is given
-	// up (config wms.deliveryTimeout); zero = Timings.WebhookDeliveryTimeout.
-	DeliveryTimeout time.Duration `json:"deliveryTimeout,omitempty"`
-}
-
-// WMSEventsResult counts what became of the events.
-type WMSEventsResult struct {
-	Delivered int `json:"delivered"`
-	// GaveUp lists the IDs of events that were rejected (4xx) or still
-	// failing after the delivery timeout; each is in the audit log as
-	// wms.delivery.gave_up.
-	GaveUp []string `json:"gaveUp,omitempty"`
-	// Unfinished is set when no terminal event came within
-	// Timings.WebhookIdleTimeout of the last one (the mission was
-	// terminated, or reset).
-	Unfinished bool `json:"unfinished,omitempty"`
-}
-
 // WMSEvents delivers one mission's events to its WMS client's webhook, one
 // at a time and in the order they happened, each with the activity
 // DeliverWebhook retried with exponential backoff (1 s doubling to 1 min)
@@ -46,8 +20,8 @@ type WMSEventsResult struct {
 // fails a mission, and deliveries go on after the mission has ended. It
 // ends after the terminal event (completed, failed, cancelled) has been
 // handled, or after Timings.WebhookIdleTimeout without any event.
-func WMSEvents(ctx workflow.Context, in WMSEventsInput) (WMSEventsResult, error) {
-	var res WMSEventsResult
+func WMSEvents(ctx workflow.Context, in schemas.WMSEventsInput) (schemas.WMSEventsResult, error) {
+	var res schemas.WMSEventsResult
 	logger := workflow.GetLogger(ctx)
 	timeout := in.DeliveryTimeout
 	if timeout <= 0 {
@@ -159,7 +133,7 @@ func (m *mission) sendEvents(ctx workflow.Context, n *notifier, batch []schemas.
 			ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
 			StaticSummary:     "webhook deliveries of " + m.orderID + " to " + n.client,
 		})
-		n.child = workflow.ExecuteChildWorkflow(cctx, schemas.WMSEventsWorkflowType, WMSEventsInput{
+		n.child = workflow.ExecuteChildWorkflow(cctx, schemas.WMSEventsWorkflowType, schemas.WMSEventsInput{
 			Client: n.client, MissionID: m.in.Spec.MissionID, Events: batch, DeliveryTimeout: n.timeout,
 		})
 		if err := n.child.GetChildWorkflowExecution().Get(ctx, nil); err != nil {

@@ -32,10 +32,10 @@ func TestMissionEventsReachTheWMS(t *testing.T) {
 	s.signal(4*time.Second, finished())
 	sp := spec()
 	sp.Load = &schemas.Load{LoadID: "pallet-7"}
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: sp, RequestedBy: "acme-wms", Client: "acme-wms"})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: sp, RequestedBy: "acme-wms", Client: "acme-wms"})
 	r, err := s.result(t)
 	require.NoError(t, err)
-	require.Equal(t, MissionCompleted, r.State)
+	require.Equal(t, schemas.MissionCompleted, r.State)
 	require.Equal(t, []string{"queued", "assigned", "picked", "delivered", "completed"}, s.acts.webhookKinds())
 	ids := map[string]bool{}
 	for i, w := range s.acts.webhooks {
@@ -49,14 +49,14 @@ func TestMissionEventsReachTheWMS(t *testing.T) {
 	}
 	q, picked, delivered, done := s.acts.webhooks[0].Event.Data, s.acts.webhooks[2].Event.Data, s.acts.webhooks[3].Event.Data, s.acts.webhooks[4].Event.Data
 	require.Equal(t, 2, q.QueuePosition)
-	require.Equal(t, MissionQueued, q.State)
+	require.Equal(t, schemas.MissionQueued, q.State)
 	require.Equal(t, "acme/AMR-001", s.acts.webhooks[1].Event.Data.RobotID)
 	require.Equal(t, 0, *picked.Step)
 	require.Equal(t, "inbound-1", picked.Station)
 	require.Equal(t, "pallet-7", picked.LoadID)
 	require.Equal(t, 1, *delivered.Step)
 	require.Equal(t, "drop", delivered.Action)
-	require.Equal(t, MissionCompleted, done.State)
+	require.Equal(t, schemas.MissionCompleted, done.State)
 	require.True(t, s.acts.webhooks[4].Event.Terminal())
 }
 
@@ -69,7 +69,7 @@ func TestMissionEventsWaitForTheReceiver(t *testing.T) {
 	s.signal(time.Second, pickDone())
 	s.signal(2*time.Second, finished())
 	var endedAt time.Time
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec(), Client: "acme-wms"})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec(), Client: "acme-wms"})
 	r, err := s.result(t)
 	require.NoError(t, err)
 	endedAt = r.FinishedAt
@@ -83,10 +83,10 @@ func TestMissionEventsRejectedAreGivenUp(t *testing.T) {
 	s := newEnv(t)
 	s.acts.webhookRejects = true
 	s.signal(time.Second, finished())
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec(), Client: "acme-wms"})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec(), Client: "acme-wms"})
 	r, err := s.result(t)
 	require.NoError(t, err)
-	require.Equal(t, MissionCompleted, r.State)
+	require.Equal(t, schemas.MissionCompleted, r.State)
 	var gaveUp int
 	for _, a := range s.acts.audits {
 		if a.Kind == "wms.delivery.gave_up" {
@@ -102,9 +102,9 @@ func TestMissionEventsCancelled(t *testing.T) {
 	s := newEnv(t)
 	s.acts.queued = 100
 	s.at(time.Second, func() {
-		s.env.UpdateWorkflow(schemas.UpdateCancel, "u1", &updateCallbacks{t: t}, CancelRequest{Reason: "wms withdrew", By: "acme-wms"})
+		s.env.UpdateWorkflow(schemas.UpdateCancel, "u1", &updateCallbacks{t: t}, schemas.CancelRequest{Reason: "wms withdrew", By: "acme-wms"})
 	})
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec(), Client: "acme-wms"})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec(), Client: "acme-wms"})
 	_, err := s.result(t)
 	require.NoError(t, err)
 	require.Equal(t, []string{"queued", "cancelled"}, s.acts.webhookKinds())
@@ -128,9 +128,9 @@ func TestWMSEventsOrderAndEnd(t *testing.T) {
 	env.RegisterDelayedCallback(func() {
 		env.SignalWorkflow(schemas.SignalWMSEvents, []schemas.WMSEvent{ev(4, "failed")})
 	}, time.Hour)
-	env.ExecuteWorkflow(WMSEvents, WMSEventsInput{Client: "acme-wms", MissionID: "m-1", Events: []schemas.WMSEvent{ev(1, "queued")}})
+	env.ExecuteWorkflow(WMSEvents, schemas.WMSEventsInput{Client: "acme-wms", MissionID: "m-1", Events: []schemas.WMSEvent{ev(1, "queued")}})
 	require.True(t, env.IsWorkflowCompleted())
-	var res WMSEventsResult
+	var res schemas.WMSEventsResult
 	require.NoError(t, env.GetWorkflowResult(&res))
 	require.Equal(t, 4, res.Delivered)
 	require.Empty(t, res.GaveUp)
@@ -146,8 +146,8 @@ func TestWMSEventsIdleEnds(t *testing.T) {
 	acts := &fakeActivities{}
 	env.RegisterWorkflowWithOptions(WMSEvents, workflow.RegisterOptions{Name: schemas.WMSEventsWorkflowType})
 	env.RegisterActivity(acts)
-	env.ExecuteWorkflow(WMSEvents, WMSEventsInput{Client: "acme-wms", MissionID: "m-1", Events: []schemas.WMSEvent{{ID: "e1", Kind: "assigned"}}})
-	var res WMSEventsResult
+	env.ExecuteWorkflow(WMSEvents, schemas.WMSEventsInput{Client: "acme-wms", MissionID: "m-1", Events: []schemas.WMSEvent{{ID: "e1", Kind: "assigned"}}})
+	var res schemas.WMSEventsResult
 	require.NoError(t, env.GetWorkflowResult(&res))
 	require.True(t, res.Unfinished)
 	require.Equal(t, 1, res.Delivered)
@@ -163,7 +163,7 @@ func TestWMSEventSchemaStates(t *testing.T) {
 		} `json:"properties"`
 	}
 	require.NoError(t, json.Unmarshal(schemas.WMSEventSchema, &doc))
-	states := []string{MissionValidating, MissionQueued, MissionReserved, MissionDriving, MissionPaused, MissionCancelling,
-		MissionAwaitingOperator, MissionCompleted, MissionCancelled, MissionFailed}
+	states := []string{schemas.MissionValidating, schemas.MissionQueued, schemas.MissionReserved, schemas.MissionDriving, schemas.MissionPaused, schemas.MissionCancelling,
+		schemas.MissionAwaitingOperator, schemas.MissionCompleted, schemas.MissionCancelled, schemas.MissionFailed}
 	require.ElementsMatch(t, states, doc.Properties.State.Enum)
 }

@@ -20,32 +20,32 @@ import (
 func TestMissionReprioritizeWhileQueued(t *testing.T) {
 	s := newEnv(t)
 	s.acts.queued = 2
-	var got MissionStatus
+	var got schemas.MissionStatus
 	var gotErr error
 	s.at(time.Second, func() {
 		s.env.UpdateWorkflow(schemas.UpdateReprioritize, "r1", &updateCallbacks{t: t, onComplete: func(v any, err error) {
 			gotErr = err
 			if v != nil {
-				got = v.(MissionStatus)
+				got = v.(schemas.MissionStatus)
 			}
-		}}, ReprioritizeRequest{Priority: 90, Reason: "truck leaves at 14:00", By: "wms-a"})
+		}}, schemas.ReprioritizeRequest{Priority: 90, Reason: "truck leaves at 14:00", By: "wms-a"})
 	})
 	var refused error
 	s.at(Timings.RequeueAfter*3, func() {
-		s.env.UpdateWorkflow(schemas.UpdateReprioritize, "r2", &updateCallbacks{t: t, onReject: func(err error) { refused = err }}, ReprioritizeRequest{Priority: 1})
+		s.env.UpdateWorkflow(schemas.UpdateReprioritize, "r2", &updateCallbacks{t: t, onReject: func(err error) { refused = err }}, schemas.ReprioritizeRequest{Priority: 1})
 	})
 	var bad error
 	s.at(2*time.Second, func() {
-		s.env.UpdateWorkflow(schemas.UpdateReprioritize, "r3", &updateCallbacks{t: t, onReject: func(err error) { bad = err }}, ReprioritizeRequest{Priority: 101})
+		s.env.UpdateWorkflow(schemas.UpdateReprioritize, "r3", &updateCallbacks{t: t, onReject: func(err error) { bad = err }}, schemas.ReprioritizeRequest{Priority: 101})
 	})
 	s.signal(Timings.RequeueAfter*3+time.Second, finished())
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec()})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
 	r, err := s.result(t)
 	require.NoError(t, err)
-	require.Equal(t, MissionCompleted, r.State)
+	require.Equal(t, schemas.MissionCompleted, r.State)
 	require.NoError(t, gotErr)
 	require.Equal(t, 90, got.Priority)
-	require.Equal(t, MissionQueued, got.State)
+	require.Equal(t, schemas.MissionQueued, got.State)
 	require.Equal(t, 2, got.QueuePosition)
 	require.Equal(t, 5, s.acts.reserves[0].Priority)
 	require.Equal(t, 90, s.acts.reserves[1].Priority, "the reservation is asked again at once, with the new priority")
@@ -68,23 +68,23 @@ func TestMissionReprioritizeWhileQueued(t *testing.T) {
 func TestMissionAccept(t *testing.T) {
 	s := newEnv(t)
 	s.acts.queued = 100
-	var first, again AcceptResult
+	var first, again schemas.AcceptResult
 	var conflict error
 	s.at(0, func() {
-		s.env.UpdateWorkflow(schemas.UpdateAccept, "a1", &updateCallbacks{t: t, onComplete: func(v any, err error) { require.NoError(t, err); first = v.(AcceptResult) }}, AcceptRequest{Spec: spec(), Client: "acme-wms"})
+		s.env.UpdateWorkflow(schemas.UpdateAccept, "a1", &updateCallbacks{t: t, onComplete: func(v any, err error) { require.NoError(t, err); first = v.(schemas.AcceptResult) }}, schemas.AcceptRequest{Spec: spec(), Client: "acme-wms"})
 	})
 	s.at(time.Second, func() {
-		s.env.UpdateWorkflow(schemas.UpdateAccept, "a2", &updateCallbacks{t: t, onComplete: func(v any, err error) { require.NoError(t, err); again = v.(AcceptResult) }}, AcceptRequest{Spec: spec(), Client: "acme-wms"})
+		s.env.UpdateWorkflow(schemas.UpdateAccept, "a2", &updateCallbacks{t: t, onComplete: func(v any, err error) { require.NoError(t, err); again = v.(schemas.AcceptResult) }}, schemas.AcceptRequest{Spec: spec(), Client: "acme-wms"})
 	})
 	other := spec()
 	other.Steps[1].Station = "rack-2"
 	s.at(2*time.Second, func() {
-		s.env.UpdateWorkflow(schemas.UpdateAccept, "a3", &updateCallbacks{t: t, onReject: func(err error) { conflict = err }}, AcceptRequest{Spec: other, Client: "acme-wms"})
+		s.env.UpdateWorkflow(schemas.UpdateAccept, "a3", &updateCallbacks{t: t, onReject: func(err error) { conflict = err }}, schemas.AcceptRequest{Spec: other, Client: "acme-wms"})
 	})
 	s.at(3*time.Second, func() {
-		s.env.UpdateWorkflow(schemas.UpdateCancel, "c", &updateCallbacks{t: t}, CancelRequest{Reason: "done testing"})
+		s.env.UpdateWorkflow(schemas.UpdateCancel, "c", &updateCallbacks{t: t}, schemas.CancelRequest{Reason: "done testing"})
 	})
-	s.env.ExecuteWorkflow(Mission, MissionInput{Spec: spec(), Client: "acme-wms"})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec(), Client: "acme-wms"})
 	_, err := s.result(t)
 	require.NoError(t, err)
 	require.True(t, first.Created, "the accept that came with the start")
@@ -120,11 +120,11 @@ func TestSameSpecComparesEveryField(t *testing.T) {
 		other.Steps = slices.Clone(base.Steps)
 		load := *base.Load
 		other.Load = &load
-		require.True(t, SameSpec(base, other), name)
+		require.True(t, schemas.SameSpec(base, other), name)
 		change(&other)
-		require.False(t, SameSpec(base, other), name)
+		require.False(t, schemas.SameSpec(base, other), name)
 	}
 	other := base
 	other.Priority = 99
-	require.True(t, SameSpec(base, other), "priority is not compared")
+	require.True(t, schemas.SameSpec(base, other), "priority is not compared")
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/fleetflow/fleetflow/internal/config"
 	"github.com/fleetflow/fleetflow/internal/wms"
 	"github.com/fleetflow/fleetflow/schemas"
-	"github.com/fleetflow/fleetflow/workflows"
 )
 
 // MissionStartOptions builds the StartWorkflowOptions for a mission started
@@ -44,7 +43,7 @@ func StartMission(ctx context.Context, c client.Client, cfg config.Config, spec 
 			return nil, err
 		}
 	}
-	run, err := c.ExecuteWorkflow(ctx, MissionStartOptions(cfg, spec, wmsClient), schemas.MissionWorkflowType, workflows.MissionInput{Spec: spec, RequestedBy: by, Client: wmsClient})
+	run, err := c.ExecuteWorkflow(ctx, MissionStartOptions(cfg, spec, wmsClient), schemas.MissionWorkflowType, schemas.MissionInput{Spec: spec, RequestedBy: by, Client: wmsClient})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return nil, InputErrorf("mission %s already exists (workflow %s); a mission ID starts at most one workflow", spec.MissionID, schemas.MissionWorkflowID(spec.MissionID))

@@ -16,7 +16,6 @@ import (
 
 	"github.com/fleetflow/fleetflow/internal/config"
 	"github.com/fleetflow/fleetflow/schemas"
-	"github.com/fleetflow/fleetflow/workflows"
 )
 
 // RolloutStartOptions builds the StartWorkflowOptions of a rollout:
@@ -83,7 +82,7 @@ func WaveLabels(p schemas.WavePlan, withSize bool) []string {
 // StartRollout starts one rollout; a second start of the same ID returns a
 // bad-input error saying it exists and starts nothing.
 func StartRollout(ctx context.Context, c client.Client, cfg config.Config, spec schemas.RolloutSpec, by string) (client.WorkflowRun, error) {
-	run, err := c.ExecuteWorkflow(ctx, RolloutStartOptions(cfg, spec), schemas.RolloutWorkflowType, workflows.RolloutInput{Spec: spec, RequestedBy: by})
+	run, err := c.ExecuteWorkflow(ctx, RolloutStartOptions(cfg, spec), schemas.RolloutWorkflowType, schemas.RolloutInput{Spec: spec, RequestedBy: by})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return nil, InputErrorf("rollout %s already exists (workflow %s); a rollout ID starts at most one workflow, even after it ended: give the new rollout a new rolloutId",
@@ -100,13 +99,13 @@ func StartRollout(ctx context.Context, c client.Client, cfg config.Config, spec 
 // changes. It returns the final status and, when the workflow failed, its
 // error. Queries that fail (no worker yet, a continue-as-new in between)
 // are skipped: the run's result decides the end.
-func WaitRollout(ctx context.Context, c client.Client, run client.WorkflowRun, labels []string, progress io.Writer, every time.Duration) (workflows.RolloutStatus, error) {
-	var res workflows.RolloutStatus
+func WaitRollout(ctx context.Context, c client.Client, run client.WorkflowRun, labels []string, progress io.Writer, every time.Duration) (schemas.RolloutStatus, error) {
+	var res schemas.RolloutStatus
 	done := make(chan error, 1)
 	go func() { done <- run.Get(ctx, &res) }()
 	tick := time.NewTicker(every)
 	defer tick.Stop()
-	var last workflows.RolloutStatus
+	var last schemas.RolloutStatus
 	var lastLine string
 	poll := func() {
 		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -132,7 +131,7 @@ func WaitRollout(ctx context.Context, c client.Client, run client.WorkflowRun, l
 					st = last
 					if !st.Terminal() {
 						// The last answer may predate the failure.
-						st.State = workflows.RolloutFailed
+						st.State = schemas.RolloutFailed
 					}
 				}
 			}
@@ -151,22 +150,22 @@ func WaitRollout(ctx context.Context, c client.Client, run client.WorkflowRun, l
 // StatusOfFailure is the final status an aborted or failed rollout carries
 // in its error's details (workflows.Rollout fails that way); false when the
 // error has none.
-func StatusOfFailure(err error) (workflows.RolloutStatus, bool) {
-	var st workflows.RolloutStatus
+func StatusOfFailure(err error) (schemas.RolloutStatus, bool) {
+	var st schemas.RolloutStatus
 	var ae *temporal.ApplicationError
 	if errors.As(err, &ae) && ae.HasDetails() && ae.Details(&st) == nil && st.State != "" {
 		return st, true
 	}
-	return workflows.RolloutStatus{}, false
+	return schemas.RolloutStatus{}, false
 }
 
 // RolloutProgress is one line about a rollout's progress, e.g.
 // "RUNNING · wave 1/3 (canary): 1/1 done, 0 failed, 0 timed out · overall
 // 1 succeeded, 0 failed, 0 timed out of 10". labels name the waves (see
 // WaveLabels); they are left out when they do not fit the status.
-func RolloutProgress(st workflows.RolloutStatus, labels []string) string {
+func RolloutProgress(st schemas.RolloutStatus, labels []string) string {
 	parts := []string{st.State}
-	if st.Paused && st.State != workflows.RolloutPaused {
+	if st.Paused && st.State != schemas.RolloutPaused {
 		parts[0] += " (paused)"
 	}
 	if n := len(st.Waves); n > 0 {
@@ -189,7 +188,7 @@ func RolloutProgress(st workflows.RolloutStatus, labels []string) string {
 		overall += fmt.Sprintf(", %d rolled back", c.RolledBack)
 	}
 	parts = append(parts, overall)
-	if st.State == workflows.RolloutSoaking && !st.SoakUntil.IsZero() {
+	if st.State == schemas.RolloutSoaking && !st.SoakUntil.IsZero() {
 		parts = append(parts, "soaking until "+st.SoakUntil.Local().Format(time.TimeOnly))
 	}
 	if st.AbortReason != "" {
@@ -200,15 +199,15 @@ func RolloutProgress(st workflows.RolloutStatus, labels []string) string {
 
 // WaveDone counts wave i's robots whose update has ended: succeeded,
 // failed, timed out, or skipped because they already ran the version.
-func WaveDone(st workflows.RolloutStatus, i int) int {
+func WaveDone(st schemas.RolloutStatus, i int) int {
 	w := st.Waves[i]
 	return w.Succeeded + w.Failed + w.TimedOut + waveSkipped(st, i)
 }
 
-func waveSkipped(st workflows.RolloutStatus, i int) int {
+func waveSkipped(st schemas.RolloutStatus, i int) int {
 	n := 0
 	for _, r := range st.Robots {
-		if r.Wave == i && r.State == workflows.RobotUpdateSkipped {
+		if r.Wave == i && r.State == schemas.RobotUpdateSkipped {
 			n++
 		}
 	}
@@ -217,8 +216,8 @@ func waveSkipped(st workflows.RolloutStatus, i int) int {
 
 // QueryRollout asks the rollout workflow wfID for its status (query
 // status).
-func QueryRollout(ctx context.Context, c client.Client, wfID string) (workflows.RolloutStatus, error) {
-	var st workflows.RolloutStatus
+func QueryRollout(ctx context.Context, c client.Client, wfID string) (schemas.RolloutStatus, error) {
+	var st schemas.RolloutStatus
 	v, err := c.QueryWorkflow(ctx, wfID, "", schemas.QueryStatus)
 	if err != nil {
 		return st, err

@@ -20,7 +20,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/fleetflow/fleetflow/schemas"
-	"github.com/fleetflow/fleetflow/workflows"
 )
 
 // ErrConflict is a mission ID that already names a mission with another
@@ -31,7 +30,7 @@ var ErrConflict = errors.New("mission conflict")
 type Submission struct {
 	WorkflowID string
 	RunID      string
-	Status     workflows.MissionStatus
+	Status     schemas.MissionStatus
 	// Created: this call started the mission; false when it existed (a
 	// retried request), whether running or ended.
 	Created bool
@@ -53,7 +52,7 @@ func StartOptions(taskQueue string, spec schemas.MissionSpec, wmsClient string, 
 	sa := []temporal.SearchAttributeUpdate{
 		temporal.NewSearchAttributeKeyKeyword(schemas.SearchAttrSite).ValueSet(spec.Site),
 		temporal.NewSearchAttributeKeyInt64(schemas.SearchAttrPriority).ValueSet(int64(spec.Priority)),
-		temporal.NewSearchAttributeKeyKeyword(schemas.SearchAttrMissionState).ValueSet(workflows.MissionValidating),
+		temporal.NewSearchAttributeKeyKeyword(schemas.SearchAttrMissionState).ValueSet(schemas.MissionValidating),
 	}
 	if wmsClient != "" {
 		sa = append(sa, temporal.NewSearchAttributeKeyKeyword(schemas.SearchAttrWMSClient).ValueSet(wmsClient))
@@ -78,12 +77,12 @@ func StartOptions(taskQueue string, spec schemas.MissionSpec, wmsClient string, 
 func SubmitMission(ctx context.Context, c client.Client, taskQueue string, spec schemas.MissionSpec, wmsClient, requestedBy string) (Submission, error) {
 	opts := StartOptions(taskQueue, spec, wmsClient, enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING)
 	op := c.NewWithStartWorkflowOperation(opts, schemas.MissionWorkflowType,
-		workflows.MissionInput{Spec: spec, RequestedBy: requestedBy, Client: wmsClient})
+		schemas.MissionInput{Spec: spec, RequestedBy: requestedBy, Client: wmsClient})
 	h, err := c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: op,
 		UpdateOptions: client.UpdateWorkflowOptions{
 			UpdateName:   schemas.UpdateAccept,
-			Args:         []any{workflows.AcceptRequest{Spec: spec, Client: wmsClient}},
+			Args:         []any{schemas.AcceptRequest{Spec: spec, Client: wmsClient}},
 			WaitForStage: client.WorkflowUpdateStageCompleted,
 		},
 	})
@@ -96,7 +95,7 @@ func SubmitMission(ctx context.Context, c client.Client, taskQueue string, spec 
 	if err != nil {
 		return sub, conflictOr(err)
 	}
-	var res workflows.AcceptResult
+	var res schemas.AcceptResult
 	if err := h.Get(ctx, &res); err != nil {
 		return sub, conflictOr(err)
 	}
@@ -121,7 +120,7 @@ func StartMission(ctx context.Context, c client.Client, taskQueue string, spec s
 	opts := StartOptions(taskQueue, spec, wmsClient, enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL)
 	opts.WorkflowExecutionErrorWhenAlreadyStarted = true
 	run, err := c.ExecuteWorkflow(ctx, opts, schemas.MissionWorkflowType,
-		workflows.MissionInput{Spec: spec, RequestedBy: requestedBy, Client: wmsClient})
+		schemas.MissionInput{Spec: spec, RequestedBy: requestedBy, Client: wmsClient})
 	sub := Submission{WorkflowID: opts.ID}
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
@@ -132,8 +131,8 @@ func StartMission(ctx context.Context, c client.Client, taskQueue string, spec s
 	}
 	now := time.Now()
 	sub.RunID, sub.Created = run.GetRunID(), true
-	sub.Status = workflows.MissionStatus{MissionID: spec.MissionID, Site: spec.Site, Priority: spec.Priority,
-		State: workflows.MissionValidating, StartedAt: now, UpdatedAt: now}
+	sub.Status = schemas.MissionStatus{MissionID: spec.MissionID, Site: spec.Site, Priority: spec.Priority,
+		State: schemas.MissionValidating, StartedAt: now, UpdatedAt: now}
 	return sub, nil
 }
 
@@ -158,11 +157,11 @@ func existing(ctx context.Context, c client.Client, spec schemas.MissionSpec, wm
 		return sub, err
 	}
 	attrs := first.GetWorkflowExecutionStartedEventAttributes()
-	var in workflows.MissionInput
+	var in schemas.MissionInput
 	if err := converter.GetDefaultDataConverter().FromPayloads(attrs.GetInput(), &in); err != nil {
 		return sub, fmt.Errorf("mission %s: read its input: %w", spec.MissionID, err)
 	}
-	if !workflows.SameSpec(in.Spec, spec) || in.Client != wmsClient {
+	if !schemas.SameSpec(in.Spec, spec) || in.Client != wmsClient {
 		return sub, fmt.Errorf("%w: mission %s was started with another spec or client; a mission ID names one mission (send its own spec to get its status, or use a new ID)", ErrConflict, spec.MissionID)
 	}
 	desc, err := c.DescribeWorkflowExecution(ctx, sub.WorkflowID, "")

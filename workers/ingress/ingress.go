@@ -35,7 +35,6 @@ import (
 	"github.com/fleetflow/fleetflow/internal/site"
 	"github.com/fleetflow/fleetflow/internal/wms"
 	"github.com/fleetflow/fleetflow/schemas"
-	"github.com/fleetflow/fleetflow/workflows"
 )
 
 // Auditor writes one audit row (activities/store.Store does).
@@ -230,8 +229,8 @@ var missionID = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
 type MissionResponse struct {
 	// Created: this request started the mission (201); false when the
 	// mission ID had already started it with the same spec (200).
-	Created bool                    `json:"created"`
-	Mission workflows.MissionStatus `json:"mission"`
+	Created bool                  `json:"created"`
+	Mission schemas.MissionStatus `json:"mission"`
 }
 
 // create starts a mission, or answers the one its ID already started. The
@@ -367,7 +366,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 		s.temporalError(w, "status of mission "+id, err)
 		return
 	}
-	var st workflows.MissionStatus
+	var st schemas.MissionStatus
 	if err := v.Get(&st); err != nil {
 		s.temporalError(w, "status of mission "+id, err)
 		return
@@ -398,9 +397,9 @@ type MissionList struct {
 // MissionStates are the values of MissionStatus.State (and of the state
 // filter of GET /v1/missions).
 var MissionStates = []string{
-	workflows.MissionValidating, workflows.MissionQueued, workflows.MissionReserved, workflows.MissionDriving,
-	workflows.MissionPaused, workflows.MissionAwaitingWMS, workflows.MissionCancelling, workflows.MissionAwaitingOperator,
-	workflows.MissionCompleted, workflows.MissionCancelled, workflows.MissionFailed,
+	schemas.MissionValidating, schemas.MissionQueued, schemas.MissionReserved, schemas.MissionDriving,
+	schemas.MissionPaused, schemas.MissionAwaitingWMS, schemas.MissionCancelling, schemas.MissionAwaitingOperator,
+	schemas.MissionCompleted, schemas.MissionCancelled, schemas.MissionFailed,
 }
 
 func (s *Server) list(w http.ResponseWriter, r *http.Request) {
@@ -505,7 +504,7 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request) {
 		opts.Args = []any{arg}
 	}
 	h, err := s.o.Temporal.UpdateWorkflow(ctx, opts)
-	var st workflows.MissionStatus
+	var st schemas.MissionStatus
 	if err == nil {
 		err = h.Get(ctx, &st)
 	}
@@ -529,7 +528,7 @@ func updateArg(action string, raw []byte, by string) (any, *errorBody) {
 		return nil, nil
 	case schemas.UpdateCancel:
 		if empty {
-			return workflows.CancelRequest{By: by}, nil
+			return schemas.CancelRequest{By: by}, nil
 		}
 	case schemas.UpdateReprioritize:
 		if empty {
@@ -554,21 +553,21 @@ func updateArg(action string, raw []byte, by string) (any, *errorBody) {
 	}
 	switch action {
 	case schemas.UpdateCancel:
-		var c workflows.CancelRequest
+		var c schemas.CancelRequest
 		if err := json.Unmarshal(raw, &c); err != nil {
 			return nil, undecodable(err)
 		}
 		c.By = by
 		return c, nil
 	case schemas.UpdateAppend:
-		var a workflows.AppendRequest
+		var a schemas.AppendRequest
 		if err := json.Unmarshal(raw, &a); err != nil {
 			return nil, undecodable(err)
 		}
 		a.By = by
 		return a, nil
 	default:
-		var p workflows.ReprioritizeRequest
+		var p schemas.ReprioritizeRequest
 		if err := json.Unmarshal(raw, &p); err != nil {
 			return nil, undecodable(err)
 		}
@@ -598,7 +597,7 @@ func (s *Server) signal(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var sig workflows.LoadSignal
+	var sig schemas.LoadSignal
 	if len(strings.TrimSpace(string(raw))) > 0 {
 		if _, v := schemacheck.Validate(sch, raw); len(v) > 0 {
 			writeError(w, http.StatusBadRequest, errorBody{Error: fmt.Sprintf("invalid %s signal (schemas/signals/load.schema.json)", name), Violations: v})

@@ -14,7 +14,7 @@ import (
 
 	"github.com/fleetflow/fleetflow/internal/openapicheck"
 	"github.com/fleetflow/fleetflow/internal/site"
-	"github.com/fleetflow/fleetflow/workflows"
+	"github.com/fleetflow/fleetflow/schemas"
 )
 
 // auditLog records audit rows (the e2e test checks the real registry).
@@ -192,8 +192,8 @@ func TestBadQueriesAndUpdates(t *testing.T) {
 func TestUpdateArgActorIsTheClient(t *testing.T) {
 	arg, bad := updateArg("cancel", []byte(`{"reason":"aisle blocked","by":"mallory"}`), "wms:wms-a")
 	require.Nil(t, bad)
-	require.Equal(t, workflows.CancelRequest{Reason: "aisle blocked", By: "wms:wms-a"}, arg)
+	require.Equal(t, schemas.CancelRequest{Reason: "aisle blocked", By: "wms:wms-a"}, arg)
 	arg, bad = updateArg("reprioritize", []byte(`{"priority":7,"by":"mallory"}`), "wms:wms-a")
 	require.Nil(t, bad)
-	require.Equal(t, workflows.ReprioritizeRequest{Priority: 7, By: "wms:wms-a"}, arg)
+	require.Equal(t, schemas.ReprioritizeRequest{Priority: 7, By: "wms:wms-a"}, arg)
 }

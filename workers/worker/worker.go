@@ -235,7 +235,7 @@ func NewMQTTClient(cfg config.Config, clientID string, onConnect func(mqtt.Clien
 func EnsureReaperSchedule(ctx context.Context, c client.Client, taskQueue string, interval time.Duration) error {
 	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: interval}}}
 	action := &client.ScheduleWorkflowAction{
-		ID: "reaper", Workflow: schemas.ReaperWorkflowType, Args: []any{workflows.ReaperInput{MinAge: interval}}, TaskQueue: taskQueue,
+		ID: "reaper", Workflow: schemas.ReaperWorkflowType, Args: []any{schemas.ReaperInput{MinAge: interval}}, TaskQueue: taskQueue,
 		WorkflowExecutionTimeout: 10 * time.Minute,
 	}
 	_, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{
