@@ -36,7 +36,7 @@ type EscalateRequest struct {
 	By     string `json:"by,omitempty"`
 }
 
-// MaintenanceStatus answers query status; MaintenanceResult is the same.
+// MaintenanceStatus answers query status; it is the workflow's result too.
 type MaintenanceStatus struct {
 	RobotID     string    `json:"robotId"`
 	State       string    `json:"state"`

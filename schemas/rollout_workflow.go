@@ -21,7 +21,7 @@ const (
 )
 
 // RobotUpdate states (RobotOutcome.State, the rollout status per robot);
-// not to be confused with Temporal updates (Update*).
+// not to be confused with Temporal updates (UpdateCancel, UpdateAbort, …).
 const (
 	RobotUpdatePending     = "PENDING"
 	RobotUpdateWaiting     = "WAITING_FOR_ROBOT" // reservation queued: the robot is on a mission

@@ -78,7 +78,7 @@ type WMSEventData struct {
 	// Sequence counts the mission's events from 1, in the order they
 	// happened (deliveries can overtake each other only when one is given up).
 	Sequence int `json:"sequence"`
-	// State is the mission state after the event (workflows.Mission*).
+	// State is the mission state after the event (Mission*: MissionQueued, …).
 	State   string `json:"state"`
 	RobotID string `json:"robotId,omitempty"`
 	// QueuePosition (1 = next) while queued.

@@ -14,7 +14,7 @@ type WMSEventsInput struct {
 	// Events are the first events; more come by signal SignalWMSEvents.
 	Events []WMSEvent `json:"events"`
 	// DeliveryTimeout is how long one event is retried before it is given
-	// up (config wms.deliveryTimeout); zero = Timings.WebhookDeliveryTimeout.
+	// up (config wms.deliveryTimeout); zero = workflows.Timings.WebhookDeliveryTimeout.
 	DeliveryTimeout time.Duration `json:"deliveryTimeout,omitempty"`
 }
 
@@ -26,7 +26,7 @@ type WMSEventsResult struct {
 	// wms.delivery.gave_up.
 	GaveUp []string `json:"gaveUp,omitempty"`
 	// Unfinished is set when no terminal event came within
-	// Timings.WebhookIdleTimeout of the last one (the mission was
+	// workflows.Timings.WebhookIdleTimeout of the last one (the mission was
 	// terminated, or reset).
 	Unfinished bool `json:"unfinished,omitempty"`
 }
