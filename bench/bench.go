@@ -188,7 +188,6 @@ const noopQueue = "bench-noop"
 
 type benchFlags struct {
 	robots, missions, concurrency, noops, memRobots int
-	temporalBin                                     string
 	explain                                         bool
 	cpuProfile                                      string
 }
@@ -212,7 +211,6 @@ per second and the virtual fleet's memory, each against its target.`,
 	cmd.Flags().IntVar(&f.concurrency, "concurrency", 50, "missions (and no-op workflows) in flight")
 	cmd.Flags().IntVar(&f.noops, "noops", 1000, "no-op workflows for the baseline")
 	cmd.Flags().IntVar(&f.memRobots, "memory-robots", 1000, "robots in the separate process whose RSS is measured")
-	cmd.Flags().StringVar(&f.temporalBin, "temporal-bin", "bin/temporal", "the pinned Temporal CLI")
 	cmd.Flags().BoolVar(&f.explain, "explain-slowest", false, "print the event history of the slowest mission")
 	cmd.Flags().StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (workers, bridge, virtual fleet, embedded broker) during the missions to `FILE`")
 	cmd.AddCommand(benchRolloutCmd(g), benchBurstCmd(g), benchIngressCmd(g), benchEdgeCmd(g), benchScaleCmd(g))
@@ -287,7 +285,7 @@ func runBench(ctx context.Context, g *globalFlags, f *benchFlags, out io.Writer)
 	}
 	grid := site.Grid("bench", 20, 20, 2, f.robots, []string{"acme", "robotix"})
 	fmt.Fprintf(out, "starting the local stack with %d virtual robots…\n", f.robots)
-	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: f.temporalBin, Headless: true, SiteMap: grid}, io.Discard)
+	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: g.temporalBin, Headless: true, SiteMap: grid}, io.Discard)
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,6 @@ import (
 
 type benchBurstFlags struct {
 	robots, missions, starters int
-	temporalBin                string
 }
 
 func benchBurstCmd(g *globalFlags) *cobra.Command {
@@ -47,7 +46,6 @@ priority order: no level waits less than a higher one).`,
 	cmd.Flags().IntVar(&f.robots, "robots", 50, "virtual robots")
 	cmd.Flags().IntVar(&f.missions, "missions", 5000, "missions started at once")
 	cmd.Flags().IntVar(&f.starters, "starters", 100, "concurrent start requests")
-	cmd.Flags().StringVar(&f.temporalBin, "temporal-bin", "bin/temporal", "the pinned Temporal CLI")
 	return cmd
 }
 
@@ -59,7 +57,7 @@ func runBenchBurst(ctx context.Context, g *globalFlags, f *benchBurstFlags, out 
 	cfg.Worker.ReaperInterval = 0
 	grid := site.Grid("burst", 10, 10, 2, f.robots, []string{"acme"})
 	fmt.Fprintf(out, "starting the local stack with %d virtual robots…\n", f.robots)
-	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: f.temporalBin, Headless: true, SiteMap: grid}, io.Discard)
+	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: g.temporalBin, Headless: true, SiteMap: grid}, io.Discard)
 	if err != nil {
 		return err
 	}

@@ -19,7 +19,6 @@ import (
 
 type benchEdgeFlags struct {
 	robots, missions, concurrency int
-	temporalBin                   string
 }
 
 func benchEdgeCmd(g *globalFlags) *cobra.Command {
@@ -50,7 +49,6 @@ of the single-site mode's.`,
 	cmd.Flags().IntVar(&f.robots, "robots", 50, "virtual robots")
 	cmd.Flags().IntVar(&f.missions, "missions", 500, "missions per mode")
 	cmd.Flags().IntVar(&f.concurrency, "concurrency", 25, "missions in flight")
-	cmd.Flags().StringVar(&f.temporalBin, "temporal-bin", "bin/temporal", "the pinned Temporal CLI")
 	return cmd
 }
 
@@ -104,7 +102,7 @@ func benchEdgeMode(ctx context.Context, g *globalFlags, f *benchEdgeFlags, mode 
 		cfg.Edge.Sites = []string{grid.Site}
 	}
 	fmt.Fprintf(out, "%s mode: starting the local stack with %d virtual robots…\n", mode, f.robots)
-	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: f.temporalBin, Headless: true, SiteMap: grid}, io.Discard)
+	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: g.temporalBin, Headless: true, SiteMap: grid}, io.Discard)
 	if err != nil {
 		return edgeModeRun{}, err
 	}

@@ -24,7 +24,6 @@ import (
 
 type benchIngressFlags struct {
 	robots, requests, concurrency int
-	temporalBin                   string
 }
 
 func benchIngressCmd(g *globalFlags) *cobra.Command {
@@ -52,7 +51,6 @@ ingress's p50 against the baseline's (target ≤ 1.3×).`,
 	cmd.Flags().IntVar(&f.robots, "robots", 50, "virtual robots")
 	cmd.Flags().IntVar(&f.requests, "requests", 1000, "missions started in each phase")
 	cmd.Flags().IntVar(&f.concurrency, "concurrency", 50, "requests in flight")
-	cmd.Flags().StringVar(&f.temporalBin, "temporal-bin", "bin/temporal", "the pinned Temporal CLI")
 	return cmd
 }
 
@@ -66,7 +64,7 @@ func runBenchIngress(ctx context.Context, g *globalFlags, f *benchIngressFlags, 
 	cfg.WMS.Clients = []config.WMSClient{{Name: "bench-wms", APIKeyEnv: "BENCH", APIKey: key}}
 	grid := site.Grid("ingress", 10, 10, 2, f.robots, []string{"acme"})
 	fmt.Fprintf(out, "starting the local stack with %d virtual robots and the REST ingress…\n", f.robots)
-	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: f.temporalBin, Headless: true, SiteMap: grid}, io.Discard)
+	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: g.temporalBin, Headless: true, SiteMap: grid}, io.Discard)
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,8 @@ import (
 
 // globalFlags are the root command's persistent flags.
 type globalFlags struct {
-	config string // --config: the configuration file
+	config      string // --config: the configuration file
+	temporalBin string // --temporal-bin: the Temporal CLI that runs each benchmark's dev server
 }
 
 func main() {
@@ -29,6 +30,7 @@ func main() {
 	root := benchCmd(g)
 	root.SilenceUsage, root.SilenceErrors = true, true
 	root.PersistentFlags().StringVar(&g.config, "config", "temporal.yaml", "configuration file (environment FLEETFLOW_* overrides it)")
+	root.PersistentFlags().StringVar(&g.temporalBin, "temporal-bin", "bin/temporal", "the pinned Temporal CLI (make bin/temporal builds it)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &ops.InputError{Err: err} })
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)

@@ -46,7 +46,6 @@ type benchRolloutFlags struct {
 	soak, healthCheck, robotTimeout       time.Duration
 	rebootDelay                           time.Duration
 	timeout                               time.Duration
-	temporalBin                           string
 	explain                               bool
 	cpuProfile                            string
 }
@@ -89,7 +88,6 @@ the rollout does not complete.`,
 	cmd.Flags().IntVar(&f.noops, "noops", 500, "no-op workflows for the baseline, --max-concurrent at a time")
 	cmd.Flags().IntVar(&f.samples, "history-samples", 20, "RobotUpdate children whose events are counted one by one (visibility's history length covers all of them)")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 30*time.Minute, "give up when the rollout has not ended by then")
-	cmd.Flags().StringVar(&f.temporalBin, "temporal-bin", "bin/temporal", "the pinned Temporal CLI")
 	cmd.Flags().BoolVar(&f.explain, "explain", false, "print the event histories of the median and the slowest RobotUpdate")
 	cmd.Flags().StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (workers, bridge, broker, virtual fleet) during the rollout to this file")
 	return cmd
@@ -461,7 +459,7 @@ func runBenchRollout(ctx context.Context, g *globalFlags, f *benchRolloutFlags, 
 	}
 	fmt.Fprintf(out, "starting the local stack with %d virtual robots (install time 0, reboot delay %s)…\n", f.robots, max(f.rebootDelay, 0))
 	t0 := time.Now()
-	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: f.temporalBin, Headless: true, SiteMap: grid, RebootDelay: reboot}, io.Discard)
+	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: g.temporalBin, Headless: true, SiteMap: grid, RebootDelay: reboot}, io.Discard)
 	if err != nil {
 		return err
 	}

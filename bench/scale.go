@@ -20,7 +20,6 @@ type benchScaleFlags struct {
 	missions, concurrency int
 	actionDuration        time.Duration
 	stateRate             float64
-	temporalBin           string
 }
 
 func benchScaleCmd(g *globalFlags) *cobra.Command {
@@ -54,7 +53,6 @@ fleet's (target: within 20 %).`,
 	cmd.Flags().IntVar(&f.concurrency, "concurrency", 50, "missions in flight")
 	cmd.Flags().DurationVar(&f.actionDuration, "action-duration", time.Second, "how long a pick or a drop takes")
 	cmd.Flags().Float64Var(&f.stateRate, "state-rate", 10, "state messages per second of a working robot")
-	cmd.Flags().StringVar(&f.temporalBin, "temporal-bin", "bin/temporal", "the pinned Temporal CLI")
 	return cmd
 }
 
@@ -124,7 +122,7 @@ func benchScaleSize(ctx context.Context, g *globalFlags, f *benchScaleFlags, n i
 	// runs keeps their robots, and this site must hold exactly n.
 	grid := site.Grid(fmt.Sprintf("scale-%d-%s", n, runID), 20, 20, 2, n, []string{"acme", "robotix"})
 	fmt.Fprintf(out, "%d robots: starting the local stack…\n", n)
-	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: f.temporalBin, Headless: true, SiteMap: grid,
+	ls, err := localstack.Start(ctx, cfg, localstack.Options{TemporalBin: g.temporalBin, Headless: true, SiteMap: grid,
 		DrivingStateInterval: time.Duration(float64(time.Second) / f.stateRate)}, io.Discard)
 	if err != nil {
 		return scaleRun{}, err

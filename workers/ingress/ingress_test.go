@@ -178,6 +178,10 @@ func TestBadQueriesAndUpdates(t *testing.T) {
 	code, _, e = f.do(t, "POST", "/v1/missions/m-1/reprioritize", keyA, `{"priority":90}}`)
 	require.Equal(t, http.StatusBadRequest, code)
 	require.Contains(t, strings.Join(e.Violations, "\n"), "not JSON")
+	// 1e2 is an integer to the schema but not to Go's int: refused, not sent as priority 0.
+	code, _, e = f.do(t, "POST", "/v1/missions/m-1/reprioritize", keyA, `{"priority":1e2}`)
+	require.Equal(t, http.StatusBadRequest, code)
+	require.Contains(t, e.Error, "invalid reprioritize request")
 	code, _, e = f.do(t, "POST", "/v1/missions/m-1/cancel", keyA, `{"reason":"x","by":"someone else","extra":true}`)
 	require.Equal(t, http.StatusBadRequest, code)
 	require.Contains(t, strings.Join(e.Violations, "\n"), "extra")
