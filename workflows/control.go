@@ -138,6 +138,13 @@ func (a *controlAction) due() time.Time {
 	return a.sentAt.Add(Timings.ConfirmTimeout)
 }
 
+// unsent is a control action whose publish failed: refused at once, so
+// the update that asked is told and the mission goes on.
+func unsent(actionType, actionID string, ticket int, now time.Time, err error) *controlAction {
+	return &controlAction{actionType: actionType, id: actionID, sentAt: now, ticket: ticket,
+		outcome: controlRefused, reason: fmt.Sprintf("could not send %s: %v", actionType, err)}
+}
+
 // sendControl publishes one instant action and starts tracking it.
 func (m *mission) sendControl(ctx workflow.Context, actionType, actionID string, ticket int) (*controlAction, error) {
 	before := make(map[string]bool, len(m.lastErrors))

@@ -595,10 +595,18 @@ func (m *mission) drive(ctx workflow.Context) (schemas.MissionResult, error, boo
 		if m.cancelRequested && m.cancelAct == nil {
 			m.setState(ctx, schemas.MissionCancelling)
 			m.cancelSeq++
-			act, err := m.sendControl(ctx, vda5050.ActionCancelOrder, fmt.Sprintf("%s%scancel-%d", m.orderID, schemas.InstantActionSeparator, m.cancelSeq), m.cancelTicket)
+			id := fmt.Sprintf("%s%scancel-%d", m.orderID, schemas.InstantActionSeparator, m.cancelSeq)
+			act, err := m.sendControl(ctx, vda5050.ActionCancelOrder, id, m.cancelTicket)
 			if err != nil {
-				r, err := m.fail(ctx, "", "send cancelOrder: "+err.Error())
-				return r, err, true
+				if errors.Is(ctx.Err(), workflow.ErrCanceled) {
+					r, err := m.cleanupAfterCancel(ctx)
+					return r, err, true
+				}
+				// Not sent is not applied: the update is told, the mission
+				// goes on; should the publish have reached the robot after
+				// all, its confirmation still ends the mission cancelled.
+				act = unsent(vda5050.ActionCancelOrder, id, m.cancelTicket, workflow.Now(ctx), err)
+				m.lateCancels = append(m.lateCancels, id)
 			}
 			m.cancelAct = act
 		}
@@ -607,8 +615,11 @@ func (m *mission) drive(ctx workflow.Context) (schemas.MissionResult, error, boo
 			id := fmt.Sprintf("%s%s%s-%d", m.orderID, schemas.InstantActionSeparator, pauseAction(m.pauseWanted), m.pauseSeq)
 			act, err := m.sendControl(ctx, pauseAction(m.pauseWanted), id, m.pauseTicket)
 			if err != nil {
-				r, err := m.fail(ctx, "", "send "+pauseAction(m.pauseWanted)+": "+err.Error())
-				return r, err, true
+				if errors.Is(ctx.Err(), workflow.ErrCanceled) {
+					r, err := m.cleanupAfterCancel(ctx)
+					return r, err, true
+				}
+				act = unsent(pauseAction(m.pauseWanted), id, m.pauseTicket, workflow.Now(ctx), err)
 			}
 			m.pauseAct = act
 			m.pauseSentFor = m.pauseWanted
@@ -641,8 +652,14 @@ func (m *mission) drive(ctx workflow.Context) (schemas.MissionResult, error, boo
 					break
 				}
 				if err := m.sendOrder(ctx); err != nil {
-					r, err := m.fail(ctx, errType(err, ""), "resend order: "+err.Error())
-					return r, err, true
+					if errors.Is(ctx.Err(), workflow.ErrCanceled) {
+						r, err := m.cleanupAfterCancel(ctx)
+						return r, err, true
+					}
+					// Decided, not ended here: run() stops the robot
+					// (the first send may have reached it) before release.
+					m.decideFail(errType(err, ""), "resend order: "+err.Error())
+					break
 				}
 			}
 		}
@@ -708,8 +725,23 @@ func requeueWait(position int) time.Duration {
 }
 
 // giveUp gives the robot up: failover to another robot while the mission
-// has handovers left, else the mission fails with errType.
+// has handovers left, else the mission fails with errType. With a cancel
+// under way it neither hands over (nobody wants the mission driven on)
+// nor calls the mission cancelled: the robot was lost before it confirmed
+// cancelOrder, so the mission fails with errType and the cancel is
+// reported as not applied (unless this very event confirmed it).
 func (m *mission) giveUp(errType, reason string) {
+	if m.cancelRequested {
+		if m.cancelAct != nil && m.cancelAct.outcome == controlConfirmed {
+			m.status.LastError = reason
+			m.outcome = schemas.MissionCancelled
+			return
+		}
+		m.cancelNotApplied = reason + ", before it confirmed cancelOrder"
+		m.status.CancelNotApplied = m.cancelNotApplied
+		m.decideFail(errType, reason+"; the cancel under way was not confirmed")
+		return
+	}
 	if len(m.status.Handovers) >= Timings.MaxHandovers {
 		m.decideFail(errType, fmt.Sprintf("%s (after %d handovers)", reason, len(m.status.Handovers)))
 		return
@@ -731,7 +763,10 @@ func (m *mission) handOver(ctx workflow.Context) (schemas.MissionResult, error, 
 	if err := releaseRobot.retry(ctx, "release "+old, schemas.ReleaseRobotInput{
 		RobotID: old, MissionID: m.in.Spec.MissionID, Site: m.in.Spec.Site,
 	}, nil, storeOptions("release "+old), workflow.Now(ctx).Add(Timings.ReleaseTimeout)); err != nil {
-		m.logger.Error("release of the failed robot failed; the Reaper will free it", "robot", old, "error", err)
+		// No handover on a robot still held: the registry would hand the
+		// same failed robot back (a mission's Reserve is idempotent).
+		r, err := m.fail(ctx, errT, fmt.Sprintf("%s; no handover: the failed robot %s could not be released: %v", reason, old, err))
+		return r, err, true
 	}
 	from := 0
 	for from < len(m.stepDone) && m.stepDone[from] {
@@ -892,7 +927,11 @@ func (m *mission) replan(ctx workflow.Context) (schemas.MissionResult, error) {
 		return res, err
 	}
 	if err := m.sendOrder(ctx); err != nil {
-		return m.fail(ctx, errType(err, ""), "send re-planned order: "+err.Error())
+		if errors.Is(ctx.Err(), workflow.ErrCanceled) {
+			return m.cleanupAfterCancel(ctx)
+		}
+		m.decideFail(errType(err, ""), "send re-planned order: "+err.Error())
+		return schemas.MissionResult{}, nil
 	}
 	m.setDetails(ctx)
 	return schemas.MissionResult{}, nil
@@ -1045,18 +1084,27 @@ func (m *mission) apply(ctx workflow.Context, ev schemas.RobotEvent) {
 		}
 	}
 	cancelled := m.cancelAct != nil && m.cancelAct.outcome == controlConfirmed
+	lateCancelUnderway := false
 	for _, as := range ev.ActionStates {
-		if as.ActionStatus == vda5050.ActionFinished && slices.Contains(m.lateCancels, as.ActionID) {
-			cancelled = true // confirmed after all, late
+		if !slices.Contains(m.lateCancels, as.ActionID) {
+			continue
+		}
+		switch {
+		case as.ActionStatus == vda5050.ActionFinished, as.ActionStatus == vda5050.ActionFailed && !holds:
+			cancelled = true // confirmed after all, late (as controlAction.judge)
+		case !as.ActionStatus.Terminal():
+			lateCancelUnderway = true
 		}
 	}
 	for _, as := range ev.ActionStates {
 		if m.actionIDs[as.ActionID] && as.ActionStatus == vda5050.ActionFailed && m.cancelAct == nil && !cancelled {
-			if len(m.lateCancels) > 0 {
-				// An order action failing after a cancelOrder that went
-				// unanswered in time is that cancel taking effect.
-				cancelled = true
-				break
+			if lateCancelUnderway {
+				// The robot is applying a cancelOrder that went unanswered
+				// in time: the order's actions fail with it, and that
+				// cancelOrder's own actionState says whether it took. An
+				// order action's FAILED alone proves nothing (it may have
+				// failed for its own reason, the robot driving on).
+				continue
 			}
 			m.decideFail(schemas.ErrActionFailed, fmt.Sprintf("action %s (%s) failed on robot %s: %s", as.ActionID, as.ActionType, ev.RobotID, as.ResultDescription))
 			return
@@ -1072,7 +1120,7 @@ func (m *mission) apply(ctx workflow.Context, ev schemas.RobotEvent) {
 	// Progress counts only when lastNodeId is the order's node at
 	// lastNodeSequenceId: a vehicle may still report the previous order's
 	// sequenceId right after taking a new order (seen on vda-5050-lib).
-	if i := ev.LastNodeSequenceID / 2; ev.LastNodeSequenceID%2 == 0 && i < len(m.nodeIDs) && m.nodeIDs[i] == ev.LastNodeID && i+1 > m.status.NodesDone {
+	if i := ev.LastNodeSequenceID / 2; ev.LastNodeSequenceID >= 0 && ev.LastNodeSequenceID%2 == 0 && i < len(m.nodeIDs) && m.nodeIDs[i] == ev.LastNodeID && i+1 > m.status.NodesDone {
 		m.status.NodesDone = i + 1
 	}
 	if m.status.Paused != ev.Paused {
@@ -1237,8 +1285,13 @@ func (m *mission) fail(ctx workflow.Context, errType, reason string) (schemas.Mi
 // frees it then).
 func (m *mission) end(ctx workflow.Context, state, errType, reason string) (schemas.MissionResult, error) {
 	ctx, _ = workflow.NewDisconnectedContext(ctx)
-	// The outcome is decided: no timer may stay running (it would fire
-	// into a closed workflow).
+	// The outcome is decided, whichever way the mission ended (m.fail on
+	// a deadline or a failed send leaves m.outcome empty): the handlers
+	// that wait for it (pause, resume, append) return instead of holding
+	// the workflow open for ever, and no robot event that arrives while
+	// the robot is released changes the final state.
+	m.outcome = state
+	// No timer may stay running (it would fire into a closed workflow).
 	m.timer.stop()
 	details := map[string]any{"state": state, "robotId": m.status.RobotID, "nodesDone": m.status.NodesDone, "nodesTotal": m.status.NodesTotal}
 	if reason != "" {

@@ -44,6 +44,9 @@ type fakeActivities struct {
 	// The registry is down for this many calls of each (a plain,
 	// retryable error), or refuses them (non-retryable StoreRefused).
 	reserveDown, releaseDown int
+	// instantDown fails SendInstantActions this many times first, for
+	// good (a publish that could not go out: non-retryable).
+	instantDown int
 	reserveRefused           bool
 	// handout is the robots ReserveRobot grants, one per grant (the last
 	// one again when used up); nil = acme/AMR-001 always.
@@ -162,6 +165,10 @@ func (f *fakeActivities) SendOrder(ctx context.Context, in schemas.SendOrderInpu
 func (f *fakeActivities) SendInstantActions(ctx context.Context, in schemas.SendInstantActionsInput) (schemas.SendResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.instantDown > 0 {
+		f.instantDown--
+		return schemas.SendResult{}, temporal.NewNonRetryableApplicationError("publish instantActions: broker unreachable", "RobotIOFailed", nil)
+	}
 	f.instant = append(f.instant, in.Actions...)
 	f.route(ctx)
 	f.headerID = uint32(len(f.instant) + 100)
@@ -1076,4 +1083,154 @@ func TestMissionLateCancelConfirmation(t *testing.T) {
 	require.NoError(t, err)
 	require.ErrorContains(t, up.err, "did not confirm")
 	require.Equal(t, schemas.MissionCancelled, r.State)
+}
+
+// A cancelOrder that could not be published is not applied: the update
+// says so and the mission goes on (it used to fail the mission and
+// release a robot that was still driving its order).
+func TestMissionCancelNotSentIsRefusedAndTheMissionGoesOn(t *testing.T) {
+	s := newEnv(t)
+	s.acts.instantDown = 1
+	var up updateOutcome
+	s.signal(time.Second, driving("A1", 0, 2))
+	s.update(t, 2*time.Second, schemas.UpdateCancel, &up, schemas.CancelRequest{Reason: "test"})
+	var mid schemas.MissionStatus
+	s.at(3*time.Second, func() { mid = s.status(t) })
+	s.signal(5*time.Second, finished())
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
+	r, err := s.result(t)
+	require.NoError(t, err)
+	require.True(t, up.done)
+	require.Equal(t, schemas.ErrRobotRefused, appErrType(up.err))
+	require.ErrorContains(t, up.err, "could not send cancelOrder")
+	require.Equal(t, schemas.MissionDriving, mid.State)
+	require.Contains(t, mid.CancelNotApplied, "broker unreachable")
+	require.Equal(t, schemas.MissionCompleted, r.State)
+	require.Len(t, s.acts.releases, 1)
+}
+
+// The robot is lost (connection broken past the grace) while a cancel
+// waits for its confirmation: that cancel did not take. The mission
+// neither hands over nor says CANCELLED: it fails, and the update says
+// the cancel was not applied.
+func TestMissionRobotLostBeforeConfirmingCancelIsNotCancelled(t *testing.T) {
+	require.Less(t, Timings.ConnectionGrace, Timings.ConfirmTimeout, "the scenario: the grace ends before the confirmation time")
+	s := newEnv(t)
+	s.acts.handout = []string{"acme/AMR-001", "acme/AMR-002"}
+	var up updateOutcome
+	s.signal(time.Second, driving("A1", 0, 2))
+	s.update(t, 2*time.Second, schemas.UpdateCancel, &up, schemas.CancelRequest{Reason: "test"})
+	s.signal(3*time.Second, schemas.RobotEvent{RobotID: "acme/AMR-001", Connection: "CONNECTIONBROKEN", OrderID: wfID})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
+	r, err := s.result(t)
+	require.Error(t, err)
+	require.Equal(t, schemas.ErrRobotDisconnected, appErrType(err))
+	require.NotEqual(t, schemas.MissionCancelled, r.State)
+	require.True(t, up.done)
+	require.Equal(t, schemas.ErrRobotRefused, appErrType(up.err))
+	require.ErrorContains(t, up.err, "cancel not applied")
+	require.ErrorContains(t, up.err, "before it confirmed cancelOrder")
+	require.Len(t, s.acts.reserves, 1, "no handover of a mission being cancelled")
+	require.Len(t, s.acts.releases, 1)
+	require.Equal(t, "mission.failed", s.acts.audits[len(s.acts.audits)-1].Kind)
+}
+
+// An order action that fails after a cancelOrder went unanswered proves
+// nothing by itself: the mission fails (and stops the robot), it is not
+// reported cancelled.
+func TestMissionFailedActionAfterUnansweredCancelIsAFailure(t *testing.T) {
+	s := newEnv(t)
+	var up updateOutcome
+	s.signal(time.Second, driving("A1", 0, 2))
+	s.update(t, 2*time.Second, schemas.UpdateCancel, &up, schemas.CancelRequest{Reason: "test"})
+	failed := driving("A1", 0, 2)
+	failed.ActionStates[0].ActionStatus = vda5050.ActionFailed
+	failed.ActionStates[0].ResultDescription = "no load at station"
+	s.signal(2*time.Second+Timings.ConfirmTimeout+10*time.Second, failed)
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
+	_, err := s.result(t)
+	require.Equal(t, schemas.ErrActionFailed, appErrType(err))
+	require.ErrorContains(t, up.err, "did not confirm")
+	ids := s.acts.instantIDs()
+	require.Len(t, ids, 2)
+	require.Contains(t, ids[1], "fail-cancel", "the failed mission stops the robot before it releases it")
+	require.Equal(t, "mission.failed", s.acts.audits[len(s.acts.audits)-1].Kind)
+}
+
+// A late cancelOrder still running while the order's actions fail with
+// it: its own end decides, here FINISHED, so the mission is cancelled.
+func TestMissionLateCancelUnderwayDecidesByItsOwnEnd(t *testing.T) {
+	s := newEnv(t)
+	var up updateOutcome
+	s.signal(time.Second, driving("A1", 0, 2))
+	s.update(t, 2*time.Second, schemas.UpdateCancel, &up, schemas.CancelRequest{Reason: "late"})
+	stopping := driving("A1", 0, 2)
+	stopping.ActionStates[0].ActionStatus = vda5050.ActionFailed
+	stopping.ActionStates = append(stopping.ActionStates, vda5050.ActionState{ActionID: wfID + "#cancel-1", ActionStatus: vda5050.ActionRunning})
+	late := 2*time.Second + Timings.ConfirmTimeout + 10*time.Second
+	s.signal(late, stopping)
+	var mid schemas.MissionStatus
+	s.at(late+time.Second, func() { mid = s.status(t) })
+	stopped := driving("A1", 0, 0)
+	stopped.Driving = false
+	stopped.ActionStates[0].ActionStatus = vda5050.ActionFailed
+	stopped.ActionStates = append(stopped.ActionStates, vda5050.ActionState{ActionID: wfID + "#cancel-1", ActionStatus: vda5050.ActionFinished})
+	s.signal(late+2*time.Second, stopped)
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
+	r, err := s.result(t)
+	require.NoError(t, err)
+	require.Equal(t, schemas.MissionDriving, mid.State, "undecided while the cancelOrder runs")
+	require.Equal(t, schemas.MissionCancelled, r.State)
+}
+
+// A pause the robot never answers, and the mission's deadline comes
+// first: the pause update returns and the workflow closes (the handler
+// used to wait for an outcome m.fail never set, holding it open for ever).
+func TestMissionPendingPauseDoesNotHoldTheEnd(t *testing.T) {
+	s := newEnv(t)
+	sp := spec()
+	sp.TimeoutSeconds = 30
+	var up updateOutcome
+	s.signal(time.Second, driving("A1", 0, 2))
+	s.update(t, 20*time.Second, schemas.UpdatePause, &up)
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: sp})
+	_, err := s.result(t)
+	require.Equal(t, schemas.ErrMissionTimeout, appErrType(err))
+	require.True(t, up.done)
+	require.ErrorContains(t, up.err, "before the robot confirmed startPause")
+	require.Len(t, s.acts.releases, 1)
+}
+
+// A negative lastNodeSequenceId (the schema sets no minimum; anyone on
+// the broker can publish one) is not an index.
+func TestMissionNegativeSequenceIDIsIgnored(t *testing.T) {
+	s := newEnv(t)
+	s.signal(time.Second, driving("A1", -2, 2))
+	s.signal(2*time.Second, finished())
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
+	r, err := s.result(t)
+	require.NoError(t, err)
+	require.Equal(t, schemas.MissionCompleted, r.State)
+}
+
+// The failed robot cannot be released (the registry is down past the
+// release time): no handover, for Reserve would hand the same robot
+// back. The mission fails.
+func TestMissionNoHandoverWhileTheFailedRobotIsHeld(t *testing.T) {
+	s := newEnv(t)
+	s.acts.handout = []string{"acme/AMR-001", "acme/AMR-002"}
+	s.signal(time.Second, driving("A1", 0, 2))
+	s.at(2*time.Second, func() {
+		s.acts.mu.Lock()
+		s.acts.releaseDown = 1 << 20
+		s.acts.mu.Unlock()
+		ev := driving("A1", 0, 2)
+		ev.Errors = []vda5050.Error{{ErrorType: "laserScanner", ErrorLevel: vda5050.ErrorFatal}}
+		s.env.SignalWorkflow(schemas.SignalRobotEvent, ev)
+	})
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
+	_, err := s.result(t)
+	require.Equal(t, schemas.ErrRobotFatal, appErrType(err))
+	require.ErrorContains(t, err, "no handover")
+	require.Len(t, s.acts.reserves, 1)
 }
