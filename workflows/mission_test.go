@@ -46,8 +46,8 @@ type fakeActivities struct {
 	reserveDown, releaseDown int
 	// instantDown fails SendInstantActions this many times first, for
 	// good (a publish that could not go out: non-retryable).
-	instantDown int
-	reserveRefused           bool
+	instantDown    int
+	reserveRefused bool
 	// handout is the robots ReserveRobot grants, one per grant (the last
 	// one again when used up); nil = acme/AMR-001 always.
 	handout []string
