@@ -106,6 +106,47 @@ func TestDecodeStateTolerant(t *testing.T) {
 				}
 			},
 		},
+		"paused sent as null (serializers that write every optional field)": {
+			bend: func(m map[string]any) { m["paused"] = nil },
+			want: []string{"null_field /paused"},
+			check: func(t *testing.T, in *Intake) {
+				if in.State.Paused != nil || len(in.State.NodeStates) != 1 || in.State.OrderID == "" {
+					t.Errorf("want paused absent and the progress kept: %+v", in.State)
+				}
+			},
+		},
+		"a required property sent as null is missing": {
+			bend:     func(m map[string]any) { m["batteryState"].(map[string]any)["batteryCharge"] = nil },
+			want:     []string{"invalid_part /batteryState", "null_field /batteryState/batteryCharge"},
+			unusable: []string{"batteryState"},
+		},
+		"fatal in lower case is FATAL": {
+			bend: func(m map[string]any) { m["errors"].([]any)[0].(map[string]any)["errorLevel"] = "fatal" },
+			want: []string{"enum_case /errors/0/errorLevel"},
+			check: func(t *testing.T, in *Intake) {
+				if len(in.State.Errors) != 1 || in.State.FatalError() == nil {
+					t.Errorf("want the error kept and read as FATAL: %+v", in.State.Errors)
+				}
+			},
+		},
+		"a fractional batteryHealth (2.0.0 wants an integer): only that field left out": {
+			bend: func(m map[string]any) { m["batteryState"].(map[string]any)["batteryHealth"] = 97.5 },
+			want: []string{"invalid_field /batteryState/batteryHealth"},
+			check: func(t *testing.T, in *Intake) {
+				if in.State.BatteryState.BatteryCharge != 87.5 || in.State.BatteryState.BatteryHealth != nil {
+					t.Errorf("want the charge kept, the health left out: %+v", in.State.BatteryState)
+				}
+			},
+		},
+		"a localizationScore over 1: the position kept": {
+			bend: func(m map[string]any) { m["agvPosition"].(map[string]any)["localizationScore"] = 95 },
+			want: []string{"invalid_field /agvPosition/localizationScore"},
+			check: func(t *testing.T, in *Intake) {
+				if in.State.AGVPosition == nil || in.State.AGVPosition.X != 2.5 {
+					t.Errorf("position lost: %+v", in.State.AGVPosition)
+				}
+			},
+		},
 		"required part missing": {
 			bend:     func(m map[string]any) { delete(m, "safetyState") },
 			want:     []string{"invalid_part /safetyState"},
@@ -148,6 +189,32 @@ func TestDecodeStateTolerant(t *testing.T) {
 				c.check(t, in)
 			}
 		})
+	}
+}
+
+// Integers written as 12.0 or 1e2 are integers to JSON Schema, not to
+// Go: they are read as the integers they are, not refused.
+func TestDecodeStateIntegralFloats(t *testing.T) {
+	raw, _ := json.Marshal(stateJSON(t))
+	for _, r := range [][2]string{{`"headerId":7`, `"headerId":7.0`}, {`"orderUpdateId":0`, `"orderUpdateId":0e0`}, {`"sequenceId":2`, `"sequenceId":2.00`}} {
+		if !strings.Contains(string(raw), r[0]) {
+			t.Fatalf("base state has no %s: %s", r[0], raw)
+		}
+		raw = []byte(strings.Replace(string(raw), r[0], r[1], 1))
+	}
+	in, err := DecodeState(Edition20, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(in.Deviations) != 0 || in.State.HeaderID != 7 || in.State.NodeStates[0].SequenceID != 2 {
+		t.Errorf("deviations %v, headerId %d, sequenceId %d", in.Deviations, in.State.HeaderID, in.State.NodeStates[0].SequenceID)
+	}
+	var c Connection
+	if err := Unmarshal([]byte(`{"headerId":3.0,"timestamp":"2026-01-01T00:00:00Z","version":"2.0.0","manufacturer":"acme","serialNumber":"AMR-001","connectionState":"ONLINE"}`), &c); err != nil || c.HeaderID != 3 {
+		t.Errorf("connection: %v, headerId %d", err, c.HeaderID)
+	}
+	if err := Unmarshal([]byte(`{"headerId":3.5}`), &c); err == nil {
+		t.Error("a fraction is not an integer")
 	}
 }
 

@@ -769,3 +769,56 @@ func TestURLQueriesRedactedFromRobotText(t *testing.T) {
 		}
 	}
 }
+
+// The guard against a late OFFLINE outlives the states in between: ONLINE,
+// a state, then the old session's OFFLINE (sent before the ONLINE) is
+// still late.
+func TestLateOfflineAfterAStateIsDropped(t *testing.T) {
+	b, sink, _ := newBridge(prometheus.NewRegistry())
+	ctx := context.Background()
+	t0 := time.Now()
+	conn := func(s vda5050.ConnectionState, at time.Time) []byte {
+		return raw(t, vda5050.Connection{Header: vda5050.Header{Timestamp: vda5050.Timestamp(at), Version: vda5050.Version,
+			Manufacturer: "acme", SerialNumber: "AMR-001"}, ConnectionState: s})
+	}
+	b.Handle(ctx, "uagv/v2/acme/AMR-001/connection", conn(vda5050.ConnectionOnline, t0.Add(time.Millisecond)))
+	b.Handle(ctx, "uagv/v2/acme/AMR-001/state", raw(t, state(1, "A", 1)))
+	b.Handle(ctx, "uagv/v2/acme/AMR-001/connection", conn(vda5050.ConnectionOffline, t0))
+	b.Flush(ctx)
+	if len(sink.conns) != 1 || sink.conns[0].State != "ONLINE" {
+		t.Fatalf("stored connection updates %+v, want only the ONLINE", sink.conns)
+	}
+	if v := testutil.ToFloat64(b.m.rejected.WithLabelValues("stale")); v != 1 {
+		t.Errorf("stale rejections %v, want 1", v)
+	}
+}
+
+// A factsheet that cannot be read is counted, as any other message.
+func TestUnreadableFactsheetIsCounted(t *testing.T) {
+	b, _, _ := newBridge(prometheus.NewRegistry())
+	b.Handle(context.Background(), "uagv/v2/acme/AMR-001/factsheet", []byte(`[1,2]`))
+	if v := testutil.ToFloat64(b.m.rejected.WithLabelValues("factsheet")); v != 1 {
+		t.Errorf("factsheet rejections %v, want 1", v)
+	}
+}
+
+// A broken paused is its own part: the route's progress in the same
+// state is news (it used to be replaced by the last progress, freezing a
+// vehicle that sends paused off schema in every state).
+func TestBrokenPausedKeepsTheProgress(t *testing.T) {
+	b, sink, _ := newBridge(nil)
+	ctx := context.Background()
+	sd := b.senders[b.shard("acme/AMR-001")]
+	b.Handle(ctx, stateTopic, bend(t, state(1, "A", 1), func(m map[string]any) { m["paused"] = "no" }))
+	sd.take(later())
+	next := state(2, "B", 2)
+	next.NodeStates = []vda5050.NodeState{}
+	b.Handle(ctx, stateTopic, bend(t, next, func(m map[string]any) { m["paused"] = "no" }))
+	b.Flush(ctx)
+	if got := sink.states[0][0]; got.LastNodeID != "B" || got.NodeStatesRemaining != 0 || got.Paused {
+		t.Fatalf("want the new progress stored: %+v", got)
+	}
+	if j, _, ok := sd.take(later()); !ok || j.ev.LastNodeID != "B" {
+		t.Fatalf("progress not signalled: %+v %v", j, ok)
+	}
+}

@@ -58,7 +58,9 @@ func (b *Bridge) onState(k vda5050.RobotKey, st *vda5050.State, unusable []strin
 		state: rs, errs: st.Errors, acts: st.ActionStates, hasPrev: true,
 	}
 	if prev != nil {
-		next.connection = prev.connection
+		// The connection and its guard against a late OFFLINE (onConnection)
+		// outlive the state.
+		next.connection, next.connSent, next.connHeader = prev.connection, prev.connSent, prev.connHeader
 	}
 	for _, a := range st.ActionStates {
 		next.actions[a.ActionID] = string(a.ActionStatus) + "\x00" + a.ResultDescription
@@ -158,7 +160,7 @@ func softwareVersion(st *vda5050.State) string {
 // are unusable (vda5050.Intake.Unusable).
 var progressParts = map[string]bool{
 	"orderId": true, "orderUpdateId": true, "lastNodeId": true, "lastNodeSequenceId": true,
-	"nodeStates": true, "edgeStates": true, "driving": true, "paused": true,
+	"nodeStates": true, "edgeStates": true, "driving": true,
 }
 
 // carryOver puts prev's values into st for every unusable part: battery,
@@ -177,6 +179,10 @@ func carryOver(st *vda5050.State, unusable []string, prev *summary) {
 			st.Errors = prev.errs
 		case part == "actionStates":
 			st.ActionStates = prev.acts
+		case part == "paused":
+			// Its own part: a broken paused says nothing of the route.
+			paused := prev.last.Paused
+			st.Paused = &paused
 		case part == "information":
 			if prev.version != "" {
 				st.Information = []vda5050.Info{{InfoType: InfoSoftwareVersion, InfoDescription: prev.version, InfoLevel: "INFO"}}
@@ -187,8 +193,6 @@ func carryOver(st *vda5050.State, unusable []string, prev *summary) {
 			st.NodeStates = make([]vda5050.NodeState, p.NodesRemaining)
 			st.EdgeStates = make([]vda5050.EdgeState, p.EdgesRemaining)
 			st.Driving = p.Driving
-			paused := p.Paused
-			st.Paused = &paused
 		}
 	}
 }

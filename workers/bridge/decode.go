@@ -64,15 +64,19 @@ func (b *Bridge) decode(topic string, payload []byte) *decoded {
 		if err := vda5050.ValidateEdition(prof.Edition(), t, payload); err != nil {
 			return b.reject(k, t, topic, err)
 		}
-		if err := gojson.Unmarshal(payload, &c); err != nil {
+		if err := vda5050.Unmarshal(payload, &c); err != nil {
 			return b.reject(k, t, topic, err)
 		}
 		return &decoded{k: k, conn: &c}
 	case vda5050.TopicFactsheet:
-		var h vda5050.Header
-		if err := gojson.Unmarshal(payload, &h); err == nil {
-			b.opts.Profiles.Saw(k, h.Version)
+		// Only its version is read (an auto profile learns the edition).
+		var h struct {
+			Version string `json:"version"`
 		}
+		if err := gojson.Unmarshal(payload, &h); err != nil {
+			return b.reject(k, t, topic, err)
+		}
+		b.opts.Profiles.Saw(k, h.Version)
 	}
 	return nil
 }
