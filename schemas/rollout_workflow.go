@@ -36,8 +36,12 @@ const (
 	RobotUpdateFailed      = "FAILED"
 	RobotUpdateTimedOut    = "TIMED_OUT"
 	RobotUpdateRolledBack  = "ROLLED_BACK" // updated, then rolled back because the rollout aborted
-	RobotUpdateSkipped     = "SKIPPED"     // already on the version when reserved
-	RobotUpdateCancelled   = "CANCELLED"   // never started: the rollout aborted first
+	// RobotUpdateRollbackFailed: updated, then its rollback failed: Reason
+	// says how, Version is what the robot last reported (the new version,
+	// the previous one without a healthy confirmation, or unknown).
+	RobotUpdateRollbackFailed = "ROLLBACK_FAILED"
+	RobotUpdateSkipped        = "SKIPPED"   // already on the version when reserved
+	RobotUpdateCancelled      = "CANCELLED" // never started: the rollout aborted first
 )
 
 // RolloutInput starts (or, with Carry, continues) a Rollout workflow.
@@ -97,7 +101,11 @@ type RolloutCounts struct {
 	TimedOut   int `json:"timedOut"`
 	Skipped    int `json:"skipped"`
 	RolledBack int `json:"rolledBack"`
-	Cancelled  int `json:"cancelled"`
+	// RollbackFailed counts robots whose rollback did not end on a
+	// healthy previous version (ROLLBACK_FAILED). Succeeded counts every
+	// update that succeeded, the rolled back ones too.
+	RollbackFailed int `json:"rollbackFailed,omitempty"`
+	Cancelled      int `json:"cancelled"`
 }
 
 // WaveStatus is one wave's progress.

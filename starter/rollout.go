@@ -260,6 +260,9 @@ func printRolloutStatus(w io.Writer, st schemas.RolloutStatus, link string) {
 	c := st.Counts
 	fmt.Fprintf(tw, "robots\t%d targets: %d succeeded, %d failed, %d timed out, %d in flight, %d skipped, %d rolled back, %d cancelled\n",
 		c.Targets, c.Succeeded, c.Failed, c.TimedOut, c.InFlight, c.Skipped, c.RolledBack, c.Cancelled)
+	if c.RollbackFailed > 0 {
+		fmt.Fprintf(tw, "rollback failed\t%d robots (ROLLBACK_FAILED: see each robot's reason)\n", c.RollbackFailed)
+	}
 	fmt.Fprintf(tw, "failure rate\t%s%%\n", strconv.FormatFloat(st.FailureRate, 'f', 1, 64))
 	if !st.SoakUntil.IsZero() {
 		fmt.Fprintf(tw, "soak until\t%s\n", st.SoakUntil.Local().Format(time.DateTime))

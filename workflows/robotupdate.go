@@ -218,9 +218,7 @@ func (u *robotUpdate) reserve(ctx, dctx workflow.Context) (schemas.RobotUpdateRe
 	req := schemas.ReserveRobotInput{MissionID: u.id, WorkflowID: u.id, Site: u.in.Robot.Site, RobotID: u.in.Robot.ID}
 	var waitStart, unavailableSince time.Time
 	giveUp := func(kind, reason string) (schemas.RobotUpdateResult, bool) {
-		if err := cancelQueued.local(dctx, "leave the reservation queue", schemas.CancelQueuedInput{MissionID: u.id}, nil); err != nil {
-			u.logger.Warn("leave queue failed", "error", err)
-		}
+		u.leaveQueue(dctx)
 		u.reserved = true // a grant may have raced: release is a no-op otherwise
 		u.release(dctx)
 		u.status.LastError = reason
@@ -231,8 +229,16 @@ func (u *robotUpdate) reserve(ctx, dctx workflow.Context) (schemas.RobotUpdateRe
 	for {
 		u.wake = false
 		var res schemas.ReserveRobotResult
-		if err := reserveRobot.local(dctx, "reserve "+u.in.Robot.ID, req, &res); err != nil {
+		// The registry's calls wait out an outage of up to
+		// Timings.ReleaseTimeout (a database failover) as a mission's do:
+		// a blip is not a failed robot, and no lease is left behind.
+		if err := reserveRobot.retry(dctx, "reserve "+u.in.Robot.ID, req, &res, storeOptions("reserve "+u.in.Robot.ID), workflow.Now(dctx).Add(Timings.ReleaseTimeout)); err != nil {
 			reason := "reserve robot: " + err.Error()
+			// A grant or a place in line may have been committed with
+			// its answer lost: neither outlives the update.
+			u.leaveQueue(dctx)
+			u.reserved = true
+			u.release(dctx)
 			u.timer.stop() // a queued wait's timer: none stays running
 			u.status.LastError = reason
 			u.setState(dctx, schemas.RobotUpdateFailed)
@@ -268,9 +274,7 @@ func (u *robotUpdate) reserve(ctx, dctx workflow.Context) (schemas.RobotUpdateRe
 		}
 		_, _ = u.timer.await(ctx, OTA.RequeueAfter, func() bool { return u.wake })
 		if ctx.Err() != nil {
-			if err := cancelQueued.local(dctx, "leave the reservation queue", schemas.CancelQueuedInput{MissionID: u.id}, nil); err != nil {
-				u.logger.Warn("leave queue failed", "error", err)
-			}
+			u.leaveQueue(dctx)
 			// A grant may have raced the cancellation: release is a no-op otherwise.
 			u.reserved = true
 			u.release(dctx)
@@ -286,13 +290,23 @@ func (u *robotUpdate) release(ctx workflow.Context) {
 	if !u.reserved {
 		return
 	}
-	if err := releaseRobot.local(ctx, "release "+u.in.Robot.ID, schemas.ReleaseRobotInput{
+	summary := "release " + u.in.Robot.ID
+	if err := releaseRobot.retry(ctx, summary, schemas.ReleaseRobotInput{
 		RobotID: u.in.Robot.ID, MissionID: u.id, Site: u.in.Robot.Site,
-	}, nil); err != nil {
-		u.logger.Error("release robot failed", "robot", u.in.Robot.ID, "error", err)
+	}, nil, storeOptions(summary), workflow.Now(ctx).Add(Timings.ReleaseTimeout)); err != nil {
+		u.logger.Error("release robot failed; the Reaper will free it", "robot", u.in.Robot.ID, "error", err)
 		return
 	}
 	u.reserved = false
+}
+
+// leaveQueue takes the update out of the robot's reservation queue (a
+// no-op when it is not in line), retried as release is.
+func (u *robotUpdate) leaveQueue(ctx workflow.Context) {
+	if err := cancelQueued.retry(ctx, "leave the reservation queue", schemas.CancelQueuedInput{MissionID: u.id}, nil,
+		storeOptions("leave the reservation queue"), workflow.Now(ctx).Add(Timings.ReleaseTimeout)); err != nil {
+		u.logger.Warn("leave queue failed; the Reaper will free it", "error", err)
+	}
 }
 
 func (u *robotUpdate) snapshot(ctx workflow.Context) (schemas.RobotEvent, bool) {

@@ -94,7 +94,10 @@ type otaActs struct {
 	noPrev    bool // LocateArtifact finds nothing
 
 	queued map[string]int // robot → how many reservations answer "queued" first
-	robots map[string]*simRobot
+	// reserveDown and releaseDown fail ReserveRobot and ReleaseRobot this many calls
+	// (each) with an error that can pass: a database failover.
+	reserveDown, releaseDown int
+	robots                   map[string]*simRobot
 
 	verifies  []schemas.VerifyArtifactInput
 	resolves  []schemas.ResolveTargetsInput
@@ -150,6 +153,10 @@ func (f *otaActs) ReserveRobot(ctx context.Context, in schemas.ReserveRobotInput
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.reserves = append(f.reserves, in)
+	if f.reserveDown > 0 {
+		f.reserveDown--
+		return schemas.ReserveRobotResult{}, errors.New("failed to connect to `host=127.0.0.1`: connection refused")
+	}
 	if f.queued[in.RobotID] > 0 {
 		f.queued[in.RobotID]--
 		return schemas.ReserveRobotResult{Queued: true, QueuePosition: 1}, nil
@@ -190,6 +197,10 @@ func (f *otaActs) RobotSnapshot(ctx context.Context, in schemas.RobotSnapshotInp
 func (f *otaActs) ReleaseRobot(ctx context.Context, in schemas.ReleaseRobotInput) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.releaseDown > 0 {
+		f.releaseDown--
+		return errors.New("failed to connect to `host=127.0.0.1`: connection refused")
+	}
 	f.releases = append(f.releases, in)
 	return nil
 }
@@ -376,6 +387,22 @@ func TestRobotUpdateHappyPath(t *testing.T) {
 		require.Equal(t, "CR-42", au.Details["changeRequest"])
 		require.Equal(t, "r1", au.Details["rolloutId"])
 	}
+}
+
+// The registry is unreachable for a while (a database failover) when the
+// update reserves and when it releases: the update waits it out, as a
+// mission does, instead of failing the robot after 10 s and leaving it
+// reserved.
+func TestRobotUpdateWaitsOutARegistryOutage(t *testing.T) {
+	acts := newOTAActs().robot(ruRobot, "1.0.0", installs)
+	acts.reserveDown, acts.releaseDown = 12, 12 // well over 10 s of retries each
+	s := newRUSuite(t, acts)
+	start := s.env.Now()
+	s.env.ExecuteWorkflow(RobotUpdate, ruInput())
+	r := s.ruResult(t)
+	require.Equal(t, schemas.RobotUpdateSucceeded, r.State, "%+v", r)
+	require.Greater(t, s.env.Now().Sub(start), time.Minute, "the outage was waited out")
+	require.NotEmpty(t, acts.releases, "released once the registry is back")
 }
 
 func TestRobotUpdateWaitsForBusyRobot(t *testing.T) {

@@ -669,13 +669,22 @@ func (r *rollout) rollBack(ctx workflow.Context, due []int) {
 			err := fut.Get(gctx, &res)
 			running--
 			switch {
-			case err != nil:
-				out.State, out.Reason = schemas.RobotUpdateSucceeded, "rollback failed: "+rootMessage(err)
-			case res.State == schemas.RobotUpdateSucceeded || res.State == schemas.RobotUpdateSkipped:
+			case err == nil && (res.State == schemas.RobotUpdateSucceeded || res.State == schemas.RobotUpdateSkipped):
 				out.State, out.Version = schemas.RobotUpdateRolledBack, res.Version
 				st.Counts.RolledBack++
 			default:
-				out.State, out.Reason = schemas.RobotUpdateSucceeded, "rollback "+strings.ToLower(res.State)+": "+res.Reason
+				// Not SUCCEEDED: the robot may run either version, or
+				// none healthy. Said as it is, with what it last reported.
+				out.State = schemas.RobotUpdateRollbackFailed
+				if err != nil {
+					out.Reason = "rollback failed: " + rootMessage(err)
+				} else {
+					out.Reason = "rollback " + strings.ToLower(res.State) + ": " + res.Reason
+					if res.Version != "" {
+						out.Version = res.Version
+					}
+				}
+				st.Counts.RollbackFailed++
 			}
 			r.details(gctx)
 		})

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/fleetflow/fleetflow/internal/vda5050"
 	"github.com/fleetflow/fleetflow/schemas"
 )
 
@@ -436,6 +437,28 @@ func TestRolloutAbortRollsBackUpdatedRobots(t *testing.T) {
 	kinds := acts.auditKinds(rolloutWFID)
 	require.Contains(t, kinds, "rollout.rollback_started")
 	require.Equal(t, "rollout.aborted", kinds[len(kinds)-1])
+}
+
+// A rollback that fails is said as it is (ROLLBACK_FAILED, with why), not
+// left as SUCCEEDED with a reason.
+func TestRolloutFailedRollbackIsNotSucceeded(t *testing.T) {
+	acts := rolloutActs(6)
+	rollbackRefused := func(r *simRobot, a vda5050.Action) {
+		if paramOf(a, schemas.SoftwareUpdateParamRollback) == true {
+			refuses("DigestMismatch: sha256 of the download differs from the manifest")(r, a)
+			return
+		}
+		installs(r, a)
+	}
+	acts.robot(robotID(0), "1.0.0", rollbackRefused)
+	acts.robot(robotID(2), "1.0.0", refuses("DigestMismatch: sha256 of the download differs from the manifest"))
+	c := runRollout(t, acts, schemas.RolloutInput{Spec: abortAfterWave2Spec(true)}, nil)
+	require.Equal(t, "RolloutAborted", appErrType(c.err))
+	st := c.st
+	require.Equal(t, []string{schemas.RobotUpdateRollbackFailed, schemas.RobotUpdateRolledBack, schemas.RobotUpdateFailed, schemas.RobotUpdateCancelled, schemas.RobotUpdateCancelled, schemas.RobotUpdateCancelled}, robotStates(st))
+	require.Contains(t, st.Robots[0].Reason, "DigestMismatch")
+	require.Equal(t, "2.0.0", st.Robots[0].Version, "it still runs what it last reported")
+	require.Equal(t, schemas.RolloutCounts{Targets: 6, Succeeded: 2, Failed: 1, RolledBack: 1, RollbackFailed: 1, Cancelled: 3}, st.Counts)
 }
 
 func TestRolloutAbortWithoutRollbackOnAbort(t *testing.T) {

@@ -187,6 +187,9 @@ func RolloutProgress(st schemas.RolloutStatus, labels []string) string {
 	if c.RolledBack > 0 {
 		overall += fmt.Sprintf(", %d rolled back", c.RolledBack)
 	}
+	if c.RollbackFailed > 0 {
+		overall += fmt.Sprintf(", %d rollback failed", c.RollbackFailed)
+	}
 	parts = append(parts, overall)
 	if st.State == schemas.RolloutSoaking && !st.SoakUntil.IsZero() {
 		parts = append(parts, "soaking until "+st.SoakUntil.Local().Format(time.TimeOnly))
