@@ -311,6 +311,7 @@ func printRolloutStatus(w io.Writer, st schemas.RolloutStatus, link string) {
 
 func rolloutControlCmd(g *globalFlags, update string) *cobra.Command {
 	var reason string
+	var wait bool
 	type help struct{ short, long, example string }
 	h := map[string]help{
 		schemas.UpdatePause: {
@@ -366,18 +367,71 @@ Refused (exit 2) when the rollout has already ended or is aborting.`,
 			if err != nil {
 				return err
 			}
-			return emit(cmd.OutOrStdout(), g, st, func(w io.Writer) {
-				fmt.Fprintf(w, "rollout %s: %s done, state %s\n", dash(st.RolloutID), update, st.State)
-				if st.AbortReason != "" {
-					fmt.Fprintf(w, "abort reason: %s\n", st.AbortReason)
+			out := cmd.OutOrStdout()
+			if !wait {
+				return emit(out, g, st, func(w io.Writer) {
+					fmt.Fprintln(w, controlOutcome(update, st))
+					if st.AbortReason != "" {
+						fmt.Fprintf(w, "abort reason: %s\n", st.AbortReason)
+					}
+				})
+			}
+			// Follow the abort to its end: robots in flight finish, the
+			// rollback (rollbackOnAbort) runs, the rollout ends ABORTED.
+			progress := out
+			if g.output == "json" {
+				progress = cmd.ErrOrStderr()
+			} else {
+				fmt.Fprintln(out, controlOutcome(update, st))
+			}
+			run := c.GetWorkflow(cmd.Context(), schemas.RolloutWorkflowID(rolloutID(args[0])), "")
+			final, werr := ops.WaitRollout(cmd.Context(), c, run, nil, progress, rolloutPollEvery)
+			if eerr := emit(out, g, final, func(w io.Writer) {
+				fmt.Fprintln(w)
+				printRolloutStatus(w, final, "")
+			}); eerr != nil {
+				return eerr
+			}
+			if final.State != schemas.RolloutAborted {
+				why := "its last robots finished before the abort took"
+				if werr != nil {
+					why = rolloutFailure(final, werr)
 				}
-			})
+				return fmt.Errorf("rollout %s ended %s, not ABORTED: %s", dash(final.RolloutID), final.State, why)
+			}
+			return nil
 		},
 	}
 	if update == schemas.UpdateAbort {
 		cmd.Flags().StringVar(&reason, "reason", "", "why the rollout stops (required, audited)")
+		cmd.Flags().BoolVar(&wait, "wait", false, "follow the abort until the rollout has ended (robots in flight finished, rollback done), printing progress; exit 0 once it is ABORTED")
 	}
 	return cmd
+}
+
+// controlOutcome says what an accepted rollout update has done by the
+// time it returns, and no more: an abort or a pause stops new robots at
+// once, while the robots in flight finish their update (after an abort,
+// the rollback follows); the rollout is ABORTED only when all that is
+// over.
+func controlOutcome(update string, st schemas.RolloutStatus) string {
+	id := dash(st.RolloutID)
+	inFlight := ""
+	if n := st.Counts.InFlight; n > 0 {
+		inFlight = fmt.Sprintf("; %d robot(s) in flight finish their update first", n)
+	}
+	switch update {
+	case schemas.UpdateAbort:
+		return fmt.Sprintf("rollout %s: abort accepted: no further robot starts%s, then it ends ABORTED (state now %s; follow with `starter rollout status %s`, or abort with --wait)",
+			id, inFlight, st.State, id)
+	case schemas.UpdatePause:
+		return fmt.Sprintf("rollout %s: paused: no further robot starts until resumed%s (state %s)", id, inFlight, st.State)
+	case schemas.UpdateResume:
+		return fmt.Sprintf("rollout %s: resumed (state %s)", id, st.State)
+	case schemas.UpdatePromote:
+		return fmt.Sprintf("rollout %s: promoted: the soak is over, the next wave starts (state %s)", id, st.State)
+	}
+	return fmt.Sprintf("rollout %s: %s accepted (state %s)", id, update, st.State)
 }
 
 // updateRollout sends update to the rollout arg and waits until the

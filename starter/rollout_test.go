@@ -344,6 +344,7 @@ type fakeTemporal struct {
 	drainOnce sync.Once
 	result    schemas.RolloutStatus
 	resultErr error
+	final     *schemas.RolloutStatus // the run's result when set (else result): abort --wait
 	updates   []client.UpdateWorkflowOptions
 	updateErr error
 	listReqs  []*workflowservice.ListWorkflowExecutionsRequest
@@ -370,6 +371,10 @@ func (f *fakeTemporal) ExecuteWorkflow(_ context.Context, o client.StartWorkflow
 	}
 	f.existing[o.ID] = true
 	return fakeRun{f, o.ID}, nil
+}
+
+func (f *fakeTemporal) GetWorkflow(_ context.Context, id, _ string) client.WorkflowRun {
+	return fakeRun{f, id}
 }
 
 func (f *fakeTemporal) QueryWorkflow(_ context.Context, id, _, query string, _ ...any) (converter.EncodedValue, error) {
@@ -430,6 +435,9 @@ func (r fakeRun) Get(ctx context.Context, v any) error {
 	}
 	if r.f.resultErr != nil {
 		return r.f.resultErr
+	}
+	if r.f.final != nil {
+		return jsonValue{*r.f.final}.Get(v)
 	}
 	return jsonValue{r.f.result}.Get(v)
 }
@@ -641,7 +649,10 @@ func TestRolloutStatusAcceptsWorkflowID(t *testing.T) {
 
 func TestRolloutControlUpdates(t *testing.T) {
 	f := newFake("rollout-r-test")
-	f.result = schemas.RolloutStatus{RolloutID: "r-test", State: schemas.RolloutAborted, AbortReason: "canary loops"}
+	// What the abort update answers: the rollout still runs its robots in
+	// flight; it is not ABORTED yet, and the CLI must not say it is done.
+	f.result = schemas.RolloutStatus{RolloutID: "r-test", State: schemas.RolloutRunning, AbortReason: "aborted by bob: canary loops",
+		Counts: schemas.RolloutCounts{InFlight: 3}}
 	r := runRollout(t, f, "abort", "rollout-r-test", "--reason", "canary loops")
 	if r.code != 0 {
 		t.Fatalf("abort: exit %d: %v", r.code, r.err)
@@ -652,18 +663,39 @@ func TestRolloutControlUpdates(t *testing.T) {
 		u.WaitForStage != client.WorkflowUpdateStageCompleted {
 		t.Errorf("abort sent %+v", u)
 	}
-	if want := "rollout r-test: abort done, state ABORTED\nabort reason: canary loops\n"; r.stdout != want {
+	if want := "rollout r-test: abort accepted: no further robot starts; 3 robot(s) in flight finish their update first, then it ends ABORTED (state now RUNNING; follow with `starter rollout status r-test`, or abort with --wait)\nabort reason: aborted by bob: canary loops\n"; r.stdout != want {
 		t.Errorf("abort printed %q, want %q", r.stdout, want)
 	}
 
-	for _, name := range []string{schemas.UpdatePause, schemas.UpdateResume, schemas.UpdatePromote} {
+	// --wait follows the rollout until it has ended.
+	f = newFake("rollout-r-test")
+	f.result = schemas.RolloutStatus{RolloutID: "r-test", State: schemas.RolloutRunning, Counts: schemas.RolloutCounts{InFlight: 1}}
+	f.statuses = []schemas.RolloutStatus{f.result}
+	f.final = &schemas.RolloutStatus{RolloutID: "r-test", State: schemas.RolloutAborted, AbortReason: "aborted by bob: canary loops"}
+	r = runRollout(t, f, "abort", "r-test", "--reason", "canary loops", "--wait")
+	if r.code != 0 || !strings.Contains(r.stdout, "abort accepted") || !strings.Contains(r.stdout, "ABORTED") {
+		t.Errorf("abort --wait: exit %d (%v), printed %q", r.code, r.err, r.stdout)
+	}
+	f = newFake("rollout-r-test")
+	f.statuses = []schemas.RolloutStatus{f.result}
+	f.final = &schemas.RolloutStatus{RolloutID: "r-test", State: schemas.RolloutCompleted}
+	r = runRollout(t, f, "abort", "r-test", "--reason", "too late", "--wait")
+	if r.code != 1 || !strings.Contains(r.err.Error(), "ended COMPLETED, not ABORTED") {
+		t.Errorf("abort --wait of a rollout that completed anyway: exit %d, %v", r.code, r.err)
+	}
+
+	for name, want := range map[string]string{
+		schemas.UpdatePause:   "rollout r-test: paused: no further robot starts until resumed; 2 robot(s) in flight finish their update first (state RUNNING)\n",
+		schemas.UpdateResume:  "rollout r-test: resumed (state RUNNING)\n",
+		schemas.UpdatePromote: "rollout r-test: promoted: the soak is over, the next wave starts (state RUNNING)\n",
+	} {
 		f := newFake("rollout-r-test")
-		f.result = schemas.RolloutStatus{RolloutID: "r-test", State: schemas.RolloutPaused}
+		f.result = schemas.RolloutStatus{RolloutID: "r-test", State: schemas.RolloutRunning, Counts: schemas.RolloutCounts{InFlight: 2}}
 		r := runRollout(t, f, name, "r-test")
 		if r.code != 0 || len(f.updates) != 1 || f.updates[0].UpdateName != name || len(f.updates[0].Args) != 0 {
 			t.Errorf("%s: exit %d (%v), sent %+v", name, r.code, r.err, f.updates)
 		}
-		if want := "rollout r-test: " + name + " done, state PAUSED\n"; r.stdout != want {
+		if r.stdout != want {
 			t.Errorf("%s printed %q, want %q", name, r.stdout, want)
 		}
 	}

@@ -33,6 +33,9 @@ type rollout struct {
 	aborting     bool
 	promote      bool
 	doneChildren int // RobotUpdates finished in this run (drives continue-as-new)
+	// root is the workflow's own context: its Err() says a cancellation
+	// was requested (the run goes on on a disconnected one).
+	root workflow.Context
 }
 
 // Rollout rolls a signed artifact out to part of the fleet in waves
@@ -52,7 +55,7 @@ type rollout struct {
 // It fails with ArtifactRefused (the artifact did not verify; no robot is
 // touched), NoTargets or InvalidRollout (no robot touched), or RolloutAborted.
 func Rollout(ctx workflow.Context, in schemas.RolloutInput) (schemas.RolloutStatus, error) {
-	r := &rollout{in: in, spec: in.Spec, logger: workflow.GetLogger(ctx), children: map[int]workflow.CancelFunc{}}
+	r := &rollout{in: in, spec: in.Spec, logger: workflow.GetLogger(ctx), children: map[int]workflow.CancelFunc{}, root: ctx}
 	if in.Carry != nil {
 		r.carry = *in.Carry
 		r.carry.Status.Runs++
@@ -360,6 +363,11 @@ func (r *rollout) run(ctx workflow.Context) (schemas.RolloutStatus, error) {
 	if r.in.Carry == nil {
 		_ = workflow.UpsertTypedSearchAttributes(ctx, saRolloutID.ValueSet(spec.RolloutID))
 		r.details(ctx)
+		if spec.MaxConcurrent < 1 {
+			// Not a spec from schemas.ParseRollout (the schema's minimum is
+			// 1): with none at once, no robot would ever start.
+			return r.fail(ctx, schemas.ErrInvalidRollout, fmt.Sprintf("maxConcurrent %d: want at least 1", spec.MaxConcurrent))
+		}
 		if err := r.prepare(ctx); err != nil {
 			var ae *temporal.ApplicationError
 			if errors.As(err, &ae) {
@@ -694,6 +702,16 @@ func (r *rollout) rollBack(ctx workflow.Context, due []int) {
 
 func (r *rollout) continueAsNew(ctx workflow.Context) (schemas.RolloutStatus, error) {
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+	if r.root.Err() != nil {
+		// A cancellation request that came with the step ending this run
+		// (a soak's timer, a wave's last robot) may not have reached the
+		// watcher yet, and Temporal does not carry it into the next run:
+		// it aborts here.
+		r.abort(ctx, "aborted by a workflow cancellation request")
+	}
+	if r.aborting {
+		return r.finishAbort(ctx)
+	}
 	carry := r.carry
 	return schemas.RolloutStatus{}, workflow.NewContinueAsNewError(ctx, schemas.RolloutWorkflowType, schemas.RolloutInput{
 		Spec: r.spec, RequestedBy: r.in.RequestedBy, Carry: &carry,

@@ -785,3 +785,15 @@ func TestRolloutWaitsForMaintenanceWindow(t *testing.T) {
 	}
 	require.Equal(t, schemas.RolloutCounts{Targets: 2, Succeeded: 2}, c.st.Counts)
 }
+
+// A spec that did not go through schemas.ParseRollout with no robot at
+// once fails at the start instead of running for ever.
+func TestRolloutWithoutConcurrencyFails(t *testing.T) {
+	acts := rolloutActs(2)
+	sp := rolloutSpec(1, 100)
+	sp.MaxConcurrent = 0
+	c := runRollout(t, acts, schemas.RolloutInput{Spec: sp}, nil)
+	require.Equal(t, schemas.ErrInvalidRollout, appErrType(c.err))
+	require.Contains(t, c.err.Error(), "maxConcurrent 0")
+	require.Empty(t, acts.sentTo(""))
+}
