@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -79,6 +80,11 @@ type Activities struct {
 	// edge.sites, taskQueues.robotIO); ReserveRobot hands the holder its
 	// robot's queue. Sites not in it are single-site mode.
 	EdgeQueues map[string]string
+
+	// orphanSent: when the Reaper last sent cancelOrder to a robot on an
+	// orphaned order, by robot and orderId (stopUnreservedOrphans).
+	orphanMu   sync.Mutex
+	orphanSent map[string]time.Time
 }
 
 func invalid(format string, a ...any) error {

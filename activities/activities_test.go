@@ -14,7 +14,9 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/jackc/pgx/v5"
+	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -522,5 +524,102 @@ func TestSweepLeavesEdgeRobotsToTheReaperWorkflow(t *testing.T) {
 	}
 	if freed != 1 {
 		t.Fatalf("%d lease.freed rows, want 1: %+v", freed, trail)
+	}
+}
+
+// someRunning answers DescribeWorkflowExecution: RUNNING for the IDs in
+// it, NotFound (closed and gone) for the others.
+type someRunning struct {
+	client.Client
+	running map[string]bool
+}
+
+func (s someRunning) DescribeWorkflowExecution(_ context.Context, id, _ string) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
+	if !s.running[id] {
+		return nil, serviceerror.NewNotFound("workflow not found")
+	}
+	return &workflowservice.DescribeWorkflowExecutionResponse{WorkflowExecutionInfo: &workflowpb.WorkflowExecutionInfo{
+		Status: enums.WORKFLOW_EXECUTION_STATUS_RUNNING}}, nil
+}
+
+// A robot reserved by nobody that still drives the order of a closed
+// workflow (the workflow ended and released it without the robot
+// confirming a stop) is sent cancelOrder by the sweep, once a minute at
+// most; one on a running workflow's order is left alone. Against real
+// PostgreSQL and Mosquitto.
+func TestSweepStopsUnreservedRobotsOnOrphanedOrders(t *testing.T) {
+	st := freshStore(t)
+	m := warehouse(t)
+	ctx := context.Background()
+	at := m.Nodes[0]
+	robots := map[string]string{} // serial → its order's workflow
+	for _, wf := range []string{"mission-m-gone", "mission-m-live"} {
+		serial := fmt.Sprintf("O%d", rand.Uint32())
+		robots[serial] = wf
+		id := "acme/" + serial
+		if err := st.RegisterRobots(ctx, []store.Robot{{ID: id, Manufacturer: "acme", SerialNumber: serial, Site: "warehouse-a", HomeNode: at.ID}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.UpsertStates(ctx, []store.RobotState{{RobotID: id, OrderID: wf, LastNodeID: at.ID, X: at.X, Y: at.Y,
+			NodeStatesRemaining: 3, Driving: true, BatteryCharge: 80, Timestamp: time.Now()}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.UpsertConnections(ctx, []store.ConnectionUpdate{{RobotID: id, State: "ONLINE", At: time.Now()}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub := mqttClient(t, "test-orphans")
+	got := make(chan string, 8)
+	for serial := range robots {
+		key := vda5050.RobotKey{Manufacturer: "acme", SerialNumber: serial}
+		if tok := sub.Subscribe(vda5050.TopicFor(key, vda5050.TopicInstantActions), 1, func(_ mqtt.Client, msg mqtt.Message) {
+			var ia vda5050.InstantActions
+			_ = json.Unmarshal(msg.Payload(), &ia)
+			for _, a := range ia.Actions {
+				got <- ia.SerialNumber + " " + a.ActionType + " " + a.ActionID
+			}
+		}); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+	}
+	a := &Activities{Store: st, Sites: map[string]*site.Map{"warehouse-a": m}, Temporal: someRunning{running: map[string]bool{"mission-m-live": true}},
+		Link: NewRobotLink(mqttClient(t, "test-orphans-pub"), time.Second, nil)}
+	env := (&testsuite.WorkflowTestSuite{}).NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	sweep := func() schemas.SweepLeasesResult {
+		v, err := env.ExecuteActivity(a.SweepLeases, schemas.SweepLeasesInput{MinAge: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res schemas.SweepLeasesResult
+		if err := v.Get(&res); err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	res := sweep()
+	if len(res.OrphansStopped) != 1 || !strings.HasSuffix(res.OrphansStopped[0], " mission-m-gone") {
+		t.Fatalf("orphans stopped: %v", res.OrphansStopped)
+	}
+	select {
+	case s := <-got:
+		serial, rest, _ := strings.Cut(s, " ")
+		if robots[serial] != "mission-m-gone" || !strings.HasPrefix(rest, vda5050.ActionCancelOrder+" mission-m-gone#reaper-cancel-") {
+			t.Fatalf("sent %q", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no cancelOrder reached the orphaned robot")
+	}
+	if res := sweep(); len(res.OrphansStopped) != 0 {
+		t.Fatalf("sent again within a minute: %v", res.OrphansStopped)
+	}
+	select {
+	case s := <-got:
+		t.Fatalf("unexpected instant action %q", s)
+	case <-time.After(300 * time.Millisecond):
+	}
+	trail, err := st.AuditTrail(ctx, "mission-m-gone")
+	if err != nil || len(trail) != 1 || trail[0].Kind != "order.orphan_stopped" {
+		t.Fatalf("audit: %+v %v", trail, err)
 	}
 }

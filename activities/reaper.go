@@ -106,9 +106,102 @@ func (a *Activities) SweepLeases(ctx context.Context, in schemas.SweepLeasesInpu
 		}
 		res.Freed = append(res.Freed, freed)
 	}
+	res.OrphansStopped = a.stopUnreservedOrphans(ctx, status)
 	res.ChargesStarted = a.chargeIdleLowRobots(ctx)
 	res.MaintenancesStarted = a.startDueMaintenances(ctx)
 	return res, nil
+}
+
+// orphanResendAfter: a robot that still shows an orphaned order this long
+// after its cancelOrder gets another.
+const orphanResendAfter = time.Minute
+
+// stopUnreservedOrphans sends cancelOrder to every robot that is reserved
+// by nobody yet still works on the order of a closed workflow: that
+// workflow ended without the robot confirming a stop (its deadline, a
+// cancellation the robot did not confirm, a failure while the robot was
+// unreachable) and released it. The registry never hands such a robot out
+// (it is not idle), but it would drive on with its released base (VDA 5050
+// §4.1). Each is audited (order.orphan_stopped) and sent again only after
+// orphanResendAfter; robots of edge sites are left to their own Reaper.
+// status caches the holders' statuses of this sweep. It returns "robotId
+// orderId" of each robot sent cancelOrder; errors are logged, not
+// returned (the next sweep looks again).
+func (a *Activities) stopUnreservedOrphans(ctx context.Context, status map[string]string) []string {
+	if a.Link == nil {
+		return nil
+	}
+	robots, err := a.Store.UnreservedAtWork(ctx)
+	if err != nil {
+		activity.GetLogger(ctx).Warn("reaper: cannot list unreserved robots at work", "error", err)
+		return nil
+	}
+	var stopped []string
+	for _, r := range robots {
+		owner := schemas.OwnerWorkflowID(r.State.OrderID) // "<workflowID>#h<n>" after a handover
+		if a.EdgeQueues[r.Site] != "" || !schemas.IsOwnerWorkflowID(owner) {
+			continue // another site's worker, or an order fleetflow did not send
+		}
+		st, seen := status[owner]
+		if !seen {
+			if st, err = a.holderStatus(ctx, owner); err != nil {
+				continue
+			}
+			status[owner] = st
+		}
+		if st == "" {
+			continue // its workflow runs: the robot is its business
+		}
+		key := r.ID + "\x00" + r.State.OrderID
+		if !a.orphanDue(key) {
+			continue
+		}
+		k, err := vda5050.ParseRobotID(r.ID)
+		if err != nil {
+			continue
+		}
+		id := fmt.Sprintf("%s%sreaper-cancel-%d", owner, schemas.InstantActionSeparator, time.Now().UnixMilli())
+		if _, err := a.Link.SendInstantActions(ctx, k, []vda5050.Action{{ActionType: vda5050.ActionCancelOrder, ActionID: id, BlockingType: vda5050.BlockingHard}}); err != nil {
+			activity.GetLogger(ctx).Warn("reaper: cancelOrder to a robot on an orphaned order failed", "robot", r.ID, "order", r.State.OrderID, "error", err)
+			a.orphanForget(key)
+			continue
+		}
+		if err := a.Store.Audit(ctx, "reaper", "order.orphan_stopped", owner, map[string]any{
+			"robotId": r.ID, "orderId": r.State.OrderID, "workflowStatus": st, "actionId": id,
+		}); err != nil {
+			activity.GetLogger(ctx).Warn("reaper: audit failed", "error", err)
+		}
+		activity.GetLogger(ctx).Info("reaper: stopped a robot working on the order of a closed workflow", "robot", r.ID, "order", r.State.OrderID, "workflowStatus", st)
+		stopped = append(stopped, r.ID+" "+r.State.OrderID)
+	}
+	return stopped
+}
+
+// orphanDue reports whether key's robot may be sent cancelOrder now, and
+// notes that it is.
+func (a *Activities) orphanDue(key string) bool {
+	a.orphanMu.Lock()
+	defer a.orphanMu.Unlock()
+	if a.orphanSent == nil {
+		a.orphanSent = map[string]time.Time{}
+	}
+	now := time.Now()
+	for k, at := range a.orphanSent {
+		if now.Sub(at) > orphanResendAfter {
+			delete(a.orphanSent, k)
+		}
+	}
+	if _, recent := a.orphanSent[key]; recent {
+		return false
+	}
+	a.orphanSent[key] = now
+	return true
+}
+
+func (a *Activities) orphanForget(key string) {
+	a.orphanMu.Lock()
+	defer a.orphanMu.Unlock()
+	delete(a.orphanSent, key)
 }
 
 // FreeLease frees one robot reservation of a closed workflow that the

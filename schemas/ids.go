@@ -22,6 +22,17 @@ const (
 // instant actions: the bridge's default (bridge.Options.OwnerPrefixes).
 var OwnerPrefixes = []string{MissionWorkflowPrefix, RolloutWorkflowPrefix, MaintenanceWorkflowPrefix, ChargeWorkflowPrefix}
 
+// IsOwnerWorkflowID reports whether id starts with one of OwnerPrefixes: a
+// fleetflow workflow that sends orders and instant actions.
+func IsOwnerWorkflowID(id string) bool {
+	for _, p := range OwnerPrefixes {
+		if strings.HasPrefix(id, p) && len(id) > len(p) {
+			return true
+		}
+	}
+	return false
+}
+
 // InstantActionSeparator splits an actionId, or an orderId after a
 // handover, into the owning workflow ID and a local part:
 // "<workflowID>#<local>".

@@ -251,6 +251,10 @@ type SweepLeasesResult struct {
 	ChargesStarted int `json:"chargesStarted,omitempty"`
 	// MaintenancesStarted: condition-based maintenances started.
 	MaintenancesStarted int `json:"maintenancesStarted,omitempty"`
+	// OrphansStopped are the robots, reserved by nobody, that were sent
+	// cancelOrder because they still worked on the order of a closed
+	// workflow ("robotId orderId").
+	OrphansStopped []string `json:"orphansStopped,omitempty"`
 }
 
 // SetServiceStatusInput sets a robot's service status (in_service,

@@ -20,7 +20,9 @@ import (
 // row (lease.freed) and counts in fleetflow_leases_freed_total. A robot of
 // an edge site still on a closed workflow's order is stopped here, through
 // its site's robot I/O queue, before its lease is freed (activity
-// FreeLease; SweepLeasesResult.EdgeStops).
+// FreeLease; SweepLeasesResult.EdgeStops). A robot reserved by nobody
+// that still works on a closed workflow's order is sent cancelOrder by the
+// sweep (SweepLeasesResult.OrphansStopped).
 func Reaper(ctx workflow.Context, in schemas.ReaperInput) (schemas.SweepLeasesResult, error) {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 2 * time.Minute,

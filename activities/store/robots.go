@@ -496,6 +496,22 @@ ORDER BY r.robot_id`, arg)
 	})
 }
 
+// UnreservedAtWork returns the robots reserved by nobody whose stored
+// state is ONLINE and shows an order under way (something left to drive,
+// driving, or an action neither FINISHED nor FAILED), ordered by ID: the
+// robots a closed workflow may have released without stopping them. The
+// Reaper judges each by its order's workflow. Database errors are wrapped.
+func (s *Store) UnreservedAtWork(ctx context.Context) ([]RobotView, error) {
+	views, err := s.robotViews(ctx, `$1 = '' AND v.mission_id IS NULL AND s.connection_state = 'ONLINE' AND s.order_id <> ''
+  AND (s.node_states_remaining > 0 OR s.driving
+       OR EXISTS (SELECT 1 FROM jsonb_array_elements(s.action_states) a
+                  WHERE a->>'actionStatus' NOT IN ('FINISHED', 'FAILED')))`, "")
+	if err != nil {
+		return nil, fmt.Errorf("unreserved robots at work: %w", err)
+	}
+	return views, nil
+}
+
 // ActionsUnderway reports whether the stored state lists an action that is
 // neither FINISHED nor FAILED (VDA 5050 §6.10.6: the robot is not done with
 // its order, or runs an instant action). The registry's free-robot query
