@@ -161,8 +161,14 @@ func (a *Activities) stopUnreservedOrphans(ctx context.Context, status map[strin
 			continue
 		}
 		id := fmt.Sprintf("%s%sreaper-cancel-%d", owner, schemas.InstantActionSeparator, time.Now().UnixMilli())
-		if _, err := a.Link.SendInstantActions(ctx, k, []vda5050.Action{{ActionType: vda5050.ActionCancelOrder, ActionID: id, BlockingType: vda5050.BlockingHard}}); err != nil {
-			activity.GetLogger(ctx).Warn("reaper: cancelOrder to a robot on an orphaned order failed", "robot", r.ID, "order", r.State.OrderID, "error", err)
+		sent, err := a.Store.StopUnreserved(ctx, r.Site, r.ID, r.State.OrderID, func() error {
+			_, err := a.Link.SendInstantActions(ctx, k, []vda5050.Action{{ActionType: vda5050.ActionCancelOrder, ActionID: id, BlockingType: vda5050.BlockingHard}})
+			return err
+		})
+		if err != nil || !sent {
+			if err != nil {
+				activity.GetLogger(ctx).Warn("reaper: cancelOrder to a robot on an orphaned order failed", "robot", r.ID, "order", r.State.OrderID, "error", err)
+			}
 			a.orphanForget(key)
 			continue
 		}

@@ -512,6 +512,38 @@ func (s *Store) UnreservedAtWork(ctx context.Context) ([]RobotView, error) {
 	return views, nil
 }
 
+// StopUnreserved runs send (a cancelOrder's publish) holding site's
+// reservation lock, and only while robotID is still reserved by nobody and
+// its stored state still shows orderID under way (UnreservedAtWork's rule):
+// no Reserve of the site can hand the robot out between the check and the
+// publish, so the cancelOrder cannot reach the order of a next holder. It
+// reports whether send ran; send's error is returned as it is, database
+// errors wrapped.
+func (s *Store) StopUnreserved(ctx context.Context, site, robotID, orderID string, send func() error) (bool, error) {
+	sent := false
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, reserveLockClass, site); err != nil {
+			return fmt.Errorf("lock site %s: %w", site, err)
+		}
+		var still bool
+		if err := tx.QueryRow(ctx, `
+SELECT EXISTS (SELECT 1 FROM robot_state s
+  WHERE s.robot_id = $1 AND s.order_id = $2 AND s.connection_state = 'ONLINE'
+    AND NOT EXISTS (SELECT 1 FROM reservations v WHERE v.robot_id = s.robot_id)
+    AND (s.node_states_remaining > 0 OR s.driving
+         OR EXISTS (SELECT 1 FROM jsonb_array_elements(s.action_states) a
+                    WHERE a->>'actionStatus' NOT IN ('FINISHED', 'FAILED'))))`, robotID, orderID).Scan(&still); err != nil {
+			return fmt.Errorf("check robot %s: %w", robotID, err)
+		}
+		if !still {
+			return nil
+		}
+		sent = true
+		return send()
+	})
+	return sent, err
+}
+
 // ActionsUnderway reports whether the stored state lists an action that is
 // neither FINISHED nor FAILED (VDA 5050 §6.10.6: the robot is not done with
 // its order, or runs an instant action). The registry's free-robot query
