@@ -1250,17 +1250,63 @@ func (m *mission) cancelReason() string {
 	return r
 }
 
-// cleanupAfterCancel runs when Temporal cancels the workflow itself: stop the
-// robot, release it and audit, on a disconnected context.
+// cleanupAfterCancel runs when Temporal cancels the workflow itself (Web
+// UI, temporal workflow cancel): stop the robot, release it and audit, on
+// a disconnected context. Like the cancel update, it calls the mission
+// CANCELLED only when the robot confirmed: its cancelOrder FINISHED, or
+// its stored state no longer holds the order, within
+// Timings.ConfirmTimeout. Otherwise the mission ends FAILED with the
+// cancel not applied (the workflow still closes as cancelled: that is
+// Temporal's record of the request; the Reaper stops a robot that drives
+// on).
 func (m *mission) cleanupAfterCancel(ctx workflow.Context) (schemas.MissionResult, error) {
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	if m.orderSent {
-		m.cancelSeq++
-		_, _ = m.sendInstant(dctx, vda5050.ActionCancelOrder, fmt.Sprintf("%s%swf-cancel-%d", m.orderID, schemas.InstantActionSeparator, m.cancelSeq))
-	}
 	m.status.LastError = "workflow cancelled"
+	if m.orderSent && m.status.RobotID != "" {
+		if why := m.stopAfterCancel(dctx); why != "" {
+			m.cancelNotApplied, m.status.CancelNotApplied = why, why
+			m.status.LastError = "workflow cancelled; " + why
+			_, _ = m.end(dctx, schemas.MissionFailed, schemas.ErrRobotUnresponsive, m.status.LastError)
+			return m.result(), temporal.NewCanceledError("workflow cancelled; " + why)
+		}
+	}
 	_, _ = m.end(dctx, schemas.MissionCancelled, "", "workflow cancelled")
 	return m.result(), temporal.NewCanceledError("workflow cancelled")
+}
+
+// stopAfterCancel sends cancelOrder and waits up to Timings.ConfirmTimeout
+// for the robot to confirm, reading its stored state every few seconds
+// (the robot-event signals may no longer be read once the workflow is
+// cancelled). It returns "" when the robot confirmed, else why not.
+func (m *mission) stopAfterCancel(ctx workflow.Context) string {
+	m.cancelSeq++
+	id := fmt.Sprintf("%s%swf-cancel-%d", m.orderID, schemas.InstantActionSeparator, m.cancelSeq)
+	if _, err := m.sendInstant(ctx, vda5050.ActionCancelOrder, id); err != nil {
+		return fmt.Sprintf("could not send cancelOrder to robot %s: %v", m.status.RobotID, err)
+	}
+	deadline := workflow.Now(ctx).Add(Timings.ConfirmTimeout)
+	for {
+		var ev schemas.RobotEvent
+		if err := robotSnapshot.local(ctx, "read stored state of "+m.status.RobotID, schemas.RobotSnapshotInput{RobotID: m.status.RobotID}, &ev); err == nil {
+			holds := m.holdsOrder(ev)
+			if !holds {
+				return ""
+			}
+			for _, as := range ev.ActionStates {
+				if as.ActionID == id && as.ActionStatus == vda5050.ActionFailed {
+					return fmt.Sprintf("robot %s refused cancelOrder: %s", m.status.RobotID, as.ResultDescription)
+				}
+				if as.ActionID == id && as.ActionStatus == vda5050.ActionFinished {
+					return ""
+				}
+			}
+		}
+		left := deadline.Sub(workflow.Now(ctx))
+		if left <= 0 {
+			return fmt.Sprintf("robot %s did not confirm cancelOrder within %s", m.status.RobotID, Timings.ConfirmTimeout)
+		}
+		_ = workflow.Sleep(ctx, min(2*time.Second, left))
+	}
 }
 
 func (m *mission) fail(ctx workflow.Context, errType, reason string) (schemas.MissionResult, error) {

@@ -1234,3 +1234,38 @@ func TestMissionNoHandoverWhileTheFailedRobotIsHeld(t *testing.T) {
 	require.ErrorContains(t, err, "no handover")
 	require.Len(t, s.acts.reserves, 1)
 }
+
+// A Temporal cancellation (Web UI) while the robot drives: CANCELLED only
+// once the robot confirms its cancelOrder; without a confirmation the
+// mission ends FAILED with the cancel not applied (the workflow still
+// closes as cancelled).
+func TestMissionTemporalCancelWaitsForTheRobot(t *testing.T) {
+	for name, confirm := range map[string]bool{"confirmed": true, "not confirmed": false} {
+		t.Run(name, func(t *testing.T) {
+			s := newEnv(t)
+			s.signal(time.Second, driving("A1", 0, 2))
+			stored := driving("A1", 0, 2)
+			if confirm {
+				stored.Driving, stored.NodesRemaining, stored.EdgesRemaining = false, 0, 0
+				stored.ActionStates = append(stored.ActionStates, vda5050.ActionState{ActionID: wfID + "#wf-cancel-1", ActionStatus: vda5050.ActionFinished})
+			}
+			s.acts.snapshot = &stored
+			s.at(2*time.Second, func() { s.env.CancelWorkflow() })
+			s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
+			_, err := s.result(t)
+			var ce *temporal.CanceledError
+			require.True(t, errors.As(err, &ce), "%v", err)
+			st := s.status(t)
+			require.Equal(t, []string{wfID + "#wf-cancel-1"}, s.acts.instantIDs())
+			require.Len(t, s.acts.releases, 1, "the robot is released however the workflow ends")
+			if confirm {
+				require.Equal(t, schemas.MissionCancelled, st.State)
+				require.Empty(t, st.CancelNotApplied)
+				return
+			}
+			require.Equal(t, schemas.MissionFailed, st.State)
+			require.Contains(t, st.CancelNotApplied, "did not confirm cancelOrder")
+			require.Equal(t, "mission.failed", s.acts.audits[len(s.acts.audits)-1].Kind)
+		})
+	}
+}
