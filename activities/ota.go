@@ -17,6 +17,7 @@ import (
 	"github.com/Masterminds/semver/v3"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/fleetflow/fleetflow/activities/store"
 	"github.com/fleetflow/fleetflow/internal/artifact"
 	"github.com/fleetflow/fleetflow/schemas"
 )
@@ -265,6 +266,11 @@ func (a *Activities) ResolveTargets(ctx context.Context, in schemas.ResolveTarge
 		switch {
 		case r.SoftwareVersion == in.Artifact.Version:
 			skip = "already runs " + r.SoftwareVersion
+		case r.ServiceStatus != "" && r.ServiceStatus != store.InService:
+			// Never rebooted into new software while a technician may
+			// work on it (a RobotUpdate's named reservation does not look
+			// at the service status).
+			skip = "not in service (" + r.ServiceStatus + "): not updated while draining, in maintenance or out of service"
 		case !slices.Contains(in.Artifact.Hardware, hw):
 			skip = fmt.Sprintf("%s: %s %s is not built for %s", artifact.KindHardwareMismatch, in.Artifact.Name, in.Artifact.Version, hw)
 		case !in.Rollback && target != nil:

@@ -512,6 +512,19 @@ func TestResolveTargets(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "acme/ghost") || strings.Contains(err.Error(), "acme/T1,") {
 		t.Fatalf("unknown robot error = %v; want it to name acme/ghost only", err)
 	}
+	// A robot out of service (a technician may work on it) is never a
+	// target: it is skipped, saying why.
+	if _, err := st.SetServiceStatus(ctx, "acme/T1", store.InMaintenance, "test", "brake check"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := a.ResolveTargets(ctx, cases[0].in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := schemas.SkippedRobot{ID: "acme/T1", Reason: "not in service (in_maintenance): not updated while draining, in maintenance or out of service"}
+	if !reflect.DeepEqual(res.Targets, []schemas.TargetRobot{target("robotix/L2", "Lift-5", "1.0.0")}) || !slices.Contains(res.Skipped, want) {
+		t.Fatalf("with acme/T1 in maintenance: targets %+v, skipped %+v", res.Targets, res.Skipped)
+	}
 }
 
 func TestLocateArtifact(t *testing.T) {
