@@ -40,6 +40,10 @@ const (
 	ErrInvalidRollout  = "InvalidRollout"
 	ErrArtifactRefused = "ArtifactRefused"
 	ErrNoTargets       = "NoTargets"
+	// ErrArtifactUnavailable: the artifact store could not be read to find
+	// what the targets would roll back to; the rollout stops before it
+	// touches a robot rather than run without a rollback.
+	ErrArtifactUnavailable = "ArtifactUnavailable"
 )
 
 // Activities fail with these (non-retryable).

@@ -92,6 +92,7 @@ type otaActs struct {
 	targets   []schemas.TargetRobot
 	skipped   []schemas.SkippedRobot
 	noPrev    bool // LocateArtifact finds nothing
+	locateErr error
 
 	queued map[string]int // robot → how many reservations answer "queued" first
 	// reserveDown and releaseDown fail ReserveRobot and ReleaseRobot this many calls
@@ -143,6 +144,9 @@ func (f *otaActs) LocateArtifact(ctx context.Context, in schemas.LocateArtifactI
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.locates = append(f.locates, in)
+	if f.locateErr != nil {
+		return schemas.LocateArtifactResult{}, f.locateErr
+	}
 	if f.noPrev {
 		return schemas.LocateArtifactResult{}, nil
 	}

@@ -306,7 +306,11 @@ func (r *rollout) prepare(ctx workflow.Context) error {
 			Name: art.Name, Version: t.Version, Hardware: schemas.Hardware{Manufacturer: t.Manufacturer, Model: t.Model}, BaseURL: spec.Artifact.BaseURL,
 			RollbackFrom: art.Version,
 		}, &loc); err != nil {
-			r.logger.Warn("locate previous artifact failed", "version", t.Version, "error", err)
+			// Not "none there" (that is Found false): the store could not
+			// be read. No robot is touched yet; a rollout is not run with
+			// its rollback silently off.
+			return otaError(schemas.ErrArtifactUnavailable, fmt.Sprintf("cannot look for %s %s in the artifact store (what robots on %s would roll back to): %s",
+				art.Name, t.Version, t.Version, rootMessage(err)))
 		}
 		if loc.Found {
 			a := loc.Artifact

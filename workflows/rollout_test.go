@@ -797,3 +797,16 @@ func TestRolloutWithoutConcurrencyFails(t *testing.T) {
 	require.Contains(t, c.err.Error(), "maxConcurrent 0")
 	require.Empty(t, acts.sentTo(""))
 }
+
+// The artifact store cannot be read when the rollout looks for what its
+// robots would roll back to: it stops before touching any robot, rather
+// than run with its rollback silently off.
+func TestRolloutStopsWhenThePreviousArtifactCannotBeLookedFor(t *testing.T) {
+	acts := rolloutActs(2)
+	acts.locateErr = errors.New("open /srv/artifacts: input/output error")
+	c := runRollout(t, acts, schemas.RolloutInput{Spec: rolloutSpec(1, 100)}, nil)
+	require.Equal(t, schemas.ErrArtifactUnavailable, appErrType(c.err))
+	require.Contains(t, c.err.Error(), "input/output error")
+	require.Equal(t, schemas.RolloutFailed, c.st.State)
+	require.Empty(t, acts.sentTo(""))
+}
