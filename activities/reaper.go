@@ -123,7 +123,8 @@ const orphanResendAfter = time.Minute
 // unreachable) and released it. The registry never hands such a robot out
 // (it is not idle), but it would drive on with its released base (VDA 5050
 // §4.1). Each is audited (order.orphan_stopped) and sent again only after
-// orphanResendAfter; robots of edge sites are left to their own Reaper.
+// orphanResendAfter. Robots of edge sites are not reached from here (only
+// their site's edge worker speaks to their broker): not covered yet.
 // status caches the holders' statuses of this sweep. It returns "robotId
 // orderId" of each robot sent cancelOrder; errors are logged, not
 // returned (the next sweep looks again).
@@ -140,7 +141,7 @@ func (a *Activities) stopUnreservedOrphans(ctx context.Context, status map[strin
 	for _, r := range robots {
 		owner := schemas.OwnerWorkflowID(r.State.OrderID) // "<workflowID>#h<n>" after a handover
 		if a.EdgeQueues[r.Site] != "" || !schemas.IsOwnerWorkflowID(owner) {
-			continue // another site's worker, or an order fleetflow did not send
+			continue // an edge site's robot (not reachable here), or an order fleetflow did not send
 		}
 		st, seen := status[owner]
 		if !seen {

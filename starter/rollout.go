@@ -386,6 +386,10 @@ Refused (exit 2) when the rollout has already ended or is aborting.`,
 			}
 			run := c.GetWorkflow(cmd.Context(), schemas.RolloutWorkflowID(rolloutID(args[0])), "")
 			final, werr := ops.WaitRollout(cmd.Context(), c, run, nil, progress, rolloutPollEvery)
+			if cmd.Context().Err() != nil {
+				id := rolloutID(args[0])
+				return fmt.Errorf("stopped following rollout %s; the abort goes on (starter rollout status %s)", id, id)
+			}
 			if eerr := emit(out, g, final, func(w io.Writer) {
 				fmt.Fprintln(w)
 				printRolloutStatus(w, final, "")
@@ -418,7 +422,10 @@ func controlOutcome(update string, st schemas.RolloutStatus) string {
 	id := dash(st.RolloutID)
 	inFlight := ""
 	if n := st.Counts.InFlight; n > 0 {
-		inFlight = fmt.Sprintf("; %d robot(s) in flight finish their update first", n)
+		inFlight = fmt.Sprintf("; of the %d robot(s) in flight, those installing finish their update first", n)
+		if update == schemas.UpdateAbort {
+			inFlight += " (those still waiting for their robot stop)"
+		}
 	}
 	switch update {
 	case schemas.UpdateAbort:

@@ -663,7 +663,7 @@ func TestRolloutControlUpdates(t *testing.T) {
 		u.WaitForStage != client.WorkflowUpdateStageCompleted {
 		t.Errorf("abort sent %+v", u)
 	}
-	if want := "rollout r-test: abort accepted: no further robot starts; 3 robot(s) in flight finish their update first, then it ends ABORTED (state now RUNNING; follow with `starter rollout status r-test`, or abort with --wait)\nabort reason: aborted by bob: canary loops\n"; r.stdout != want {
+	if want := "rollout r-test: abort accepted: no further robot starts; of the 3 robot(s) in flight, those installing finish their update first (those still waiting for their robot stop), then it ends ABORTED (state now RUNNING; follow with `starter rollout status r-test`, or abort with --wait)\nabort reason: aborted by bob: canary loops\n"; r.stdout != want {
 		t.Errorf("abort printed %q, want %q", r.stdout, want)
 	}
 
@@ -685,7 +685,7 @@ func TestRolloutControlUpdates(t *testing.T) {
 	}
 
 	for name, want := range map[string]string{
-		schemas.UpdatePause:   "rollout r-test: paused: no further robot starts until resumed; 2 robot(s) in flight finish their update first (state RUNNING)\n",
+		schemas.UpdatePause:   "rollout r-test: paused: no further robot starts until resumed; of the 2 robot(s) in flight, those installing finish their update first (state RUNNING)\n",
 		schemas.UpdateResume:  "rollout r-test: resumed (state RUNNING)\n",
 		schemas.UpdatePromote: "rollout r-test: promoted: the soak is over, the next wave starts (state RUNNING)\n",
 	} {

@@ -134,6 +134,10 @@ type mission struct {
 	cancelRefusals   map[int]string // ticket → the robot's reason
 	cancelNotApplied string
 	lateCancels      []string // actionIds of cancelOrders that went unanswered in time
+	// stopping: Temporal cancelled the workflow and it waits for the
+	// robot's confirmation from the stored state (cleanupAfterCancel);
+	// robot events no longer change the mission.
+	stopping bool
 
 	pauseWanted   bool // what the operator asked for
 	pauseSentFor  bool // what we last told the robot
@@ -1030,7 +1034,7 @@ func (m *mission) holdsOrder(ev schemas.RobotEvent) bool {
 // apply folds one robot event into the mission's state and decides the
 // outcome when the robot finished, failed or was lost.
 func (m *mission) apply(ctx workflow.Context, ev schemas.RobotEvent) {
-	if m.status.RobotID == "" || ev.RobotID != m.status.RobotID || m.outcome != "" {
+	if m.status.RobotID == "" || ev.RobotID != m.status.RobotID || m.outcome != "" || m.stopping {
 		return
 	}
 	m.events++
@@ -1092,6 +1096,12 @@ func (m *mission) apply(ctx workflow.Context, ev schemas.RobotEvent) {
 		switch {
 		case as.ActionStatus == vda5050.ActionFinished, as.ActionStatus == vda5050.ActionFailed && !holds:
 			cancelled = true // confirmed after all, late (as controlAction.judge)
+		case as.ActionStatus == vda5050.ActionFailed:
+			// Refused after all, the robot still on the order: decided
+			// once. (Its FAILED stays in later states; when the robot
+			// later leaves the order for another reason, that stale
+			// FAILED must not read as a confirmation.)
+			m.lateCancels = slices.DeleteFunc(m.lateCancels, func(id string) bool { return id == as.ActionID })
 		case !as.ActionStatus.Terminal():
 			lateCancelUnderway = true
 		}
@@ -1263,10 +1273,12 @@ func (m *mission) cleanupAfterCancel(ctx workflow.Context) (schemas.MissionResul
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	m.status.LastError = "workflow cancelled"
 	if m.orderSent && m.status.RobotID != "" {
-		if why := m.stopAfterCancel(dctx); why != "" {
+		m.stopping = true
+		m.setState(dctx, schemas.MissionCancelling)
+		if errT, why := m.stopAfterCancel(dctx); why != "" {
 			m.cancelNotApplied, m.status.CancelNotApplied = why, why
 			m.status.LastError = "workflow cancelled; " + why
-			_, _ = m.end(dctx, schemas.MissionFailed, schemas.ErrRobotUnresponsive, m.status.LastError)
+			_, _ = m.end(dctx, schemas.MissionFailed, errT, m.status.LastError)
 			return m.result(), temporal.NewCanceledError("workflow cancelled; " + why)
 		}
 	}
@@ -1275,35 +1287,43 @@ func (m *mission) cleanupAfterCancel(ctx workflow.Context) (schemas.MissionResul
 }
 
 // stopAfterCancel sends cancelOrder and waits up to Timings.ConfirmTimeout
-// for the robot to confirm, reading its stored state every few seconds
-// (the robot-event signals may no longer be read once the workflow is
-// cancelled). It returns "" when the robot confirmed, else why not.
-func (m *mission) stopAfterCancel(ctx workflow.Context) string {
+// for the robot to confirm, reading its stored state every 2 s (a
+// snapshot, not the robot-event signals, which m.stopping now ignores).
+// Confirmed: that cancelOrder FINISHED, or FAILED with the robot holding
+// nothing of the order (as controlAction.judge), or the stored state shows
+// this very order (orderId and orderUpdateId) with nothing left to do. A
+// state that shows another order proves nothing: the order may still be
+// on its way. It returns "" when the robot confirmed, else the error type
+// and why not.
+func (m *mission) stopAfterCancel(ctx workflow.Context) (string, string) {
 	m.cancelSeq++
 	id := fmt.Sprintf("%s%swf-cancel-%d", m.orderID, schemas.InstantActionSeparator, m.cancelSeq)
 	if _, err := m.sendInstant(ctx, vda5050.ActionCancelOrder, id); err != nil {
-		return fmt.Sprintf("could not send cancelOrder to robot %s: %v", m.status.RobotID, err)
+		return schemas.ErrRobotUnresponsive, fmt.Sprintf("could not send cancelOrder to robot %s: %v", m.status.RobotID, err)
 	}
 	deadline := workflow.Now(ctx).Add(Timings.ConfirmTimeout)
 	for {
 		var ev schemas.RobotEvent
 		if err := robotSnapshot.local(ctx, "read stored state of "+m.status.RobotID, schemas.RobotSnapshotInput{RobotID: m.status.RobotID}, &ev); err == nil {
 			holds := m.holdsOrder(ev)
-			if !holds {
-				return ""
+			if ev.OrderID == m.vdaOrderID && ev.OrderUpdateID == m.orderUpdateID && !holds {
+				return "", ""
 			}
 			for _, as := range ev.ActionStates {
-				if as.ActionID == id && as.ActionStatus == vda5050.ActionFailed {
-					return fmt.Sprintf("robot %s refused cancelOrder: %s", m.status.RobotID, as.ResultDescription)
+				if as.ActionID != id {
+					continue
 				}
-				if as.ActionID == id && as.ActionStatus == vda5050.ActionFinished {
-					return ""
+				switch {
+				case as.ActionStatus == vda5050.ActionFinished, as.ActionStatus == vda5050.ActionFailed && !holds:
+					return "", ""
+				case as.ActionStatus == vda5050.ActionFailed:
+					return schemas.ErrRobotRefused, fmt.Sprintf("robot %s refused cancelOrder: %s", m.status.RobotID, as.ResultDescription)
 				}
 			}
 		}
 		left := deadline.Sub(workflow.Now(ctx))
 		if left <= 0 {
-			return fmt.Sprintf("robot %s did not confirm cancelOrder within %s", m.status.RobotID, Timings.ConfirmTimeout)
+			return schemas.ErrRobotUnresponsive, fmt.Sprintf("robot %s did not confirm cancelOrder within %s", m.status.RobotID, Timings.ConfirmTimeout)
 		}
 		_ = workflow.Sleep(ctx, min(2*time.Second, left))
 	}

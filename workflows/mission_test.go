@@ -1269,3 +1269,46 @@ func TestMissionTemporalCancelWaitsForTheRobot(t *testing.T) {
 		})
 	}
 }
+
+// A late cancelOrder the robot turned down (FAILED while it still held the
+// order) is decided once: when the robot later leaves the order for its
+// own reason (an order action fails), that stale FAILED is no
+// confirmation, and the mission fails rather than calls itself cancelled.
+func TestMissionLateCancelRefusalIsDecidedOnce(t *testing.T) {
+	s := newEnv(t)
+	var up updateOutcome
+	s.signal(time.Second, driving("A1", 0, 2))
+	s.update(t, 2*time.Second, schemas.UpdateCancel, &up, schemas.CancelRequest{Reason: "late"})
+	late := 2*time.Second + Timings.ConfirmTimeout + 10*time.Second
+	refused := driving("B1", 2, 1)
+	refused.ActionStates = append(refused.ActionStates, vda5050.ActionState{ActionID: wfID + "#cancel-1", ActionStatus: vda5050.ActionFailed, ResultDescription: "not now"})
+	s.signal(late, refused)
+	own := driving("C1", 4, 0)
+	own.Driving = false
+	own.ActionStates[0].ActionStatus = vda5050.ActionFinished
+	own.ActionStates[1].ActionStatus = vda5050.ActionFailed
+	own.ActionStates[1].ResultDescription = "rack full"
+	own.ActionStates = append(own.ActionStates, refused.ActionStates[2])
+	s.signal(late+5*time.Second, own)
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
+	_, err := s.result(t)
+	require.Equal(t, schemas.ErrActionFailed, appErrType(err), "%v", err)
+	require.ErrorContains(t, err, "rack full")
+}
+
+// The stored state still shows another order (this one may still be on
+// its way to the robot): no proof that the robot stopped, so a Temporal
+// cancellation is not called CANCELLED.
+func TestMissionTemporalCancelIsNotConfirmedByAnotherOrder(t *testing.T) {
+	s := newEnv(t)
+	old := schemas.RobotEvent{RobotID: "acme/AMR-001", OrderID: "mission-before", LastNodeID: "A1"}
+	s.acts.snapshot = &old
+	s.at(500*time.Millisecond, func() { s.env.CancelWorkflow() })
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec()})
+	_, err := s.result(t)
+	var ce *temporal.CanceledError
+	require.True(t, errors.As(err, &ce), "%v", err)
+	st := s.status(t)
+	require.Equal(t, schemas.MissionFailed, st.State)
+	require.Contains(t, st.CancelNotApplied, "did not confirm cancelOrder")
+}

@@ -201,17 +201,22 @@ func dropNulls(v any, prefix string, devs *[]Deviation) {
 	switch x := v.(type) {
 	case map[string]any:
 		for k, el := range x {
-			p := prefix + "/" + escapeToken(k)
-			if el == nil {
+			switch el.(type) {
+			case nil:
 				delete(x, k)
-				*devs = append(*devs, Deviation{Kind: DeviationNullField, Path: p, Detail: "read as absent"})
-				continue
+				*devs = append(*devs, Deviation{Kind: DeviationNullField, Path: prefix + "/" + escapeToken(k), Detail: "read as absent"})
+			case map[string]any, []any:
+				// The path is built only where there is something below
+				// (most values are scalars): no garbage per property.
+				dropNulls(el, prefix+"/"+escapeToken(k), devs)
 			}
-			dropNulls(el, p, devs)
 		}
 	case []any:
 		for i, el := range x {
-			dropNulls(el, prefix+"/"+strconv.Itoa(i), devs)
+			switch el.(type) {
+			case map[string]any, []any:
+				dropNulls(el, prefix+"/"+strconv.Itoa(i), devs)
+			}
 		}
 	}
 }
@@ -262,8 +267,13 @@ func wholeNumber(n json.Number) (json.Number, bool) {
 
 // escapeToken escapes a JSON pointer token (RFC 6901).
 func escapeToken(s string) string {
-	return strings.NewReplacer("~", "~0", "/", "~1").Replace(s)
+	if !strings.ContainsAny(s, "~/") {
+		return s
+	}
+	return tokenEscaper.Replace(s)
 }
+
+var tokenEscaper = strings.NewReplacer("~", "~0", "/", "~1")
 
 // parentOf returns the object holding the last token of path, and that
 // token, or ok=false when path does not lead to an object property.

@@ -69,6 +69,9 @@ func (b *Bridge) decode(topic string, payload []byte) *decoded {
 		}
 		return &decoded{k: k, conn: &c}
 	case vda5050.TopicFactsheet:
+		if len(payload) == 0 {
+			return nil // a cleared retained message
+		}
 		// Only its version is read (an auto profile learns the edition).
 		var h struct {
 			Version string `json:"version"`
