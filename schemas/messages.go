@@ -74,6 +74,9 @@ type ReserveRobotResult struct {
 	// the holder publishes itself (local activities). Recorded in the
 	// holder's history, so a replay routes as the run did.
 	RobotIOQueue string `json:"robotIoQueue,omitempty"`
+	// NotInService, with a reservation of a named robot (RobotID set in
+	// the input): the robot is draining, in maintenance or out of service.
+	NotInService bool `json:"notInService,omitempty"`
 }
 
 // PlanMissionInput checks a mission against its site map (activity PlanMission).

@@ -95,6 +95,8 @@ type otaActs struct {
 	locateErr error
 
 	queued map[string]int // robot → how many reservations answer "queued" first
+	// notInService: robots whose grant says they are not in service.
+	notInService map[string]bool
 	// reserveDown and releaseDown fail ReserveRobot and ReleaseRobot this many calls
 	// (each) with an error that can pass: a database failover.
 	reserveDown, releaseDown int
@@ -165,7 +167,7 @@ func (f *otaActs) ReserveRobot(ctx context.Context, in schemas.ReserveRobotInput
 		f.queued[in.RobotID]--
 		return schemas.ReserveRobotResult{Queued: true, QueuePosition: 1}, nil
 	}
-	return schemas.ReserveRobotResult{RobotID: in.RobotID}, nil
+	return schemas.ReserveRobotResult{RobotID: in.RobotID, NotInService: f.notInService[in.RobotID]}, nil
 }
 
 func (f *otaActs) CancelQueued(ctx context.Context, in schemas.CancelQueuedInput) error {
@@ -407,6 +409,21 @@ func TestRobotUpdateWaitsOutARegistryOutage(t *testing.T) {
 	require.Equal(t, schemas.RobotUpdateSucceeded, r.State, "%+v", r)
 	require.Greater(t, s.env.Now().Sub(start), time.Minute, "the outage was waited out")
 	require.NotEmpty(t, acts.releases, "released once the registry is back")
+}
+
+// A robot put into maintenance after the rollout resolved its targets is
+// never rebooted into new software: the update is skipped, the robot
+// released, nothing sent.
+func TestRobotUpdateSkipsARobotNotInService(t *testing.T) {
+	acts := newOTAActs().robot(ruRobot, "1.0.0", installs)
+	acts.notInService = map[string]bool{ruRobot: true}
+	s := newRUSuite(t, acts)
+	s.env.ExecuteWorkflow(RobotUpdate, ruInput())
+	r := s.ruResult(t)
+	require.Equal(t, schemas.RobotUpdateSkipped, r.State)
+	require.Contains(t, r.Reason, "not in service")
+	require.Empty(t, acts.sentTo(""))
+	require.Len(t, acts.releases, 1)
 }
 
 func TestRobotUpdateWaitsForBusyRobot(t *testing.T) {

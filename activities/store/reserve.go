@@ -49,6 +49,10 @@ type Reservation struct {
 	Queued bool
 	// QueuePosition is 1 for the first request in line, 0 when not queued.
 	QueuePosition int
+	// NotInService, with a grant: the robot's service status is not
+	// in_service (draining, in maintenance, out of service). Only a
+	// request naming the robot can get such a robot.
+	NotInService bool
 	// Wake lists the workflow IDs of other queued requests of the site that
 	// a free robot now waits for (for example one that came online since
 	// they were queued), in line order: signal them so they call Reserve
@@ -328,7 +332,11 @@ func (s *Store) reserve(ctx context.Context, req ReserveRequest) (Reservation, e
 		}
 
 		// Idempotency: the mission already holds a robot.
-		err := tx.QueryRow(ctx, `SELECT robot_id FROM reservations WHERE mission_id = $1`, req.MissionID).Scan(&res.RobotID)
+		var inService bool
+		err := tx.QueryRow(ctx, `
+SELECT v.robot_id, r.service_status = 'in_service' FROM reservations v JOIN robots r ON r.robot_id = v.robot_id
+WHERE v.mission_id = $1`, req.MissionID).Scan(&res.RobotID, &inService)
+		res.NotInService = err == nil && !inService
 		switch {
 		case err == nil:
 			if _, err := tx.Exec(ctx, `DELETE FROM reservation_queue WHERE mission_id = $1`, req.MissionID); err != nil {
@@ -389,7 +397,7 @@ func (s *Store) reserve(ctx context.Context, req ReserveRequest) (Reservation, e
 		res.Wake = servedWorkflows(queue)
 
 		if mine >= 0 {
-			res.RobotID = cands[mine].id
+			res.RobotID, res.NotInService = cands[mine].id, !cands[mine].inService
 			if _, err := tx.Exec(ctx, `
 INSERT INTO reservations (robot_id, mission_id, workflow_id, priority) VALUES ($1, $2, $3, $4)`,
 				res.RobotID, req.MissionID, req.WorkflowID, req.Priority); err != nil {
