@@ -153,7 +153,7 @@ func (a *Activities) ReserveRobot(ctx context.Context, in schemas.ReserveRobotIn
 	if r.Queued && in.InterruptCharging && in.RobotID == "" {
 		a.interruptCharging(ctx, in)
 	}
-	res := schemas.ReserveRobotResult{RobotID: r.RobotID, Queued: r.Queued, QueuePosition: r.QueuePosition, NotInService: r.NotInService}
+	res := schemas.ReserveRobotResult{RobotID: r.RobotID, Queued: r.Queued, QueuePosition: r.QueuePosition, ServiceStatus: r.ServiceStatus}
 	if !r.Queued {
 		res.RobotIOQueue = a.EdgeQueues[in.Site]
 	}

@@ -137,7 +137,7 @@ func (a *Activities) ReserveCharger(ctx context.Context, in schemas.ReserveCharg
 			continue
 		}
 		if n, ok := m.Node(s.Node); ok {
-			stations = append(stations, store.Station{ID: s.ID, X: n.X, Y: n.Y})
+			stations = append(stations, store.Station{ID: s.ID, X: n.X, Y: n.Y, Node: s.Node})
 			nodes[s.ID] = s.Node
 		}
 	}

@@ -74,9 +74,10 @@ type ReserveRobotResult struct {
 	// the holder publishes itself (local activities). Recorded in the
 	// holder's history, so a replay routes as the run did.
 	RobotIOQueue string `json:"robotIoQueue,omitempty"`
-	// NotInService, with a reservation of a named robot (RobotID set in
-	// the input): the robot is draining, in maintenance or out of service.
-	NotInService bool `json:"notInService,omitempty"`
+	// ServiceStatus, with a reservation of a named robot (RobotID set in
+	// the input), is its service status when it is not in service
+	// ("draining", "in_maintenance", "out_of_service"); "" when it is.
+	ServiceStatus string `json:"serviceStatus,omitempty"`
 }
 
 // PlanMissionInput checks a mission against its site map (activity PlanMission).

@@ -218,6 +218,13 @@ func (c *charge) reserve(ctx, dctx workflow.Context) bool {
 		} else if !res.Queued {
 			c.reserved = true
 			c.io = res.RobotIOQueue
+			if st := res.ServiceStatus; st == "in_maintenance" || st == "out_of_service" {
+				// A technician may work on it (a maintenance serviced it
+				// where it stood): it is not driven anywhere. A draining
+				// robot still charges before its maintenance.
+				c.status.LastError = fmt.Sprintf("robot %s is %s: not driven to a charger", c.in.RobotID, st)
+				return false
+			}
 			return true
 		}
 		timedOut := !workflow.Now(dctx).Before(giveUp)

@@ -70,3 +70,24 @@ func TestChargeRefusedAtTheCharger(t *testing.T) {
 	require.Equal(t, "acme/AMR-001", s.acts.reserves[0].RobotID, "the robot is reserved by name")
 	require.Equal(t, tag, s.acts.orders[0].Order.OrderID, "the order names this run")
 }
+
+// A Charge queued for a robot that a maintenance then serviced where it
+// stood (in_maintenance, unreserved): the robot is not driven to a
+// charger with a technician beside it; the charge ends, the robot
+// released untouched.
+func TestChargeDoesNotDriveARobotInMaintenance(t *testing.T) {
+	const id = "charge-acme.AMR-001"
+	s := &suite{acts: &fakeActivities{serviceStatus: "in_maintenance"}}
+	s.SetLogger(nil)
+	s.env = s.NewTestWorkflowEnvironment()
+	s.env.SetStartWorkflowOptions(clientOptions(id))
+	s.env.RegisterWorkflowWithOptions(Charge, workflow.RegisterOptions{Name: schemas.ChargeWorkflowType})
+	s.env.RegisterActivity(s.acts)
+	s.acts.snapshot = &schemas.RobotEvent{RobotID: "acme/AMR-001", LastNodeID: "A1", BatteryCharge: 20}
+	s.env.ExecuteWorkflow(schemas.ChargeWorkflowType, schemas.ChargeInput{RobotID: "acme/AMR-001", Site: "warehouse-a", Resume: 80, Reason: "test"})
+	require.True(t, s.env.IsWorkflowCompleted())
+	require.ErrorContains(t, s.env.GetWorkflowError(), "is in_maintenance: not driven to a charger")
+	require.Empty(t, s.acts.orders)
+	require.Empty(t, s.acts.instant)
+	require.Len(t, s.acts.releases, 1)
+}

@@ -55,6 +55,8 @@ type fakeActivities struct {
 	// parts makes BuildOrder honour FromStep, ToStep, HoldLast and the
 	// stitching node (partsOrder) instead of answering one fixed order.
 	parts bool
+	// serviceStatus is the service status each grant reports ("" = in service).
+	serviceStatus string
 	// serviceStatuses are the service statuses set, in order.
 	serviceStatuses []string
 	// chargerReleases: where the robot stood (its snapshot's lastNodeId)
@@ -128,7 +130,7 @@ func (f *fakeActivities) ReserveRobot(ctx context.Context, in schemas.ReserveRob
 		robot = f.handout[min(f.granted, len(f.handout)-1)]
 	}
 	f.granted++
-	return schemas.ReserveRobotResult{RobotID: robot, RobotIOQueue: f.edgeQueue}, nil
+	return schemas.ReserveRobotResult{RobotID: robot, RobotIOQueue: f.edgeQueue, ServiceStatus: f.serviceStatus}, nil
 }
 
 func (f *fakeActivities) CancelQueued(ctx context.Context, in schemas.CancelQueuedInput) error {

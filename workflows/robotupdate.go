@@ -53,9 +53,9 @@ type robotUpdate struct {
 	wake     bool
 	reserved bool
 	io       string // the robot's robot I/O task queue while reserved ("" = local)
-	// notInService: the reservation says the robot is draining, in
+	// serviceStatus: the reservation says the robot is draining, in
 	// maintenance or out of service; it is skipped.
-	notInService bool
+	serviceStatus string
 	// timer is the one timer of the update's waits (timer.go): a wait
 	// woken by a robot event leaves none behind.
 	timer waitTimer
@@ -167,11 +167,11 @@ func (u *robotUpdate) run(ctx, dctx workflow.Context) schemas.RobotUpdateResult 
 		return r
 	}
 	defer u.release(dctx)
-	if u.notInService {
-		// Put into maintenance (or out of service) since the rollout
-		// resolved its targets: never rebooted into new software while a
-		// technician may work on it.
-		reason := "robot " + u.in.Robot.ID + " is not in service (draining, in maintenance or out of service): not updated"
+	if u.serviceStatus != "" {
+		// Draining, put into maintenance or out of service since the
+		// rollout resolved its targets: never rebooted into new software
+		// while a technician may work on it.
+		reason := "robot " + u.in.Robot.ID + " is not in service (" + u.serviceStatus + "): not updated"
 		u.setState(dctx, schemas.RobotUpdateSkipped)
 		u.audit(dctx, "update.skipped", map[string]any{"reason": reason})
 		return u.result(schemas.RobotUpdateSkipped, "", reason, false)
@@ -260,7 +260,7 @@ func (u *robotUpdate) reserve(ctx, dctx workflow.Context) (schemas.RobotUpdateRe
 		if !res.Queued {
 			u.reserved = true
 			u.io = res.RobotIOQueue
-			u.notInService = res.NotInService
+			u.serviceStatus = res.ServiceStatus
 			return schemas.RobotUpdateResult{}, false
 		}
 		u.setState(dctx, schemas.RobotUpdateWaiting)

@@ -95,8 +95,8 @@ type otaActs struct {
 	locateErr error
 
 	queued map[string]int // robot → how many reservations answer "queued" first
-	// notInService: robots whose grant says they are not in service.
-	notInService map[string]bool
+	// serviceStatus: robots whose grant says they are not in service.
+	serviceStatus map[string]string
 	// reserveDown and releaseDown fail ReserveRobot and ReleaseRobot this many calls
 	// (each) with an error that can pass: a database failover.
 	reserveDown, releaseDown int
@@ -167,7 +167,7 @@ func (f *otaActs) ReserveRobot(ctx context.Context, in schemas.ReserveRobotInput
 		f.queued[in.RobotID]--
 		return schemas.ReserveRobotResult{Queued: true, QueuePosition: 1}, nil
 	}
-	return schemas.ReserveRobotResult{RobotID: in.RobotID, NotInService: f.notInService[in.RobotID]}, nil
+	return schemas.ReserveRobotResult{RobotID: in.RobotID, ServiceStatus: f.serviceStatus[in.RobotID]}, nil
 }
 
 func (f *otaActs) CancelQueued(ctx context.Context, in schemas.CancelQueuedInput) error {
@@ -416,12 +416,12 @@ func TestRobotUpdateWaitsOutARegistryOutage(t *testing.T) {
 // released, nothing sent.
 func TestRobotUpdateSkipsARobotNotInService(t *testing.T) {
 	acts := newOTAActs().robot(ruRobot, "1.0.0", installs)
-	acts.notInService = map[string]bool{ruRobot: true}
+	acts.serviceStatus = map[string]string{ruRobot: "in_maintenance"}
 	s := newRUSuite(t, acts)
 	s.env.ExecuteWorkflow(RobotUpdate, ruInput())
 	r := s.ruResult(t)
 	require.Equal(t, schemas.RobotUpdateSkipped, r.State)
-	require.Contains(t, r.Reason, "not in service")
+	require.Contains(t, r.Reason, "not in service (in_maintenance)")
 	require.Empty(t, acts.sentTo(""))
 	require.Len(t, acts.releases, 1)
 }

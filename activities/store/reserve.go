@@ -49,10 +49,10 @@ type Reservation struct {
 	Queued bool
 	// QueuePosition is 1 for the first request in line, 0 when not queued.
 	QueuePosition int
-	// NotInService, with a grant: the robot's service status is not
-	// in_service (draining, in maintenance, out of service). Only a
-	// request naming the robot can get such a robot.
-	NotInService bool
+	// ServiceStatus, with a grant, is the robot's service status when it
+	// is not in_service (Draining, InMaintenance, OutOfService); "" when
+	// it is. Only a request naming the robot can get such a robot.
+	ServiceStatus string
 	// Wake lists the workflow IDs of other queued requests of the site that
 	// a free robot now waits for (for example one that came online since
 	// they were queued), in line order: signal them so they call Reserve
@@ -69,6 +69,7 @@ type candidate struct {
 	// inService: service status in_service. A robot draining, in
 	// maintenance or out of service goes only to a request naming it.
 	inService bool
+	status    string // its service status
 }
 
 // waiter is a queued request.
@@ -146,7 +147,7 @@ const freeRobotOfSite = `r.site = $1
 // needs no other row). Call it holding the site's advisory lock.
 func freeRobots(ctx context.Context, tx pgx.Tx, site, robotID string) ([]candidate, error) {
 	rows, err := tx.Query(ctx, `
-SELECT r.robot_id, r.capabilities, s.battery_charge, s.x, s.y, r.service_status = 'in_service'
+SELECT r.robot_id, r.capabilities, s.battery_charge, s.x, s.y, r.service_status
 FROM robots r
 JOIN robot_state s ON s.robot_id = r.robot_id
 WHERE `+freeRobotOfSite+`
@@ -159,9 +160,10 @@ FOR NO KEY UPDATE OF r SKIP LOCKED`, site, robotID)
 	cands, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (candidate, error) {
 		var c candidate
 		var cs []string
-		if err := row.Scan(&c.id, &cs, &c.battery, &c.x, &c.y, &c.inService); err != nil {
+		if err := row.Scan(&c.id, &cs, &c.battery, &c.x, &c.y, &c.status); err != nil {
 			return c, err
 		}
+		c.inService = c.status == InService
 		c.caps = make(map[string]bool, len(cs))
 		for _, cp := range cs {
 			c.caps[cp] = true
@@ -332,11 +334,13 @@ func (s *Store) reserve(ctx context.Context, req ReserveRequest) (Reservation, e
 		}
 
 		// Idempotency: the mission already holds a robot.
-		var inService bool
+		var status string
 		err := tx.QueryRow(ctx, `
-SELECT v.robot_id, r.service_status = 'in_service' FROM reservations v JOIN robots r ON r.robot_id = v.robot_id
-WHERE v.mission_id = $1`, req.MissionID).Scan(&res.RobotID, &inService)
-		res.NotInService = err == nil && !inService
+SELECT v.robot_id, r.service_status FROM reservations v JOIN robots r ON r.robot_id = v.robot_id
+WHERE v.mission_id = $1`, req.MissionID).Scan(&res.RobotID, &status)
+		if err == nil && status != InService {
+			res.ServiceStatus = status
+		}
 		switch {
 		case err == nil:
 			if _, err := tx.Exec(ctx, `DELETE FROM reservation_queue WHERE mission_id = $1`, req.MissionID); err != nil {
@@ -397,7 +401,10 @@ WHERE v.mission_id = $1`, req.MissionID).Scan(&res.RobotID, &inService)
 		res.Wake = servedWorkflows(queue)
 
 		if mine >= 0 {
-			res.RobotID, res.NotInService = cands[mine].id, !cands[mine].inService
+			res.RobotID = cands[mine].id
+			if !cands[mine].inService {
+				res.ServiceStatus = cands[mine].status
+			}
 			if _, err := tx.Exec(ctx, `
 INSERT INTO reservations (robot_id, mission_id, workflow_id, priority) VALUES ($1, $2, $3, $4)`,
 				res.RobotID, req.MissionID, req.WorkflowID, req.Priority); err != nil {

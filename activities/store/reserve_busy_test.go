@@ -103,12 +103,12 @@ func TestReserveHonoursServiceStatus(t *testing.T) {
 	// With that mission still in line, the maintenance asking for the
 	// robot by name gets it (the mission could not use it anyway).
 	res, err = s.Reserve(ctx, ReserveRequest{MissionID: "maintenance-acme-svc", WorkflowID: "maintenance-acme-svc", Site: "a", RobotID: "acme/svc"})
-	if err != nil || res.Queued || res.RobotID != "acme/svc" || !res.NotInService {
+	if err != nil || res.Queued || res.RobotID != "acme/svc" || res.ServiceStatus != Draining {
 		t.Fatalf("maintenance reserves its draining robot, told it is not in service: %+v %v", res, err)
 	}
 	// Asked again (an activity run twice): the same answer.
 	res, err = s.Reserve(ctx, ReserveRequest{MissionID: "maintenance-acme-svc", WorkflowID: "maintenance-acme-svc", Site: "a", RobotID: "acme/svc"})
-	if err != nil || res.RobotID != "acme/svc" || !res.NotInService {
+	if err != nil || res.RobotID != "acme/svc" || res.ServiceStatus != Draining {
 		t.Fatalf("idempotent reservation: %+v %v", res, err)
 	}
 	v, err := s.GetRobot(ctx, "acme/svc")

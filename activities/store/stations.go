@@ -20,6 +20,12 @@ const stationLockClass int32 = 0x66667374
 type Station struct {
 	ID   string
 	X, Y float64
+	// Node is the station's node in the site map: a station where another
+	// robot of the site last reported standing (the lastNodeId of its
+	// latest state; a registered robot that never sent one is nowhere yet)
+	// is occupied, reserved or not (a cancelled charge, a parked robot),
+	// and is not handed out. "" = not checked.
+	Node string
 }
 
 // StationRequest asks for one station of Site (a charger) for Holder.
@@ -42,8 +48,9 @@ type StationGrant struct {
 	QueuePosition int // 1 for the first in line, 0 when not queued
 }
 
-// ReserveStation gives req.Holder the nearest free station of req.Stations,
-// or queues the request. First come, first served: a request gets a station
+// ReserveStation gives req.Holder the nearest free station of req.Stations
+// (not reserved, and no other robot of the site reports its Node as its
+// lastNodeId), or queues the request. First come, first served: a request gets a station
 // only when fewer requests of the site wait before it than stations are
 // free. Calling it again is safe: a holder gets the station it holds back,
 // and a queued holder keeps its place in line. One transaction, serialized
@@ -81,6 +88,22 @@ func (s *Store) ReserveStation(ctx context.Context, req StationRequest) (Station
 		for _, id := range takenIDs {
 			taken[id] = true
 		}
+		// Stations another robot stands on: free in the registry, not on
+		// the floor.
+		rows, err = tx.Query(ctx, `
+SELECT DISTINCT s.last_node_id FROM robot_state s JOIN robots r ON r.robot_id = s.robot_id
+WHERE r.site = $1 AND s.robot_id <> $2 AND s.last_node_id <> '' AND s.state_timestamp IS NOT NULL`, req.Site, req.RobotID)
+		if err != nil {
+			return err
+		}
+		standing, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		occupied := map[string]bool{}
+		for _, n := range standing {
+			occupied[n] = true
+		}
 		var ahead int
 		err = tx.QueryRow(ctx, `
 SELECT count(*) FROM station_queue q
@@ -92,7 +115,7 @@ WHERE q.site = $1 AND q.holder <> $2
 		}
 		best, bestD, free := "", math.Inf(1), 0
 		for _, st := range req.Stations {
-			if taken[st.ID] {
+			if taken[st.ID] || (st.Node != "" && occupied[st.Node]) {
 				continue
 			}
 			free++
