@@ -93,8 +93,13 @@ func (a *Activities) DeliverWebhook(ctx context.Context, in schemas.DeliverWebho
 		Client: in.Client, EventID: in.Event.ID, MissionID: in.Event.Data.MissionID, Kind: in.Event.Kind,
 		Attempt: int(activity.GetInfo(ctx).Attempt),
 	}
+	// A webhook answers; it does not redirect. Following one would turn
+	// the POST into a bodyless GET (301–303) whose 2xx reads as delivered,
+	// and would send the signature to wherever it points.
+	noRedirect := *hc
+	noRedirect.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	start := time.Now()
-	resp, err := hc.Do(req)
+	resp, err := noRedirect.Do(req)
 	d.Duration = time.Since(start)
 	var result error
 	switch {
@@ -112,8 +117,12 @@ func (a *Activities) DeliverWebhook(ctx context.Context, in schemas.DeliverWebho
 			d.Outcome, d.Error = store.DeliveryRetrying, resp.Status
 			result = fmt.Errorf("deliver %s to %s: %s", in.Event.ID, in.Client, resp.Status)
 		default:
-			d.Outcome, d.Error = store.DeliveryRejected, resp.Status
-			result = temporal.NewNonRetryableApplicationError(fmt.Sprintf("deliver %s to %s: %s", in.Event.ID, in.Client, resp.Status), schemas.ErrWMSRejected, nil)
+			why := resp.Status
+			if c >= 300 && c < 400 {
+				why += " (a redirect: set the webhook to the URL it points to)"
+			}
+			d.Outcome, d.Error = store.DeliveryRejected, why
+			result = temporal.NewNonRetryableApplicationError(fmt.Sprintf("deliver %s to %s: %s", in.Event.ID, in.Client, why), schemas.ErrWMSRejected, nil)
 		}
 	}
 	if a.Store != nil {

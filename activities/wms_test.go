@@ -184,3 +184,38 @@ func mustWebhook(t *testing.T) *standardwebhooks.Webhook {
 	}
 	return wh
 }
+
+// A webhook that redirects is not followed: the event would arrive as a
+// bodyless GET (and the signature go elsewhere) while the 2xx read as
+// delivered. The redirect is final, saying so; the target never hears.
+func TestDeliverWebhookDoesNotFollowRedirects(t *testing.T) {
+	var hits int
+	var mu sync.Mutex
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits++
+		mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer target.Close()
+	srv := httptest.NewServer(http.RedirectHandler(target.URL+"/hooks", http.StatusFound))
+	defer srv.Close()
+	wc, err := NewWebhookClient(srv.URL, testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &Activities{Webhooks: map[string]WebhookClient{"acme": wc}}
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	_, err = env.ExecuteActivity(a.DeliverWebhook, schemas.DeliverWebhookInput{Client: "acme", Event: sampleEvent()})
+	var ae *temporal.ApplicationError
+	if !errors.As(err, &ae) || ae.Type() != schemas.ErrWMSRejected || !strings.Contains(err.Error(), "302") || !strings.Contains(err.Error(), "redirect") {
+		t.Fatalf("want a final WMSRejected naming the redirect, got %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if hits != 0 {
+		t.Fatalf("the redirect target was called %d times", hits)
+	}
+}

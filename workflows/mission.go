@@ -422,6 +422,7 @@ func pauseAction(on bool) string {
 func (m *mission) run(ctx workflow.Context) (schemas.MissionResult, error) {
 	spec := m.in.Spec
 	if err := checkSpec(spec); err != nil {
+		m.notifyEarlyEnd(ctx)
 		return m.fail(ctx, schemas.ErrInvalidMission, err.Error())
 	}
 	m.setDetails(ctx)
@@ -436,6 +437,7 @@ func (m *mission) run(ctx workflow.Context) (schemas.MissionResult, error) {
 
 	var plan schemas.PlanMissionResult
 	if err := planMission.retry(ctx, "check mission against site map", schemas.PlanMissionInput{Spec: spec, Client: m.in.Client}, &plan, storeOptions("check mission against site map"), m.deadline); err != nil {
+		m.notifyEarlyEnd(ctx)
 		return m.fail(ctx, errType(err, schemas.ErrInvalidMission), err.Error())
 	}
 	m.metricStarted(ctx)

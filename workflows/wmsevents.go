@@ -106,6 +106,18 @@ type notifier struct {
 	disabled bool // the child could not be started: events are dropped
 }
 
+// notifyEarlyEnd: the mission ends before PlanMission said whether its
+// client has a webhook (a spec the workers refuse, a site map that
+// disagrees with the ingress's, a cancellation while planning). The WMS
+// was told the mission exists, so its end is sent all the same: to a
+// client without a webhook DeliverWebhook says so (WMSClientUnknown) and
+// the delivery is given up, audited.
+func (m *mission) notifyEarlyEnd(ctx workflow.Context) {
+	if m.in.Client != "" && m.notify == nil {
+		m.startNotifier(ctx, m.in.Client, 0)
+	}
+}
+
 // startNotifier begins sending the mission's events to client's webhook.
 func (m *mission) startNotifier(ctx workflow.Context, client string, timeout time.Duration) {
 	n := &notifier{client: client, timeout: timeout}

@@ -167,3 +167,16 @@ func TestWMSEventSchemaStates(t *testing.T) {
 		schemas.MissionAwaitingOperator, schemas.MissionCompleted, schemas.MissionCancelled, schemas.MissionFailed}
 	require.ElementsMatch(t, states, doc.Properties.State.Enum)
 }
+
+// A mission the workers refuse before PlanMission said whether its client
+// has a webhook (here: an unknown station) still tells that client it
+// failed: the WMS had a 201 for it.
+func TestMissionRefusedByTheWorkersStillTellsTheWMS(t *testing.T) {
+	s := newEnv(t)
+	sp := spec()
+	sp.Steps[0].Station = "nowhere"
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: sp, Client: "acme-wms"})
+	_, err := s.result(t)
+	require.Equal(t, schemas.ErrInvalidMission, appErrType(err))
+	require.Equal(t, []string{"failed"}, s.acts.webhookKinds())
+}

@@ -630,13 +630,17 @@ func (s *Server) signal(w http.ResponseWriter, r *http.Request) {
 func (s *Server) temporalError(w http.ResponseWriter, what string, err error) {
 	var ae *temporal.ApplicationError
 	var nf *serviceerror.NotFound
+	var de *serviceerror.DeadlineExceeded
+	var ut *client.WorkflowUpdateServiceTimeoutOrCanceledError
 	switch {
 	case errors.As(err, &ae):
 		writeError(w, http.StatusConflict, errorBody{Error: ae.Message(), Type: ae.Type()})
 	case errors.As(err, &nf):
 		writeError(w, http.StatusNotFound, errorBody{Error: what + ": not found"})
-	case errors.Is(err, context.DeadlineExceeded):
-		writeError(w, http.StatusGatewayTimeout, errorBody{Error: what + ": no answer in time"})
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &de), errors.As(err, &ut):
+		// An update still running at the deadline (a cancel waiting for
+		// the robot and its release) is not done, nor failed: 504.
+		writeError(w, http.StatusGatewayTimeout, errorBody{Error: what + ": no answer in time; it may still be in progress"})
 	default:
 		s.log.Error("ingress: temporal call failed", "what", what, "error", err)
 		writeError(w, http.StatusBadGateway, errorBody{Error: what + ": Temporal unavailable"})

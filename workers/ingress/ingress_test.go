@@ -3,7 +3,9 @@ package ingress
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,6 +13,9 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/fleetflow/fleetflow/internal/openapicheck"
 	"github.com/fleetflow/fleetflow/internal/site"
@@ -200,4 +205,27 @@ func TestUpdateArgActorIsTheClient(t *testing.T) {
 	arg, bad = updateArg("reprioritize", []byte(`{"priority":7,"by":"mallory"}`), "wms:wms-a")
 	require.Nil(t, bad)
 	require.Equal(t, schemas.ReprioritizeRequest{Priority: 7, By: "wms:wms-a"}, arg)
+}
+
+// How a failed Temporal call is answered: an update still running at the
+// client's deadline (the SDK's update timeout wraps the server's
+// DeadlineExceeded, not context's) is 504, as openapi.yaml says, not 502.
+func TestTemporalErrorStatus(t *testing.T) {
+	s, err := New(Options{TaskQueue: "missions", Clients: []Client{{Name: "wms-a", APIKey: keyA}}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	for _, c := range []struct {
+		err  error
+		want int
+	}{
+		{client.NewWorkflowUpdateServiceTimeoutOrCanceledError(serviceerror.NewDeadlineExceeded("context deadline exceeded")), http.StatusGatewayTimeout},
+		{fmt.Errorf("update: %w", serviceerror.NewDeadlineExceeded("deadline")), http.StatusGatewayTimeout},
+		{context.DeadlineExceeded, http.StatusGatewayTimeout},
+		{serviceerror.NewNotFound("workflow not found"), http.StatusNotFound},
+		{temporal.NewApplicationError("already ended", schemas.ErrRobotRefused), http.StatusConflict},
+		{serviceerror.NewUnavailable("connection refused"), http.StatusBadGateway},
+	} {
+		rec := httptest.NewRecorder()
+		s.temporalError(rec, "cancel mission m-1", c.err)
+		require.Equal(t, c.want, rec.Code, "%v", c.err)
+	}
 }
