@@ -166,8 +166,8 @@ func TestOverlaysBuild(t *testing.T) {
 				if (d.Name == "workers-bridge" || d.Name == "workers-edge") && (d.Spec.Replicas == nil || *d.Spec.Replicas != 1) {
 					t.Fatal("one bridge per broker: its change detection follows each robot's states in order")
 				}
-				if d.Name == "workers-edge" && d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
-					t.Fatal("the edge worker runs the site's bridge: replaced by Recreate, never two at once")
+				if (d.Name == "workers-bridge" || d.Name == "workers-edge") && d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+					t.Fatalf("%s runs a site's bridge: replaced by Recreate, never two at once (each would count every state)", d.Name)
 				}
 			}
 			for _, s := range b.scaled {
