@@ -90,6 +90,11 @@ func TestReserveHonoursServiceStatus(t *testing.T) {
 	if err != nil || before != InService {
 		t.Fatalf("set draining: %q %v", before, err)
 	}
+	// The same change by the same actor again (its activity run twice):
+	// the status before the first one, and no second audit row.
+	if again, err := s.SetServiceStatus(ctx, "acme/svc", Draining, "maintenance-acme-svc", "brake check"); err != nil || again != InService {
+		t.Fatalf("set draining again: %q %v, want the status before the first change", again, err)
+	}
 	if _, err := s.SetServiceStatus(ctx, "acme/svc", "on_holiday", "x", ""); err == nil {
 		t.Fatal("an unknown status must be refused")
 	}

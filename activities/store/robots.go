@@ -110,8 +110,11 @@ var ServiceStatuses = []string{InService, Draining, InMaintenance, OutOfService}
 
 // SetServiceStatus sets robotID's service status and writes an audit row
 // (kind robot.service_status, actor, details from, to, reason) in the same
-// transaction; it returns the status before. Errors: ErrNotFound for an
-// unknown robot, an error naming the known ones for an unknown status.
+// transaction; it returns the status before. Called again by the actor
+// that made the last change, to the same status, it changes and audits
+// nothing and returns the status before that change (idempotent for a
+// retried activity). Errors: ErrNotFound for an unknown robot, an error
+// naming the known ones for an unknown status.
 func (s *Store) SetServiceStatus(ctx context.Context, robotID, status, actor, reason string) (string, error) {
 	if !slices.Contains(ServiceStatuses, status) {
 		return "", fmt.Errorf("service status %q: want one of %s", status, strings.Join(ServiceStatuses, ", "))
@@ -128,6 +131,23 @@ func (s *Store) SetServiceStatus(ctx context.Context, robotID, status, actor, re
 	}
 	if err != nil {
 		return "", fmt.Errorf("set service status of %s: %w", robotID, err)
+	}
+	if before == status {
+		// Already so. When this very actor made it so last (its activity
+		// run again after a crash: the first run committed, its answer was
+		// lost), the status before is what that first change found, not
+		// its own: a maintenance restoring "before" must not bring an
+		// out-of-service robot back into service.
+		var lastActor, from, to string
+		err := tx.QueryRow(ctx, `
+SELECT actor, coalesce(details->>'from', ''), coalesce(details->>'to', '') FROM audit_log
+WHERE subject = $1 AND kind = 'robot.service_status' ORDER BY id DESC LIMIT 1`, robotID).Scan(&lastActor, &from, &to)
+		if err == nil && lastActor == actor && to == status && from != "" {
+			return from, tx.Commit(ctx)
+		}
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return "", fmt.Errorf("set service status of %s: %w", robotID, err)
+		}
 	}
 	if _, err := tx.Exec(ctx, `UPDATE robots SET service_status = $2 WHERE robot_id = $1`, robotID, status); err != nil {
 		return "", fmt.Errorf("set service status of %s: %w", robotID, err)
