@@ -104,7 +104,7 @@ func runBenchIngress(ctx context.Context, g *globalFlags, f *benchIngressFlags, 
 			return err
 		}},
 		{"uws", "          update-with-start (wms.SubmitMission)", func(s schemas.MissionSpec) error {
-			_, err := wms.SubmitMission(ctx, c, cfg.TaskQueues.Missions, s, "bench-wms", "bench")
+			_, err := wms.SubmitMission(ctx, c, nil, cfg.TaskQueues.Missions, s, "bench-wms", "bench")
 			return err
 		}},
 		{"rest", "ingress   POST /v1/missions (HTTP)", post},

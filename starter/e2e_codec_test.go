@@ -19,6 +19,7 @@ import (
 	"github.com/fleetflow/fleetflow/internal/codec"
 	"github.com/fleetflow/fleetflow/internal/localstack"
 	"github.com/fleetflow/fleetflow/internal/ops"
+	"github.com/fleetflow/fleetflow/internal/wms"
 	"github.com/fleetflow/fleetflow/schemas"
 )
 
@@ -52,6 +53,22 @@ func TestEndToEndEncryptedPayloads(t *testing.T) {
 	var res schemas.MissionResult
 	require.NoError(t, run.Get(ctx, &res))
 	require.Equal(t, schemas.MissionCompleted, res.State)
+
+	// The WMS sends the ended mission again (a retry): its input is read
+	// from the encrypted history with the workers' data converter, so the
+	// same spec is the same mission and another spec a conflict.
+	k, err := codec.ParseKey(key)
+	require.NoError(t, err)
+	aes, err := codec.New(k)
+	require.NoError(t, err)
+	again, err := wms.StartMission(ctx, ls.Worker.Client, aes.DataConverter(), ls.Cfg.TaskQueues.Missions, spec, "", "test")
+	require.NoError(t, err)
+	require.False(t, again.Created)
+	require.Equal(t, schemas.MissionCompleted, again.Status.State)
+	other := spec
+	other.Priority++
+	_, err = wms.StartMission(ctx, ls.Worker.Client, aes.DataConverter(), ls.Cfg.TaskQueues.Missions, other, "", "test")
+	require.ErrorIs(t, err, wms.ErrConflict)
 
 	// A client without the key sees only ciphertext.
 	plain, err := client.Dial(client.Options{HostPort: ls.Cfg.Temporal.HostPort, Logger: quietLogger()})

@@ -73,7 +73,7 @@ func TestEndToEndWMSWebhooks(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			subs[i], errs[i] = wms.SubmitMission(ctx, c, ls.Cfg.TaskQueues.Missions, spec, "test-wms", "test-wms")
+			subs[i], errs[i] = wms.SubmitMission(ctx, c, nil, ls.Cfg.TaskQueues.Missions, spec, "test-wms", "test-wms")
 		}()
 	}
 	wg.Wait()
@@ -93,7 +93,7 @@ func TestEndToEndWMSWebhooks(t *testing.T) {
 	other := spec
 	other.Steps = append([]schemas.MissionStep(nil), spec.Steps...)
 	other.Steps[0].Station = spec.Steps[len(spec.Steps)-1].Station
-	_, err = wms.SubmitMission(ctx, c, ls.Cfg.TaskQueues.Missions, other, "test-wms", "test-wms")
+	_, err = wms.SubmitMission(ctx, c, nil, ls.Cfg.TaskQueues.Missions, other, "test-wms", "test-wms")
 	require.ErrorIs(t, err, wms.ErrConflict)
 
 	run := c.GetWorkflow(ctx, subs[0].WorkflowID, subs[0].RunID)
@@ -102,12 +102,12 @@ func TestEndToEndWMSWebhooks(t *testing.T) {
 	require.Equal(t, schemas.MissionCompleted, res.State)
 	// After the end: the same order again is answered from the ended
 	// mission; another spec under its ID is still a conflict.
-	again, err := wms.SubmitMission(ctx, c, ls.Cfg.TaskQueues.Missions, spec, "test-wms", "test-wms")
+	again, err := wms.SubmitMission(ctx, c, nil, ls.Cfg.TaskQueues.Missions, spec, "test-wms", "test-wms")
 	require.NoError(t, err)
 	require.False(t, again.Created)
 	require.Equal(t, schemas.MissionCompleted, again.Status.State)
 	require.Equal(t, subs[0].RunID, again.RunID)
-	_, err = wms.SubmitMission(ctx, c, ls.Cfg.TaskQueues.Missions, other, "test-wms", "test-wms")
+	_, err = wms.SubmitMission(ctx, c, nil, ls.Cfg.TaskQueues.Missions, other, "test-wms", "test-wms")
 	require.ErrorIs(t, err, wms.ErrConflict)
 
 	require.Eventually(t, func() bool {

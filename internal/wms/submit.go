@@ -74,7 +74,11 @@ func StartOptions(taskQueue string, spec schemas.MissionSpec, wmsClient string, 
 // ID already used with another spec or client is ErrConflict; so is one
 // whose workflow has ended with another spec. spec must be valid
 // (schemas.ParseMission); requestedBy is audited.
-func SubmitMission(ctx context.Context, c client.Client, taskQueue string, spec schemas.MissionSpec, wmsClient, requestedBy string) (Submission, error) {
+//
+// dc is the data converter of c (with the payload codec when payloads are
+// encrypted, FLEETFLOW_TEMPORAL_PAYLOAD_KEY): an ended mission's input is
+// read from its history with it. nil = the SDK's default.
+func SubmitMission(ctx context.Context, c client.Client, dc converter.DataConverter, taskQueue string, spec schemas.MissionSpec, wmsClient, requestedBy string) (Submission, error) {
 	opts := StartOptions(taskQueue, spec, wmsClient, enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING)
 	op := c.NewWithStartWorkflowOperation(opts, schemas.MissionWorkflowType,
 		schemas.MissionInput{Spec: spec, RequestedBy: requestedBy, Client: wmsClient})
@@ -90,7 +94,7 @@ func SubmitMission(ctx context.Context, c client.Client, taskQueue string, spec 
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		// The workflow has ended: the request is a retry when its spec is the one it ran.
-		return existing(ctx, c, spec, wmsClient, sub)
+		return existing(ctx, c, dc, spec, wmsClient, sub)
 	}
 	if err != nil {
 		return sub, conflictOr(err)
@@ -115,8 +119,8 @@ func SubmitMission(ctx context.Context, c client.Client, taskQueue string, spec 
 // answered only when the mission's first workflow task completes, and that
 // task runs the mission's dispatch (site check, reservation, order), which
 // made it ~5× slower than a start at 50 requests in flight (README,
-// Benchmarks). Errors: ErrConflict, or Temporal's.
-func StartMission(ctx context.Context, c client.Client, taskQueue string, spec schemas.MissionSpec, wmsClient, requestedBy string) (Submission, error) {
+// Benchmarks). dc as SubmitMission's. Errors: ErrConflict, or Temporal's.
+func StartMission(ctx context.Context, c client.Client, dc converter.DataConverter, taskQueue string, spec schemas.MissionSpec, wmsClient, requestedBy string) (Submission, error) {
 	opts := StartOptions(taskQueue, spec, wmsClient, enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL)
 	opts.WorkflowExecutionErrorWhenAlreadyStarted = true
 	run, err := c.ExecuteWorkflow(ctx, opts, schemas.MissionWorkflowType,
@@ -124,7 +128,7 @@ func StartMission(ctx context.Context, c client.Client, taskQueue string, spec s
 	sub := Submission{WorkflowID: opts.ID}
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
-		return existing(ctx, c, spec, wmsClient, sub)
+		return existing(ctx, c, dc, spec, wmsClient, sub)
 	}
 	if err != nil {
 		return sub, err
@@ -145,9 +149,15 @@ func conflictOr(err error) error {
 }
 
 // existing answers a submission of a mission whose workflow exists (running
-// or closed), from its first event (the input it started with) and its
-// status query.
-func existing(ctx context.Context, c client.Client, spec schemas.MissionSpec, wmsClient string, sub Submission) (Submission, error) {
+// or closed), from its first event (the input it started with, read with
+// dc) and its status query. A mission whose status cannot be queried yet
+// (its first workflow task has not run: just started, or no worker
+// polls) is answered from its search attributes: it exists, the retry is
+// not an error.
+func existing(ctx context.Context, c client.Client, dc converter.DataConverter, spec schemas.MissionSpec, wmsClient string, sub Submission) (Submission, error) {
+	if dc == nil {
+		dc = converter.GetDefaultDataConverter()
+	}
 	iter := c.GetWorkflowHistory(ctx, sub.WorkflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	if !iter.HasNext() {
 		return sub, fmt.Errorf("mission %s: its workflow has ended but has no history", spec.MissionID)
@@ -158,7 +168,7 @@ func existing(ctx context.Context, c client.Client, spec schemas.MissionSpec, wm
 	}
 	attrs := first.GetWorkflowExecutionStartedEventAttributes()
 	var in schemas.MissionInput
-	if err := converter.GetDefaultDataConverter().FromPayloads(attrs.GetInput(), &in); err != nil {
+	if err := dc.FromPayloads(attrs.GetInput(), &in); err != nil {
 		return sub, fmt.Errorf("mission %s: read its input: %w", spec.MissionID, err)
 	}
 	if !schemas.SameSpec(in.Spec, spec) || in.Client != wmsClient {
@@ -168,13 +178,26 @@ func existing(ctx context.Context, c client.Client, spec schemas.MissionSpec, wm
 	if err != nil {
 		return sub, err
 	}
-	sub.RunID = desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+	info := desc.GetWorkflowExecutionInfo()
+	sub.RunID = info.GetExecution().GetRunId()
 	v, err := c.QueryWorkflow(ctx, sub.WorkflowID, sub.RunID, schemas.QueryStatus)
-	if err != nil {
+	if err == nil {
+		return sub, v.Get(&sub.Status)
+	}
+	if ctx.Err() != nil {
 		return sub, fmt.Errorf("mission %s exists; its status: %w", spec.MissionID, err)
 	}
-	if err := v.Get(&sub.Status); err != nil {
-		return sub, err
+	// Its search attributes say as much as there is to say.
+	sub.Status = schemas.MissionStatus{MissionID: spec.MissionID, Site: spec.Site, Priority: spec.Priority, State: schemas.MissionValidating}
+	if st := info.GetStartTime(); st != nil {
+		sub.Status.StartedAt, sub.Status.UpdatedAt = st.AsTime(), st.AsTime()
+	}
+	f := info.GetSearchAttributes().GetIndexedFields()
+	if p := f[schemas.SearchAttrMissionState]; p != nil {
+		_ = converter.GetDefaultDataConverter().FromPayload(p, &sub.Status.State)
+	}
+	if p := f[schemas.SearchAttrRobotID]; p != nil {
+		_ = converter.GetDefaultDataConverter().FromPayload(p, &sub.Status.RobotID)
 	}
 	return sub, nil
 }

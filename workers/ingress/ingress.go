@@ -50,8 +50,11 @@ type Client struct {
 
 // Options configure a Server.
 type Options struct {
-	Temporal  client.Client
-	TaskQueue string // the missions task queue
+	Temporal client.Client
+	// DataConverter is Temporal's (with the payload codec when payloads
+	// are encrypted); nil = the SDK's default.
+	DataConverter converter.DataConverter
+	TaskQueue     string // the missions task queue
 	// Clients with their API keys; a request authenticates as the one
 	// whose key it sends ("Authorization: Bearer <key>").
 	Clients []Client
@@ -279,7 +282,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	if spec.RequestedBy == "" {
 		spec.RequestedBy = req.client
 	}
-	sub, err := wms.StartMission(r.Context(), s.o.Temporal, s.o.TaskQueue, spec, req.client, "wms:"+req.client)
+	sub, err := wms.StartMission(r.Context(), s.o.Temporal, s.o.DataConverter, s.o.TaskQueue, spec, req.client, "wms:"+req.client)
 	if errors.Is(err, wms.ErrConflict) {
 		writeError(w, http.StatusConflict, errorBody{Error: err.Error(), Type: schemas.ErrMissionConflict})
 		return

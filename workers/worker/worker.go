@@ -556,7 +556,13 @@ func (w *Worker) serveIngress(addr string, cfg config.Config, maps map[string]*s
 			clients = append(clients, ingress.Client{Name: c.Name, APIKey: c.APIKey})
 		}
 	}
-	h, err := ingress.New(ingress.Options{Temporal: w.Client, TaskQueue: cfg.TaskQueues.Missions, Clients: clients,
+	// The client's data converter (payload encryption): an ended mission's
+	// input is read from its history with it.
+	copts, err := TemporalClientOptions(cfg, w.log)
+	if err != nil {
+		return err
+	}
+	h, err := ingress.New(ingress.Options{Temporal: w.Client, DataConverter: copts.DataConverter, TaskQueue: cfg.TaskQueues.Missions, Clients: clients,
 		Sites: maps, Audit: w.Store, MaxBody: cfg.WMS.IngressMaxBody, Logger: w.log})
 	if err != nil {
 		return err
