@@ -159,6 +159,13 @@ func TestOverlaysBuild(t *testing.T) {
 			if !slices.Equal(scaledNames, want.scaled) {
 				t.Fatalf("autoscaled %v, want %v", scaledNames, want.scaled)
 			}
+			// Robots are on the warehouse network, not in the cluster: a
+			// production broker is reachable from outside it.
+			for _, svc := range b.services {
+				if svc.Name == "mosquitto" && o != "dev" && svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
+					t.Fatalf("%s: the broker's Service is %q: robots outside the cluster cannot reach it", o, svc.Spec.Type)
+				}
+			}
 			if o == "dev" && len(b.pdbs) != 0 {
 				t.Fatalf("dev runs one replica each: its PodDisruptionBudgets would block drains")
 			}
