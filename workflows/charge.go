@@ -172,10 +172,16 @@ func (c *charge) run(ctx, dctx workflow.Context) (schemas.ChargeStatus, error) {
 	}
 	c.setState(dctx, schemas.ChargeDriving)
 	if err := c.driveTo(ctx, dctx, c.in.Site, c.station, c.tag, Charging.DriveTimeout, func() bool { return c.interrupt != nil }); err != nil {
-		c.stop(dctx, vda5050.ActionCancelOrder, "cancel")
 		if c.interrupted(ctx) {
+			// Stopped on the way: said as done only once the robot
+			// confirms (else the charge ends FAILED, saying why; the
+			// Reaper stops a robot that drives on).
+			if why := c.stopOrder(dctx, c.id, c.tag, c.tag+"-cancel"); why != "" {
+				c.status.LastError = "stopped on the way to " + c.station + ", but " + why
+			}
 			return c.end(dctx)
 		}
+		c.stop(dctx, vda5050.ActionCancelOrder, "cancel")
 		return c.fail(dctx, "drive to the charger: "+err.Error(), false)
 	}
 	c.arrived = true

@@ -91,3 +91,44 @@ func TestChargeDoesNotDriveARobotInMaintenance(t *testing.T) {
 	require.Empty(t, s.acts.instant)
 	require.Len(t, s.acts.releases, 1)
 }
+
+// Cancelled on the way to the charger: CANCELLED once the robot's state
+// shows the drive stopped; a robot that never confirms ends the charge
+// FAILED, saying why, not CANCELLED.
+func TestChargeCancelledWhileDriving(t *testing.T) {
+	for name, confirms := range map[string]bool{"confirmed": true, "not confirmed": false} {
+		t.Run(name, func(t *testing.T) {
+			const id = "charge-acme.AMR-001"
+			s := &suite{acts: &fakeActivities{}}
+			s.SetLogger(nil)
+			s.env = s.NewTestWorkflowEnvironment()
+			s.env.SetStartWorkflowOptions(clientOptions(id))
+			s.env.RegisterWorkflowWithOptions(Charge, workflow.RegisterOptions{Name: schemas.ChargeWorkflowType})
+			s.env.RegisterActivity(s.acts)
+			s.acts.snapshot = &schemas.RobotEvent{RobotID: "acme/AMR-001", LastNodeID: "A1", BatteryCharge: 20}
+			tag := id + "#" + "default-test-run-id"
+			driving := schemas.RobotEvent{RobotID: "acme/AMR-001", OrderID: tag, LastNodeID: "A1", NodesRemaining: 2, EdgesRemaining: 2, Driving: true, BatteryCharge: 19}
+			s.signal(time.Second, driving)
+			s.at(2*time.Second, func() {
+				stored := driving
+				if confirms {
+					stored.NodesRemaining, stored.EdgesRemaining, stored.Driving = 0, 0, false
+				}
+				s.acts.mu.Lock()
+				s.acts.snapshot = &stored
+				s.acts.mu.Unlock()
+				s.env.CancelWorkflow()
+			})
+			s.env.ExecuteWorkflow(schemas.ChargeWorkflowType, schemas.ChargeInput{RobotID: "acme/AMR-001", Site: "warehouse-a", Resume: 80, Reason: "test"})
+			require.True(t, s.env.IsWorkflowCompleted())
+			err := s.env.GetWorkflowError()
+			require.Equal(t, []string{tag + "-cancel"}, s.acts.instantIDs())
+			require.Len(t, s.acts.releases, 1)
+			if confirms {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, "did not confirm cancelOrder")
+		})
+	}
+}

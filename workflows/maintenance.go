@@ -199,10 +199,17 @@ func (m *maintenance) run(ctx, dctx workflow.Context) (schemas.MaintenanceStatus
 	if m.in.Station != "" && m.unreachable == "" {
 		m.setState(dctx, schemas.MaintDriving)
 		if err := m.drive(ctx, dctx); err != nil {
-			m.stopRobot(dctx)
 			if ctx.Err() != nil {
+				// Cancelled on the way: CANCELLED only once the robot
+				// confirms it stopped. Otherwise it is somewhere on the
+				// way, perhaps still driving: out of service until checked.
+				if why := m.stopOrder(dctx, m.id, m.id, m.id+schemas.InstantActionSeparator+"cancel"); why != "" {
+					m.status.LastError = why
+					return m.end(dctx, schemas.MaintOutOfService, "out_of_service", "cancelled on the way to the station, but "+why+": out of service until checked")
+				}
 				return m.end(dctx, schemas.MaintCancelled, m.restored(), "maintenance cancelled on the way to the station")
 			}
+			m.stopRobot(dctx)
 			m.status.LastError = err.Error()
 			return m.end(dctx, schemas.MaintOutOfService, "out_of_service", err.Error())
 		}

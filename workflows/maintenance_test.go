@@ -153,16 +153,38 @@ func TestMaintenanceOfAnUnreachableRobot(t *testing.T) {
 }
 
 // Cancelled on the way to the station: the robot is told to stop
-// (cancelOrder), released, and its service status put back.
+// (cancelOrder); once its state shows it stopped it is released and its
+// service status put back. A robot that never confirms is somewhere on
+// the way, perhaps still driving: not CANCELLED but out of service.
 func TestMaintenanceCancelledWhileDriving(t *testing.T) {
-	s := newMaintEnv(t)
-	s.signal(time.Second, schemas.RobotEvent{RobotID: "acme/AMR-001", OrderID: maintID, LastNodeID: "A1", NodesRemaining: 2, EdgesRemaining: 2, Driving: true})
-	s.at(2*time.Second, func() { s.env.CancelWorkflow() })
-	s.env.ExecuteWorkflow(schemas.MaintenanceWorkflowType, maintInput())
-	var res schemas.MaintenanceStatus
-	require.NoError(t, s.env.GetWorkflowResult(&res))
-	require.Equal(t, schemas.MaintCancelled, res.State)
-	require.Equal(t, []string{maintID + "#cancel"}, s.acts.instantIDs())
-	require.Len(t, s.acts.releases, 1)
-	require.Equal(t, []string{"draining", "in_maintenance", "in_service"}, s.acts.serviceStatuses)
+	for name, confirms := range map[string]bool{"confirmed": true, "not confirmed": false} {
+		t.Run(name, func(t *testing.T) {
+			s := newMaintEnv(t)
+			driving := schemas.RobotEvent{RobotID: "acme/AMR-001", OrderID: maintID, LastNodeID: "A1", NodesRemaining: 2, EdgesRemaining: 2, Driving: true}
+			s.signal(time.Second, driving)
+			s.at(2*time.Second, func() {
+				stored := driving
+				if confirms {
+					stored.NodesRemaining, stored.EdgesRemaining, stored.Driving = 0, 0, false
+				}
+				s.acts.mu.Lock()
+				s.acts.snapshot = &stored
+				s.acts.mu.Unlock()
+				s.env.CancelWorkflow()
+			})
+			s.env.ExecuteWorkflow(schemas.MaintenanceWorkflowType, maintInput())
+			var res schemas.MaintenanceStatus
+			require.NoError(t, s.env.GetWorkflowResult(&res))
+			require.Equal(t, []string{maintID + "#cancel"}, s.acts.instantIDs())
+			require.Len(t, s.acts.releases, 1)
+			if confirms {
+				require.Equal(t, schemas.MaintCancelled, res.State)
+				require.Equal(t, []string{"draining", "in_maintenance", "in_service"}, s.acts.serviceStatuses)
+				return
+			}
+			require.Equal(t, schemas.MaintOutOfService, res.State)
+			require.Contains(t, res.LastError, "did not confirm cancelOrder")
+			require.Equal(t, []string{"draining", "in_maintenance", "out_of_service"}, s.acts.serviceStatuses)
+		})
+	}
 }
