@@ -136,6 +136,7 @@ func (m *mission) startNotifier(ctx workflow.Context, client string, timeout tim
 
 func (m *mission) sendEvents(ctx workflow.Context, n *notifier, batch []schemas.WMSEvent) {
 	if n.disabled {
+		m.auditDropped(ctx, n, batch, "the mission's webhook deliveries could not be started")
 		return
 	}
 	if !n.started {
@@ -151,11 +152,25 @@ func (m *mission) sendEvents(ctx workflow.Context, n *notifier, batch []schemas.
 		if err := n.child.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
 			n.disabled = true
 			m.logger.Error("start of the mission's webhook deliveries failed; its events are dropped", "client", n.client, "error", err)
+			m.auditDropped(ctx, n, batch, "start of the webhook deliveries failed: "+err.Error())
 		}
 		return
 	}
 	if err := n.child.SignalChildWorkflow(ctx, schemas.SignalWMSEvents, batch).Get(ctx, nil); err != nil {
 		m.logger.Error("mission events not handed to their deliveries", "client", n.client, "events", len(batch), "error", err)
+		m.auditDropped(ctx, n, batch, "not handed to the webhook deliveries: "+err.Error())
+	}
+}
+
+// auditDropped records events that will never reach the WMS, as a given-up
+// delivery is (wms.delivery.gave_up): never lost without a trace.
+func (m *mission) auditDropped(ctx workflow.Context, n *notifier, batch []schemas.WMSEvent, why string) {
+	for _, ev := range batch {
+		writeAudit(ctx, m.logger, schemas.AuditInput{
+			Actor: n.client, Kind: "wms.delivery.gave_up", Subject: m.orderID,
+			Details: map[string]any{"eventId": ev.ID, "kind": ev.Kind, "error": why},
+			Once:    "wms-gave-up/" + ev.ID,
+		}, true)
 	}
 }
 

@@ -2,10 +2,12 @@ package workflows
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
@@ -179,4 +181,31 @@ func TestMissionRefusedByTheWorkersStillTellsTheWMS(t *testing.T) {
 	_, err := s.result(t)
 	require.Equal(t, schemas.ErrInvalidMission, appErrType(err))
 	require.Equal(t, []string{"failed"}, s.acts.webhookKinds())
+}
+
+// The mission's webhook deliveries end early (here: a WMSEvents that
+// returns at once), so later events cannot be handed on: they are not
+// lost without a trace, each is audited as given up.
+func TestMissionEventsThatCannotBeHandedOnAreAudited(t *testing.T) {
+	s := &suite{acts: &fakeActivities{}}
+	s.SetLogger(nil)
+	s.env = s.NewTestWorkflowEnvironment()
+	s.env.SetStartWorkflowOptions(clientOptions(wfID))
+	s.env.RegisterWorkflow(Mission)
+	s.env.RegisterWorkflowWithOptions(WMSEvents, workflow.RegisterOptions{Name: schemas.WMSEventsWorkflowType})
+	s.env.OnWorkflow(schemas.WMSEventsWorkflowType, mock.Anything, mock.Anything).Return(schemas.WMSEventsResult{}, nil)
+	s.env.RegisterActivity(s.acts)
+	s.signal(time.Second, pickDone())
+	s.signal(2*time.Second, finished())
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: spec(), Client: "acme-wms"})
+	r, err := s.result(t)
+	require.NoError(t, err)
+	require.Equal(t, schemas.MissionCompleted, r.State)
+	var dropped []string
+	for _, a := range s.acts.audits {
+		if a.Kind == "wms.delivery.gave_up" {
+			dropped = append(dropped, fmt.Sprint(a.Details["kind"]))
+		}
+	}
+	require.Equal(t, []string{"picked", "delivered", "completed"}, dropped)
 }
