@@ -27,18 +27,24 @@ func (f *fakeActivities) ReleaseCharger(ctx context.Context, in schemas.ReleaseC
 	return nil
 }
 
+// newChargeEnv runs the Charge workflow of acme/AMR-001 against acts.
+func newChargeEnv(acts *fakeActivities) *suite {
+	s := &suite{acts: acts}
+	s.SetLogger(nil)
+	s.env = s.NewTestWorkflowEnvironment()
+	s.env.SetStartWorkflowOptions(clientOptions("charge-acme.AMR-001"))
+	s.env.RegisterWorkflowWithOptions(Charge, workflow.RegisterOptions{Name: schemas.ChargeWorkflowType})
+	s.env.RegisterActivity(s.acts)
+	return s
+}
+
 // A robot that refuses startCharging at the charger: the charge fails,
 // stopCharging is sent all the same (the action may have taken), the robot
 // is taken out of service (it would be sent charging again and again) and
 // released, and the charger stays held while the robot stands on it.
 func TestChargeRefusedAtTheCharger(t *testing.T) {
 	const id = "charge-acme.AMR-001"
-	s := &suite{acts: &fakeActivities{}}
-	s.SetLogger(nil)
-	s.env = s.NewTestWorkflowEnvironment()
-	s.env.SetStartWorkflowOptions(clientOptions(id))
-	s.env.RegisterWorkflowWithOptions(Charge, workflow.RegisterOptions{Name: schemas.ChargeWorkflowType})
-	s.env.RegisterActivity(s.acts)
+	s := newChargeEnv(&fakeActivities{})
 	atCharger := schemas.RobotEvent{RobotID: "acme/AMR-001", LastNodeID: "C1", BatteryCharge: 20}
 	s.acts.snapshot = &atCharger
 	tag := id + "#" + "default-test-run-id"
@@ -77,12 +83,7 @@ func TestChargeRefusedAtTheCharger(t *testing.T) {
 // released untouched.
 func TestChargeDoesNotDriveARobotInMaintenance(t *testing.T) {
 	const id = "charge-acme.AMR-001"
-	s := &suite{acts: &fakeActivities{serviceStatus: "in_maintenance"}}
-	s.SetLogger(nil)
-	s.env = s.NewTestWorkflowEnvironment()
-	s.env.SetStartWorkflowOptions(clientOptions(id))
-	s.env.RegisterWorkflowWithOptions(Charge, workflow.RegisterOptions{Name: schemas.ChargeWorkflowType})
-	s.env.RegisterActivity(s.acts)
+	s := newChargeEnv(&fakeActivities{serviceStatus: "in_maintenance"})
 	s.acts.snapshot = &schemas.RobotEvent{RobotID: "acme/AMR-001", LastNodeID: "A1", BatteryCharge: 20}
 	s.env.ExecuteWorkflow(schemas.ChargeWorkflowType, schemas.ChargeInput{RobotID: "acme/AMR-001", Site: "warehouse-a", Resume: 80, Reason: "test"})
 	require.True(t, s.env.IsWorkflowCompleted())
@@ -99,12 +100,7 @@ func TestChargeCancelledWhileDriving(t *testing.T) {
 	for name, confirms := range map[string]bool{"confirmed": true, "not confirmed": false} {
 		t.Run(name, func(t *testing.T) {
 			const id = "charge-acme.AMR-001"
-			s := &suite{acts: &fakeActivities{}}
-			s.SetLogger(nil)
-			s.env = s.NewTestWorkflowEnvironment()
-			s.env.SetStartWorkflowOptions(clientOptions(id))
-			s.env.RegisterWorkflowWithOptions(Charge, workflow.RegisterOptions{Name: schemas.ChargeWorkflowType})
-			s.env.RegisterActivity(s.acts)
+			s := newChargeEnv(&fakeActivities{})
 			s.acts.snapshot = &schemas.RobotEvent{RobotID: "acme/AMR-001", LastNodeID: "A1", BatteryCharge: 20}
 			tag := id + "#" + "default-test-run-id"
 			driving := schemas.RobotEvent{RobotID: "acme/AMR-001", OrderID: tag, LastNodeID: "A1", NodesRemaining: 2, EdgesRemaining: 2, Driving: true, BatteryCharge: 19}
