@@ -82,7 +82,6 @@ func TestChargeRefusedAtTheCharger(t *testing.T) {
 // charger with a technician beside it; the charge ends, the robot
 // released untouched.
 func TestChargeDoesNotDriveARobotInMaintenance(t *testing.T) {
-	const id = "charge-acme.AMR-001"
 	s := newChargeEnv(&fakeActivities{serviceStatus: "in_maintenance"})
 	s.acts.snapshot = &schemas.RobotEvent{RobotID: "acme/AMR-001", LastNodeID: "A1", BatteryCharge: 20}
 	s.env.ExecuteWorkflow(schemas.ChargeWorkflowType, schemas.ChargeInput{RobotID: "acme/AMR-001", Site: "warehouse-a", Resume: 80, Reason: "test"})
