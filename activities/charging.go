@@ -152,7 +152,11 @@ func (a *Activities) ReserveCharger(ctx context.Context, in schemas.ReserveCharg
 	if err != nil {
 		return schemas.ReserveChargerResult{}, storeError(err)
 	}
-	return schemas.ReserveChargerResult{StationID: g.StationID, Node: nodes[g.StationID], Queued: g.Queued, QueuePosition: g.QueuePosition}, nil
+	res := schemas.ReserveChargerResult{StationID: g.StationID, Node: nodes[g.StationID], Queued: g.Queued, QueuePosition: g.QueuePosition}
+	if g.Queued {
+		res.Occupied = g.Occupied
+	}
+	return res, nil
 }
 
 // ReleaseCharger frees in.Holder's charging station and place in line

@@ -53,6 +53,17 @@ func CloudEvent(ev schemas.WMSEvent) ([]byte, error) {
 	return e.MarshalJSON()
 }
 
+// WebhookOf says whether WMS client in.Client has a webhook (config
+// wms.clients), and its delivery timeout: what a mission that ends before
+// PlanMission asks before it sends its client the end. No errors.
+func (a *Activities) WebhookOf(ctx context.Context, in schemas.WebhookOfInput) (schemas.WebhookOfResult, error) {
+	_, ok := a.Webhooks[in.Client]
+	if !ok {
+		return schemas.WebhookOfResult{}, nil
+	}
+	return schemas.WebhookOfResult{Webhook: true, DeliveryTimeout: a.WebhookDeliveryTimeout}, nil
+}
+
 // DeliverWebhook POSTs one mission event to its client's webhook as a
 // CloudEvent (Content-Type application/cloudevents+json) signed per
 // Standard Webhooks: headers webhook-id (the event ID), webhook-timestamp
@@ -113,7 +124,10 @@ func (a *Activities) DeliverWebhook(ctx context.Context, in schemas.DeliverWebho
 		switch c := resp.StatusCode; {
 		case c >= 200 && c < 300:
 			d.Outcome = store.DeliveryDelivered
-		case c == http.StatusRequestTimeout || c == http.StatusTooManyRequests || c >= 500:
+		case c == http.StatusRequestTimeout || c == http.StatusTooManyRequests || c == http.StatusTemporaryRedirect || c >= 500:
+			// A 307 is temporary (a load balancer moving traffic): tried
+			// again later, never followed (it would replay the signed body
+			// to wherever it points).
 			d.Outcome, d.Error = store.DeliveryRetrying, resp.Status
 			result = fmt.Errorf("deliver %s to %s: %s", in.Event.ID, in.Client, resp.Status)
 		default:

@@ -213,6 +213,18 @@ func TestDeliverWebhookDoesNotFollowRedirects(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Type() != schemas.ErrWMSRejected || !strings.Contains(err.Error(), "302") || !strings.Contains(err.Error(), "redirect") {
 		t.Fatalf("want a final WMSRejected naming the redirect, got %v", err)
 	}
+	// A temporary redirect (307) is tried again later, still not followed.
+	tmp := httptest.NewServer(http.RedirectHandler(target.URL+"/hooks", http.StatusTemporaryRedirect))
+	defer tmp.Close()
+	wc, err = NewWebhookClient(tmp.URL, testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Webhooks["acme"] = wc
+	_, err = env.ExecuteActivity(a.DeliverWebhook, schemas.DeliverWebhookInput{Client: "acme", Event: sampleEvent()})
+	if err == nil || (errors.As(err, &ae) && ae.NonRetryable()) || !strings.Contains(err.Error(), "307") {
+		t.Fatalf("want a retryable error naming the 307, got %v", err)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if hits != 0 {

@@ -165,6 +165,9 @@ func TestOverlaysBuild(t *testing.T) {
 				if svc.Name == "mosquitto" && o != "dev" && svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
 					t.Fatalf("%s: the broker's Service is %q: robots outside the cluster cannot reach it", o, svc.Spec.Type)
 				}
+				if svc.Name == "mosquitto" && svc.Spec.Type == corev1.ServiceTypeLoadBalancer && len(svc.Spec.LoadBalancerSourceRanges) == 0 {
+					t.Fatalf("%s: the broker's LoadBalancer is open to every address", o)
+				}
 			}
 			if o == "dev" && len(b.pdbs) != 0 {
 				t.Fatalf("dev runs one replica each: its PodDisruptionBudgets would block drains")

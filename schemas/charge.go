@@ -40,6 +40,9 @@ type ReserveChargerResult struct {
 	Node          string `json:"node,omitempty"`
 	Queued        bool   `json:"queued,omitempty"`
 	QueuePosition int    `json:"queuePosition,omitempty"`
+	// Occupied, while queued, names chargers free in the registry but
+	// stood on by another robot ("charger-1 (robot acme/AMR-2 stands on it)").
+	Occupied []string `json:"occupied,omitempty"`
 }
 
 // ReleaseChargerInput ends Holder's station reservation and place in line

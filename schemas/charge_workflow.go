@@ -24,11 +24,14 @@ type ChargeStatus struct {
 	State   string `json:"state"`
 	Station string `json:"station,omitempty"`
 	// QueuePosition is the place in line for a charger (1 = next).
-	QueuePosition int     `json:"queuePosition,omitempty"`
-	BatteryStart  float64 `json:"batteryStart"` // percent, when reserved
-	Battery       float64 `json:"battery"`      // percent, last read
-	Resume        float64 `json:"resume"`
-	Reason        string  `json:"reason"`
+	QueuePosition int `json:"queuePosition,omitempty"`
+	// WaitingFor, while WAITING_FOR_CHARGER, says what keeps a charger
+	// from it beyond the line: chargers stood on by another robot.
+	WaitingFor   string  `json:"waitingFor,omitempty"`
+	BatteryStart float64 `json:"batteryStart"` // percent, when reserved
+	Battery      float64 `json:"battery"`      // percent, last read
+	Resume       float64 `json:"resume"`
+	Reason       string  `json:"reason"`
 	// InterruptedBy is the urgent mission that took the robot.
 	InterruptedBy string    `json:"interruptedBy,omitempty"`
 	LastError     string    `json:"lastError,omitempty"`

@@ -118,6 +118,7 @@ const (
 	ActivitySweepLeases        = "SweepLeases"
 	ActivityFreeLease          = "FreeLease"
 	ActivityDeliverWebhook     = "DeliverWebhook"
+	ActivityWebhookOf          = "WebhookOf"
 
 	// Maintenance (task queue maintenance).
 	ActivitySetServiceStatus = "SetServiceStatus"

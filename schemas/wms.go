@@ -97,6 +97,19 @@ type WMSEventData struct {
 	RequestedBy string `json:"requestedBy,omitempty"`
 }
 
+// WebhookOfInput asks activity WebhookOf whether WMS client Client has a
+// webhook (config wms.clients).
+type WebhookOfInput struct {
+	Client string `json:"client"`
+}
+
+// WebhookOfResult: Webhook is true when it has one; DeliveryTimeout is how
+// long each event is retried (wms.deliveryTimeout), 0 = the default.
+type WebhookOfResult struct {
+	Webhook         bool          `json:"webhook"`
+	DeliveryTimeout time.Duration `json:"deliveryTimeout,omitempty"`
+}
+
 // DeliverWebhookInput asks activity DeliverWebhook to POST one event to
 // the webhook of WMS client Client.
 type DeliverWebhookInput struct {

@@ -75,6 +75,7 @@ var (
 	sweepLeases        = act[schemas.SweepLeasesInput, schemas.SweepLeasesResult]{schemas.ActivitySweepLeases}
 	freeLease          = act[schemas.FreedLease, none]{schemas.ActivityFreeLease}
 	deliverWebhook     = act[schemas.DeliverWebhookInput, none]{schemas.ActivityDeliverWebhook}
+	webhookOf          = act[schemas.WebhookOfInput, schemas.WebhookOfResult]{schemas.ActivityWebhookOf}
 	// Maintenance and charging.
 	setServiceStatus = act[schemas.SetServiceStatusInput, schemas.SetServiceStatusResult]{schemas.ActivitySetServiceStatus}
 	reserveCharger   = act[schemas.ReserveChargerInput, schemas.ReserveChargerResult]{schemas.ActivityReserveCharger}
@@ -106,7 +107,7 @@ func contract[In, Out any](a act[In, Out]) ActivityContract {
 var ActivityContracts = []ActivityContract{
 	contract(planMission), contract(reserveRobot), contract(cancelQueued), contract(buildOrder),
 	contract(sendOrder), contract(sendInstantActions), contract(robotSnapshot), contract(releaseRobot),
-	contract(audit), contract(sweepLeases), contract(freeLease), contract(deliverWebhook),
+	contract(audit), contract(sweepLeases), contract(freeLease), contract(deliverWebhook), contract(webhookOf),
 	contract(setServiceStatus), contract(reserveCharger), contract(releaseCharger), contract(siteRobots),
 	contract(verifyArtifact), contract(resolveTargets), contract(locateArtifact),
 }

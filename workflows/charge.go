@@ -134,6 +134,9 @@ func (c *charge) setState(ctx workflow.Context, s string) {
 	if s == schemas.ChargeWaitingCharger && c.status.QueuePosition > 0 {
 		d += fmt.Sprintf(" · #%d in line", c.status.QueuePosition)
 	}
+	if s == schemas.ChargeWaitingCharger && c.status.WaitingFor != "" {
+		d += " · " + c.status.WaitingFor
+	}
 	if c.status.LastError != "" {
 		d += " · " + c.status.LastError
 	}
@@ -177,6 +180,12 @@ func (c *charge) run(ctx, dctx workflow.Context) (schemas.ChargeStatus, error) {
 			// confirms (else the charge ends FAILED, saying why; the
 			// Reaper stops a robot that drives on).
 			if why := c.stopOrder(dctx, c.id, c.tag, c.tag+"-cancel"); why != "" {
+				if c.interrupt == nil {
+					// Cancelled, and the robot may still be on its way:
+					// out of service until checked, as a maintenance does.
+					return c.fail(dctx, "cancelled on the way to "+c.station+", but "+why+": out of service until checked", true)
+				}
+				// Taken by an urgent mission: its order decides.
 				c.status.LastError = "stopped on the way to " + c.station + ", but " + why
 			}
 			return c.end(dctx)
@@ -269,13 +278,17 @@ func (c *charge) reserveCharger(ctx, dctx workflow.Context) bool {
 		case err != nil:
 			c.status.LastError = "reserve a charger: " + err.Error()
 		case !res.Queued:
-			c.station, c.node, c.status.Station, c.status.QueuePosition = res.StationID, res.Node, res.StationID, 0
+			c.station, c.node, c.status.Station, c.status.QueuePosition, c.status.WaitingFor = res.StationID, res.Node, res.StationID, 0, ""
 			c.status.LastError = ""
 			c.audit(dctx, "charge.charger_reserved", map[string]any{"stationId": res.StationID})
 			return true
 		default:
-			if c.status.State != schemas.ChargeWaitingCharger || c.status.QueuePosition != res.QueuePosition {
-				c.status.QueuePosition = res.QueuePosition
+			why := ""
+			if len(res.Occupied) > 0 {
+				why = "free in the registry but stood on: " + strings.Join(res.Occupied, ", ")
+			}
+			if c.status.State != schemas.ChargeWaitingCharger || c.status.QueuePosition != res.QueuePosition || c.status.WaitingFor != why {
+				c.status.QueuePosition, c.status.WaitingFor = res.QueuePosition, why
 				c.setState(dctx, schemas.ChargeWaitingCharger)
 			}
 		}

@@ -124,6 +124,7 @@ func TestChargeCancelledWhileDriving(t *testing.T) {
 				return
 			}
 			require.ErrorContains(t, err, "did not confirm cancelOrder")
+			require.Equal(t, []string{"out_of_service"}, s.acts.serviceStatuses, "it may still be on its way: out of service until checked")
 		})
 	}
 }

@@ -85,6 +85,10 @@ func (f *fakeActivities) PlanMission(ctx context.Context, in schemas.PlanMission
 	return schemas.PlanMissionResult{FirstStationNode: "B1", X: 4, Y: 2, Webhook: in.Client == "acme-wms"}, nil
 }
 
+func (f *fakeActivities) WebhookOf(ctx context.Context, in schemas.WebhookOfInput) (schemas.WebhookOfResult, error) {
+	return schemas.WebhookOfResult{Webhook: in.Client == "acme-wms"}, nil
+}
+
 func (f *fakeActivities) DeliverWebhook(ctx context.Context, in schemas.DeliverWebhookInput) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -109,12 +109,20 @@ type notifier struct {
 // notifyEarlyEnd: the mission ends before PlanMission said whether its
 // client has a webhook (a spec the workers refuse, a site map that
 // disagrees with the ingress's, a cancellation while planning). The WMS
-// was told the mission exists, so its end is sent all the same: to a
-// client without a webhook DeliverWebhook says so (WMSClientUnknown) and
-// the delivery is given up, audited.
+// was told the mission exists, so its end is sent all the same when the
+// client has a webhook (activity WebhookOf; when even that cannot be
+// asked, it is sent, and a client without one is given up, audited).
 func (m *mission) notifyEarlyEnd(ctx workflow.Context) {
-	if m.in.Client != "" && m.notify == nil {
-		m.startNotifier(ctx, m.in.Client, 0)
+	if m.in.Client == "" || m.notify != nil {
+		return
+	}
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	var wh schemas.WebhookOfResult
+	if err := webhookOf.local(dctx, "webhook of "+m.in.Client, schemas.WebhookOfInput{Client: m.in.Client}, &wh); err != nil {
+		wh.Webhook = true
+	}
+	if wh.Webhook {
+		m.startNotifier(ctx, m.in.Client, wh.DeliveryTimeout)
 	}
 }
 
@@ -170,7 +178,7 @@ func (m *mission) auditDropped(ctx workflow.Context, n *notifier, batch []schema
 			Actor: n.client, Kind: "wms.delivery.gave_up", Subject: m.orderID,
 			Details: map[string]any{"eventId": ev.ID, "kind": ev.Kind, "error": why},
 			Once:    "wms-gave-up/" + ev.ID,
-		}, true)
+		}, false) // one try each: the mission's end must not wait on a registry that is down
 	}
 }
 

@@ -181,6 +181,16 @@ func TestMissionRefusedByTheWorkersStillTellsTheWMS(t *testing.T) {
 	_, err := s.result(t)
 	require.Equal(t, schemas.ErrInvalidMission, appErrType(err))
 	require.Equal(t, []string{"failed"}, s.acts.webhookKinds())
+
+	// A client without a webhook: nothing is sent, nothing started.
+	s = newEnv(t)
+	s.env.ExecuteWorkflow(Mission, schemas.MissionInput{Spec: sp, Client: "polling-wms"})
+	_, err = s.result(t)
+	require.Equal(t, schemas.ErrInvalidMission, appErrType(err))
+	require.Empty(t, s.acts.webhookKinds())
+	for _, a := range s.acts.audits {
+		require.NotEqual(t, "wms.delivery.gave_up", a.Kind)
+	}
 }
 
 // The mission's webhook deliveries end early (here: a WMSEvents that

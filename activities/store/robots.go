@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/fleetflow/fleetflow/schemas"
 )
 
 // Robot is a registered robot.
@@ -110,10 +112,11 @@ var ServiceStatuses = []string{InService, Draining, InMaintenance, OutOfService}
 
 // SetServiceStatus sets robotID's service status and writes an audit row
 // (kind robot.service_status, actor, details from, to, reason) in the same
-// transaction; it returns the status before. Called again by the actor
-// that made the last change, to the same status, it changes and audits
-// nothing and returns the status before that change (idempotent for a
-// retried activity). Errors: ErrNotFound for an unknown robot, an error
+// transaction; it returns the status before. Called again by the
+// workflow that made the last change (actor a workflow ID, e.g. a
+// maintenance's), to the same status, it changes and audits nothing and
+// returns the status before that change (idempotent for a retried
+// activity); an operator's repeat is audited as any change. Errors: ErrNotFound for an unknown robot, an error
 // naming the known ones for an unknown status.
 func (s *Store) SetServiceStatus(ctx context.Context, robotID, status, actor, reason string) (string, error) {
 	if !slices.Contains(ServiceStatuses, status) {
@@ -142,7 +145,7 @@ func (s *Store) SetServiceStatus(ctx context.Context, robotID, status, actor, re
 		err := tx.QueryRow(ctx, `
 SELECT actor, coalesce(details->>'from', ''), coalesce(details->>'to', '') FROM audit_log
 WHERE subject = $1 AND kind = 'robot.service_status' ORDER BY id DESC LIMIT 1`, robotID).Scan(&lastActor, &from, &to)
-		if err == nil && lastActor == actor && to == status && from != "" {
+		if err == nil && lastActor == actor && schemas.IsOwnerWorkflowID(actor) && to == status && from != "" {
 			return from, tx.Commit(ctx)
 		}
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {

@@ -46,11 +46,16 @@ type StationGrant struct {
 	// ask again when woken (ReleaseStation) or after a while.
 	Queued        bool
 	QueuePosition int // 1 for the first in line, 0 when not queued
+	// Occupied names the stations not reserved but stood on by another
+	// robot ("charger-1 (robot acme/AMR-2 stands on it)"): why a queued
+	// request waits although the registry shows a station free.
+	Occupied []string
 }
 
 // ReserveStation gives req.Holder the nearest free station of req.Stations
 // (not reserved, and no other robot of the site reports its Node as its
-// lastNodeId), or queues the request. First come, first served: a request gets a station
+// lastNodeId), or queues the request. A robot that already stands on a
+// free station gets it whoever waits (nobody else could use it). First come, first served: a request gets a station
 // only when fewer requests of the site wait before it than stations are
 // free. Calling it again is safe: a holder gets the station it holds back,
 // and a queued holder keeps its place in line. One transaction, serialized
@@ -88,21 +93,33 @@ func (s *Store) ReserveStation(ctx context.Context, req StationRequest) (Station
 		for _, id := range takenIDs {
 			taken[id] = true
 		}
-		// Stations another robot stands on: free in the registry, not on
-		// the floor.
+		// Stations a robot stands on: free in the registry, not on the
+		// floor. Only the stations' nodes are looked at.
+		var nodes []string
+		for _, st := range req.Stations {
+			if st.Node != "" {
+				nodes = append(nodes, st.Node)
+			}
+		}
 		rows, err = tx.Query(ctx, `
-SELECT DISTINCT s.last_node_id FROM robot_state s JOIN robots r ON r.robot_id = s.robot_id
-WHERE r.site = $1 AND s.robot_id <> $2 AND s.last_node_id <> '' AND s.state_timestamp IS NOT NULL`, req.Site, req.RobotID)
+SELECT s.robot_id, s.last_node_id FROM robot_state s JOIN robots r ON r.robot_id = s.robot_id
+WHERE r.site = $1 AND s.last_node_id = ANY($2) AND s.state_timestamp IS NOT NULL`, req.Site, nodes)
 		if err != nil {
 			return err
 		}
-		standing, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		type standing struct{ Robot, Node string }
+		on, err := pgx.CollectRows(rows, pgx.RowToStructByPos[standing])
 		if err != nil {
 			return err
 		}
-		occupied := map[string]bool{}
-		for _, n := range standing {
-			occupied[n] = true
+		occupied := map[string]string{} // node → the other robot on it
+		ownNode := ""
+		for _, o := range on {
+			if o.Robot == req.RobotID {
+				ownNode = o.Node
+			} else {
+				occupied[o.Node] = o.Robot
+			}
 		}
 		var ahead int
 		err = tx.QueryRow(ctx, `
@@ -113,15 +130,27 @@ WHERE q.site = $1 AND q.holder <> $2
 		if err != nil {
 			return err
 		}
-		best, bestD, free := "", math.Inf(1), 0
+		best, bestD, free, own := "", math.Inf(1), 0, ""
 		for _, st := range req.Stations {
-			if taken[st.ID] || (st.Node != "" && occupied[st.Node]) {
+			if taken[st.ID] {
 				continue
+			}
+			if by := occupied[st.Node]; st.Node != "" && by != "" {
+				g.Occupied = append(g.Occupied, st.ID+" (robot "+by+" stands on it)")
+				continue
+			}
+			if st.Node != "" && st.Node == ownNode {
+				own = st.ID
 			}
 			free++
 			if d := math.Hypot(st.X-req.X, st.Y-req.Y); d < bestD {
 				best, bestD = st.ID, d
 			}
+		}
+		if own != "" {
+			// The robot already stands on a free station: nobody in line
+			// could use it while it is there, so it goes first.
+			best, ahead = own, 0
 		}
 		if best != "" && ahead < free {
 			if _, err := tx.Exec(ctx, `INSERT INTO station_reservations (site, station_id, holder, robot_id) VALUES ($1, $2, $3, $4)`,

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 )
@@ -40,7 +41,13 @@ func TestReserveStationSkipsAnOccupiedCharger(t *testing.T) {
 		t.Fatal(err)
 	}
 	g, err = s.ReserveStation(ctx, StationRequest{Site: "a", Holder: "charge-other", RobotID: "acme/other", Stations: chargers[:1], X: 5})
-	if err != nil || !g.Queued {
-		t.Fatalf("the only charger is occupied: want to wait in line, got %+v %v", g, err)
+	if err != nil || !g.Queued || len(g.Occupied) != 1 || !strings.Contains(g.Occupied[0], "acme/parked") {
+		t.Fatalf("the only charger is occupied: want to wait in line, told by whom, got %+v %v", g, err)
+	}
+	// The parked robot, still low, asks again behind the one waiting: it
+	// stands on the charger, which nobody else could use: it gets it.
+	g, err = s.ReserveStation(ctx, StationRequest{Site: "a", Holder: "charge-parked-2", RobotID: "acme/parked", Stations: chargers[:1]})
+	if err != nil || g.Queued || g.StationID != "CH1" {
+		t.Fatalf("the robot on the charger must not wait behind robots that cannot use it: %+v %v", g, err)
 	}
 }

@@ -184,10 +184,15 @@ func existing(ctx context.Context, c client.Client, dc converter.DataConverter, 
 	if err == nil {
 		return sub, v.Get(&sub.Status)
 	}
-	if ctx.Err() != nil {
+	// Not ready to answer (its first workflow task has not run; no worker
+	// polls yet): its search attributes say as much as there is to say.
+	// Any other failure is one.
+	var notReady *serviceerror.WorkflowNotReady
+	var precondition *serviceerror.FailedPrecondition
+	var deadline *serviceerror.DeadlineExceeded
+	if ctx.Err() != nil || !(errors.As(err, &notReady) || errors.As(err, &precondition) || errors.As(err, &deadline)) {
 		return sub, fmt.Errorf("mission %s exists; its status: %w", spec.MissionID, err)
 	}
-	// Its search attributes say as much as there is to say.
 	sub.Status = schemas.MissionStatus{MissionID: spec.MissionID, Site: spec.Site, Priority: spec.Priority, State: schemas.MissionValidating}
 	if st := info.GetStartTime(); st != nil {
 		sub.Status.StartedAt, sub.Status.UpdatedAt = st.AsTime(), st.AsTime()

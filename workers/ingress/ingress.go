@@ -640,10 +640,12 @@ func (s *Server) temporalError(w http.ResponseWriter, what string, err error) {
 		writeError(w, http.StatusConflict, errorBody{Error: ae.Message(), Type: ae.Type()})
 	case errors.As(err, &nf):
 		writeError(w, http.StatusNotFound, errorBody{Error: what + ": not found"})
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &de), errors.As(err, &ut):
+	case errors.As(err, &ut):
 		// An update still running at the deadline (a cancel waiting for
 		// the robot and its release) is not done, nor failed: 504.
 		writeError(w, http.StatusGatewayTimeout, errorBody{Error: what + ": no answer in time; it may still be in progress"})
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &de):
+		writeError(w, http.StatusGatewayTimeout, errorBody{Error: what + ": no answer in time"})
 	default:
 		s.log.Error("ingress: temporal call failed", "what", what, "error", err)
 		writeError(w, http.StatusBadGateway, errorBody{Error: what + ": Temporal unavailable"})

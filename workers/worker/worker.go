@@ -558,11 +558,13 @@ func (w *Worker) serveIngress(addr string, cfg config.Config, maps map[string]*s
 	}
 	// The client's data converter (payload encryption): an ended mission's
 	// input is read from its history with it.
-	copts, err := TemporalClientOptions(cfg, w.log)
-	if err != nil {
+	var dc converter.DataConverter
+	if pc, err := payloadCodec(cfg); err != nil {
 		return err
+	} else if pc != nil {
+		dc = pc.DataConverter()
 	}
-	h, err := ingress.New(ingress.Options{Temporal: w.Client, DataConverter: copts.DataConverter, TaskQueue: cfg.TaskQueues.Missions, Clients: clients,
+	h, err := ingress.New(ingress.Options{Temporal: w.Client, DataConverter: dc, TaskQueue: cfg.TaskQueues.Missions, Clients: clients,
 		Sites: maps, Audit: w.Store, MaxBody: cfg.WMS.IngressMaxBody, Logger: w.log})
 	if err != nil {
 		return err
