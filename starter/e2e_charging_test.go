@@ -120,12 +120,14 @@ func TestEndToEndCharging(t *testing.T) {
 		return ls.Fleet.Robot(strings.SplitN(robot, "/", 2)[1]).Snapshot().BatteryState.BatteryCharge
 	}
 	require.Eventually(t, func() bool {
-		states = map[string]string{}
+		now := map[string]string{}
+		defer func() { states = now }() // the last full picture, for the failure message
 		count := map[string]int{}
 		waiting, least := "", 101.0
 		for _, r := range robots {
-			s := chargeStatus(r).State
-			states[r] = fmt.Sprintf("%s %.1f%%", s, battery(r))
+			cs := chargeStatus(r)
+			s := cs.State
+			now[r] = fmt.Sprintf("%s %.1f%% %s%s", s, battery(r), cs.WaitingFor, cs.LastError)
 			count[s]++
 			if s == schemas.ChargeWaitingCharger {
 				waiting = r

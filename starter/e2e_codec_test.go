@@ -66,7 +66,7 @@ func TestEndToEndEncryptedPayloads(t *testing.T) {
 	require.False(t, again.Created)
 	require.Equal(t, schemas.MissionCompleted, again.Status.State)
 	other := spec
-	other.Priority++
+	other.MinBattery++ // priority is not part of a mission's identity (reprioritize)
 	_, err = wms.StartMission(ctx, ls.Worker.Client, aes.DataConverter(), ls.Cfg.TaskQueues.Missions, other, "", "test")
 	require.ErrorIs(t, err, wms.ErrConflict)
 
