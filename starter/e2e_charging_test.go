@@ -136,7 +136,7 @@ func TestEndToEndCharging(t *testing.T) {
 			}
 		}
 		return count[schemas.ChargeCharging] == 2 && count[schemas.ChargeWaitingCharger] == 1 && least > battery(waiting)+2
-	}, 90*time.Second, 200*time.Millisecond, "charge states %v", &states)
+	}, 150*time.Second, 200*time.Millisecond, "charge states %v", &states)
 	holds, err := reg.StationHolds(ctx, ls.Cfg.Site.Name)
 	require.NoError(t, err)
 	require.Len(t, holds, 2, "%+v", holds)
