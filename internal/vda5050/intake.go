@@ -133,9 +133,12 @@ func DecodeState(e Edition, raw []byte) (*Intake, error) {
 			in.Deviations = append(in.Deviations, Deviation{Kind: DeviationExtraField, Path: "/" + k})
 		}
 	}
-	nulls := len(in.Deviations)
-	dropNulls(obj, "", &in.Deviations)
-	nulls = len(in.Deviations) - nulls
+	nulls := 0
+	if hasNull(obj) { // a walk without allocations; most states have none
+		nulls = len(in.Deviations)
+		dropNulls(obj, "", &in.Deviations)
+		nulls = len(in.Deviations) - nulls
+	}
 	verr := validateInstance(s, TopicState, inst)
 	if verr == nil && nulls == 0 {
 		if err := gojson.Unmarshal(raw, &in.State); err == nil {
@@ -192,6 +195,25 @@ func Unmarshal(raw []byte, v any) error {
 		return err
 	}
 	return gojson.Unmarshal(fixed, v)
+}
+
+// hasNull reports whether an object property in v or below is JSON null.
+func hasNull(v any) bool {
+	switch x := v.(type) {
+	case map[string]any:
+		for _, el := range x {
+			if el == nil || hasNull(el) {
+				return true
+			}
+		}
+	case []any:
+		for _, el := range x {
+			if hasNull(el) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // dropNulls deletes every object property whose value is JSON null, in v
