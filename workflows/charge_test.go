@@ -13,6 +13,12 @@ import (
 )
 
 func (f *fakeActivities) ReserveCharger(ctx context.Context, in schemas.ReserveChargerInput) (schemas.ReserveChargerResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.chargerOccupied > 0 {
+		f.chargerOccupied--
+		return schemas.ReserveChargerResult{Queued: true, QueuePosition: 1, Occupied: []string{"charger-1 (robot acme/AMR-002 stands on it)"}}, nil
+	}
 	return schemas.ReserveChargerResult{StationID: "charger-1", Node: "C1"}, nil
 }
 
@@ -127,4 +133,29 @@ func TestChargeCancelledWhileDriving(t *testing.T) {
 			require.Equal(t, []string{"out_of_service"}, s.acts.serviceStatuses, "it may still be on its way: out of service until checked")
 		})
 	}
+}
+
+// A charger free in the registry but stood on by another robot: the
+// charge waits, and its status says which and by whom; once granted, that
+// is gone.
+func TestChargeSaysWhatItWaitsFor(t *testing.T) {
+	s := newChargeEnv(&fakeActivities{chargerOccupied: 3})
+	s.acts.snapshot = &schemas.RobotEvent{RobotID: "acme/AMR-001", LastNodeID: "A1", BatteryCharge: 20}
+	var waiting, driving schemas.ChargeStatus
+	query := func(into *schemas.ChargeStatus) {
+		v, err := s.env.QueryWorkflow(schemas.QueryStatus)
+		require.NoError(t, err)
+		require.NoError(t, v.Get(into))
+	}
+	s.at(Charging.RequeueAfter/2, func() { query(&waiting) })
+	s.at(3*Charging.RequeueAfter+Charging.RequeueAfter/2, func() {
+		query(&driving)
+		s.env.CancelWorkflow()
+	})
+	s.env.ExecuteWorkflow(schemas.ChargeWorkflowType, schemas.ChargeInput{RobotID: "acme/AMR-001", Site: "warehouse-a", Resume: 80, Reason: "test"})
+	require.True(t, s.env.IsWorkflowCompleted())
+	require.Equal(t, schemas.ChargeWaitingCharger, waiting.State)
+	require.Contains(t, waiting.WaitingFor, "charger-1 (robot acme/AMR-002 stands on it)")
+	require.Equal(t, schemas.ChargeDriving, driving.State)
+	require.Empty(t, driving.WaitingFor)
 }

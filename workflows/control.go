@@ -157,3 +157,46 @@ func (m *mission) sendControl(ctx workflow.Context, actionType, actionID string,
 	}
 	return &controlAction{actionType: actionType, id: actionID, headerID: res.HeaderID, sentAt: workflow.Now(ctx), before: before, ticket: ticket}, nil
 }
+
+// awaitStopped waits up to Timings.ConfirmTimeout for robotID's answer to
+// the cancelOrder actionID already sent, reading its stored state every
+// 2 s: a workflow cancelled by Temporal (or ending) does not read signals.
+// Confirmed ("", ""): that cancelOrder FINISHED, or FAILED while the
+// robot holds nothing of the order (as controlAction.judge), or the state
+// shows this very order with nothing left to do. order says of a state
+// whether it shows this order and whether the robot still works on it; a
+// state of another order proves nothing (ours may be on its way). seen,
+// when not nil, gets every state read. Otherwise it returns the error type
+// and why: refused (ErrRobotRefused) or no answer in time
+// (ErrRobotUnresponsive).
+func awaitStopped(ctx workflow.Context, robotID, actionID string, order func(schemas.RobotEvent) (ours, holds bool), seen func(schemas.RobotEvent)) (string, string) {
+	deadline := workflow.Now(ctx).Add(Timings.ConfirmTimeout)
+	for {
+		var ev schemas.RobotEvent
+		if err := robotSnapshot.local(ctx, "read stored state of "+robotID, schemas.RobotSnapshotInput{RobotID: robotID}, &ev); err == nil {
+			if seen != nil {
+				seen(ev)
+			}
+			ours, holds := order(ev)
+			if ours && !holds {
+				return "", ""
+			}
+			for _, as := range ev.ActionStates {
+				if as.ActionID != actionID {
+					continue
+				}
+				switch {
+				case as.ActionStatus == vda5050.ActionFinished, as.ActionStatus == vda5050.ActionFailed && !holds:
+					return "", ""
+				case as.ActionStatus == vda5050.ActionFailed:
+					return schemas.ErrRobotRefused, fmt.Sprintf("robot %s refused cancelOrder: %s", robotID, as.ResultDescription)
+				}
+			}
+		}
+		left := deadline.Sub(workflow.Now(ctx))
+		if left <= 0 {
+			return schemas.ErrRobotUnresponsive, fmt.Sprintf("robot %s did not confirm cancelOrder within %s", robotID, Timings.ConfirmTimeout)
+		}
+		_ = workflow.Sleep(ctx, min(2*time.Second, left))
+	}
+}

@@ -108,44 +108,16 @@ func (w *robotWatch) driveTo(ctx, dctx workflow.Context, site, station, orderID 
 }
 
 // stopOrder sends cancelOrder (actionId actionID, in holder's name) for
-// the drive-only order orderID and waits up to Timings.ConfirmTimeout for
-// the robot to confirm, reading its stored state every 2 s: that
-// cancelOrder FINISHED, or FAILED with nothing of the order left (a
-// robot that never took it answers noOrderToCancel), or the state shows
-// orderID with nothing left to drive. A state that shows another order
-// proves nothing. It returns "" when confirmed, else why not (as a mission
-// does after a Temporal cancellation: cleanupAfterCancel).
+// the drive-only order orderID and waits for the robot to confirm it
+// (awaitStopped). It returns "" when confirmed, else why not.
 func (w *robotWatch) stopOrder(ctx workflow.Context, holder, orderID, actionID string) string {
 	if err := sendInstantActions.io(ctx, w.io, "stop "+w.robotID, schemas.SendInstantActionsInput{
 		RobotID: w.robotID, Holder: holder, Actions: []vda5050.Action{{ActionType: vda5050.ActionCancelOrder, ActionID: actionID, BlockingType: vda5050.BlockingHard}},
 	}, nil); err != nil {
 		return fmt.Sprintf("could not send cancelOrder to robot %s: %v", w.robotID, err)
 	}
-	deadline := workflow.Now(ctx).Add(Timings.ConfirmTimeout)
-	for {
-		var ev schemas.RobotEvent
-		if err := robotSnapshot.local(ctx, "read stored state of "+w.robotID, schemas.RobotSnapshotInput{RobotID: w.robotID}, &ev); err == nil {
-			w.apply(ev)
-			holds := ev.OrderID == orderID && (ev.NodesRemaining > 0 || ev.EdgesRemaining > 0 || ev.Driving)
-			if ev.OrderID == orderID && !holds {
-				return ""
-			}
-			for _, as := range ev.ActionStates {
-				if as.ActionID != actionID {
-					continue
-				}
-				switch {
-				case as.ActionStatus == vda5050.ActionFinished, as.ActionStatus == vda5050.ActionFailed && !holds:
-					return ""
-				case as.ActionStatus == vda5050.ActionFailed:
-					return fmt.Sprintf("robot %s refused cancelOrder: %s", w.robotID, as.ResultDescription)
-				}
-			}
-		}
-		left := deadline.Sub(workflow.Now(ctx))
-		if left <= 0 {
-			return fmt.Sprintf("robot %s did not confirm cancelOrder within %s", w.robotID, Timings.ConfirmTimeout)
-		}
-		_ = workflow.Sleep(ctx, min(2*time.Second, left))
-	}
+	_, why := awaitStopped(ctx, w.robotID, actionID, func(ev schemas.RobotEvent) (bool, bool) {
+		return ev.OrderID == orderID, ev.OrderID == orderID && (ev.NodesRemaining > 0 || ev.EdgesRemaining > 0 || ev.Driving)
+	}, w.apply)
+	return why
 }

@@ -1288,47 +1288,19 @@ func (m *mission) cleanupAfterCancel(ctx workflow.Context) (schemas.MissionResul
 	return m.result(), temporal.NewCanceledError("workflow cancelled")
 }
 
-// stopAfterCancel sends cancelOrder and waits up to Timings.ConfirmTimeout
-// for the robot to confirm, reading its stored state every 2 s (a
-// snapshot, not the robot-event signals, which m.stopping now ignores).
-// Confirmed: that cancelOrder FINISHED, or FAILED with the robot holding
-// nothing of the order (as controlAction.judge), or the stored state shows
-// this very order (orderId and orderUpdateId) with nothing left to do. A
-// state that shows another order proves nothing: the order may still be
-// on its way. It returns "" when the robot confirmed, else the error type
-// and why not.
+// stopAfterCancel sends cancelOrder and waits for the robot to confirm
+// it (awaitStopped: this order shown with nothing left, or the
+// cancelOrder's own answer). It returns "" when the robot confirmed, else
+// the error type and why not.
 func (m *mission) stopAfterCancel(ctx workflow.Context) (string, string) {
 	m.cancelSeq++
 	id := fmt.Sprintf("%s%swf-cancel-%d", m.orderID, schemas.InstantActionSeparator, m.cancelSeq)
 	if _, err := m.sendInstant(ctx, vda5050.ActionCancelOrder, id); err != nil {
 		return schemas.ErrRobotUnresponsive, fmt.Sprintf("could not send cancelOrder to robot %s: %v", m.status.RobotID, err)
 	}
-	deadline := workflow.Now(ctx).Add(Timings.ConfirmTimeout)
-	for {
-		var ev schemas.RobotEvent
-		if err := robotSnapshot.local(ctx, "read stored state of "+m.status.RobotID, schemas.RobotSnapshotInput{RobotID: m.status.RobotID}, &ev); err == nil {
-			holds := m.holdsOrder(ev)
-			if ev.OrderID == m.vdaOrderID && ev.OrderUpdateID == m.orderUpdateID && !holds {
-				return "", ""
-			}
-			for _, as := range ev.ActionStates {
-				if as.ActionID != id {
-					continue
-				}
-				switch {
-				case as.ActionStatus == vda5050.ActionFinished, as.ActionStatus == vda5050.ActionFailed && !holds:
-					return "", ""
-				case as.ActionStatus == vda5050.ActionFailed:
-					return schemas.ErrRobotRefused, fmt.Sprintf("robot %s refused cancelOrder: %s", m.status.RobotID, as.ResultDescription)
-				}
-			}
-		}
-		left := deadline.Sub(workflow.Now(ctx))
-		if left <= 0 {
-			return schemas.ErrRobotUnresponsive, fmt.Sprintf("robot %s did not confirm cancelOrder within %s", m.status.RobotID, Timings.ConfirmTimeout)
-		}
-		_ = workflow.Sleep(ctx, min(2*time.Second, left))
-	}
+	return awaitStopped(ctx, m.status.RobotID, id, func(ev schemas.RobotEvent) (bool, bool) {
+		return ev.OrderID == m.vdaOrderID && ev.OrderUpdateID == m.orderUpdateID, m.holdsOrder(ev)
+	}, nil)
 }
 
 func (m *mission) fail(ctx workflow.Context, errType, reason string) (schemas.MissionResult, error) {

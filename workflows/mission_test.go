@@ -57,6 +57,9 @@ type fakeActivities struct {
 	parts bool
 	// serviceStatus is the service status each grant reports ("" = in service).
 	serviceStatus string
+	// chargerOccupied: ReserveCharger answers "queued, charger-1 stood
+	// on by another robot" this many times first.
+	chargerOccupied int
 	// serviceStatuses are the service statuses set, in order.
 	serviceStatuses []string
 	// chargerReleases: where the robot stood (its snapshot's lastNodeId)
@@ -1246,7 +1249,8 @@ func TestMissionNoHandoverWhileTheFailedRobotIsHeld(t *testing.T) {
 // mission ends FAILED with the cancel not applied (the workflow still
 // closes as cancelled).
 func TestMissionTemporalCancelWaitsForTheRobot(t *testing.T) {
-	for name, confirm := range map[string]bool{"confirmed": true, "not confirmed": false} {
+	for name, answer := range map[string]string{"confirmed": "confirmed", "not confirmed": "did not confirm cancelOrder", "refused": "refused cancelOrder: busy"} {
+		confirm := answer == "confirmed"
 		t.Run(name, func(t *testing.T) {
 			s := newEnv(t)
 			s.signal(time.Second, driving("A1", 0, 2))
@@ -1254,6 +1258,9 @@ func TestMissionTemporalCancelWaitsForTheRobot(t *testing.T) {
 			if confirm {
 				stored.Driving, stored.NodesRemaining, stored.EdgesRemaining = false, 0, 0
 				stored.ActionStates = append(stored.ActionStates, vda5050.ActionState{ActionID: wfID + "#wf-cancel-1", ActionStatus: vda5050.ActionFinished})
+			}
+			if name == "refused" { // FAILED while it still drives the order
+				stored.ActionStates = append(stored.ActionStates, vda5050.ActionState{ActionID: wfID + "#wf-cancel-1", ActionStatus: vda5050.ActionFailed, ResultDescription: "busy"})
 			}
 			s.acts.snapshot = &stored
 			s.at(2*time.Second, func() { s.env.CancelWorkflow() })
@@ -1270,7 +1277,7 @@ func TestMissionTemporalCancelWaitsForTheRobot(t *testing.T) {
 				return
 			}
 			require.Equal(t, schemas.MissionFailed, st.State)
-			require.Contains(t, st.CancelNotApplied, "did not confirm cancelOrder")
+			require.Contains(t, st.CancelNotApplied, answer)
 			require.Equal(t, "mission.failed", s.acts.audits[len(s.acts.audits)-1].Kind)
 		})
 	}

@@ -79,11 +79,8 @@ func WMSEvents(ctx workflow.Context, in schemas.WMSEventsInput) (schemas.WMSEven
 		}
 		res.GaveUp = append(res.GaveUp, ev.ID)
 		logger.Warn("mission event given up", "event", ev.ID, "kind", ev.Kind, "error", err)
-		_ = audit.retry(ctx, "audit", schemas.AuditInput{
-			Actor: in.Client, Kind: "wms.delivery.gave_up", Subject: schemas.MissionWorkflowID(in.MissionID),
-			Details: map[string]any{"eventId": ev.ID, "kind": ev.Kind, "error": err.Error()},
-			Once:    "wms-gave-up/" + ev.ID,
-		}, nil, storeOptions("audit"), workflow.Now(ctx).Add(Timings.ReleaseTimeout))
+		_ = audit.retry(ctx, "audit", gaveUpAudit(in.Client, schemas.MissionWorkflowID(in.MissionID), ev, err.Error()),
+			nil, storeOptions("audit"), workflow.Now(ctx).Add(Timings.ReleaseTimeout))
 	}
 }
 
@@ -174,11 +171,18 @@ func (m *mission) sendEvents(ctx workflow.Context, n *notifier, batch []schemas.
 // delivery is (wms.delivery.gave_up): never lost without a trace.
 func (m *mission) auditDropped(ctx workflow.Context, n *notifier, batch []schemas.WMSEvent, why string) {
 	for _, ev := range batch {
-		writeAudit(ctx, m.logger, schemas.AuditInput{
-			Actor: n.client, Kind: "wms.delivery.gave_up", Subject: m.orderID,
-			Details: map[string]any{"eventId": ev.ID, "kind": ev.Kind, "error": why},
-			Once:    "wms-gave-up/" + ev.ID,
-		}, false) // one try each: the mission's end must not wait on a registry that is down
+		// One try each: the mission's end must not wait on a registry that is down.
+		writeAudit(ctx, m.logger, gaveUpAudit(n.client, m.orderID, ev, why), false)
+	}
+}
+
+// gaveUpAudit is the audit row (wms.delivery.gave_up, once per event) of
+// a mission event that will never reach client's webhook, and why.
+func gaveUpAudit(client, missionWorkflowID string, ev schemas.WMSEvent, why string) schemas.AuditInput {
+	return schemas.AuditInput{
+		Actor: client, Kind: "wms.delivery.gave_up", Subject: missionWorkflowID,
+		Details: map[string]any{"eventId": ev.ID, "kind": ev.Kind, "error": why},
+		Once:    "wms-gave-up/" + ev.ID,
 	}
 }
 

@@ -793,12 +793,18 @@ func TestLateOfflineAfterAStateIsDropped(t *testing.T) {
 	}
 }
 
-// A factsheet that cannot be read is counted, as any other message.
+// A factsheet that cannot be read is counted, as any other message; a
+// cleared retained one is not.
 func TestUnreadableFactsheetIsCounted(t *testing.T) {
 	b, _, _ := newBridge(prometheus.NewRegistry())
 	b.Handle(context.Background(), "uagv/v2/acme/AMR-001/factsheet", []byte(`[1,2]`))
 	if v := testutil.ToFloat64(b.m.rejected.WithLabelValues("factsheet")); v != 1 {
 		t.Errorf("factsheet rejections %v, want 1", v)
+	}
+	// A cleared retained factsheet (an empty payload) is no message at all.
+	b.Handle(context.Background(), "uagv/v2/acme/AMR-001/factsheet", nil)
+	if v := testutil.ToFloat64(b.m.rejected.WithLabelValues("factsheet")); v != 1 {
+		t.Errorf("a cleared retained factsheet was counted as rejected (%v)", v)
 	}
 }
 
